@@ -1,0 +1,99 @@
+//! The command line, as clap sees it. Checked and resolved into a `Config` elsewhere.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser};
+use clap_complete::Shell;
+
+/// Run Claude Code with only a long-lived setup-token: a credential-free scratch HOME,
+/// onboarding and folder trust pre-seeded, every other credential removed.
+#[derive(Debug, Parser)]
+#[command(
+    name = "claude-iso",
+    version,
+    about,
+    long_about = None,
+    args_conflicts_with_subcommands = true,
+    subcommand_value_name = "SUBCOMMAND",
+    subcommand_help_heading = "Subcommands",
+    after_help = "COMMAND defaults to `claude`. Everything after `--` is passed verbatim.\n\
+                  Exit status: the command's own; 125 if claude-iso fails, 126 if COMMAND \
+                  cannot run, 127 if it is not found."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub subcommand: Option<Subcommand>,
+
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+
+    /// Print what would happen (token shown as prefix and length only); change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Say which token source was used and what was seeded or moved.
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Print nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The command to run, and its arguments [default: claude].
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// Options shared by the launcher and `doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct LaunchArgs {
+    /// Env file holding CLAUDE_CODE_OAUTH_TOKEN=… (mode 0600).
+    #[arg(long, value_name = "PATH", env = "CLAUDE_ISO_ENV_FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// Scratch HOME [default: $XDG_STATE_HOME/claude-iso/home].
+    #[arg(long, value_name = "DIR", env = "CLAUDE_ISO_HOME")]
+    pub home: Option<PathBuf>,
+
+    /// Change to DIR before running COMMAND; DIR is the folder that gets trusted.
+    #[arg(short = 'C', long = "cwd", value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+
+    /// Also pre-trust DIR (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub trust: Vec<PathBuf>,
+
+    /// Pass a variable through that would be removed (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub keep_env: Vec<String>,
+
+    /// Also remove NAME from the command's environment (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub unset: Vec<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Subcommand {
+    /// Check the token, the scratch home, the seed and the environment; change nothing.
+    Doctor(DoctorArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub launch: LaunchArgs,
+
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also run claude once, isolated as the launcher would, and expect AUTH_OK back.
+    #[arg(long)]
+    pub live: bool,
+}

@@ -1,0 +1,214 @@
+//! Checked options: the command line and the caller's environment resolved into paths.
+
+use std::cell::OnceCell;
+use std::ffi::OsString;
+use std::path::{Component, Path, PathBuf};
+
+use crate::cli::LaunchArgs;
+use crate::environment::{CallerEnv, NESTED_VAR};
+use crate::error::{Error, Result};
+
+/// How much claude-iso says on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Everything the launcher needs, resolved.
+#[derive(Debug)]
+pub struct Config {
+    pub env: CallerEnv,
+    /// `--env-file` / `CLAUDE_ISO_ENV_FILE`, made absolute.
+    pub env_file: Option<PathBuf>,
+    /// The scratch home, absolute (not yet checked).
+    pub home: PathBuf,
+    /// The directory claude will run in (realpath), and the first one trusted.
+    pub workdir: PathBuf,
+    /// Whether `-C` moves us to `workdir` before exec.
+    pub chdir: bool,
+    /// Realpaths to trust: `workdir` first, then each `--trust`, without duplicates.
+    pub trust: Vec<PathBuf>,
+    pub keep_env: Vec<String>,
+    pub unset: Vec<String>,
+    /// The directory claude-iso was started in.
+    pub start_dir: PathBuf,
+    real_home: RealHome,
+}
+
+/// The user's real home: `$HOME` (unless it is itself a scratch home, as when nested)
+/// and the passwd entry's home, looked up only when needed.
+#[derive(Debug, Default)]
+struct RealHome {
+    from_env: Option<PathBuf>,
+    from_passwd: OnceCell<Option<PathBuf>>,
+}
+
+impl RealHome {
+    fn passwd(&self) -> Option<&Path> {
+        self.from_passwd
+            .get_or_init(|| {
+                nix::unistd::User::from_uid(nix::unistd::geteuid())
+                    .ok()
+                    .flatten()
+                    .map(|u| u.dir)
+                    .filter(|d| d.is_absolute())
+            })
+            .as_deref()
+    }
+}
+
+impl Config {
+    /// Resolves the launcher options against the caller's environment and directory.
+    ///
+    /// # Errors
+    /// `-C`/`--trust` not a directory, no usable real home, paths that cannot be resolved.
+    pub fn new(args: &LaunchArgs, env: CallerEnv) -> Result<Config> {
+        let start_dir = std::env::current_dir().map_err(|e| Error::Cwd {
+            path: PathBuf::from("."),
+            reason: format!(
+                "cannot get the current directory: {}",
+                crate::error_text(&e)
+            ),
+        })?;
+        let nested = env.get(NESTED_VAR).is_some_and(|v| !v.is_empty());
+        let real_home = RealHome {
+            from_env: if nested {
+                None
+            } else {
+                env.absolute_path("HOME").map(clean)
+            },
+            from_passwd: OnceCell::new(),
+        };
+
+        let (workdir, chdir) = match &args.cwd {
+            Some(dir) => (real_dir(&start_dir.join(dir), "-C")?, true),
+            // getcwd already returns the resolved path claude will see.
+            None => (start_dir.clone(), false),
+        };
+        let mut trust = vec![workdir.clone()];
+        for dir in &args.trust {
+            let dir = real_dir(&start_dir.join(dir), "--trust")?;
+            if !trust.contains(&dir) {
+                trust.push(dir);
+            }
+        }
+
+        let mut config = Config {
+            env_file: args.env_file.as_ref().map(|p| clean(&start_dir.join(p))),
+            home: PathBuf::new(),
+            workdir,
+            chdir,
+            trust,
+            keep_env: args.keep_env.clone(),
+            unset: args.unset.clone(),
+            start_dir,
+            real_home,
+            env,
+        };
+        config.home = match &args.home {
+            Some(h) => clean(&config.start_dir.join(h)),
+            None => config.xdg_state_home().join("claude-iso").join("home"),
+        };
+        for name in config.keep_env.iter().chain(&config.unset) {
+            if name.is_empty() || name.contains('=') {
+                return Err(Error::Usage(format!(
+                    "--keep-env/--unset take a variable name, got one with '=' or empty: {}",
+                    if name.contains('=') { "NAME=…" } else { "''" }
+                )));
+            }
+        }
+        Ok(config)
+    }
+
+    /// The user's real home for default paths: `$HOME`, else the passwd entry's.
+    #[must_use]
+    pub fn real_home(&self) -> PathBuf {
+        self.real_home
+            .from_env
+            .clone()
+            .or_else(|| self.real_home.passwd().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("/"))
+    }
+
+    /// Every path that counts as the real home: `$HOME` and the passwd entry's home.
+    #[must_use]
+    pub fn real_homes(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self.real_home.from_env.iter().cloned().collect();
+        if let Some(p) = self.real_home.passwd() {
+            if !out.iter().any(|q| q == p) {
+                out.push(p.to_path_buf());
+            }
+        }
+        out
+    }
+
+    /// `$XDG_CONFIG_HOME` if absolute, else `<real home>/.config`.
+    #[must_use]
+    pub fn xdg_config_home(&self) -> PathBuf {
+        self.env
+            .absolute_path("XDG_CONFIG_HOME")
+            .map_or_else(|| self.real_home().join(".config"), clean)
+    }
+
+    /// `$XDG_STATE_HOME` if absolute, else `<real home>/.local/state`.
+    #[must_use]
+    pub fn xdg_state_home(&self) -> PathBuf {
+        self.env
+            .absolute_path("XDG_STATE_HOME")
+            .map_or_else(|| self.real_home().join(".local/state"), clean)
+    }
+
+    /// Directories claude must never get as its config: each real `~/.claude` and the
+    /// caller's `CLAUDE_CONFIG_DIR`.
+    #[must_use]
+    pub fn real_config_dirs(&self) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = self
+            .real_homes()
+            .iter()
+            .map(|h| h.join(".claude"))
+            .collect();
+        if let Some(dir) = self.env.get("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
+            out.push(clean(&self.start_dir.join(dir)));
+        }
+        out
+    }
+
+    /// `PATH` of the caller, for resolving COMMAND.
+    #[must_use]
+    pub fn path_var(&self) -> Option<OsString> {
+        self.env.get("PATH").map(ToOwned::to_owned)
+    }
+}
+
+/// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it
+/// against what is really there, which a lexical rewrite cannot know).
+#[must_use]
+pub fn clean(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+fn real_dir(path: &Path, option: &str) -> Result<PathBuf> {
+    let real = std::fs::canonicalize(path).map_err(|e| Error::Cwd {
+        path: path.to_owned(),
+        reason: format!("{option}: {}", crate::error_text(&e)),
+    })?;
+    if !real.is_dir() {
+        return Err(Error::Cwd {
+            path: path.to_owned(),
+            reason: format!("{option}: not a directory"),
+        });
+    }
+    if real.to_str().is_none() {
+        return Err(Error::Cwd {
+            path: path.to_owned(),
+            reason: format!(
+                "{option}: the path is not valid UTF-8, so claude cannot record trust for it"
+            ),
+        });
+    }
+    Ok(real)
+}

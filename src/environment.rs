@@ -1,0 +1,270 @@
+//! The caller's environment as data, and the child's environment as a pure function of it.
+//!
+//! Nothing here calls `std::env::set_var`: the child's environment is computed and handed
+//! to `execve`.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use crate::token::{TOKEN_VAR, Token};
+
+/// Variables that carry a credential other than our token, or relocate where claude
+/// looks for one. Each outranks or sidesteps `CLAUDE_CODE_OAUTH_TOKEN` (observed on the
+/// real CLI, see `claude-code-facts.md`), so the child never sees them.
+pub const SCRUBBED: &[&str] = &[
+    // Credentials that outrank the OAuth token.
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "ANTHROPIC_IDENTITY_TOKEN",
+    "ANTHROPIC_IDENTITY_TOKEN_FILE",
+    "ANTHROPIC_FEDERATION_RULE_ID",
+    "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
+    "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
+    "CLAUDE_CODE_SESSION_ACCESS_TOKEN",
+    "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
+    "CLAUDE_BG_AUTH_SNAPSHOT_PATH",
+    // Switch claude to another provider's credentials.
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+    "CLAUDE_CODE_USE_FOUNDRY",
+    // Relocate the config or credentials store out of the scratch home.
+    "CLAUDE_CONFIG_DIR",
+    "CLAUDE_SECURESTORAGE_CONFIG_DIR",
+    "ANTHROPIC_CONFIG_DIR",
+    "ANTHROPIC_PROFILE",
+    // claude reads `$XDG_CONFIG_HOME/anthropic`; unset, that falls inside the scratch home.
+    "XDG_CONFIG_HOME",
+];
+
+/// Exported to the child so a nested claude-iso knows `HOME` is a scratch home.
+pub const NESTED_VAR: &str = "CLAUDE_ISO";
+
+/// Whether `name` is on the scrub list.
+#[must_use]
+pub fn is_scrubbed(name: &OsStr) -> bool {
+    SCRUBBED.iter().any(|s| OsStr::new(s) == name)
+}
+
+/// The caller's environment, in order, as read once at start.
+#[derive(Debug, Clone, Default)]
+pub struct CallerEnv(Vec<(OsString, OsString)>);
+
+impl CallerEnv {
+    /// The process's own environment.
+    #[must_use]
+    pub fn from_process() -> Self {
+        CallerEnv(std::env::vars_os().collect())
+    }
+
+    /// The value of `name`, if set (the first entry, as glibc's `getenv` returns).
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&OsStr> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    /// The value of `name` as a path, only when it is absolute (the XDG base-directory
+    /// rule: relative values are ignored).
+    #[must_use]
+    pub fn absolute_path(&self, name: &str) -> Option<&Path> {
+        self.get(name)
+            .map(Path::new)
+            .filter(|p| p.is_absolute() && !p.as_os_str().is_empty())
+    }
+
+    /// All variables.
+    #[must_use]
+    pub fn vars(&self) -> &[(OsString, OsString)] {
+        &self.0
+    }
+}
+
+impl<K: Into<OsString>, V: Into<OsString>> FromIterator<(K, V)> for CallerEnv {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        CallerEnv(
+            iter.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
+    }
+}
+
+/// What the child's environment is built from besides the caller's.
+#[derive(Debug)]
+pub struct Plan<'a> {
+    pub home: &'a Path,
+    pub token: &'a Token,
+    /// Set `PWD` to this (when `-C` moved us).
+    pub pwd: Option<&'a Path>,
+    /// Scrubbed names to let through anyway (`--keep-env`).
+    pub keep: &'a [String],
+    /// More names to remove (`--unset`).
+    pub unset: &'a [String],
+}
+
+/// The child's environment and what was removed from the caller's.
+#[derive(Debug)]
+pub struct ChildEnv {
+    pub vars: Vec<(OsString, OsString)>,
+    /// Names (never values) of variables that were set and are removed.
+    pub removed: Vec<String>,
+}
+
+/// Computes the child's environment from the caller's. Pure.
+///
+/// Every scrubbed or `--unset` variable is dropped (unless `--keep-env`), `HOME`,
+/// `CLAUDE_CODE_OAUTH_TOKEN` and `CLAUDE_ISO` are set, `PWD` follows `-C`; everything
+/// else keeps its value and order. Duplicate entries of a name collapse to the first.
+#[must_use]
+pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
+    let kept = |name: &OsStr| plan.keep.iter().any(|k| OsStr::new(k) == name);
+    let removed_by_us = |name: &OsStr| {
+        (is_scrubbed(name) || plan.unset.iter().any(|u| OsStr::new(u) == name)) && !kept(name)
+    };
+    let ours: [(&str, OsString); 4] = [
+        ("HOME", plan.home.as_os_str().to_owned()),
+        (TOKEN_VAR, OsString::from(plan.token.expose())),
+        (NESTED_VAR, OsString::from("1")),
+        (
+            "PWD",
+            plan.pwd
+                .map(|p| p.as_os_str().to_owned())
+                .unwrap_or_default(),
+        ),
+    ];
+    let is_ours = |name: &OsStr| {
+        ours.iter()
+            .any(|(k, _)| OsStr::new(k) == name && (*k != "PWD" || plan.pwd.is_some()))
+    };
+
+    let mut vars: Vec<(OsString, OsString)> = Vec::with_capacity(caller.0.len() + 3);
+    let mut removed = Vec::new();
+    for (k, v) in &caller.0 {
+        if k.is_empty() || k.as_bytes().contains(&b'=') || vars.iter().any(|(seen, _)| seen == k) {
+            continue;
+        }
+        if is_ours(k) {
+            continue;
+        }
+        if removed_by_us(k) {
+            let name = k.to_string_lossy().into_owned();
+            if !removed.contains(&name) {
+                removed.push(name);
+            }
+            continue;
+        }
+        vars.push((k.clone(), v.clone()));
+    }
+    for (k, v) in ours {
+        if k != "PWD" || plan.pwd.is_some() {
+            vars.push((OsString::from(k), v));
+        }
+    }
+    ChildEnv { vars, removed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn env(text: &str) -> CallerEnv {
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split_once('=').unwrap())
+            .collect()
+    }
+
+    fn token() -> Token {
+        Token::parse("sk-ant-oat01-abcdefgh").unwrap()
+    }
+
+    fn run(caller: &str, keep: &[&str], unset: &[&str], pwd: Option<&str>) -> ChildEnv {
+        let keep: Vec<String> = keep.iter().map(|s| (*s).to_owned()).collect();
+        let unset: Vec<String> = unset.iter().map(|s| (*s).to_owned()).collect();
+        let pwd = pwd.map(PathBuf::from);
+        let t = token();
+        child_env(
+            &env(caller),
+            &Plan {
+                home: Path::new("/scratch"),
+                token: &t,
+                pwd: pwd.as_deref(),
+                keep: &keep,
+                unset: &unset,
+            },
+        )
+    }
+
+    fn get<'a>(c: &'a ChildEnv, name: &str) -> Option<&'a str> {
+        c.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn scrubs_and_sets() {
+        let caller = "PATH=/bin\nHOME=/home/u\nANTHROPIC_API_KEY=sk-ant-api03-x\nCLAUDE_CONFIG_DIR=/home/u/.claude\nCLAUDE_CODE_OAUTH_TOKEN=old\nTERM=xterm\nXDG_CONFIG_HOME=/home/u/.config\nANTHROPIC_BASE_URL=http://127.0.0.1:1\n";
+        let c = run(caller, &[], &[], None);
+        assert_eq!(get(&c, "PATH"), Some("/bin"));
+        assert_eq!(get(&c, "TERM"), Some("xterm"));
+        assert_eq!(get(&c, "ANTHROPIC_BASE_URL"), Some("http://127.0.0.1:1"));
+        assert_eq!(get(&c, "HOME"), Some("/scratch"));
+        assert_eq!(get(&c, TOKEN_VAR), Some("sk-ant-oat01-abcdefgh"));
+        assert_eq!(get(&c, NESTED_VAR), Some("1"));
+        assert_eq!(get(&c, "PWD"), None);
+        for name in SCRUBBED {
+            assert_eq!(get(&c, name), None, "{name}");
+        }
+        assert_eq!(
+            c.removed,
+            vec!["ANTHROPIC_API_KEY", "CLAUDE_CONFIG_DIR", "XDG_CONFIG_HOME"]
+        );
+        assert_eq!(c.vars.iter().filter(|(k, _)| k == "HOME").count(), 1);
+    }
+
+    #[test]
+    fn keep_unset_and_pwd() {
+        let caller = "ANTHROPIC_API_KEY=a\nFOO=1\nPWD=/old\nFOO=2\n";
+        let c = run(caller, &["ANTHROPIC_API_KEY"], &["FOO"], Some("/new"));
+        assert_eq!(get(&c, "ANTHROPIC_API_KEY"), Some("a"));
+        assert_eq!(get(&c, "FOO"), None);
+        assert_eq!(get(&c, "PWD"), Some("/new"));
+        assert_eq!(c.removed, vec!["FOO"]);
+        let c = run(caller, &[], &[], None);
+        assert_eq!(get(&c, "PWD"), Some("/old"));
+        assert_eq!(get(&c, "FOO"), Some("1"));
+    }
+
+    #[test]
+    fn every_documented_variable_is_scrubbed() {
+        for name in [
+            "ANTHROPIC_API_KEY",
+            "ANTHROPIC_AUTH_TOKEN",
+            "CLAUDE_CONFIG_DIR",
+            "CLAUDE_SECURESTORAGE_CONFIG_DIR",
+            "ANTHROPIC_CONFIG_DIR",
+            "ANTHROPIC_PROFILE",
+            "ANTHROPIC_IDENTITY_TOKEN",
+            "ANTHROPIC_IDENTITY_TOKEN_FILE",
+            "ANTHROPIC_FEDERATION_RULE_ID",
+            "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
+            "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
+            "CLAUDE_CODE_SESSION_ACCESS_TOKEN",
+            "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
+            "CLAUDE_BG_AUTH_SNAPSHOT_PATH",
+            "CLAUDE_CODE_USE_BEDROCK",
+            "CLAUDE_CODE_USE_VERTEX",
+            "CLAUDE_CODE_USE_FOUNDRY",
+            "AWS_BEARER_TOKEN_BEDROCK",
+            "XDG_CONFIG_HOME",
+        ] {
+            assert!(is_scrubbed(OsStr::new(name)), "{name}");
+        }
+    }
+}

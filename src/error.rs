@@ -1,0 +1,66 @@
+//! The one error type of claude-iso and the one place that maps it to an exit status.
+//!
+//! Variants carry paths, line numbers and variable names — never a secret value.
+
+use std::path::PathBuf;
+
+/// Exit status when claude-iso itself fails (as env(1) does).
+pub const EXIT_FAILURE: i32 = 125;
+/// Exit status when the command was found but could not be run.
+pub const EXIT_CANNOT_RUN: i32 = 126;
+/// Exit status when the command was not found.
+pub const EXIT_NOT_FOUND: i32 = 127;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+
+    #[error(
+        "no token found; looked in {looked}; put CLAUDE_CODE_OAUTH_TOKEN=<token from `claude setup-token`> in one of them (mode 0600) or pass --env-file"
+    )]
+    NoToken { looked: String },
+
+    #[error("{path}: {reason}")]
+    EnvFile { path: PathBuf, reason: String },
+
+    #[error("{path}:{line}: {reason}")]
+    EnvFileLine {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    /// A token found in a variable (e.g. `CLAUDE_CODE_OAUTH_TOKEN` in the environment).
+    #[error("{source_name}: {reason}")]
+    Token { source_name: String, reason: String },
+
+    #[error("home {path}: {reason}")]
+    Home { path: PathBuf, reason: String },
+
+    #[error("{path}: {reason}")]
+    Seed { path: PathBuf, reason: String },
+
+    #[error("working directory {path}: {reason}")]
+    Cwd { path: PathBuf, reason: String },
+
+    #[error("{command}: command not found{detail}")]
+    NotFound { command: String, detail: String },
+
+    #[error("{command}: {reason}")]
+    CannotRun { command: String, reason: String },
+}
+
+impl Error {
+    /// The exit status for this error: 127 not found, 126 not runnable, else 125.
+    #[must_use]
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::NotFound { .. } => EXIT_NOT_FOUND,
+            Error::CannotRun { .. } => EXIT_CANNOT_RUN,
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,114 @@
+//! Resolving COMMAND and replacing ourselves with it.
+//!
+//! The contract is env(1)'s: exec, don't spawn (same PID, so the command's exit status
+//! and signals are the caller's); 127 when the command is not found, 126 when it is
+//! found but cannot run, 125 when claude-iso itself fails.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+
+/// `PATH` when the caller has none (glibc's `execvp` default, minus the cwd).
+const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Finds COMMAND the way `execvp` would, on the caller's `PATH` and relative to the
+/// directory claude-iso started in (before `-C` moves it).
+///
+/// # Errors
+/// 127 when nothing by that name exists, 126 when only non-executable files do.
+pub fn resolve(command: &OsStr, path_var: Option<&OsStr>, start_dir: &Path) -> Result<PathBuf> {
+    let shown = command.to_string_lossy().into_owned();
+    if command.is_empty() {
+        return Err(Error::NotFound {
+            command: "''".into(),
+            detail: String::new(),
+        });
+    }
+    if command.as_bytes().contains(&b'/') {
+        let path = crate::config::clean(&start_dir.join(command));
+        return match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => Err(Error::CannotRun {
+                command: shown,
+                reason: "is a directory".into(),
+            }),
+            Ok(_) => Ok(path),
+            Err(e) => Err(Error::NotFound {
+                command: shown,
+                detail: format!(" ({})", crate::error_text(&e)),
+            }),
+        };
+    }
+    let path_var = path_var.unwrap_or(OsStr::new(DEFAULT_PATH));
+    if let Ok(found) = which::which_in(command, Some(path_var), start_dir) {
+        return Ok(found);
+    }
+    // `which` skips files we may not execute; execvp would report EACCES for them.
+    for dir in std::env::split_paths(path_var) {
+        let candidate = start_dir.join(dir).join(command);
+        if let Ok(m) = std::fs::metadata(&candidate) {
+            if m.is_file() {
+                return Err(Error::CannotRun {
+                    command: shown,
+                    reason: format!("{} is not executable", candidate.display()),
+                });
+            }
+        }
+    }
+    Err(Error::NotFound {
+        command: shown,
+        detail: " on PATH".into(),
+    })
+}
+
+fn cstring(s: &OsStr, what: &str) -> Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| Error::Usage(format!("{what} contains a NUL byte")))
+}
+
+/// Replaces this process with `program`. Returns only on failure.
+///
+/// # Errors
+/// Always, when it returns: 127 for `ENOENT`, 126 for any other `execve` error, 125 for
+/// an argument or variable that cannot be passed (a NUL byte).
+pub fn exec(program: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> Error {
+    match exec_inner(program, argv, env) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+fn exec_inner(
+    program: &Path,
+    argv: &[OsString],
+    env: &[(OsString, OsString)],
+) -> Result<std::convert::Infallible> {
+    let path = cstring(program.as_os_str(), "the command path")?;
+    let args = argv
+        .iter()
+        .map(|a| cstring(a, "an argument"))
+        .collect::<Result<Vec<_>>>()?;
+    let vars = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            cstring(&kv, "an environment variable")
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let shown = program.display().to_string();
+    match nix::unistd::execve(&path, &args, &vars) {
+        Err(Errno::ENOENT) => Err(Error::NotFound {
+            command: shown,
+            detail: " (or its interpreter)".into(),
+        }),
+        Err(e) => Err(Error::CannotRun {
+            command: shown,
+            reason: e.desc().to_owned(),
+        }),
+        Ok(never) => Ok(never),
+    }
+}

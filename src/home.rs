@@ -1,0 +1,360 @@
+//! The credential-free scratch HOME: created or checked through a directory descriptor,
+//! never the real home, and with any credentials file quarantined.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, open};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, mkdirat, stat};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Aside, describe_mode, is_type, lstat_at, open_dir_at};
+use crate::report::Report;
+
+/// claude's config file, relative to HOME.
+pub const CLAUDE_JSON: &str = ".claude.json";
+/// claude's config directory, relative to HOME.
+pub const CLAUDE_DIR: &str = ".claude";
+/// The credentials file claude falls back to after a 401 (and blanks on a failed refresh).
+pub const CREDENTIALS: &str = ".credentials.json";
+
+/// A checked scratch home, held open.
+#[derive(Debug)]
+pub struct ScratchHome {
+    /// The path the child gets as `HOME`.
+    pub path: PathBuf,
+    /// The home directory itself (`None` in a dry run when it does not exist yet).
+    pub dir: Option<OwnedFd>,
+}
+
+/// What a dry run or the doctor learns about a home without changing it.
+#[derive(Debug, Default)]
+pub struct Inspection {
+    pub exists: bool,
+    pub uid: Option<u32>,
+    pub mode: Option<u32>,
+    /// A `.claude/.credentials.json` (file or symlink) is present.
+    pub credentials: bool,
+}
+
+fn home_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Home {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn errno_text(e: Errno) -> &'static str {
+    e.desc()
+}
+
+/// Creates or checks the scratch home and quarantines a credentials file in it.
+/// With `dry_run`, changes nothing and reports what it would do.
+///
+/// # Errors
+/// Any rule of the scratch home broken; see the module and the README.
+pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<ScratchHome> {
+    let path = &config.home;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| *n != "..")
+        .ok_or_else(|| {
+            home_err(
+                path,
+                "must end in a directory name (UTF-8, not '..' or '/')",
+            )
+        })?;
+    let parent_path = path.parent().unwrap_or(Path::new("/"));
+
+    let parent = match open(
+        parent_path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) if dry_run => {
+            report.plan(format!(
+                "home: {} (would be created, mode 0700)",
+                path.display()
+            ));
+            return Ok(ScratchHome {
+                path: path.clone(),
+                dir: None,
+            });
+        }
+        Err(Errno::ENOENT) => {
+            create_parents(parent_path)?;
+            open(
+                parent_path,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| home_err(parent_path, format!("cannot open: {}", errno_text(e))))?
+        }
+        Err(e) => {
+            return Err(home_err(
+                parent_path,
+                format!("cannot open the parent directory: {}", errno_text(e)),
+            ));
+        }
+    };
+
+    let mut created = false;
+    if lstat_at(&parent, name)
+        .map_err(|e| home_err(path, errno_text(e)))?
+        .is_none()
+    {
+        if dry_run {
+            report.plan(format!(
+                "home: {} (would be created, mode 0700)",
+                path.display()
+            ));
+            check_not_real_home(config, path, None)?;
+            return Ok(ScratchHome {
+                path: path.clone(),
+                dir: None,
+            });
+        }
+        match mkdirat(&parent, name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) => created = true,
+            Err(Errno::EEXIST) => {}
+            Err(e) => return Err(home_err(path, format!("cannot create: {}", errno_text(e)))),
+        }
+    }
+
+    let dir = match open_dir_at(&parent, name) {
+        Ok(fd) => fd,
+        Err(Errno::ELOOP | Errno::ENOTDIR) => {
+            let kind = lstat_at(&parent, name)
+                .ok()
+                .flatten()
+                .map_or("special file", |st| describe_mode(st.st_mode));
+            return Err(home_err(
+                path,
+                format!(
+                    "is a {kind}, not a directory; a scratch home must be a real directory (not a symlink): pass --home with a new path"
+                ),
+            ));
+        }
+        Err(e) => return Err(home_err(path, format!("cannot open: {}", errno_text(e)))),
+    };
+    drop(parent);
+
+    let st = fstat(&dir).map_err(|e| home_err(path, errno_text(e)))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if st.st_uid != me {
+        return Err(home_err(
+            path,
+            format!(
+                "is owned by uid {}, not by you (uid {me}); use a scratch home of your own (--home)",
+                st.st_uid
+            ),
+        ));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(home_err(
+            path,
+            format!(
+                "is writable by group or others (mode {mode:04o}); fix with: chmod 700 {}",
+                path.display()
+            ),
+        ));
+    }
+    check_not_real_home(config, path, Some(&st))?;
+    check_not_in_config_dir(config, path, &dir)?;
+
+    if created {
+        // mkdir's mode passed through the umask: set it exactly.
+        fchmod(&dir, Mode::from_bits_truncate(0o700)).map_err(|e| home_err(path, errno_text(e)))?;
+        report.info(format!(
+            "created scratch home {} (mode 0700)",
+            path.display()
+        ));
+    } else if mode & 0o077 != 0 {
+        if dry_run {
+            report.plan(format!(
+                "home: would tighten mode {mode:04o} to 0700 on {}",
+                path.display()
+            ));
+        } else {
+            fchmod(&dir, Mode::from_bits_truncate(0o700))
+                .map_err(|e| home_err(path, errno_text(e)))?;
+            report.note(format!(
+                "tightened scratch home {} from mode {mode:04o} to 0700",
+                path.display()
+            ));
+        }
+    }
+
+    check_inside(path, &dir)?;
+    quarantine(path, &dir, dry_run, report)?;
+    if dry_run {
+        report.plan(format!("home: {} (exists)", path.display()));
+    }
+    Ok(ScratchHome {
+        path: path.clone(),
+        dir: Some(dir),
+    })
+}
+
+fn create_parents(parent: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(parent)
+        .map_err(|e| home_err(parent, format!("cannot create: {}", crate::error_text(&e))))
+}
+
+/// The home must not be a real home (`$HOME`, passwd) nor an ancestor of one.
+fn check_not_real_home(config: &Config, path: &Path, st: Option<&FileStat>) -> Result<()> {
+    for real in config.real_homes() {
+        for (depth, ancestor) in real.ancestors().enumerate() {
+            let same = match st {
+                Some(st) => {
+                    stat(ancestor).is_ok_and(|a| a.st_dev == st.st_dev && a.st_ino == st.st_ino)
+                }
+                // Not created yet: compare paths.
+                None => ancestor == path,
+            };
+            if same {
+                let what = if depth == 0 {
+                    "is your real home".to_owned()
+                } else {
+                    format!("is an ancestor of your real home {}", real.display())
+                };
+                return Err(home_err(
+                    path,
+                    format!(
+                        "{what}; claude-iso needs a separate scratch directory (the default is ~/.local/state/claude-iso/home)"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The home must not be, or lie inside, a real `~/.claude` or the caller's
+/// `CLAUDE_CONFIG_DIR`: walk up from the opened directory by `..`.
+fn check_not_in_config_dir(config: &Config, path: &Path, dir: &OwnedFd) -> Result<()> {
+    let targets: Vec<(PathBuf, FileStat)> = config
+        .real_config_dirs()
+        .into_iter()
+        .filter_map(|p| stat(&p).ok().map(|st| (p, st)))
+        .collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let mut current: Option<OwnedFd> = None;
+    for _ in 0..4096 {
+        let fd = current.as_ref().map_or(dir.as_fd(), AsFd::as_fd);
+        let st = fstat(fd).map_err(|e| home_err(path, errno_text(e)))?;
+        if let Some((p, _)) = targets
+            .iter()
+            .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
+        {
+            return Err(home_err(
+                path,
+                format!(
+                    "is inside {}, a real claude config directory; choose a scratch home outside it",
+                    p.display()
+                ),
+            ));
+        }
+        let up = nix::fcntl::openat(
+            fd,
+            "..",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| home_err(path, errno_text(e)))?;
+        let up_st = fstat(&up).map_err(|e| home_err(path, errno_text(e)))?;
+        if up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino {
+            break; // reached /
+        }
+        current = Some(up);
+    }
+    Ok(())
+}
+
+/// `.claude` must be a real directory and `.claude.json` a regular file, if present.
+fn check_inside(path: &Path, dir: &OwnedFd) -> Result<()> {
+    if let Some(st) = lstat_at(dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))? {
+        if !is_type(&st, SFlag::S_IFDIR) {
+            return Err(home_err(
+                path,
+                format!(
+                    "{CLAUDE_DIR} is a {}, not a directory; claude would follow it out of the scratch home: move it away",
+                    describe_mode(st.st_mode)
+                ),
+            ));
+        }
+    }
+    if let Some(st) = lstat_at(dir, CLAUDE_JSON).map_err(|e| home_err(path, errno_text(e)))? {
+        if !is_type(&st, SFlag::S_IFREG) {
+            return Err(home_err(
+                path,
+                format!(
+                    "{CLAUDE_JSON} is a {}, not a regular file; claude would write through it: move it away",
+                    describe_mode(st.st_mode)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Renames `.claude/.credentials.json` (file or symlink) aside, keeping it.
+fn quarantine(path: &Path, dir: &OwnedFd, dry_run: bool, report: &Report) -> Result<()> {
+    let claude = match open_dir_at(dir, CLAUDE_DIR) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(home_err(path, format!("{CLAUDE_DIR}: {}", errno_text(e)))),
+    };
+    let shown = path.join(CLAUDE_DIR).join(CREDENTIALS);
+    if lstat_at(&claude, CREDENTIALS)
+        .map_err(|e| home_err(&shown, errno_text(e)))?
+        .is_none()
+    {
+        return Ok(());
+    }
+    if dry_run {
+        report.plan(format!(
+            "quarantine: would move {} aside (kept)",
+            shown.display()
+        ));
+        return Ok(());
+    }
+    let new =
+        fsutil::put_aside(&claude, CREDENTIALS, "quarantined", Aside::Rename).map_err(|e| {
+            home_err(
+                &shown,
+                format!("cannot move the credentials file aside: {}", errno_text(e)),
+            )
+        })?;
+    report.warn(format!(
+        "moved {} to {new} so claude cannot fall back to it; only the token is used (the file is kept)",
+        shown.display()
+    ));
+    Ok(())
+}
+
+/// Looks at a home without changing it (for `--dry-run` and `doctor`).
+#[must_use]
+pub fn inspect(path: &Path) -> Inspection {
+    let Ok(st) = nix::sys::stat::lstat(path) else {
+        return Inspection::default();
+    };
+    let credentials = nix::sys::stat::lstat(&path.join(CLAUDE_DIR).join(CREDENTIALS)).is_ok();
+    Inspection {
+        exists: true,
+        uid: Some(st.st_uid),
+        mode: Some(st.st_mode),
+        credentials,
+    }
+}

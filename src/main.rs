@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(claude_iso::main(std::env::args_os()));
+}

@@ -1,0 +1,40 @@
+//! What claude-iso tells the user: warnings and notes on stderr, the dry-run plan on
+//! stdout. Callers pass only names, paths and redacted tokens.
+
+use std::io::Write;
+
+use crate::config::Verbosity;
+
+#[derive(Debug)]
+pub struct Report {
+    pub verbosity: Verbosity,
+}
+
+impl Report {
+    fn say(&self, min: Verbosity, prefix: &str, msg: &str) {
+        if self.verbosity >= min {
+            let _ = writeln!(std::io::stderr().lock(), "claude-iso: {prefix}{msg}");
+        }
+    }
+
+    /// Something the user should act on (shown unless `--quiet`).
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        self.say(Verbosity::Normal, "warning: ", msg.as_ref());
+    }
+
+    /// Something changed that the user may want to know (shown unless `--quiet`).
+    pub fn note(&self, msg: impl AsRef<str>) {
+        self.say(Verbosity::Normal, "", msg.as_ref());
+    }
+
+    /// Detail for `--verbose`.
+    pub fn info(&self, msg: impl AsRef<str>) {
+        self.say(Verbosity::Verbose, "", msg.as_ref());
+    }
+
+    /// A line of the `--dry-run` plan, on stdout.
+    #[allow(clippy::unused_self)] // kept a method so every output goes through Report
+    pub fn plan(&self, msg: impl AsRef<str>) {
+        let _ = writeln!(std::io::stdout().lock(), "{}", msg.as_ref());
+    }
+}

@@ -1,0 +1,422 @@
+//! The setup-token: where it comes from, how it is checked, and how it is shown.
+//!
+//! A [`Token`] never prints its value: `Debug` and `Display` show the public prefix
+//! (`sk-ant-oat01-`) and the length only.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+use crate::envfile;
+use crate::environment;
+use crate::error::{Error, Result};
+
+/// The variable claude reads the token from, and the key we look for in env files.
+pub const TOKEN_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
+/// The systemd credential name (`LoadCredential=claude-oauth-token:…`).
+pub const CREDENTIAL_NAME: &str = "claude-oauth-token";
+/// Largest env file we read; a token file is a few hundred bytes.
+pub const MAX_ENV_FILE: u64 = 64 * 1024;
+
+const SETUP_PREFIX: &str = "sk-ant-oat";
+
+/// A validated setup-token (`sk-ant-oat` + two digits + `-` + URL-safe base64).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Checks the shape of a token. The error says what is wrong, never the value.
+    ///
+    /// # Errors
+    /// A static description of the problem: empty, an API key, a refresh token,
+    /// whitespace, or not a setup-token.
+    pub fn parse(value: &str) -> Result<Token, &'static str> {
+        if value.is_empty() {
+            return Err("is empty; set it to the token printed by `claude setup-token`");
+        }
+        if value.starts_with("sk-ant-api") {
+            return Err(
+                "holds an API key (sk-ant-api…), not a setup-token; run `claude setup-token` and use the sk-ant-oat01-… token it prints",
+            );
+        }
+        if value.starts_with("sk-ant-ort") {
+            return Err(
+                "holds a refresh token (sk-ant-ort…), which rotates and must not be shared; run `claude setup-token` and use the sk-ant-oat01-… token it prints",
+            );
+        }
+        if value.chars().any(char::is_whitespace) {
+            return Err("contains whitespace; a setup-token is one unbroken word");
+        }
+        let bytes = value.as_bytes();
+        let shape_ok = value.starts_with(SETUP_PREFIX)
+            && bytes.len() > SETUP_PREFIX.len() + 3
+            && bytes[SETUP_PREFIX.len()].is_ascii_digit()
+            && bytes[SETUP_PREFIX.len() + 1].is_ascii_digit()
+            && bytes[SETUP_PREFIX.len() + 2] == b'-'
+            && bytes[SETUP_PREFIX.len() + 3..]
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
+        if !shape_ok {
+            return Err(
+                "does not look like a setup-token (expected sk-ant-oat01- followed by URL-safe base64, as printed by `claude setup-token`)",
+            );
+        }
+        Ok(Token(value.to_owned()))
+    }
+
+    /// The value, for the child's environment only.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// `sk-ant-oat01-… (108 chars)`: what may be shown of a token.
+    #[must_use]
+    pub fn redacted(&self) -> String {
+        format!(
+            "{}… ({} chars)",
+            &self.0[..SETUP_PREFIX.len() + 3],
+            self.0.len()
+        )
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({})", self.redacted())
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        // Best effort: overwrite the bytes before the allocation is freed.
+        let mut bytes = std::mem::take(&mut self.0).into_bytes();
+        bytes.fill(0);
+        std::hint::black_box(&bytes);
+    }
+}
+
+/// Where the token came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// An env file (`--env-file`, `CLAUDE_ISO_ENV_FILE`, or a default path).
+    EnvFile(PathBuf),
+    /// `$CREDENTIALS_DIRECTORY/claude-oauth-token` (systemd `LoadCredential=`).
+    CredentialsDirectory(PathBuf),
+    /// `CLAUDE_CODE_OAUTH_TOKEN` already in the caller's environment.
+    Environment,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::EnvFile(p) => write!(f, "{}", p.display()),
+            Source::CredentialsDirectory(p) => {
+                write!(f, "credentials-directory ({})", p.display())
+            }
+            Source::Environment => write!(f, "environment ({TOKEN_VAR})"),
+        }
+    }
+}
+
+/// The places a token may come from, in the order they are tried.
+#[must_use]
+pub fn candidates(config: &Config) -> Vec<Source> {
+    if let Some(path) = &config.env_file {
+        return vec![Source::EnvFile(path.clone())];
+    }
+    let mut out = Vec::new();
+    if let Some(dir) = config.env.absolute_path("CREDENTIALS_DIRECTORY") {
+        out.push(Source::CredentialsDirectory(dir.join(CREDENTIAL_NAME)));
+    }
+    out.push(Source::Environment);
+    out.push(Source::EnvFile(
+        config
+            .xdg_config_home()
+            .join("claude-iso")
+            .join("token.env"),
+    ));
+    out.push(Source::EnvFile(
+        config
+            .real_home()
+            .join(".config/claude-auth-sync/claude-oauth.env"),
+    ));
+    out
+}
+
+fn source_exists(config: &Config, source: &Source) -> bool {
+    match source {
+        Source::EnvFile(p) if config.env_file.is_some() => {
+            // An explicit file is always "the" source: a missing one is an error.
+            let _ = p;
+            true
+        }
+        Source::EnvFile(p) | Source::CredentialsDirectory(p) => {
+            std::fs::symlink_metadata(p).is_ok()
+        }
+        Source::Environment => config.env.get(TOKEN_VAR).is_some_and(|v| !v.is_empty()),
+    }
+}
+
+/// Finds the first existing token source and reads and validates its token.
+///
+/// # Errors
+/// No source exists, or the first one that exists is unreadable, unsafe or malformed.
+pub fn load(config: &Config) -> Result<(Token, Source)> {
+    let candidates = candidates(config);
+    let Some(source) = candidates.iter().find(|s| source_exists(config, s)) else {
+        let looked = candidates
+            .iter()
+            .map(|s| match s {
+                Source::Environment => format!("${TOKEN_VAR}"),
+                other => other.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::NoToken { looked });
+    };
+    let token = read_source(config, source)?;
+    Ok((token, source.clone()))
+}
+
+/// Reads and validates the token of one source.
+///
+/// # Errors
+/// As [`load`].
+pub fn read_source(config: &Config, source: &Source) -> Result<Token> {
+    match source {
+        Source::Environment => {
+            let value = config.env.get(TOKEN_VAR).unwrap_or_default();
+            let value = std::str::from_utf8(value.as_bytes()).map_err(|_| Error::Token {
+                source_name: format!("${TOKEN_VAR}"),
+                reason: "is not valid UTF-8".into(),
+            })?;
+            Token::parse(value).map_err(|reason| Error::Token {
+                source_name: format!("${TOKEN_VAR}"),
+                reason: reason.into(),
+            })
+        }
+        Source::CredentialsDirectory(path) => {
+            let bytes = read_private_file(path, false)?;
+            if bytes.starts_with(TOKEN_VAR.as_bytes()) || bytes.starts_with(b"export ") {
+                return token_from_env_file(path, &bytes);
+            }
+            let text = std::str::from_utf8(&bytes).map_err(|_| Error::EnvFile {
+                path: path.clone(),
+                reason: "is not valid UTF-8".into(),
+            })?;
+            Token::parse(text.trim_end_matches(['\n', '\r', ' ', '\t'])).map_err(|reason| {
+                Error::EnvFile {
+                    path: path.clone(),
+                    reason: format!("the token {reason}"),
+                }
+            })
+        }
+        Source::EnvFile(path) => {
+            let exempt = config
+                .env
+                .absolute_path("CREDENTIALS_DIRECTORY")
+                .is_some_and(|dir| path.starts_with(dir));
+            let bytes = read_private_file(path, !exempt)?;
+            token_from_env_file(path, &bytes)
+        }
+    }
+}
+
+/// Picks `CLAUDE_CODE_OAUTH_TOKEN` out of an env file's bytes.
+fn token_from_env_file(path: &Path, bytes: &[u8]) -> Result<Token> {
+    let line_err = |line, reason: String| Error::EnvFileLine {
+        path: path.to_owned(),
+        line,
+        reason,
+    };
+    let assignments = envfile::parse(bytes).map_err(|e| line_err(e.line, e.reason))?;
+    let mut found: Option<&envfile::Assignment> = None;
+    for a in &assignments {
+        if environment::is_scrubbed(OsStr::new(&a.key)) {
+            return Err(line_err(
+                a.line,
+                format!(
+                    "sets {}, which claude-iso removes because it would outrank or relocate the token; delete that line",
+                    a.key
+                ),
+            ));
+        }
+        if a.key == TOKEN_VAR {
+            if let Some(first) = found {
+                return Err(line_err(
+                    a.line,
+                    format!(
+                        "{TOKEN_VAR} is set twice (lines {} and {}); keep one",
+                        first.line, a.line
+                    ),
+                ));
+            }
+            found = Some(a);
+        }
+    }
+    let Some(a) = found else {
+        return Err(Error::EnvFile {
+            path: path.to_owned(),
+            reason: format!(
+                "no {TOKEN_VAR}= line; add {TOKEN_VAR}=<token printed by `claude setup-token`>"
+            ),
+        });
+    };
+    Token::parse(&a.value).map_err(|reason| line_err(a.line, format!("{TOKEN_VAR} {reason}")))
+}
+
+/// Opens a secret file once and checks what was opened, not the path.
+///
+/// Non-blocking open so a FIFO cannot hang us; regular file only; owned by us or root
+/// and without group/other bits (ssh's "UNPROTECTED PRIVATE KEY FILE" rule) unless
+/// `check_private` is false (systemd's credentials directory is private by construction).
+///
+/// # Errors
+/// Cannot open, not a regular file, foreign owner, loose mode, or larger than 64 KiB.
+pub fn read_private_file(path: &Path, check_private: bool) -> Result<Vec<u8>> {
+    let err = |reason: String| Error::EnvFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc_flags())
+        .open(path)
+        .map_err(|e| err(format!("cannot open: {}", crate::error_text(&e))))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| err(format!("cannot stat: {}", crate::error_text(&e))))?;
+    if !meta.file_type().is_file() {
+        return Err(err(format!(
+            "is a {}, not a regular file; point --env-file at the token file",
+            crate::fsutil::describe_mode(meta.mode())
+        )));
+    }
+    if check_private {
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me && meta.uid() != 0 {
+            return Err(err(format!(
+                "is owned by uid {}, not by you (uid {me}) or root; use a token file of your own",
+                meta.uid()
+            )));
+        }
+        let mode = meta.mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(err(format!(
+                "UNPROTECTED: mode {mode:04o} lets other users read the token; run: chmod 600 {}",
+                path.display()
+            )));
+        }
+    }
+    if meta.len() > MAX_ENV_FILE {
+        return Err(err(format!(
+            "is {} bytes; a token file is at most {MAX_ENV_FILE} bytes",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).min(4096));
+    (&mut file)
+        .take(MAX_ENV_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(format!("cannot read: {}", crate::error_text(&e))))?;
+    if bytes.len() as u64 > MAX_ENV_FILE {
+        return Err(err(format!(
+            "is larger than {MAX_ENV_FILE} bytes; a token file is a few hundred"
+        )));
+    }
+    Ok(bytes)
+}
+
+fn libc_flags() -> i32 {
+    (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY | nix::fcntl::OFlag::O_CLOEXEC)
+        .bits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "sk-ant-oat01-AbC_dEf-123";
+
+    #[test]
+    fn shapes() {
+        assert!(Token::parse(GOOD).is_ok());
+        assert!(Token::parse("sk-ant-oat99-x").is_ok());
+        for bad in [
+            "",
+            "sk-ant-api03-abc",
+            "sk-ant-ort01-abc",
+            "sk-ant-oat01-",
+            "sk-ant-oat1-abc",
+            "sk-ant-oat01-ab c",
+            "sk-ant-oat01-ab+c",
+            "sk-ant-oat01-ab/c",
+            "sk-ant-oat01-ab=",
+            "SK-ANT-OAT01-abc",
+            "hello",
+        ] {
+            let reason = Token::parse(bad).expect_err(bad);
+            if bad.len() > 13 {
+                assert!(!reason.contains(&bad[13..]), "{reason}");
+            }
+        }
+        assert!(
+            Token::parse("sk-ant-api03-x")
+                .unwrap_err()
+                .contains("API key")
+        );
+        assert!(
+            Token::parse("sk-ant-ort01-x")
+                .unwrap_err()
+                .contains("refresh token")
+        );
+    }
+
+    #[test]
+    fn never_shown() {
+        let t = Token::parse(GOOD).unwrap();
+        for shown in [format!("{t}"), format!("{t:?}"), t.redacted()] {
+            assert!(!shown.contains("AbC"), "{shown}");
+            assert!(shown.contains("sk-ant-oat01-"));
+            assert!(shown.contains(&GOOD.len().to_string()));
+        }
+    }
+
+    #[test]
+    fn env_file_token() {
+        let p = Path::new("/x/token.env");
+        let t = token_from_env_file(
+            p,
+            format!("# c\nexport {TOKEN_VAR}=\"{GOOD}\"\r\n").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(t.expose(), GOOD);
+        let e = token_from_env_file(
+            p,
+            format!("{TOKEN_VAR}={GOOD}\n{TOKEN_VAR}={GOOD}").as_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("lines 1 and 2") && !e.contains("AbC"), "{e}");
+        let e = token_from_env_file(p, b"ANTHROPIC_API_KEY=sk-ant-api03-zzz\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":1:") && e.contains("ANTHROPIC_API_KEY") && !e.contains("zzz"));
+        let e = token_from_env_file(p, b"OTHER=1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no CLAUDE_CODE_OAUTH_TOKEN"), "{e}");
+    }
+}

@@ -14,6 +14,7 @@ pub mod error;
 pub mod exec;
 pub mod fsutil;
 pub mod home;
+pub mod man;
 pub mod report;
 pub mod seed;
 pub mod token;

@@ -44,6 +44,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         } else {
             Verbosity::Normal
         },
+        plans: true,
     };
     match &cli.subcommand {
         Some(cli::Subcommand::Doctor(args)) => return doctor::main(args, &report),
@@ -85,13 +86,27 @@ fn launch(cli: &Cli, report: &Report) -> Result<i32> {
     let config = Config::new(&cli.launch, CallerEnv::from_process())?;
     let (token, source) = token::load(&config)?;
     report.info(format!("token {} from {source}", token.redacted()));
+    if cli.dry_run {
+        report.plan(format!("token: {} from {source}", token.redacted()));
+    }
 
     let argv: Vec<OsString> = if cli.command.is_empty() {
         vec![OsString::from("claude")]
     } else {
         cli.command.clone()
     };
-    let program = exec::resolve(&argv[0], config.path_var().as_deref(), &config.start_dir)?;
+    let program = match exec::resolve(&argv[0], config.path_var().as_deref(), &config.start_dir) {
+        Ok(p) => Some(p),
+        // A dry run still shows the rest of the plan; a real launch stops here.
+        Err(e) if cli.dry_run => {
+            report.plan(format!(
+                "command: {e} (a launch would exit {})",
+                e.exit_code()
+            ));
+            None
+        }
+        Err(e) => return Err(e),
+    };
 
     let home = home::prepare(&config, cli.dry_run, report)?;
     seed::ensure(&home, &config.trust, cli.dry_run, report)?;
@@ -115,9 +130,10 @@ fn launch(cli: &Cli, report: &Report) -> Result<i32> {
     }
 
     if cli.dry_run {
-        print_plan(report, &config, &token, &source, &program, &argv, &child);
+        print_plan(report, &config, &token, program.as_deref(), &argv, &child);
         return Ok(0);
     }
+    let program = program.expect("resolved unless dry run");
     if config.chdir {
         std::env::set_current_dir(&config.workdir).map_err(|e| Error::Cwd {
             path: config.workdir.clone(),
@@ -132,15 +148,15 @@ fn print_plan(
     report: &Report,
     config: &Config,
     token: &token::Token,
-    source: &token::Source,
-    program: &std::path::Path,
+    program: Option<&std::path::Path>,
     argv: &[OsString],
     child: &environment::ChildEnv,
 ) {
     let redact = |s: &str| s.replace(token.expose(), &token.redacted());
-    report.plan(format!("token: {} from {source}", token.redacted()));
     report.plan(format!("cwd: {}", config.workdir.display()));
-    report.plan(format!("command: {}", program.display()));
+    if let Some(program) = program {
+        report.plan(format!("command: {}", program.display()));
+    }
     let shown: Vec<String> = argv
         .iter()
         .map(|a| shell_quote(&redact(&a.to_string_lossy())))

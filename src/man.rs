@@ -1,7 +1,9 @@
-//! The man page: clap's definition rendered by clap_mangen, plus hand-written sections.
-
-/// The full `man/claude-iso.1` text.
+//! tmp
 #[must_use]
 pub fn render() -> Vec<u8> {
-    Vec::new()
+    let mut out = Vec::new();
+    clap_mangen::Man::new(<crate::cli::Cli as clap::CommandFactory>::command())
+        .render(&mut out)
+        .unwrap();
+    out
 }

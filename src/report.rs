@@ -8,9 +8,20 @@ use crate::config::Verbosity;
 #[derive(Debug)]
 pub struct Report {
     pub verbosity: Verbosity,
+    /// Whether dry-run plan lines are printed.
+    pub plans: bool,
 }
 
 impl Report {
+    /// A report that prints nothing (for `doctor`, which reports in its own format).
+    #[must_use]
+    pub fn silent() -> Self {
+        Report {
+            verbosity: Verbosity::Quiet,
+            plans: false,
+        }
+    }
+
     fn say(&self, min: Verbosity, prefix: &str, msg: &str) {
         if self.verbosity >= min {
             let _ = writeln!(std::io::stderr().lock(), "claude-iso: {prefix}{msg}");
@@ -33,8 +44,9 @@ impl Report {
     }
 
     /// A line of the `--dry-run` plan, on stdout.
-    #[allow(clippy::unused_self)] // kept a method so every output goes through Report
     pub fn plan(&self, msg: impl AsRef<str>) {
-        let _ = writeln!(std::io::stdout().lock(), "{}", msg.as_ref());
+        if self.plans {
+            let _ = writeln!(std::io::stdout().lock(), "{}", msg.as_ref());
+        }
     }
 }

@@ -136,6 +136,12 @@ pub fn candidates(config: &Config) -> Vec<Source> {
     if let Some(path) = &config.env_file {
         return vec![Source::EnvFile(path.clone())];
     }
+    default_candidates(config)
+}
+
+/// The default places, in order, used when no env file is named.
+#[must_use]
+pub fn default_candidates(config: &Config) -> Vec<Source> {
     let mut out = Vec::new();
     if let Some(dir) = config.env.absolute_path("CREDENTIALS_DIRECTORY") {
         out.push(Source::CredentialsDirectory(dir.join(CREDENTIAL_NAME)));
@@ -155,13 +161,12 @@ pub fn candidates(config: &Config) -> Vec<Source> {
     out
 }
 
-fn source_exists(config: &Config, source: &Source) -> bool {
+/// Whether a source is there to be read. An explicit `--env-file` always is: a missing
+/// one is an error, not a reason to look elsewhere.
+#[must_use]
+pub fn source_exists(config: &Config, source: &Source) -> bool {
     match source {
-        Source::EnvFile(p) if config.env_file.is_some() => {
-            // An explicit file is always "the" source: a missing one is an error.
-            let _ = p;
-            true
-        }
+        Source::EnvFile(p) if config.env_file.as_ref() == Some(p) => true,
         Source::EnvFile(p) | Source::CredentialsDirectory(p) => {
             std::fs::symlink_metadata(p).is_ok()
         }

@@ -72,7 +72,12 @@ impl Config {
                 crate::error_text(&e)
             ),
         })?;
-        let nested = env.get(NESTED_VAR).is_some_and(|v| !v.is_empty());
+        // Under a claude-iso parent, $HOME is a scratch home (it holds our lock file):
+        // the real home is then the passwd entry's.
+        let nested = env.get(NESTED_VAR).is_some_and(|v| !v.is_empty())
+            && env
+                .absolute_path("HOME")
+                .is_some_and(|h| h.join(crate::seed::OWN_LOCK).exists());
         let real_home = RealHome {
             from_env: if nested {
                 None

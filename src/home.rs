@@ -1,7 +1,7 @@
 //! The credential-free scratch HOME: created or checked through a directory descriptor,
 //! never the real home, and with any credentials file quarantined.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -195,8 +195,19 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
     if dry_run {
         report.plan(format!("home: {} (exists)", path.display()));
     }
+    // `..` in the path: give the child the resolved directory, not a path that
+    // depends on what `..` means.
+    let path = if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()))
+            .unwrap_or_else(|_| path.clone())
+    } else {
+        path.clone()
+    };
     Ok(ScratchHome {
-        path: path.clone(),
+        path,
         dir: Some(dir),
     })
 }

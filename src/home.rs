@@ -190,8 +190,9 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
         }
     }
 
-    check_inside(path, &dir)?;
-    quarantine(path, &dir, dry_run, report)?;
+    if check_inside(path, &dir)? {
+        quarantine(path, &dir, dry_run, report)?;
+    }
     if dry_run {
         report.plan(format!("home: {} (exists)", path.display()));
     }
@@ -262,9 +263,9 @@ fn check_not_in_config_dir(config: &Config, path: &Path, dir: &OwnedFd) -> Resul
         return Ok(());
     }
     let mut current: Option<OwnedFd> = None;
+    let mut st = fstat(dir).map_err(|e| home_err(path, errno_text(e)))?;
     for _ in 0..4096 {
         let fd = current.as_ref().map_or(dir.as_fd(), AsFd::as_fd);
-        let st = fstat(fd).map_err(|e| home_err(path, errno_text(e)))?;
         if let Some((p, _)) = targets
             .iter()
             .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
@@ -288,14 +289,17 @@ fn check_not_in_config_dir(config: &Config, path: &Path, dir: &OwnedFd) -> Resul
         if up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino {
             break; // reached /
         }
+        st = up_st;
         current = Some(up);
     }
     Ok(())
 }
 
 /// `.claude` must be a real directory and `.claude.json` a regular file, if present.
-fn check_inside(path: &Path, dir: &OwnedFd) -> Result<()> {
-    if let Some(st) = lstat_at(dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))? {
+/// Returns whether `.claude` exists.
+fn check_inside(path: &Path, dir: &OwnedFd) -> Result<bool> {
+    let claude_dir = lstat_at(dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))?;
+    if let Some(st) = &claude_dir {
         if !is_type(&st, SFlag::S_IFDIR) {
             return Err(home_err(
                 path,
@@ -317,7 +321,7 @@ fn check_inside(path: &Path, dir: &OwnedFd) -> Result<()> {
             ));
         }
     }
-    Ok(())
+    Ok(claude_dir.is_some())
 }
 
 /// Renames `.claude/.credentials.json` (file or symlink) aside, keeping it.

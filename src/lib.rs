@@ -16,6 +16,7 @@ pub mod fsutil;
 pub mod home;
 pub mod man;
 pub mod report;
+pub mod scan;
 pub mod seed;
 pub mod token;
 

@@ -18,7 +18,6 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag, openat, renameat};
 use nix::sys::stat::{Mode, SFlag, fchmod, fstat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
@@ -113,169 +112,7 @@ pub fn merge(doc: &mut Map<String, Value>, trust: &[&str]) -> Changes {
     changes
 }
 
-/// Whether a document already has everything [`merge`] would set, read as a stream:
-/// only the values of the keys we own are looked at, the rest is skipped unparsed into
-/// memory. `None` when the document is not a JSON object of the expected shape.
-pub fn is_seeded<R: Read>(reader: R, trust: &[&str]) -> Option<bool> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let status = TopLevel { trust }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    Some(status.onboarded && status.trusted.iter().all(|t| *t))
-}
-
-struct Status {
-    onboarded: bool,
-    trusted: Vec<bool>,
-}
-
-struct TopLevel<'a> {
-    trust: &'a [&'a str],
-}
-
-impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
-    type Value = Status;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Status, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopLevel<'_> {
-    type Value = Status;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Status, A::Error> {
-        let mut status = Status {
-            onboarded: false,
-            trusted: vec![false; self.trust.len()],
-        };
-        while let Some(key) = map.next_key::<KeyName>()? {
-            match key.0.as_str() {
-                // Later duplicates win, as in JavaScript's JSON.parse.
-                ONBOARDING => status.onboarded = map.next_value::<IsTrue>()?.0,
-                PROJECTS if !self.trust.is_empty() => {
-                    status.trusted = map.next_value_seed(Projects { trust: self.trust })?;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(status)
-    }
-}
-
-struct Projects<'a> {
-    trust: &'a [&'a str],
-}
-
-impl<'de> DeserializeSeed<'de> for Projects<'_> {
-    type Value = Vec<bool>;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Vec<bool>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Projects<'_> {
-    type Value = Vec<bool>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object of projects")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Vec<bool>, A::Error> {
-        let mut trusted = vec![false; self.trust.len()];
-        while let Some(key) = map.next_key::<KeyName>()? {
-            if self.trust.contains(&key.0.as_str()) {
-                let value = map.next_value::<Project>()?.0;
-                for (slot, dir) in trusted.iter_mut().zip(self.trust) {
-                    if *dir == key.0 {
-                        *slot = value;
-                    }
-                }
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(trusted)
-    }
-}
-
-/// A project entry, reduced to whether `hasTrustDialogAccepted` is `true`.
-struct Project(bool);
-
-impl<'de> serde::Deserialize<'de> for Project {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Project;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a project object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Project, A::Error> {
-                let mut trusted = false;
-                while let Some(key) = map.next_key::<KeyName>()? {
-                    if key.0 == TRUSTED {
-                        trusted = map.next_value::<IsTrue>()?.0;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(Project(trusted))
-            }
-        }
-        d.deserialize_map(V)
-    }
-}
-
-/// A map key, reusing serde_json's string decoding.
-struct KeyName(String);
-
-impl<'de> serde::Deserialize<'de> for KeyName {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(KeyName)
-    }
-}
-
-/// Any JSON value, reduced to whether it is `true`.
-struct IsTrue(bool);
-
-impl<'de> serde::Deserialize<'de> for IsTrue {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = IsTrue;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any value")
-            }
-            fn visit_bool<E>(self, v: bool) -> Result<IsTrue, E> {
-                Ok(IsTrue(v))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<IsTrue, E> {
-                Ok(IsTrue(false))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<IsTrue, E> {
-                Ok(IsTrue(false))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<IsTrue, E> {
-                Ok(IsTrue(false))
-            }
-            fn visit_str<E>(self, _: &str) -> Result<IsTrue, E> {
-                Ok(IsTrue(false))
-            }
-            fn visit_unit<E>(self) -> Result<IsTrue, E> {
-                Ok(IsTrue(false))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<IsTrue, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(IsTrue(false))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<IsTrue, A::Error> {
-                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(IsTrue(false))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
+pub use crate::scan::is_seeded;
 
 fn seed_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Seed {
@@ -527,10 +364,6 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn seeded(v: &Value, trust: &[&str]) -> Option<bool> {
-        is_seeded(v.to_string().as_bytes(), trust)
-    }
-
     #[test]
     fn merge_sets_and_keeps() {
         let mut doc =
@@ -557,33 +390,6 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(merge(&mut doc, &["/x"]).replaced, vec!["projects[/x]"]);
-    }
-
-    #[test]
-    fn streaming_check() {
-        let full = json!({"hasCompletedOnboarding": true, "big": {"deep": [1, {"x": "y"}]}, "projects": {"/a": {"hasTrustDialogAccepted": true, "o": {}}, "/b": {"hasTrustDialogAccepted": false}}});
-        assert_eq!(seeded(&full, &["/a"]), Some(true));
-        assert_eq!(seeded(&full, &["/a", "/b"]), Some(false));
-        assert_eq!(seeded(&full, &["/c"]), Some(false));
-        assert_eq!(seeded(&full, &[]), Some(true));
-        assert_eq!(
-            seeded(&json!({"hasCompletedOnboarding": "true"}), &[]),
-            Some(false)
-        );
-        assert_eq!(seeded(&json!([1]), &[]), None);
-        assert_eq!(seeded(&json!({"projects": []}), &["/a"]), None);
-        assert_eq!(
-            is_seeded(&b"{\"hasCompletedOnboarding\": true} x"[..], &[]),
-            None
-        );
-        assert_eq!(is_seeded(&b"{"[..], &[]), None);
-        assert_eq!(
-            is_seeded(
-                &b"{\"hasCompletedOnboarding\": true, \"hasCompletedOnboarding\": false}"[..],
-                &[]
-            ),
-            Some(false)
-        );
     }
 
     fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {

@@ -300,7 +300,7 @@ fn check_not_in_config_dir(config: &Config, path: &Path, dir: &OwnedFd) -> Resul
 fn check_inside(path: &Path, dir: &OwnedFd) -> Result<bool> {
     let claude_dir = lstat_at(dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))?;
     if let Some(st) = &claude_dir {
-        if !is_type(&st, SFlag::S_IFDIR) {
+        if !is_type(st, SFlag::S_IFDIR) {
             return Err(home_err(
                 path,
                 format!(

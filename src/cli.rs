@@ -15,6 +15,7 @@ use clap_complete::Shell;
     about,
     long_about = None,
     args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true,
     subcommand_value_name = "SUBCOMMAND",
     subcommand_help_heading = "Subcommands",
     after_help = "COMMAND defaults to `claude`. Everything after `--` is passed verbatim.\n\

@@ -1,9 +1,940 @@
-//! tmp
+//! The man page: clap's definition rendered by clap_mangen, plus hand-written sections.
+//!
+//! The NAME line and the option lists come from [`crate::cli::Cli`], so they cannot drift
+//! from `--help`; the lists of scrubbed variables, file names and exit statuses come from
+//! the constants the launcher uses. The output is deterministic (no date; the footer
+//! names the crate version) because `man/claude-iso.1` is this output, checked in and
+//! compared by `tests/docs.rs`. Regenerate it with
+//! `CLAUDE_ISO_UPDATE_MAN=1 cargo test --test docs`.
+//!
+//! Hand-written text uses a two-marker markup: `**bold**` and `__italic__`. Everything
+//! else is escaped for roff by the `roff` crate, and non-ASCII characters are written as
+//! roff escapes so the page needs no input encoding.
+
+use clap::{Arg, Command, CommandFactory};
+use clap_mangen::Man;
+use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
+
+use crate::cli::Cli;
+use crate::environment::{NESTED_VAR, SCRUBBED};
+use crate::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
+use crate::home::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS};
+use crate::seed::{CLAUDE_LOCK, LOCK_TIMEOUT, OWN_LOCK, STALE_AFTER};
+use crate::token::{CREDENTIAL_NAME, MAX_ENV_FILE, TOKEN_VAR};
+
+/// The full `man/claude-iso.1` text.
 #[must_use]
 pub fn render() -> Vec<u8> {
-    let mut out = Vec::new();
-    clap_mangen::Man::new(<crate::cli::Cli as clap::CommandFactory>::command())
-        .render(&mut out)
-        .unwrap();
+    let cmd = Cli::command();
+    let mut page = Page::new();
+    page.title(&cmd);
+    page.mangen(Man::new(cmd.clone()), Man::render_name_section);
+    synopsis(&mut page, &cmd);
+    description(&mut page);
+    options(&mut page, &cmd);
+    subcommands(&mut page, &cmd);
+    exit_status(&mut page);
+    environment(&mut page);
+    files(&mut page);
+    security(&mut page);
+    examples(&mut page);
+    see_also(&mut page);
+    page.finish().into_bytes()
+}
+
+/// A roff document assembled from hand-written blocks and clap_mangen sections.
+struct Page {
+    out: String,
+    roff: Roff,
+    /// The last thing written was a heading: a paragraph starts without `.PP`.
+    after_heading: bool,
+}
+
+impl Page {
+    fn new() -> Self {
+        Page {
+            // The apostrophe preamble every `roff` rendering starts with, written once.
+            out: Roff::new().render(),
+            roff: Roff::new(),
+            after_heading: false,
+        }
+    }
+
+    /// Moves the hand-written blocks so far into the output.
+    fn flush(&mut self) {
+        let roff = std::mem::take(&mut self.roff);
+        self.out.push_str(&without_preamble(&roff.render()));
+    }
+
+    fn finish(mut self) -> String {
+        self.flush();
+        ascii_only(&self.out)
+    }
+
+    /// `.TH`: written here because `roff` drops an empty date argument instead of
+    /// quoting it, which shifts the source into the date's place.
+    fn title(&mut self, cmd: &Command) {
+        let name = cmd.get_name();
+        let version = cmd.get_version().unwrap_or_default();
+        self.out.push_str(&format!(
+            ".TH {} 1 \"\" \"{} {version}\" \"User Commands\"\n",
+            escape_arg(&name.to_uppercase()),
+            escape_arg(name),
+        ));
+        // Identifiers and paths fill this page: no hyphenation, no stretched spaces.
+        self.out.push_str(".nh\n.ad l\n");
+    }
+
+    /// Splices in roff text as it is.
+    fn raw(&mut self, text: &str) {
+        self.after_heading = false;
+        self.flush();
+        self.out.push_str(text);
+    }
+
+    /// Splices in one section rendered by clap_mangen.
+    fn mangen(
+        &mut self,
+        man: Man,
+        section: impl FnOnce(&Man, &mut dyn std::io::Write) -> std::io::Result<()>,
+    ) {
+        self.after_heading = false;
+        self.flush();
+        self.out
+            .push_str(&without_preamble(&mangen_text(&man, section)));
+    }
+
+    fn sh(&mut self, heading: &str) {
+        self.roff.control("SH", [escape_arg(heading).as_str()]);
+        self.after_heading = true;
+    }
+
+    fn ss(&mut self, heading: &str) {
+        self.roff.control("SS", [escape_arg(heading).as_str()]);
+        self.after_heading = true;
+    }
+
+    /// Starts a paragraph (`.PP` is redundant, and linted, right after a heading).
+    fn paragraph(&mut self) {
+        if !std::mem::take(&mut self.after_heading) {
+            self.roff.control("PP", []);
+        }
+    }
+
+    /// A paragraph.
+    fn p(&mut self, text: &str) {
+        self.paragraph();
+        self.roff.text(inlines(text));
+    }
+
+    /// A text line continuing the current paragraph or list item.
+    fn line(&mut self, text: &str) {
+        self.after_heading = false;
+        self.roff.text(inlines(text));
+    }
+
+    /// A tagged paragraph: `term` on its own line, `text` indented below.
+    fn tp(&mut self, term: &str, text: &str) {
+        self.after_heading = false;
+        self.roff.control("TP", []);
+        self.roff.text(inlines(term));
+        self.roff.text(inlines(text));
+    }
+
+    /// A bulleted list item.
+    fn bullet(&mut self, text: &str) {
+        self.after_heading = false;
+        self.roff.control("IP", [r"\(bu", "2"]);
+        self.roff.text(inlines(text));
+    }
+
+    /// A numbered list item.
+    fn numbered(&mut self, n: usize, text: &str) {
+        self.after_heading = false;
+        self.roff.control("IP", [format!("{n}.").as_str(), "4"]);
+        self.roff.text(inlines(text));
+    }
+
+    /// Lines shown as they are (commands, file contents), indented.
+    fn code(&mut self, lines: &[&str]) {
+        self.paragraph();
+        self.roff.control("RS", ["4"]);
+        self.roff.control("nf", []);
+        for line in lines {
+            if line.is_empty() {
+                self.roff.control("sp", []);
+            } else {
+                self.roff.text([roman(*line)]);
+            }
+        }
+        self.roff.control("fi", []);
+        self.roff.control("RE", []);
+    }
+}
+
+/// Renders one clap_mangen section to text.
+fn mangen_text(
+    man: &Man,
+    section: impl FnOnce(&Man, &mut dyn std::io::Write) -> std::io::Result<()>,
+) -> String {
+    let mut buf = Vec::new();
+    section(man, &mut buf).expect("writing to a Vec cannot fail");
+    String::from_utf8(buf).expect("clap_mangen writes UTF-8")
+}
+
+fn without_preamble(text: &str) -> String {
+    let preamble = Roff::new().render();
+    text.strip_prefix(&preamble).unwrap_or(text).to_owned()
+}
+
+/// A macro argument: `roff` passes control arguments through unescaped, and an
+/// unescaped `-` is a hyphen (U+2010 in UTF-8 output), which breaks copy and paste.
+fn escape_arg(s: &str) -> String {
+    s.replace('\\', r"\e").replace('-', r"\-")
+}
+
+/// Non-ASCII characters as roff escapes, so the page renders the same without
+/// `preconv`, whatever the locale and on an ASCII terminal: the usual punctuation by its
+/// classic name (which every output device can draw), anything else as `\[uXXXX]`.
+fn ascii_only(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let escaped = match c {
+            c if c.is_ascii() => {
+                out.push(c);
+                continue;
+            }
+            '\u{2026}' if out.is_empty() || out.ends_with('\n') => r"\&...",
+            '\u{2026}' => "...",
+            '\u{2014}' => r"\(em",
+            '\u{2013}' => r"\(en",
+            '\u{2018}' => r"\(oq",
+            '\u{2019}' => r"\(cq",
+            '\u{201C}' => r"\(lq",
+            '\u{201D}' => r"\(rq",
+            '\u{2022}' => r"\(bu",
+            '\u{2192}' => r"\(->",
+            c => {
+                out.push_str(&format!(r"\[u{:04X}]", u32::from(c)));
+                continue;
+            }
+        };
+        out.push_str(escaped);
+    }
     out
+}
+
+/// `**bold**` and `__italic__` markup to roff inlines.
+fn inlines(text: &str) -> Vec<Inline> {
+    let mut out = Vec::new();
+    let mut buf = String::new();
+    let (mut in_bold, mut in_italic) = (false, false);
+    let mut rest = text;
+    let push = |out: &mut Vec<Inline>, buf: &mut String, b: bool, i: bool| {
+        if !buf.is_empty() {
+            let s = std::mem::take(buf);
+            out.push(if b {
+                bold(s)
+            } else if i {
+                italic(s)
+            } else {
+                roman(s)
+            });
+        }
+    };
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("**") {
+            push(&mut out, &mut buf, in_bold, in_italic);
+            in_bold = !in_bold;
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("__") {
+            push(&mut out, &mut buf, in_bold, in_italic);
+            in_italic = !in_italic;
+            rest = r;
+        } else {
+            buf.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    assert!(
+        !in_bold && !in_italic,
+        "unbalanced ** or __ in man page text: {text}"
+    );
+    push(&mut out, &mut buf, false, false);
+    out
+}
+
+/// `--long`, `-s, --long` or the value name, as written in the option list.
+fn flag_names(arg: &Arg) -> String {
+    match (arg.get_short(), arg.get_long()) {
+        (Some(s), Some(l)) => format!("-{s}/--{l}"),
+        (None, Some(l)) => format!("--{l}"),
+        (Some(s), None) => format!("-{s}"),
+        (None, None) => arg.get_id().to_string(),
+    }
+}
+
+fn synopsis(page: &mut Page, cmd: &Command) {
+    let shells = completion_shells(cmd).join("|");
+    page.sh("SYNOPSIS");
+    page.line("**claude-iso** [__OPTIONS__] [**--** __COMMAND__ [__ARG__...]]");
+    page.roff.control("br", []);
+    page.line("**claude-iso doctor** [**--json**] [**--live**] [__OPTIONS__]");
+    page.roff.control("br", []);
+    page.line(&format!("**claude-iso completions** {shells}"));
+}
+
+fn description(page: &mut Page) {
+    page.sh("DESCRIPTION");
+    page.p(
+        "**claude-iso** runs __COMMAND__ (by default **claude**, Claude Code) so that \
+        the only credential it can use is one long-lived setup-token, the \
+        **sk-ant-oat01-**... token that **claude setup-token** prints. It is meant for \
+        agents, unit files and scripts that run many Claude Code sessions at once \
+        under one account.",
+    );
+    page.p(
+        "Sessions that share **~/.claude/.credentials.json** share one refresh token, \
+        and it rotates: once one session has refreshed, the others hold a used one, and \
+        when their refresh is refused claude blanks the file, logging out every session \
+        that shares it. Variables such as **ANTHROPIC_API_KEY** left \
+        in an environment silently take precedence over the token. **claude-iso** \
+        removes both problems. In order, it:",
+    );
+    page.numbered(
+        1,
+        "reads the token (see __Token sources__ below) and checks its shape: \
+        **sk-ant-oat**, two digits, **-**, then URL-safe base64. An API key \
+        (**sk-ant-api**...) or a refresh token (**sk-ant-ort**...) is refused with its \
+        own message;",
+    );
+    page.numbered(
+        2,
+        "resolves __COMMAND__ on the caller's **PATH**, before **HOME** changes (claude \
+        often lives in **~/.local/bin**);",
+    );
+    page.numbered(
+        3,
+        &format!(
+            "creates or checks the scratch home, a directory that becomes claude's **HOME** \
+            (see **--home**), and moves any **{CLAUDE_DIR}/{CREDENTIALS}** in it aside;"
+        ),
+    );
+    page.numbered(
+        4,
+        &format!(
+            "seeds **{CLAUDE_JSON}** in the scratch home with **hasCompletedOnboarding** \
+            and with **hasTrustDialogAccepted** for the working directory (its real path) \
+            and each **--trust** directory, so the interactive TUI starts without its \
+            first-run and folder-trust dialogs. Every other key is kept. Nothing is \
+            written when both are already set;"
+        ),
+    );
+    page.numbered(
+        5,
+        &format!(
+            "builds __COMMAND__'s environment: the caller's, minus every variable that \
+            carries or relocates another credential, plus **HOME**, **{TOKEN_VAR}** and \
+            **{NESTED_VAR}=1** (see ENVIRONMENT);"
+        ),
+    );
+    page.numbered(
+        6,
+        "changes to the **-C** directory, if given, and replaces itself with \
+        __COMMAND__ (**execve**(2)): same process ID, so __COMMAND__'s exit status and \
+        signals are the caller's, as with **env**(1). No file descriptor or lock of \
+        claude-iso's survives into __COMMAND__.",
+    );
+    page.p(
+        "Errors are one line on standard error, prefixed **claude-iso:**, and name \
+        paths, line numbers and variable names, never a token. Warnings (a variable \
+        removed, a file moved aside) are printed the same way unless **--quiet** is \
+        given.",
+    );
+
+    page.ss("Token sources");
+    page.p(
+        "With **--env-file** (or **CLAUDE_ISO_ENV_FILE**) that file is the only source; \
+        if it is missing, that is an error. Otherwise the first of these that exists \
+        is used, and a problem with it is an error (claude-iso does not fall back to \
+        the next):",
+    );
+    page.numbered(
+        1,
+        &format!(
+            "**$CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}**, the credential a systemd unit \
+            passes with **LoadCredential={CREDENTIAL_NAME}:**__PATH__. The file holds the \
+            bare token (trailing newline allowed) or, if it starts with **{TOKEN_VAR}** or \
+            **export**, an env file;"
+        ),
+    );
+    page.numbered(
+        2,
+        &format!("**{TOKEN_VAR}** already set (non-empty) in the environment;"),
+    );
+    page.numbered(
+        3,
+        "**$XDG_CONFIG_HOME/claude-iso/token.env** (by default \
+        **~/.config/claude-iso/token.env**);",
+    );
+    page.numbered(
+        4,
+        "**~/.config/claude-auth-sync/claude-oauth.env**, the file existing \
+        claude-auth-sync setups already write.",
+    );
+    page.p(
+        "If none exists, claude-iso fails and names every place it looked. \
+        **--verbose** says which source was used; **--dry-run** and **doctor** show it \
+        too.",
+    );
+
+    page.ss("Env file format");
+    page.p(&format!(
+        "A strict subset of systemd's **EnvironmentFile=**: blank lines, comment lines \
+        starting with **#** or **;**, and **KEY=VALUE** lines with an optional \
+        **export** prefix. Values may be unquoted (surrounding whitespace trimmed), \
+        single-quoted (literal) or double-quoted; CRLF line ends are accepted. There \
+        is no variable expansion. Only **{TOKEN_VAR}** is used and it must appear \
+        exactly once; a line setting a variable that claude-iso removes (such as \
+        **ANTHROPIC_API_KEY**) is refused, and so is anything systemd or a shell would \
+        read differently (unbalanced quotes, a trailing backslash, control \
+        characters)."
+    ));
+    page.p(&format!(
+        "The file must be a regular file of at most {} KiB, owned by you or root, with \
+        no permissions for group or others (**chmod 600**), the rule ssh applies to \
+        private keys. A file under **$CREDENTIALS_DIRECTORY** is exempt from the owner \
+        and mode check: systemd makes that directory private.",
+        MAX_ENV_FILE / 1024
+    ));
+    page.code(&[
+        "# ~/.config/claude-iso/token.env  (chmod 600)",
+        "CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-...",
+    ]);
+
+    page.ss("The scratch home");
+    page.p(
+        "It is created with mode 0700 (missing parents too). One that exists must be a \
+        real directory, not a symbolic link, owned by you and not writable by group or \
+        others; if it is readable by them, claude-iso tightens it to 0700. It must not \
+        be your real home (**$HOME** or your passwd entry's home), an ancestor of it, \
+        or inside your real **~/.claude** or **$CLAUDE_CONFIG_DIR**. Inside it, \
+        **.claude** must be a directory and **.claude.json** a regular file, not \
+        symbolic links. Anything else is an error and nothing is run.",
+    );
+    page.p(&format!(
+        "The scratch home is claude's whole **HOME**: its settings \
+        (**{CLAUDE_DIR}/settings.json**), memory (**{CLAUDE_DIR}/CLAUDE.md**), agents, \
+        commands, sessions and history live there, not in your real home. Put there \
+        what claude and the tools it runs should find, for instance a **.gitconfig**. \
+        One scratch home can serve any number of concurrent sessions; give unrelated \
+        agents separate ones."
+    ));
+}
+
+fn options(page: &mut Page, cmd: &Command) {
+    // The trailing COMMAND is shown as `-- COMMAND [ARG...]` below, not as clap's
+    // `[COMMAND]`.
+    let listed = cmd.clone().mut_arg("command", |a| a.hide(true));
+    page.mangen(Man::new(listed), Man::render_options_section);
+    let help = cmd
+        .get_positionals()
+        .find(|a| a.get_id() == "command")
+        .and_then(Arg::get_help)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    page.tp(
+        "**--** __COMMAND__ [__ARG__...]",
+        &format!(
+            "{help}. Everything after **--** is passed verbatim: empty arguments, arguments \
+            that look like options, another **--**. A __COMMAND__ containing a **/** is \
+            taken relative to the directory claude-iso was started in, before **-C**."
+        ),
+    );
+    page.p(
+        "Relative paths given to **--env-file**, **--home**, **-C** and **--trust** are \
+        taken relative to the directory claude-iso was started in. **-C** and \
+        **--trust** directories must exist; their real paths (symbolic links resolved) \
+        are what gets trusted, because that is the path claude looks up.",
+    );
+    page.p(
+        "**--dry-run** runs every check, then prints the plan on standard output (the \
+        scratch home, what would be seeded or moved aside, the token as prefix and \
+        length, the resolved command and argument list, each variable set or removed) \
+        and exits 0 without changing or running anything. Any problem it can \
+        detect without changing anything makes it fail, with the statuses below.",
+    );
+}
+
+fn subcommands(page: &mut Page, cmd: &Command) {
+    page.sh("SUBCOMMANDS");
+    let doctor = cmd
+        .find_subcommand("doctor")
+        .expect("the doctor subcommand");
+    page.ss("claude-iso doctor [--json] [--live] [OPTIONS]");
+    page.p(&format!(
+        "{}. It inspects what a launch with the same options would do, without seeding, \
+        moving or creating anything, and prints one check per line: **ok**, **warn** \
+        or **fail**, a short detail, and the fix for anything not ok. The token is \
+        shown as prefix and length only.",
+        about(doctor)
+    ));
+    for (name, what) in [
+        (
+            "token",
+            "which source won, whether other sources exist and hold a different token, and \
+            the token's shape",
+        ),
+        (
+            "env_file",
+            "owner and mode; **fail** wherever the launcher would refuse the file",
+        ),
+        (
+            "home",
+            "the scratch home's path, owner and mode, and whether it exists",
+        ),
+        (
+            "credentials",
+            "whether a credentials file sits in the scratch home (the launcher would move \
+            it aside)",
+        ),
+        (
+            "seed",
+            "whether onboarding and the working directory's trust are already seeded",
+        ),
+        (
+            "command",
+            "where **claude** resolves on **PATH**, and its version",
+        ),
+        (
+            "environment",
+            "the names, never the values, of variables the launcher would remove; **warn** \
+            when **ANTHROPIC_BASE_URL** is set, naming the host the token would be sent to",
+        ),
+        (
+            "project_settings",
+            "**warn** when the working directory's **.claude/settings.json** or \
+            **.claude/settings.local.json** sets **apiKeyHelper** or an **env** entry for \
+            a credential variable, which claude would use instead of the token",
+        ),
+        (
+            "live",
+            "with **--live** only: runs claude once, isolated exactly as the launcher \
+            would, with a short prompt and a timeout, and is **ok** only if the expected \
+            answer comes back. Unlike **claude auth status**, this fails when the API \
+            refuses the token",
+        ),
+    ] {
+        page.tp(&format!("**{name}**"), &format!("{what}."));
+    }
+    let shared: Vec<String> = doctor
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && cmd.get_arguments().any(|b| b.get_id() == a.get_id()))
+        .map(flag_names)
+        .collect();
+    page.p(&format!(
+        "It exits 0 when no check failed (warnings allowed) and 1 when one did. It \
+        takes the launcher's {} options, as above, and:",
+        shared
+            .iter()
+            .map(|s| format!("**{s}**"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let own: Vec<Arg> = doctor
+        .get_arguments()
+        .filter(|a| {
+            !a.is_hide_set()
+                && a.get_id() != "help"
+                && !cmd.get_arguments().any(|b| b.get_id() == a.get_id())
+        })
+        .cloned()
+        .collect();
+    let own = Command::new("doctor")
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .args(own);
+    let text = mangen_text(&Man::new(own), Man::render_options_section);
+    let text = without_preamble(&text);
+    let text = text
+        .strip_prefix(".SH OPTIONS\n")
+        .expect("clap_mangen's options section starts with its heading");
+    page.raw(text);
+
+    let completions = cmd
+        .find_subcommand("completions")
+        .expect("the completions subcommand");
+    page.ss("claude-iso completions SHELL");
+    page.p(&format!(
+        "{}: __SHELL__ is one of {}. For instance:",
+        about(completions),
+        completion_shells(cmd)
+            .iter()
+            .map(|s| format!("**{s}**"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    page.code(&[
+        "claude-iso completions bash > ~/.local/share/bash-completion/completions/claude-iso",
+        "claude-iso completions zsh > ~/.zfunc/_claude-iso    # with fpath+=~/.zfunc",
+        "claude-iso completions fish > ~/.config/fish/completions/claude-iso.fish",
+    ]);
+}
+
+fn about(cmd: &Command) -> String {
+    cmd.get_about()
+        .map(|a| a.to_string().trim_end_matches('.').to_owned())
+        .unwrap_or_default()
+}
+
+/// The shells `completions` accepts, from its clap definition.
+fn completion_shells(cmd: &Command) -> Vec<String> {
+    cmd.find_subcommand("completions")
+        .and_then(|c| c.get_positionals().next())
+        .map(|a| {
+            a.get_possible_values()
+                .iter()
+                .filter(|v| !v.is_hide_set())
+                .map(|v| v.get_name().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn exit_status(page: &mut Page) {
+    page.sh("EXIT STATUS");
+    page.p(
+        "A launch that succeeds does not return: claude-iso becomes __COMMAND__, so the \
+        caller sees __COMMAND__'s own exit status, or the signal that killed it (a \
+        shell reports 128 plus the signal number). Otherwise:",
+    );
+    page.tp(
+        "**0**",
+        "**--dry-run**, **--help**, **--version** and **completions** succeeded; \
+        **doctor** found no failing check.",
+    );
+    page.tp("**1**", "**doctor** found at least one failing check.");
+    page.tp(
+        &format!("**{EXIT_FAILURE}**"),
+        "claude-iso itself failed and ran nothing: a usage error, no token or an \
+        unusable one, an env file with loose permissions, an unsafe scratch home, a \
+        **.claude.json** that could not be seeded, or claude's lock held for too long. \
+        As with **env**(1), the number is chosen to be unlikely from __COMMAND__; a \
+        systemd unit can stop restarting on it with **RestartPreventExitStatus=125**.",
+    );
+    page.tp(
+        &format!("**{EXIT_CANNOT_RUN}**"),
+        "__COMMAND__ was found but could not be run (not executable, a directory, or \
+        **execve**(2) failed).",
+    );
+    page.tp(
+        &format!("**{EXIT_NOT_FOUND}**"),
+        "__COMMAND__ was not found on **PATH**, or its interpreter was not found.",
+    );
+}
+
+fn environment(page: &mut Page) {
+    page.sh("ENVIRONMENT");
+    page.ss("Read by claude-iso");
+    page.tp(
+        "**CLAUDE_ISO_ENV_FILE**",
+        "The env file, as **--env-file** (the option wins).",
+    );
+    page.tp(
+        "**CLAUDE_ISO_HOME**",
+        "The scratch home, as **--home** (the option wins).",
+    );
+    page.tp(
+        "**CREDENTIALS_DIRECTORY**",
+        &format!(
+            "Set by systemd for a unit with **LoadCredential=**; **{CREDENTIAL_NAME}** in \
+            it is the first default token source."
+        ),
+    );
+    page.tp(
+        &format!("**{TOKEN_VAR}**"),
+        "The second default token source, checked like a token from a file. For \
+        __COMMAND__ it is always replaced by the token claude-iso chose.",
+    );
+    page.tp(
+        "**XDG_CONFIG_HOME**",
+        "Where **claude-iso/token.env** is looked for; **~/.config** when unset or not absolute.",
+    );
+    page.tp(
+        "**XDG_STATE_HOME**",
+        "Where the default scratch home **claude-iso/home** lives; **~/.local/state** \
+        when unset or not absolute.",
+    );
+    page.tp(
+        "**HOME**",
+        "Your real home, the base of the default paths. The scratch home must not be \
+        it, an ancestor of it, or inside its **.claude**; the same holds for the \
+        passwd entry's home.",
+    );
+    page.tp(
+        "**PATH**",
+        "Where __COMMAND__ is looked up; **/usr/local/bin:/usr/bin:/bin** when unset. \
+        It is passed to __COMMAND__ unchanged.",
+    );
+    page.tp(
+        &format!("**{NESTED_VAR}**"),
+        "When set and non-empty, claude-iso runs under another claude-iso: **$HOME** is \
+        a scratch home, so only the passwd entry's home is taken as the real one.",
+    );
+    page.tp(
+        "**CLAUDE_CONFIG_DIR**",
+        "The scratch home must not lie inside it. It is removed for __COMMAND__.",
+    );
+
+    page.ss("Set for COMMAND");
+    page.tp("**HOME**", "The scratch home.");
+    page.tp(&format!("**{TOKEN_VAR}**"), "The token.");
+    page.tp(
+        &format!("**{NESTED_VAR}**"),
+        "**1**, so a nested claude-iso, or a script, can tell that **HOME** is a scratch home.",
+    );
+    page.tp(
+        "**PWD**",
+        "The **-C** directory, when **-C** is given; otherwise the caller's value is kept.",
+    );
+
+    page.ss("Removed from COMMAND's environment");
+    page.p(
+        "These carry a credential that outranks the token, switch claude to another \
+        provider, or relocate where claude looks for its configuration and \
+        credentials:",
+    );
+    let names: Vec<String> = SCRUBBED.iter().map(|n| format!("**{n}**")).collect();
+    page.line(&format!("{}.", names.join(", ")));
+    page.p(
+        "Each **--unset** __NAME__ is removed too, and each **--keep-env** __NAME__ is \
+        passed through on purpose. The names (never the values) of removed variables \
+        that were set are printed as a warning. Everything else, **PATH**, **TERM**, \
+        **ANTHROPIC_BASE_URL** and proxy variables included, reaches __COMMAND__ \
+        unchanged. Because **XDG_CONFIG_HOME** is removed, tools that __COMMAND__ runs \
+        look for their configuration in the scratch home's **.config**.",
+    );
+    page.p(
+        "Claude Code's own switches pass through as well; for unattended agents \
+        consider **DISABLE_AUTOUPDATER=1**, **DISABLE_TELEMETRY=1** and \
+        **CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1**.",
+    );
+}
+
+fn files(page: &mut Page) {
+    page.sh("FILES");
+    page.p("Below, __home__ is the scratch home.");
+    page.tp(
+        "**$XDG_CONFIG_HOME/claude-iso/token.env**",
+        "The default env file (**~/.config/claude-iso/token.env**). Mode 0600.",
+    );
+    page.tp(
+        "**~/.config/claude-auth-sync/claude-oauth.env**",
+        "The last default env file, in your real home whatever **XDG_CONFIG_HOME** says.",
+    );
+    page.tp(
+        &format!("**$CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}**"),
+        "The token passed by a systemd unit's **LoadCredential=**.",
+    );
+    page.tp(
+        "**$XDG_STATE_HOME/claude-iso/home**",
+        "The default scratch home (**~/.local/state/claude-iso/home**).",
+    );
+    page.tp(
+        &format!("__home__**/{CLAUDE_JSON}**"),
+        "claude's state file, which claude-iso seeds (see DESCRIPTION). If it is not a \
+        JSON object, it is kept as a copy and a fresh one is seeded.",
+    );
+    page.tp(
+        &format!("__home__**/{CLAUDE_DIR}/**"),
+        "claude's configuration directory: **settings.json**, **CLAUDE.md**, \
+        **agents/**, **commands/**, sessions, history and backups.",
+    );
+    page.tp(
+        &format!("__home__**/{OWN_LOCK}**"),
+        "An empty file claude-iso locks with **flock**(2) while it seeds, so concurrent \
+        launches do not lose each other's changes. It is left in place.",
+    );
+    page.tp(
+        &format!("__home__**/{CLAUDE_LOCK}/**"),
+        &format!(
+            "claude's own lock on **{CLAUDE_JSON}**, a directory created with **mkdir**(2). \
+            claude-iso takes it the same way while it writes, waits up to {} seconds while \
+            claude holds it, and breaks it when it was last touched more than {} seconds \
+            ago.",
+            LOCK_TIMEOUT.as_secs(),
+            STALE_AFTER.as_secs()
+        ),
+    );
+    page.tp(
+        &format!("__home__**/{CLAUDE_DIR}/{CREDENTIALS}.quarantined-**__TIME__**-**__N__"),
+        &format!(
+            "A credentials file found in the scratch home, moved aside before launch (with \
+            a warning) because claude falls back to **{CREDENTIALS}** when the token gets \
+            a 401 and blanks it when a refresh fails. It is kept, mode 0600, never read \
+            again; delete it once you know you do not need it. __TIME__ is seconds since \
+            the epoch, __N__ makes the name unique."
+        ),
+    );
+    page.tp(
+        &format!("__home__**/{CLAUDE_JSON}.corrupt-**__TIME__**-**__N__"),
+        &format!(
+            "A **{CLAUDE_JSON}** that was not a JSON object, kept when a fresh one was \
+            seeded (**.replaced-** when a **projects** entry of the wrong type had to be \
+            replaced)."
+        ),
+    );
+}
+
+fn security(page: &mut Page) {
+    page.sh("SECURITY");
+    page.ss("What it protects against");
+    page.bullet(
+        "The shared-file logout: claude never sees a refresh token, so it never \
+        refreshes, rotates or blanks one, and claude-iso never creates, copies or \
+        links a credentials file.",
+    );
+    page.bullet(&format!(
+        "The 401 fallback: when the token is refused, claude retries with any \
+        **{CREDENTIALS}** it can find. The one in the scratch home is moved aside \
+        before every launch, and the variables that would point claude at another are \
+        removed."
+    ));
+    page.bullet(
+        "Shadowing: credentials in the caller's environment that claude would prefer to \
+        the token are removed, and an env file that sets one is refused.",
+    );
+    page.bullet(
+        "Disclosure in output: **--dry-run**, **--verbose**, **doctor** and error \
+        messages show the token as its prefix and length at most; env files with group \
+        or other permissions are refused.",
+    );
+    page.bullet(
+        "Lost updates: **.claude.json** is rewritten atomically under both claude-iso's \
+        and claude's locks, keeping every key claude-iso does not own.",
+    );
+    page.ss("Limits");
+    page.bullet(
+        "It is not a sandbox. __COMMAND__ runs as you, with all your files: it could \
+        read your real **~/.claude/.credentials.json** by its path; claude simply does \
+        not look there. To keep agents apart, run them as separate users or under \
+        systemd's sandboxing (see EXAMPLES).",
+    );
+    page.bullet(
+        "A project can still inject credentials. A repository's \
+        **.claude/settings.json** or **.claude/settings.local.json** can set \
+        **apiKeyHelper** or **env** entries such as **ANTHROPIC_API_KEY**, \
+        **ANTHROPIC_AUTH_TOKEN** or **CLAUDE_CONFIG_DIR**; claude honours them over \
+        the token, in **--print** mode without asking. claude-iso does not read or \
+        change project files; **claude-iso doctor** warns about them. With Claude Code \
+        2.1.330, **claude --setting-sources user** ignored such project files (at the \
+        price of their permissions and hooks too); check this with your version.",
+    );
+    page.bullet(
+        "macOS keeps claude's login in the Keychain, outside **HOME**, where a scratch \
+        home cannot hide it. claude-iso is built and tested on Linux.",
+    );
+    page.bullet(
+        "**ANTHROPIC_BASE_URL** is passed through, and the token is sent to whatever \
+        host it names. Check it before launching; **doctor** warns when it is set.",
+    );
+    page.bullet(
+        "The token is in __COMMAND__'s environment: every process __COMMAND__ starts \
+        inherits it, and processes running as the same user, and root, can read it \
+        from **/proc/**__PID__**/environ**.",
+    );
+    page.bullet(
+        "A setup-token is long-lived: whoever copies it can use the account until it \
+        expires or is revoked. Keep the env file at mode 0600 and, for services, \
+        prefer systemd's **LoadCredential=** to a file the service user can read.",
+    );
+}
+
+fn examples(page: &mut Page) {
+    page.sh("EXAMPLES");
+    page.p("Set up once: create a token, and store it where claude-iso looks by default.");
+    page.code(&[
+        "claude setup-token",
+        "install -d -m 700 ~/.config/claude-iso",
+        "install -m 600 /dev/null ~/.config/claude-iso/token.env",
+        "${EDITOR:-vi} ~/.config/claude-iso/token.env",
+        "# CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-...",
+    ]);
+    page.p("Start the interactive TUI in the current directory, or in another one:");
+    page.code(&["claude-iso", "claude-iso -C ~/src/app -- claude --continue"]);
+    page.p("See what would happen, without changing or running anything:");
+    page.code(&["claude-iso --dry-run -- claude --print hello"]);
+    page.p("A scripted, non-interactive question:");
+    page.code(&["git diff | claude-iso -q -- claude --print 'Review this diff.'"]);
+    page.p("Two agents with separate scratch homes, each trusting a shared checkout:");
+    page.code(&[
+        "claude-iso --home ~/.local/state/claude-iso/a --trust ~/src/lib -C ~/src/a",
+        "claude-iso --home ~/.local/state/claude-iso/b --trust ~/src/lib -C ~/src/b",
+    ]);
+    page.p("Replace a wrapper script that sourced a token file and ran claude:");
+    page.code(&["#!/bin/sh", "exec claude-iso -- claude \"$@\""]);
+    page.p("Check a set-up, including one real request:");
+    page.code(&["claude-iso doctor --live"]);
+    page.p(
+        "Run an agent as a systemd service, with the token passed as a credential; the \
+        claude-iso sources hold a hardened template unit, \
+        **examples/claude-agent@.service**:",
+    );
+    page.code(&[
+        "[Service]",
+        &format!("LoadCredential={CREDENTIAL_NAME}:/etc/claude-iso/token"),
+        "RestartPreventExitStatus=125",
+        "ExecStart=/usr/local/bin/claude-iso --home %S/claude-iso/%i \\",
+        "    -C %S/claude-agents/%i -- claude --print ...",
+    ]);
+}
+
+fn see_also(page: &mut Page) {
+    page.sh("SEE ALSO");
+    page.line(
+        "**env**(1), **environ**(7), **systemd.exec**(5), **systemd.service**(5), \
+        **systemd-creds**(1)",
+    );
+    page.p("**claude --help**, and the **README.md** and **examples/** of the claude-iso sources.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup() {
+        let got = inlines("a **b** __c__ d");
+        assert_eq!(
+            got,
+            vec![roman("a "), bold("b"), roman(" "), italic("c"), roman(" d")]
+        );
+        assert_eq!(inlines("A_B_C"), vec![roman("A_B_C")]);
+    }
+
+    #[test]
+    #[should_panic(expected = "unbalanced")]
+    fn unbalanced_markup() {
+        let _ = inlines("**open");
+    }
+
+    #[test]
+    fn escapes() {
+        assert_eq!(escape_arg("claude-iso"), r"claude\-iso");
+        assert_eq!(
+            ascii_only("a…b\n…c—d\u{e9}"),
+            "a...b\n\\&...c\\(emd\\[u00E9]"
+        );
+    }
+
+    #[test]
+    fn deterministic_and_ascii() {
+        let a = render();
+        assert_eq!(a, render());
+        assert!(a.is_ascii());
+        let text = String::from_utf8(a).unwrap();
+        assert!(text.starts_with(".ie \\n(.g .ds Aq \\(aq\n.el .ds Aq '\n.TH CLAUDE\\-ISO 1 \"\""));
+        assert_eq!(text.matches(".ie \\n(.g").count(), 1, "one preamble");
+        assert!(text.contains(env!("CARGO_PKG_VERSION")));
+    }
 }

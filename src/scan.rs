@@ -580,7 +580,10 @@ mod tests {
             let want = reference(&text, &[]);
             // Invalid UTF-8 inside strings is accepted by us (JSON.parse of a file read
             // as UTF-8 replaces it) but refused by serde_json: compare only valid UTF-8.
-            if std::str::from_utf8(&text).is_ok() {
+            // Likewise a number too large for f64 (JSON.parse makes it Infinity).
+            let out_of_range = serde_json::from_slice::<Value>(&text)
+                .is_err_and(|e| e.to_string().contains("out of range"));
+            if std::str::from_utf8(&text).is_ok() && !out_of_range {
                 proptest::prop_assert_eq!(got, want);
             }
         }

@@ -214,7 +214,9 @@ pub fn read_source(config: &Config, source: &Source) -> Result<Token> {
         }
         Source::CredentialsDirectory(path) => {
             let bytes = read_private_file(path, false)?;
-            if bytes.starts_with(TOKEN_VAR.as_bytes()) || bytes.starts_with(b"export ") {
+            // A bare token holds no '=' (URL-safe base64 without padding), so any '='
+            // means the credential was written in env-file form.
+            if bytes.contains(&b'=') {
                 return token_from_env_file(path, &bytes);
             }
             let text = std::str::from_utf8(&bytes).map_err(|_| Error::EnvFile {

@@ -215,10 +215,7 @@ fn check_env_file(config: &Config, winner: Option<&Source>) -> Check {
             _ => return check("env_file", Status::Fail, "no env file found"),
         },
     };
-    let systemd = config
-        .env
-        .absolute_path("CREDENTIALS_DIRECTORY")
-        .is_some_and(|d| path.starts_with(d));
+    let systemd = token::credentials_directory(config).is_some_and(|d| path.starts_with(d));
     let meta = match std::fs::metadata(&path) {
         Ok(m) => m,
         Err(e) => {
@@ -235,7 +232,7 @@ fn check_env_file(config: &Config, winner: Option<&Source>) -> Check {
         meta.uid(),
         meta.mode() & 0o7777
     );
-    match token::read_private_file(&path, !systemd) {
+    match token::read_private_file(&path, token::credentials_directory(config)) {
         Ok(_) => check(
             "env_file",
             Status::Ok,

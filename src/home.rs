@@ -69,31 +69,13 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
         })?;
     let parent_path = path.parent().unwrap_or(Path::new("/"));
 
-    let parent = match open(
+    let opened = match open(
         parent_path,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     ) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) if dry_run => {
-            report.plan(format!(
-                "home: {} (would be created, mode 0700)",
-                path.display()
-            ));
-            return Ok(ScratchHome {
-                path: path.clone(),
-                dir: None,
-            });
-        }
-        Err(Errno::ENOENT) => {
-            create_parents(parent_path)?;
-            open(
-                parent_path,
-                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| home_err(parent_path, format!("cannot open: {}", errno_text(e))))?
-        }
+        Ok(fd) => Some(fd),
+        Err(Errno::ENOENT) => None,
         Err(e) => {
             return Err(home_err(
                 parent_path,
@@ -101,29 +83,48 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
             ));
         }
     };
+    let exists = match &opened {
+        Some(parent) => lstat_at(parent, name)
+            .map_err(|e| home_err(path, errno_text(e)))?
+            .is_some(),
+        None => false,
+    };
 
     let mut created = false;
-    if lstat_at(&parent, name)
-        .map_err(|e| home_err(path, errno_text(e)))?
-        .is_none()
-    {
+    let parent = if exists {
+        opened.expect("the parent exists when the home does")
+    } else {
+        // Refuse before creating anything, so a refused path leaves nothing behind.
+        check_new_path(config, path)?;
         if dry_run {
             report.plan(format!(
                 "home: {} (would be created, mode 0700)",
                 path.display()
             ));
-            check_not_real_home(config, path, None)?;
             return Ok(ScratchHome {
                 path: path.clone(),
                 dir: None,
             });
         }
+        let parent = match opened {
+            Some(fd) => fd,
+            None => {
+                create_parents(parent_path)?;
+                open(
+                    parent_path,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| home_err(parent_path, format!("cannot open: {}", errno_text(e))))?
+            }
+        };
         match mkdirat(&parent, name, Mode::from_bits_truncate(0o700)) {
             Ok(()) => created = true,
             Err(Errno::EEXIST) => {}
             Err(e) => return Err(home_err(path, format!("cannot create: {}", errno_text(e)))),
         }
-    }
+        parent
+    };
 
     let dir = match open_dir_at(&parent, name) {
         Ok(fd) => fd,
@@ -164,7 +165,7 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
             ),
         ));
     }
-    check_not_real_home(config, path, Some(&st))?;
+    check_not_real_home(config, path, Some(&st), path)?;
     check_not_in_config_dir(config, path, &dir)?;
 
     if created {
@@ -213,25 +214,88 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
     })
 }
 
+/// Creates the missing ancestors of the home, each exactly 0700 whatever the umask.
 fn create_parents(parent: &Path) -> Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(parent)
-        .map_err(|e| home_err(parent, format!("cannot create: {}", crate::error_text(&e))))
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let missing: Vec<&Path> = parent
+        .ancestors()
+        .take_while(|p| std::fs::symlink_metadata(p).is_err())
+        .collect();
+    for dir in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| home_err(dir, format!("cannot chmod: {}", crate::error_text(&e))))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => {
+                return Err(home_err(
+                    dir,
+                    format!("cannot create: {}", crate::error_text(&e)),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The path a not-yet-existing home will have: its deepest existing ancestor resolved,
+/// the rest (which cannot be symlinks, as it does not exist) appended.
+fn prospective_path(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return rest.iter().rev().fold(real, |acc, c| acc.join(c));
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
+/// Path-level checks for a home about to be created: not inside a real config
+/// directory, not a real home or an ancestor of one. (The descriptor-level checks run
+/// again once it exists.)
+fn check_new_path(config: &Config, path: &Path) -> Result<()> {
+    let new = prospective_path(path);
+    for dir in config.real_config_dirs() {
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        if new.starts_with(&dir) {
+            return Err(home_err(
+                path,
+                format!(
+                    "is inside {}, a real claude config directory; choose a scratch home outside it",
+                    dir.display()
+                ),
+            ));
+        }
+    }
+    check_not_real_home(config, path, None, &new)
 }
 
 /// The home must not be a real home (`$HOME`, passwd) nor an ancestor of one.
-fn check_not_real_home(config: &Config, path: &Path, st: Option<&FileStat>) -> Result<()> {
+fn check_not_real_home(
+    config: &Config,
+    path: &Path,
+    st: Option<&FileStat>,
+    resolved: &Path,
+) -> Result<()> {
     for real in config.real_homes() {
+        let real = if st.is_none() {
+            std::fs::canonicalize(&real).unwrap_or(real)
+        } else {
+            real
+        };
         for (depth, ancestor) in real.ancestors().enumerate() {
             let same = match st {
                 Some(st) => {
                     stat(ancestor).is_ok_and(|a| a.st_dev == st.st_dev && a.st_ino == st.st_ino)
                 }
-                // Not created yet: compare paths.
-                None => ancestor == path,
+                // Not created yet: compare resolved paths.
+                None => ancestor == resolved,
             };
             if same {
                 let what = if depth == 0 {

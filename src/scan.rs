@@ -12,8 +12,9 @@
 use std::io::Read;
 
 const BUF: usize = 64 * 1024;
-/// Deeper nesting than this is treated as malformed (JSON.parse has a similar limit).
-const MAX_DEPTH: usize = 1000;
+/// Deeper nesting than this is not checked or rewritten (a real `.claude.json` is a few
+/// levels deep; this only bounds recursion).
+pub const MAX_DEPTH: usize = 1000;
 
 const ONBOARDING: &[u8] = b"hasCompletedOnboarding";
 const PROJECTS: &[u8] = b"projects";
@@ -64,6 +65,34 @@ pub fn is_seeded<R: Read>(reader: R, trust: &[&str]) -> Option<bool> {
         return None; // trailing content
     }
     Some(onboarded && trusted.iter().all(|t| *t))
+}
+
+/// The deepest nesting of arrays and objects in `bytes`, outside strings. A cheap byte
+/// scan, so that a parse can be bounded before it recurses.
+#[must_use]
+pub fn nesting_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 struct Scanner<R> {
@@ -488,6 +517,15 @@ mod tests {
             assert_eq!(check(bad, &[]), None, "{bad}");
             assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn depth() {
+        assert_eq!(nesting_depth(b"{}"), 1);
+        assert_eq!(nesting_depth(br#"{"a": [[{"b": "[[[[\"[["}]]]}"#), 4);
+        let deep = format!("{{\"a\": {}1{}}}", "[".repeat(1500), "]".repeat(1500));
+        assert_eq!(nesting_depth(deep.as_bytes()), 1501);
+        assert_eq!(is_seeded(deep.as_bytes(), &[]), None);
     }
 
     #[test]

@@ -200,7 +200,22 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)
                 .map_err(|e| seed_err(&path, format!("cannot read: {}", crate::error_text(&e))))?;
-            match serde_json::from_slice::<Value>(&bytes) {
+            if crate::scan::nesting_depth(&bytes) > crate::scan::MAX_DEPTH {
+                return Err(seed_err(
+                    &path,
+                    format!(
+                        "is nested deeper than {} levels; claude-iso will not rewrite it: move it away",
+                        crate::scan::MAX_DEPTH
+                    ),
+                ));
+            }
+            let mut de = serde_json::Deserializer::from_slice(&bytes);
+            de.disable_recursion_limit();
+            let parsed = serde::Deserialize::deserialize(&mut de).and_then(|v: Value| {
+                de.end()?;
+                Ok(v)
+            });
+            match parsed {
                 Ok(Value::Object(map)) => (map, true),
                 Ok(_) | Err(_) => {
                     let aside = fsutil::put_aside(dir, CLAUDE_JSON, "corrupt", Aside::Link)
@@ -238,6 +253,12 @@ fn own_lock(dir: &OwnedFd, home: &Path) -> Result<Flock<OwnedFd>> {
     let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = openat(dir, OWN_LOCK, flags, Mode::from_bits_truncate(0o600))
         .map_err(|e| seed_err(&home.join(OWN_LOCK), format!("cannot open: {}", e.desc())))?;
+    // Created through the umask: make it exactly 0600 (an unreadable lock file would
+    // stop every later launch).
+    if nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_mode & 0o7777 != 0o600) {
+        fchmod(&fd, Mode::from_bits_truncate(0o600))
+            .map_err(|e| seed_err(&home.join(OWN_LOCK), format!("cannot chmod: {}", e.desc())))?;
+    }
     Flock::lock(fd, FlockArg::LockExclusive)
         .map_err(|(_, e)| seed_err(&home.join(OWN_LOCK), format!("cannot lock: {}", e.desc())))
 }

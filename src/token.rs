@@ -7,6 +7,7 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -213,7 +214,7 @@ pub fn read_source(config: &Config, source: &Source) -> Result<Token> {
             })
         }
         Source::CredentialsDirectory(path) => {
-            let bytes = read_private_file(path, false)?;
+            let bytes = read_private_file(path, credentials_directory(config))?;
             // A bare token holds no '=' (URL-safe base64 without padding), so any '='
             // means the credential was written in env-file form.
             if bytes.contains(&b'=') {
@@ -231,14 +232,16 @@ pub fn read_source(config: &Config, source: &Source) -> Result<Token> {
             })
         }
         Source::EnvFile(path) => {
-            let exempt = config
-                .env
-                .absolute_path("CREDENTIALS_DIRECTORY")
-                .is_some_and(|dir| path.starts_with(dir));
-            let bytes = read_private_file(path, !exempt)?;
+            let bytes = read_private_file(path, credentials_directory(config))?;
             token_from_env_file(path, &bytes)
         }
     }
+}
+
+/// systemd's `$CREDENTIALS_DIRECTORY`, if set (absolute).
+#[must_use]
+pub fn credentials_directory(config: &Config) -> Option<&Path> {
+    config.env.absolute_path("CREDENTIALS_DIRECTORY")
 }
 
 /// Picks `CLAUDE_CODE_OAUTH_TOKEN` out of an env file's bytes.
@@ -287,12 +290,13 @@ fn token_from_env_file(path: &Path, bytes: &[u8]) -> Result<Token> {
 /// Opens a secret file once and checks what was opened, not the path.
 ///
 /// Non-blocking open so a FIFO cannot hang us; regular file only; owned by us or root
-/// and without group/other bits (ssh's "UNPROTECTED PRIVATE KEY FILE" rule) unless
-/// `check_private` is false (systemd's credentials directory is private by construction).
+/// and without group/other bits (ssh's "UNPROTECTED PRIVATE KEY FILE" rule) — unless
+/// the opened file really lies in `exempt_under`, systemd's credentials directory, which
+/// is private by construction (root-owned, 0400 plus an ACL).
 ///
 /// # Errors
 /// Cannot open, not a regular file, foreign owner, loose mode, or larger than 64 KiB.
-pub fn read_private_file(path: &Path, check_private: bool) -> Result<Vec<u8>> {
+pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec<u8>> {
     let err = |reason: String| Error::EnvFile {
         path: path.to_owned(),
         reason,
@@ -311,6 +315,12 @@ pub fn read_private_file(path: &Path, check_private: bool) -> Result<Vec<u8>> {
             crate::fsutil::describe_mode(meta.mode())
         )));
     }
+    // Judge where the opened file really is, not what the path says (`..`, symlinks).
+    let check_private = !exempt_under.is_some_and(|dir| {
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        let dir = std::fs::canonicalize(dir);
+        matches!((real, dir), (Ok(real), Ok(dir)) if real.starts_with(&dir))
+    });
     if check_private {
         let me = nix::unistd::geteuid().as_raw();
         if meta.uid() != me && meta.uid() != 0 {

@@ -1,0 +1,895 @@
+//! A small harness for running the built `claude-iso` binary, in the spirit of
+//! casey/just's `Test` builder.
+//!
+//! Every run:
+//! - starts from a **cleared** environment: only `PATH` (a fixed, known value) and
+//!   `HOME` (a fake real home inside the sandbox, so nothing ever reads or writes the
+//!   developer's home) are set, plus whatever the test adds or removes;
+//! - happens in its own temp dir (the sandbox), with a valid 0600 env file passed as
+//!   `--env-file` and a `--home` inside the sandbox (both can be turned off);
+//! - runs `COMMAND` = the *probe* unless the test says otherwise: a `/bin/sh` script that
+//!   records its pid, its exact argv (`/proc/$$/cmdline`), its exact environment
+//!   (`/proc/$$/environ`), its working directory and its open descriptors;
+//! - has a timeout guard: a hung claude-iso is killed and the test fails.
+//!
+//! Unused-item warnings are off because each test crate uses a different subset.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::io::Read;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
+/// The claude-iso binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_claude-iso");
+
+/// A valid setup-token: `sk-ant-oat01-` + 56 URL-safe characters. The part after the
+/// public prefix is what must never be shown.
+pub const TOKEN: &str = "sk-ant-oat01-Zq9_Kp3xVw-Lm8NtRy2Hb5Jc7Dg4Fs6Qe1Ua0Wo_XiYkPlMnBvCzAsEdRfTg";
+/// How claude-iso may show [`TOKEN`]: prefix and length only.
+pub fn redacted(token: &str) -> String {
+    format!("sk-ant-oat01-… ({} chars)", token.len())
+}
+
+/// A few more valid tokens, to tell sources apart.
+pub const TOKEN_B: &str = "sk-ant-oat01-Bbbb_SecondSourceToken-qwertyuiopASDFGHJKLzxcvbnm";
+pub const TOKEN_C: &str = "sk-ant-oat01-Cccc_ThirdSourceToken-poiuytrewqLKJHGFDSAmnbvcxz";
+pub const TOKEN_D: &str = "sk-ant-oat01-Dddd_FourthSourceToken-MNBVCXZasdfghjklQWERTYUIOP";
+pub const TOKEN_E: &str = "sk-ant-oat01-Eeee_FifthSourceToken-zaqxswcdevfrbgtnhymjukilop";
+
+/// `PATH` every run gets (the sandbox's `bin` is put in front of it).
+pub const SYSTEM_PATH: &str = "/usr/bin:/bin";
+
+/// Writing an executable while another thread is between `fork` and `exec` leaves a
+/// writable descriptor to it in that child, and executing it then fails with
+/// `ETXTBSY`. Writers of executables take this lock exclusively, every spawn shares it.
+static SPAWN: RwLock<()> = RwLock::new(());
+
+/// Whether the tests run as root (some fixtures, like foreign ownership or a tmpfs,
+/// need it; the alternatives are chosen per test).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Writes `text` to `path` with `mode`, set exactly (not through the umask).
+pub fn write_mode(path: &Path, text: impl AsRef<[u8]>, mode: u32) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    chmod(path, mode);
+}
+
+/// Writes an executable file safely (see [`SPAWN`]).
+pub fn write_executable(path: &Path, text: &str) {
+    let _guard = SPAWN
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    write_mode(path, text, 0o755);
+}
+
+pub fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
+
+/// The permission bits of `path` (not following a symlink).
+pub fn mode_of(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .mode()
+        & 0o7777
+}
+
+pub fn mkdir(path: &Path) -> PathBuf {
+    fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+    path.to_owned()
+}
+
+pub fn realpath(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|e| panic!("realpath {}: {e}", path.display()))
+}
+
+/// Runs a helper command (not claude-iso) to completion; every spawn of the test
+/// process goes through here or the builder (see [`SPAWN`]).
+pub fn status_of(cmd: &mut Command) -> std::io::Result<ExitStatus> {
+    let _guard = SPAWN
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cmd.stdin(Stdio::null()).status()
+}
+
+/// Runs a helper command (not claude-iso) and asserts it succeeded.
+#[track_caller]
+pub fn sh(script: &str) {
+    let status = {
+        let _guard = SPAWN
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Command::new("/bin/sh")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .status()
+            .expect("run /bin/sh")
+    };
+    assert!(status.success(), "`{script}` failed: {status}");
+}
+
+/// The probe: records what it received, then exits 0. `ran` is written first, so its
+/// absence proves the command never started.
+fn probe_script(out: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+d='{out}'
+: > "$d/ran"
+echo $$ > "$d/pid"
+/bin/cat /proc/$$/cmdline > "$d/cmdline"
+/bin/cat /proc/$$/environ > "$d/environ"
+pwd -P > "$d/cwd"
+/bin/ls /proc/$$/fd > "$d/fds"
+exit 0
+"#,
+        out = out.display()
+    )
+}
+
+/// A sandbox and the claude-iso command line to run in it.
+pub struct Test {
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    args: Vec<OsString>,
+    env: Vec<(OsString, OsString)>,
+    cwd: PathBuf,
+    env_file_arg: bool,
+    home_arg: bool,
+    command: Option<Vec<OsString>>,
+    wrapper: Option<String>,
+    secrets: Vec<String>,
+    timeout: Duration,
+}
+
+impl Default for Test {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Test {
+    /// A fresh sandbox: `token.env` (0600, holding [`TOKEN`]), an empty `work/` (the
+    /// working directory), `realhome/` (the caller's `HOME`), `bin/probe` and
+    /// `bin/claude` (both the probe), `probe/` (where the probe writes).
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("claude-iso-test.")
+            .tempdir()
+            .expect("tempdir");
+        // The tests compare realpaths: resolve the sandbox once.
+        let root = realpath(dir.path());
+        chmod(&root, 0o755);
+        for sub in ["work", "realhome", "bin", "probe", ".runs"] {
+            mkdir(&root.join(sub));
+        }
+        let probe = probe_script(&root.join("probe"));
+        write_executable(&root.join("bin/probe"), &probe);
+        write_executable(&root.join("bin/claude"), &probe);
+        write_mode(
+            &root.join("token.env"),
+            format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"),
+            0o600,
+        );
+        let path = format!("{}:{SYSTEM_PATH}", root.join("bin").display());
+        Test {
+            cwd: root.join("work"),
+            env: vec![
+                ("PATH".into(), path.into()),
+                ("HOME".into(), root.join("realhome").into()),
+            ],
+            dir,
+            root,
+            args: Vec::new(),
+            env_file_arg: true,
+            home_arg: true,
+            command: None,
+            wrapper: None,
+            secrets: vec![TOKEN.to_owned()],
+            timeout: Duration::from_secs(20),
+        }
+    }
+
+    /// The sandbox (a realpath).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path inside the sandbox.
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The `--home` passed by default (not created).
+    pub fn home(&self) -> PathBuf {
+        self.path("home")
+    }
+
+    /// The env file passed by default.
+    pub fn env_file(&self) -> PathBuf {
+        self.path("token.env")
+    }
+
+    /// The caller's `HOME` (the "real home").
+    pub fn real_home(&self) -> PathBuf {
+        self.path("realhome")
+    }
+
+    /// The default working directory.
+    pub fn work(&self) -> PathBuf {
+        self.path("work")
+    }
+
+    /// The probe's path.
+    pub fn probe_path(&self) -> PathBuf {
+        self.path("bin/probe")
+    }
+
+    /// Rewrites the default env file (mode 0600).
+    pub fn env_file_text(self, text: impl AsRef<[u8]>) -> Self {
+        write_mode(&self.env_file(), text, 0o600);
+        self
+    }
+
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// What comes after `--` (default: nothing, so claude-iso runs `claude`, which is
+    /// the probe on `PATH`).
+    pub fn command<I, S>(mut self, argv: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.command = Some(argv.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets (or replaces) a variable of claude-iso's environment.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        let key = key.into();
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.into()));
+        self
+    }
+
+    /// Removes a variable (e.g. `HOME`) from claude-iso's environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Self {
+        self.env.retain(|(k, _)| k.as_os_str() != key.as_ref());
+        self
+    }
+
+    /// The environment claude-iso will be started with.
+    pub fn env_vars(&self) -> &[(OsString, OsString)] {
+        &self.env
+    }
+
+    /// Do not pass `--env-file`.
+    pub fn no_env_file(mut self) -> Self {
+        self.env_file_arg = false;
+        self
+    }
+
+    /// Do not pass `--home`.
+    pub fn no_home(mut self) -> Self {
+        self.home_arg = false;
+        self
+    }
+
+    /// Start claude-iso in `dir` (default: `work/`).
+    pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cwd = dir.into();
+        self
+    }
+
+    /// Start claude-iso under this umask (through a `/bin/sh` that `exec`s it, so the
+    /// PID stays the same).
+    pub fn umask(self, mask: u32) -> Self {
+        self.wrap(&format!("umask {mask:03o} && exec \"$0\" \"$@\""))
+    }
+
+    /// Start claude-iso through `/bin/sh -c SCRIPT claude-iso ARGS…`: the script runs it
+    /// as `"$0" "$@"`.
+    pub fn wrap(mut self, script: &str) -> Self {
+        self.wrapper = Some(script.to_owned());
+        self
+    }
+
+    /// Another value that must appear in no output.
+    pub fn secret(mut self, s: impl Into<String>) -> Self {
+        self.secrets.push(s.into());
+        self
+    }
+
+    pub fn timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    /// claude-iso's full argv (after the program name).
+    pub fn argv(&self) -> Vec<OsString> {
+        self.argv_with(&[])
+    }
+
+    fn argv_with(&self, extra: &[OsString]) -> Vec<OsString> {
+        let mut argv = Vec::new();
+        if self.env_file_arg {
+            argv.push("--env-file".into());
+            argv.push(self.env_file().into());
+        }
+        if self.home_arg {
+            argv.push("--home".into());
+            argv.push(self.home().into());
+        }
+        argv.extend(self.args.iter().cloned());
+        argv.extend(extra.iter().cloned());
+        if let Some(cmd) = &self.command {
+            argv.push("--".into());
+            argv.extend(cmd.iter().cloned());
+        }
+        argv
+    }
+
+    fn build(&self, n: usize, extra: &[OsString]) -> (Command, PathBuf, PathBuf) {
+        let mut cmd = match &self.wrapper {
+            Some(script) => {
+                let mut c = Command::new("/bin/sh");
+                c.arg("-c").arg(script).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        cmd.args(self.argv_with(extra));
+        cmd.env_clear();
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.current_dir(&self.cwd);
+        let stdout = self.path(format!(".runs/{n}.stdout"));
+        let stderr = self.path(format!(".runs/{n}.stderr"));
+        cmd.stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        (cmd, stdout, stderr)
+    }
+
+    /// Starts claude-iso and returns at once.
+    pub fn spawn(&self) -> Running<'_> {
+        self.spawn_with(Vec::<OsString>::new())
+    }
+
+    /// Starts claude-iso with `extra` options added (before `--`), and returns at once.
+    pub fn spawn_with<I, S>(&self, extra: I) -> Running<'_>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let extra: Vec<OsString> = extra.into_iter().map(Into::into).collect();
+        let n = next_run();
+        let (mut cmd, stdout, stderr) = self.build(n, &extra);
+        let child = {
+            let _guard = SPAWN
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cmd.spawn().expect("spawn claude-iso")
+        };
+        Running {
+            test: self,
+            extra,
+            child,
+            stdout,
+            stderr,
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs claude-iso to completion (or fails the test after the timeout).
+    #[track_caller]
+    pub fn run(&self) -> Output<'_> {
+        self.spawn().wait()
+    }
+
+    /// Runs the probe directly (no claude-iso), with the same stdio set-up.
+    #[track_caller]
+    pub fn run_probe_directly(&self) -> Probe {
+        let n = next_run();
+        let mut cmd = Command::new(self.probe_path());
+        cmd.env_clear()
+            .env("PATH", SYSTEM_PATH)
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(self.path(format!(".runs/{n}.stdout"))).unwrap())
+            .stderr(fs::File::create(self.path(format!(".runs/{n}.stderr"))).unwrap());
+        let status = {
+            let _guard = SPAWN
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            cmd.status().expect("run probe")
+        };
+        assert!(status.success(), "probe failed: {status}");
+        self.probe().expect("the probe ran")
+    }
+
+    /// What the probe recorded, if it ran.
+    pub fn probe(&self) -> Option<Probe> {
+        Probe::read(&self.path("probe"))
+    }
+
+    /// Forgets what the probe recorded (before running again).
+    pub fn reset_probe(&self) {
+        let dir = self.path("probe");
+        fs::remove_dir_all(&dir).unwrap();
+        mkdir(&dir);
+    }
+
+    /// Keeps the sandbox on disk (for debugging a failure).
+    pub fn keep(self) -> PathBuf {
+        self.dir.keep()
+    }
+}
+
+fn next_run() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A claude-iso process that was started.
+pub struct Running<'a> {
+    test: &'a Test,
+    extra: Vec<OsString>,
+    pub child: Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    started: Instant,
+}
+
+impl<'a> Running<'a> {
+    /// The PID (the same one the command will have after `execve`).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited (without blocking).
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_some()
+    }
+
+    /// Waits for the exit, killing it and failing the test after the timeout.
+    #[track_caller]
+    pub fn wait(mut self) -> Output<'a> {
+        let deadline = self.started + self.test.timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "claude-iso {:?} did not finish within {:?} (killed); stderr so far: {}",
+                    self.test.argv_with(&self.extra),
+                    self.test.timeout,
+                    String::from_utf8_lossy(&fs::read(&self.stderr).unwrap_or_default())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        Output {
+            test: self.test,
+            argv: self.test.argv_with(&self.extra),
+            status,
+            stdout: fs::read(&self.stdout).unwrap(),
+            stderr: fs::read(&self.stderr).unwrap(),
+        }
+    }
+}
+
+/// The result of one run, with assertions that name the run and show its output.
+pub struct Output<'a> {
+    pub test: &'a Test,
+    pub argv: Vec<OsString>,
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output<'_> {
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "\n  argv: {:?}\n  status: {}\n  stdout: {:?}\n  stderr: {:?}",
+            self.argv,
+            self.status,
+            self.stdout_text(),
+            self.stderr_text()
+        )
+    }
+
+    /// The exit code is `code` (not killed by a signal).
+    #[track_caller]
+    pub fn status(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "unexpected exit status{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Exit 0 and the probe ran.
+    #[track_caller]
+    pub fn success(&self) -> &Self {
+        self.status(0);
+        assert!(
+            self.test.probe().is_some(),
+            "exit 0 but the probe did not run{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Killed by `signal`.
+    #[track_caller]
+    pub fn signal(&self, signal: i32) -> &Self {
+        assert_eq!(
+            self.status.signal(),
+            Some(signal),
+            "expected death by signal {signal}{}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout(&self, expected: &str) -> &Self {
+        assert_eq!(
+            self.stdout_text(),
+            expected,
+            "stdout differs{}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr(&self, expected: &str) -> &Self {
+        assert_eq!(
+            self.stderr_text(),
+            expected,
+            "stderr differs{}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stdout_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout_text().contains(needle),
+            "stdout lacks {needle:?}{}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr_text().contains(needle),
+            "stderr lacks {needle:?}{}",
+            self.describe()
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn stderr_lacks(&self, needle: &str) -> &Self {
+        assert!(
+            !self.stderr_text().contains(needle),
+            "stderr has {needle:?}{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// Exactly one line on stderr, `claude-iso: …` containing `needle`; nothing on
+    /// stdout.
+    #[track_caller]
+    pub fn one_line_error(&self, needle: &str) -> &Self {
+        let err = self.stderr_text();
+        assert!(
+            err.starts_with("claude-iso: ") && err.ends_with('\n') && err.lines().count() == 1,
+            "expected one line `claude-iso: …` on stderr{}",
+            self.describe()
+        );
+        assert!(
+            err.contains(needle),
+            "stderr lacks {needle:?}{}",
+            self.describe()
+        );
+        self.stdout("");
+        self
+    }
+
+    /// The command never started.
+    #[track_caller]
+    pub fn probe_not_run(&self) -> &Self {
+        assert!(
+            !self.test.path("probe/ran").exists(),
+            "the command ran{}",
+            self.describe()
+        );
+        self
+    }
+
+    /// No secret of the test (the token, plus any added with [`Test::secret`]) shows in
+    /// stdout or stderr, not even a 10-character piece of its secret part.
+    #[track_caller]
+    pub fn no_secrets(&self) -> &Self {
+        for stream in [&self.stdout, &self.stderr] {
+            if let Some(piece) = secret_piece(&self.test.secrets, stream) {
+                panic!(
+                    "a secret leaked ({piece:?} is part of one){}",
+                    self.describe()
+                );
+            }
+        }
+        self
+    }
+
+    /// What the probe recorded; fails the test when it did not run.
+    #[track_caller]
+    pub fn probe(&self) -> Probe {
+        self.test
+            .probe()
+            .unwrap_or_else(|| panic!("the probe did not run{}", self.describe()))
+    }
+}
+
+/// The first 10-byte piece of a secret's body (after its 13-byte public prefix) found in
+/// `haystack`.
+pub fn secret_piece(secrets: &[String], haystack: &[u8]) -> Option<String> {
+    for secret in secrets {
+        let body = secret.as_bytes().get(13..).unwrap_or(secret.as_bytes());
+        let body = if body.len() < 10 {
+            secret.as_bytes()
+        } else {
+            body
+        };
+        for piece in body.windows(10.min(body.len())) {
+            if haystack.windows(piece.len()).any(|w| w == piece) {
+                return Some(String::from_utf8_lossy(piece).into_owned());
+            }
+        }
+    }
+    None
+}
+
+/// What the probe received.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub pid: u32,
+    /// The full argv of the shell running the probe: `/bin/sh`, the script path (the
+    /// kernel puts the exec'd path there), then the arguments the probe was given.
+    pub cmdline: Vec<Vec<u8>>,
+    /// The exact environment, in order.
+    pub environ: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Its working directory, resolved.
+    pub cwd: PathBuf,
+    /// The descriptors open in the shell running the probe.
+    pub fds: Vec<u32>,
+}
+
+impl Probe {
+    fn read(dir: &Path) -> Option<Probe> {
+        if !dir.join("ran").exists() {
+            return None;
+        }
+        let text = |name: &str| fs::read_to_string(dir.join(name)).unwrap();
+        let split = |bytes: Vec<u8>| -> Vec<Vec<u8>> {
+            let mut parts: Vec<Vec<u8>> = bytes.split(|b| *b == 0).map(<[u8]>::to_vec).collect();
+            assert_eq!(parts.pop(), Some(Vec::new()), "NUL-terminated list");
+            parts
+        };
+        let environ = split(fs::read(dir.join("environ")).unwrap())
+            .into_iter()
+            .map(|kv| {
+                let eq = kv.iter().position(|b| *b == b'=').expect("KEY=VALUE");
+                (kv[..eq].to_vec(), kv[eq + 1..].to_vec())
+            })
+            .collect();
+        let mut fds: Vec<u32> = text("fds")
+            .split_whitespace()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        fds.sort_unstable();
+        Some(Probe {
+            pid: text("pid").trim().parse().unwrap(),
+            cmdline: split(fs::read(dir.join("cmdline")).unwrap()),
+            environ,
+            cwd: PathBuf::from(text("cwd").trim_end_matches('\n')),
+            fds,
+        })
+    }
+
+    /// The arguments the command got after its argv[0].
+    pub fn args(&self) -> Vec<OsString> {
+        self.cmdline[2..]
+            .iter()
+            .map(|a| OsString::from_vec(a.clone()))
+            .collect()
+    }
+
+    /// Every value of `name` in the environment (a well-formed one has at most one).
+    pub fn all(&self, name: &str) -> Vec<OsString> {
+        self.environ
+            .iter()
+            .filter(|(k, _)| k == name.as_bytes())
+            .map(|(_, v)| OsString::from_vec(v.clone()))
+            .collect()
+    }
+
+    /// The value of `name`, asserting it is set at most once.
+    #[track_caller]
+    pub fn var(&self, name: &str) -> Option<OsString> {
+        let mut all = self.all(name);
+        assert!(all.len() <= 1, "{name} is set {} times", all.len());
+        all.pop()
+    }
+
+    /// The environment as a map (asserting no name repeats).
+    #[track_caller]
+    pub fn env_map(&self) -> BTreeMap<OsString, OsString> {
+        let mut map = BTreeMap::new();
+        for (k, v) in &self.environ {
+            let k = OsString::from_vec(k.clone());
+            assert!(
+                map.insert(k.clone(), OsString::from_vec(v.clone()))
+                    .is_none(),
+                "{k:?} is set twice"
+            );
+        }
+        map
+    }
+
+    /// The child got exactly `token` as `CLAUDE_CODE_OAUTH_TOKEN`, once.
+    #[track_caller]
+    pub fn assert_token(&self, token: &str) {
+        assert_eq!(
+            self.all("CLAUDE_CODE_OAUTH_TOKEN"),
+            vec![OsString::from(token)],
+            "the command did not get exactly the expected token"
+        );
+    }
+}
+
+/// One entry of a [`tree`] snapshot: everything a change would alter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub content: Vec<u8>,
+}
+
+/// A snapshot of everything under `root` (not following symlinks): type, mode, owner,
+/// inode, mtime, ctime, file contents and link targets. Equal snapshots mean nothing
+/// was created, removed, renamed, written or chmod'ed. FIFOs are not opened.
+pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    let ft = meta.file_type();
+    let (kind, content) = if ft.is_symlink() {
+        (
+            "symlink",
+            fs::read_link(path).unwrap().into_os_string().into_vec(),
+        )
+    } else if ft.is_dir() {
+        ("dir", Vec::new())
+    } else if ft.is_file() {
+        let mut bytes = Vec::new();
+        if let Ok(mut f) = fs::File::open(path) {
+            let _ = f.read_to_end(&mut bytes);
+        }
+        ("file", bytes)
+    } else {
+        ("special", Vec::new())
+    };
+    out.insert(
+        path.strip_prefix(root).unwrap().to_owned(),
+        Entry {
+            kind,
+            mode: meta.mode(),
+            uid: meta.uid(),
+            ino: meta.ino(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            content,
+        },
+    );
+    if ft.is_dir() {
+        let mut names: Vec<_> = fs::read_dir(path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        for name in names {
+            walk(root, &path.join(name), out);
+        }
+    }
+}
+
+/// Names in `dir` that look like a temp file left behind by a write.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.ends_with(".tmp")
+                || n.contains(".tmp.")
+                || (n.contains("claude-iso.") && n != ".claude-iso.lock")
+        })
+        .collect()
+}
+
+/// Names in `dir` starting with `prefix`.
+pub fn names_with_prefix(dir: &Path, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// `<home>/.claude.json`, parsed.
+#[track_caller]
+pub fn claude_json(home: &Path) -> serde_json::Value {
+    let bytes = fs::read(home.join(".claude.json")).expect("read .claude.json");
+    serde_json::from_slice(&bytes).expect(".claude.json is valid JSON")
+}
+
+/// Whether `doc` trusts `dir` the way claude looks it up.
+pub fn trusts(doc: &serde_json::Value, dir: &Path) -> bool {
+    doc["projects"][dir.to_str().unwrap()]["hasTrustDialogAccepted"] == serde_json::json!(true)
+}

@@ -1,0 +1,1098 @@
+//! The core launcher (issue 2), end to end: the built binary, a cleared environment, a
+//! sandbox per test, and a probe command that records exactly what it received.
+
+mod common;
+
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::{MetadataExt, symlink};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::{
+    TOKEN, TOKEN_B, TOKEN_C, TOKEN_D, TOKEN_E, Test, chmod, claude_json, mkdir, mode_of,
+    names_with_prefix, redacted, temp_files, tree, trusts, write_mode,
+};
+use serde_json::json;
+
+// ---------------------------------------------------------------------------------------
+// Token sources and their order
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn env_file_flag_gives_the_child_exactly_the_token() {
+    let t = Test::new();
+    let out = t.run();
+    out.success().stderr("").stdout("").no_secrets();
+    out.probe().assert_token(TOKEN);
+}
+
+#[test]
+fn claude_iso_env_file_variable_names_the_env_file() {
+    let t = Test::new().no_env_file();
+    write_mode(
+        &t.path("other.env"),
+        format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_B}\n"),
+        0o600,
+    );
+    let other = t.path("other.env");
+    let t = t.env("CLAUDE_ISO_ENV_FILE", other);
+    let out = t.run();
+    out.success().no_secrets();
+    out.probe().assert_token(TOKEN_B);
+}
+
+#[test]
+fn env_file_flag_beats_the_variable() {
+    let t = Test::new();
+    let missing = t.path("missing.env");
+    let t = t.env("CLAUDE_ISO_ENV_FILE", missing);
+    t.run().success().probe().assert_token(TOKEN);
+}
+
+#[test]
+fn an_explicit_env_file_that_is_missing_does_not_fall_back() {
+    let t = Test::new()
+        .no_env_file()
+        .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN_B);
+    let missing = t.path("missing.env");
+    let t = t.arg("--env-file").arg(missing);
+    t.run()
+        .status(125)
+        .one_line_error("missing.env: cannot open: No such file or directory")
+        .probe_not_run();
+    assert!(
+        !t.home().exists(),
+        "nothing is created before the token is known"
+    );
+}
+
+/// Every source holds a different token; removing them one by one shows the order:
+/// `--env-file`, `$CREDENTIALS_DIRECTORY/claude-oauth-token` (a bare token),
+/// `$CLAUDE_CODE_OAUTH_TOKEN`, `$XDG_CONFIG_HOME/claude-iso/token.env`,
+/// `~/.config/claude-auth-sync/claude-oauth.env`; then none: 125 naming every place.
+#[test]
+fn token_sources_are_tried_in_order() {
+    let t = Test::new();
+    let creds = mkdir(&t.path("creds"));
+    let creds_file = creds.join("claude-oauth-token");
+    write_mode(&creds_file, format!("{TOKEN_B}\n"), 0o400);
+    let xdg = mkdir(&t.path("xdg"));
+    let xdg_file = mkdir(&xdg.join("claude-iso")).join("token.env");
+    write_mode(
+        &xdg_file,
+        format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_D}\n"),
+        0o600,
+    );
+    let sync_file = mkdir(&t.real_home().join(".config/claude-auth-sync")).join("claude-oauth.env");
+    write_mode(
+        &sync_file,
+        format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_E}\n"),
+        0o600,
+    );
+    let t = t
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN_C)
+        .env("XDG_CONFIG_HOME", &xdg)
+        .arg("-v")
+        .secret(TOKEN_B)
+        .secret(TOKEN_C)
+        .secret(TOKEN_D)
+        .secret(TOKEN_E);
+
+    let step = |t: &Test, token: &str, source: String| {
+        t.reset_probe();
+        let out = t.run();
+        out.success()
+            .stderr_contains(&format!("token {} from {source}\n", redacted(token)))
+            .no_secrets();
+        out.probe().assert_token(token);
+    };
+
+    step(&t, TOKEN, t.env_file().display().to_string());
+    let t = t.no_env_file();
+    step(
+        &t,
+        TOKEN_B,
+        format!("credentials-directory ({})", creds_file.display()),
+    );
+    let t = t.env_remove("CREDENTIALS_DIRECTORY");
+    step(
+        &t,
+        TOKEN_C,
+        "environment (CLAUDE_CODE_OAUTH_TOKEN)".to_owned(),
+    );
+    let t = t.env_remove("CLAUDE_CODE_OAUTH_TOKEN");
+    step(&t, TOKEN_D, xdg_file.display().to_string());
+    let t = t.env_remove("XDG_CONFIG_HOME");
+    step(&t, TOKEN_E, sync_file.display().to_string());
+
+    fs::remove_file(&sync_file).unwrap();
+    t.reset_probe();
+    t.run()
+        .status(125)
+        .one_line_error("no token found; looked in ")
+        .stderr_contains("$CLAUDE_CODE_OAUTH_TOKEN")
+        .stderr_contains(
+            &t.real_home()
+                .join(".config/claude-iso/token.env")
+                .display()
+                .to_string(),
+        )
+        .stderr_contains(&sync_file.display().to_string())
+        .probe_not_run();
+}
+
+#[test]
+fn no_token_anywhere_names_every_place_looked() {
+    let t = Test::new().no_env_file();
+    let creds = mkdir(&t.path("creds"));
+    let xdg = mkdir(&t.path("xdg"));
+    let t = t
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("XDG_CONFIG_HOME", &xdg)
+        .env("CLAUDE_CODE_OAUTH_TOKEN", "");
+    t.run()
+        .status(125)
+        .stderr(&format!(
+            "claude-iso: no token found; looked in credentials-directory ({}), \
+             $CLAUDE_CODE_OAUTH_TOKEN, {}, {}; put CLAUDE_CODE_OAUTH_TOKEN=<token from \
+             `claude setup-token`> in one of them (mode 0600) or pass --env-file\n",
+            creds.join("claude-oauth-token").display(),
+            xdg.join("claude-iso/token.env").display(),
+            t.real_home()
+                .join(".config/claude-auth-sync/claude-oauth.env")
+                .display(),
+        ))
+        .stdout("")
+        .probe_not_run();
+    assert!(!t.home().exists());
+}
+
+#[test]
+fn credentials_directory_holds_a_bare_token() {
+    for (name, text) in [
+        ("newline", format!("{TOKEN}\n")),
+        ("no newline", TOKEN.to_owned()),
+        ("crlf", format!("{TOKEN}\r\n")),
+        (
+            "env-file form",
+            format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"),
+        ),
+    ] {
+        let t = Test::new().no_env_file();
+        let creds = mkdir(&t.path("creds"));
+        // systemd makes it root-owned 0400 (with an ACL); a loose mode is not held
+        // against a file there.
+        write_mode(&creds.join("claude-oauth-token"), &text, 0o444);
+        let t = t.env("CREDENTIALS_DIRECTORY", &creds);
+        let out = t.run();
+        out.success().no_secrets();
+        assert_eq!(
+            out.probe().all("CLAUDE_CODE_OAUTH_TOKEN"),
+            [TOKEN],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn environment_token_is_used_when_no_file_is_given() {
+    let t = Test::new()
+        .no_env_file()
+        .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN_B)
+        .arg("--verbose")
+        .secret(TOKEN_B);
+    let out = t.run();
+    out.success()
+        .stderr_contains("from environment (CLAUDE_CODE_OAUTH_TOKEN)")
+        .no_secrets();
+    out.probe().assert_token(TOKEN_B);
+}
+
+#[test]
+fn xdg_config_home_defaults_to_real_home_config() {
+    let t = Test::new().no_env_file();
+    let file = mkdir(&t.real_home().join(".config/claude-iso")).join("token.env");
+    write_mode(&file, format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_D}\n"), 0o600);
+    let t = t.secret(TOKEN_D);
+    t.run().success().no_secrets().probe().assert_token(TOKEN_D);
+}
+
+// ---------------------------------------------------------------------------------------
+// The scratch home
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn home_and_its_parents_are_created_0700_whatever_the_umask() {
+    for mask in [0o000, 0o002, 0o022, 0o077] {
+        let t = Test::new().umask(mask).no_home();
+        let home = t.path("state/deeper/home");
+        let t = t.arg("--home").arg(&home);
+        let out = t.run();
+        out.success().stderr("");
+        assert_eq!(mode_of(&home), 0o700, "home, umask {mask:03o}");
+        assert_eq!(mode_of(&t.path("state")), 0o700, "parent, umask {mask:03o}");
+        assert_eq!(
+            mode_of(&t.path("state/deeper")),
+            0o700,
+            "parent, umask {mask:03o}"
+        );
+        assert_eq!(
+            mode_of(&home.join(".claude.json")),
+            0o600,
+            "umask {mask:03o}"
+        );
+        assert_eq!(
+            mode_of(&home.join(".claude-iso.lock")),
+            0o600,
+            "umask {mask:03o}"
+        );
+        assert_eq!(out.probe().var("HOME"), Some(home.into()));
+    }
+}
+
+#[test]
+fn default_home_is_under_xdg_state_home() {
+    let t = Test::new().no_home();
+    let state = mkdir(&t.path("state"));
+    let t = t.env("XDG_STATE_HOME", &state);
+    let out = t.run();
+    out.success();
+    let home = state.join("claude-iso/home");
+    assert_eq!(out.probe().var("HOME"), Some(home.clone().into()));
+    assert_eq!(mode_of(&home), 0o700);
+    assert!(trusts(&claude_json(&home), &t.work()));
+}
+
+#[test]
+fn default_home_is_under_home_local_state() {
+    let t = Test::new().no_home();
+    let out = t.run();
+    out.success();
+    let home = t.real_home().join(".local/state/claude-iso/home");
+    assert_eq!(out.probe().var("HOME"), Some(home.clone().into()));
+    assert_eq!(mode_of(&home), 0o700);
+}
+
+#[test]
+fn claude_iso_home_variable_names_the_home() {
+    let t = Test::new().no_home();
+    let home = t.path("elsewhere");
+    let t = t.env("CLAUDE_ISO_HOME", &home);
+    let out = t.run();
+    out.success();
+    assert_eq!(out.probe().var("HOME"), Some(home.clone().into()));
+    assert_eq!(mode_of(&home), 0o700);
+}
+
+// ---------------------------------------------------------------------------------------
+// Quarantine of a credentials file
+// ---------------------------------------------------------------------------------------
+
+const DECOY_ACCESS: &str = "sk-ant-oat01-Dc7Yx2Wq9_Lk4Mz8Pn3Rv6Ts1Uo5-Ae0Ib";
+const DECOY_REFRESH: &str = "sk-ant-ort01-Rf3Gh8Jk1_Qw6Er2Ty9Ui4Op7As-Df5Zx";
+
+fn credentials_json() -> String {
+    format!(
+        r#"{{"claudeAiOauth":{{"accessToken":"{DECOY_ACCESS}","refreshToken":"{DECOY_REFRESH}","expiresAt":4102444800000}}}}"#
+    )
+}
+
+/// The one `.credentials.json.quarantined-<time>-<n>` name in `dir`.
+#[track_caller]
+fn quarantined(dir: &Path) -> Vec<String> {
+    let names = names_with_prefix(dir, ".credentials.json.quarantined-");
+    for name in &names {
+        let rest = &name[".credentials.json.quarantined-".len()..];
+        let parts: Vec<&str> = rest.split('-').collect();
+        assert!(
+            parts.len() == 2 && parts.iter().all(|p| p.parse::<u64>().is_ok()),
+            "unexpected quarantine name {name}"
+        );
+    }
+    names
+}
+
+#[test]
+fn a_credentials_file_is_quarantined_and_kept() {
+    let t = Test::new().secret(DECOY_ACCESS).secret(DECOY_REFRESH);
+    let claude_dir = mkdir(&t.home().join(".claude"));
+    chmod(&t.home(), 0o700);
+    write_mode(
+        &claude_dir.join(".credentials.json"),
+        credentials_json(),
+        0o644,
+    );
+    let out = t.run();
+    out.success()
+        .stderr_contains("claude-iso: warning: moved ")
+        .stderr_contains(".credentials.json")
+        .no_secrets();
+    assert!(!claude_dir.join(".credentials.json").exists());
+    let names = quarantined(&claude_dir);
+    assert_eq!(names.len(), 1, "{names:?}");
+    let kept = claude_dir.join(&names[0]);
+    assert_eq!(fs::read_to_string(&kept).unwrap(), credentials_json());
+    assert_eq!(mode_of(&kept), 0o600, "a displaced file is made 0600");
+    assert!(
+        out.stderr_text().contains(&names[0]),
+        "the warning names the new file"
+    );
+    assert_eq!(out.stderr_text().lines().count(), 1);
+
+    // A second stray file gets its own name; the first is still kept.
+    write_mode(&claude_dir.join(".credentials.json"), "{}", 0o600);
+    t.reset_probe();
+    t.run().success();
+    let names = quarantined(&claude_dir);
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(!claude_dir.join(".credentials.json").exists());
+}
+
+#[test]
+fn a_credentials_symlink_is_quarantined_and_its_target_untouched() {
+    let t = Test::new().secret(DECOY_ACCESS).secret(DECOY_REFRESH);
+    let claude_dir = mkdir(&t.home().join(".claude"));
+    chmod(&t.home(), 0o700);
+    let shared = mkdir(&t.path("real-claude"));
+    let target = shared.join(".credentials.json");
+    write_mode(&target, credentials_json(), 0o644);
+    symlink(&target, claude_dir.join(".credentials.json")).unwrap();
+    let before = tree(&shared);
+
+    let out = t.run();
+    out.success()
+        .stderr_contains("claude-iso: warning: moved ")
+        .no_secrets();
+    assert!(fs::symlink_metadata(claude_dir.join(".credentials.json")).is_err());
+    let names = quarantined(&claude_dir);
+    assert_eq!(names.len(), 1, "{names:?}");
+    let kept = claude_dir.join(&names[0]);
+    assert!(
+        fs::symlink_metadata(&kept)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(fs::read_link(&kept).unwrap(), target);
+    assert_eq!(
+        tree(&shared),
+        before,
+        "the symlink's target must not change at all"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Seeding .claude.json
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn seeds_onboarding_and_trust_for_the_working_directory() {
+    let t = Test::new();
+    t.run().success();
+    let work = t.work().to_str().unwrap().to_owned();
+    assert_eq!(
+        claude_json(&t.home()),
+        json!({"hasCompletedOnboarding": true, "projects": {work: {"hasTrustDialogAccepted": true}}})
+    );
+    assert_eq!(mode_of(&t.home().join(".claude.json")), 0o600);
+    assert_eq!(temp_files(&t.home()), Vec::<String>::new());
+}
+
+#[test]
+fn a_working_directory_reached_through_a_symlink_is_trusted_by_its_realpath() {
+    let t = Test::new();
+    let link = t.path("link-to-work");
+    symlink(t.work(), &link).unwrap();
+    let t = t.cwd(&link);
+    let out = t.run();
+    out.success();
+    assert_eq!(out.probe().cwd, t.work());
+    let doc = claude_json(&t.home());
+    assert!(trusts(&doc, &t.work()), "{doc}");
+    assert_eq!(doc["projects"].as_object().unwrap().len(), 1, "{doc}");
+}
+
+#[test]
+fn dash_c_changes_directory_sets_pwd_and_is_what_gets_trusted() {
+    let t = Test::new().env("PWD", "/stale/caller/pwd");
+    let project = mkdir(&t.path("project"));
+    let link = t.path("project-link");
+    symlink(&project, &link).unwrap();
+    let t = t.arg("-C").arg(&link);
+    let out = t.run();
+    out.success();
+    let probe = out.probe();
+    assert_eq!(probe.cwd, project);
+    assert_eq!(probe.var("PWD"), Some(project.clone().into()));
+    let doc = claude_json(&t.home());
+    assert!(trusts(&doc, &project), "{doc}");
+    assert_eq!(
+        doc["projects"].as_object().unwrap().len(),
+        1,
+        "only -C DIR: {doc}"
+    );
+}
+
+#[test]
+fn every_trust_dir_is_realpathed_and_trusted() {
+    let t = Test::new();
+    let a = mkdir(&t.path("a"));
+    let b = mkdir(&t.path("b"));
+    symlink(&b, t.path("b-link")).unwrap();
+    let (b_link, b_dot) = (t.path("b-link"), t.path("b/./"));
+    let t = t
+        .args(["--trust", "../a"]) // relative to the starting directory
+        .arg("--trust")
+        .arg(b_link)
+        .arg("--trust")
+        .arg(b_dot);
+    t.run().success();
+    let doc = claude_json(&t.home());
+    for dir in [t.work(), a, b] {
+        assert!(trusts(&doc, &dir), "{} in {doc}", dir.display());
+    }
+    assert_eq!(doc["projects"].as_object().unwrap().len(), 3, "{doc}");
+}
+
+#[test]
+fn every_existing_key_and_value_is_preserved() {
+    let t = Test::new();
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    let work = t.work().to_str().unwrap().to_owned();
+    let original = json!({
+        "numStartups": 12,
+        "firstStartTime": "2025-01-01T00:00:00.000Z",
+        "userID": "abc123",
+        "tipsHistory": {"tip-a": 3, "tip-b": 7},
+        "customApiKeyResponses": {"approved": ["x"], "rejected": []},
+        "hasCompletedOnboarding": false,
+        "mcpServers": {"s": {"command": "srv", "args": ["--x", ""]}},
+        "nested": {"deep": [1, {"deeper": null}, 2.5, "s"]},
+        "projects": {
+            "/somewhere/else": {"allowedTools": ["Bash"], "hasTrustDialogAccepted": false},
+            work.clone(): {"lastGracefulShutdown": true, "history": [{"display": "hi"}], "hasTrustDialogAccepted": false},
+        },
+        "unicode": "héllo ☃",
+    });
+    fs::write(
+        t.home().join(".claude.json"),
+        serde_json::to_vec_pretty(&original).unwrap(),
+    )
+    .unwrap();
+    t.run().success();
+    let mut expected = original.clone();
+    expected["hasCompletedOnboarding"] = json!(true);
+    expected["projects"][&work]["hasTrustDialogAccepted"] = json!(true);
+    assert_eq!(claude_json(&t.home()), expected);
+    assert_eq!(temp_files(&t.home()), Vec::<String>::new());
+}
+
+#[test]
+fn nothing_to_seed_means_no_write_at_all() {
+    // Pre-seeded by hand.
+    let t = Test::new();
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    let work = t.work().to_str().unwrap().to_owned();
+    write_mode(
+        &t.home().join(".claude.json"),
+        json!({"other": 1, "hasCompletedOnboarding": true, "projects": {work: {"hasTrustDialogAccepted": true}}})
+            .to_string(),
+        0o600,
+    );
+    let before = tree(&t.home());
+    let ino = fs::metadata(t.home().join(".claude.json")).unwrap().ino();
+    t.run().success();
+    assert_eq!(
+        tree(&t.home()),
+        before,
+        "home changed although nothing needed seeding"
+    );
+    assert_eq!(
+        fs::metadata(t.home().join(".claude.json")).unwrap().ino(),
+        ino
+    );
+
+    // Seeded by a first launch: a second one does not rewrite it either.
+    let t = Test::new();
+    t.run().success();
+    let before = tree(&t.home());
+    t.reset_probe();
+    t.run().success();
+    assert_eq!(
+        tree(&t.home()),
+        before,
+        "the second launch rewrote the home"
+    );
+    assert_eq!(temp_files(&t.home()), Vec::<String>::new());
+}
+
+#[test]
+fn a_folder_name_that_needs_json_escaping_is_trusted_once() {
+    let t = Test::new();
+    let odd = mkdir(&t.path("we\"ird\\name\twith ☃ and \u{1}"));
+    let t = t.arg("-C").arg(&odd);
+    t.run().success();
+    let doc = claude_json(&t.home());
+    assert!(trusts(&doc, &odd), "{doc}");
+    let before = tree(&t.home());
+    t.reset_probe();
+    t.run().success();
+    assert_eq!(tree(&t.home()), before, "already seeded, yet rewritten");
+}
+
+/// Valid JSON is never mistaken for a corrupt file, however deeply a value the
+/// launcher does not own is nested (JSON.parse, which claude uses, has no such limit
+/// at this depth).
+#[test]
+fn deeply_nested_values_are_preserved() {
+    let t = Test::new();
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    let depth = 300;
+    let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let original = format!("{{\"deep\": {deep}, \"keep\": 1}}");
+    write_mode(&t.home().join(".claude.json"), &original, 0o600);
+    let out = t.run();
+    out.success().stderr("");
+    assert_eq!(
+        names_with_prefix(&t.home(), ".claude.json.corrupt-"),
+        Vec::<String>::new(),
+        "valid JSON was put aside as corrupt"
+    );
+    let bytes = fs::read(t.home().join(".claude.json")).unwrap();
+    let text = String::from_utf8(bytes).unwrap();
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    assert!(compact.contains(&format!("\"deep\":{deep}")), "{compact}");
+    assert!(compact.contains("\"keep\":1"), "{compact}");
+    assert!(
+        compact.contains("\"hasCompletedOnboarding\":true"),
+        "{compact}"
+    );
+}
+
+#[test]
+fn an_unusable_claude_json_is_kept_aside_and_a_fresh_one_seeded() {
+    for (name, bytes) in [
+        ("truncated", &b"{\"numStartups\": 3, \"proj"[..]),
+        ("not json", b"hello\n"),
+        ("empty", b""),
+        ("array", b"[1, 2, 3]\n"),
+        ("string", b"\"x\"\n"),
+        ("invalid utf-8", b"{\"a\": \"\xff\"}"),
+    ] {
+        let t = Test::new();
+        mkdir(&t.home());
+        chmod(&t.home(), 0o700);
+        write_mode(&t.home().join(".claude.json"), bytes, 0o644);
+        let out = t.run();
+        out.success()
+            .stderr_contains("claude-iso: warning: ")
+            .stderr_contains("was not a JSON object");
+        let doc = claude_json(&t.home());
+        assert_eq!(doc["hasCompletedOnboarding"], json!(true), "{name}");
+        assert!(trusts(&doc, &t.work()), "{name}");
+        let kept = names_with_prefix(&t.home(), ".claude.json.corrupt-");
+        assert_eq!(kept.len(), 1, "{name}: {kept:?}");
+        assert!(
+            out.stderr_text().contains(&kept[0]),
+            "{name}: warning names it"
+        );
+        let kept = t.home().join(&kept[0]);
+        assert_eq!(
+            fs::read(&kept).unwrap(),
+            bytes,
+            "{name}: kept byte for byte"
+        );
+        assert_eq!(
+            mode_of(&kept),
+            0o600,
+            "{name}: a displaced file is made 0600"
+        );
+        assert_eq!(temp_files(&t.home()), Vec::<String>::new(), "{name}");
+    }
+}
+
+#[test]
+fn projects_of_the_wrong_type_are_replaced_and_the_original_kept() {
+    let t = Test::new();
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    let original = br#"{"keep": "me", "projects": 3}"#;
+    write_mode(&t.home().join(".claude.json"), original, 0o600);
+    let out = t.run();
+    out.success().stderr_contains("claude-iso: warning: ");
+    let doc = claude_json(&t.home());
+    assert_eq!(doc["keep"], json!("me"));
+    assert!(trusts(&doc, &t.work()));
+    let kept = names_with_prefix(&t.home(), ".claude.json.replaced-");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(fs::read(t.home().join(&kept[0])).unwrap(), original);
+}
+
+// ---------------------------------------------------------------------------------------
+// The child's environment
+// ---------------------------------------------------------------------------------------
+
+/// Names the facts file lists as carrying or locating credentials (plus
+/// `XDG_CONFIG_HOME`, issue 3). Checked on top of whatever the source's list holds.
+const MUST_SCRUB: &[&str] = &[
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "CLAUDE_CONFIG_DIR",
+    "CLAUDE_SECURESTORAGE_CONFIG_DIR",
+    "ANTHROPIC_CONFIG_DIR",
+    "ANTHROPIC_PROFILE",
+    "ANTHROPIC_IDENTITY_TOKEN",
+    "ANTHROPIC_IDENTITY_TOKEN_FILE",
+    "ANTHROPIC_FEDERATION_RULE_ID",
+    "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
+    "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
+    "CLAUDE_CODE_SESSION_ACCESS_TOKEN",
+    "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
+    "CLAUDE_BG_AUTH_SNAPSHOT_PATH",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+    "CLAUDE_CODE_USE_FOUNDRY",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "XDG_CONFIG_HOME",
+];
+
+fn scrubbed_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = claude_iso::environment::SCRUBBED.to_vec();
+    for name in MUST_SCRUB {
+        if !names.contains(name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// A distinct secret-looking value per variable (its 13-byte head is the "public" part
+/// the secret check skips, so the rest must not contain the name).
+fn secret_value(i: usize) -> String {
+    format!("sk-ant-api03-Qv{i:02}zWx8Ly{i:02}Pt5Mn{i:02}")
+}
+
+#[test]
+fn child_environment_is_the_callers_minus_credentials_plus_home_and_token() {
+    let names = scrubbed_names();
+    let mut t = Test::new()
+        .env("LANG", "C.UTF-8")
+        .env("TERM", "xterm-256color")
+        .env("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+        .env("WITH_EQUALS", "a=b c=d")
+        .env("EMPTY", "")
+        .env("BYTES", OsString::from_vec(b"\xff\xfe raw".to_vec()))
+        .env("PWD", "/caller/pwd")
+        .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN_B)
+        .env("CLAUDE_ISO", "")
+        .secret(TOKEN_B);
+    for (i, name) in names.iter().enumerate() {
+        t = t.env(*name, secret_value(i)).secret(secret_value(i));
+    }
+    let out = t.run();
+    out.success().no_secrets();
+
+    let mut expected: std::collections::BTreeMap<OsString, OsString> = t
+        .env_vars()
+        .iter()
+        .filter(|(k, _)| !names.iter().any(|n| k == n))
+        .cloned()
+        .collect();
+    expected.insert("HOME".into(), t.home().into());
+    expected.insert("CLAUDE_CODE_OAUTH_TOKEN".into(), TOKEN.into());
+    expected.insert("CLAUDE_ISO".into(), "1".into());
+    assert_eq!(out.probe().env_map(), expected);
+    assert!(expected.contains_key(&OsString::from("PATH")));
+
+    // One warning line, naming every removed variable and none of their values.
+    let err = out.stderr_text();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("claude-iso: warning: "), "{err}");
+    for name in &names {
+        assert!(err.contains(name), "the warning lacks {name}: {err}");
+    }
+}
+
+#[test]
+fn keep_env_lets_one_through_and_unset_drops_more() {
+    let t = Test::new()
+        .env("ANTHROPIC_API_KEY", secret_value(1))
+        .env("ANTHROPIC_AUTH_TOKEN", secret_value(2))
+        .env("FOO", "foo-value")
+        .env("KEPT", "kept-value")
+        .args([
+            "--keep-env",
+            "ANTHROPIC_API_KEY",
+            "--unset",
+            "FOO",
+            "--unset",
+            "NOT_SET",
+        ])
+        .secret(secret_value(2));
+    let out = t.run();
+    out.success().no_secrets();
+    let probe = out.probe();
+    assert_eq!(probe.var("ANTHROPIC_API_KEY"), Some(secret_value(1).into()));
+    assert_eq!(probe.var("ANTHROPIC_AUTH_TOKEN"), None);
+    assert_eq!(probe.var("FOO"), None);
+    assert_eq!(probe.var("KEPT"), Some("kept-value".into()));
+    let err = out.stderr_text();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("ANTHROPIC_AUTH_TOKEN") && err.contains("FOO"),
+        "{err}"
+    );
+    assert!(!err.contains("ANTHROPIC_API_KEY"), "kept on purpose: {err}");
+    assert!(
+        !err.contains("NOT_SET") && !err.contains("foo-value"),
+        "{err}"
+    );
+}
+
+#[test]
+fn quiet_suppresses_the_warning_but_still_scrubs() {
+    let t = Test::new()
+        .env("ANTHROPIC_API_KEY", secret_value(1))
+        .arg("--quiet");
+    let out = t.run();
+    out.success().stderr("");
+    assert_eq!(out.probe().var("ANTHROPIC_API_KEY"), None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Exec
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn the_command_replaces_claude_iso_same_pid() {
+    let t = Test::new();
+    let running = t.spawn();
+    let pid = running.id();
+    let out = running.wait();
+    out.success();
+    assert_eq!(out.probe().pid, pid);
+}
+
+#[test]
+fn argv_is_passed_verbatim() {
+    let args: Vec<OsString> = vec![
+        "".into(),
+        "--".into(),
+        "-x".into(),
+        "--env-file".into(),
+        "/etc/passwd".into(),
+        "-C".into(),
+        "--home=/".into(),
+        "a b\tc\nd".into(),
+        "$HOME".into(),
+        "*".into(),
+        "'\"\\".into(),
+        OsString::from_vec(b"\xff\xfe\x80 not utf-8".to_vec()),
+        "".into(),
+        "--".into(),
+    ];
+    let mut argv: Vec<OsString> = vec!["probe".into()];
+    argv.extend(args.iter().cloned());
+    let t = Test::new().command(argv);
+    let out = t.run();
+    out.success();
+    let probe = out.probe();
+    assert_eq!(probe.args(), args);
+    // Resolved on PATH; the kernel shows the path it executed.
+    assert_eq!(probe.cmdline[1], t.probe_path().into_os_string().into_vec());
+}
+
+#[test]
+fn argv0_is_passed_as_typed() {
+    let t = Test::new();
+    let out_file = t.path("probe/argv0");
+    let t = t.command([
+        "sh".to_owned(),
+        "-c".to_owned(),
+        format!("/bin/cat /proc/$$/cmdline > '{}'", out_file.display()),
+    ]);
+    t.run().status(0);
+    let cmdline = fs::read(&out_file).unwrap();
+    assert!(cmdline.starts_with(b"sh\0-c\0"), "{cmdline:?}");
+}
+
+#[test]
+fn default_command_is_claude_on_path() {
+    let t = Test::new();
+    let out = t.run();
+    out.success();
+    assert_eq!(
+        out.probe().cmdline[1],
+        t.path("bin/claude").into_os_string().into_vec()
+    );
+}
+
+#[test]
+fn command_is_resolved_on_the_callers_path_before_changing_directory() {
+    // A relative PATH entry means the directory claude-iso started in, not -C DIR.
+    let t = Test::new().env("PATH", "bin:/usr/bin:/bin");
+    let (root, work) = (t.root().to_owned(), t.work());
+    let t = t.cwd(root).arg("-C").arg(work).command(["probe"]);
+    let out = t.run();
+    out.success();
+    assert_eq!(out.probe().cwd, t.work());
+    assert_eq!(
+        out.probe().cmdline[1],
+        t.probe_path().into_os_string().into_vec()
+    );
+}
+
+#[test]
+fn exit_status_is_the_commands() {
+    let t = Test::new().command(["sh", "-c", "exit 42"]);
+    t.run().status(42).stderr("");
+}
+
+#[test]
+fn death_by_sigterm_is_the_callers() {
+    let t = Test::new().command(["sh", "-c", "kill -TERM $$"]);
+    let out = t.run();
+    out.signal(15);
+    assert_eq!(out.status.code(), None);
+
+    // As a shell sees it: 143.
+    let t = Test::new()
+        .command(["sh", "-c", "kill -TERM $$"])
+        .wrap("\"$0\" \"$@\"; echo $?");
+    t.run().status(0).stdout("143\n");
+}
+
+#[test]
+fn command_not_found_is_127() {
+    let t = Test::new().command(["no-such-command-xyz", "arg"]);
+    t.run()
+        .status(127)
+        .stderr("claude-iso: no-such-command-xyz: command not found on PATH\n")
+        .stdout("");
+    let t = Test::new();
+    let nope = t.path("bin/nope");
+    let t = t.command([nope]);
+    t.run()
+        .status(127)
+        .one_line_error("command not found")
+        .probe_not_run();
+}
+
+#[test]
+fn command_not_executable_is_126() {
+    // On PATH.
+    let t = Test::new();
+    write_mode(&t.path("bin/plain"), "#!/bin/sh\necho ran\n", 0o644);
+    let t = t.command(["plain"]);
+    t.run()
+        .status(126)
+        .one_line_error("plain: ")
+        .stderr_contains("not executable");
+    // By path.
+    let t = Test::new();
+    let plain = t.path("bin/plain");
+    write_mode(&plain, "#!/bin/sh\necho ran\n", 0o644);
+    let t = t.command([plain]);
+    t.run().status(126).one_line_error("plain: ");
+    // A directory.
+    let t = Test::new();
+    let bin = t.path("bin");
+    let t = t.command([bin]);
+    t.run().status(126).one_line_error("is a directory");
+}
+
+#[test]
+fn usage_errors_are_one_line_and_125() {
+    let t = Test::new().arg("--no-such-option");
+    t.run()
+        .status(125)
+        .one_line_error("--no-such-option")
+        .probe_not_run();
+}
+
+#[test]
+fn no_descriptor_leaks_into_the_command() {
+    // Seeding (both locks) and a quarantine happen in this launch.
+    let t = Test::new();
+    mkdir(&t.home().join(".claude"));
+    chmod(&t.home(), 0o700);
+    write_mode(&t.home().join(".claude/.credentials.json"), "{}", 0o600);
+    let out = t.run();
+    out.success();
+    let through = out.probe().fds;
+    assert!(through.starts_with(&[0, 1, 2]), "{through:?}");
+    t.reset_probe();
+    let direct = t.run_probe_directly().fds;
+    assert_eq!(
+        through, direct,
+        "descriptors of the probe under claude-iso vs run directly"
+    );
+
+    // Control: a descriptor that does reach the command shows up in the probe's list.
+    let t = t.wrap("exec 7</dev/null && exec \"$0\" \"$@\"");
+    t.reset_probe();
+    let out = t.run();
+    out.success();
+    let with_seven = out.probe().fds;
+    assert!(
+        with_seven.contains(&7) && !direct.contains(&7),
+        "{with_seven:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// --dry-run
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn dry_run_changes_nothing_prints_the_plan_and_never_the_token() {
+    let t = Test::new()
+        .env("ANTHROPIC_API_KEY", secret_value(7))
+        .secret(secret_value(7))
+        .arg("--dry-run");
+    // A home that needs every kind of change: tighten, quarantine, seed.
+    mkdir(&t.home().join(".claude"));
+    chmod(&t.home(), 0o750);
+    write_mode(&t.home().join(".claude/.credentials.json"), "{}", 0o644);
+    write_mode(&t.home().join(".claude.json"), "{\"a\": 1}", 0o600);
+    let t = t.command(["probe".to_owned(), "x".to_owned(), TOKEN.to_owned()]);
+    let before = tree(t.root());
+    let out = t.run();
+    out.status(0).probe_not_run().no_secrets();
+    let mut after = tree(t.root());
+    after.retain(|p, _| !p.starts_with(".runs"));
+    let mut before = before;
+    before.retain(|p, _| !p.starts_with(".runs"));
+    assert_eq!(after, before, "--dry-run changed the sandbox");
+
+    let home = t.home().display().to_string();
+    for line in [
+        format!("token: {} from {}", redacted(TOKEN), t.env_file().display()),
+        format!("cwd: {}", t.work().display()),
+        format!("command: {}", t.probe_path().display()),
+        format!("env: set HOME={home}"),
+        format!("env: set CLAUDE_CODE_OAUTH_TOKEN={}", redacted(TOKEN)),
+        "env: unset ANTHROPIC_API_KEY".to_owned(),
+        "dry run: nothing changed, nothing run".to_owned(),
+    ] {
+        out.stdout_contains(&format!("{line}\n"));
+    }
+    let plan = out.stdout_text();
+    assert!(plan.contains("argv: probe x "), "{plan}");
+    assert!(plan.contains("quarantine: would move"), "{plan}");
+    assert!(plan.contains("would tighten mode 0750"), "{plan}");
+    assert!(plan.contains("seed: would set"), "{plan}");
+}
+
+#[test]
+fn dry_run_creates_no_home() {
+    let t = Test::new().arg("-n").no_home();
+    let home = t.path("new/home");
+    let t = t.arg("--home").arg(home);
+    let before = tree(t.root());
+    let out = t.run();
+    out.status(0).probe_not_run().no_secrets();
+    out.stdout_contains("would be created");
+    assert!(!t.path("new").exists());
+    let mut after = tree(t.root());
+    after.retain(|p, _| !p.starts_with(".runs"));
+    let mut before = before;
+    before.retain(|p, _| !p.starts_with(".runs"));
+    assert_eq!(after, before);
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrency and claude's lock
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn sixty_four_concurrent_launches_into_one_home() {
+    let t = Test::new()
+        .command(["true"])
+        .timeout(Duration::from_secs(60));
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    write_mode(
+        &t.home().join(".claude.json"),
+        json!({"unrelated": {"keep": [1, 2, 3]}, "numStartups": 7}).to_string(),
+        0o600,
+    );
+    let dirs: Vec<PathBuf> = (0..64)
+        .map(|i| mkdir(&t.path(format!("projects/p{i:02}"))))
+        .collect();
+    let running: Vec<_> = dirs
+        .iter()
+        .map(|d| t.spawn_with(["-C".into(), d.clone().into_os_string()]))
+        .collect();
+    for r in running {
+        r.wait().status(0).stderr("");
+    }
+    let doc = claude_json(&t.home());
+    for d in &dirs {
+        assert!(trusts(&doc, d), "{} not trusted", d.display());
+    }
+    assert_eq!(doc["hasCompletedOnboarding"], json!(true));
+    assert_eq!(doc["unrelated"], json!({"keep": [1, 2, 3]}));
+    assert_eq!(doc["numStartups"], json!(7));
+    assert_eq!(doc["projects"].as_object().unwrap().len(), 64);
+    assert_eq!(temp_files(&t.home()), Vec::<String>::new());
+    assert!(!t.home().join(".claude.json.lock").exists());
+}
+
+#[test]
+fn a_live_claude_lock_makes_it_wait() {
+    let t = Test::new().timeout(Duration::from_secs(15));
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    let lock = mkdir(&t.home().join(".claude.json.lock"));
+    let mut running = t.spawn();
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(
+        !running.exited(),
+        "claude-iso did not wait for claude's lock"
+    );
+    assert!(
+        !t.home().join(".claude.json").exists(),
+        "wrote under claude's lock"
+    );
+    fs::remove_dir(&lock).unwrap();
+    let removed = Instant::now();
+    let out = running.wait();
+    out.success();
+    assert!(
+        removed.elapsed() < Duration::from_secs(3),
+        "took {:?} after the lock went",
+        removed.elapsed()
+    );
+    assert!(trusts(&claude_json(&t.home()), &t.work()));
+    assert!(!lock.exists(), "its own lock is released");
+}
+
+#[test]
+fn a_stale_claude_lock_is_broken() {
+    let t = Test::new().timeout(Duration::from_secs(15));
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    let lock = mkdir(&t.home().join(".claude.json.lock"));
+    fs::File::open(&lock)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    let started = Instant::now();
+    let out = t.run();
+    out.success().stderr_contains("stale");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(trusts(&claude_json(&t.home()), &t.work()));
+    assert!(!lock.exists());
+    assert_eq!(temp_files(&t.home()), Vec::<String>::new());
+}

@@ -73,7 +73,7 @@ pub fn main(args: &DoctorArgs, _report: &Report) -> i32 {
     let config = match Config::new(&args.launch, CallerEnv::from_process()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("claude-iso: {e}");
+            eprintln!("claude-iso: {}", crate::redact_secrets(&e.to_string()));
             return EXIT_FAILURE;
         }
     };

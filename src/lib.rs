@@ -59,7 +59,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     match launch(&cli, &report) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("claude-iso: {e}");
+            eprintln!("claude-iso: {}", redact_secrets(&e.to_string()));
             e.exit_code()
         }
     }
@@ -78,8 +78,42 @@ fn usage_error(e: &clap::Error) -> i32 {
         .next()
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ");
-    eprintln!("claude-iso: {first} (see claude-iso --help)");
+    eprintln!(
+        "claude-iso: {} (see claude-iso --help)",
+        redact_secrets(first)
+    );
     EXIT_FAILURE
+}
+
+/// Replaces anything shaped like an Anthropic secret (`sk-ant-…`) with its prefix and
+/// length: clap quotes a misplaced argument back, and that argument may be a token.
+pub(crate) fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("sk-ant-") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(tail.len());
+        let shown = tail[..len].char_indices().nth(13).map_or(len, |(i, _)| i);
+        out.push_str(&format!("{}… ({len} chars)", &tail[..shown]));
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_in_usage_errors_are_redacted() {
+        assert_eq!(
+            super::redact_secrets("unexpected argument 'sk-ant-oat01-SECRET_x-y' found"),
+            "unexpected argument 'sk-ant-oat01-… (23 chars)' found"
+        );
+        assert_eq!(super::redact_secrets("no secret"), "no secret");
+    }
 }
 
 /// Runs the launcher. Returns only for a dry run (`Ok`) or on failure.

@@ -24,6 +24,7 @@ impl Report {
 
     fn say(&self, min: Verbosity, prefix: &str, msg: &str) {
         if self.verbosity >= min {
+            let msg = crate::redact_secrets(msg);
             let _ = writeln!(std::io::stderr().lock(), "claude-iso: {prefix}{msg}");
         }
     }

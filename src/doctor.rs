@@ -64,7 +64,7 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
     Check {
         name,
         status,
-        detail: detail.into(),
+        detail: crate::redact_secrets(&detail.into()),
     }
 }
 

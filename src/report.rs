@@ -47,7 +47,11 @@ impl Report {
     /// A line of the `--dry-run` plan, on stdout.
     pub fn plan(&self, msg: impl AsRef<str>) {
         if self.plans {
-            let _ = writeln!(std::io::stdout().lock(), "{}", msg.as_ref());
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                crate::redact_secrets(msg.as_ref())
+            );
         }
     }
 }

@@ -96,8 +96,12 @@ pub(crate) fn redact_secrets(text: &str) -> String {
         let len = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
             .unwrap_or(tail.len());
-        let shown = tail[..len].char_indices().nth(13).map_or(len, |(i, _)| i);
-        out.push_str(&format!("{}… ({len} chars)", &tail[..shown]));
+        if len <= 13 {
+            // Already only a prefix (as `Token::redacted` shows it).
+            out.push_str(&tail[..len]);
+        } else {
+            out.push_str(&format!("{}… ({len} chars)", &tail[..13]));
+        }
         rest = &tail[len..];
     }
     out.push_str(rest);
@@ -113,6 +117,9 @@ mod tests {
             "unexpected argument 'sk-ant-oat01-… (23 chars)' found"
         );
         assert_eq!(super::redact_secrets("no secret"), "no secret");
+        let once = "token sk-ant-oat01-… (64 chars)";
+        assert_eq!(super::redact_secrets(once), once);
+        assert_eq!(super::redact_secrets("sk-ant-"), "sk-ant-");
     }
 }
 

@@ -137,11 +137,12 @@ impl Config {
             .unwrap_or_else(|| PathBuf::from("/"))
     }
 
-    /// Every path that counts as the real home: `$HOME` and the passwd entry's home.
+    /// Every path that counts as the real home: `$HOME` and (`with_passwd`) the passwd
+    /// entry's home.
     #[must_use]
-    pub fn real_homes(&self) -> Vec<PathBuf> {
+    pub fn real_homes(&self, with_passwd: bool) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self.real_home.from_env.iter().cloned().collect();
-        if let Some(p) = self.real_home.passwd() {
+        if let Some(p) = self.real_home.passwd().filter(|_| with_passwd) {
             if !out.iter().any(|q| q == p) {
                 out.push(p.to_path_buf());
             }
@@ -168,9 +169,9 @@ impl Config {
     /// Directories claude must never get as its config: each real `~/.claude` and the
     /// caller's `CLAUDE_CONFIG_DIR`.
     #[must_use]
-    pub fn real_config_dirs(&self) -> Vec<PathBuf> {
+    pub fn real_config_dirs(&self, with_passwd: bool) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self
-            .real_homes()
+            .real_homes(with_passwd)
             .iter()
             .map(|h| h.join(".claude"))
             .collect();

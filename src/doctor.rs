@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -319,7 +319,7 @@ fn check_seed(config: &Config, home: Option<&ScratchHome>) -> Check {
             );
         }
     };
-    match seed::is_seeded(BufReader::with_capacity(64 * 1024, file), &trust) {
+    match seed::is_seeded(file, &trust) {
         Some(true) => check(
             "seed",
             Status::Ok,

@@ -165,8 +165,15 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
             ),
         ));
     }
-    check_not_real_home(config, path, Some(&st), path)?;
-    check_not_in_config_dir(config, path, &dir)?;
+    // A home that holds our lock file passed these checks, passwd entry included, when
+    // it was first seeded; the passwd database is then not read again on every launch
+    // (`$HOME` and `$CLAUDE_CONFIG_DIR` still are checked).
+    let with_passwd = created
+        || lstat_at(&dir, crate::seed::OWN_LOCK)
+            .map_err(|e| home_err(path, errno_text(e)))?
+            .is_none();
+    check_not_real_home(config, path, Some(&st), path, with_passwd)?;
+    check_not_in_config_dir(config, path, &dir, with_passwd)?;
 
     if created {
         // mkdir's mode passed through the umask: set it exactly.
@@ -261,7 +268,7 @@ fn prospective_path(path: &Path) -> PathBuf {
 /// again once it exists.)
 fn check_new_path(config: &Config, path: &Path) -> Result<()> {
     let new = prospective_path(path);
-    for dir in config.real_config_dirs() {
+    for dir in config.real_config_dirs(true) {
         let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
         if new.starts_with(&dir) {
             return Err(home_err(
@@ -273,7 +280,7 @@ fn check_new_path(config: &Config, path: &Path) -> Result<()> {
             ));
         }
     }
-    check_not_real_home(config, path, None, &new)
+    check_not_real_home(config, path, None, &new, true)
 }
 
 /// The home must not be a real home (`$HOME`, passwd) nor an ancestor of one.
@@ -282,8 +289,9 @@ fn check_not_real_home(
     path: &Path,
     st: Option<&FileStat>,
     resolved: &Path,
+    with_passwd: bool,
 ) -> Result<()> {
-    for real in config.real_homes() {
+    for real in config.real_homes(with_passwd) {
         let real = if st.is_none() {
             std::fs::canonicalize(&real).unwrap_or(real)
         } else {
@@ -317,9 +325,14 @@ fn check_not_real_home(
 
 /// The home must not be, or lie inside, a real `~/.claude` or the caller's
 /// `CLAUDE_CONFIG_DIR`: walk up from the opened directory by `..`.
-fn check_not_in_config_dir(config: &Config, path: &Path, dir: &OwnedFd) -> Result<()> {
+fn check_not_in_config_dir(
+    config: &Config,
+    path: &Path,
+    dir: &OwnedFd,
+    with_passwd: bool,
+) -> Result<()> {
     let targets: Vec<(PathBuf, FileStat)> = config
-        .real_config_dirs()
+        .real_config_dirs(with_passwd)
         .into_iter()
         .filter_map(|p| stat(&p).ok().map(|st| (p, st)))
         .collect();

@@ -23,11 +23,18 @@ const TRUSTED: &[u8] = b"hasTrustDialogAccepted";
 /// `Some(true)` when everything is seeded, `Some(false)` when something is missing,
 /// `None` when the document is not a JSON object of the expected shape (or unreadable).
 pub fn is_seeded<R: Read>(reader: R, trust: &[&str]) -> Option<bool> {
+    is_seeded_sized(reader, BUF, trust)
+}
+
+/// As [`is_seeded`], with the buffer sized for a file of `size_hint` bytes (at most
+/// 64 KiB): a small file is read in one go without zeroing a large buffer.
+pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> Option<bool> {
     let mut s = Scanner {
         reader,
-        buf: vec![0; BUF].into_boxed_slice(),
+        buf: vec![0; size_hint.clamp(1, BUF)].into_boxed_slice(),
         pos: 0,
         len: 0,
+        eof: false,
         key: Vec::new(),
     };
     let mut onboarded = false;
@@ -100,19 +107,33 @@ struct Scanner<R> {
     buf: Box<[u8]>,
     pos: usize,
     len: usize,
+    eof: bool,
     /// The last string read with `decode`.
     key: Vec<u8>,
 }
 
 impl<R: Read> Scanner<R> {
     /// Makes sure a byte is buffered; `Some(false)` at end of input.
+    #[inline(always)]
     fn fill(&mut self) -> Option<bool> {
         if self.pos < self.len {
             return Some(true);
         }
+        self.refill()
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn refill(&mut self) -> Option<bool> {
+        if self.eof {
+            return Some(false);
+        }
         loop {
             match self.reader.read(&mut self.buf) {
-                Ok(0) => return Some(false),
+                Ok(0) => {
+                    self.eof = true;
+                    return Some(false);
+                }
                 Ok(n) => {
                     self.pos = 0;
                     self.len = n;
@@ -169,26 +190,26 @@ impl<R: Read> Scanner<R> {
                 return None;
             }
             let chunk = &self.buf[self.pos..self.len];
-            let stop = chunk
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            // SIMD search for the end of the run; the run is then checked for raw
+            // control characters with a branch-free fold the compiler vectorises.
+            let stop = memchr::memchr2(b'"', b'\\', chunk);
+            let run = &chunk[..stop.unwrap_or(chunk.len())];
+            if run.iter().fold(false, |bad, &b| bad | (b < 0x20)) {
+                return None; // raw control character
+            }
+            if decode {
+                self.key.extend_from_slice(run);
+            }
             let Some(i) = stop else {
-                if decode {
-                    self.key.extend_from_slice(chunk);
-                }
                 self.pos = self.len;
                 continue;
             };
-            if decode {
-                self.key.extend_from_slice(&chunk[..i]);
-            }
             let b = chunk[i];
             self.pos += i + 1;
-            match b {
-                b'"' => return Some(()),
-                b'\\' => self.escape(decode)?,
-                _ => return None, // raw control character
+            if b == b'"' {
+                return Some(());
             }
+            self.escape(decode)?;
         }
     }
 

@@ -9,7 +9,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -121,7 +121,8 @@ fn seed_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-fn open_config(dir: &OwnedFd, path: &Path) -> Result<Option<File>> {
+/// Opens `.claude.json` without following a symlink; returns it with its size.
+fn open_config(dir: &OwnedFd, path: &Path) -> Result<Option<(File, u64)>> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     match openat(dir, CLAUDE_JSON, flags, Mode::empty()) {
         Ok(fd) => {
@@ -135,7 +136,10 @@ fn open_config(dir: &OwnedFd, path: &Path) -> Result<Option<File>> {
                     ),
                 ));
             }
-            Ok(Some(File::from(fd)))
+            Ok(Some((
+                File::from(fd),
+                u64::try_from(st.st_size).unwrap_or(0),
+            )))
         }
         Err(Errno::ENOENT) => Ok(None),
         Err(Errno::ELOOP) => Err(seed_err(
@@ -170,8 +174,10 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
         return Ok(());
     };
 
-    if let Some(file) = open_config(dir, &path)? {
-        if is_seeded(BufReader::with_capacity(64 * 1024, file), &trust) == Some(true) {
+    if let Some((file, size)) = open_config(dir, &path)? {
+        // One byte more than the size, so a small file is read to EOF in one buffer.
+        let size = usize::try_from(size.saturating_add(1)).unwrap_or(usize::MAX);
+        if crate::scan::is_seeded_sized(file, size, &trust) == Some(true) {
             report.info(format!("{} already seeded; not written", path.display()));
             if dry_run {
                 report.plan(format!(
@@ -196,7 +202,7 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
 
     let (mut doc, original) = match open_config(dir, &path)? {
         None => (Map::new(), false),
-        Some(mut file) => {
+        Some((mut file, _)) => {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)
                 .map_err(|e| seed_err(&path, format!("cannot read: {}", crate::error_text(&e))))?;

@@ -108,21 +108,6 @@ pub(crate) fn redact_secrets(text: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn secrets_in_usage_errors_are_redacted() {
-        assert_eq!(
-            super::redact_secrets("unexpected argument 'sk-ant-oat01-SECRET_x-y' found"),
-            "unexpected argument 'sk-ant-oat01-… (23 chars)' found"
-        );
-        assert_eq!(super::redact_secrets("no secret"), "no secret");
-        let once = "token sk-ant-oat01-… (64 chars)";
-        assert_eq!(super::redact_secrets(once), once);
-        assert_eq!(super::redact_secrets("sk-ant-"), "sk-ant-");
-    }
-}
-
 /// Runs the launcher. Returns only for a dry run (`Ok`) or on failure.
 fn launch(cli: &Cli, report: &Report) -> Result<i32> {
     let config = Config::new(&cli.launch, CallerEnv::from_process())?;
@@ -239,5 +224,20 @@ pub(crate) fn error_text(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_owned(),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_in_usage_errors_are_redacted() {
+        assert_eq!(
+            super::redact_secrets("unexpected argument 'sk-ant-oat01-SECRET_x-y' found"),
+            "unexpected argument 'sk-ant-oat01-… (23 chars)' found"
+        );
+        assert_eq!(super::redact_secrets("no secret"), "no secret");
+        let once = "token sk-ant-oat01-… (64 chars)";
+        assert_eq!(super::redact_secrets(once), once);
+        assert_eq!(super::redact_secrets("sk-ant-"), "sk-ant-");
     }
 }

@@ -18,6 +18,8 @@ pub mod man;
 pub mod report;
 pub mod scan;
 pub mod seed;
+#[cfg(test)]
+mod testgen;
 pub mod token;
 
 use std::ffi::OsString;

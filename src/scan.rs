@@ -39,34 +39,17 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
     };
     let mut onboarded = false;
     let mut trusted = vec![false; trust.len()];
-    s.ws()?;
-    s.expect(b'{')?;
-    s.ws()?;
-    if s.peek()? == Some(b'}') {
-        s.pos += 1;
-    } else {
-        loop {
-            s.ws()?;
-            s.expect(b'"')?;
-            s.string(true)?;
-            s.ws()?;
-            s.expect(b':')?;
-            // Later duplicates win, as in JavaScript's JSON.parse.
-            if s.key == ONBOARDING {
-                onboarded = s.value_is_true()?;
-            } else if s.key == PROJECTS && !trust.is_empty() {
-                trusted = s.projects(trust)?;
-            } else {
-                s.value(1)?;
-            }
-            s.ws()?;
-            match s.next()? {
-                b',' => {}
-                b'}' => break,
-                _ => return None,
-            }
+    s.object(true, |s| {
+        // Later duplicates win, as in JavaScript's JSON.parse.
+        if s.key == ONBOARDING {
+            onboarded = s.value_is_true()?;
+        } else if s.key == PROJECTS && !trust.is_empty() {
+            trusted = s.projects(trust)?;
+        } else {
+            s.value(1)?;
         }
-    }
+        Some(())
+    })?;
     s.ws()?;
     if s.peek()?.is_some() {
         return None; // trailing content
@@ -324,28 +307,10 @@ impl<R: Read> Scanner<R> {
             return None;
         }
         self.ws()?;
+        if self.peek()? == Some(b'{') {
+            return self.object(false, |s| s.value(depth + 1));
+        }
         match self.next()? {
-            b'{' => {
-                self.ws()?;
-                if self.peek()? == Some(b'}') {
-                    self.pos += 1;
-                    return Some(());
-                }
-                loop {
-                    self.ws()?;
-                    self.expect(b'"')?;
-                    self.string(false)?;
-                    self.ws()?;
-                    self.expect(b':')?;
-                    self.value(depth + 1)?;
-                    self.ws()?;
-                    match self.next()? {
-                        b',' => {}
-                        b'}' => return Some(()),
-                        _ => return None,
-                    }
-                }
-            }
             b'[' => {
                 self.ws()?;
                 if self.peek()? == Some(b']') {
@@ -383,77 +348,75 @@ impl<R: Read> Scanner<R> {
         Some(false)
     }
 
-    /// The `projects` object: whether each wanted directory is trusted. `None` when it
-    /// (or a wanted entry) is not an object — the merge replaces those.
-    fn projects(&mut self, trust: &[&str]) -> Option<Vec<bool>> {
-        let mut trusted = vec![false; trust.len()];
+    /// An object, calling `member` after each key (left in `self.key` when
+    /// `decode_keys`) and its colon, to consume the value.
+    fn object(
+        &mut self,
+        decode_keys: bool,
+        mut member: impl FnMut(&mut Self) -> Option<()>,
+    ) -> Option<()> {
         self.ws()?;
         self.expect(b'{')?;
         self.ws()?;
         if self.peek()? == Some(b'}') {
             self.pos += 1;
-            return Some(trusted);
+            return Some(());
         }
         loop {
             self.ws()?;
             self.expect(b'"')?;
-            self.string(true)?;
+            self.string(decode_keys)?;
             self.ws()?;
             self.expect(b':')?;
-            if trust.iter().any(|t| t.as_bytes() == self.key) {
-                let key = std::mem::take(&mut self.key);
-                let value = self.project()?;
-                for (slot, dir) in trusted.iter_mut().zip(trust) {
-                    if dir.as_bytes() == key {
-                        *slot = value;
-                    }
-                }
-            } else {
-                self.value(2)?;
-            }
+            member(self)?;
             self.ws()?;
             match self.next()? {
                 b',' => {}
-                b'}' => return Some(trusted),
+                b'}' => return Some(()),
                 _ => return None,
             }
         }
     }
 
+    /// The `projects` object: whether each wanted directory is trusted. `None` when it
+    /// (or a wanted entry) is not an object — the merge replaces those.
+    fn projects(&mut self, trust: &[&str]) -> Option<Vec<bool>> {
+        let mut trusted = vec![false; trust.len()];
+        self.object(true, |s| {
+            if !trust.iter().any(|t| t.as_bytes() == s.key) {
+                return s.value(2);
+            }
+            let key = std::mem::take(&mut s.key);
+            let value = s.project()?;
+            for (slot, dir) in trusted.iter_mut().zip(trust) {
+                if dir.as_bytes() == key {
+                    *slot = value;
+                }
+            }
+            Some(())
+        })?;
+        Some(trusted)
+    }
+
     /// One project entry: whether `hasTrustDialogAccepted` is `true`.
     fn project(&mut self) -> Option<bool> {
         let mut trusted = false;
-        self.ws()?;
-        self.expect(b'{')?;
-        self.ws()?;
-        if self.peek()? == Some(b'}') {
-            self.pos += 1;
-            return Some(false);
-        }
-        loop {
-            self.ws()?;
-            self.expect(b'"')?;
-            self.string(true)?;
-            self.ws()?;
-            self.expect(b':')?;
-            if self.key == TRUSTED {
-                trusted = self.value_is_true()?;
+        self.object(true, |s| {
+            if s.key == TRUSTED {
+                trusted = s.value_is_true()?;
+                Some(())
             } else {
-                self.value(3)?;
+                s.value(3)
             }
-            self.ws()?;
-            match self.next()? {
-                b',' => {}
-                b'}' => return Some(trusted),
-                _ => return None,
-            }
-        }
+        })?;
+        Some(trusted)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testgen::arb_json;
     use serde_json::{Value, json};
 
     /// The same question answered on a fully parsed document.
@@ -582,36 +545,6 @@ mod tests {
                 reference(text.as_bytes(), trust)
             );
         }
-    }
-
-    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| json!(n)),
-            any::<f64>()
-                .prop_filter("finite", |f| f.is_finite())
-                .prop_map(|f| json!(f)),
-            "[a-z/ \"\\\\\u{1}\u{e9}\u{1F600}]{0,8}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 64, 6, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                proptest::collection::btree_map(
-                    prop_oneof![
-                        "[a-z/\"]{0,6}",
-                        Just("projects".to_owned()),
-                        Just("hasCompletedOnboarding".to_owned()),
-                        Just("hasTrustDialogAccepted".to_owned()),
-                        Just("/w".to_owned())
-                    ],
-                    inner,
-                    0..6
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     proptest::proptest! {

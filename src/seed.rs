@@ -389,6 +389,7 @@ fn write_atomic(dir: &OwnedFd, path: &Path, value: &Value) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testgen::arb_json;
     use serde_json::json;
 
     #[test]
@@ -417,33 +418,6 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(merge(&mut doc, &["/x"]).replaced, vec!["projects[/x]"]);
-    }
-
-    fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
-        use proptest::prelude::*;
-        let leaf = prop_oneof![
-            Just(Value::Null),
-            any::<bool>().prop_map(Value::Bool),
-            any::<i64>().prop_map(|n| json!(n)),
-            "[a-z/ \"\\\\]{0,8}".prop_map(Value::String),
-        ];
-        leaf.prop_recursive(4, 64, 6, |inner| {
-            prop_oneof![
-                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-                proptest::collection::btree_map(
-                    prop_oneof![
-                        "[a-z/]{0,6}",
-                        Just("projects".to_owned()),
-                        Just("hasCompletedOnboarding".to_owned()),
-                        Just("hasTrustDialogAccepted".to_owned()),
-                        Just("/w".to_owned())
-                    ],
-                    inner,
-                    0..6
-                )
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-            ]
-        })
     }
 
     proptest::proptest! {

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, mkdirat, stat};
+use nix::sys::stat::{
+    FchmodatFlags, FileStat, Mode, SFlag, fchmod, fchmodat, fstat, mkdirat, stat,
+};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -119,7 +121,18 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
             }
         };
         match mkdirat(&parent, name, Mode::from_bits_truncate(0o700)) {
-            Ok(()) => created = true,
+            Ok(()) => {
+                created = true;
+                // mkdir's mode went through the umask; fix it before opening (a umask
+                // of 0777 would leave a directory even its owner cannot open).
+                fchmodat(
+                    &parent,
+                    name,
+                    Mode::from_bits_truncate(0o700),
+                    FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|e| home_err(path, format!("cannot chmod: {}", errno_text(e))))?;
+            }
             Err(Errno::EEXIST) => {}
             Err(e) => return Err(home_err(path, format!("cannot create: {}", errno_text(e)))),
         }
@@ -176,8 +189,6 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
     check_not_in_config_dir(config, path, &dir, with_passwd)?;
 
     if created {
-        // mkdir's mode passed through the umask: set it exactly.
-        fchmod(&dir, Mode::from_bits_truncate(0o700)).map_err(|e| home_err(path, errno_text(e)))?;
         report.info(format!(
             "created scratch home {} (mode 0700)",
             path.display()

@@ -1,0 +1,457 @@
+//! End-to-end: the built claude-iso in front of the real claude CLI (found through
+//! `CLAUDE_ISO_TEST_CLAUDE`), against a fake Messages API on 127.0.0.1, with a caller
+//! environment that points every credential variable at a decoy real home.
+//!
+//! Cases (issue 4):
+//! 1. `--print` answers and only the env file's token is sent.
+//! 2. API answers 401: only the env token was tried, exit status is claude's own.
+//! 3. The decoy real home is byte-for-byte unchanged (checked after every case).
+//! 4. The TUI in tmux, in a never-seen folder and through symlinks: no dialog, answers.
+//! 5. A stray `.credentials.json` (file, symlink to the decoy's) is quarantined.
+//! 6. 16 concurrent launches into one home: all answer, `.claude.json` keeps every trust.
+//!
+//! Run with `scripts/test` (installs the pinned claude and sets the variable).
+
+#[allow(dead_code)]
+mod support;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use support::fake_api::{FakeApi, Mode};
+use support::tui::Tmux;
+use support::{World, run_timed};
+
+const REPLY: &str = "pong from the fake API";
+
+/// Case 1 (+3): `--print` answers with the env file's token as the only credential
+/// while the caller's environment is full of decoy credentials.
+#[test]
+fn print_sends_only_the_env_file_token() {
+    let Some(w) = World::new("print_sends_only_the_env_file_token") else {
+        return;
+    };
+    let api = FakeApi::start(REPLY);
+    let work = w.dir("work");
+    let run = w.print(&api, &w.root, &["-C", work.to_str().unwrap()], "say pong");
+    assert!(run.status.success(), "claude-iso --print failed: {run}");
+    assert!(run.stdout.contains(REPLY), "no answer on stdout: {run}");
+    assert!(
+        !api.message_requests().is_empty(),
+        "no POST /v1/messages:\n{}",
+        api.summary()
+    );
+    w.assert_only_token(&api);
+    w.assert_decoy_unchanged();
+    w.assert_trusted(&work);
+    assert!(
+        fs::symlink_metadata(w.home.join(".claude/.credentials.json")).is_err(),
+        "a credentials file appeared in the scratch home"
+    );
+}
+
+/// Case 2 (+3): with every request refused, only the env token was ever tried and
+/// claude-iso exits with the status claude itself exits with.
+#[test]
+fn unauthorized_tries_only_the_env_token_and_keeps_claudes_status() {
+    let Some(w) = World::new("unauthorized_tries_only_the_env_token_and_keeps_claudes_status")
+    else {
+        return;
+    };
+    let api = FakeApi::unauthorized();
+    let work = w.dir("work");
+    let run = w.print(&api, &work, &[], "say pong");
+    assert!(
+        !api.requests().is_empty(),
+        "claude sent no request at all: {run}"
+    );
+    w.assert_only_token(&api);
+    w.assert_decoy_unchanged();
+
+    // claude on its own, in a clean environment, against its own 401 API.
+    let reference_api = FakeApi::unauthorized();
+    let ref_home = w.dir("reference-home");
+    let ref_work = w.dir("reference-work");
+    fs::write(
+        ref_home.join(".claude.json"),
+        serde_json::json!({
+            "hasCompletedOnboarding": true,
+            "projects": {ref_work.to_str().unwrap(): {"hasTrustDialogAccepted": true}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(&w.claude);
+    cmd.env_clear()
+        .env(
+            "PATH",
+            format!("{}:{}", w.bin.display(), support::base_path()),
+        )
+        .env("HOME", &ref_home)
+        .env("TMPDIR", &w.tmpdir)
+        .env("LANG", "C.UTF-8")
+        .env("CLAUDE_CODE_OAUTH_TOKEN", &w.token)
+        .env("ANTHROPIC_BASE_URL", reference_api.base_url())
+        .envs(support::quiet_env())
+        .current_dir(&ref_work)
+        .args(["--print", "say pong"]);
+    let reference = run_timed(&mut cmd, support::PRINT_TIMEOUT, &w.logs);
+    assert!(
+        !reference.status.success(),
+        "claude itself succeeded against a 401 API?\n{reference}"
+    );
+    assert!(
+        !reference_api.requests().is_empty(),
+        "reference claude made no request"
+    );
+    assert_eq!(
+        run.status, reference.status,
+        "claude-iso's exit status differs from claude's own.\nclaude-iso: {run}\nclaude: {reference}"
+    );
+}
+
+/// Case 4: the interactive claude in tmux reaches its prompt with no dialog and
+/// answers a typed prompt. `via_flag`: enter the folder with `-C`, else start there.
+fn tui_case(test: &str, make_project: impl FnOnce(&World) -> PathBuf, via_flag: bool) {
+    let Some(w) = World::new(test) else { return };
+    let api = FakeApi::start(REPLY);
+    let project = make_project(&w);
+    let (cwd, pre): (PathBuf, Vec<String>) = if via_flag {
+        (
+            w.root.clone(),
+            vec!["-C".into(), project.to_string_lossy().into_owned()],
+        )
+    } else {
+        (project.clone(), vec![])
+    };
+    let mut argv: Vec<String> = vec![
+        support::CLAUDE_ISO.into(),
+        "--env-file".into(),
+        w.env_file.to_string_lossy().into_owned(),
+        "--home".into(),
+        w.home.to_string_lossy().into_owned(),
+    ];
+    argv.extend(pre);
+    argv.extend(["--".into(), "claude".into()]);
+    let mut env = w.caller_env(&api);
+    env.push(("PWD".into(), cwd.to_string_lossy().into_owned()));
+
+    // Stop waiting as soon as a dialog or a foreign credential shows up.
+    let stop = |s: &str| has_dialog(s) || w.foreign_request(&api).is_some();
+    let check = |s: &str| {
+        assert_no_dialog(s);
+        if let Some(bad) = w.foreign_request(&api) {
+            panic!(
+                "credential isolation broken: {bad}\nall requests:\n{}\nscreen:\n{s}",
+                api.summary()
+            );
+        }
+    };
+    let start = Instant::now();
+    let tmux = Tmux::start(&w.root.join("tmux"), &env, &cwd, &argv, 120, 40);
+    let ready = tmux
+        .wait_for(Duration::from_secs(90), |s| {
+            stop(s) || (s.contains("Claude Code v") && prompt_line(s).is_some())
+        })
+        .unwrap_or_else(|e| panic!("claude never reached its prompt: {e}"));
+    check(&ready);
+
+    // Keys sent while claude is still starting can be dropped: type again until the
+    // input line shows the prompt (bounded; the fake answers whatever arrives).
+    let prompt = "say pong please";
+    let has_prompt = |s: &str| prompt_line(s).is_some_and(|l| l.contains(prompt));
+    let mut typed = Err(String::new());
+    for _ in 0..3 {
+        tmux.type_text(prompt);
+        typed = tmux.wait_for(Duration::from_secs(15), |s| stop(s) || has_prompt(s));
+        if typed.is_ok() {
+            break;
+        }
+    }
+    let typed = typed
+        .unwrap_or_else(|e| panic!("typed prompt never showed (ready screen was:\n{ready}): {e}"));
+    check(&typed);
+
+    // Likewise Enter: press it again if the prompt still sits unsent in the input line.
+    let answer = format!("● {REPLY}");
+    let wait_answer = |secs| {
+        tmux.wait_for(Duration::from_secs(secs), |s| {
+            stop(s) || s.contains(&answer)
+        })
+    };
+    tmux.keys(&["Enter"]);
+    let mut answered = wait_answer(30);
+    for _ in 0..2 {
+        if answered.is_ok() {
+            break;
+        }
+        if has_prompt(&tmux.screen().text) {
+            tmux.keys(&["Enter"]);
+        }
+        answered = wait_answer(60);
+    }
+    let screen = answered
+        .unwrap_or_else(|e| panic!("no answer on screen: {e}\nrequests:\n{}", api.summary()));
+    check(&screen);
+    assert!(screen.contains(&answer));
+    eprintln!("{test}: answered after {:.1?}", start.elapsed());
+    drop(tmux);
+
+    assert!(
+        !api.message_requests().is_empty(),
+        "no POST /v1/messages:\n{}",
+        api.summary()
+    );
+    w.assert_only_token(&api);
+    w.assert_decoy_unchanged();
+    w.assert_trusted(&project);
+}
+
+/// Text of claude's first-run dialogs (onboarding, its offline check, folder trust,
+/// custom API key).
+const DIALOG_MARKERS: &[&str] = &[
+    "Do you trust",
+    "trust this folder",
+    "Quick safety check",
+    "Accessing workspace",
+    "Choose the text style",
+    "Select login method",
+    "Let's get started",
+    "Unable to connect to Anthropic services",
+    "Detected a custom API key",
+    "Do you want to use this API key",
+];
+
+fn has_dialog(screen: &str) -> bool {
+    DIALOG_MARKERS.iter().any(|m| screen.contains(m))
+}
+
+fn assert_no_dialog(screen: &str) {
+    assert!(
+        !has_dialog(screen),
+        "a first-run dialog appeared:\n{screen}"
+    );
+}
+
+/// The input line of claude's prompt box (the last line starting with its `❯`, or the
+/// `>` of older releases, possibly inside a `│` box), if one is on screen.
+fn prompt_line(screen: &str) -> Option<&str> {
+    screen.lines().rev().find(|l| {
+        let l = l.trim_start().trim_start_matches('│').trim_start();
+        l.starts_with('❯') || l == ">" || l.starts_with("> ")
+    })
+}
+
+#[test]
+fn tui_in_a_never_seen_folder() {
+    tui_case(
+        "tui_in_a_never_seen_folder",
+        |w| w.dir("fresh/project"),
+        false,
+    );
+}
+
+#[test]
+fn tui_in_a_folder_reached_through_a_symlink() {
+    tui_case(
+        "tui_in_a_folder_reached_through_a_symlink",
+        |w| {
+            let real = w.dir("elsewhere/real-project");
+            let link = w.root.join("link-to-project");
+            symlink(&real, &link).unwrap();
+            link
+        },
+        false,
+    );
+}
+
+#[test]
+fn tui_with_dash_c_through_a_symlink() {
+    tui_case(
+        "tui_with_dash_c_through_a_symlink",
+        |w| {
+            let real = w.dir("elsewhere/real-project");
+            let linkdir = w.dir("links");
+            symlink(&real, linkdir.join("project")).unwrap();
+            linkdir.join("project")
+        },
+        true,
+    );
+}
+
+/// Case 5 (+3): a stray `.credentials.json` in the scratch home is renamed aside before
+/// claude starts; claude (even refused by the API) only ever sends the env token; no
+/// credentials file comes back.
+fn quarantine_case(test: &str, plant: impl FnOnce(&World, &Path) -> Planted) {
+    let Some(w) = World::new(test) else { return };
+    let dot_claude = w.precreate_home();
+    let planted = plant(&w, &dot_claude.join(".credentials.json"));
+    let work = w.dir("work");
+
+    // Refused by the API: a reachable credentials file would be a fallback.
+    let api = FakeApi::unauthorized();
+    let run = w.print(&api, &work, &[], "say pong");
+    assert_ne!(
+        run.status.code(),
+        Some(125),
+        "claude-iso refused to run: {run}"
+    );
+    assert!(
+        !api.requests().is_empty(),
+        "claude sent no request at all: {run}"
+    );
+    w.assert_only_token(&api);
+    assert!(
+        fs::symlink_metadata(dot_claude.join(".credentials.json")).is_err(),
+        "the stray .credentials.json is still in the scratch home after the launch: {run}"
+    );
+    let quarantined = quarantined(&dot_claude);
+    assert_eq!(
+        quarantined.len(),
+        1,
+        "expected one .credentials.json.quarantined-* entry, got {quarantined:?}"
+    );
+    let kept = &quarantined[0];
+    match &planted {
+        Planted::File(contents) => {
+            assert!(!fs::symlink_metadata(kept).unwrap().file_type().is_symlink());
+            assert_eq!(
+                &fs::read_to_string(kept).unwrap(),
+                contents,
+                "quarantined file lost its contents"
+            );
+        }
+        Planted::Link(target) => {
+            assert_eq!(
+                &fs::read_link(kept).expect("quarantined entry is no longer a symlink"),
+                target
+            );
+        }
+    }
+    w.assert_decoy_unchanged();
+
+    // Now answered: still only the env token, and no credentials file reappears.
+    api.set_mode(Mode::Reply(REPLY.into()));
+    let run = w.print(&api, &work, &[], "say pong");
+    assert!(run.status.success(), "second launch failed: {run}");
+    assert!(run.stdout.contains(REPLY), "no answer: {run}");
+    w.assert_only_token(&api);
+    assert!(
+        fs::symlink_metadata(dot_claude.join(".credentials.json")).is_err(),
+        "a .credentials.json reappeared in the scratch home"
+    );
+    assert_eq!(quarantined_count(&dot_claude), 1);
+    w.assert_decoy_unchanged();
+}
+
+enum Planted {
+    File(String),
+    Link(PathBuf),
+}
+
+fn quarantined(dot_claude: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dot_claude)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".credentials.json.quarantined-"))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn quarantined_count(dot_claude: &Path) -> usize {
+    quarantined(dot_claude).len()
+}
+
+#[test]
+fn stray_credentials_file_is_quarantined() {
+    quarantine_case("stray_credentials_file_is_quarantined", |_, path| {
+        let contents = serde_json::json!({"claudeAiOauth": {
+            "accessToken": format!("sk-ant-oat01-{}-stray-access", support::DECOY_MARK),
+            "refreshToken": format!("sk-ant-ort01-{}-stray-refresh", support::DECOY_MARK),
+            "expiresAt": 4_102_444_800_000u64,
+            "scopes": ["user:inference", "user:profile"],
+        }})
+        .to_string();
+        fs::write(path, &contents).unwrap();
+        Planted::File(contents)
+    });
+}
+
+#[test]
+fn stray_credentials_symlink_is_quarantined() {
+    quarantine_case("stray_credentials_symlink_is_quarantined", |w, path| {
+        let target = w.decoy.join(".claude/.credentials.json");
+        symlink(&target, path).unwrap();
+        Planted::Link(target)
+    });
+}
+
+/// Case 6 (+3): 16 launches at once into one scratch home, each in its own folder.
+#[test]
+fn sixteen_concurrent_launches_share_one_home() {
+    const N: usize = 16;
+    let Some(w) = World::new("sixteen_concurrent_launches_share_one_home") else {
+        return;
+    };
+    let api = FakeApi::start(REPLY);
+    // A pre-existing config whose keys must survive.
+    w.precreate_home();
+    let old = w.dir("old-project");
+    fs::write(
+        w.home.join(".claude.json"),
+        serde_json::json!({
+            "e2eMarker": {"kept": [1, 2, 3]},
+            "projects": {old.to_str().unwrap(): {"hasTrustDialogAccepted": true, "e2eKey": "x"}},
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let folders: Vec<PathBuf> = (0..N)
+        .map(|i| w.dir(&format!("projects/p{i:02}")))
+        .collect();
+    let start = Instant::now();
+    let runs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = folders
+            .iter()
+            .map(|f| {
+                let (w, api) = (&w, &api);
+                s.spawn(move || w.print(api, &w.root, &["-C", f.to_str().unwrap()], "say pong"))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    eprintln!("{N} concurrent launches took {:.1?}", start.elapsed());
+    for (f, run) in folders.iter().zip(&runs) {
+        assert!(
+            run.status.success() && run.stdout.contains(REPLY),
+            "launch in {} did not answer: {run}",
+            f.display()
+        );
+    }
+    assert!(
+        api.message_requests().len() >= N,
+        "fewer than {N} POST /v1/messages:\n{}",
+        api.summary()
+    );
+    w.assert_only_token(&api);
+    w.assert_decoy_unchanged();
+    for f in &folders {
+        w.assert_trusted(f);
+    }
+    let json = w.claude_json();
+    assert_eq!(
+        json.get("e2eMarker"),
+        Some(&serde_json::json!({"kept": [1, 2, 3]})),
+        "a pre-existing key was lost"
+    );
+    let old_entry = &json["projects"][old.to_str().unwrap()];
+    assert_eq!(old_entry["hasTrustDialogAccepted"], serde_json::json!(true));
+    assert_eq!(old_entry["e2eKey"], serde_json::json!("x"));
+}

@@ -14,7 +14,7 @@ use std::io::Read;
 const BUF: usize = 64 * 1024;
 /// Deeper nesting than this is not checked or rewritten (a real `.claude.json` is a few
 /// levels deep; this only bounds recursion).
-pub const MAX_DEPTH: usize = 1000;
+const MAX_DEPTH: usize = 1000;
 
 const ONBOARDING: &[u8] = b"hasCompletedOnboarding";
 const PROJECTS: &[u8] = b"projects";
@@ -55,34 +55,6 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
         return None; // trailing content
     }
     Some(onboarded && trusted.iter().all(|t| *t))
-}
-
-/// The deepest nesting of arrays and objects in `bytes`, outside strings. A cheap byte
-/// scan, so that a parse can be bounded before it recurses.
-#[must_use]
-pub fn nesting_depth(bytes: &[u8]) -> usize {
-    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
-    for &b in bytes {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
 }
 
 struct Scanner<R> {
@@ -504,11 +476,8 @@ mod tests {
     }
 
     #[test]
-    fn depth() {
-        assert_eq!(nesting_depth(b"{}"), 1);
-        assert_eq!(nesting_depth(br#"{"a": [[{"b": "[[[[\"[["}]]]}"#), 4);
+    fn too_deep_is_left_to_the_full_parse() {
         let deep = format!("{{\"a\": {}1{}}}", "[".repeat(1500), "]".repeat(1500));
-        assert_eq!(nesting_depth(deep.as_bytes()), 1501);
         assert_eq!(is_seeded(deep.as_bytes(), &[]), None);
     }
 

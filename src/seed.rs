@@ -9,16 +9,17 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use indexmap::IndexMap;
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag, openat, renameat};
 use nix::sys::stat::{Mode, SFlag, fchmod, fstat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, is_type, lstat_at};
@@ -73,44 +74,110 @@ impl fmt::Display for Changes {
     }
 }
 
-/// Sets onboarding and trust in a parsed `.claude.json`. Pure; keeps every other key and
-/// value, and the order of keys. Idempotent: a second merge changes nothing.
-pub fn merge(doc: &mut Map<String, Value>, trust: &[&str]) -> Changes {
+/// An object whose members we do not own are kept as their original JSON text, byte
+/// for byte: a rewrite never re-encodes a number, an escape or a lone surrogate that
+/// claude (JavaScript) wrote and would read back.
+type RawMap = IndexMap<String, Node>;
+
+/// A member: untouched original text, or an object we descend into.
+#[derive(Debug)]
+enum Node {
+    Raw(Box<RawValue>),
+    Object(RawMap),
+}
+
+impl serde::Serialize for Node {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Node::Raw(raw) => raw.serialize(s),
+            Node::Object(map) => map.serialize(s),
+        }
+    }
+}
+
+fn raw_true() -> Node {
+    Node::Raw(RawValue::from_string("true".to_owned()).expect("valid JSON"))
+}
+
+fn is_true(node: Option<&Node>) -> bool {
+    matches!(node, Some(Node::Raw(raw)) if raw.get().trim() == "true")
+}
+
+/// Parses the members of an object, each kept as raw text. `None`: not an object.
+fn parse_object(text: &str) -> Option<RawMap> {
+    let members: IndexMap<String, Box<RawValue>> = serde_json::from_str(text).ok()?;
+    Some(
+        members
+            .into_iter()
+            .map(|(k, v)| (k, Node::Raw(v)))
+            .collect(),
+    )
+}
+
+/// Descends into member `key` of `map` as an object, replacing it (and saying so in
+/// `replaced`) when it is not one; creates it when missing.
+fn object_member<'a>(
+    map: &'a mut RawMap,
+    key: &str,
+    replaced: &mut Vec<String>,
+    what: String,
+) -> &'a mut RawMap {
+    let node = map
+        .entry(key.to_owned())
+        .or_insert_with(|| Node::Object(RawMap::new()));
+    if let Node::Raw(raw) = node {
+        *node = Node::Object(parse_object(raw.get()).unwrap_or_else(|| {
+            replaced.push(what);
+            RawMap::new()
+        }));
+    }
+    match node {
+        Node::Object(map) => map,
+        Node::Raw(_) => unreachable!("made an object above"),
+    }
+}
+
+/// Sets onboarding and trust in the text of a `.claude.json`. Pure. Keeps every other
+/// key, its position and its value's exact text. Idempotent: a second merge of the
+/// output changes nothing.
+///
+/// # Errors
+/// The text is not a JSON object (the caller keeps it aside and starts afresh).
+pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObject> {
+    let mut doc = parse_object(text).ok_or(NotAnObject)?;
     let mut changes = Changes::default();
-    if doc.get(ONBOARDING) != Some(&Value::Bool(true)) {
-        doc.insert(ONBOARDING.to_owned(), Value::Bool(true));
+    if !is_true(doc.get(ONBOARDING)) {
+        doc.insert(ONBOARDING.to_owned(), raw_true());
         changes.onboarding = true;
     }
-    if trust.is_empty() {
-        return changes;
-    }
-    let projects = doc
-        .entry(PROJECTS)
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !projects.is_object() {
-        changes.replaced.push(PROJECTS.to_owned());
-        *projects = Value::Object(Map::new());
-    }
-    let Value::Object(projects) = projects else {
-        unreachable!("made an object above")
-    };
-    for dir in trust {
-        let entry = projects
-            .entry(*dir)
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !entry.is_object() {
-            changes.replaced.push(format!("{PROJECTS}[{dir}]"));
-            *entry = Value::Object(Map::new());
-        }
-        if let Value::Object(entry) = entry {
-            if entry.get(TRUSTED) != Some(&Value::Bool(true)) {
-                entry.insert(TRUSTED.to_owned(), Value::Bool(true));
+    if !trust.is_empty() {
+        let projects = object_member(
+            &mut doc,
+            PROJECTS,
+            &mut changes.replaced,
+            PROJECTS.to_owned(),
+        );
+        for dir in trust {
+            let entry = object_member(
+                projects,
+                dir,
+                &mut changes.replaced,
+                format!("{PROJECTS}[{dir}]"),
+            );
+            if !is_true(entry.get(TRUSTED)) {
+                entry.insert(TRUSTED.to_owned(), raw_true());
                 changes.trusted.push((*dir).to_owned());
             }
         }
     }
-    changes
+    let mut out = serde_json::to_string_pretty(&doc).expect("serialising raw JSON cannot fail");
+    out.push('\n');
+    Ok((out, changes))
 }
+
+/// The text given to [`merge`] is not a JSON object.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotAnObject;
 
 pub use crate::scan::is_seeded;
 
@@ -200,48 +267,36 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
     let _own = own_lock(dir, &home.path)?;
     let _claude = ClaudeLock::acquire(dir, &home.path, report)?;
 
-    let (mut doc, original) = match open_config(dir, &path)? {
-        None => (Map::new(), false),
+    let original = match open_config(dir, &path)? {
+        None => None,
         Some((mut file, _)) => {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes)
                 .map_err(|e| seed_err(&path, format!("cannot read: {}", crate::error_text(&e))))?;
-            if crate::scan::nesting_depth(&bytes) > crate::scan::MAX_DEPTH {
-                return Err(seed_err(
-                    &path,
-                    format!(
-                        "is nested deeper than {} levels; claude-iso will not rewrite it: move it away",
-                        crate::scan::MAX_DEPTH
-                    ),
-                ));
-            }
-            let mut de = serde_json::Deserializer::from_slice(&bytes);
-            de.disable_recursion_limit();
-            let parsed = serde::Deserialize::deserialize(&mut de).and_then(|v: Value| {
-                de.end()?;
-                Ok(v)
-            });
-            match parsed {
-                Ok(Value::Object(map)) => (map, true),
-                Ok(_) | Err(_) => {
-                    let aside = fsutil::put_aside(dir, CLAUDE_JSON, "corrupt", Aside::Link)
-                        .map_err(|e| {
-                            seed_err(&path, format!("cannot keep a copy of it: {}", e.desc()))
-                        })?;
-                    report.warn(format!(
-                        "{} was not a JSON object; kept it as {aside} and seeded a fresh one",
-                        path.display()
-                    ));
-                    (Map::new(), false)
-                }
-            }
+            Some(bytes)
         }
     };
-    let changes = merge(&mut doc, &trust);
+    let merged = original
+        .as_deref()
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .map(|text| merge(text, &trust));
+    let (text, changes) = match merged {
+        Some(Ok(merged)) => merged,
+        None if original.is_none() => merge("{}", &trust).expect("an object"),
+        Some(Err(NotAnObject)) | None => {
+            let aside = fsutil::put_aside(dir, CLAUDE_JSON, "corrupt", Aside::Link)
+                .map_err(|e| seed_err(&path, format!("cannot keep a copy of it: {}", e.desc())))?;
+            report.warn(format!(
+                "{} was not a JSON object; kept it as {aside} and seeded a fresh one",
+                path.display()
+            ));
+            merge("{}", &trust).expect("an object")
+        }
+    };
     if changes.is_empty() {
         return Ok(()); // another process seeded it meanwhile
     }
-    if original && !changes.replaced.is_empty() {
+    if original.is_some() && !changes.replaced.is_empty() {
         let aside = fsutil::put_aside(dir, CLAUDE_JSON, "replaced", Aside::Link)
             .map_err(|e| seed_err(&path, format!("cannot keep a copy of it: {}", e.desc())))?;
         report.warn(format!(
@@ -250,7 +305,7 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
             changes.replaced.join(", ")
         ));
     }
-    write_atomic(dir, &path, &Value::Object(doc))?;
+    write_atomic(dir, &path, text.as_bytes())?;
     report.info(format!("seeded {}: {changes}", path.display()));
     Ok(())
 }
@@ -338,10 +393,10 @@ impl Drop for ClaudeLock<'_> {
     }
 }
 
-/// Writes `value` to a new 0600 temp file in `dir`, fsyncs it, renames it over
+/// Writes `contents` to a new 0600 temp file in `dir`, fsyncs it, renames it over
 /// `.claude.json` and fsyncs the directory. On any failure the temp file is removed and
 /// the previous `.claude.json` is untouched.
-fn write_atomic(dir: &OwnedFd, path: &Path, value: &Value) -> Result<()> {
+fn write_atomic(dir: &OwnedFd, path: &Path, contents: &[u8]) -> Result<()> {
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let pid = std::process::id();
@@ -361,12 +416,8 @@ fn write_atomic(dir: &OwnedFd, path: &Path, value: &Value) -> Result<()> {
     };
     let result = (|| -> std::io::Result<()> {
         fchmod(&fd, Mode::from_bits_truncate(0o600))?;
-        let mut out = BufWriter::with_capacity(64 * 1024, File::from(fd));
-        serde_json::to_writer_pretty(&mut out, value)?;
-        out.write_all(b"\n")?;
-        let file = out
-            .into_inner()
-            .map_err(std::io::IntoInnerError::into_error)?;
+        let mut file = File::from(fd);
+        file.write_all(contents)?;
         file.sync_all()?;
         renameat(dir, tmp.as_str(), dir, CLAUDE_JSON)?;
         Ok(())
@@ -390,34 +441,72 @@ fn write_atomic(dir: &OwnedFd, path: &Path, value: &Value) -> Result<()> {
 mod tests {
     use super::*;
     use crate::testgen::arb_json;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn merged(input: &Value, trust: &[&str]) -> (Value, Changes) {
+        let (text, changes) = merge(&input.to_string(), trust).expect("an object");
+        (serde_json::from_str(&text).expect("valid JSON"), changes)
+    }
 
     #[test]
     fn merge_sets_and_keeps() {
-        let mut doc =
-            json!({"a": 1, "projects": {"/x": {"allowedTools": ["t"]}, "/y": {"k": 2}}, "z": [1]})
-                .as_object()
-                .unwrap()
-                .clone();
-        let c = merge(&mut doc, &["/x", "/n"]);
+        let input =
+            json!({"a": 1, "projects": {"/x": {"allowedTools": ["t"]}, "/y": {"k": 2}}, "z": [1]});
+        let (out, c) = merged(&input, &["/x", "/n"]);
         assert!(c.onboarding);
         assert_eq!(c.trusted, vec!["/x", "/n"]);
         assert_eq!(
-            Value::Object(doc.clone()),
+            out,
             json!({"a": 1, "projects": {"/x": {"allowedTools": ["t"], "hasTrustDialogAccepted": true}, "/y": {"k": 2}, "/n": {"hasTrustDialogAccepted": true}}, "z": [1], "hasCompletedOnboarding": true})
         );
-        assert!(merge(&mut doc, &["/x", "/n"]).is_empty());
+        let (again, c) = merged(&out, &["/x", "/n"]);
+        assert!(c.is_empty());
+        assert_eq!(again, out);
     }
 
     #[test]
     fn merge_replaces_wrong_types() {
-        let mut doc = json!({"projects": 3}).as_object().unwrap().clone();
-        assert_eq!(merge(&mut doc, &["/x"]).replaced, vec!["projects"]);
-        let mut doc = json!({"projects": {"/x": true}})
-            .as_object()
-            .unwrap()
-            .clone();
-        assert_eq!(merge(&mut doc, &["/x"]).replaced, vec!["projects[/x]"]);
+        assert_eq!(
+            merged(&json!({"projects": 3}), &["/x"]).1.replaced,
+            vec!["projects"]
+        );
+        assert_eq!(
+            merged(&json!({"projects": {"/x": true}}), &["/x"])
+                .1
+                .replaced,
+            vec!["projects[/x]"]
+        );
+        assert_eq!(merge("[1]", &["/x"]), Err(NotAnObject));
+        assert_eq!(merge("{", &[]), Err(NotAnObject));
+    }
+
+    #[test]
+    fn merge_keeps_what_javascript_wrote_byte_for_byte() {
+        // A lone surrogate (JSON.stringify of a string cut through an emoji), a number
+        // serde_json would round, and an escaped slash: all kept exactly.
+        let input = "{\n  \"lastPrompt\": \"emoji \\ud83d\",\n  \"cost\": 1.00000000000000001,\n  \"p\": \"a\\/b\",\n  \"projects\": {\n    \"/old\": {\n      \"history\": [\"\\udc00\"]\n    }\n  }\n}";
+        let (out, c) = merge(input, &["/old"]).unwrap();
+        assert_eq!(c.trusted, vec!["/old"]);
+        for kept in [
+            "\"emoji \\ud83d\"",
+            "1.00000000000000001",
+            "\"a\\/b\"",
+            "[\"\\udc00\"]",
+        ] {
+            assert!(out.contains(kept), "{kept} lost in {out}");
+        }
+        assert_eq!(
+            crate::scan::is_seeded(out.as_bytes(), &["/old"]),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn merge_handles_deep_nesting() {
+        let deep = format!("{{\"d\": {}1{}}}", "[".repeat(3000), "]".repeat(3000));
+        let (out, c) = merge(&deep, &["/x"]).unwrap();
+        assert!(c.onboarding);
+        assert!(out.contains(&"[".repeat(3000)));
     }
 
     proptest::proptest! {
@@ -425,39 +514,41 @@ mod tests {
         fn merge_properties(
             doc in proptest::collection::btree_map("[a-z/]{0,6}|projects|hasCompletedOnboarding", arb_json(), 0..8),
             trust in proptest::collection::vec("/[a-z]{0,4}|/w", 0..4),
+            pretty in proptest::bool::ANY,
         ) {
             let trust: Vec<&str> = trust.iter().map(String::as_str).collect();
-            let mut doc: Map<String, Value> = doc.into_iter().collect();
-            let before = doc.clone();
-            let c = merge(&mut doc, &trust);
-            // Every input key is kept.
-            for k in before.keys() {
-                proptest::prop_assert!(doc.contains_key(k));
-            }
-            // Keys we do not own keep their values.
+            let before: serde_json::Map<String, Value> = doc.into_iter().collect();
+            let text = if pretty {
+                serde_json::to_string_pretty(&before)
+            } else {
+                serde_json::to_string(&before)
+            }.unwrap();
+            let (out, c) = merge(&text, &trust).unwrap();
+            // Output is valid JSON, seeded, and the streaming check agrees.
+            let after: serde_json::Map<String, Value> = serde_json::from_str(&out).unwrap();
+            proptest::prop_assert_eq!(crate::scan::is_seeded(out.as_bytes(), &trust), Some(true));
+            // Every input key is kept; keys we do not own keep their values.
             for (k, v) in &before {
+                proptest::prop_assert!(after.contains_key(k));
                 if k != "projects" && k != "hasCompletedOnboarding" {
-                    proptest::prop_assert_eq!(&doc[k], v);
+                    proptest::prop_assert_eq!(&after[k], v);
                 }
             }
-            // Output is valid JSON, seeded, and the streaming check agrees.
-            let text = serde_json::to_string_pretty(&Value::Object(doc.clone())).unwrap();
-            let reparsed: Value = serde_json::from_str(&text).unwrap();
-            proptest::prop_assert_eq!(reparsed, Value::Object(doc.clone()));
-            proptest::prop_assert_eq!(is_seeded(text.as_bytes(), &trust), Some(true));
             // Seeding twice equals seeding once.
-            let again = doc.clone();
-            proptest::prop_assert!(merge(&mut doc, &trust).is_empty());
-            proptest::prop_assert_eq!(doc, again);
-            // Nothing to do means the check said so.
+            let (again, c2) = merge(&out, &trust).unwrap();
+            proptest::prop_assert!(c2.is_empty());
+            proptest::prop_assert_eq!(&again, &out);
+            // Nothing to do means the streaming check said so.
             if c.is_empty() {
-                proptest::prop_assert_eq!(is_seeded(serde_json::to_string(&Value::Object(before)).unwrap().as_bytes(), &trust), Some(true));
+                proptest::prop_assert_eq!(crate::scan::is_seeded(text.as_bytes(), &trust), Some(true));
             }
         }
 
         #[test]
-        fn check_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
-            let _ = is_seeded(&bytes[..], &["/a"]);
+        fn merge_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            if let Ok(text) = std::str::from_utf8(&bytes) {
+                let _ = merge(text, &["/a"]);
+            }
         }
     }
 }

@@ -142,7 +142,7 @@ impl Config {
     #[must_use]
     pub fn real_homes(&self, with_passwd: bool) -> Vec<PathBuf> {
         let mut out: Vec<PathBuf> = self.real_home.from_env.iter().cloned().collect();
-        if let Some(p) = self.real_home.passwd().filter(|_| with_passwd) {
+        if let Some(p) = with_passwd.then(|| self.real_home.passwd()).flatten() {
             if !out.iter().any(|q| q == p) {
                 out.push(p.to_path_buf());
             }
@@ -198,23 +198,20 @@ pub fn clean(path: &Path) -> PathBuf {
 }
 
 fn real_dir(path: &Path, option: &str) -> Result<PathBuf> {
-    let real = std::fs::canonicalize(path).map_err(|e| Error::Cwd {
-        path: path.to_owned(),
-        reason: format!("{option}: {}", crate::error_text(&e)),
-    })?;
+    let bad = |reason: String| {
+        Error::Usage(format!(
+            "{option} {}: {reason}; pass an existing directory",
+            path.display()
+        ))
+    };
+    let real = std::fs::canonicalize(path).map_err(|e| bad(crate::error_text(&e)))?;
     if !real.is_dir() {
-        return Err(Error::Cwd {
-            path: path.to_owned(),
-            reason: format!("{option}: not a directory"),
-        });
+        return Err(bad("not a directory".into()));
     }
     if real.to_str().is_none() {
-        return Err(Error::Cwd {
-            path: path.to_owned(),
-            reason: format!(
-                "{option}: the path is not valid UTF-8, so claude cannot record trust for it"
-            ),
-        });
+        return Err(bad(
+            "the path is not valid UTF-8, so claude cannot record trust for it".into(),
+        ));
     }
     Ok(real)
 }

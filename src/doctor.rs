@@ -6,7 +6,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -502,9 +502,18 @@ fn check_project_settings(config: &Config) -> Check {
     files.push(config.home.join(".claude/settings.json"));
     let mut findings = Vec::new();
     for file in &files {
-        let Ok(mut f) = std::fs::File::open(file) else {
+        // Non-blocking and regular files only: a FIFO in a cloned repo must not hang us.
+        let Ok(mut f) = std::fs::File::options()
+            .read(true)
+            .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC).bits())
+            .open(file)
+        else {
             continue;
         };
+        if !f.metadata().is_ok_and(|m| m.is_file()) {
+            findings.push(format!("{} is not a regular file", file.display()));
+            continue;
+        }
         let mut text = Vec::new();
         if f.by_ref().take(4 << 20).read_to_end(&mut text).is_err() {
             continue;

@@ -65,6 +65,12 @@ fn is_name(key: &str) -> bool {
 /// The first line that is not in the accepted subset.
 pub fn parse(bytes: &[u8]) -> Result<Vec<Assignment>, LineError> {
     let mut out = Vec::new();
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(LineError::new(
+            1,
+            "starts with a UTF-8 byte-order mark; save the file without one",
+        ));
+    }
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = index + 1;
         if raw.contains(&0) {

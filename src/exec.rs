@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 
 /// `PATH` when the caller has none (glibc's `execvp` default, minus the cwd).
 const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+/// The shell execvp hands a script without a `#!` line to.
+const SHELL: &str = "/bin/sh";
 
 /// Finds COMMAND the way `execvp` would, on the caller's `PATH` and relative to the
 /// directory claude-iso started in (before `-C` moves it).
@@ -100,7 +102,16 @@ fn exec_inner(
         })
         .collect::<Result<Vec<_>>>()?;
     let shown = program.display().to_string();
-    match nix::unistd::execve(&path, &args, &vars) {
+    let result = match nix::unistd::execve(&path, &args, &vars) {
+        // Like execvp (and so env(1)): a file with no #! line is a shell script.
+        Err(Errno::ENOEXEC) => {
+            let mut sh_args = vec![CString::new(SHELL).expect("no NUL"), path.clone()];
+            sh_args.extend(args.iter().skip(1).cloned());
+            nix::unistd::execve(&CString::new(SHELL).expect("no NUL"), &sh_args, &vars)
+        }
+        other => other,
+    };
+    match result {
         Err(Errno::ENOENT) => Err(Error::NotFound {
             command: shown,
             detail: " (or its interpreter)".into(),

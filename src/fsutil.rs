@@ -89,6 +89,10 @@ pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Resul
                 return Ok(new);
             }
             Err(Errno::EEXIST) => {}
+            Err(Errno::EPERM | Errno::EOPNOTSUPP | Errno::EMLINK) if how == Aside::Link => {
+                // No hard links here: rename instead (the file is briefly absent).
+                return put_aside(dir, name, tag, Aside::Rename);
+            }
             Err(Errno::EINVAL) if how == Aside::Rename => {
                 // A filesystem without RENAME_NOREPLACE: check, then rename.
                 if lstat_at(dir, &new)?.is_none() {

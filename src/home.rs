@@ -302,12 +302,20 @@ fn check_not_real_home(
     resolved: &Path,
     with_passwd: bool,
 ) -> Result<()> {
+    let mut homes = Vec::new();
     for real in config.real_homes(with_passwd) {
-        let real = if st.is_none() {
-            std::fs::canonicalize(&real).unwrap_or(real)
-        } else {
-            real
-        };
+        // Both the path as given and where it leads: a symlinked $HOME has the
+        // ancestors of its target too.
+        if let Ok(resolved) = std::fs::canonicalize(&real) {
+            if resolved != real && !homes.contains(&resolved) {
+                homes.push(resolved);
+            }
+        }
+        if st.is_some() && !homes.contains(&real) {
+            homes.push(real);
+        }
+    }
+    for real in homes {
         for (depth, ancestor) in real.ancestors().enumerate() {
             let same = match st {
                 Some(st) => {
@@ -349,6 +357,21 @@ fn check_not_in_config_dir(
         .collect();
     if targets.is_empty() {
         return Ok(());
+    }
+    // Nor may it hold one as its `.claude` (the quarantine would move a live file).
+    if let Ok(Some(st)) = lstat_at(dir, CLAUDE_DIR) {
+        if let Some((p, _)) = targets
+            .iter()
+            .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
+        {
+            return Err(home_err(
+                path,
+                format!(
+                    "holds {} as its {CLAUDE_DIR}, a real claude config directory; choose a scratch home of its own",
+                    p.display()
+                ),
+            ));
+        }
     }
     let mut current: Option<OwnedFd> = None;
     let mut st = fstat(dir).map_err(|e| home_err(path, errno_text(e)))?;

@@ -89,7 +89,26 @@ fn usage_error(e: &clap::Error) -> i32 {
 
 /// Replaces anything shaped like an Anthropic secret (`sk-ant-…`) with its prefix and
 /// length: clap quotes a misplaced argument back, and that argument may be a token.
+/// What we print, made safe: secrets redacted and control characters (a newline in a
+/// path) escaped, so every message stays one line.
 pub(crate) fn redact_secrets(text: &str) -> String {
+    let text = redact_tokens(text);
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect()
+    } else {
+        text
+    }
+}
+
+fn redact_tokens(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("sk-ant-") {
@@ -241,5 +260,6 @@ mod tests {
         let once = "token sk-ant-oat01-… (64 chars)";
         assert_eq!(super::redact_secrets(once), once);
         assert_eq!(super::redact_secrets("sk-ant-"), "sk-ant-");
+        assert_eq!(super::redact_secrets("/tmp/a\nFAKE: x"), "/tmp/a\\nFAKE: x");
     }
 }

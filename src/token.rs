@@ -290,9 +290,9 @@ fn token_from_env_file(path: &Path, bytes: &[u8]) -> Result<Token> {
 /// Opens a secret file once and checks what was opened, not the path.
 ///
 /// Non-blocking open so a FIFO cannot hang us; regular file only; owned by us or root
-/// and without group/other bits (ssh's "UNPROTECTED PRIVATE KEY FILE" rule) — unless
-/// the opened file really lies in `exempt_under`, systemd's credentials directory, which
-/// is private by construction (root-owned, 0400 plus an ACL).
+/// and without group/other bits (ssh's "UNPROTECTED PRIVATE KEY FILE" rule). A file
+/// that really lies in `exempt_under`, systemd's credentials directory, is private by
+/// construction (0400 plus an ACL): its mode is not held against it, its owner is.
 ///
 /// # Errors
 /// Cannot open, not a regular file, foreign owner, loose mode, or larger than 64 KiB.
@@ -321,14 +321,14 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
         let dir = std::fs::canonicalize(dir);
         matches!((real, dir), (Ok(real), Ok(dir)) if real.starts_with(&dir))
     });
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(err(format!(
+            "is owned by uid {}, not by you (uid {me}) or root; use a token file of your own",
+            meta.uid()
+        )));
+    }
     if check_private {
-        let me = nix::unistd::geteuid().as_raw();
-        if meta.uid() != me && meta.uid() != 0 {
-            return Err(err(format!(
-                "is owned by uid {}, not by you (uid {me}) or root; use a token file of your own",
-                meta.uid()
-            )));
-        }
         let mode = meta.mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(err(format!(

@@ -588,7 +588,7 @@ fn cases() -> Vec<Case> {
         refused(
             "-C a missing directory",
             |t| t.args(["-C", "no/such/dir"]),
-            "-C: No such file or directory",
+            "/no/such/dir: No such file or directory; pass an existing directory",
         ),
         refused(
             "-C a file",
@@ -596,12 +596,12 @@ fn cases() -> Vec<Case> {
                 let p = t.env_file();
                 t.arg("-C").arg(p)
             },
-            "-C: not a directory",
+            "token.env: not a directory; pass an existing directory",
         ),
         refused(
             "--trust a missing directory",
             |t| t.args(["--trust", "/no/such/dir"]),
-            "--trust: No such file or directory",
+            "--trust /no/such/dir: No such file or directory; pass an existing directory",
         ),
         // ---- valid but unusual ---------------------------------------------------------
         accepted("CRLF line ends", |t| {

@@ -1096,3 +1096,103 @@ fn a_stale_claude_lock_is_broken() {
     assert!(!lock.exists());
     assert_eq!(temp_files(&t.home()), Vec::<String>::new());
 }
+
+// ---- regressions found in review ------------------------------------------------------
+
+#[test]
+fn the_command_starts_with_sigpipe_at_its_default() {
+    // Rust ignores SIGPIPE at start; an ignored signal survives execve. The command must
+    // see what it would see run directly: `yes | head -1` kills `yes` with SIGPIPE.
+    let t = Test::new().command(["sh", "-c", "grep '^SigIgn' /proc/self/status"]);
+    let out = t.run();
+    out.status(0);
+    let ignored = out.stdout_text();
+    let mask = u64::from_str_radix(ignored.trim().trim_start_matches("SigIgn:").trim(), 16)
+        .unwrap_or_else(|e| panic!("unparsable {ignored:?}: {e}"));
+    assert_eq!(
+        mask & (1 << (13 - 1)),
+        0,
+        "SIGPIPE ignored in the command: {ignored}"
+    );
+}
+
+#[test]
+fn a_script_without_a_shebang_runs_under_sh_like_execvp() {
+    let t = Test::new();
+    common::write_executable(&t.path("bin/noshebang"), "echo \"hi $1\"; exit 42\n");
+    let t = t.command(["noshebang", "there"]);
+    t.run().status(42).stdout("hi there\n");
+}
+
+#[test]
+fn a_home_holding_the_callers_config_dir_as_its_dot_claude_is_refused() {
+    let t = Test::new();
+    let agent = mkdir(&t.path("agent"));
+    chmod(&agent, 0o700);
+    let config = mkdir(&agent.join(".claude"));
+    let creds = config.join(".credentials.json");
+    write_mode(&creds, "{\"claudeAiOauth\":{}}", 0o600);
+    let t = t
+        .no_home()
+        .arg("--home")
+        .arg(&agent)
+        .env("CLAUDE_CONFIG_DIR", &config);
+    t.run()
+        .status(125)
+        .one_line_error("a real claude config directory")
+        .probe_not_run();
+    assert!(
+        creds.exists(),
+        "the caller's live credentials file was moved"
+    );
+}
+
+#[test]
+fn an_ancestor_of_a_symlinked_homes_target_is_refused() {
+    let t = Test::new();
+    let target = mkdir(&t.path("real/u"));
+    chmod(&t.path("real"), 0o700);
+    std::os::unix::fs::symlink(&target, t.path("link")).unwrap();
+    let link = t.path("link");
+    let real = t.path("real");
+    let t = t.no_home().arg("--home").arg(&real).env("HOME", &link);
+    t.run()
+        .status(125)
+        .one_line_error("is an ancestor of your real home")
+        .probe_not_run();
+}
+
+#[test]
+fn a_newline_in_a_path_cannot_make_a_second_error_line() {
+    let t = Test::new().no_env_file();
+    let bad = t.path("no\nFAKE: spoofed");
+    let t = t.arg("--env-file").arg(&bad);
+    t.run()
+        .status(125)
+        .one_line_error("cannot open")
+        .probe_not_run();
+}
+
+#[test]
+fn a_lone_surrogate_written_by_javascript_is_kept_on_rewrite() {
+    let t = Test::new();
+    let home = mkdir(&t.home());
+    chmod(&home, 0o700);
+    let original =
+        "{\n  \"userID\": \"abc\",\n  \"lastPrompt\": \"emoji \\ud83d\",\n  \"projects\": {}\n}\n";
+    write_mode(&home.join(".claude.json"), original, 0o600);
+    t.run().success();
+    let text = std::fs::read_to_string(home.join(".claude.json")).unwrap();
+    assert!(text.contains("\"emoji \\ud83d\""), "lost: {text}");
+    assert!(text.contains("\"userID\": \"abc\""), "lost: {text}");
+    assert!(
+        text.contains("hasTrustDialogAccepted"),
+        "not seeded: {text}"
+    );
+    let aside: Vec<_> = std::fs::read_dir(&home)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains("corrupt"))
+        .collect();
+    assert!(aside.is_empty(), "a valid file was put aside as corrupt");
+}

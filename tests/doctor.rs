@@ -1,0 +1,170 @@
+//! `claude-iso doctor`: its JSON tells the truth in each situation, it never prints the
+//! token and it changes nothing (issue 5). `--live` against the real claude is in
+//! `tests/e2e_doctor.rs`.
+
+mod common;
+
+use std::path::Path;
+
+use common::{Test, chmod, mkdir, write_mode};
+use serde_json::Value;
+
+const NAMES: [&str; 8] = [
+    "token",
+    "env_file",
+    "home",
+    "credentials",
+    "seed",
+    "command",
+    "environment",
+    "project_settings",
+];
+
+/// Runs `doctor --json` with the sandbox's env file and home; returns (exit, JSON) and
+/// the sandbox (which is deleted when dropped).
+fn doctor(t: Test) -> (i32, Value, Test) {
+    let env_file = t.env_file();
+    let home = t.home();
+    let t = t
+        .no_env_file()
+        .no_home()
+        .args(["doctor", "--json", "--env-file"])
+        .arg(env_file)
+        .arg("--home")
+        .arg(home);
+    let out = t.run();
+    out.no_secrets();
+    let json: Value = serde_json::from_str(&out.stdout_text())
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}", out.stdout_text()));
+    let names: Vec<&str> = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, NAMES, "{json:#}");
+    let code = out.status.code().expect("exited");
+    assert_eq!(json["ok"], code == 0, "{json:#}");
+    drop(out);
+    (code, json, t)
+}
+
+fn check<'a>(json: &'a Value, name: &str) -> (&'a str, &'a str) {
+    let c = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap();
+    (c["status"].as_str().unwrap(), c["detail"].as_str().unwrap())
+}
+
+fn seeded_home(t: &Test) -> std::path::PathBuf {
+    let home = mkdir(&t.home());
+    chmod(&home, 0o700);
+    home
+}
+
+#[test]
+fn all_ok_exits_0_and_changes_nothing() {
+    let t = Test::new();
+    let (code, json, _t) = doctor(t);
+    assert_eq!(code, 0, "{json:#}");
+    for name in NAMES {
+        assert_eq!(check(&json, name).0, "ok", "{name}: {json:#}");
+    }
+    assert!(
+        check(&json, "token").1.contains("sk-ant-oat01-… ("),
+        "{json:#}"
+    );
+}
+
+#[test]
+fn a_0644_env_file_fails_env_file_and_exits_1() {
+    let t = Test::new();
+    chmod(&t.env_file(), 0o644);
+    let (code, json, _t) = doctor(t);
+    assert_eq!(code, 1);
+    let (status, detail) = check(&json, "env_file");
+    assert_eq!(status, "fail");
+    assert!(
+        detail.contains("0644") && detail.contains("chmod 600"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn an_api_key_in_the_environment_is_a_named_warning() {
+    let t = Test::new()
+        .env("ANTHROPIC_API_KEY", "sk-ant-api03-SECRETSECRETSECRET")
+        .env("ANTHROPIC_BASE_URL", "http://user:pw@127.0.0.1:9/v1")
+        .secret("sk-ant-api03-SECRETSECRETSECRET");
+    let (code, json, _t) = doctor(t);
+    assert_eq!(code, 0, "{json:#}");
+    let (status, detail) = check(&json, "environment");
+    assert_eq!(status, "warn");
+    assert!(detail.contains("ANTHROPIC_API_KEY"), "{detail}");
+    assert!(
+        detail.contains("127.0.0.1:9") && !detail.contains("pw"),
+        "{detail}"
+    );
+}
+
+#[test]
+fn a_stray_credentials_file_is_reported_and_left_in_place() {
+    let t = Test::new();
+    let home = seeded_home(&t);
+    let creds = mkdir(&home.join(".claude")).join(".credentials.json");
+    write_mode(&creds, "{}", 0o600);
+    let (_, json, _t) = doctor(t);
+    assert_ne!(check(&json, "credentials").0, "ok", "{json:#}");
+    assert!(creds.exists(), "doctor moved the credentials file");
+    assert!(
+        !home.join(".claude.json").exists(),
+        "doctor seeded the home"
+    );
+}
+
+#[test]
+fn project_settings_with_an_api_key_helper_warn() {
+    let t = Test::new();
+    let settings = mkdir(&t.work().join(".claude")).join("settings.json");
+    write_mode(&settings, r#"{"apiKeyHelper": "echo key"}"#, 0o644);
+    let (_, json, _t) = doctor(t);
+    let (status, detail) = check(&json, "project_settings");
+    assert_eq!(status, "warn");
+    assert!(detail.contains("apiKeyHelper"), "{detail}");
+}
+
+#[test]
+fn a_fifo_in_project_settings_does_not_hang_doctor() {
+    let t = Test::new();
+    let dir = mkdir(&t.work().join(".claude"));
+    let fifo = dir.join("settings.json");
+    nix::unistd::mkfifo(
+        Path::new(&fifo),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let (_, json, _t) = doctor(t);
+    assert_eq!(check(&json, "project_settings").0, "warn", "{json:#}");
+}
+
+#[test]
+fn seed_reports_what_is_already_there() {
+    let t = Test::new();
+    let home = seeded_home(&t);
+    let work = t.work();
+    write_mode(
+        &home.join(".claude.json"),
+        format!(
+            "{{\"hasCompletedOnboarding\": true, \"projects\": {{\"{}\": {{\"hasTrustDialogAccepted\": true}}}}}}",
+            work.display()
+        ),
+        0o600,
+    );
+    let (_, json, _t) = doctor(t);
+    let (status, detail) = check(&json, "seed");
+    assert_eq!(status, "ok");
+    assert!(detail.contains("already seeded"), "{detail}");
+}

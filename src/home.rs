@@ -186,7 +186,8 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
             .map_err(|e| home_err(path, errno_text(e)))?
             .is_none();
     check_not_real_home(config, path, Some(&st), path, with_passwd)?;
-    check_not_in_config_dir(config, path, &dir, with_passwd)?;
+    let claude_dir = lstat_at(&dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))?;
+    check_not_in_config_dir(config, path, &dir, &st, claude_dir.as_ref(), with_passwd)?;
 
     if created {
         report.info(format!(
@@ -209,7 +210,7 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
         }
     }
 
-    if check_inside(path, &dir)? {
+    if check_inside(path, &dir, claude_dir.as_ref())? {
         quarantine(path, &dir, dry_run, report)?;
     }
     if dry_run {
@@ -348,6 +349,8 @@ fn check_not_in_config_dir(
     config: &Config,
     path: &Path,
     dir: &OwnedFd,
+    home_st: &FileStat,
+    claude_dir: Option<&FileStat>,
     with_passwd: bool,
 ) -> Result<()> {
     let targets: Vec<(PathBuf, FileStat)> = config
@@ -359,7 +362,7 @@ fn check_not_in_config_dir(
         return Ok(());
     }
     // Nor may it hold one as its `.claude` (the quarantine would move a live file).
-    if let Ok(Some(st)) = lstat_at(dir, CLAUDE_DIR) {
+    if let Some(st) = claude_dir {
         if let Some((p, _)) = targets
             .iter()
             .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
@@ -374,7 +377,7 @@ fn check_not_in_config_dir(
         }
     }
     let mut current: Option<OwnedFd> = None;
-    let mut st = fstat(dir).map_err(|e| home_err(path, errno_text(e)))?;
+    let mut st = *home_st;
     for _ in 0..4096 {
         let fd = current.as_ref().map_or(dir.as_fd(), AsFd::as_fd);
         if let Some((p, _)) = targets
@@ -408,9 +411,8 @@ fn check_not_in_config_dir(
 
 /// `.claude` must be a real directory and `.claude.json` a regular file, if present.
 /// Returns whether `.claude` exists.
-fn check_inside(path: &Path, dir: &OwnedFd) -> Result<bool> {
-    let claude_dir = lstat_at(dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))?;
-    if let Some(st) = &claude_dir {
+fn check_inside(path: &Path, dir: &OwnedFd, claude_dir: Option<&FileStat>) -> Result<bool> {
+    if let Some(st) = claude_dir {
         if !is_type(st, SFlag::S_IFDIR) {
             return Err(home_err(
                 path,

@@ -361,12 +361,15 @@ fn check_not_in_config_dir(
     if targets.is_empty() {
         return Ok(());
     }
-    // Nor may it hold one as its `.claude` (the quarantine would move a live file).
-    if let Some(st) = claude_dir {
-        if let Some((p, _)) = targets
+    let matching = |st: &FileStat| {
+        targets
             .iter()
             .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
-        {
+            .map(|(p, _)| p)
+    };
+    // Nor may it hold one as its `.claude` (the quarantine would move a live file).
+    if let Some(st) = claude_dir {
+        if let Some(p) = matching(st) {
             return Err(home_err(
                 path,
                 format!(
@@ -380,10 +383,7 @@ fn check_not_in_config_dir(
     let mut st = *home_st;
     for _ in 0..4096 {
         let fd = current.as_ref().map_or(dir.as_fd(), AsFd::as_fd);
-        if let Some((p, _)) = targets
-            .iter()
-            .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
-        {
+        if let Some(p) = matching(&st) {
             return Err(home_err(
                 path,
                 format!(

@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -79,6 +79,8 @@ pub fn main(args: &DoctorArgs, _report: &Report) -> i32 {
     };
     let checks = run_checks(&config, args.live);
     let ok = checks.iter().all(|c| c.status != Status::Fail);
+    // Write errors (a closed pipe) are ignored: the exit status still tells.
+    let mut out = std::io::stdout().lock();
     if args.json {
         let doc = json!({
             "ok": ok,
@@ -88,10 +90,16 @@ pub fn main(args: &DoctorArgs, _report: &Report) -> i32 {
                 "detail": c.detail,
             })).collect::<Vec<Value>>(),
         });
-        println!("{doc:#}");
+        let _ = writeln!(out, "{doc:#}");
     } else {
         for c in &checks {
-            println!("{:<5} {:<17} {}", c.status.to_string(), c.name, c.detail);
+            let _ = writeln!(
+                out,
+                "{:<5} {:<17} {}",
+                c.status.to_string(),
+                c.name,
+                c.detail
+            );
         }
     }
     i32::from(!ok)
@@ -515,7 +523,11 @@ fn check_project_settings(config: &Config) -> Check {
             continue;
         }
         let mut text = Vec::new();
-        if f.by_ref().take(4 << 20).read_to_end(&mut text).is_err() {
+        if Read::by_ref(&mut f)
+            .take(4 << 20)
+            .read_to_end(&mut text)
+            .is_err()
+        {
             continue;
         }
         let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&text) else {

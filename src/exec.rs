@@ -75,8 +75,13 @@ fn cstring(s: &OsStr, what: &str) -> Result<CString> {
 /// # Errors
 /// Always, when it returns: 127 for `ENOENT`, 126 for any other `execve` error, 125 for
 /// an argument or variable that cannot be passed (a NUL byte).
-pub fn exec(program: &Path, argv: &[OsString], env: &[(OsString, OsString)]) -> Error {
-    match exec_inner(program, argv, env) {
+pub fn exec(
+    program: &Path,
+    argv: &[OsString],
+    env: &[(OsString, OsString)],
+    before_exec: fn(),
+) -> Error {
+    match exec_inner(program, argv, env, before_exec) {
         Ok(never) => match never {},
         Err(e) => e,
     }
@@ -86,6 +91,7 @@ fn exec_inner(
     program: &Path,
     argv: &[OsString],
     env: &[(OsString, OsString)],
+    before_exec: fn(),
 ) -> Result<std::convert::Infallible> {
     let path = cstring(program.as_os_str(), "the command path")?;
     let args = argv
@@ -102,6 +108,8 @@ fn exec_inner(
         })
         .collect::<Result<Vec<_>>>()?;
     let shown = program.display().to_string();
+    // Nothing of ours is printed after this point unless the exec fails.
+    before_exec();
     let result = match nix::unistd::execve(&path, &args, &vars) {
         // Like execvp (and so env(1)): a file with no #! line is a shell script.
         Err(Errno::ENOEXEC) => {

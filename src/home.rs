@@ -280,8 +280,18 @@ fn prospective_path(path: &Path) -> PathBuf {
 /// again once it exists.)
 fn check_new_path(config: &Config, path: &Path) -> Result<()> {
     let new = prospective_path(path);
+    if let Some(existing) = new.ancestors().find(|p| p.is_dir()) {
+        let fd = open(
+            existing,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| home_err(existing, format!("cannot open: {}", errno_text(e))))?;
+        check_parents(path, &fd)?;
+    }
     for dir in config.real_config_dirs(true) {
-        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        // Resolved as far as it exists (a symlinked $HOME without a ~/.claude yet).
+        let dir = prospective_path(&dir);
         if new.starts_with(&dir) {
             return Err(home_err(
                 path,
@@ -307,10 +317,9 @@ fn check_not_real_home(
     for real in config.real_homes(with_passwd) {
         // Both the path as given and where it leads: a symlinked $HOME has the
         // ancestors of its target too.
-        if let Ok(resolved) = std::fs::canonicalize(&real) {
-            if resolved != real && !homes.contains(&resolved) {
-                homes.push(resolved);
-            }
+        let resolved = prospective_path(&real);
+        if resolved != real && !homes.contains(&resolved) {
+            homes.push(resolved);
         }
         if st.is_some() && !homes.contains(&real) {
             homes.push(real);
@@ -343,8 +352,73 @@ fn check_not_real_home(
     Ok(())
 }
 
+/// Every directory from `start` up to `/` must be yours or root's and not writable by
+/// others unless sticky — ssh's StrictModes rule: whoever can rename entries in a parent
+/// could swap the checked home for their own before claude starts.
+fn check_parents(path: &Path, start: &OwnedFd) -> Result<()> {
+    let st = fstat(start).map_err(|e| home_err(path, errno_text(e)))?;
+    walk_up(path, start, st, |st, _| check_parent(path, st))
+}
+
+/// Calls `visit` with the status of `start` (`true`) and of each directory above it up
+/// to `/` (`false`), moving by `..` from descriptor to descriptor.
+fn walk_up(
+    path: &Path,
+    start: &OwnedFd,
+    start_st: FileStat,
+    mut visit: impl FnMut(&FileStat, bool) -> Result<()>,
+) -> Result<()> {
+    visit(&start_st, true)?;
+    let mut current: Option<OwnedFd> = None;
+    let mut st = start_st;
+    for _ in 0..4096 {
+        let fd = current.as_ref().map_or(start.as_fd(), AsFd::as_fd);
+        let up = nix::fcntl::openat(
+            fd,
+            "..",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| home_err(path, errno_text(e)))?;
+        let up_st = fstat(&up).map_err(|e| home_err(path, errno_text(e)))?;
+        if up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino {
+            break; // reached /
+        }
+        visit(&up_st, false)?;
+        st = up_st;
+        current = Some(up);
+    }
+    Ok(())
+}
+
+/// One directory above the home: see [`check_parents`].
+fn check_parent(path: &Path, st: &FileStat) -> Result<()> {
+    let me = nix::unistd::geteuid().as_raw();
+    if st.st_uid != me && st.st_uid != 0 {
+        return Err(home_err(
+            path,
+            format!(
+                "has a parent directory owned by uid {} (not you or root), who could swap the home; choose a scratch home under directories you own",
+                st.st_uid
+            ),
+        ));
+    }
+    let sticky = st.st_mode & nix::libc::S_ISVTX != 0;
+    if st.st_mode & 0o022 != 0 && !sticky {
+        return Err(home_err(
+            path,
+            format!(
+                "has a parent directory writable by group or others (mode {:04o}, not sticky), so the home could be swapped; fix its mode or choose another home",
+                st.st_mode & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The home must not be, or lie inside, a real `~/.claude` or the caller's
-/// `CLAUDE_CONFIG_DIR`: walk up from the opened directory by `..`.
+/// `CLAUDE_CONFIG_DIR`, and no directory above it may let another user swap it
+/// ([`check_parent`]): one walk up from the opened directory by `..`.
 fn check_not_in_config_dir(
     config: &Config,
     path: &Path,
@@ -358,9 +432,6 @@ fn check_not_in_config_dir(
         .into_iter()
         .filter_map(|p| stat(&p).ok().map(|st| (p, st)))
         .collect();
-    if targets.is_empty() {
-        return Ok(());
-    }
     let matching = |st: &FileStat| {
         targets
             .iter()
@@ -379,11 +450,8 @@ fn check_not_in_config_dir(
             ));
         }
     }
-    let mut current: Option<OwnedFd> = None;
-    let mut st = *home_st;
-    for _ in 0..4096 {
-        let fd = current.as_ref().map_or(dir.as_fd(), AsFd::as_fd);
-        if let Some(p) = matching(&st) {
+    walk_up(path, dir, *home_st, |st, is_home| {
+        if let Some(p) = matching(st) {
             return Err(home_err(
                 path,
                 format!(
@@ -392,21 +460,12 @@ fn check_not_in_config_dir(
                 ),
             ));
         }
-        let up = nix::fcntl::openat(
-            fd,
-            "..",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| home_err(path, errno_text(e)))?;
-        let up_st = fstat(&up).map_err(|e| home_err(path, errno_text(e)))?;
-        if up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino {
-            break; // reached /
+        if is_home {
+            Ok(())
+        } else {
+            check_parent(path, st)
         }
-        st = up_st;
-        current = Some(up);
-    }
-    Ok(())
+    })
 }
 
 /// `.claude` must be a real directory and `.claude.json` a regular file, if present.

@@ -33,8 +33,9 @@ use crate::error::{EXIT_FAILURE, Error, Result};
 use crate::report::Report;
 
 /// The whole program: parses `args`, runs, and returns the exit status (when `execve`
-/// did not replace us).
-pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+/// did not replace us). `before_exec` runs right before `execve` (the binary uses it to
+/// give the command the default SIGPIPE disposition, which needs `unsafe`).
+pub fn main(args: impl IntoIterator<Item = OsString>, before_exec: fn()) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -53,12 +54,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Some(cli::Subcommand::Doctor(args)) => return doctor::main(args, &report),
         Some(cli::Subcommand::Completions { shell }) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(*shell, &mut cmd, "claude-iso", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut cmd, "claude-iso", &mut script);
+            // A closed stdout (`| head`) is the reader's choice, not our failure.
+            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
             return 0;
         }
         None => {}
     }
-    match launch(&cli, &report) {
+    match launch(&cli, &report, before_exec) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("claude-iso: {}", redact_secrets(&e.to_string()));
@@ -130,7 +134,7 @@ fn redact_tokens(text: &str) -> String {
 }
 
 /// Runs the launcher. Returns only for a dry run (`Ok`) or on failure.
-fn launch(cli: &Cli, report: &Report) -> Result<i32> {
+fn launch(cli: &Cli, report: &Report, before_exec: fn()) -> Result<i32> {
     let config = Config::new(&cli.launch, CallerEnv::from_process())?;
     let (token, source) = token::load(&config)?;
     report.info(format!("token {} from {source}", token.redacted()));
@@ -189,7 +193,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<i32> {
         })?;
     }
     drop(home);
-    Err(exec::exec(&program, &argv, &child.vars))
+    Err(exec::exec(&program, &argv, &child.vars, before_exec))
 }
 
 fn print_plan(

@@ -2,12 +2,16 @@
 
 use nix::sys::signal::{SigHandler, Signal, signal};
 
-fn main() {
-    // Rust's runtime starts with SIGPIPE ignored, and an ignored signal stays ignored
-    // across execve: the command (and every pipeline it runs) would not die of a
-    // broken pipe as it does when run directly. Restore the default first.
-    // SAFETY: nothing else runs yet (single thread, no handler is installed), and
-    // SIG_DFL is not a Rust function that could observe inconsistent state.
+/// Rust's runtime starts with SIGPIPE ignored (so our own writes to a closed pipe fail
+/// instead of killing us), and an ignored signal stays ignored across `execve`: the
+/// command, and every pipeline it runs, would not die of a broken pipe as it does when
+/// run directly. Restore the default just before the exec.
+fn default_sigpipe() {
+    // SAFETY: single-threaded at this point, and SIG_DFL installs no Rust handler that
+    // could observe inconsistent state.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
-    std::process::exit(claude_iso::main(std::env::args_os()));
+}
+
+fn main() {
+    std::process::exit(claude_iso::main(std::env::args_os(), default_sigpipe));
 }

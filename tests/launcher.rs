@@ -1196,3 +1196,56 @@ fn a_lone_surrogate_written_by_javascript_is_kept_on_rewrite() {
         .collect();
     assert!(aside.is_empty(), "a valid file was put aside as corrupt");
 }
+
+#[test]
+fn a_home_under_a_world_writable_parent_is_refused_before_anything_is_created() {
+    let t = Test::new();
+    let open_dir = mkdir(&t.path("open"));
+    chmod(&open_dir, 0o777);
+    let home = open_dir.join("a/home");
+    let t = t.no_home().arg("--home").arg(&home);
+    t.run()
+        .status(125)
+        .one_line_error("writable by group or others (mode 0777, not sticky)")
+        .probe_not_run();
+    assert!(
+        !open_dir.join("a").exists(),
+        "created inside a refused parent"
+    );
+}
+
+#[test]
+fn a_refused_home_under_a_symlinked_real_home_creates_nothing() {
+    let t = Test::new();
+    let real = mkdir(&t.path("real"));
+    std::os::unix::fs::symlink(&real, t.path("link")).unwrap();
+    let home = t.path("link/.claude/iso");
+    let link = t.path("link");
+    let t = t.no_home().arg("--home").arg(&home).env("HOME", &link);
+    t.run()
+        .status(125)
+        .one_line_error("a real claude config directory")
+        .probe_not_run();
+    assert!(!real.join(".claude").exists(), "created in the real home");
+}
+
+#[test]
+fn a_stderr_pipe_nobody_reads_does_not_stop_the_launch() {
+    // The warning about a removed variable hits EPIPE; the command must still run
+    // (SIGPIPE goes back to its default only for the command, right before execve).
+    let t = Test::new().env("ANTHROPIC_API_KEY", "sk-ant-api03-x");
+    let (read, write) = nix::unistd::pipe().unwrap();
+    drop(read);
+    let status = std::process::Command::new(common::BIN)
+        .args(t.argv())
+        .env_clear()
+        .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
+        .current_dir(t.work())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(write))
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(t.probe().is_some(), "the command never ran");
+}

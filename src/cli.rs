@@ -49,12 +49,12 @@ pub struct Cli {
 /// Options shared by the launcher and `doctor`.
 #[derive(Debug, Clone, Args)]
 pub struct LaunchArgs {
-    /// Env file holding CLAUDE_CODE_OAUTH_TOKEN=… (mode 0600).
-    #[arg(long, value_name = "PATH", env = "CLAUDE_ISO_ENV_FILE")]
+    /// Env file holding CLAUDE_CODE_OAUTH_TOKEN=… (mode 0600) [env: CLAUDE_ISO_ENV_FILE].
+    #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
 
-    /// Scratch HOME [default: $XDG_STATE_HOME/claude-iso/home].
-    #[arg(long, value_name = "DIR", env = "CLAUDE_ISO_HOME")]
+    /// Scratch HOME [default: $XDG_STATE_HOME/claude-iso/home] [env: CLAUDE_ISO_HOME].
+    #[arg(long, value_name = "DIR")]
     pub home: Option<PathBuf>,
 
     /// Change to DIR before running COMMAND; DIR is the folder that gets trusted.

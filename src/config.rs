@@ -100,8 +100,15 @@ impl Config {
             }
         }
 
+        // The options' variables; empty counts as unset, like the XDG ones.
+        let from_env = |name: &str| env.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let env_file = args
+            .env_file
+            .clone()
+            .or_else(|| from_env("CLAUDE_ISO_ENV_FILE"));
+        let home = args.home.clone().or_else(|| from_env("CLAUDE_ISO_HOME"));
         let mut config = Config {
-            env_file: args.env_file.as_ref().map(|p| clean(&start_dir.join(p))),
+            env_file: env_file.map(|p| clean(&start_dir.join(p))),
             home: PathBuf::new(),
             workdir,
             chdir,
@@ -112,7 +119,7 @@ impl Config {
             real_home,
             env,
         };
-        config.home = match &args.home {
+        config.home = match &home {
             Some(h) => clean(&config.start_dir.join(h)),
             None => config.xdg_state_home().join("claude-iso").join("home"),
         };

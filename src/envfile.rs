@@ -91,10 +91,17 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Assignment>, LineError> {
 
 fn parse_line(line: usize, text: &str) -> Result<Option<Assignment>, LineError> {
     let trimmed = text.trim_start_matches([' ', '\t']);
-    if trimmed.trim_end_matches([' ', '\t']).is_empty()
-        || trimmed.starts_with('#')
-        || trimmed.starts_with(';')
-    {
+    if trimmed.starts_with('#') || trimmed.starts_with(';') {
+        if trimmed.ends_with('\\') {
+            // systemd before v254 joins the next line into such a comment.
+            return Err(LineError::new(
+                line,
+                "is a comment ending in a backslash (older systemd would swallow the next line)",
+            ));
+        }
+        return Ok(None);
+    }
+    if trimmed.trim_end_matches([' ', '\t']).is_empty() {
         return Ok(None);
     }
     let body = match trimmed.strip_prefix("export") {
@@ -263,6 +270,7 @@ mod tests {
             "A=b\0",
             "A=\x1b[0m",
             "A=b\rc",
+            "# note \\\nA=b",
         ] {
             bad(text);
         }

@@ -276,14 +276,15 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
             Some(bytes)
         }
     };
-    let merged = original
-        .as_deref()
-        .and_then(|bytes| std::str::from_utf8(bytes).ok())
-        .map(|text| merge(text, &trust));
-    let (text, changes) = match merged {
+    // Invalid UTF-8 is decoded the way claude (Node) reads the file: as U+FFFD.
+    let decoded = original.as_deref().map(String::from_utf8_lossy);
+    let lossy = matches!(decoded, Some(std::borrow::Cow::Owned(_)));
+    let merged = decoded.as_deref().map(|text| merge(text, &trust));
+    let lossy = lossy && matches!(merged, Some(Ok(_)));
+    let (text, mut changes) = match merged {
         Some(Ok(merged)) => merged,
-        None if original.is_none() => merge("{}", &trust).expect("an object"),
-        Some(Err(NotAnObject)) | None => {
+        None => merge("{}", &trust).expect("an object"),
+        Some(Err(NotAnObject)) => {
             let aside = fsutil::put_aside(dir, CLAUDE_JSON, "corrupt", Aside::Link)
                 .map_err(|e| seed_err(&path, format!("cannot keep a copy of it: {}", e.desc())))?;
             report.warn(format!(
@@ -295,6 +296,11 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
     };
     if changes.is_empty() {
         return Ok(()); // another process seeded it meanwhile
+    }
+    if lossy {
+        changes
+            .replaced
+            .push("invalid UTF-8 (now U+FFFD, as claude reads it)".to_owned());
     }
     if original.is_some() && !changes.replaced.is_empty() {
         let aside = fsutil::put_aside(dir, CLAUDE_JSON, "replaced", Aside::Link)

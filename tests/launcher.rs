@@ -583,7 +583,6 @@ fn an_unusable_claude_json_is_kept_aside_and_a_fresh_one_seeded() {
         ("empty", b""),
         ("array", b"[1, 2, 3]\n"),
         ("string", b"\"x\"\n"),
-        ("invalid utf-8", b"{\"a\": \"\xff\"}"),
     ] {
         let t = Test::new();
         mkdir(&t.home());
@@ -1248,4 +1247,24 @@ fn a_stderr_pipe_nobody_reads_does_not_stop_the_launch() {
         .unwrap();
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(t.probe().is_some(), "the command never ran");
+}
+
+#[test]
+fn invalid_utf8_is_read_as_claude_reads_it_and_the_original_kept() {
+    // Node decodes invalid UTF-8 as U+FFFD and keeps every key: so do we, and the
+    // original bytes are kept aside because the rewrite cannot reproduce them.
+    let t = Test::new();
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    let original = b"{\"numStartups\": 9, \"a\": \"caf\xe9\"}";
+    write_mode(&t.home().join(".claude.json"), original, 0o600);
+    let out = t.run();
+    out.success().stderr_contains("invalid UTF-8");
+    let doc = claude_json(&t.home());
+    assert_eq!(doc["numStartups"], json!(9));
+    assert_eq!(doc["a"], json!("caf\u{fffd}"));
+    assert!(trusts(&doc, &t.work()));
+    let kept = names_with_prefix(&t.home(), ".claude.json.replaced-");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(fs::read(t.home().join(&kept[0])).unwrap(), original);
 }

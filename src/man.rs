@@ -418,9 +418,12 @@ fn description(page: &mut Page) {
         real directory, not a symbolic link, owned by you and not writable by group or \
         others; if it is readable by them, claude-iso tightens it to 0700. It must not \
         be your real home (**$HOME** or your passwd entry's home), an ancestor of it, \
-        or inside your real **~/.claude** or **$CLAUDE_CONFIG_DIR**. Inside it, \
-        **.claude** must be a directory and **.claude.json** a regular file, not \
-        symbolic links. Anything else is an error and nothing is run.",
+        or inside your real **~/.claude** or **$CLAUDE_CONFIG_DIR** (nor hold one as \
+        its **.claude**). Every directory above it must be yours or root's and not \
+        writable by group or others unless sticky, as ssh's StrictModes demands. \
+        Inside it, **.claude** must be a directory and **.claude.json** a regular \
+        file, not symbolic links. Anything else is an error, nothing is created and \
+        nothing is run.",
     );
     page.p(&format!(
         "The scratch home is claude's whole **HOME**: its settings \

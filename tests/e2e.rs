@@ -38,14 +38,7 @@ fn print_sends_only_the_env_file_token() {
     let run = w.print(&api, &w.root, &["-C", work.to_str().unwrap()], "say pong");
     assert!(run.status.success(), "claude-iso --print failed: {run}");
     assert!(run.stdout.contains(REPLY), "no answer on stdout: {run}");
-    assert!(
-        !api.message_requests().is_empty(),
-        "no POST /v1/messages:\n{}",
-        api.summary()
-    );
-    w.assert_only_token(&api);
-    w.assert_decoy_unchanged();
-    w.assert_trusted(&work);
+    w.assert_answered_in_isolation(&api, &work);
     assert!(
         fs::symlink_metadata(w.home.join(".claude/.credentials.json")).is_err(),
         "a credentials file appeared in the scratch home"
@@ -199,14 +192,7 @@ fn tui_case(test: &str, make_project: impl FnOnce(&World) -> PathBuf, via_flag: 
     eprintln!("{test}: answered after {:.1?}", start.elapsed());
     drop(tmux);
 
-    assert!(
-        !api.message_requests().is_empty(),
-        "no POST /v1/messages:\n{}",
-        api.summary()
-    );
-    w.assert_only_token(&api);
-    w.assert_decoy_unchanged();
-    w.assert_trusted(&project);
+    w.assert_answered_in_isolation(&api, &project);
 }
 
 /// Text of claude's first-run dialogs (onboarding, its offline check, folder trust,

@@ -384,6 +384,19 @@ impl World {
         bad
     }
 
+    /// The API was asked, saw only the env token, the decoy is untouched and `dir` is
+    /// trusted: what every successful case must show.
+    pub fn assert_answered_in_isolation(&self, api: &FakeApi, dir: &Path) {
+        assert!(
+            !api.message_requests().is_empty(),
+            "no POST /v1/messages:\n{}",
+            api.summary()
+        );
+        self.assert_only_token(api);
+        self.assert_decoy_unchanged();
+        self.assert_trusted(dir);
+    }
+
     /// The API saw at least one request, and every one of them carried exactly the env
     /// file's token as a Bearer and nothing of the decoys'.
     pub fn assert_only_token(&self, api: &FakeApi) {

@@ -120,8 +120,7 @@ pub fn run_checks(config: &Config, live: bool) -> Vec<Check> {
         Ok(h) => describe_home(h),
         Err(e) => check("home", Status::Fail, e.to_string()),
     });
-    let inspection = home::inspect(&config.home);
-    out.push(if inspection.credentials {
+    out.push(if home::has_credentials(&config.home) {
         check(
             "credentials",
             Status::Warn,
@@ -303,13 +302,9 @@ fn check_seed(config: &Config, home: Option<&ScratchHome>) -> Check {
             format!("not seeded yet; the launcher will seed {wanted}"),
         );
     };
-    let flags = nix::fcntl::OFlag::O_RDONLY
-        | nix::fcntl::OFlag::O_NOFOLLOW
-        | nix::fcntl::OFlag::O_NONBLOCK
-        | nix::fcntl::OFlag::O_CLOEXEC;
-    let file = match nix::fcntl::openat(dir, CLAUDE_JSON, flags, nix::sys::stat::Mode::empty()) {
-        Ok(fd) => std::fs::File::from(fd),
-        Err(nix::errno::Errno::ENOENT) => {
+    let file = match seed::open_config(dir, &path) {
+        Ok(Some((file, _))) => file,
+        Ok(None) => {
             return check(
                 "seed",
                 Status::Ok,
@@ -319,13 +314,7 @@ fn check_seed(config: &Config, home: Option<&ScratchHome>) -> Check {
                 ),
             );
         }
-        Err(e) => {
-            return check(
-                "seed",
-                Status::Fail,
-                format!("{}: {}", path.display(), e.desc()),
-            );
-        }
+        Err(e) => return check("seed", Status::Fail, e.to_string()),
     };
     match seed::is_seeded(file, &trust) {
         Some(true) => check(

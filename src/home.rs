@@ -31,16 +31,6 @@ pub struct ScratchHome {
     pub dir: Option<OwnedFd>,
 }
 
-/// What a dry run or the doctor learns about a home without changing it.
-#[derive(Debug, Default)]
-pub struct Inspection {
-    pub exists: bool,
-    pub uid: Option<u32>,
-    pub mode: Option<u32>,
-    /// A `.claude/.credentials.json` (file or symlink) is present.
-    pub credentials: bool,
-}
-
 fn home_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Home {
         path: path.to_owned(),
@@ -531,17 +521,9 @@ fn quarantine(path: &Path, dir: &OwnedFd, dry_run: bool, report: &Report) -> Res
     Ok(())
 }
 
-/// Looks at a home without changing it (for `--dry-run` and `doctor`).
+/// Whether a `.claude/.credentials.json` (file or symlink) sits in a home; changes
+/// nothing (for `doctor`).
 #[must_use]
-pub fn inspect(path: &Path) -> Inspection {
-    let Ok(st) = nix::sys::stat::lstat(path) else {
-        return Inspection::default();
-    };
-    let credentials = nix::sys::stat::lstat(&path.join(CLAUDE_DIR).join(CREDENTIALS)).is_ok();
-    Inspection {
-        exists: true,
-        uid: Some(st.st_uid),
-        mode: Some(st.st_mode),
-        credentials,
-    }
+pub fn has_credentials(home: &Path) -> bool {
+    nix::sys::stat::lstat(&home.join(CLAUDE_DIR).join(CREDENTIALS)).is_ok()
 }

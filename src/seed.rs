@@ -189,7 +189,7 @@ fn seed_err(path: &Path, reason: impl Into<String>) -> Error {
 }
 
 /// Opens `.claude.json` without following a symlink; returns it with its size.
-fn open_config(dir: &OwnedFd, path: &Path) -> Result<Option<(File, u64)>> {
+pub(crate) fn open_config(dir: &OwnedFd, path: &Path) -> Result<Option<(File, u64)>> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     match openat(dir, CLAUDE_JSON, flags, Mode::empty()) {
         Ok(fd) => {

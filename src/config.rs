@@ -2,19 +2,13 @@
 
 use std::cell::OnceCell;
 use std::ffi::OsString;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
+use crate::caller::CallerEnv;
 use crate::cli::LaunchArgs;
-use crate::environment::{CallerEnv, NESTED_VAR};
 use crate::error::{Error, Result};
-
-/// How much claude-iso says on stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Verbosity {
-    Quiet,
-    Normal,
-    Verbose,
-}
+use crate::fsutil::clean;
+use crate::layout::{NESTED_VAR, OWN_LOCK};
 
 /// Everything the launcher needs, resolved.
 #[derive(Debug)]
@@ -69,7 +63,7 @@ impl Config {
             path: PathBuf::from("."),
             reason: format!(
                 "cannot get the current directory: {}",
-                crate::error_text(&e)
+                crate::error::error_text(&e)
             ),
         })?;
         // Under a claude-iso parent, $HOME is a scratch home (it holds our lock file):
@@ -77,7 +71,7 @@ impl Config {
         let nested = env.get(NESTED_VAR).is_some_and(|v| !v.is_empty())
             && env
                 .absolute_path("HOME")
-                .is_some_and(|h| h.join(crate::seed::OWN_LOCK).exists());
+                .is_some_and(|h| h.join(OWN_LOCK).exists());
         let real_home = RealHome {
             from_env: if nested {
                 None
@@ -195,15 +189,6 @@ impl Config {
     }
 }
 
-/// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it
-/// against what is really there, which a lexical rewrite cannot know).
-#[must_use]
-pub fn clean(path: &Path) -> PathBuf {
-    path.components()
-        .filter(|c| !matches!(c, Component::CurDir))
-        .collect()
-}
-
 fn real_dir(path: &Path, option: &str) -> Result<PathBuf> {
     let bad = |reason: String| {
         Error::Usage(format!(
@@ -211,7 +196,7 @@ fn real_dir(path: &Path, option: &str) -> Result<PathBuf> {
             path.display()
         ))
     };
-    let real = std::fs::canonicalize(path).map_err(|e| bad(crate::error_text(&e)))?;
+    let real = std::fs::canonicalize(path).map_err(|e| bad(crate::error::error_text(&e)))?;
     if !real.is_dir() {
         return Err(bad("not a directory".into()));
     }

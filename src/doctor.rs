@@ -13,12 +13,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::caller::CallerEnv;
 use crate::cli::DoctorArgs;
 use crate::config::Config;
-use crate::environment::{self, CallerEnv, Plan};
+use crate::environment::{self, Plan};
 use crate::error::EXIT_FAILURE;
-use crate::home::{self, CLAUDE_JSON, ScratchHome};
+use crate::home::{self, ScratchHome};
+use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, TOKEN_VAR};
 use crate::report::Report;
+use crate::scrub;
 use crate::seed;
 use crate::token::{self, Source, Token};
 
@@ -64,7 +67,7 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
     Check {
         name,
         status,
-        detail: crate::redact_secrets(&detail.into()),
+        detail: crate::report::redact_secrets(&detail.into()),
     }
 }
 
@@ -73,7 +76,10 @@ pub fn main(args: &DoctorArgs, _report: &Report) -> i32 {
     let config = match Config::new(&args.launch, CallerEnv::from_process()) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("claude-iso: {}", crate::redact_secrets(&e.to_string()));
+            eprintln!(
+                "claude-iso: {}",
+                crate::report::redact_secrets(&e.to_string())
+            );
             return EXIT_FAILURE;
         }
     };
@@ -128,8 +134,8 @@ pub fn run_checks(config: &Config, live: bool) -> Vec<Check> {
                 "{} exists: claude would fall back to it after a 401; the launcher will move it aside (kept)",
                 config
                     .home
-                    .join(home::CLAUDE_DIR)
-                    .join(home::CREDENTIALS)
+                    .join(CLAUDE_DIR)
+                    .join(CREDENTIALS)
                     .display()
             ),
         )
@@ -229,7 +235,7 @@ fn check_env_file(config: &Config, winner: Option<&Source>) -> Check {
             return check(
                 "env_file",
                 Status::Fail,
-                format!("{}: {}", path.display(), crate::error_text(&e)),
+                format!("{}: {}", path.display(), crate::error::error_text(&e)),
             );
         }
     };
@@ -393,7 +399,7 @@ fn check_command(config: &Config) -> Check {
         .env
         .vars()
         .iter()
-        .filter(|(k, _)| !environment::is_scrubbed(k) && k != token::TOKEN_VAR && k != "HOME")
+        .filter(|(k, _)| !scrub::is_scrubbed(k) && k != TOKEN_VAR && k != "HOME")
         .cloned()
         .collect();
     vars.push(("HOME".into(), scratch.path().into()));
@@ -463,7 +469,7 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
         ));
     }
     for name in &config.keep_env {
-        if environment::is_scrubbed(std::ffi::OsStr::new(name)) && config.env.get(name).is_some() {
+        if scrub::is_scrubbed(std::ffi::OsStr::new(name)) && config.env.get(name).is_some() {
             notes.push(format!("--keep-env passes {name} through on purpose"));
         }
     }
@@ -528,8 +534,8 @@ fn check_project_settings(config: &Config) -> Check {
         }
         if let Some(Value::Object(env)) = doc.get("env") {
             for k in env.keys() {
-                if environment::is_scrubbed(std::ffi::OsStr::new(k))
-                    || k == token::TOKEN_VAR
+                if scrub::is_scrubbed(std::ffi::OsStr::new(k))
+                    || k == TOKEN_VAR
                     || k == "ANTHROPIC_BASE_URL"
                 {
                     keys.push(format!("env.{k}"));
@@ -647,7 +653,7 @@ fn run_with_timeout(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run: {}", crate::error_text(&e)))?;
+        .map_err(|e| format!("cannot run: {}", crate::error::error_text(&e)))?;
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let out_reader = std::thread::spawn(move || {

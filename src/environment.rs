@@ -7,91 +7,10 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use crate::token::{TOKEN_VAR, Token};
-
-/// Variables that carry a credential other than our token, or relocate where claude
-/// looks for one. Each outranks or sidesteps `CLAUDE_CODE_OAUTH_TOKEN` (observed on the
-/// real CLI, see `claude-code-facts.md`), so the child never sees them.
-pub const SCRUBBED: &[&str] = &[
-    // Credentials that outrank the OAuth token.
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "AWS_BEARER_TOKEN_BEDROCK",
-    "ANTHROPIC_IDENTITY_TOKEN",
-    "ANTHROPIC_IDENTITY_TOKEN_FILE",
-    "ANTHROPIC_FEDERATION_RULE_ID",
-    "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
-    "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
-    "CLAUDE_CODE_SESSION_ACCESS_TOKEN",
-    "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
-    "CLAUDE_BG_AUTH_SNAPSHOT_PATH",
-    // Switch claude to another provider's credentials.
-    "CLAUDE_CODE_USE_BEDROCK",
-    "CLAUDE_CODE_USE_VERTEX",
-    "CLAUDE_CODE_USE_FOUNDRY",
-    // Relocate the config or credentials store out of the scratch home.
-    "CLAUDE_CONFIG_DIR",
-    "CLAUDE_SECURESTORAGE_CONFIG_DIR",
-    "ANTHROPIC_CONFIG_DIR",
-    "ANTHROPIC_PROFILE",
-    // claude reads `$XDG_CONFIG_HOME/anthropic`; unset, that falls inside the scratch home.
-    "XDG_CONFIG_HOME",
-];
-
-/// Exported to the child so a nested claude-iso knows `HOME` is a scratch home.
-pub const NESTED_VAR: &str = "CLAUDE_ISO";
-
-/// Whether `name` is on the scrub list.
-#[must_use]
-pub fn is_scrubbed(name: &OsStr) -> bool {
-    SCRUBBED.iter().any(|s| OsStr::new(s) == name)
-}
-
-/// The caller's environment, in order, as read once at start.
-#[derive(Debug, Clone, Default)]
-pub struct CallerEnv(Vec<(OsString, OsString)>);
-
-impl CallerEnv {
-    /// The process's own environment.
-    #[must_use]
-    pub fn from_process() -> Self {
-        CallerEnv(std::env::vars_os().collect())
-    }
-
-    /// The value of `name`, if set (the first entry, as glibc's `getenv` returns).
-    #[must_use]
-    pub fn get(&self, name: &str) -> Option<&OsStr> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_os_str())
-    }
-
-    /// The value of `name` as a path, only when it is absolute (the XDG base-directory
-    /// rule: relative values are ignored).
-    #[must_use]
-    pub fn absolute_path(&self, name: &str) -> Option<&Path> {
-        self.get(name)
-            .map(Path::new)
-            .filter(|p| p.is_absolute() && !p.as_os_str().is_empty())
-    }
-
-    /// All variables.
-    #[must_use]
-    pub fn vars(&self) -> &[(OsString, OsString)] {
-        &self.0
-    }
-}
-
-impl<K: Into<OsString>, V: Into<OsString>> FromIterator<(K, V)> for CallerEnv {
-    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        CallerEnv(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
-    }
-}
+use crate::caller::CallerEnv;
+use crate::layout::{NESTED_VAR, TOKEN_VAR};
+use crate::scrub::is_scrubbed;
+use crate::token::Token;
 
 /// What the child's environment is built from besides the caller's.
 #[derive(Debug)]
@@ -141,9 +60,9 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
             .any(|(k, _)| OsStr::new(k) == name && (*k != "PWD" || plan.pwd.is_some()))
     };
 
-    let mut vars: Vec<(OsString, OsString)> = Vec::with_capacity(caller.0.len() + 3);
+    let mut vars: Vec<(OsString, OsString)> = Vec::with_capacity(caller.vars().len() + 3);
     let mut removed = Vec::new();
-    for (k, v) in &caller.0 {
+    for (k, v) in caller.vars() {
         if k.is_empty() || k.as_bytes().contains(&b'=') || vars.iter().any(|(seen, _)| seen == k) {
             continue;
         }
@@ -170,6 +89,7 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scrub::SCRUBBED;
     use std::path::PathBuf;
 
     fn env(text: &str) -> CallerEnv {

@@ -64,3 +64,11 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An I/O error's text without Rust's "(os error N)" suffix.
+pub fn error_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_owned(),
+        None => e.to_string(),
+    }
+}

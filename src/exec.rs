@@ -31,7 +31,7 @@ pub fn resolve(command: &OsStr, path_var: Option<&OsStr>, start_dir: &Path) -> R
         });
     }
     if command.as_bytes().contains(&b'/') {
-        let path = crate::config::clean(&start_dir.join(command));
+        let path = crate::fsutil::clean(&start_dir.join(command));
         return match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => Err(Error::CannotRun {
                 command: shown,
@@ -40,7 +40,7 @@ pub fn resolve(command: &OsStr, path_var: Option<&OsStr>, start_dir: &Path) -> R
             Ok(_) => Ok(path),
             Err(e) => Err(Error::NotFound {
                 command: shown,
-                detail: format!(" ({})", crate::error_text(&e)),
+                detail: format!(" ({})", crate::error::error_text(&e)),
             }),
         };
     }

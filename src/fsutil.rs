@@ -3,6 +3,7 @@
 //! and its use. Every descriptor is close-on-exec.
 
 use std::os::fd::OwnedFd;
+use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
@@ -115,4 +116,13 @@ fn make_private(dir: &OwnedFd, name: &str) {
             let _ = fchmod(&fd, Mode::from_bits_truncate(0o600));
         }
     }
+}
+
+/// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it
+/// against what is really there, which a lexical rewrite cannot know).
+#[must_use]
+pub fn clean(path: &Path) -> PathBuf {
+    path.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
 }

@@ -13,14 +13,8 @@ use nix::sys::stat::{
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, describe_mode, is_type, lstat_at, open_dir_at};
+use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS};
 use crate::report::Report;
-
-/// claude's config file, relative to HOME.
-pub const CLAUDE_JSON: &str = ".claude.json";
-/// claude's config directory, relative to HOME.
-pub const CLAUDE_DIR: &str = ".claude";
-/// The credentials file claude falls back to after a 401 (and blanks on a failed refresh).
-pub const CREDENTIALS: &str = ".credentials.json";
 
 /// A checked scratch home, held open.
 #[derive(Debug)]
@@ -172,7 +166,7 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
     // it was first seeded; the passwd database is then not read again on every launch
     // (`$HOME` and `$CLAUDE_CONFIG_DIR` still are checked).
     let with_passwd = created
-        || lstat_at(&dir, crate::seed::OWN_LOCK)
+        || lstat_at(&dir, crate::layout::OWN_LOCK)
             .map_err(|e| home_err(path, errno_text(e)))?
             .is_none();
     check_not_real_home(config, path, Some(&st), path, with_passwd)?;
@@ -233,12 +227,17 @@ fn create_parents(parent: &Path) -> Result<()> {
     for dir in missing.into_iter().rev() {
         match std::fs::DirBuilder::new().mode(0o700).create(dir) {
             Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| home_err(dir, format!("cannot chmod: {}", crate::error_text(&e))))?,
+                .map_err(|e| {
+                    home_err(
+                        dir,
+                        format!("cannot chmod: {}", crate::error::error_text(&e)),
+                    )
+                })?,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
                 return Err(home_err(
                     dir,
-                    format!("cannot create: {}", crate::error_text(&e)),
+                    format!("cannot create: {}", crate::error::error_text(&e)),
                 ));
             }
         }

@@ -5,6 +5,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod caller;
 pub mod cli;
 pub mod config;
 pub mod doctor;
@@ -14,9 +15,10 @@ pub mod error;
 pub mod exec;
 pub mod fsutil;
 pub mod home;
-pub mod man;
+pub mod layout;
 pub mod report;
 pub mod scan;
+pub mod scrub;
 pub mod seed;
 #[cfg(test)]
 mod testgen;
@@ -26,11 +28,13 @@ use std::ffi::OsString;
 
 use clap::Parser;
 
+use crate::caller::CallerEnv;
 use crate::cli::Cli;
-use crate::config::{Config, Verbosity};
-use crate::environment::{CallerEnv, Plan};
-use crate::error::{EXIT_FAILURE, Error, Result};
-use crate::report::Report;
+use crate::config::Config;
+use crate::environment::Plan;
+use crate::error::{EXIT_FAILURE, Error, Result, error_text};
+use crate::layout::TOKEN_VAR;
+use crate::report::{Report, Verbosity, redact_secrets};
 
 /// The whole program: parses `args`, runs, and returns the exit status (when `execve`
 /// did not replace us). `before_exec` runs right before `execve` (the binary uses it to
@@ -89,48 +93,6 @@ fn usage_error(e: &clap::Error) -> i32 {
         redact_secrets(first)
     );
     EXIT_FAILURE
-}
-
-/// Replaces anything shaped like an Anthropic secret (`sk-ant-…`) with its prefix and
-/// length: clap quotes a misplaced argument back, and that argument may be a token.
-/// What we print, made safe: secrets redacted and control characters (a newline in a
-/// path) escaped, so every message stays one line.
-pub(crate) fn redact_secrets(text: &str) -> String {
-    let text = redact_tokens(text);
-    if text.chars().any(char::is_control) {
-        text.chars()
-            .flat_map(|c| {
-                if c.is_control() {
-                    c.escape_default().collect::<Vec<_>>()
-                } else {
-                    vec![c]
-                }
-            })
-            .collect()
-    } else {
-        text
-    }
-}
-
-fn redact_tokens(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("sk-ant-") {
-        out.push_str(&rest[..at]);
-        let tail = &rest[at..];
-        let len = tail
-            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
-            .unwrap_or(tail.len());
-        if len <= 13 {
-            // Already only a prefix (as `Token::redacted` shows it).
-            out.push_str(&tail[..len]);
-        } else {
-            out.push_str(&format!("{}… ({len} chars)", &tail[..13]));
-        }
-        rest = &tail[len..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Runs the launcher. Returns only for a dry run (`Ok`) or on failure.
@@ -220,7 +182,7 @@ fn print_plan(
         if before == Some(v.as_os_str()) {
             continue;
         }
-        let v = if k == token::TOKEN_VAR {
+        let v = if k == TOKEN_VAR {
             token.redacted()
         } else {
             redact(&v.to_string_lossy())
@@ -241,29 +203,5 @@ fn shell_quote(s: &str) -> String {
         s.to_owned()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
-/// An I/O error's text without Rust's "(os error N)" suffix.
-pub(crate) fn error_text(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_owned(),
-        None => e.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn secrets_in_usage_errors_are_redacted() {
-        assert_eq!(
-            super::redact_secrets("unexpected argument 'sk-ant-oat01-SECRET_x-y' found"),
-            "unexpected argument 'sk-ant-oat01-… (23 chars)' found"
-        );
-        assert_eq!(super::redact_secrets("no secret"), "no secret");
-        let once = "token sk-ant-oat01-… (64 chars)";
-        assert_eq!(super::redact_secrets(once), once);
-        assert_eq!(super::redact_secrets("sk-ant-"), "sk-ant-");
-        assert_eq!(super::redact_secrets("/tmp/a\nFAKE: x"), "/tmp/a\\nFAKE: x");
     }
 }

@@ -3,8 +3,6 @@
 
 use std::io::Write;
 
-use crate::config::Verbosity;
-
 #[derive(Debug)]
 pub struct Report {
     pub verbosity: Verbosity,
@@ -24,7 +22,7 @@ impl Report {
 
     fn say(&self, min: Verbosity, prefix: &str, msg: &str) {
         if self.verbosity >= min {
-            let msg = crate::redact_secrets(msg);
+            let msg = redact_secrets(msg);
             let _ = writeln!(std::io::stderr().lock(), "claude-iso: {prefix}{msg}");
         }
     }
@@ -47,11 +45,73 @@ impl Report {
     /// A line of the `--dry-run` plan, on stdout.
     pub fn plan(&self, msg: impl AsRef<str>) {
         if self.plans {
-            let _ = writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                crate::redact_secrets(msg.as_ref())
-            );
+            let _ = writeln!(std::io::stdout().lock(), "{}", redact_secrets(msg.as_ref()));
         }
+    }
+}
+
+/// How much claude-iso says on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// Replaces anything shaped like an Anthropic secret (`sk-ant-…`) with its prefix and
+/// length: clap quotes a misplaced argument back, and that argument may be a token.
+/// What we print, made safe: secrets redacted and control characters (a newline in a
+/// path) escaped, so every message stays one line.
+pub fn redact_secrets(text: &str) -> String {
+    let text = redact_tokens(text);
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .flat_map(|c| {
+                if c.is_control() {
+                    c.escape_default().collect::<Vec<_>>()
+                } else {
+                    vec![c]
+                }
+            })
+            .collect()
+    } else {
+        text
+    }
+}
+
+fn redact_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("sk-ant-") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+            .unwrap_or(tail.len());
+        if len <= 13 {
+            // Already only a prefix (as `Token::redacted` shows it).
+            out.push_str(&tail[..len]);
+        } else {
+            out.push_str(&format!("{}… ({len} chars)", &tail[..13]));
+        }
+        rest = &tail[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_in_usage_errors_are_redacted() {
+        assert_eq!(
+            super::redact_secrets("unexpected argument 'sk-ant-oat01-SECRET_x-y' found"),
+            "unexpected argument 'sk-ant-oat01-… (23 chars)' found"
+        );
+        assert_eq!(super::redact_secrets("no secret"), "no secret");
+        let once = "token sk-ant-oat01-… (64 chars)";
+        assert_eq!(super::redact_secrets(once), once);
+        assert_eq!(super::redact_secrets("sk-ant-"), "sk-ant-");
+        assert_eq!(super::redact_secrets("/tmp/a\nFAKE: x"), "/tmp/a\\nFAKE: x");
     }
 }

@@ -16,9 +16,9 @@ const BUF: usize = 64 * 1024;
 /// levels deep; this only bounds recursion).
 const MAX_DEPTH: usize = 1000;
 
-const ONBOARDING: &[u8] = b"hasCompletedOnboarding";
-const PROJECTS: &[u8] = b"projects";
-const TRUSTED: &[u8] = b"hasTrustDialogAccepted";
+const ONBOARDING: &[u8] = crate::layout::ONBOARDING.as_bytes();
+const PROJECTS: &[u8] = crate::layout::PROJECTS.as_bytes();
+const TRUSTED: &[u8] = crate::layout::TRUSTED.as_bytes();
 
 /// `Some(true)` when everything is seeded, `Some(false)` when something is missing,
 /// `None` when the document is not a JSON object of the expected shape (or unreadable).

@@ -23,22 +23,11 @@ use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, is_type, lstat_at};
-use crate::home::{CLAUDE_JSON, ScratchHome};
+use crate::home::ScratchHome;
+use crate::layout::{
+    CLAUDE_JSON, CLAUDE_LOCK, LOCK_TIMEOUT, ONBOARDING, OWN_LOCK, PROJECTS, STALE_AFTER, TRUSTED,
+};
 use crate::report::Report;
-
-/// Our own lock file in the scratch home (claude's is `.claude.json.lock`).
-pub const OWN_LOCK: &str = ".claude-iso.lock";
-/// claude's lock: a directory created with `mkdir` (proper-lockfile style).
-pub const CLAUDE_LOCK: &str = ".claude.json.lock";
-/// A claude lock whose mtime is older than this is stale (proper-lockfile's default,
-/// which claude uses; a live holder refreshes the mtime about every 5 s).
-pub const STALE_AFTER: Duration = Duration::from_secs(10);
-/// How long we wait for a live claude lock before giving up.
-pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
-
-const ONBOARDING: &str = "hasCompletedOnboarding";
-const PROJECTS: &str = "projects";
-const TRUSTED: &str = "hasTrustDialogAccepted";
 
 /// What a merge changed.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -271,8 +260,12 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
         None => None,
         Some((mut file, _)) => {
             let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes)
-                .map_err(|e| seed_err(&path, format!("cannot read: {}", crate::error_text(&e))))?;
+            file.read_to_end(&mut bytes).map_err(|e| {
+                seed_err(
+                    &path,
+                    format!("cannot read: {}", crate::error::error_text(&e)),
+                )
+            })?;
             Some(bytes)
         }
     };
@@ -434,7 +427,7 @@ fn write_atomic(dir: &OwnedFd, path: &Path, contents: &[u8]) -> Result<()> {
             path,
             format!(
                 "cannot write: {}; the previous file is unchanged",
-                crate::error_text(&e)
+                crate::error::error_text(&e)
             ),
         ));
     }

@@ -14,13 +14,10 @@ use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::envfile;
-use crate::environment;
 use crate::error::{Error, Result};
+use crate::layout::{CREDENTIAL_NAME, TOKEN_VAR};
+use crate::scrub;
 
-/// The variable claude reads the token from, and the key we look for in env files.
-pub const TOKEN_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
-/// The systemd credential name (`LoadCredential=claude-oauth-token:…`).
-pub const CREDENTIAL_NAME: &str = "claude-oauth-token";
 /// Largest env file we read; a token file is a few hundred bytes.
 pub const MAX_ENV_FILE: u64 = 64 * 1024;
 
@@ -254,7 +251,7 @@ fn token_from_env_file(path: &Path, bytes: &[u8]) -> Result<Token> {
     let assignments = envfile::parse(bytes).map_err(|e| line_err(e.line, e.reason))?;
     let mut found: Option<&envfile::Assignment> = None;
     for a in &assignments {
-        if environment::is_scrubbed(OsStr::new(&a.key)) {
+        if scrub::is_scrubbed(OsStr::new(&a.key)) {
             return Err(line_err(
                 a.line,
                 format!(
@@ -305,10 +302,10 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
         .read(true)
         .custom_flags(libc_flags())
         .open(path)
-        .map_err(|e| err(format!("cannot open: {}", crate::error_text(&e))))?;
+        .map_err(|e| err(format!("cannot open: {}", crate::error::error_text(&e))))?;
     let meta = file
         .metadata()
-        .map_err(|e| err(format!("cannot stat: {}", crate::error_text(&e))))?;
+        .map_err(|e| err(format!("cannot stat: {}", crate::error::error_text(&e))))?;
     if !meta.file_type().is_file() {
         return Err(err(format!(
             "is a {}, not a regular file; point --env-file at the token file",
@@ -347,7 +344,7 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
     (&mut file)
         .take(MAX_ENV_FILE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| err(format!("cannot read: {}", crate::error_text(&e))))?;
+        .map_err(|e| err(format!("cannot read: {}", crate::error::error_text(&e))))?;
     if bytes.len() as u64 > MAX_ENV_FILE {
         return Err(err(format!(
             "is larger than {MAX_ENV_FILE} bytes; a token file is a few hundred"

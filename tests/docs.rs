@@ -4,6 +4,8 @@
 //!
 //! Every run clears the environment, so nothing from the developer's shell leaks in.
 
+mod man;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
@@ -50,7 +52,7 @@ fn which(program: &str) -> Option<PathBuf> {
 #[test]
 fn man_page_is_current() {
     let path = repo().join(MAN_PAGE);
-    let rendered = claude_iso::man::render();
+    let rendered = man::render();
     if std::env::var_os(UPDATE_VAR).is_some_and(|v| v == "1") {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(&path, &rendered).unwrap();
@@ -98,7 +100,7 @@ fn headings(roff: &str) -> Vec<String> {
 
 #[test]
 fn man_page_has_every_section() {
-    let page = text(&claude_iso::man::render());
+    let page = text(&man::render());
     let found = headings(&page);
     for want in SECTIONS {
         assert!(
@@ -122,7 +124,7 @@ fn man_page_has_every_section() {
     ] {
         assert!(page.contains(needle), "the man page lacks {needle:?}");
     }
-    for name in claude_iso::environment::SCRUBBED {
+    for name in claude_iso::scrub::SCRUBBED {
         assert!(
             page.contains(&name.replace('-', "\\-")),
             "the man page does not list {name}"
@@ -134,7 +136,7 @@ fn man_page_has_every_section() {
 /// section. Runs wherever groff is installed (CI installs it).
 #[test]
 fn man_page_formats_cleanly() {
-    let page = claude_iso::man::render();
+    let page = man::render();
     let Some(groff) = which("groff") else {
         // Without groff, at least the roff must be plain ASCII with balanced fonts.
         let page = text(&page);
@@ -629,7 +631,7 @@ fn example_systemd_unit() {
     assert_eq!(one("PrivateTmp"), "yes");
     let credential = one("LoadCredential");
     let (id, source) = credential.split_once(':').expect("LoadCredential=ID:PATH");
-    assert_eq!(id, claude_iso::token::CREDENTIAL_NAME);
+    assert_eq!(id, claude_iso::layout::CREDENTIAL_NAME);
     assert!(source.starts_with('/'), "{source}");
 
     // What systemd would do for instance "demo": create the state directories (as the

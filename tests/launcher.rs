@@ -662,7 +662,7 @@ const MUST_SCRUB: &[&str] = &[
 ];
 
 fn scrubbed_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = claude_iso::environment::SCRUBBED.to_vec();
+    let mut names: Vec<&'static str> = claude_iso::scrub::SCRUBBED.to_vec();
     for name in MUST_SCRUB {
         if !names.contains(name) {
             names.push(name);

@@ -1,6 +1,6 @@
 //! The man page: clap's definition rendered by clap_mangen, plus hand-written sections.
 //!
-//! The NAME line and the option lists come from [`crate::cli::Cli`], so they cannot drift
+//! The NAME line and the option lists come from [`claude_iso::cli::Cli`], so they cannot drift
 //! from `--help`; the lists of scrubbed variables, file names and exit statuses come from
 //! the constants the launcher uses. The output is deterministic (no date; the footer
 //! names the crate version) because `man/claude-iso.1` is this output, checked in and
@@ -15,12 +15,14 @@ use clap::{Arg, Command, CommandFactory};
 use clap_mangen::Man;
 use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 
-use crate::cli::Cli;
-use crate::environment::{NESTED_VAR, SCRUBBED};
-use crate::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
-use crate::home::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS};
-use crate::seed::{CLAUDE_LOCK, LOCK_TIMEOUT, OWN_LOCK, STALE_AFTER};
-use crate::token::{CREDENTIAL_NAME, MAX_ENV_FILE, TOKEN_VAR};
+use claude_iso::cli::Cli;
+use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
+use claude_iso::layout::{
+    CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS, LOCK_TIMEOUT, NESTED_VAR,
+    OWN_LOCK, STALE_AFTER, TOKEN_VAR,
+};
+use claude_iso::scrub::SCRUBBED;
+use claude_iso::token::MAX_ENV_FILE;
 
 /// The full `man/claude-iso.1` text.
 #[must_use]

@@ -1,0 +1,44 @@
+//! Names: the files of a scratch home, the keys of `.claude.json` we own, and the
+//! variables claude-iso sets. A leaf: every other module may read it, it reads none.
+//!
+//! The file and key names are claude's own (observed on the real CLI, see
+//! `claude-code-facts.md`); the rest are claude-iso's.
+
+use std::time::Duration;
+
+/// claude's config file, relative to HOME.
+pub const CLAUDE_JSON: &str = ".claude.json";
+/// claude's config directory, relative to HOME.
+pub const CLAUDE_DIR: &str = ".claude";
+/// The credentials file claude falls back to after a 401 (and blanks on a failed refresh).
+pub const CREDENTIALS: &str = ".credentials.json";
+/// A second credential file of claude 2.1.332 and later, next to [`CREDENTIALS`].
+pub const DEVICE_KEYS: &str = ".device-keys.json";
+
+/// Our own lock file in the scratch home (claude's is `.claude.json.lock`). Its presence
+/// also marks a directory as a scratch home claude-iso prepared.
+pub const OWN_LOCK: &str = ".claude-iso.lock";
+/// claude's lock: a directory created with `mkdir` (proper-lockfile style).
+pub const CLAUDE_LOCK: &str = ".claude.json.lock";
+/// A claude lock whose mtime is older than this is stale (proper-lockfile's default,
+/// which claude uses; a live holder refreshes the mtime about every 5 s).
+pub const STALE_AFTER: Duration = Duration::from_secs(10);
+/// How long we wait for a live claude lock, or for our own lock, before giving up.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+/// The prefix of our temp files next to `.claude.json`:
+/// `.claude.json.claude-iso.<pid>.<n>.tmp`.
+pub const TEMP_PREFIX: &str = ".claude.json.claude-iso.";
+
+/// `.claude.json`: set once onboarding is done (suppresses the onboarding dialog).
+pub const ONBOARDING: &str = "hasCompletedOnboarding";
+/// `.claude.json`: the per-directory records, keyed by realpath.
+pub const PROJECTS: &str = "projects";
+/// `.claude.json`: `projects[dir].hasTrustDialogAccepted` (suppresses the trust dialog).
+pub const TRUSTED: &str = "hasTrustDialogAccepted";
+
+/// The variable claude reads the token from, and the key we look for in env files.
+pub const TOKEN_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
+/// Exported to the child so a nested claude-iso knows `HOME` is a scratch home.
+pub const NESTED_VAR: &str = "CLAUDE_ISO";
+/// The systemd credential name (`LoadCredential=claude-oauth-token:…`).
+pub const CREDENTIAL_NAME: &str = "claude-oauth-token";

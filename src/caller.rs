@@ -1,5 +1,7 @@
 //! The caller's environment, as data read once at start. A leaf.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 

@@ -1,5 +1,7 @@
 //! The command line, as clap sees it. Checked and resolved into a `Config` elsewhere.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 

@@ -1,5 +1,7 @@
 //! Checked options: the command line and the caller's environment resolved into paths.
 
+#![forbid(unsafe_code)]
+
 use std::cell::OnceCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

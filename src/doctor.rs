@@ -3,6 +3,8 @@
 //! One check per line (`ok`, `warn`, `fail`), or JSON with `--json`. Exit 0 when no
 //! check failed, 1 otherwise. Tokens appear as prefix and length only.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{Read, Write};
@@ -17,7 +19,7 @@ use crate::caller::CallerEnv;
 use crate::cli::DoctorArgs;
 use crate::config::Config;
 use crate::environment::{self, Plan};
-use crate::error::EXIT_FAILURE;
+use crate::error::{Outcome, Result};
 use crate::home::{self, ScratchHome};
 use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, TOKEN_VAR};
 use crate::report::Report;
@@ -71,18 +73,13 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
     }
 }
 
-/// Runs the doctor; returns 0 when no check failed, 1 otherwise (125 for bad options).
-pub fn main(args: &DoctorArgs, _report: &Report) -> i32 {
-    let config = match Config::new(&args.launch, CallerEnv::from_process()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "claude-iso: {}",
-                crate::report::redact_secrets(&e.to_string())
-            );
-            return EXIT_FAILURE;
-        }
-    };
+/// Runs the doctor: [`Outcome::Success`] when no check failed, else
+/// [`Outcome::Unhealthy`].
+///
+/// # Errors
+/// Bad options (125).
+pub fn main(args: &DoctorArgs) -> Result<Outcome> {
+    let config = Config::new(&args.launch, CallerEnv::from_process())?;
     let checks = run_checks(&config, args.live);
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     // Write errors (a closed pipe) are ignored: the exit status still tells.
@@ -108,7 +105,11 @@ pub fn main(args: &DoctorArgs, _report: &Report) -> i32 {
             );
         }
     }
-    i32::from(!ok)
+    Ok(if ok {
+        Outcome::Success
+    } else {
+        Outcome::Unhealthy
+    })
 }
 
 /// All checks, in report order.

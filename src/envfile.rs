@@ -13,6 +13,8 @@
 //!
 //! Errors never contain a value: only the line number and what is wrong with it.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 /// One `KEY=VALUE` line of an env file.

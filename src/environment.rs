@@ -3,6 +3,8 @@
 //! Nothing here calls `std::env::set_var`: the child's environment is computed and handed
 //! to `execve`.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;

@@ -2,6 +2,8 @@
 //!
 //! Variants carry paths, line numbers and variable names — never a secret value.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 /// Exit status when claude-iso itself fails (as env(1) does).
@@ -64,6 +66,25 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a run that did not `execve` ended, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (a dry run, a subcommand that succeeded): 0.
+    Success,
+    /// A report found a problem (`doctor` with a failed check): 1.
+    Unhealthy,
+}
+
+/// The one map from how claude-iso ended to its exit status.
+#[must_use]
+pub fn exit_status(result: &Result<Outcome>) -> i32 {
+    match result {
+        Ok(Outcome::Success) => 0,
+        Ok(Outcome::Unhealthy) => 1,
+        Err(e) => e.exit_code(),
+    }
+}
 
 /// An I/O error's text without Rust's "(os error N)" suffix.
 pub fn error_text(e: &std::io::Error) -> String {

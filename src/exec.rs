@@ -4,6 +4,8 @@
 //! and signals are the caller's); 127 when the command is not found, 126 when it is
 //! found but cannot run, 125 when claude-iso itself fails.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -38,9 +40,16 @@ pub fn resolve(command: &OsStr, path_var: Option<&OsStr>, start_dir: &Path) -> R
                 reason: "is a directory".into(),
             }),
             Ok(_) => Ok(path),
-            Err(e) => Err(Error::NotFound {
+            // As execve reports it: only a missing file is "not found"; a path through
+            // a non-directory (ENOTDIR), a symlink loop (ELOOP) or a denied search
+            // (EACCES) is found-but-cannot-run, 126.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotFound {
                 command: shown,
                 detail: format!(" ({})", crate::error::error_text(&e)),
+            }),
+            Err(e) => Err(Error::CannotRun {
+                command: shown,
+                reason: crate::error::error_text(&e),
             }),
         };
     }
@@ -70,35 +79,31 @@ fn cstring(s: &OsStr, what: &str) -> Result<CString> {
     CString::new(s.as_bytes()).map_err(|_| Error::Usage(format!("{what} contains a NUL byte")))
 }
 
-/// Replaces this process with `program`. Returns only on failure.
-///
-/// # Errors
-/// Always, when it returns: 127 for `ENOENT`, 126 for any other `execve` error, 125 for
-/// an argument or variable that cannot be passed (a NUL byte).
-pub fn exec(
-    program: &Path,
-    argv: &[OsString],
-    env: &[(OsString, OsString)],
-    before_exec: fn(),
-) -> Error {
-    match exec_inner(program, argv, env, before_exec) {
-        Ok(never) => match never {},
-        Err(e) => e,
-    }
+/// Everything `execve` needs, as C strings, checked before anything is forked or run:
+/// every 125 decision about the command line is made here.
+#[derive(Debug)]
+pub struct Prepared {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+    shown: String,
 }
 
-fn exec_inner(
+/// Turns the resolved program, its argv and the child's environment into C strings.
+///
+/// # Errors
+/// 125 for an argument or variable that cannot be passed (a NUL byte).
+pub fn prepare(
     program: &Path,
     argv: &[OsString],
     env: &[(OsString, OsString)],
-    before_exec: fn(),
-) -> Result<std::convert::Infallible> {
+) -> Result<Prepared> {
     let path = cstring(program.as_os_str(), "the command path")?;
-    let args = argv
+    let argv = argv
         .iter()
         .map(|a| cstring(a, "an argument"))
         .collect::<Result<Vec<_>>>()?;
-    let vars = env
+    let envp = env
         .iter()
         .map(|(k, v)| {
             let mut kv = k.clone();
@@ -107,27 +112,56 @@ fn exec_inner(
             cstring(&kv, "an environment variable")
         })
         .collect::<Result<Vec<_>>>()?;
-    let shown = program.display().to_string();
+    Ok(Prepared {
+        path,
+        argv,
+        envp,
+        shown: program.display().to_string(),
+    })
+}
+
+impl Prepared {
+    /// The command as shown in messages.
+    #[must_use]
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// Replaces this process with the prepared command; SIGPIPE goes back to its default
+/// first. Returns only on failure, with the `errno` of the last `execve`.
+#[must_use]
+pub fn exec(p: &Prepared) -> Errno {
     // Nothing of ours is printed after this point unless the exec fails.
-    before_exec();
-    let result = match nix::unistd::execve(&path, &args, &vars) {
+    crate::sys::default_sigpipe();
+    let result = match nix::unistd::execve(&p.path, &p.argv, &p.envp) {
         // Like execvp (and so env(1)): a file with no #! line is a shell script.
         Err(Errno::ENOEXEC) => {
-            let mut sh_args = vec![CString::new(SHELL).expect("no NUL"), path.clone()];
-            sh_args.extend(args.iter().skip(1).cloned());
-            nix::unistd::execve(&CString::new(SHELL).expect("no NUL"), &sh_args, &vars)
+            let mut sh_args = vec![CString::new(SHELL).expect("no NUL"), p.path.clone()];
+            sh_args.extend(p.argv.iter().skip(1).cloned());
+            nix::unistd::execve(&CString::new(SHELL).expect("no NUL"), &sh_args, &p.envp)
         }
         other => other,
     };
     match result {
-        Err(Errno::ENOENT) => Err(Error::NotFound {
-            command: shown,
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+/// The one map from a failed `execve` to our error: 127 for `ENOENT` (the file or its
+/// interpreter is missing), 126 for anything else (found, cannot run), as execvp's
+/// callers (env(1), shells) report it.
+#[must_use]
+pub fn exec_error(errno: Errno, shown: &str) -> Error {
+    match errno {
+        Errno::ENOENT => Error::NotFound {
+            command: shown.to_owned(),
             detail: " (or its interpreter)".into(),
-        }),
-        Err(e) => Err(Error::CannotRun {
-            command: shown,
+        },
+        e => Error::CannotRun {
+            command: shown.to_owned(),
             reason: e.desc().to_owned(),
-        }),
-        Ok(never) => Ok(never),
+        },
     }
 }

@@ -2,6 +2,8 @@
 //! `*at` calls with `O_NOFOLLOW`, so nothing can be swapped for a symlink between a check
 //! and its use. Every descriptor is close-on-exec.
 
+#![forbid(unsafe_code)]
+
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,6 +1,8 @@
 //! The credential-free scratch HOME: created or checked through a directory descriptor,
 //! never the real home, and with any credentials file quarantined.
 
+#![forbid(unsafe_code)]
+
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 

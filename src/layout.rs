@@ -4,6 +4,8 @@
 //! The file and key names are claude's own (observed on the real CLI, see
 //! `claude-code-facts.md`); the rest are claude-iso's.
 
+#![forbid(unsafe_code)]
+
 use std::time::Duration;
 
 /// claude's config file, relative to HOME.

@@ -3,7 +3,7 @@
 //! The pipeline, top to bottom: options → token → command → scratch home (and
 //! quarantine) → `.claude.json` seed → child environment → `execve`.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod caller;
 pub mod cli;
@@ -20,6 +20,7 @@ pub mod report;
 pub mod scan;
 pub mod scrub;
 pub mod seed;
+pub mod sys;
 #[cfg(test)]
 mod testgen;
 pub mod token;
@@ -32,14 +33,15 @@ use crate::caller::CallerEnv;
 use crate::cli::Cli;
 use crate::config::Config;
 use crate::environment::Plan;
-use crate::error::{EXIT_FAILURE, Error, Result, error_text};
+use crate::error::{Error, Outcome, Result, error_text};
 use crate::layout::TOKEN_VAR;
-use crate::report::{Report, Verbosity, redact_secrets};
+use crate::report::{Report, Verbosity};
 
 /// The whole program: parses `args`, runs, and returns the exit status (when `execve`
-/// did not replace us). `before_exec` runs right before `execve` (the binary uses it to
-/// give the command the default SIGPIPE disposition, which needs `unsafe`).
-pub fn main(args: impl IntoIterator<Item = OsString>, before_exec: fn()) -> i32 {
+/// did not replace us).
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    // The token will be in our memory: no core file, no same-user ptrace, from the start.
+    sys::set_non_dumpable();
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
@@ -54,23 +56,26 @@ pub fn main(args: impl IntoIterator<Item = OsString>, before_exec: fn()) -> i32 
         },
         plans: true,
     };
-    match &cli.subcommand {
-        Some(cli::Subcommand::Doctor(args)) => return doctor::main(args, &report),
-        Some(cli::Subcommand::Completions { shell }) => {
+    let result = match &cli.subcommand {
+        Some(sub) => subcommand(sub),
+        None => launch(&cli, &report),
+    };
+    if let Err(e) = &result {
+        report::error_line(&e.to_string());
+    }
+    error::exit_status(&result)
+}
+
+/// The one dispatcher for subcommands; each returns an outcome or an error.
+fn subcommand(sub: &cli::Subcommand) -> Result<Outcome> {
+    match sub {
+        cli::Subcommand::Doctor(args) => doctor::main(args),
+        cli::Subcommand::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut cmd, "claude-iso", &mut script);
-            // A closed stdout (`| head`) is the reader's choice, not our failure.
-            let _ = std::io::Write::write_all(&mut std::io::stdout().lock(), &script);
-            return 0;
-        }
-        None => {}
-    }
-    match launch(&cli, &report, before_exec) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("claude-iso: {}", redact_secrets(&e.to_string()));
-            e.exit_code()
+            report::stdout_bytes(&script);
+            Ok(Outcome::Success)
         }
     }
 }
@@ -79,7 +84,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>, before_exec: fn()) -> i32 
 fn usage_error(e: &clap::Error) -> i32 {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
-        let _ = e.print();
+        report::stdout_bytes(e.render().to_string().as_bytes());
         return 0;
     }
     let text = e.render().to_string();
@@ -88,15 +93,13 @@ fn usage_error(e: &clap::Error) -> i32 {
         .next()
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ");
-    eprintln!(
-        "claude-iso: {} (see claude-iso --help)",
-        redact_secrets(first)
-    );
-    EXIT_FAILURE
+    let err = Error::Usage(format!("{first} (see claude-iso --help)"));
+    report::error_line(&err.to_string());
+    err.exit_code()
 }
 
 /// Runs the launcher. Returns only for a dry run (`Ok`) or on failure.
-fn launch(cli: &Cli, report: &Report, before_exec: fn()) -> Result<i32> {
+fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     let config = Config::new(&cli.launch, CallerEnv::from_process())?;
     let (token, source) = token::load(&config)?;
     report.info(format!("token {} from {source}", token.redacted()));
@@ -145,7 +148,7 @@ fn launch(cli: &Cli, report: &Report, before_exec: fn()) -> Result<i32> {
 
     if cli.dry_run {
         print_plan(report, &config, &token, program.as_deref(), &argv, &child);
-        return Ok(0);
+        return Ok(Outcome::Success);
     }
     let program = program.expect("resolved unless dry run");
     if config.chdir {
@@ -154,8 +157,10 @@ fn launch(cli: &Cli, report: &Report, before_exec: fn()) -> Result<i32> {
             reason: error_text(&e),
         })?;
     }
+    let prepared = exec::prepare(&program, &argv, &child.vars)?;
     drop(home);
-    Err(exec::exec(&program, &argv, &child.vars, before_exec))
+    let errno = exec::exec(&prepared);
+    Err(exec::exec_error(errno, prepared.shown()))
 }
 
 fn print_plan(

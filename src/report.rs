@@ -1,6 +1,8 @@
 //! What claude-iso tells the user: warnings and notes on stderr, the dry-run plan on
 //! stdout. Callers pass only names, paths and redacted tokens.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 
 #[derive(Debug)]
@@ -8,6 +10,24 @@ pub struct Report {
     pub verbosity: Verbosity,
     /// Whether dry-run plan lines are printed.
     pub plans: bool,
+}
+
+/// An error, as the one line claude-iso prints before exiting non-zero. A closed or
+/// broken stderr is ignored: the exit status still tells.
+pub fn error_line(msg: &str) {
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "claude-iso: {}",
+        redact_secrets(msg)
+    );
+}
+
+/// Bytes for stdout (help, completions, reports); a closed stdout (`| head`) is the
+/// reader's choice, not our failure.
+pub fn stdout_bytes(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
 }
 
 impl Report {

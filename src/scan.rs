@@ -9,6 +9,8 @@
 //! A document that is not valid JSON, or not of the expected shape, gives `None` — the
 //! caller then takes the full parse-and-merge path, which handles it.
 
+#![forbid(unsafe_code)]
+
 use std::io::Read;
 
 const BUF: usize = 64 * 1024;

@@ -1,6 +1,8 @@
 //! What is removed from the command's environment. A leaf: the launcher, the env-file
 //! reader, `--dry-run`, `doctor`, the man page and README all read this one table.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsStr;
 
 /// Variables that carry a credential other than our token, or relocate where claude

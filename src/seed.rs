@@ -7,6 +7,8 @@
 //! own `flock` and claude's `mkdir` lock, the file is read, merged (every other key kept),
 //! written to a temp file, fsynced and renamed over the original.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::fs::File;
 use std::io::{Read, Write};

@@ -1,5 +1,7 @@
 //! Test-only generators shared by the property tests.
 
+#![forbid(unsafe_code)]
+
 use serde_json::{Value, json};
 
 /// Arbitrary JSON, biased towards the keys `.claude.json` seeding cares about.

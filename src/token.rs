@@ -3,6 +3,8 @@
 //! A [`Token`] never prints its value: `Debug` and `Display` show the public prefix
 //! (`sk-ant-oat01-`) and the length only.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;

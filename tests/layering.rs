@@ -8,7 +8,9 @@ use std::path::Path;
 
 /// Bottom to top. Modules on one line do not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["error", "layout", "caller", "scrub", "envfile", "testgen"],
+    &[
+        "error", "layout", "caller", "scrub", "envfile", "sys", "testgen",
+    ],
     &["report", "fsutil"],
     &["cli"],
     &["config"],
@@ -84,6 +86,28 @@ fn no_import_runs_upward() {
     }
     assert!(seen >= 15, "read only {seen} modules");
     assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `unsafe` lives in `sys.rs` alone: the crate denies it and every other module forbids it.
+#[test]
+fn unsafe_only_in_sys() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let lib = fs::read_to_string(src.join("lib.rs")).unwrap();
+    assert!(lib.contains("#![deny(unsafe_code)]"));
+    for entry in fs::read_dir(&src).unwrap() {
+        let path = entry.unwrap().path();
+        let module = path.file_stem().unwrap().to_str().unwrap().to_owned();
+        let text = fs::read_to_string(&path).unwrap();
+        match module.as_str() {
+            "sys" => assert!(text.contains("#![allow(unsafe_code)]")),
+            "lib" => {}
+            "main" => assert!(!text.contains("unsafe"), "main.rs holds no unsafe"),
+            _ => assert!(
+                text.contains("#![forbid(unsafe_code)]"),
+                "src/{module}.rs must #![forbid(unsafe_code)]"
+            ),
+        }
+    }
 }
 
 #[test]

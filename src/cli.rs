@@ -76,6 +76,35 @@ pub struct LaunchArgs {
     pub unset: Vec<String>,
 }
 
+impl LaunchArgs {
+    /// These options as a command line again (for `doctor --live`, which runs the
+    /// launcher itself), without `--home`, which the caller chooses.
+    #[must_use]
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut out: Vec<OsString> = Vec::new();
+        let mut push = |flag: &str, value: OsString| {
+            out.push(flag.into());
+            out.push(value);
+        };
+        if let Some(p) = &self.env_file {
+            push("--env-file", p.into());
+        }
+        if let Some(p) = &self.cwd {
+            push("--cwd", p.into());
+        }
+        for p in &self.trust {
+            push("--trust", p.into());
+        }
+        for n in &self.keep_env {
+            push("--keep-env", n.into());
+        }
+        for n in &self.unset {
+            push("--unset", n.into());
+        }
+        out
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
     /// Check the token, the scratch home, the seed and the environment; change nothing.

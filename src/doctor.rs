@@ -16,13 +16,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::caller::CallerEnv;
-use crate::cli::DoctorArgs;
+use crate::cli::{DoctorArgs, LaunchArgs};
 use crate::config::Config;
 use crate::environment::{self, Plan};
 use crate::error::{Outcome, Result};
-use crate::home::{self, ScratchHome};
-use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, TOKEN_VAR};
-use crate::report::Report;
+use crate::home::{self, HomeState};
+use crate::layout::{CLAUDE_DIR, CREDENTIALS, TOKEN_VAR};
 use crate::scrub;
 use crate::seed;
 use crate::token::{self, Source, Token};
@@ -80,7 +79,7 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 /// Bad options (125).
 pub fn main(args: &DoctorArgs) -> Result<Outcome> {
     let config = Config::new(&args.launch, CallerEnv::from_process())?;
-    let checks = run_checks(&config, args.live);
+    let checks = run_checks(&config, &args.launch, args.live);
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     // Write errors (a closed pipe) are ignored: the exit status still tells.
     let mut out = std::io::stdout().lock();
@@ -114,46 +113,54 @@ pub fn main(args: &DoctorArgs) -> Result<Outcome> {
 
 /// All checks, in report order.
 #[must_use]
-pub fn run_checks(config: &Config, live: bool) -> Vec<Check> {
-    let silent = Report::silent();
+pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check> {
     let mut out = Vec::new();
 
     let (token_check, winner) = check_token(config);
     out.push(token_check);
     out.push(check_env_file(config, winner.as_ref().map(|(_, s)| s)));
 
-    let home = home::prepare(config, true, &silent);
+    // The launcher's own inspection: doctor reports exactly what a launch would do.
+    let home = home::inspect(config);
     out.push(match &home {
         Ok(h) => describe_home(h),
         Err(e) => check("home", Status::Fail, e.to_string()),
     });
-    out.push(if home::has_credentials(&config.home) {
-        check(
+    let existing = home.as_ref().ok().and_then(|h| h.existing.as_ref());
+    out.push(match (&home, existing) {
+        (Err(_), _) => check(
+            "credentials",
+            Status::Warn,
+            "not checked: the launcher refuses this home (see home), so it will not touch it",
+        ),
+        (Ok(_), Some(e)) if e.credentials => check(
             "credentials",
             Status::Warn,
             format!(
                 "{} exists: claude would fall back to it after a 401; the launcher will move it aside (kept)",
-                config
-                    .home
-                    .join(CLAUDE_DIR)
-                    .join(CREDENTIALS)
-                    .display()
+                e.canonical.join(CLAUDE_DIR).join(CREDENTIALS).display()
             ),
-        )
-    } else {
-        check(
+        ),
+        (Ok(_), _) => check(
             "credentials",
             Status::Ok,
             "no credentials file in the scratch home",
-        )
+        ),
     });
-    out.push(check_seed(config, home.as_ref().ok()));
+    out.push(match &home {
+        Ok(_) => check_seed(config, existing),
+        Err(_) => check(
+            "seed",
+            Status::Warn,
+            "not checked: the launcher refuses this home (see home)",
+        ),
+    });
     out.push(check_command(config));
     out.push(check_environment(config, winner.as_ref().map(|(t, _)| t)));
     out.push(check_project_settings(config));
     if live {
         out.push(match &winner {
-            Some((token, _)) => check_live(config, token),
+            Some((token, _)) => check_live(config, launch, token),
             None => check("live", Status::Fail, "no usable token to test"),
         });
     }
@@ -260,8 +267,8 @@ fn check_env_file(config: &Config, winner: Option<&Source>) -> Check {
     }
 }
 
-fn describe_home(home: &ScratchHome) -> Check {
-    let Some(dir) = &home.dir else {
+fn describe_home(home: &HomeState) -> Check {
+    let Some(e) = &home.existing else {
         return check(
             "home",
             Status::Ok,
@@ -271,20 +278,20 @@ fn describe_home(home: &ScratchHome) -> Check {
             ),
         );
     };
-    let Ok(st) = nix::sys::stat::fstat(dir) else {
+    let Ok(st) = nix::sys::stat::fstat(e.dir()) else {
         return check(
             "home",
             Status::Fail,
-            format!("{}: cannot stat", home.path.display()),
+            format!("{}: cannot stat", e.canonical.display()),
         );
     };
-    let mode = st.st_mode & 0o7777;
     let detail = format!(
-        "{}: exists, owner uid {}, mode {mode:04o}",
-        home.path.display(),
-        st.st_uid
+        "{}: exists, owner uid {}, mode {:04o}",
+        e.canonical.display(),
+        st.st_uid,
+        e.mode
     );
-    if mode & 0o077 == 0 {
+    if e.mode & 0o077 == 0 {
         check("home", Status::Ok, detail)
     } else {
         check(
@@ -292,80 +299,37 @@ fn describe_home(home: &ScratchHome) -> Check {
             Status::Warn,
             format!(
                 "{detail}; readable by others: the launcher tightens it to 0700 (or run chmod 700 {})",
-                home.path.display()
+                e.canonical.display()
             ),
         )
     }
 }
 
-fn check_seed(config: &Config, home: Option<&ScratchHome>) -> Check {
-    let trust: Vec<&str> = config.trust.iter().filter_map(|p| p.to_str()).collect();
-    let path = config.home.join(CLAUDE_JSON);
-    let wanted = format!("onboarding, trust for {}", trust.join(", "));
-    let Some(dir) = home.and_then(|h| h.dir.as_ref()) else {
-        return check(
-            "seed",
-            Status::Ok,
-            format!("not seeded yet; the launcher will seed {wanted}"),
-        );
-    };
-    let file = match seed::open_config(dir, &path) {
-        Ok(Some((file, _))) => file,
-        Ok(None) => {
-            return check(
+fn check_seed(config: &Config, existing: Option<&home::Existing>) -> Check {
+    let state = seed::inspect(
+        existing.map(home::Existing::dir),
+        existing.map_or(&config.home, |e| &e.canonical),
+        &config.trust,
+    );
+    match state {
+        Err(e) => check("seed", Status::Fail, e.to_string()),
+        Ok(state) => {
+            let status = if state.plan == seed::SeedPlan::Replace {
+                Status::Warn
+            } else {
+                Status::Ok
+            };
+            let detail = match &state.plan {
+                seed::SeedPlan::Seeded => state.describe(),
+                _ => format!("the launcher {}", state.describe()),
+            };
+            check(
                 "seed",
-                Status::Ok,
-                format!(
-                    "{} does not exist yet; the launcher will seed {wanted}",
-                    path.display()
-                ),
-            );
+                status,
+                detail.replace("the launcher would", "the launcher will"),
+            )
         }
-        Err(e) => return check("seed", Status::Fail, e.to_string()),
-    };
-    match seed::is_seeded(file, &trust) {
-        Some(true) => check(
-            "seed",
-            Status::Ok,
-            format!("{}: {wanted} already seeded", path.display()),
-        ),
-        Some(false) => check(
-            "seed",
-            Status::Ok,
-            format!(
-                "{}: not fully seeded; the launcher will add {wanted}",
-                path.display()
-            ),
-        ),
-        None => check(
-            "seed",
-            Status::Warn,
-            format!(
-                "{}: not a JSON object; the launcher will keep it aside and seed a fresh one",
-                path.display()
-            ),
-        ),
     }
-}
-
-/// Isolated environment for running claude from the doctor.
-fn isolated_env(config: &Config, home: &Path, token: &Token) -> Vec<(OsString, OsString)> {
-    let mut vars = environment::child_env(
-        &config.env,
-        &Plan {
-            home,
-            token,
-            pwd: None,
-            keep: &config.keep_env,
-            unset: &config.unset,
-        },
-    )
-    .vars;
-    for (k, v) in QUIET_CLAUDE {
-        vars.retain(|(name, _)| name != k);
-        vars.push(((*k).into(), (*v).into()));
-    }
-    vars
 }
 
 fn check_command(config: &Config) -> Check {
@@ -565,29 +529,50 @@ fn check_project_settings(config: &Config) -> Check {
     }
 }
 
-fn check_live(config: &Config, token: &Token) -> Check {
-    let path = match crate::exec::resolve(
+/// Runs the real launcher (`/proc/self/exe`, with the caller's launch options) in a
+/// throwaway home, on `claude -p`, and expects AUTH_OK back: the same way a launch goes,
+/// every step included, and the real scratch home untouched.
+fn check_live(config: &Config, launch: &LaunchArgs, token: &Token) -> Check {
+    if let Err(e) = crate::exec::resolve(
         "claude".as_ref(),
         config.path_var().as_deref(),
         &config.start_dir,
     ) {
-        Ok(p) => p,
-        Err(e) => return check("live", Status::Fail, e.to_string()),
+        return check("live", Status::Fail, e.to_string());
+    }
+    let base = throwaway_base(config);
+    let Ok(scratch) = tempfile::Builder::new()
+        .prefix("claude-iso-live.")
+        .tempdir_in(&base)
+    else {
+        return check(
+            "live",
+            Status::Fail,
+            format!("cannot create a temporary home in {}", base.display()),
+        );
     };
-    // A throwaway scratch home, isolated and seeded exactly as the launcher would, so the
-    // real one is not changed.
-    let Ok(scratch) = tempfile::tempdir() else {
-        return check("live", Status::Fail, "cannot create a temporary home");
-    };
-    let home_path = scratch.path().join("home");
-    let live_home = match prepare_temp_home(config, &home_path) {
-        Ok(h) => h,
-        Err(e) => return check("live", Status::Fail, e),
-    };
-    let vars = isolated_env(config, &live_home.path, token);
-    let args = ["-p", LIVE_PROMPT, "--model", "haiku"];
+    let mut args: Vec<OsString> = launch.to_args();
+    args.push("--home".into());
+    args.push(scratch.path().join("home").into());
+    args.push("-q".into());
+    args.push("--".into());
+    args.extend(["claude", "-p", LIVE_PROMPT, "--model", "haiku"].map(OsString::from));
+    let mut vars: Vec<(OsString, OsString)> = config
+        .env
+        .vars()
+        .iter()
+        .filter(|(k, _)| !QUIET_CLAUDE.iter().any(|(q, _)| k == q))
+        .cloned()
+        .collect();
+    vars.extend(QUIET_CLAUDE.iter().map(|(k, v)| ((*k).into(), (*v).into())));
     let started = Instant::now();
-    match run_with_timeout(&path, &args, &vars, &config.workdir, LIVE_TIMEOUT) {
+    match run_with_timeout(
+        Path::new("/proc/self/exe"),
+        &args,
+        &vars,
+        &config.start_dir,
+        LIVE_TIMEOUT,
+    ) {
         Ok((ok, out, err)) => {
             let secs = started.elapsed().as_secs_f32();
             if ok && out.trim() == LIVE_ANSWER {
@@ -620,68 +605,100 @@ fn check_live(config: &Config, token: &Token) -> Check {
     }
 }
 
-fn prepare_temp_home(config: &Config, path: &Path) -> Result<ScratchHome, String> {
-    std::fs::create_dir(path).map_err(|e| format!("cannot create a temporary home: {e}"))?;
-    let dir = nix::fcntl::open(
-        path,
-        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(|e| format!("cannot open the temporary home: {}", e.desc()))?;
-    let home = ScratchHome {
-        path: path.to_owned(),
-        dir: Some(dir),
-    };
-    seed::ensure(&home, &config.trust, false, &Report::silent()).map_err(|e| e.to_string())?;
-    Ok(home)
+/// Where the throwaway home of `--live` goes: the temp directory, unless that lies in a
+/// real claude config directory (a `TMPDIR` inside `~/.claude`), then `/tmp`.
+fn throwaway_base(config: &Config) -> PathBuf {
+    let tmp = std::env::temp_dir();
+    let real = std::fs::canonicalize(&tmp).unwrap_or_else(|_| tmp.clone());
+    let inside = config.real_config_dirs(true).iter().any(|d| {
+        let d = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+        real.starts_with(&d)
+    });
+    if inside { PathBuf::from("/tmp") } else { tmp }
 }
 
-/// Runs `program args` with exactly `vars`, stdin closed, and kills it after `timeout`.
+/// Runs `program args` with exactly `vars`, stdin closed, in a process group of its own,
+/// and kills that group after `timeout`. Output readers are never waited on past the
+/// deadline: a background process that keeps the pipes open cannot hang the doctor.
 /// Returns (success, stdout, stderr).
-fn run_with_timeout(
+fn run_with_timeout<A: AsRef<std::ffi::OsStr>>(
     program: &Path,
-    args: &[&str],
+    args: &[A],
     vars: &[(OsString, OsString)],
     dir: &Path,
     timeout: Duration,
 ) -> Result<(bool, String, String), String> {
+    use std::os::unix::process::CommandExt;
+    use std::sync::mpsc;
     let mut child = Command::new(program)
         .args(args)
         .env_clear()
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .current_dir(dir)
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run: {}", crate::error::error_text(&e)))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stdout.by_ref().take(1 << 20).read_to_end(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stderr.by_ref().take(1 << 20).read_to_end(&mut s);
-        s
-    });
+    let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let kill_group = || {
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    };
+    let (tx, rx) = mpsc::channel();
+    let spawn_reader = |mut pipe: Box<dyn Read + Send>, which: usize| {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            let _ = pipe.by_ref().take(1 << 20).read_to_end(&mut s);
+            let _ = tx.send((which, s));
+        });
+    };
+    spawn_reader(Box::new(child.stdout.take().expect("piped")), 0);
+    spawn_reader(Box::new(child.stderr.take().expect("piped")), 1);
     let started = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
             break status;
         }
         if started.elapsed() > timeout {
-            let _ = child.kill();
+            kill_group();
             let _ = child.wait();
             return Err(format!("timed out after {}s", timeout.as_secs()));
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let out = String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned();
-    let err = String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned();
-    Ok((status.success(), out, err))
+    // The command is done; what it left running may hold the pipes: a short grace, then
+    // the group is killed, and a reader still blocked is left behind.
+    let mut outputs = [Vec::new(), Vec::new()];
+    let mut got = 0;
+    let grace = Instant::now() + Duration::from_secs(2);
+    while got < 2 {
+        let left = grace.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok((which, bytes)) => {
+                outputs[which] = bytes;
+                got += 1;
+            }
+            Err(_) if Instant::now() >= grace && got < 2 => {
+                kill_group();
+                match rx.recv_timeout(Duration::from_millis(500)) {
+                    Ok((which, bytes)) => {
+                        outputs[which] = bytes;
+                        got += 1;
+                    }
+                    Err(_) => break,
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let [out, err] = outputs;
+    Ok((
+        status.success(),
+        String::from_utf8_lossy(&out).into_owned(),
+        String::from_utf8_lossy(&err).into_owned(),
+    ))
 }
 
 #[cfg(test)]

@@ -35,6 +35,15 @@ pub struct ChildEnv {
     pub removed: Vec<String>,
 }
 
+impl ChildEnv {
+    /// Replaces the value of a variable this module set (`HOME` once the home is made).
+    pub fn set(&mut self, name: &str, value: &std::ffi::OsStr) {
+        if let Some(slot) = self.vars.iter_mut().find(|(k, _)| k == name) {
+            slot.1 = value.to_owned();
+        }
+    }
+}
+
 /// Computes the child's environment from the caller's. Pure.
 ///
 /// Every scrubbed or `--unset` variable is dropped (unless `--keep-env`), `HOME`,
@@ -64,8 +73,11 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
 
     let mut vars: Vec<(OsString, OsString)> = Vec::with_capacity(caller.vars().len() + 3);
     let mut removed = Vec::new();
+    // Linear in the size of the environment: each name is looked up once.
+    let mut seen: std::collections::HashSet<&OsStr> =
+        std::collections::HashSet::with_capacity(caller.vars().len());
     for (k, v) in caller.vars() {
-        if k.is_empty() || k.as_bytes().contains(&b'=') || vars.iter().any(|(seen, _)| seen == k) {
+        if k.is_empty() || k.as_bytes().contains(&b'=') || !seen.insert(k.as_os_str()) {
             continue;
         }
         if is_ours(k) {
@@ -73,9 +85,7 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
         }
         if removed_by_us(k) {
             let name = k.to_string_lossy().into_owned();
-            if !removed.contains(&name) {
-                removed.push(name);
-            }
+            removed.push(name);
             continue;
         }
         vars.push((k.clone(), v.clone()));

@@ -4,7 +4,8 @@
 
 #![forbid(unsafe_code)]
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -73,8 +74,8 @@ pub enum Aside {
 }
 
 /// Moves or links `name` aside to `<name>.<tag>-<unix time>-<n>` in the same directory,
-/// never replacing anything, and makes a regular file 0600. Returns the new name.
-/// Nothing is deleted.
+/// never replacing anything. Returns the new name. Nothing is deleted, and the file's
+/// mode is left as it was unless [`make_private`] finds it is ours alone.
 ///
 /// # Errors
 /// The rename or link failed (the file is then where it was).
@@ -88,7 +89,8 @@ pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Resul
         };
         match result {
             Ok(()) => {
-                make_private(dir, &new);
+                // A link aside has two names until the new file replaces the old one.
+                make_private(dir, &new, if how == Aside::Link { 2 } else { 1 });
                 return Ok(new);
             }
             Err(Errno::EEXIST) => {}
@@ -100,7 +102,7 @@ pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Resul
                 // A filesystem without RENAME_NOREPLACE: check, then rename.
                 if lstat_at(dir, &new)?.is_none() {
                     nix::fcntl::renameat(dir, name, dir, new.as_str())?;
-                    make_private(dir, &new);
+                    make_private(dir, &new, 1);
                     return Ok(new);
                 }
             }
@@ -110,14 +112,168 @@ pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Resul
     Err(Errno::EEXIST)
 }
 
-/// chmod 0600 a regular file, never following a symlink (which could point anywhere).
-fn make_private(dir: &OwnedFd, name: &str) {
+/// chmod 0600 a file set aside, only when that cannot change anything reachable
+/// elsewhere: a regular file (never following a symlink), owned by us, with no more
+/// names than `links` (a hard link to the real credentials file keeps its mode).
+fn make_private(dir: &OwnedFd, name: &str, links: u64) {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     if let Ok(fd) = openat(dir, name, flags, Mode::empty()) {
-        if fstat(&fd).is_ok_and(|st| is_type(&st, SFlag::S_IFREG) && st.st_mode & 0o777 != 0o600) {
+        if fstat(&fd).is_ok_and(|st| {
+            is_type(&st, SFlag::S_IFREG)
+                && st.st_uid == nix::unistd::geteuid().as_raw()
+                && st.st_nlink <= links
+                && st.st_mode & 0o777 != 0o600
+        }) {
             let _ = fchmod(&fd, Mode::from_bits_truncate(0o600));
         }
     }
+}
+
+/// Whether a file opened by us may be chmod'ed or rewritten as ours: a regular file,
+/// owned by us, with one name. Anything else is reachable elsewhere (a hard link to a
+/// real file) or not ours to change.
+#[must_use]
+pub fn is_ours_alone(st: &FileStat) -> bool {
+    is_type(st, SFlag::S_IFREG) && st.st_uid == nix::unistd::geteuid().as_raw() && st.st_nlink == 1
+}
+
+/// Opens a directory for path operations only (`O_PATH`): needs search permission, not
+/// read permission, so an execute-only (0711) ancestor can be walked through.
+///
+/// # Errors
+/// As `open(2)`.
+pub fn open_path_dir(path: &Path) -> nix::Result<OwnedFd> {
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Calls `visit` with the status of `start` and its depth 0, then of each directory
+/// above it up to `/` (depth 1, 2, …), moving by `..` from descriptor to descriptor with
+/// `O_PATH` (search permission is enough).
+///
+/// # Errors
+/// What `visit` returns, or `(depth, errno)` of a step that could not be taken.
+pub fn walk_up<E>(
+    start: &OwnedFd,
+    mut visit: impl FnMut(&FileStat, usize) -> Result<(), E>,
+    step_failed: impl Fn(usize, Errno) -> E,
+) -> Result<(), E> {
+    let mut st = fstat(start).map_err(|e| step_failed(0, e))?;
+    visit(&st, 0)?;
+    let mut current: Option<OwnedFd> = None;
+    for depth in 1..4096 {
+        let fd = current.as_ref().map_or(start.as_fd(), AsFd::as_fd);
+        let up = openat(
+            fd,
+            "..",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| step_failed(depth, e))?;
+        let up_st = fstat(&up).map_err(|e| step_failed(depth, e))?;
+        if up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino {
+            break; // reached /
+        }
+        visit(&up_st, depth)?;
+        st = up_st;
+        current = Some(up);
+    }
+    Ok(())
+}
+
+/// The canonical path of an opened directory: what `/proc/self/fd` says it is, checked
+/// by opening that path again one component at a time without following any symlink
+/// (magic links of `/proc` included) and finding the same directory.
+///
+/// # Errors
+/// `ENOENT` when the directory has no path from our root (deleted, another mount
+/// namespace), `ELOOP`/`ENOTDIR` when a component is a symlink, `EXDEV` when the path
+/// leads to another directory.
+pub fn canonical_dir(dir: &OwnedFd) -> nix::Result<PathBuf> {
+    let link = nix::fcntl::readlink(format!("/proc/self/fd/{}", dir.as_raw_fd()).as_str())?;
+    let path = PathBuf::from(link);
+    if !path.is_absolute() || path.as_os_str().as_bytes().ends_with(b" (deleted)") {
+        return Err(Errno::ENOENT);
+    }
+    let want = fstat(dir)?;
+    let mut fd = nix::fcntl::open(
+        "/",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    for comp in path.components() {
+        match comp {
+            Component::RootDir => {}
+            Component::Normal(name) => {
+                fd = openat(
+                    &fd,
+                    name,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+    }
+    let got = fstat(&fd)?;
+    if got.st_dev == want.st_dev && got.st_ino == want.st_ino {
+        Ok(path)
+    } else {
+        Err(Errno::EXDEV)
+    }
+}
+
+/// Writes `contents` to a new file `<tmp_prefix><pid>.<n>.tmp` in `dir`, created with
+/// `mode` (exact, whatever the umask), fsyncs it, renames it over `name` and fsyncs the
+/// directory. On failure the temp file is removed and `name` is untouched.
+///
+/// # Errors
+/// Creating, writing, syncing or renaming failed.
+pub fn write_atomic(
+    dir: &OwnedFd,
+    name: &str,
+    tmp_prefix: &str,
+    contents: &[u8],
+    mode: u32,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let flags =
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let pid = std::process::id();
+    let mut attempt = 0u32;
+    let (tmp, fd) = loop {
+        let tmp = format!("{tmp_prefix}{pid}.{attempt}.tmp");
+        // Created 0600 at most (the umask can only remove bits), widened below if asked.
+        match openat(
+            dir,
+            tmp.as_str(),
+            flags,
+            Mode::from_bits_truncate(mode & 0o600),
+        ) {
+            Ok(fd) => break (tmp, fd),
+            Err(Errno::EEXIST) if attempt < 100 => attempt += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let result = (|| -> std::io::Result<()> {
+        // Ours: created just now with O_EXCL.
+        fchmod(&fd, Mode::from_bits_truncate(mode))?;
+        let mut file = std::fs::File::from(fd);
+        file.write_all(contents)?;
+        file.sync_all()?;
+        nix::fcntl::renameat(dir, tmp.as_str(), dir, name)?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = nix::unistd::unlinkat(dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        return Err(e);
+    }
+    // The rename is durable once the directory is synced.
+    let _ = nix::unistd::fsync(dir);
+    Ok(())
 }
 
 /// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it

@@ -1,30 +1,72 @@
-//! The credential-free scratch HOME: created or checked through a directory descriptor,
-//! never the real home, and with any credentials file quarantined.
+//! The credential-free scratch HOME, in two steps: [`inspect`] checks everything and
+//! returns a [`HomeState`] without changing anything (what `--dry-run` prints and
+//! `doctor` reports), [`apply`] creates, tightens, quarantines and marks it.
+//!
+//! Everything goes through directory descriptors (`*at` calls, `O_NOFOLLOW`, `O_PATH`
+//! for the upward walk), and the command gets the canonical path of the very directory
+//! that was checked: no symlink component, no `/proc` magic link.
 
 #![forbid(unsafe_code)]
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
+use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{
     FchmodatFlags, FileStat, Mode, SFlag, fchmod, fchmodat, fstat, mkdirat, stat,
 };
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, Aside, describe_mode, is_type, lstat_at, open_dir_at};
-use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS};
+use crate::fsutil::{
+    self, Aside, canonical_dir, describe_mode, is_ours_alone, is_type, lstat_at, open_dir_at,
+    open_path_dir, walk_up,
+};
+use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, OWN_LOCK};
 use crate::report::Report;
 
-/// A checked scratch home, held open.
+/// What [`inspect`] found: the home passed every check.
+#[derive(Debug)]
+pub struct HomeState {
+    /// The home as configured (for messages).
+    pub path: PathBuf,
+    /// `None`: nothing there yet; [`apply`] creates it (and missing parents), mode 0700.
+    pub existing: Option<Existing>,
+}
+
+/// An existing, checked home.
+#[derive(Debug)]
+pub struct Existing {
+    dir: OwnedFd,
+    /// The canonical path of the checked directory: what the command gets as `HOME`.
+    pub canonical: PathBuf,
+    /// Its permission bits now (tightened to 0700 by [`apply`] when wider).
+    pub mode: u32,
+    /// `.claude/.credentials.json` is there (file or symlink): [`apply`] moves it aside.
+    pub credentials: bool,
+    /// The state of our lock file, which also marks the directory as a scratch home.
+    pub lock: LockFile,
+}
+
+/// `.claude-iso.lock` in the home.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockFile {
+    Missing,
+    /// A regular file of ours with one name.
+    Ours,
+    /// Something else by that name (a hard link, another owner, not a regular file):
+    /// set aside untouched and replaced.
+    Foreign,
+}
+
+/// A prepared scratch home, held open.
 #[derive(Debug)]
 pub struct ScratchHome {
-    /// The path the child gets as `HOME`.
+    /// The canonical path the command gets as `HOME`.
     pub path: PathBuf,
-    /// The home directory itself (`None` in a dry run when it does not exist yet).
-    pub dir: Option<OwnedFd>,
+    /// The home directory itself.
+    pub dir: OwnedFd,
 }
 
 fn home_err(path: &Path, reason: impl Into<String>) -> Error {
@@ -38,15 +80,13 @@ fn errno_text(e: Errno) -> &'static str {
     e.desc()
 }
 
-/// Creates or checks the scratch home and quarantines a credentials file in it.
-/// With `dry_run`, changes nothing and reports what it would do.
-///
-/// # Errors
-/// Any rule of the scratch home broken; see the module and the README.
-pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<ScratchHome> {
-    let path = &config.home;
-    let name = path
-        .file_name()
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+
+fn home_name(path: &Path) -> Result<&str> {
+    path.file_name()
         .and_then(|n| n.to_str())
         .filter(|n| *n != "..")
         .ok_or_else(|| {
@@ -54,95 +94,67 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
                 path,
                 "must end in a directory name (UTF-8, not '..' or '/')",
             )
-        })?;
-    let parent_path = path.parent().unwrap_or(Path::new("/"));
+        })
+}
 
-    let opened = match open(
-        parent_path,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
+/// Checks the configured home and says what [`apply`] would do. Changes nothing.
+///
+/// # Errors
+/// Any rule of the scratch home broken; see the README.
+pub fn inspect(config: &Config) -> Result<HomeState> {
+    let path = &config.home;
+    let name = home_name(path)?;
+    let parent_path = path.parent().unwrap_or(Path::new("/"));
+    let parent = match open_path_dir(parent_path) {
         Ok(fd) => Some(fd),
         Err(Errno::ENOENT) => None,
         Err(e) => {
             return Err(home_err(
-                parent_path,
-                format!("cannot open the parent directory: {}", errno_text(e)),
-            ));
-        }
-    };
-    let exists = match &opened {
-        Some(parent) => lstat_at(parent, name)
-            .map_err(|e| home_err(path, errno_text(e)))?
-            .is_some(),
-        None => false,
-    };
-
-    let mut created = false;
-    let parent = if exists {
-        opened.expect("the parent exists when the home does")
-    } else {
-        // Refuse before creating anything, so a refused path leaves nothing behind.
-        check_new_path(config, path)?;
-        if dry_run {
-            report.plan(format!(
-                "home: {} (would be created, mode 0700)",
-                path.display()
-            ));
-            return Ok(ScratchHome {
-                path: path.clone(),
-                dir: None,
-            });
-        }
-        let parent = match opened {
-            Some(fd) => fd,
-            None => {
-                create_parents(parent_path)?;
-                open(
-                    parent_path,
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| home_err(parent_path, format!("cannot open: {}", errno_text(e))))?
-            }
-        };
-        match mkdirat(&parent, name, Mode::from_bits_truncate(0o700)) {
-            Ok(()) => {
-                created = true;
-                // mkdir's mode went through the umask; fix it before opening (a umask
-                // of 0777 would leave a directory even its owner cannot open).
-                fchmodat(
-                    &parent,
-                    name,
-                    Mode::from_bits_truncate(0o700),
-                    FchmodatFlags::FollowSymlink,
-                )
-                .map_err(|e| home_err(path, format!("cannot chmod: {}", errno_text(e))))?;
-            }
-            Err(Errno::EEXIST) => {}
-            Err(e) => return Err(home_err(path, format!("cannot create: {}", errno_text(e)))),
-        }
-        parent
-    };
-
-    let dir = match open_dir_at(&parent, name) {
-        Ok(fd) => fd,
-        Err(Errno::ELOOP | Errno::ENOTDIR) => {
-            let kind = lstat_at(&parent, name)
-                .ok()
-                .flatten()
-                .map_or("special file", |st| describe_mode(st.st_mode));
-            return Err(home_err(
                 path,
                 format!(
-                    "is a {kind}, not a directory; a scratch home must be a real directory (not a symlink): pass --home with a new path"
+                    "cannot open its parent directory {}: {}",
+                    parent_path.display(),
+                    errno_text(e)
                 ),
             ));
         }
-        Err(e) => return Err(home_err(path, format!("cannot open: {}", errno_text(e)))),
     };
-    drop(parent);
+    let dir = match &parent {
+        Some(parent) => match open_dir_at(parent, name) {
+            Ok(fd) => Some(fd),
+            Err(Errno::ENOENT) => None,
+            Err(Errno::ELOOP | Errno::ENOTDIR) => {
+                let kind = lstat_at(parent, name)
+                    .ok()
+                    .flatten()
+                    .map_or("special file", |st| describe_mode(st.st_mode));
+                return Err(home_err(
+                    path,
+                    format!(
+                        "is a {kind}, not a directory; a scratch home must be a real directory (not a symlink): pass --home with a new path"
+                    ),
+                ));
+            }
+            Err(e) => return Err(home_err(path, format!("cannot open: {}", errno_text(e)))),
+        },
+        None => None,
+    };
+    let existing = match dir {
+        Some(dir) => Some(check_existing(config, path, dir, false)?),
+        None => {
+            // Refuse before creating anything, so a refused path leaves nothing behind.
+            check_new_path(config, path)?;
+            None
+        }
+    };
+    Ok(HomeState {
+        path: path.clone(),
+        existing,
+    })
+}
 
+/// Every check of an opened home directory.
+fn check_existing(config: &Config, path: &Path, dir: OwnedFd, created: bool) -> Result<Existing> {
     let st = fstat(&dir).map_err(|e| home_err(path, errno_text(e)))?;
     let me = nix::unistd::geteuid().as_raw();
     if st.st_uid != me {
@@ -164,87 +176,211 @@ pub fn prepare(config: &Config, dry_run: bool, report: &Report) -> Result<Scratc
             ),
         ));
     }
-    // A home that holds our lock file passed these checks, passwd entry included, when
-    // it was first seeded; the passwd database is then not read again on every launch
-    // (`$HOME` and `$CLAUDE_CONFIG_DIR` still are checked).
-    let with_passwd = created
-        || lstat_at(&dir, crate::layout::OWN_LOCK)
-            .map_err(|e| home_err(path, errno_text(e)))?
-            .is_none();
-    check_not_real_home(config, path, Some(&st), path, with_passwd)?;
-    let claude_dir = lstat_at(&dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))?;
-    check_not_in_config_dir(config, path, &dir, &st, claude_dir.as_ref(), with_passwd)?;
-
-    if created {
-        report.info(format!(
-            "created scratch home {} (mode 0700)",
-            path.display()
-        ));
-    } else if mode & 0o077 != 0 {
-        if dry_run {
-            report.plan(format!(
-                "home: would tighten mode {mode:04o} to 0700 on {}",
-                path.display()
-            ));
-        } else {
-            fchmod(&dir, Mode::from_bits_truncate(0o700))
-                .map_err(|e| home_err(path, errno_text(e)))?;
-            report.note(format!(
-                "tightened scratch home {} from mode {mode:04o} to 0700",
-                path.display()
-            ));
-        }
-    }
-
-    if check_inside(path, &dir, claude_dir.as_ref())? {
-        quarantine(path, &dir, dry_run, report)?;
-    }
-    if dry_run {
-        report.plan(format!("home: {} (exists)", path.display()));
-    }
-    // `..` in the path: give the child the resolved directory, not a path that
-    // depends on what `..` means.
-    let path = if path
-        .components()
-        .any(|c| c == std::path::Component::ParentDir)
-    {
-        std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd()))
-            .unwrap_or_else(|_| path.clone())
-    } else {
-        path.clone()
+    let canonical = canonical_dir(&dir).map_err(|e| {
+        home_err(
+            path,
+            format!(
+                "cannot be named by a path without symlinks from the root ({}); pass --home with the directory's real path",
+                errno_text(e)
+            ),
+        )
+    })?;
+    let lock = match lstat_at(&dir, OWN_LOCK).map_err(|e| home_err(path, errno_text(e)))? {
+        None => LockFile::Missing,
+        Some(st) if is_ours_alone(&st) => LockFile::Ours,
+        Some(_) => LockFile::Foreign,
     };
-    Ok(ScratchHome {
+    // A home that holds our lock file passed these checks, passwd entry included, when
+    // it was first prepared; the passwd database is then not read again on every launch
+    // (`$HOME` and `$CLAUDE_CONFIG_DIR` still are checked).
+    let with_passwd = created || lock != LockFile::Ours;
+    check_not_real_home(config, path, Some(&st), &canonical, with_passwd)?;
+    let claude_dir = lstat_at(&dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))?;
+    check_not_in_config_dir(
+        config,
         path,
-        dir: Some(dir),
+        &canonical,
+        &dir,
+        claude_dir.as_ref(),
+        with_passwd,
+    )?;
+    let credentials = check_inside(path, &dir, claude_dir.as_ref())? && {
+        let shown = path.join(CLAUDE_DIR).join(CREDENTIALS);
+        let claude = open_dir_at(&dir, CLAUDE_DIR)
+            .map_err(|e| home_err(path, format!("{CLAUDE_DIR}: {}", errno_text(e))))?;
+        lstat_at(&claude, CREDENTIALS)
+            .map_err(|e| home_err(&shown, errno_text(e)))?
+            .is_some()
+    };
+    Ok(Existing {
+        dir,
+        canonical,
+        mode,
+        credentials,
+        lock,
     })
 }
 
-/// Creates the missing ancestors of the home, each exactly 0700 whatever the umask.
-fn create_parents(parent: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let missing: Vec<&Path> = parent
-        .ancestors()
-        .take_while(|p| std::fs::symlink_metadata(p).is_err())
-        .collect();
-    for dir in missing.into_iter().rev() {
-        match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-            Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| {
-                    home_err(
-                        dir,
-                        format!("cannot chmod: {}", crate::error::error_text(&e)),
-                    )
-                })?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => {
-                return Err(home_err(
-                    dir,
-                    format!("cannot create: {}", crate::error::error_text(&e)),
+/// Lines of the `--dry-run` plan for a home state.
+pub fn plan_lines(state: &HomeState, report: &Report) {
+    match &state.existing {
+        None => report.plan(format!(
+            "home: {} (would be created, mode 0700)",
+            state.path.display()
+        )),
+        Some(e) => {
+            report.plan(format!("home: {} (exists)", e.canonical.display()));
+            if e.mode & 0o077 != 0 {
+                report.plan(format!("home: would tighten mode {:04o} to 0700", e.mode));
+            }
+            if e.credentials {
+                report.plan(format!(
+                    "quarantine: would move {} aside (kept)",
+                    e.canonical.join(CLAUDE_DIR).join(CREDENTIALS).display()
+                ));
+            }
+            if e.lock == LockFile::Foreign {
+                report.plan(format!(
+                    "home: would set {OWN_LOCK} aside (not a private file of yours) and make a new one"
                 ));
             }
         }
     }
-    Ok(())
+}
+
+/// Makes the inspected home real: creates it if needed (then checks it again),
+/// tightens its mode, quarantines a credentials file and marks it with our lock file.
+///
+/// # Errors
+/// Creation failed, or the new directory fails a check (a race with another process).
+pub fn apply(config: &Config, state: HomeState, report: &Report) -> Result<ScratchHome> {
+    let path = &state.path;
+    let existing = match state.existing {
+        Some(e) => e,
+        None => {
+            let dir = create(config, path)?;
+            report.info(format!(
+                "created scratch home {} (mode 0700)",
+                path.display()
+            ));
+            check_existing(config, path, dir, true)?
+        }
+    };
+    let Existing {
+        dir,
+        canonical,
+        mode,
+        credentials,
+        lock,
+    } = existing;
+    if mode & 0o077 != 0 {
+        // The directory is ours (checked): tightening it changes nothing elsewhere.
+        fchmod(&dir, Mode::from_bits_truncate(0o700)).map_err(|e| home_err(path, errno_text(e)))?;
+        report.note(format!(
+            "tightened scratch home {} from mode {mode:04o} to 0700",
+            canonical.display()
+        ));
+    }
+    if credentials {
+        quarantine(&canonical, &dir, report)?;
+    }
+    mark(&canonical, &dir, lock, report)?;
+    Ok(ScratchHome {
+        path: canonical,
+        dir,
+    })
+}
+
+/// Creates `.claude-iso.lock` (0600, exactly) so the directory is known as a scratch
+/// home from its first launch on; a file by that name that is not ours alone is set
+/// aside untouched.
+fn mark(path: &Path, dir: &OwnedFd, lock: LockFile, report: &Report) -> Result<()> {
+    let shown = path.join(OWN_LOCK);
+    if lock == LockFile::Ours {
+        return Ok(());
+    }
+    if lock == LockFile::Foreign {
+        let aside = fsutil::put_aside(dir, OWN_LOCK, "foreign", Aside::Rename)
+            .map_err(|e| home_err(&shown, format!("cannot move it aside: {}", errno_text(e))))?;
+        report.warn(format!(
+            "{} was not a private file of yours (a hard link, another owner or not a regular file); kept it as {aside} untouched",
+            shown.display()
+        ));
+    }
+    let flags =
+        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    match openat(dir, OWN_LOCK, flags, Mode::from_bits_truncate(0o600)) {
+        // Ours, created just now: make it exactly 0600 whatever the umask.
+        Ok(fd) => fchmod(&fd, Mode::from_bits_truncate(0o600))
+            .map_err(|e| home_err(&shown, format!("cannot chmod: {}", errno_text(e)))),
+        // Another launch made it meanwhile.
+        Err(Errno::EEXIST) => Ok(()),
+        Err(e) => Err(home_err(
+            &shown,
+            format!("cannot create: {}", errno_text(e)),
+        )),
+    }
+}
+
+/// Creates the home and its missing ancestors, each exactly 0700, one `mkdirat` at a
+/// time below the deepest existing ancestor (which [`check_new_path`] checked): a parent
+/// swapped for a symlink meanwhile cannot redirect the creation.
+fn create(config: &Config, path: &Path) -> Result<OwnedFd> {
+    let mut missing = Vec::new();
+    let mut base = path;
+    let fd = loop {
+        match open_path_dir(base) {
+            Ok(fd) => break fd,
+            Err(Errno::ENOENT) => {
+                let name = home_name(base)?;
+                missing.push(name);
+                base = base.parent().unwrap_or(Path::new("/"));
+            }
+            Err(e) => {
+                return Err(home_err(
+                    path,
+                    format!("cannot open {}: {}", base.display(), errno_text(e)),
+                ));
+            }
+        }
+    };
+    // The same checks as before, on the descriptor we create under.
+    check_ancestors(config, path, &fd)?;
+    let mut fd = fd;
+    let last = missing.len();
+    for (i, name) in missing.into_iter().rev().enumerate() {
+        let shown = base.join(name);
+        match mkdirat(&fd, name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) => {
+                // mkdir's mode went through the umask; ours, so fix it before opening (a
+                // umask of 0777 would leave a directory even its owner cannot open).
+                fchmodat(
+                    &fd,
+                    name,
+                    Mode::from_bits_truncate(0o700),
+                    FchmodatFlags::FollowSymlink,
+                )
+                .map_err(|e| home_err(&shown, format!("cannot chmod: {}", errno_text(e))))?;
+            }
+            // Made by someone else meanwhile: it is checked like any other parent.
+            Err(Errno::EEXIST) => {}
+            Err(e) => {
+                return Err(home_err(
+                    &shown,
+                    format!("cannot create: {}", errno_text(e)),
+                ));
+            }
+        }
+        let flags = if i + 1 == last {
+            DIR_FLAGS
+        } else {
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+        };
+        fd = openat(&fd, name, flags, Mode::empty())
+            .map_err(|e| home_err(&shown, format!("cannot open: {}", errno_text(e))))?;
+        base = path; // only for messages below the first level
+    }
+    Ok(fd)
 }
 
 /// The path a not-yet-existing home will have: its deepest existing ancestor resolved,
@@ -266,20 +402,26 @@ fn prospective_path(path: &Path) -> PathBuf {
     }
 }
 
-/// Path-level checks for a home about to be created: not inside a real config
-/// directory, not a real home or an ancestor of one. (The descriptor-level checks run
-/// again once it exists.)
+/// Checks for a home about to be created: its deepest existing ancestor is not in a real
+/// config directory (by device and inode, so a bind mount of one is caught) and lets no
+/// one else swap it; the new path is not inside a real config directory that does not
+/// exist yet, nor a real home or an ancestor of one.
 fn check_new_path(config: &Config, path: &Path) -> Result<()> {
     let new = prospective_path(path);
-    if let Some(existing) = new.ancestors().find(|p| p.is_dir()) {
-        let fd = open(
-            existing,
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| home_err(existing, format!("cannot open: {}", errno_text(e))))?;
-        check_parents(path, &fd)?;
-    }
+    let mut existing = path;
+    let fd = loop {
+        match open_path_dir(existing) {
+            Ok(fd) => break fd,
+            Err(Errno::ENOENT) => existing = existing.parent().unwrap_or(Path::new("/")),
+            Err(e) => {
+                return Err(home_err(
+                    path,
+                    format!("cannot open {}: {}", existing.display(), errno_text(e)),
+                ));
+            }
+        }
+    };
+    check_ancestors(config, path, &fd)?;
     for dir in config.real_config_dirs(true) {
         // Resolved as far as it exists (a symlinked $HOME without a ~/.claude yet).
         let dir = prospective_path(&dir);
@@ -294,6 +436,49 @@ fn check_new_path(config: &Config, path: &Path) -> Result<()> {
         }
     }
     check_not_real_home(config, path, None, &new, true)
+}
+
+/// From an existing ancestor of a home to be created, upward: no real config directory,
+/// and no directory another user could use to swap the home.
+fn check_ancestors(config: &Config, path: &Path, fd: &OwnedFd) -> Result<()> {
+    let canonical = canonical_dir(fd).ok();
+    let targets = config_dir_ids(config, true);
+    walk_up(
+        fd,
+        |st, depth| {
+            let at = canonical.as_deref().and_then(|c| c.ancestors().nth(depth));
+            if let Some(p) = matching(&targets, st) {
+                return Err(home_err(
+                    path,
+                    format!(
+                        "would be inside {}, a real claude config directory{}; choose a scratch home outside it",
+                        p.display(),
+                        at.filter(|a| *a != p)
+                            .map(|a| format!(" (as {})", a.display()))
+                            .unwrap_or_default()
+                    ),
+                ));
+            }
+            check_parent(path, st, at)
+        },
+        |depth, e| walk_err(path, canonical.as_deref(), depth, e),
+    )
+}
+
+fn walk_err(path: &Path, canonical: Option<&Path>, depth: usize, e: Errno) -> Error {
+    let at = canonical
+        .and_then(|c| c.ancestors().nth(depth))
+        .map_or_else(
+            || format!("the directory {depth} levels up"),
+            |p| p.display().to_string(),
+        );
+    home_err(
+        path,
+        format!(
+            "cannot check {at} (walking up to check who can change it): {}",
+            errno_text(e)
+        ),
+    )
 }
 
 /// The home must not be a real home (`$HOME`, passwd) nor an ancestor of one.
@@ -343,53 +528,20 @@ fn check_not_real_home(
     Ok(())
 }
 
-/// Every directory from `start` up to `/` must be yours or root's and not writable by
-/// others unless sticky — ssh's StrictModes rule: whoever can rename entries in a parent
-/// could swap the checked home for their own before claude starts.
-fn check_parents(path: &Path, start: &OwnedFd) -> Result<()> {
-    let st = fstat(start).map_err(|e| home_err(path, errno_text(e)))?;
-    walk_up(path, start, st, |st, _| check_parent(path, st))
-}
-
-/// Calls `visit` with the status of `start` (`true`) and of each directory above it up
-/// to `/` (`false`), moving by `..` from descriptor to descriptor.
-fn walk_up(
-    path: &Path,
-    start: &OwnedFd,
-    start_st: FileStat,
-    mut visit: impl FnMut(&FileStat, bool) -> Result<()>,
-) -> Result<()> {
-    visit(&start_st, true)?;
-    let mut current: Option<OwnedFd> = None;
-    let mut st = start_st;
-    for _ in 0..4096 {
-        let fd = current.as_ref().map_or(start.as_fd(), AsFd::as_fd);
-        let up = nix::fcntl::openat(
-            fd,
-            "..",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| home_err(path, errno_text(e)))?;
-        let up_st = fstat(&up).map_err(|e| home_err(path, errno_text(e)))?;
-        if up_st.st_dev == st.st_dev && up_st.st_ino == st.st_ino {
-            break; // reached /
-        }
-        visit(&up_st, false)?;
-        st = up_st;
-        current = Some(up);
-    }
-    Ok(())
-}
-
-/// One directory above the home: see [`check_parents`].
-fn check_parent(path: &Path, st: &FileStat) -> Result<()> {
+/// One directory above the home must be yours or root's and not writable by others
+/// unless sticky — ssh's StrictModes rule: whoever can rename entries in a parent could
+/// swap the checked home for their own before claude starts.
+fn check_parent(path: &Path, st: &FileStat, at: Option<&Path>) -> Result<()> {
     let me = nix::unistd::geteuid().as_raw();
+    let which = at.map_or_else(
+        || "a parent directory".to_owned(),
+        |p| format!("its parent directory {}", p.display()),
+    );
     if st.st_uid != me && st.st_uid != 0 {
         return Err(home_err(
             path,
             format!(
-                "has a parent directory owned by uid {} (not you or root), who could swap the home; choose a scratch home under directories you own",
+                "{which} is owned by uid {} (not you or root), who could swap the home; choose a scratch home under directories you own",
                 st.st_uid
             ),
         ));
@@ -399,12 +551,28 @@ fn check_parent(path: &Path, st: &FileStat) -> Result<()> {
         return Err(home_err(
             path,
             format!(
-                "has a parent directory writable by group or others (mode {:04o}, not sticky), so the home could be swapped; fix its mode or choose another home",
+                "{which} is writable by group or others (mode {:04o}, not sticky), so the home could be swapped; fix its mode (chmod go-w) or choose another home",
                 st.st_mode & 0o7777
             ),
         ));
     }
     Ok(())
+}
+
+/// Device and inode of each existing real config directory.
+fn config_dir_ids(config: &Config, with_passwd: bool) -> Vec<(PathBuf, FileStat)> {
+    config
+        .real_config_dirs(with_passwd)
+        .into_iter()
+        .filter_map(|p| stat(&p).ok().map(|st| (p, st)))
+        .collect()
+}
+
+fn matching<'a>(targets: &'a [(PathBuf, FileStat)], st: &FileStat) -> Option<&'a Path> {
+    targets
+        .iter()
+        .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
+        .map(|(p, _)| p.as_path())
 }
 
 /// The home must not be, or lie inside, a real `~/.claude` or the caller's
@@ -413,25 +581,15 @@ fn check_parent(path: &Path, st: &FileStat) -> Result<()> {
 fn check_not_in_config_dir(
     config: &Config,
     path: &Path,
+    canonical: &Path,
     dir: &OwnedFd,
-    home_st: &FileStat,
     claude_dir: Option<&FileStat>,
     with_passwd: bool,
 ) -> Result<()> {
-    let targets: Vec<(PathBuf, FileStat)> = config
-        .real_config_dirs(with_passwd)
-        .into_iter()
-        .filter_map(|p| stat(&p).ok().map(|st| (p, st)))
-        .collect();
-    let matching = |st: &FileStat| {
-        targets
-            .iter()
-            .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
-            .map(|(p, _)| p)
-    };
+    let targets = config_dir_ids(config, with_passwd);
     // Nor may it hold one as its `.claude` (the quarantine would move a live file).
     if let Some(st) = claude_dir {
-        if let Some(p) = matching(st) {
+        if let Some(p) = matching(&targets, st) {
             return Err(home_err(
                 path,
                 format!(
@@ -441,22 +599,26 @@ fn check_not_in_config_dir(
             ));
         }
     }
-    walk_up(path, dir, *home_st, |st, is_home| {
-        if let Some(p) = matching(st) {
-            return Err(home_err(
-                path,
-                format!(
-                    "is inside {}, a real claude config directory; choose a scratch home outside it",
-                    p.display()
-                ),
-            ));
-        }
-        if is_home {
-            Ok(())
-        } else {
-            check_parent(path, st)
-        }
-    })
+    walk_up(
+        dir,
+        |st, depth| {
+            if let Some(p) = matching(&targets, st) {
+                return Err(home_err(
+                    path,
+                    format!(
+                        "is inside {}, a real claude config directory; choose a scratch home outside it",
+                        p.display()
+                    ),
+                ));
+            }
+            if depth == 0 {
+                Ok(())
+            } else {
+                check_parent(path, st, canonical.ancestors().nth(depth))
+            }
+        },
+        |depth, e| walk_err(path, Some(canonical), depth, e),
+    )
 }
 
 /// `.claude` must be a real directory and `.claude.json` a regular file, if present.
@@ -488,26 +650,13 @@ fn check_inside(path: &Path, dir: &OwnedFd, claude_dir: Option<&FileStat>) -> Re
 }
 
 /// Renames `.claude/.credentials.json` (file or symlink) aside, keeping it.
-fn quarantine(path: &Path, dir: &OwnedFd, dry_run: bool, report: &Report) -> Result<()> {
+fn quarantine(path: &Path, dir: &OwnedFd, report: &Report) -> Result<()> {
     let claude = match open_dir_at(dir, CLAUDE_DIR) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(home_err(path, format!("{CLAUDE_DIR}: {}", errno_text(e)))),
     };
     let shown = path.join(CLAUDE_DIR).join(CREDENTIALS);
-    if lstat_at(&claude, CREDENTIALS)
-        .map_err(|e| home_err(&shown, errno_text(e)))?
-        .is_none()
-    {
-        return Ok(());
-    }
-    if dry_run {
-        report.plan(format!(
-            "quarantine: would move {} aside (kept)",
-            shown.display()
-        ));
-        return Ok(());
-    }
     let new =
         fsutil::put_aside(&claude, CREDENTIALS, "quarantined", Aside::Rename).map_err(|e| {
             home_err(
@@ -522,9 +671,10 @@ fn quarantine(path: &Path, dir: &OwnedFd, dry_run: bool, report: &Report) -> Res
     Ok(())
 }
 
-/// Whether a `.claude/.credentials.json` (file or symlink) sits in a home; changes
-/// nothing (for `doctor`).
-#[must_use]
-pub fn has_credentials(home: &Path) -> bool {
-    nix::sys::stat::lstat(&home.join(CLAUDE_DIR).join(CREDENTIALS)).is_ok()
+impl Existing {
+    /// The opened home directory (for the seed inspection).
+    #[must_use]
+    pub fn dir(&self) -> &OwnedFd {
+        &self.dir
+    }
 }

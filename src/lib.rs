@@ -125,13 +125,24 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         Err(e) => return Err(e),
     };
 
-    let home = home::prepare(&config, cli.dry_run, report)?;
-    seed::ensure(&home, &config.trust, cli.dry_run, report)?;
+    // Every check first (nothing changes yet), so a refusal leaves nothing behind.
+    let home_state = home::inspect(&config)?;
+    let existing = home_state.existing.as_ref();
+    let seed_state = seed::inspect(
+        existing.map(home::Existing::dir),
+        existing.map_or(&config.home, |e| &e.canonical),
+        &config.trust,
+    )?;
+    if cli.dry_run {
+        home::plan_lines(&home_state, report);
+        report.plan(format!("seed: {}", seed_state.describe()));
+    }
+    let home_path = existing.map_or_else(|| config.home.clone(), |e| e.canonical.clone());
 
-    let child = environment::child_env(
+    let mut child = environment::child_env(
         &config.env,
         &Plan {
-            home: &home.path,
+            home: &home_path,
             token: &token,
             pwd: config.chdir.then_some(config.workdir.as_path()),
             keep: &config.keep_env,
@@ -151,6 +162,12 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let program = program.expect("resolved unless dry run");
+    let home = home::apply(&config, home_state, report)?;
+    seed::apply(&home, &seed_state, report)?;
+    if home.path != home_path {
+        // Created just now: the command gets the canonical path of what was made.
+        child.set("HOME", home.path.as_os_str());
+    }
     if config.chdir {
         std::env::set_current_dir(&config.workdir).map_err(|e| Error::Cwd {
             path: config.workdir.clone(),

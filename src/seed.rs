@@ -11,15 +11,14 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use indexmap::IndexMap;
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg, OFlag, openat, renameat};
-use nix::sys::stat::{Mode, SFlag, fchmod, fstat, mkdirat};
+use nix::fcntl::{Flock, FlockArg, OFlag, openat};
+use nix::sys::stat::{Mode, SFlag, fstat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde_json::value::RawValue;
 
@@ -27,12 +26,13 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, is_type, lstat_at};
 use crate::home::ScratchHome;
 use crate::layout::{
-    CLAUDE_JSON, CLAUDE_LOCK, LOCK_TIMEOUT, ONBOARDING, OWN_LOCK, PROJECTS, STALE_AFTER, TRUSTED,
+    CLAUDE_JSON, CLAUDE_LOCK, LOCK_TIMEOUT, ONBOARDING, OWN_LOCK, PROJECTS, STALE_AFTER,
+    TEMP_PREFIX, TRUSTED,
 };
 use crate::report::Report;
 
 /// What a merge changed.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changes {
     /// `hasCompletedOnboarding` was set.
     pub onboarding: bool,
@@ -66,24 +66,26 @@ impl fmt::Display for Changes {
 }
 
 /// An object whose members we do not own are kept as their original JSON text, byte
-/// for byte: a rewrite never re-encodes a number, an escape or a lone surrogate that
-/// claude (JavaScript) wrote and would read back.
-type RawMap = IndexMap<String, Node>;
+/// for byte — keys included: a rewrite never re-encodes a number, an escape or a lone
+/// surrogate that claude (JavaScript) wrote and would read back, even in a key (which no
+/// Rust `String` can hold). Duplicate keys are kept; the last one counts, as in
+/// JavaScript's `JSON.parse`.
+type RawMap = Vec<Member>;
+
+#[derive(Debug)]
+struct Member {
+    /// The key as written, quotes included.
+    raw_key: String,
+    /// The key decoded, when it is valid Unicode (a lone surrogate is not).
+    key: Option<String>,
+    node: Node,
+}
 
 /// A member: untouched original text, or an object we descend into.
 #[derive(Debug)]
 enum Node {
     Raw(Box<RawValue>),
     Object(RawMap),
-}
-
-impl serde::Serialize for Node {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Node::Raw(raw) => raw.serialize(s),
-            Node::Object(map) => map.serialize(s),
-        }
-    }
 }
 
 fn raw_true() -> Node {
@@ -94,15 +96,116 @@ fn is_true(node: Option<&Node>) -> bool {
     matches!(node, Some(Node::Raw(raw)) if raw.get().trim() == "true")
 }
 
-/// Parses the members of an object, each kept as raw text. `None`: not an object.
+fn find(map: &RawMap, key: &str) -> Option<usize> {
+    map.iter().rposition(|m| m.key.as_deref() == Some(key))
+}
+
+fn get<'a>(map: &'a RawMap, key: &str) -> Option<&'a Node> {
+    find(map, key).map(|i| &map[i].node)
+}
+
+/// The node of `key` (the last of duplicates), inserted at the end with `make` if missing.
+fn entry<'a>(map: &'a mut RawMap, key: &str, make: impl FnOnce() -> Node) -> &'a mut Node {
+    let i = find(map, key).unwrap_or_else(|| {
+        map.push(Member {
+            raw_key: serde_json::to_string(key).expect("a string serialises"),
+            key: Some(key.to_owned()),
+            node: make(),
+        });
+        map.len() - 1
+    });
+    &mut map[i].node
+}
+
+fn skip_ws(b: &[u8], mut pos: usize) -> usize {
+    while pos < b.len() && matches!(b[pos], b' ' | b'\t' | b'\n' | b'\r') {
+        pos += 1;
+    }
+    pos
+}
+
+/// Parses the members of an object, keys and values kept as raw text. `None`: not a
+/// JSON object (or trailing content after it).
 fn parse_object(text: &str) -> Option<RawMap> {
-    let members: IndexMap<String, Box<RawValue>> = serde_json::from_str(text).ok()?;
-    Some(
-        members
-            .into_iter()
-            .map(|(k, v)| (k, Node::Raw(v)))
-            .collect(),
-    )
+    let b = text.as_bytes();
+    let mut pos = skip_ws(b, 0);
+    if b.get(pos) != Some(&b'{') {
+        return None;
+    }
+    pos = skip_ws(b, pos + 1);
+    let mut map = RawMap::new();
+    if b.get(pos) == Some(&b'}') {
+        pos += 1;
+    } else {
+        loop {
+            if b.get(pos) != Some(&b'"') {
+                return None;
+            }
+            let mut end = pos + 1;
+            loop {
+                match b.get(end)? {
+                    b'"' => break,
+                    b'\\' => end += 2,
+                    _ => end += 1,
+                }
+            }
+            let raw_key = &text[pos..=end];
+            // Valid JSON string syntax (escapes, no raw control characters) is required;
+            // valid Unicode is not.
+            serde_json::from_str::<&RawValue>(raw_key).ok()?;
+            let key = serde_json::from_str::<String>(raw_key).ok();
+            pos = skip_ws(b, end + 1);
+            if b.get(pos) != Some(&b':') {
+                return None;
+            }
+            pos = skip_ws(b, pos + 1);
+            let mut values =
+                serde_json::Deserializer::from_str(&text[pos..]).into_iter::<&RawValue>();
+            let value = values.next()?.ok()?;
+            pos += values.byte_offset();
+            map.push(Member {
+                raw_key: raw_key.to_owned(),
+                key,
+                node: Node::Raw(value.to_owned()),
+            });
+            pos = skip_ws(b, pos);
+            match b.get(pos)? {
+                b',' => pos = skip_ws(b, pos + 1),
+                b'}' => {
+                    pos += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(b, pos) == b.len()).then_some(map)
+}
+
+/// Writes an object the way `JSON.stringify(_, null, 2)` lays it out; raw members are
+/// written exactly as they were read.
+fn write_object(out: &mut String, map: &RawMap, indent: usize) {
+    if map.is_empty() {
+        out.push_str("{}");
+        return;
+    }
+    out.push('{');
+    for (n, m) in map.iter().enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        out.push('\n');
+        out.extend(std::iter::repeat_n(' ', indent + 2));
+        out.push_str(&m.raw_key);
+        out.push_str(": ");
+        match &m.node {
+            Node::Raw(raw) => out.push_str(raw.get()),
+            Node::Object(inner) => write_object(out, inner, indent + 2),
+        }
+    }
+    out.push('\n');
+    out.extend(std::iter::repeat_n(' ', indent));
+    out.push('}');
 }
 
 /// Descends into member `key` of `map` as an object, replacing it (and saying so in
@@ -113,9 +216,7 @@ fn object_member<'a>(
     replaced: &mut Vec<String>,
     what: String,
 ) -> &'a mut RawMap {
-    let node = map
-        .entry(key.to_owned())
-        .or_insert_with(|| Node::Object(RawMap::new()));
+    let node = entry(map, key, || Node::Object(RawMap::new()));
     if let Node::Raw(raw) = node {
         *node = Node::Object(parse_object(raw.get()).unwrap_or_else(|| {
             replaced.push(what);
@@ -137,8 +238,8 @@ fn object_member<'a>(
 pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObject> {
     let mut doc = parse_object(text).ok_or(NotAnObject)?;
     let mut changes = Changes::default();
-    if !is_true(doc.get(ONBOARDING)) {
-        doc.insert(ONBOARDING.to_owned(), raw_true());
+    if !is_true(get(&doc, ONBOARDING)) {
+        *entry(&mut doc, ONBOARDING, raw_true) = raw_true();
         changes.onboarding = true;
     }
     if !trust.is_empty() {
@@ -155,13 +256,14 @@ pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObjec
                 &mut changes.replaced,
                 format!("{PROJECTS}[{dir}]"),
             );
-            if !is_true(entry.get(TRUSTED)) {
-                entry.insert(TRUSTED.to_owned(), raw_true());
+            if !is_true(get(entry, TRUSTED)) {
+                *self::entry(entry, TRUSTED, raw_true) = raw_true();
                 changes.trusted.push((*dir).to_owned());
             }
         }
     }
-    let mut out = serde_json::to_string_pretty(&doc).expect("serialising raw JSON cannot fail");
+    let mut out = String::with_capacity(text.len() + 256);
+    write_object(&mut out, &doc, 0);
     out.push('\n');
     Ok((out, changes))
 }
@@ -208,63 +310,130 @@ pub(crate) fn open_config(dir: &OwnedFd, path: &Path) -> Result<Option<(File, u6
     }
 }
 
-/// Makes sure `.claude.json` in `home` has onboarding and trust for `trust` set.
-/// Writes nothing when it already has; in a dry run, only says what it would do.
-///
-/// # Errors
-/// A path that is not UTF-8, an unusable `.claude.json`, a lock that stays held, or a
-/// failed write (the previous file is then intact).
-pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Report) -> Result<()> {
-    let path = home.path.join(CLAUDE_JSON);
-    let trust: Vec<&str> = trust
+/// What seeding would do to a home's `.claude.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedPlan {
+    /// Already seeded: nothing is written.
+    Seeded,
+    /// No `.claude.json` yet: one is created with onboarding and trust.
+    Create,
+    /// These changes would be merged in (every other key kept).
+    Update(Changes),
+    /// Not a JSON object: kept aside, and a fresh one seeded.
+    Replace,
+}
+
+/// What [`inspect`] found.
+#[derive(Debug)]
+pub struct SeedState {
+    /// `<home>/.claude.json`, for messages.
+    pub path: PathBuf,
+    /// The directories to trust, as claude records them.
+    pub trust: Vec<String>,
+    pub plan: SeedPlan,
+}
+
+impl SeedState {
+    /// One line for the dry-run plan or the doctor.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        let path = self.path.display();
+        let trust = if self.trust.is_empty() {
+            String::new()
+        } else {
+            format!(" and trust for {}", self.trust.join(", "))
+        };
+        match &self.plan {
+            SeedPlan::Seeded => format!("{path} already seeded (no write)"),
+            SeedPlan::Create => format!("would create {path} with {ONBOARDING}=true{trust}"),
+            SeedPlan::Update(changes) => format!("would set {changes} in {path}"),
+            SeedPlan::Replace => format!(
+                "{path} is not a JSON object: would keep it aside and seed a fresh one with {ONBOARDING}=true{trust}"
+            ),
+        }
+    }
+}
+
+fn trust_strings(trust: &[PathBuf]) -> Result<Vec<String>> {
+    trust
         .iter()
         .map(|p| {
             p.to_str()
+                .map(ToOwned::to_owned)
                 .ok_or_else(|| seed_err(p, "is not valid UTF-8; claude cannot record trust for it"))
         })
-        .collect::<Result<_>>()?;
-    let Some(dir) = &home.dir else {
-        report.plan(format!(
-            "seed: would create {} with {ONBOARDING}=true and trust for {}",
-            path.display(),
-            trust.join(", ")
-        ));
-        return Ok(());
+        .collect()
+}
+
+/// Decides what seeding `.claude.json` in the home would change; writes nothing. The
+/// common case (already seeded) is a streaming scan; otherwise the file is merged in
+/// memory to list exactly what would change.
+///
+/// # Errors
+/// A path that is not UTF-8, or an unusable `.claude.json` (a symlink, not a regular file).
+pub fn inspect(dir: Option<&OwnedFd>, home: &Path, trust: &[PathBuf]) -> Result<SeedState> {
+    let path = home.join(CLAUDE_JSON);
+    let trust = trust_strings(trust)?;
+    let refs: Vec<&str> = trust.iter().map(String::as_str).collect();
+    let opened = match dir {
+        Some(dir) => open_config(dir, &path)?,
+        None => None,
     };
-
-    if let Some((file, size)) = open_config(dir, &path)? {
-        // One byte more than the size, so a small file is read to EOF in one buffer.
-        let size = usize::try_from(size.saturating_add(1)).unwrap_or(usize::MAX);
-        if crate::scan::is_seeded_sized(file, size, &trust) == Some(true) {
-            report.info(format!("{} already seeded; not written", path.display()));
-            if dry_run {
-                report.plan(format!(
-                    "seed: {} already seeded (no write)",
-                    path.display()
-                ));
+    let plan = match opened {
+        None => SeedPlan::Create,
+        Some((mut file, size)) => {
+            // One byte more than the size, so a small file is read to EOF in one buffer.
+            let hint = usize::try_from(size.saturating_add(1)).unwrap_or(usize::MAX);
+            if crate::scan::is_seeded_sized(&mut file, hint, &refs) == Some(true) {
+                SeedPlan::Seeded
+            } else {
+                let mut bytes = Vec::new();
+                use std::io::Seek;
+                file.seek(std::io::SeekFrom::Start(0))
+                    .and_then(|_| file.read_to_end(&mut bytes))
+                    .map_err(|e| {
+                        seed_err(
+                            &path,
+                            format!("cannot read: {}", crate::error::error_text(&e)),
+                        )
+                    })?;
+                match merge(&String::from_utf8_lossy(&bytes), &refs) {
+                    Ok((_, changes)) if changes.is_empty() => SeedPlan::Seeded,
+                    Ok((_, changes)) => SeedPlan::Update(changes),
+                    Err(NotAnObject) => SeedPlan::Replace,
+                }
             }
-            return Ok(());
         }
-    }
-    if dry_run {
-        report.plan(format!(
-            "seed: would set {ONBOARDING}=true and trust for {} in {}",
-            trust.join(", "),
-            path.display()
-        ));
+    };
+    Ok(SeedState { path, trust, plan })
+}
+
+/// Makes sure `.claude.json` in the home has onboarding and trust set, as inspected:
+/// under our own lock and claude's, the file is read again, merged and replaced
+/// atomically. Nothing is written when it is already seeded.
+///
+/// # Errors
+/// An unusable `.claude.json`, a lock that stays held, or a failed write (the previous
+/// file is then intact).
+pub fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<()> {
+    let path = &state.path;
+    if state.plan == SeedPlan::Seeded {
+        report.info(format!("{} already seeded; not written", path.display()));
         return Ok(());
     }
-
+    let trust: Vec<&str> = state.trust.iter().map(String::as_str).collect();
+    let dir = &home.dir;
     let _own = own_lock(dir, &home.path)?;
     let _claude = ClaudeLock::acquire(dir, &home.path, report)?;
+    remove_stale_temp_files(dir);
 
-    let original = match open_config(dir, &path)? {
+    let original = match open_config(dir, path)? {
         None => None,
         Some((mut file, _)) => {
             let mut bytes = Vec::new();
             file.read_to_end(&mut bytes).map_err(|e| {
                 seed_err(
-                    &path,
+                    path,
                     format!("cannot read: {}", crate::error::error_text(&e)),
                 )
             })?;
@@ -281,7 +450,7 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
         None => merge("{}", &trust).expect("an object"),
         Some(Err(NotAnObject)) => {
             let aside = fsutil::put_aside(dir, CLAUDE_JSON, "corrupt", Aside::Link)
-                .map_err(|e| seed_err(&path, format!("cannot keep a copy of it: {}", e.desc())))?;
+                .map_err(|e| seed_err(path, format!("cannot keep a copy of it: {}", e.desc())))?;
             report.warn(format!(
                 "{} was not a JSON object; kept it as {aside} and seeded a fresh one",
                 path.display()
@@ -299,30 +468,113 @@ pub fn ensure(home: &ScratchHome, trust: &[PathBuf], dry_run: bool, report: &Rep
     }
     if original.is_some() && !changes.replaced.is_empty() {
         let aside = fsutil::put_aside(dir, CLAUDE_JSON, "replaced", Aside::Link)
-            .map_err(|e| seed_err(&path, format!("cannot keep a copy of it: {}", e.desc())))?;
+            .map_err(|e| seed_err(path, format!("cannot keep a copy of it: {}", e.desc())))?;
         report.warn(format!(
             "{} had {}; kept the original as {aside}",
             path.display(),
             changes.replaced.join(", ")
         ));
     }
-    write_atomic(dir, &path, text.as_bytes())?;
+    fsutil::write_atomic(dir, CLAUDE_JSON, TEMP_PREFIX, text.as_bytes(), 0o600).map_err(|e| {
+        seed_err(
+            path,
+            format!(
+                "cannot write: {}; the previous file is unchanged",
+                crate::error::error_text(&e)
+            ),
+        )
+    })?;
     report.info(format!("seeded {}: {changes}", path.display()));
     Ok(())
 }
 
-fn own_lock(dir: &OwnedFd, home: &Path) -> Result<Flock<OwnedFd>> {
-    let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = openat(dir, OWN_LOCK, flags, Mode::from_bits_truncate(0o600))
-        .map_err(|e| seed_err(&home.join(OWN_LOCK), format!("cannot open: {}", e.desc())))?;
-    // Created through the umask: make it exactly 0600 (an unreadable lock file would
-    // stop every later launch).
-    if nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_mode & 0o7777 != 0o600) {
-        fchmod(&fd, Mode::from_bits_truncate(0o600))
-            .map_err(|e| seed_err(&home.join(OWN_LOCK), format!("cannot chmod: {}", e.desc())))?;
+/// Removes temp files of ours (`.claude.json.claude-iso.<pid>.<n>.tmp`) left by a writer
+/// that was killed: every writer holds our lock while its temp file exists, and we hold
+/// it now, so any such file is a leftover. Only regular files, never following a link.
+fn remove_stale_temp_files(dir: &OwnedFd) {
+    let Ok(fd) = nix::fcntl::openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    let Ok(mut listing) = nix::dir::Dir::from_fd(fd) else {
+        return;
+    };
+    let stale: Vec<String> = listing
+        .iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().ok().map(ToOwned::to_owned))
+        .filter(|name| name.starts_with(TEMP_PREFIX) && name.ends_with(".tmp"))
+        .collect();
+    for name in stale {
+        if lstat_at(dir, &name).is_ok_and(|st| st.is_some_and(|st| is_type(&st, SFlag::S_IFREG))) {
+            let _ = unlinkat(dir, name.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
     }
-    Flock::lock(fd, FlockArg::LockExclusive)
-        .map_err(|(_, e)| seed_err(&home.join(OWN_LOCK), format!("cannot lock: {}", e.desc())))
+}
+
+/// How long a launch waits for another launch's seed before giving up.
+pub const OWN_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Our lock, taken with a bounded wait: a seeder stopped (SIGSTOP) or stuck while holding
+/// it cannot block every other launch forever.
+fn own_lock(dir: &OwnedFd, home: &Path) -> Result<Flock<OwnedFd>> {
+    let shown = home.join(OWN_LOCK);
+    // The home was marked when it was prepared; the lock file is ours alone (checked).
+    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let mut fd = openat(dir, OWN_LOCK, flags, Mode::empty())
+        .map_err(|e| seed_err(&shown, format!("cannot open: {}", e.desc())))?;
+    let started = std::time::Instant::now();
+    loop {
+        match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((back, Errno::EWOULDBLOCK)) => {
+                fd = back;
+                if started.elapsed() > OWN_LOCK_TIMEOUT {
+                    let holder = fstat(&fd)
+                        .ok()
+                        .and_then(|st| lock_holder(st.st_dev, st.st_ino))
+                        .map_or_else(
+                            || "another process".to_owned(),
+                            |pid| format!("process {pid}"),
+                        );
+                    return Err(seed_err(
+                        &shown,
+                        format!(
+                            "{holder} has held this lock for over {}s while seeding; if it is stopped or stuck, end it (kill {})",
+                            OWN_LOCK_TIMEOUT.as_secs(),
+                            holder.trim_start_matches("process ")
+                        ),
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err((_, e)) => return Err(seed_err(&shown, format!("cannot lock: {}", e.desc()))),
+        }
+    }
+}
+
+/// The PID holding a `flock` on the file with this device and inode, from `/proc/locks`
+/// (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`).
+fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
+    let text = std::fs::read_to_string("/proc/locks").ok()?;
+    let major = nix::sys::stat::major(dev);
+    let minor = nix::sys::stat::minor(dev);
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
+        let mut parts = id.split(':');
+        let (ma, mi, inode) = (parts.next()?, parts.next()?, parts.next()?);
+        (*kind == "FLOCK"
+            && u64::from_str_radix(ma, 16).ok()? == major
+            && u64::from_str_radix(mi, 16).ok()? == minor
+            && inode.parse::<u64>().ok()? == ino)
+            .then(|| pid.parse().ok())
+            .flatten()
+    })
 }
 
 /// claude's own lock on `.claude.json`, taken the way claude takes it (`mkdir`), so
@@ -351,14 +603,20 @@ impl<'a> ClaudeLock<'a> {
                     u64::try_from(st.st_mtime).unwrap_or(0),
                     u32::try_from(st.st_mtime_nsec).unwrap_or(0),
                 );
-            let age = SystemTime::now()
-                .duration_since(mtime)
-                .unwrap_or(Duration::ZERO);
-            if age > STALE_AFTER {
+            let now = SystemTime::now();
+            // A live holder refreshes the mtime to "now"; one far in the future was not
+            // written by a live holder's clock and would otherwise be waited on forever.
+            let from_future = mtime > now + Duration::from_secs(1);
+            let age = now.duration_since(mtime).unwrap_or(Duration::ZERO);
+            if age > STALE_AFTER || from_future {
                 report.note(format!(
-                    "breaking claude's stale lock {} (last touched {}s ago)",
+                    "breaking claude's stale lock {} ({})",
                     shown.display(),
-                    age.as_secs()
+                    if from_future {
+                        "its time stamp is in the future".to_owned()
+                    } else {
+                        format!("last touched {}s ago", age.as_secs())
+                    }
                 ));
                 match unlinkat(dir, CLAUDE_LOCK, UnlinkatFlags::RemoveDir) {
                     Ok(()) | Err(Errno::ENOENT) => {}
@@ -392,50 +650,6 @@ impl Drop for ClaudeLock<'_> {
     fn drop(&mut self) {
         let _ = unlinkat(self.dir, CLAUDE_LOCK, UnlinkatFlags::RemoveDir);
     }
-}
-
-/// Writes `contents` to a new 0600 temp file in `dir`, fsyncs it, renames it over
-/// `.claude.json` and fsyncs the directory. On any failure the temp file is removed and
-/// the previous `.claude.json` is untouched.
-fn write_atomic(dir: &OwnedFd, path: &Path, contents: &[u8]) -> Result<()> {
-    let flags =
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let pid = std::process::id();
-    let mut attempt = 0u32;
-    let (tmp, fd) = loop {
-        let tmp = format!("{CLAUDE_JSON}.claude-iso.{pid}.{attempt}.tmp");
-        match openat(dir, tmp.as_str(), flags, Mode::from_bits_truncate(0o600)) {
-            Ok(fd) => break (tmp, fd),
-            Err(Errno::EEXIST) if attempt < 100 => attempt += 1,
-            Err(e) => {
-                return Err(seed_err(
-                    path,
-                    format!("cannot write a temp file: {}", e.desc()),
-                ));
-            }
-        }
-    };
-    let result = (|| -> std::io::Result<()> {
-        fchmod(&fd, Mode::from_bits_truncate(0o600))?;
-        let mut file = File::from(fd);
-        file.write_all(contents)?;
-        file.sync_all()?;
-        renameat(dir, tmp.as_str(), dir, CLAUDE_JSON)?;
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = unlinkat(dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
-        return Err(seed_err(
-            path,
-            format!(
-                "cannot write: {}; the previous file is unchanged",
-                crate::error::error_text(&e)
-            ),
-        ));
-    }
-    // The rename is durable once the directory is synced.
-    let _ = nix::unistd::fsync(dir);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -504,14 +504,25 @@ fn nothing_to_seed_means_no_write_at_all() {
             .to_string(),
         0o600,
     );
-    let before = tree(&t.home());
+    let mut before = tree(&t.home());
     let ino = fs::metadata(t.home().join(".claude.json")).unwrap().ino();
     t.run().success();
+    // The one change: the home is marked as a scratch home (our lock file, empty, 0600)
+    // when it is first prepared, so a nested claude-iso recognises it.
+    let after = tree(&t.home());
+    let lock = after
+        .iter()
+        .find(|(name, _)| name.ends_with(".claude-iso.lock"))
+        .expect("the home is marked");
+    before.insert(lock.0.clone(), lock.1.clone());
+    // ... which changes the directory's own time stamps, and nothing else.
+    let dir = after.get(Path::new("")).expect("the home itself");
+    before.insert(PathBuf::new(), dir.clone());
     assert_eq!(
-        tree(&t.home()),
-        before,
+        after, before,
         "home changed although nothing needed seeding"
     );
+    assert_eq!(mode_of(&t.home().join(".claude-iso.lock")), 0o600);
     assert_eq!(
         fs::metadata(t.home().join(".claude.json")).unwrap().ino(),
         ino

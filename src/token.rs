@@ -314,12 +314,7 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
             crate::fsutil::describe_mode(meta.mode())
         )));
     }
-    // Judge where the opened file really is, not what the path says (`..`, symlinks).
-    let check_private = !exempt_under.is_some_and(|dir| {
-        let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()));
-        let dir = std::fs::canonicalize(dir);
-        matches!((real, dir), (Ok(real), Ok(dir)) if real.starts_with(&dir))
-    });
+    let check_private = !exempt_under.is_some_and(|dir| built_by_systemd(&file, &meta, dir));
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
         return Err(err(format!(
@@ -353,6 +348,32 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
         )));
     }
     Ok(bytes)
+}
+
+/// Whether an opened secret file is one systemd's `LoadCredential=` made, whose mode
+/// (0400/0440 plus an ACL) is private by construction: it lies directly in
+/// `$CREDENTIALS_DIRECTORY` as opened (judged on the opened file's real path, not on what
+/// the path says), that directory is owned by us or root with no permission bits for
+/// group or others (systemd makes it 0500), and the file is regular without write bits.
+/// Anything else gets the normal owner/mode rules: `CREDENTIALS_DIRECTORY=/` exempts
+/// nothing.
+fn built_by_systemd(file: &File, meta: &std::fs::Metadata, dir: &Path) -> bool {
+    let me = nix::unistd::geteuid().as_raw();
+    let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+        return false;
+    };
+    let Ok(dir_real) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let Ok(dir_meta) = std::fs::metadata(&dir_real) else {
+        return false;
+    };
+    real.parent() == Some(dir_real.as_path())
+        && dir_meta.is_dir()
+        && (dir_meta.uid() == me || dir_meta.uid() == 0)
+        && dir_meta.mode() & 0o077 == 0
+        && meta.file_type().is_file()
+        && meta.mode() & 0o222 == 0
 }
 
 fn libc_flags() -> i32 {

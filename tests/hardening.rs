@@ -635,11 +635,59 @@ fn cases() -> Vec<Case> {
             symlink(t.env_file(), &link).unwrap();
             t.no_env_file().arg("--env-file").arg(link)
         }),
-        accepted("credentials directory: bare token, mode 0444", |t| {
+        accepted(
+            "credentials directory as systemd builds it (0500, file 0444)",
+            |t| {
+                let creds = mkdir(&t.path("creds"));
+                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o444);
+                chmod(&creds, 0o500);
+                t.no_env_file().env("CREDENTIALS_DIRECTORY", creds)
+            },
+        ),
+        accepted("credentials directory 0500, file 0440", |t| {
             let creds = mkdir(&t.path("creds"));
-            write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o444);
+            write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o440);
+            chmod(&creds, 0o500);
             t.no_env_file().env("CREDENTIALS_DIRECTORY", creds)
         }),
+        // The exemption is for what systemd builds, not for any directory the variable
+        // names.
+        refused(
+            "credentials directory open to others (0755), file 0444",
+            |t| {
+                let creds = mkdir(&t.path("creds"));
+                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o444);
+                chmod(&creds, 0o755);
+                t.no_env_file().env("CREDENTIALS_DIRECTORY", creds)
+            },
+            "UNPROTECTED: mode 0444",
+        ),
+        refused(
+            "credentials directory 0500 but the file is writable (0644)",
+            |t| {
+                let creds = mkdir(&t.path("creds"));
+                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o644);
+                chmod(&creds, 0o500);
+                t.no_env_file().env("CREDENTIALS_DIRECTORY", creds)
+            },
+            "UNPROTECTED: mode 0644",
+        ),
+        refused(
+            "CREDENTIALS_DIRECTORY=/ exempts nothing (env file 0644 in a subdirectory)",
+            |t| {
+                write_mode(
+                    &t.path("loose.env"),
+                    format!("{TOKEN_LINE}{TOKEN}\n"),
+                    0o644,
+                );
+                let loose = t.path("loose.env");
+                t.env("CREDENTIALS_DIRECTORY", "/")
+                    .no_env_file()
+                    .arg("--env-file")
+                    .arg(loose)
+            },
+            "UNPROTECTED: mode 0644",
+        ),
         accepted("an empty $CLAUDE_CODE_OAUTH_TOKEN is not a source", |t| {
             let xdg = mkdir(&t.path("xdg/claude-iso"));
             write_mode(

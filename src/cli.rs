@@ -74,6 +74,12 @@ pub struct LaunchArgs {
     /// Also remove NAME from the command's environment (repeatable).
     #[arg(long, value_name = "NAME")]
     pub unset: Vec<String>,
+
+    /// How the token reaches the command: `fd` (a pipe, read once; the default when the
+    /// command is claude) or `env` (CLAUDE_CODE_OAUTH_TOKEN; the default otherwise)
+    /// [env: CLAUDE_ISO_TOKEN_VIA].
+    #[arg(long, value_name = "WAY", value_parser = ["fd", "env"])]
+    pub token_via: Option<String>,
 }
 
 impl LaunchArgs {
@@ -100,6 +106,9 @@ impl LaunchArgs {
         }
         for n in &self.unset {
             push("--unset", n.into());
+        }
+        if let Some(way) = &self.token_via {
+            push("--token-via", way.into());
         }
         out
     }

@@ -12,6 +12,32 @@ use crate::error::{Error, Result};
 use crate::fsutil::clean;
 use crate::layout::{NESTED_VAR, OWN_LOCK};
 
+/// How the token reaches the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenVia {
+    /// A pipe on a descriptor named by `CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR`: the token
+    /// is in no environment, and once claude has read it, nowhere but claude's memory.
+    Fd,
+    /// `CLAUDE_CODE_OAUTH_TOKEN` in the command's environment.
+    Env,
+}
+
+impl TokenVia {
+    /// The way for a command: `--token-via`/`CLAUDE_ISO_TOKEN_VIA` when given, else `fd`
+    /// for claude itself (one reader, which the pipe suits) and `env` for anything else
+    /// (a server that starts many claudes needs the variable).
+    #[must_use]
+    pub fn for_command(chosen: Option<TokenVia>, command: &std::ffi::OsStr) -> TokenVia {
+        chosen.unwrap_or_else(|| {
+            if Path::new(command).file_name() == Some(std::ffi::OsStr::new("claude")) {
+                TokenVia::Fd
+            } else {
+                TokenVia::Env
+            }
+        })
+    }
+}
+
 /// Everything the launcher needs, resolved.
 #[derive(Debug)]
 pub struct Config {
@@ -28,6 +54,8 @@ pub struct Config {
     pub trust: Vec<PathBuf>,
     pub keep_env: Vec<String>,
     pub unset: Vec<String>,
+    /// `--token-via` / `CLAUDE_ISO_TOKEN_VIA`, if given (else chosen per command).
+    pub token_via: Option<TokenVia>,
     /// The directory claude-iso was started in.
     pub start_dir: PathBuf,
     real_home: RealHome,
@@ -111,6 +139,7 @@ impl Config {
             trust,
             keep_env: args.keep_env.clone(),
             unset: args.unset.clone(),
+            token_via: token_via(args.token_via.as_deref(), &env)?,
             start_dir,
             real_home,
             env,
@@ -188,6 +217,22 @@ impl Config {
     #[must_use]
     pub fn path_var(&self) -> Option<OsString> {
         self.env.get("PATH").map(ToOwned::to_owned)
+    }
+}
+
+fn token_via(arg: Option<&str>, env: &CallerEnv) -> Result<Option<TokenVia>> {
+    let from_env = env.get("CLAUDE_ISO_TOKEN_VIA").filter(|v| !v.is_empty());
+    let (value, origin) = match (arg, from_env) {
+        (Some(a), _) => (a.to_owned(), "--token-via"),
+        (None, Some(v)) => (v.to_string_lossy().into_owned(), "CLAUDE_ISO_TOKEN_VIA"),
+        (None, None) => return Ok(None),
+    };
+    match value.as_str() {
+        "fd" => Ok(Some(TokenVia::Fd)),
+        "env" => Ok(Some(TokenVia::Env)),
+        other => Err(Error::Usage(format!(
+            "{origin}={other}: expected fd or env"
+        ))),
     }
 }
 

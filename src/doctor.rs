@@ -410,7 +410,7 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
         &config.env,
         &Plan {
             home: &config.home,
-            token,
+            token: environment::Delivery::Env(token),
             pwd: None,
             keep: &config.keep_env,
             unset: &config.unset,

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use crate::caller::CallerEnv;
-use crate::layout::{NESTED_VAR, TOKEN_VAR};
+use crate::layout::{NESTED_VAR, TOKEN_FD_VAR, TOKEN_VAR};
 use crate::scrub::is_scrubbed;
 use crate::token::Token;
 
@@ -18,13 +18,23 @@ use crate::token::Token;
 #[derive(Debug)]
 pub struct Plan<'a> {
     pub home: &'a Path,
-    pub token: &'a Token,
+    pub token: Delivery<'a>,
     /// Set `PWD` to this (when `-C` moved us).
     pub pwd: Option<&'a Path>,
     /// Scrubbed names to let through anyway (`--keep-env`).
     pub keep: &'a [String],
     /// More names to remove (`--unset`).
     pub unset: &'a [String],
+}
+
+/// How the token travels to the command.
+#[derive(Debug, Clone, Copy)]
+pub enum Delivery<'a> {
+    /// In `CLAUDE_CODE_OAUTH_TOKEN`.
+    Env(&'a Token),
+    /// On this descriptor, named by `CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR`;
+    /// `CLAUDE_CODE_OAUTH_TOKEN` is then not set at all.
+    Fd(i32),
 }
 
 /// The child's environment and what was removed from the caller's.
@@ -55,9 +65,13 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
     let removed_by_us = |name: &OsStr| {
         (is_scrubbed(name) || plan.unset.iter().any(|u| OsStr::new(u) == name)) && !kept(name)
     };
+    let token = match plan.token {
+        Delivery::Env(token) => (TOKEN_VAR, OsString::from(token.expose())),
+        Delivery::Fd(fd) => (TOKEN_FD_VAR, OsString::from(fd.to_string())),
+    };
     let ours: [(&str, OsString); 4] = [
         ("HOME", plan.home.as_os_str().to_owned()),
-        (TOKEN_VAR, OsString::from(plan.token.expose())),
+        token,
         (NESTED_VAR, OsString::from("1")),
         (
             "PWD",
@@ -80,12 +94,16 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
         if k.is_empty() || k.as_bytes().contains(&b'=') || !seen.insert(k.as_os_str()) {
             continue;
         }
-        if is_ours(k) {
-            continue;
-        }
+        // Scrubbed first: a caller's CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR is reported
+        // as removed even when ours takes its place.
         if removed_by_us(k) {
             let name = k.to_string_lossy().into_owned();
             removed.push(name);
+            continue;
+        }
+        // Ours, replaced below; and in fd mode the caller's CLAUDE_CODE_OAUTH_TOKEN is
+        // not passed either (the token is on the descriptor, and nowhere else).
+        if is_ours(k) || (matches!(plan.token, Delivery::Fd(_)) && k == TOKEN_VAR) {
             continue;
         }
         vars.push((k.clone(), v.clone()));
@@ -124,7 +142,7 @@ mod tests {
             &env(caller),
             &Plan {
                 home: Path::new("/scratch"),
-                token: &t,
+                token: Delivery::Env(&t),
                 pwd: pwd.as_deref(),
                 keep: &keep,
                 unset: &unset,
@@ -158,6 +176,50 @@ mod tests {
             vec!["ANTHROPIC_API_KEY", "CLAUDE_CONFIG_DIR", "XDG_CONFIG_HOME"]
         );
         assert_eq!(c.vars.iter().filter(|(k, _)| k == "HOME").count(), 1);
+    }
+
+    #[test]
+    fn fd_delivery_sets_only_the_descriptor() {
+        let t = token();
+        let c = child_env(
+            &env(
+                "CLAUDE_CODE_OAUTH_TOKEN=caller\nCLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR=9\nTERM=x\n",
+            ),
+            &Plan {
+                home: Path::new("/scratch"),
+                token: Delivery::Fd(5),
+                pwd: None,
+                keep: &[],
+                unset: &[],
+            },
+        );
+        assert_eq!(get(&c, TOKEN_VAR), None);
+        assert_eq!(get(&c, TOKEN_FD_VAR), Some("5"));
+        assert_eq!(c.vars.iter().filter(|(k, _)| k == TOKEN_FD_VAR).count(), 1);
+        assert_eq!(get(&c, "TERM"), Some("x"));
+        assert!(!format!("{:?}", c.vars).contains(t.expose()));
+    }
+
+    #[test]
+    fn a_hundred_thousand_variables() {
+        // Linear: each name is looked up once (the old quadratic scan took minutes here).
+        let caller: CallerEnv = (0..100_000)
+            .map(|i| (format!("V{i}"), "x".to_owned()))
+            .chain(std::iter::once(("V7".to_owned(), "dup".to_owned())))
+            .collect();
+        let t = token();
+        let c = child_env(
+            &caller,
+            &Plan {
+                home: Path::new("/scratch"),
+                token: Delivery::Env(&t),
+                pwd: None,
+                keep: &[],
+                unset: &[],
+            },
+        );
+        assert_eq!(c.vars.len(), 100_000 + 3);
+        assert_eq!(get(&c, "V7"), Some("x"));
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub const TRUSTED: &str = "hasTrustDialogAccepted";
 
 /// The variable claude reads the token from, and the key we look for in env files.
 pub const TOKEN_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
+/// Where claude reads the token from when it comes on a descriptor (claude 2.1.197 and
+/// later read it once at start, see `claude-code-facts.md`).
+pub const TOKEN_FD_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR";
 /// Exported to the child so a nested claude-iso knows `HOME` is a scratch home.
 pub const NESTED_VAR: &str = "CLAUDE_ISO";
 /// The systemd credential name (`LoadCredential=claude-oauth-token:…`).

@@ -31,10 +31,10 @@ use clap::Parser;
 
 use crate::caller::CallerEnv;
 use crate::cli::Cli;
-use crate::config::Config;
-use crate::environment::Plan;
+use crate::config::{Config, TokenVia};
+use crate::environment::{Delivery, Plan};
 use crate::error::{Error, Outcome, Result, error_text};
-use crate::layout::TOKEN_VAR;
+use crate::layout::{TOKEN_FD_VAR, TOKEN_VAR};
 use crate::report::{Report, Verbosity};
 
 /// The whole program: parses `args`, runs, and returns the exit status (when `execve`
@@ -139,11 +139,22 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     }
     let home_path = existing.map_or_else(|| config.home.clone(), |e| e.canonical.clone());
 
+    let via = TokenVia::for_command(config.token_via, &argv[0]);
+    // The pipe is made last, when nothing can fail before the exec but the exec itself.
+    let delivery = match via {
+        TokenVia::Env => Delivery::Env(&token),
+        // A dry run makes no pipe; the plan says how the descriptor is chosen.
+        TokenVia::Fd if cli.dry_run => {
+            Delivery::Fd(exec::token_fd_floor(config.env.get("LISTEN_FDS")))
+        }
+        TokenVia::Fd => Delivery::Fd(-1),
+    };
+
     let mut child = environment::child_env(
         &config.env,
         &Plan {
             home: &home_path,
-            token: &token,
+            token: delivery,
             pwd: config.chdir.then_some(config.workdir.as_path()),
             keep: &config.keep_env,
             unset: &config.unset,
@@ -158,6 +169,13 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     }
 
     if cli.dry_run {
+        report.plan(match via {
+            TokenVia::Fd => format!(
+                "token via: fd (a pipe on the lowest free descriptor from {} on, named by {TOKEN_FD_VAR}; {TOKEN_VAR} not set)",
+                exec::token_fd_floor(config.env.get("LISTEN_FDS"))
+            ),
+            TokenVia::Env => format!("token via: env ({TOKEN_VAR})"),
+        });
         print_plan(report, &config, &token, program.as_deref(), &argv, &child);
         return Ok(Outcome::Success);
     }
@@ -168,6 +186,11 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         // Created just now: the command gets the canonical path of what was made.
         child.set("HOME", home.path.as_os_str());
     }
+    if via == TokenVia::Fd {
+        let fd = exec::token_pipe(&token, exec::token_fd_floor(config.env.get("LISTEN_FDS")))?;
+        child.set(TOKEN_FD_VAR, std::ffi::OsStr::new(&fd.to_string()));
+    }
+    drop(token);
     if config.chdir {
         std::env::set_current_dir(&config.workdir).map_err(|e| Error::Cwd {
             path: config.workdir.clone(),

@@ -183,17 +183,18 @@ fn credentials_directory_holds_a_bare_token() {
     ] {
         let t = Test::new().no_env_file();
         let creds = mkdir(&t.path("creds"));
-        // systemd makes it root-owned 0400 (with an ACL); a loose mode is not held
-        // against a file there.
+        // systemd makes the file 0400/0440 (with an ACL) in a 0500 directory; a mode
+        // like that is not held against a file there.
         write_mode(&creds.join("claude-oauth-token"), &text, 0o444);
+        chmod(&creds, 0o500);
         let t = t.env("CREDENTIALS_DIRECTORY", &creds);
         let out = t.run();
         out.success().no_secrets();
-        assert_eq!(
-            out.probe().all("CLAUDE_CODE_OAUTH_TOKEN"),
-            [TOKEN],
-            "{name}"
+        assert!(
+            out.probe().fd_token.is_some(),
+            "{name}: claude gets the token on a pipe"
         );
+        out.probe().assert_token(TOKEN);
     }
 }
 
@@ -711,13 +712,20 @@ fn child_environment_is_the_callers_minus_credentials_plus_home_and_token() {
     let mut expected: std::collections::BTreeMap<OsString, OsString> = t
         .env_vars()
         .iter()
-        .filter(|(k, _)| !names.iter().any(|n| k == n))
+        .filter(|(k, _)| !names.iter().any(|n| k == n) && k != "CLAUDE_CODE_OAUTH_TOKEN")
         .cloned()
         .collect();
     expected.insert("HOME".into(), t.home().into());
-    expected.insert("CLAUDE_CODE_OAUTH_TOKEN".into(), TOKEN.into());
+    // The command is claude (the probe stands in): the token comes on a pipe.
+    let fd = out
+        .probe()
+        .all("CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR")
+        .pop()
+        .expect("the descriptor is named");
+    expected.insert("CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR".into(), fd);
     expected.insert("CLAUDE_ISO".into(), "1".into());
     assert_eq!(out.probe().env_map(), expected);
+    out.probe().assert_token(TOKEN);
     assert!(expected.contains_key(&OsString::from("PATH")));
 
     // One warning line, naming every removed variable and none of their values.
@@ -935,13 +943,36 @@ fn no_descriptor_leaks_into_the_command() {
     write_mode(&t.home().join(".claude/.credentials.json"), "{}", 0o600);
     let out = t.run();
     out.success();
-    let through = out.probe().fds;
+    let mut through = out.probe().fds;
     assert!(through.starts_with(&[0, 1, 2]), "{through:?}");
+    // The one descriptor claude-iso adds on purpose: the token pipe (the command is
+    // claude), named by CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR and already read empty.
+    let token_fd: u32 = out
+        .probe()
+        .all("CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR")
+        .pop()
+        .expect("token on a pipe")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    out.probe().assert_token(TOKEN);
+    through.retain(|fd| *fd != token_fd);
     t.reset_probe();
     let direct = t.run_probe_directly().fds;
     assert_eq!(
         through, direct,
-        "descriptors of the probe under claude-iso vs run directly"
+        "descriptors of the probe under claude-iso (but the token pipe) vs run directly"
+    );
+    // With the token in the environment, nothing at all is added.
+    let t = t.arg("--token-via").arg("env");
+    t.reset_probe();
+    let out = t.run();
+    out.success();
+    assert_eq!(
+        out.probe().fds,
+        direct,
+        "--token-via env adds no descriptor"
     );
 
     // Control: a descriptor that does reach the command shows up in the probe's list.

@@ -132,6 +132,12 @@ echo $$ > "$d/pid"
 /bin/cat /proc/$$/environ > "$d/environ"
 pwd -P > "$d/cwd"
 /bin/ls /proc/$$/fd > "$d/fds"
+fd=$CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR
+if [ -n "$fd" ]; then
+    # Read the token pipe twice: the second read must find it empty.
+    /bin/cat <&"$fd" > "$d/fd_token"
+    /bin/cat <&"$fd" > "$d/fd_token_again"
+fi
 exit 0
 "#,
         out = out.display()
@@ -707,6 +713,9 @@ pub struct Probe {
     pub cwd: PathBuf,
     /// The descriptors open in the shell running the probe.
     pub fds: Vec<u32>,
+    /// What the probe read from `$CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR`, when set:
+    /// the first read, then a second one (which must find the pipe empty).
+    pub fd_token: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Probe {
@@ -738,6 +747,12 @@ impl Probe {
             environ,
             cwd: PathBuf::from(text("cwd").trim_end_matches('\n')),
             fds,
+            fd_token: fs::read(dir.join("fd_token")).ok().map(|first| {
+                (
+                    first,
+                    fs::read(dir.join("fd_token_again")).unwrap_or_default(),
+                )
+            }),
         })
     }
 
@@ -781,14 +796,43 @@ impl Probe {
         map
     }
 
-    /// The child got exactly `token` as `CLAUDE_CODE_OAUTH_TOKEN`, once.
+    /// The child got exactly `token`, one way: on the pipe named by
+    /// `CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR` (readable once, and then not in the
+    /// environment at all), or else as `CLAUDE_CODE_OAUTH_TOKEN`, once.
     #[track_caller]
     pub fn assert_token(&self, token: &str) {
-        assert_eq!(
-            self.all("CLAUDE_CODE_OAUTH_TOKEN"),
-            vec![OsString::from(token)],
-            "the command did not get exactly the expected token"
-        );
+        match &self.fd_token {
+            Some((first, again)) => {
+                assert_eq!(
+                    String::from_utf8_lossy(first),
+                    token,
+                    "the command did not read exactly the expected token from the pipe"
+                );
+                assert!(again.is_empty(), "the token pipe could be read twice");
+                assert_eq!(
+                    self.all("CLAUDE_CODE_OAUTH_TOKEN"),
+                    Vec::<OsString>::new(),
+                    "the token is on a pipe and must not also be in the environment"
+                );
+                assert!(
+                    !self
+                        .environ
+                        .iter()
+                        .any(|(_, v)| v.windows(token.len()).any(|w| w == token.as_bytes())),
+                    "the token is in the environment"
+                );
+            }
+            None => assert_eq!(
+                self.all("CLAUDE_CODE_OAUTH_TOKEN"),
+                vec![OsString::from(token)],
+                "the command did not get exactly the expected token"
+            ),
+        }
+    }
+
+    /// The way the token came: `"fd"` or `"env"`.
+    pub fn token_via(&self) -> &'static str {
+        if self.fd_token.is_some() { "fd" } else { "env" }
     }
 }
 

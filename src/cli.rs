@@ -49,7 +49,7 @@ pub struct Cli {
 }
 
 /// Options shared by the launcher and `doctor`.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct LaunchArgs {
     /// Env file holding CLAUDE_CODE_OAUTH_TOKEN=… (mode 0600) [env: CLAUDE_ISO_ENV_FILE].
     #[arg(long, value_name = "PATH")]
@@ -118,6 +118,9 @@ impl LaunchArgs {
 pub enum Subcommand {
     /// Check the token, the scratch home, the seed and the environment; change nothing.
     Doctor(DoctorArgs),
+    /// Store the setup-token (`token set`) or show how old it is (`token status`).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -137,4 +140,33 @@ pub struct DoctorArgs {
     /// Also run claude once, isolated as the launcher would, and expect AUTH_OK back.
     #[arg(long)]
     pub live: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Read the token from the terminal without echo (or from stdin when it is not a
+    /// terminal), check it, and store it in the env file (mode 0600).
+    Set(TokenSetArgs),
+    /// Show where the token comes from, its prefix and length, its age and the days left
+    /// of its 365-day lifetime.
+    Status(TokenStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenSetArgs {
+    /// The env file to write [default: $XDG_CONFIG_HOME/claude-iso/token.env]
+    /// [env: CLAUDE_ISO_ENV_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TokenStatusArgs {
+    /// Env file holding CLAUDE_CODE_OAUTH_TOKEN=… [env: CLAUDE_ISO_ENV_FILE].
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

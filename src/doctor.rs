@@ -215,6 +215,20 @@ fn check_token(config: &Config) -> (Check, Option<(Token, Source)>) {
         }
     }
     let source = (*first).clone();
+    match crate::tokenstore::recorded(config, &source, &token) {
+        Some((life, _)) => {
+            detail.push_str(&format!("; {}", life.describe()));
+            if let Some(w) = life.warning(crate::tokenstore::STATUS_WARN_DAYS) {
+                status = if life.days_left() < 0 {
+                    Status::Fail
+                } else {
+                    Status::Warn
+                };
+                detail.push_str(&format!("; {w}"));
+            }
+        }
+        None => detail.push_str("; age unknown (`claude-iso token set` records it)"),
+    }
     (check("token", status, detail), Some((token, source)))
 }
 
@@ -253,6 +267,20 @@ fn check_env_file(config: &Config, winner: Option<&Source>) -> Check {
         meta.uid(),
         meta.mode() & 0o7777
     );
+    let source = if systemd {
+        Source::CredentialsDirectory(path.clone())
+    } else {
+        Source::EnvFile(path.clone())
+    };
+    let others = crate::tokenstore::other_variables(config, &source);
+    let facts = if others.is_empty() {
+        facts
+    } else {
+        format!(
+            "{facts}; not exported (only {TOKEN_VAR} is read from it): {}",
+            others.join(", ")
+        )
+    };
     match token::read_private_file(&path, token::credentials_directory(config)) {
         Ok(_) => check(
             "env_file",
@@ -403,7 +431,8 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
     let token = if let Some(t) = token {
         t
     } else {
-        placeholder = Token::parse("sk-ant-oat01-placeholder").expect("valid placeholder");
+        placeholder = Token::parse(&format!("sk-ant-oat01-placeholder{}", "x".repeat(84)))
+            .expect("valid placeholder");
         &placeholder
     };
     let child = environment::child_env(

@@ -130,7 +130,7 @@ mod tests {
     }
 
     fn token() -> Token {
-        Token::parse("sk-ant-oat01-abcdefgh").unwrap()
+        Token::parse(&format!("sk-ant-oat01-abcdefgh{}", "x".repeat(87))).unwrap()
     }
 
     fn run(caller: &str, keep: &[&str], unset: &[&str], pwd: Option<&str>) -> ChildEnv {
@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(get(&c, "TERM"), Some("xterm"));
         assert_eq!(get(&c, "ANTHROPIC_BASE_URL"), Some("http://127.0.0.1:1"));
         assert_eq!(get(&c, "HOME"), Some("/scratch"));
-        assert_eq!(get(&c, TOKEN_VAR), Some("sk-ant-oat01-abcdefgh"));
+        assert_eq!(get(&c, TOKEN_VAR), Some(token().expose()));
         assert_eq!(get(&c, NESTED_VAR), Some("1"));
         assert_eq!(get(&c, "PWD"), None);
         for name in SCRUBBED {

@@ -19,7 +19,7 @@ pub enum Error {
     Usage(String),
 
     #[error(
-        "no token found; looked in {looked}; put CLAUDE_CODE_OAUTH_TOKEN=<token from `claude setup-token`> in one of them (mode 0600) or pass --env-file"
+        "no token found; looked in {looked}; run: claude-iso token set (it stores the token `claude setup-token` prints)"
     )]
     NoToken { looked: String },
 

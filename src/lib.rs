@@ -24,6 +24,7 @@ pub mod sys;
 #[cfg(test)]
 mod testgen;
 pub mod token;
+pub mod tokenstore;
 
 use std::ffi::OsString;
 
@@ -42,9 +43,10 @@ use crate::report::{Report, Verbosity};
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     // The token will be in our memory: no core file, no same-user ptrace, from the start.
     sys::set_non_dumpable();
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => return usage_error(&e),
+        Err(e) => return usage_error(&e, &args),
     };
     let report = Report {
         verbosity: if cli.quiet {
@@ -70,6 +72,8 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
 fn subcommand(sub: &cli::Subcommand) -> Result<Outcome> {
     match sub {
         cli::Subcommand::Doctor(args) => doctor::main(args),
+        cli::Subcommand::Token(cli::TokenCommand::Set(args)) => tokenstore::set(args),
+        cli::Subcommand::Token(cli::TokenCommand::Status(args)) => tokenstore::status(args),
         cli::Subcommand::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -81,7 +85,7 @@ fn subcommand(sub: &cli::Subcommand) -> Result<Outcome> {
 }
 
 /// clap's help and version go to stdout with 0; a usage error is one line and 125.
-fn usage_error(e: &clap::Error) -> i32 {
+fn usage_error(e: &clap::Error, args: &[OsString]) -> i32 {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         report::stdout_bytes(e.render().to_string().as_bytes());
@@ -93,9 +97,51 @@ fn usage_error(e: &clap::Error) -> i32 {
         .next()
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ");
-    let err = Error::Usage(format!("{first} (see claude-iso --help)"));
+    let err = Error::Usage(match forgotten_separator(e, args) {
+        Some(word) => format!("{first}; put `--` before the command: claude-iso -- {word} …"),
+        None => format!("{first} (see claude-iso --help)"),
+    });
     report::error_line(&err.to_string());
     err.exit_code()
+}
+
+/// When a usage error comes from a command given without `--` (`claude-iso claude
+/// --print …`, `claude-iso --print …`), the word that should come after `--`: the
+/// first argument that is not one of ours.
+fn forgotten_separator(e: &clap::Error, args: &[OsString]) -> Option<String> {
+    use clap::error::ErrorKind;
+    if !matches!(
+        e.kind(),
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand
+    ) || args.iter().any(|a| a == "--")
+    {
+        return None;
+    }
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let mut rest = args.iter().skip(1);
+    while let Some(arg) = rest.next() {
+        let arg = arg.to_string_lossy();
+        let ours = cmd.get_arguments().find(|a| {
+            a.get_long().is_some_and(|l| {
+                arg.strip_prefix("--")
+                    .is_some_and(|r| r == l || r.starts_with(&format!("{l}=")))
+            }) || a
+                .get_short()
+                .is_some_and(|c| arg.len() == 2 && arg.starts_with('-') && arg.ends_with(c))
+        });
+        match ours {
+            Some(a) => {
+                // Skip the value of an option that takes one (`--home DIR`).
+                if a.get_action().takes_values() && !arg.contains('=') {
+                    rest.next();
+                }
+            }
+            None if cmd.find_subcommand(arg.as_ref()).is_some() => return None,
+            None if arg.starts_with('-') => return Some(format!("claude {arg}")),
+            None => return Some(arg.into_owned()),
+        }
+    }
+    None
 }
 
 /// Runs the launcher. Returns only for a dry run (`Ok`) or on failure.
@@ -103,6 +149,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     let config = Config::new(&cli.launch, CallerEnv::from_process())?;
     let (token, source) = token::load(&config)?;
     report.info(format!("token {} from {source}", token.redacted()));
+    tokenstore::launch_notes(&config, &source, &token, report, cli.dry_run);
     if cli.dry_run {
         report.plan(format!("token: {} from {source}", token.redacted()));
     }
@@ -122,7 +169,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
             ));
             None
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(not_found_hint(e, &argv[0])),
     };
 
     // Every check first (nothing changes yet), so a refusal leaves nothing behind.
@@ -201,6 +248,22 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     drop(home);
     let errno = exec::exec(&prepared);
     Err(exec::exec_error(errno, prepared.shown()))
+}
+
+/// `claude` not on `PATH` on a new machine: say how to install it.
+fn not_found_hint(e: Error, command: &std::ffi::OsStr) -> Error {
+    match e {
+        Error::NotFound {
+            command: shown,
+            detail,
+        } if command == "claude" => Error::NotFound {
+            command: shown,
+            detail: format!(
+                "{detail}; install Claude Code: npm install -g @anthropic-ai/claude-code (or its official installer), then check `claude --version`"
+            ),
+        },
+        other => other,
+    }
 }
 
 fn print_plan(

@@ -25,6 +25,12 @@ pub const MAX_ENV_FILE: u64 = 64 * 1024;
 
 const SETUP_PREFIX: &str = "sk-ant-oat";
 
+/// The shortest token accepted. Every setup-token measured so far (`claude setup-token`,
+/// 2025–2026) is 108 characters: `sk-ant-oat01-` and 95 of URL-safe base64. 80 leaves
+/// room for a format change (other tools that check these tokens use the same floor)
+/// while a token cut short in copying, the usual mistake, is caught.
+pub const MIN_TOKEN_LEN: usize = 80;
+
 /// A validated setup-token (`sk-ant-oat` + two digits + `-` + URL-safe base64).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
@@ -64,6 +70,11 @@ impl Token {
         if !shape_ok {
             return Err(
                 "does not look like a setup-token (expected sk-ant-oat01- followed by URL-safe base64, as printed by `claude setup-token`)",
+            );
+        }
+        if value.len() < MIN_TOKEN_LEN {
+            return Err(
+                "looks truncated: it is shorter than any setup-token (those are about 108 chars); copy the whole token printed by `claude setup-token` again",
             );
         }
         Ok(Token(value.to_owned()))
@@ -385,12 +396,17 @@ fn libc_flags() -> i32 {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "sk-ant-oat01-AbC_dEf-123";
+    const GOOD: &str = "sk-ant-oat01-AbC_dEf-123HLxDsCxqjBLd3qbJskH53rGTD-2U3OpSH5r44wLzwTGV6HJYq-EEyUqj37Xa2fCs_4Gu0GSzVrE_BfeTRxAA";
 
     #[test]
     fn shapes() {
         assert!(Token::parse(GOOD).is_ok());
-        assert!(Token::parse("sk-ant-oat99-x").is_ok());
+        assert!(Token::parse(&format!("sk-ant-oat99-{}", "x".repeat(95))).is_ok());
+        // Truncated: its own message; the floor leaves room for a format change.
+        assert!(Token::parse(&GOOD[..MIN_TOKEN_LEN]).is_ok());
+        let cut = Token::parse(&GOOD[..MIN_TOKEN_LEN - 1]).unwrap_err();
+        assert!(cut.contains("looks truncated"), "{cut}");
+        assert!(!cut.contains(&GOOD[13..30]), "{cut}");
         for bad in [
             "",
             "sk-ant-api03-abc",

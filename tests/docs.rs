@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_claude-iso");
-const FAKE_TOKEN: &str = "sk-ant-oat01-FAKE_docs-test_0123456789abcdefghijklmnopqrstuvwxyz";
+const FAKE_TOKEN: &str = "sk-ant-oat01-FAKE_docs-test_g74n5sfydE3f_I2fSy6Zu4A3YhYZCy2Aeec5YZq6l_-5kbh-wEod1A79e1fzJ_tstcwiLv8y_aFi7oAA";
 const PLAN_DONE: &str = "dry run: nothing changed, nothing run";
 const MAN_PAGE: &str = "man/claude-iso.1";
 const UPDATE_VAR: &str = "CLAUDE_ISO_UPDATE_MAN";

@@ -157,8 +157,8 @@ fn no_token_anywhere_names_every_place_looked() {
         .status(125)
         .stderr(&format!(
             "claude-iso: no token found; looked in credentials-directory ({}), \
-             $CLAUDE_CODE_OAUTH_TOKEN, {}, {}; put CLAUDE_CODE_OAUTH_TOKEN=<token from \
-             `claude setup-token`> in one of them (mode 0600) or pass --env-file\n",
+             $CLAUDE_CODE_OAUTH_TOKEN, {}, {}; run: claude-iso token set (it stores the \
+             token `claude setup-token` prints)\n",
             creds.join("claude-oauth-token").display(),
             xdg.join("claude-iso/token.env").display(),
             t.real_home()

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["cli"],
     &["config"],
     &["token"],
-    &["home"],
+    &["home", "tokenstore"],
     &["scan"],
     &["seed"],
     &["environment"],

@@ -30,19 +30,20 @@ use std::time::{Duration, Instant};
 /// The claude-iso binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_claude-iso");
 
-/// A valid setup-token: `sk-ant-oat01-` + 56 URL-safe characters. The part after the
+/// A valid setup-token, shaped like real ones: `sk-ant-oat01-` + 95 URL-safe
+/// characters, 108 in all (shorter ones are refused as truncated). The part after the
 /// public prefix is what must never be shown.
-pub const TOKEN: &str = "sk-ant-oat01-Zq9_Kp3xVw-Lm8NtRy2Hb5Jc7Dg4Fs6Qe1Ua0Wo_XiYkPlMnBvCzAsEdRfTg";
+pub const TOKEN: &str = "sk-ant-oat01-Zq9_Kp3xVw-Lm8LyvoCvi2e4RlaqNp0MIj8UeaOQt_8CALeWusH2BH2ETFK2AS2eOY6lifaNy59XQhL3rsgoVuBNMXLeSAA";
 /// How claude-iso may show [`TOKEN`]: prefix and length only.
 pub fn redacted(token: &str) -> String {
     format!("sk-ant-oat01-… ({} chars)", token.len())
 }
 
 /// A few more valid tokens, to tell sources apart.
-pub const TOKEN_B: &str = "sk-ant-oat01-Bbbb_SecondSourceToken-qwertyuiopASDFGHJKLzxcvbnm";
-pub const TOKEN_C: &str = "sk-ant-oat01-Cccc_ThirdSourceToken-poiuytrewqLKJHGFDSAmnbvcxz";
-pub const TOKEN_D: &str = "sk-ant-oat01-Dddd_FourthSourceToken-MNBVCXZasdfghjklQWERTYUIOP";
-pub const TOKEN_E: &str = "sk-ant-oat01-Eeee_FifthSourceToken-zaqxswcdevfrbgtnhymjukilop";
+pub const TOKEN_B: &str = "sk-ant-oat01-Bbbb_SecondSourceToken-qmU-43fSLqgPvqaFtl9VjSHBgEE4yYggorVYMtMHlVgdvbnIlQ2uLfomNZX8XItt5MadHJAA";
+pub const TOKEN_C: &str = "sk-ant-oat01-Cccc_ThirdSourceToken-QCFV1u90Ht77yW8yde9wqnarNk_hB2dcsMtg2GC-cmFOb5RCg2EbmVs7TrSDKlGrqwnhsd7AA";
+pub const TOKEN_D: &str = "sk-ant-oat01-Dddd_FourthSourceToken-TW_0i4JRWpAPWj91Md5X09hkGBasPMA3LbAloqiXBOucuxghD3w0k-togSgwl2N1MFHK1KAA";
+pub const TOKEN_E: &str = "sk-ant-oat01-Eeee_FifthSourceToken-JBmkugpGtCNmn_4nf1r9D9QUpa-lmI5b1rarFSt23cTUQSynsuv2h3p-0AtWcYYR2ZKkFZvAA";
 
 /// `PATH` every run gets (the sandbox's `bin` is put in front of it).
 pub const SYSTEM_PATH: &str = "/usr/bin:/bin";

@@ -235,7 +235,7 @@ impl World {
         fs::create_dir_all(&tmpdir).unwrap();
         fs::create_dir_all(&logs).unwrap();
 
-        let token = format!("sk-ant-oat01-e2eToken{}-{}AA", unique(), "x".repeat(40));
+        let token = format!("sk-ant-oat01-e2eToken{}-{}AA", unique(), "x".repeat(80));
         let env_file = root.join("token.env");
         write_mode(
             &env_file,

@@ -118,6 +118,12 @@ impl Lifetime {
         self.first_stored + LIFETIME_DAYS * DAY
     }
 
+    /// Whole days since it expired (when [`Lifetime::days_left`] is negative).
+    #[must_use]
+    pub fn days_expired(&self) -> i64 {
+        (self.now - self.expires()).div_euclid(DAY)
+    }
+
     /// Whole days left; negative once expired.
     #[must_use]
     pub fn days_left(&self) -> i64 {
@@ -131,7 +137,7 @@ impl Lifetime {
         let left = if left >= 0 {
             format!("{left} days left")
         } else {
-            format!("EXPIRED {} days ago", -left)
+            format!("EXPIRED {} days ago", self.days_expired())
         };
         format!(
             "first stored {} ({} days ago), expires {} ({left})",
@@ -407,11 +413,12 @@ fn read_from_terminal() -> Result<Secret> {
         .remove(LocalFlags::ECHO | LocalFlags::ICANON | LocalFlags::ISIG | LocalFlags::IEXTEN);
     hidden.control_chars[SpecialCharacterIndices::VMIN as usize] = 1;
     hidden.control_chars[SpecialCharacterIndices::VTIME as usize] = 0;
-    let _ = std::io::stderr()
-        .write_all(b"Paste the token printed by `claude setup-token` (input hidden), then Enter: ");
     tcsetattr(&stdin, SetArg::TCSAFLUSH, &hidden)
         .map_err(|e| cancelled(&format!("terminal: {}", e.desc())))?;
     let guard = TerminalGuard(original);
+    // Only now that echo is off: nothing typed after the prompt is shown.
+    let _ = std::io::stderr()
+        .write_all(b"Paste the token printed by `claude setup-token` (input hidden), then Enter: ");
     let mut line = Secret(Vec::with_capacity(128));
     let mut byte = [0u8; 1];
     let outcome = loop {
@@ -760,7 +767,7 @@ pub fn status(args: &TokenStatusArgs) -> Result<Outcome> {
                     format!(
                         "expires  {} (EXPIRED {} days ago)",
                         date(l.expires()),
-                        -left
+                        l.days_expired()
                     )
                 });
             }

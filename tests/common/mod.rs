@@ -158,6 +158,17 @@ pub struct Test {
     wrapper: Option<String>,
     secrets: Vec<String>,
     timeout: Duration,
+    stdin: Stdin,
+}
+
+/// What claude-iso's stdin is.
+#[derive(Clone)]
+enum Stdin {
+    Null,
+    /// A pipe the test writes to (`Running::child.stdin`).
+    Piped,
+    /// A pipe these bytes are written to, then closed.
+    Bytes(Vec<u8>),
 }
 
 impl Default for Test {
@@ -205,6 +216,7 @@ impl Test {
             wrapper: None,
             secrets: vec![TOKEN.to_owned()],
             timeout: Duration::from_secs(20),
+            stdin: Stdin::Null,
         }
     }
 
@@ -330,6 +342,19 @@ impl Test {
         self
     }
 
+    /// Feed `bytes` to claude-iso's stdin (a pipe, closed after them).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Stdin::Bytes(bytes.into());
+        self
+    }
+
+    /// Give claude-iso a pipe as stdin that the test writes to itself
+    /// (`Running::child.stdin`).
+    pub fn stdin_piped(mut self) -> Self {
+        self.stdin = Stdin::Piped;
+        self
+    }
+
     pub fn timeout(mut self, t: Duration) -> Self {
         self.timeout = t;
         self
@@ -374,9 +399,12 @@ impl Test {
         cmd.current_dir(&self.cwd);
         let stdout = self.path(format!(".runs/{n}.stdout"));
         let stderr = self.path(format!(".runs/{n}.stderr"));
-        cmd.stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout).expect("stdout file"))
-            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        cmd.stdin(match self.stdin {
+            Stdin::Null => Stdio::null(),
+            Stdin::Piped | Stdin::Bytes(_) => Stdio::piped(),
+        })
+        .stdout(fs::File::create(&stdout).expect("stdout file"))
+        .stderr(fs::File::create(&stderr).expect("stderr file"));
         (cmd, stdout, stderr)
     }
 
@@ -400,6 +428,13 @@ impl Test {
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             cmd.spawn().expect("spawn claude-iso")
         };
+        let mut child = child;
+        if let Stdin::Bytes(bytes) = &self.stdin {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            // claude-iso may exit before reading it all; that is its answer, not ours.
+            let _ = pipe.write_all(bytes);
+        }
         Running {
             test: self,
             extra,

@@ -1,0 +1,486 @@
+//! The token's life (issue 13): `claude-iso token set` and `token status`, the expiry
+//! warnings, the truncation check, and the messages a newcomer meets first.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::Value;
+
+const DAY: i64 = 86_400;
+
+/// A sandbox whose default token file (`realhome/.config/claude-iso/token.env`) does
+/// not exist yet; runs get neither `--env-file` nor `--home` unless the test adds them.
+fn fresh() -> Test {
+    Test::new()
+        .no_env_file()
+        .no_home()
+        .secret(TOKEN_B)
+        .secret(TOKEN_C)
+}
+
+fn default_file(t: &Test) -> PathBuf {
+    t.real_home().join(".config/claude-iso/token.env")
+}
+
+fn meta_file(env_file: &Path) -> PathBuf {
+    PathBuf::from(format!("{}.meta.json", env_file.display()))
+}
+
+/// Runs `printf '%s\n' TOKEN | claude-iso token set [ARGS]` in `t`'s sandbox.
+fn set_in(t: &Test, token: &str, args: &[&str]) -> (i32, String, String) {
+    run_in(
+        t,
+        &[&["token", "set"], args].concat(),
+        Some(format!("{token}\n")),
+    )
+}
+
+/// Runs claude-iso with `args` and `t`'s environment, in `t`'s sandbox.
+fn run_in(t: &Test, args: &[&str], stdin: Option<String>) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_clear()
+        .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
+        .current_dir(t.work())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn claude-iso");
+    if let Some(text) = stdin {
+        let _ = child.stdin.take().unwrap().write_all(text.as_bytes());
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    for s in [&stdout, &stderr] {
+        if let Some(piece) =
+            secret_piece(&[TOKEN, TOKEN_B, TOKEN_C].map(str::to_owned), s.as_bytes())
+        {
+            panic!("a token leaked in the output of {args:?} ({piece:?}): {s}");
+        }
+    }
+    (out.status.code().unwrap_or(-1), stdout, stderr)
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .try_into()
+        .unwrap()
+}
+
+/// Sets the first-stored time of every token recorded in `meta` to `days_ago` days ago.
+fn backdate(meta: &Path, days_ago: i64) {
+    let mut doc: Value = serde_json::from_slice(&fs::read(meta).unwrap()).unwrap();
+    let tokens = doc["tokens"].as_object_mut().expect("tokens");
+    assert!(
+        !tokens.is_empty(),
+        "no token recorded in {}",
+        meta.display()
+    );
+    for entry in tokens.values_mut() {
+        entry["first_stored"] = (now() - days_ago * DAY - 60).into();
+    }
+    write_mode(meta, serde_json::to_vec(&doc).unwrap(), 0o600);
+}
+
+/// Every file under `root` but `except` that holds a piece of `token`.
+fn files_holding(root: &Path, token: &str, except: &[PathBuf]) -> Vec<PathBuf> {
+    tree(root)
+        .into_iter()
+        .filter(|(rel, e)| {
+            e.kind == "file"
+                && !except.contains(&root.join(rel))
+                && secret_piece(&[token.to_owned()], &e.content).is_some()
+        })
+        .map(|(rel, _)| root.join(rel))
+        .collect()
+}
+
+#[test]
+fn piped_token_is_stored_privately_and_a_launch_delivers_exactly_it() {
+    let t = fresh();
+    let (code, stdout, stderr) = set_in(&t, TOKEN_B, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(stderr.contains(&redacted(TOKEN_B)), "{stderr}");
+    assert!(stderr.contains("365 days left"), "{stderr}");
+
+    let file = default_file(&t);
+    assert_eq!(mode_of(&file), 0o600);
+    // Directories it created are private; the file holds exactly the token line.
+    assert_eq!(mode_of(&t.real_home().join(".config")), 0o700);
+    assert_eq!(mode_of(&t.real_home().join(".config/claude-iso")), 0o700);
+    let text = fs::read_to_string(&file).unwrap();
+    assert_eq!(
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>(),
+        vec![format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_B}")]
+    );
+    assert_eq!(mode_of(&meta_file(&file)), 0o600);
+    assert!(temp_files(file.parent().unwrap()).is_empty());
+    // Nowhere else: not in the metadata, not in a temp file, not in the scratch home.
+    assert_eq!(
+        files_holding(t.root(), TOKEN_B, std::slice::from_ref(&file)),
+        Vec::<PathBuf>::new()
+    );
+
+    let t = t.no_env_file();
+    t.run().success().no_secrets().probe().assert_token(TOKEN_B);
+}
+
+#[test]
+fn a_bad_token_exits_125_and_changes_nothing() {
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let dir = default_file(&t).parent().unwrap().to_owned();
+    let before = tree(&dir);
+    for (input, needle) in [
+        (&TOKEN_C[..60], "looks truncated"),
+        (&TOKEN_C[..79], "looks truncated"),
+        ("", "is empty"),
+        (
+            "sk-ant-api03-Zq9_Kp3xVw-Lm8LyvoCvi2e4RlaqNp0MIj8UeaOQt_8CALeWusH2BH2ETFK2AS2eOY6lifaNy59XQhL3rsgoVuBNMXLe",
+            "API key",
+        ),
+        (
+            "sk-ant-ort01-Zq9_Kp3xVw-Lm8LyvoCvi2e4RlaqNp0MIj8UeaOQt_8CALeWusH2BH2ETFK2AS2eOY6lifaNy59XQhL3rsgoVuBNMXLe",
+            "refresh token",
+        ),
+        ("not a token at all", "whitespace"),
+        ("hello", "does not look like a setup-token"),
+    ] {
+        let (code, stdout, stderr) = set_in(&t, input, &[]);
+        assert_eq!(code, 125, "{input:?}: {stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("claude-iso: ") && stderr.contains(needle),
+            "{stderr}"
+        );
+        if input.len() > 20 {
+            assert!(!stderr.contains(&input[13..20]), "{stderr}");
+        }
+        assert_eq!(
+            tree(&dir),
+            before,
+            "token set {input:?} changed {}",
+            dir.display()
+        );
+    }
+    // Two lines on stdin are not one token either.
+    let (code, _, stderr) = run_in(
+        &t,
+        &["token", "set"],
+        Some(format!("{TOKEN_C}\n{TOKEN_C}\n")),
+    );
+    assert_eq!(code, 125, "{stderr}");
+    assert_eq!(tree(&dir), before);
+}
+
+#[test]
+fn replacing_keeps_the_old_file_aside_and_its_other_lines() {
+    let t = fresh();
+    let file = default_file(&t);
+    mkdir(file.parent().unwrap());
+    write_mode(
+        &file,
+        format!("# mine\nFOO=bar\nexport CLAUDE_CODE_OAUTH_TOKEN={TOKEN_B}\nBAZ='q'\n"),
+        0o600,
+    );
+    let old = fs::read(&file).unwrap();
+    let (code, _, stderr) = set_in(&t, TOKEN_C, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        format!("# mine\nFOO=bar\nCLAUDE_CODE_OAUTH_TOKEN={TOKEN_C}\nBAZ='q'\n")
+    );
+    let aside = names_with_prefix(file.parent().unwrap(), "token.env.replaced-");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let aside = file.parent().unwrap().join(&aside[0]);
+    assert_eq!(
+        fs::read(&aside).unwrap(),
+        old,
+        "the old file is kept as it was"
+    );
+    assert_eq!(mode_of(&aside), 0o600);
+    assert!(stderr.contains(&aside.display().to_string()), "{stderr}");
+
+    // Both tokens have a first-stored date; re-storing one keeps its date.
+    let meta: Value = serde_json::from_slice(&fs::read(meta_file(&file)).unwrap()).unwrap();
+    assert_eq!(meta["tokens"].as_object().unwrap().len(), 1);
+    backdate(&meta_file(&file), 100);
+    let (code, _, stderr) = set_in(&t, TOKEN_C, &[]);
+    assert_eq!(code, 0);
+    assert!(stderr.contains("nothing written"), "{stderr}");
+    assert!(stderr.contains("100 days ago"), "{stderr}");
+
+    // The launch gets the new token and names the variables it does not export.
+    let t = t.no_env_file();
+    let out = t.run();
+    out.success().no_secrets().probe().assert_token(TOKEN_C);
+    out.stderr_contains("not exporting FOO, BAZ");
+    assert_eq!(out.probe().var("FOO"), None);
+    // -q silences the note.
+    t.reset_probe();
+    t.spawn_with(["-q"]).wait().success().stderr("");
+}
+
+#[test]
+fn an_explicit_env_file_is_written_there() {
+    let t = fresh();
+    let target = t.path("elsewhere/deeper/claude.env");
+    let (code, _, stderr) = set_in(&t, TOKEN_B, &["--env-file", target.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(mode_of(&target), 0o600);
+    assert_eq!(mode_of(&t.path("elsewhere")), 0o700);
+    assert!(meta_file(&target).exists());
+    assert!(!default_file(&t).exists());
+    Test::new()
+        .no_env_file()
+        .arg("--env-file")
+        .arg(&target)
+        .secret(TOKEN_B)
+        .run()
+        .success()
+        .probe()
+        .assert_token(TOKEN_B);
+}
+
+#[test]
+fn the_token_is_never_in_argv_while_token_set_runs() {
+    let t = fresh().args(["token", "set"]).stdin_piped();
+    let mut running = t.spawn();
+    let mut stdin = running.child.stdin.take().unwrap();
+    stdin.write_all(TOKEN_B.as_bytes()).unwrap();
+    stdin.flush().unwrap();
+    // It has the token in its stdin buffer and waits for EOF: look at it now.
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = running.id();
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(cmdline.starts_with(BIN.as_bytes()), "still claude-iso");
+    assert_eq!(secret_piece(&[TOKEN_B.to_owned()], &cmdline), None);
+    let environ = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+    assert_eq!(secret_piece(&[TOKEN_B.to_owned()], &environ), None);
+    assert!(!running.exited());
+    stdin.write_all(b"\n").unwrap();
+    drop(stdin);
+    running.wait().status(0).no_secrets();
+}
+
+#[test]
+fn a_terminal_gets_no_echo_and_is_restored() {
+    use nix::sys::termios::{LocalFlags, tcgetattr};
+    let t = fresh();
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let slave = pty.slave;
+    let mut master = fs::File::from(pty.master);
+    let stderr_path = t.path("tty.stderr");
+    let mut child = Command::new(BIN)
+        .args(["token", "set"])
+        .env_clear()
+        .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
+        .current_dir(t.work())
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fs::read_to_string(&stderr_path)
+        .unwrap()
+        .contains("input hidden")
+    {
+        assert!(Instant::now() < deadline, "no prompt");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Echo is off while it reads; a typo is erased with Backspace.
+    assert!(
+        !tcgetattr(slave.as_fd())
+            .unwrap()
+            .local_flags
+            .contains(LocalFlags::ECHO)
+    );
+    master
+        .write_all(format!("X\x7f{TOKEN_B}\r").as_bytes())
+        .unwrap();
+    let status = child.wait().unwrap();
+    let stderr = fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        tcgetattr(slave.as_fd())
+            .unwrap()
+            .local_flags
+            .contains(LocalFlags::ECHO),
+        "echo restored"
+    );
+    // What the terminal showed: nothing of the token.
+    nix::fcntl::fcntl(
+        master.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut shown = Vec::new();
+    let _ = master.read_to_end(&mut shown);
+    assert_eq!(secret_piece(&[TOKEN_B.to_owned()], &shown), None, "echoed");
+    assert_eq!(secret_piece(&[TOKEN_B.to_owned()], stderr.as_bytes()), None);
+    assert!(
+        fs::read_to_string(default_file(&t))
+            .unwrap()
+            .contains(&format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_B}\n"))
+    );
+}
+
+#[test]
+fn status_reports_age_and_days_left_and_warns_near_expiry() {
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let file = default_file(&t);
+    let (code, stdout, _) = run_in(&t, &["token", "status"], None);
+    assert_eq!(code, 0);
+    assert!(stdout.contains(&redacted(TOKEN_B)), "{stdout}");
+    assert!(stdout.contains(&file.display().to_string()), "{stdout}");
+    assert!(
+        stdout.contains("(0 days ago)") && stdout.contains("(365 days left)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("warning"), "{stdout}");
+
+    backdate(&meta_file(&file), 340);
+    let (code, stdout, _) = run_in(&t, &["token", "status"], None);
+    assert_eq!(code, 0, "a warning is not a failure");
+    assert!(
+        stdout.contains("(340 days ago)") && stdout.contains("(24 days left)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("warning  the setup-token expires in 24 days"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("claude-iso token set"), "{stdout}");
+
+    let (code, stdout, _) = run_in(&t, &["token", "status", "--json"], None);
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["length"], 108);
+    assert_eq!(doc["prefix"], "sk-ant-oat01-");
+    assert_eq!(doc["age_days"], 340);
+    assert_eq!(doc["days_left"], 24);
+    assert_eq!(doc["status"], "warn");
+    assert_eq!(doc["kind"], "env_file");
+
+    // doctor's token line says the same.
+    let (_, stdout, _) = run_in(&t, &["doctor", "--json"], None);
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    let token = doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "token")
+        .unwrap();
+    assert_eq!(token["status"], "warn", "{token}");
+    assert!(
+        token["detail"].as_str().unwrap().contains("24 days left"),
+        "{token}"
+    );
+
+    backdate(&meta_file(&file), 400);
+    let (code, stdout, _) = run_in(&t, &["token", "status"], None);
+    assert_eq!(code, 1, "expired: {stdout}");
+    assert!(stdout.contains("EXPIRED 35 days ago"), "{stdout}");
+
+    // A token from the environment: known shape, unknown age.
+    let t = fresh().env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN_C);
+    let (code, stdout, _) = run_in(&t, &["token", "status", "--json"], None);
+    assert_eq!(code, 0);
+    let doc: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["kind"], "environment");
+    assert_eq!(doc["status"], "unknown");
+    assert_eq!(doc["days_left"], Value::Null);
+
+    // No token at all: the one next step.
+    let (code, _, stderr) = run_in(&fresh(), &["token", "status"], None);
+    assert_eq!(code, 125);
+    assert!(stderr.contains("run: claude-iso token set"), "{stderr}");
+}
+
+#[test]
+fn a_launch_warns_once_a_day_in_the_last_14_days() {
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let file = default_file(&t);
+    let t = t.no_env_file();
+    let warned = PathBuf::from(format!("{}.warned", file.display()));
+
+    // 20 days left: status warns, a launch does not.
+    backdate(&meta_file(&file), 345);
+    t.run().success().stderr("");
+
+    backdate(&meta_file(&file), 355);
+    // -q: silent, and the day is not used up.
+    t.spawn_with(["-q"]).wait().success().stderr("");
+    let first = t.run();
+    first.success();
+    let err = first.stderr_text();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("claude-iso: warning: the setup-token expires in 9 days"),
+        "{err}"
+    );
+    assert!(err.contains("claude-iso token set"), "{err}");
+    // Once a day.
+    t.run().success().stderr("");
+    t.run().success().stderr("");
+    assert_eq!(mode_of(&warned), 0o600);
+    // The next day it warns again.
+    let stamp = fs::read_to_string(&warned).unwrap();
+    let (fp, _) = stamp.split_once(' ').unwrap();
+    write_mode(&warned, format!("{fp} 1970-01-01\n"), 0o600);
+    t.run().success().stderr_contains("expires in 9 days");
+}
+
+#[test]
+fn a_forgotten_separator_is_named() {
+    for args in [
+        &["claude", "--print", "hi"][..],
+        &["--print", "hi"],
+        &["-C", "/", "claude"],
+    ] {
+        let t = Test::new().args(args.iter().copied());
+        t.run()
+            .status(125)
+            .one_line_error("put `--` before the command: claude-iso -- claude")
+            .probe_not_run();
+    }
+    // A real option error still points at --help.
+    Test::new()
+        .args(["--home"])
+        .run()
+        .status(125)
+        .one_line_error("see claude-iso --help");
+}
+
+#[test]
+fn a_missing_claude_says_how_to_install_it() {
+    let t = Test::new();
+    fs::remove_file(t.path("bin/claude")).unwrap();
+    t.run()
+        .status(127)
+        .one_line_error("claude: command not found on PATH; install Claude Code: npm install -g @anthropic-ai/claude-code");
+}

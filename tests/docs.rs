@@ -111,6 +111,10 @@ fn man_page_has_every_section() {
     for needle in [
         ".TH CLAUDE\\-ISO 1",
         "\\fBdoctor\\fR",
+        "token set",
+        "token status",
+        "claude\\-iso \\-\\- claude \\-\\-resume",
+        "looks truncated",
         "\\fB\\-\\-env\\-file\\fR",
         "\\fB\\-\\-dry\\-run\\fR",
         "RestartPreventExitStatus=125",

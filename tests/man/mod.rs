@@ -283,6 +283,10 @@ fn synopsis(page: &mut Page, cmd: &Command) {
     page.roff.control("br", []);
     page.line("**claude-iso doctor** [**--json**] [**--live**] [__OPTIONS__]");
     page.roff.control("br", []);
+    page.line("**claude-iso token set** [**--env-file** __PATH__]");
+    page.roff.control("br", []);
+    page.line("**claude-iso token status** [**--json**] [**--env-file** __PATH__]");
+    page.roff.control("br", []);
     page.line(&format!("**claude-iso completions** {shells}"));
 }
 
@@ -397,7 +401,9 @@ fn description(page: &mut Page) {
         **export** prefix. Values may be unquoted (surrounding whitespace trimmed), \
         single-quoted (literal) or double-quoted; CRLF line ends are accepted. There \
         is no variable expansion. Only **{TOKEN_VAR}** is used and it must appear \
-        exactly once; a line setting a variable that claude-iso removes (such as \
+        exactly once; other variables are not exported to the command (a launch names \
+        them in a note, **doctor** in its **env_file** line; set them in the \
+        environment, where they pass through); a line setting a variable that claude-iso removes (such as \
         **ANTHROPIC_API_KEY**) is refused, and so is anything systemd or a shell would \
         read differently (unbalanced quotes, a trailing backslash, control \
         characters)."
@@ -413,6 +419,12 @@ fn description(page: &mut Page) {
         "# ~/.config/claude-iso/token.env  (chmod 600)",
         "CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-...",
     ]);
+    page.p(
+        "**claude-iso token set** writes this file for you. A token shorter than 80 \
+        characters is refused (it \"looks truncated\"): every setup-token seen so far is 108 \
+        characters long (**sk-ant-oat01-** and 95 more), and 80 leaves room for a \
+        format change.",
+    );
 
     page.ss("The scratch home");
     page.p(
@@ -487,8 +499,9 @@ fn subcommands(page: &mut Page, cmd: &Command) {
     for (name, what) in [
         (
             "token",
-            "which source won, whether other sources exist and hold a different token, and \
-            the token's shape",
+            "which source won, whether other sources exist and hold a different token, the \
+            token's shape, and its age and days left when **token set** recorded them \
+            (**warn** from 30 days before the end, **fail** after it)",
         ),
         (
             "env_file",
@@ -565,6 +578,41 @@ fn subcommands(page: &mut Page, cmd: &Command) {
         .strip_prefix(".SH OPTIONS\n")
         .expect("clap_mangen's options section starts with its heading");
     page.raw(text);
+
+    page.ss("claude-iso token set [--env-file PATH]");
+    page.p(
+        "Reads a setup-token and stores it. From a terminal it asks for the token and \
+        reads it with echo off (Backspace and Ctrl-U edit, Ctrl-C cancels); when stdin \
+        is not a terminal it reads the token from stdin, as in \
+        **printf '%s\\n' \"$TOKEN\" | claude-iso token set**. The token is never an \
+        argument, never shown (only its prefix and length) and never logged. A \
+        malformed token exits 125 and writes nothing.",
+    );
+    page.p(
+        "The file is **--env-file** (or **CLAUDE_ISO_ENV_FILE**), by default \
+        **$XDG_CONFIG_HOME/claude-iso/token.env**; missing directories are created \
+        with mode 0700. It is written atomically and is never readable by others, \
+        not even for a moment: a new file is created with mode 0600 next to it, \
+        synced, and renamed over the old one. A file it replaces is kept next to it \
+        as __file__**.replaced-**__TIME__**-**__N__ (mode 0600), and the new file \
+        keeps the old one's other lines. The date the token was first stored is \
+        recorded in __file__**.meta.json**, under a fingerprint of the token (16 hex \
+        digits of a SHA-256), from which the token cannot be recovered; storing the \
+        same token again keeps its date.",
+    );
+    page.ss("claude-iso token status [--json] [--env-file PATH]");
+    page.p(
+        "Shows the token a launch would use: its source, prefix and length, when it \
+        was first stored, its age, and the days left of its 365-day lifetime (known \
+        when **token set** stored it). From 30 days before the end it adds a warning \
+        line, as the **token** line of **doctor** does; in the last 14 days every \
+        launch prints one warning line a day (none with **--quiet**). It exits 0, 1 \
+        once the token is past its 365 days, and 125 when there is no usable token. \
+        **--json** prints an object with **source**, **kind**, **prefix**, \
+        **length**, **fingerprint**, **lifetime_days**, **first_stored**, \
+        **age_days**, **expires**, **days_left**, **status** (**ok**, **warn**, \
+        **expired** or **unknown**) and **warning**.",
+    );
 
     let completions = cmd
         .find_subcommand("completions")
@@ -734,6 +782,12 @@ fn files(page: &mut Page) {
         "The default env file (**~/.config/claude-iso/token.env**). Mode 0600.",
     );
     page.tp(
+        "__file__**.meta.json**, __file__**.warned**",
+        "Next to an env file written by **token set**: when each token was first \
+        stored, keyed by its fingerprint, never the token; and the day a launch last \
+        warned that the token is about to expire.",
+    );
+    page.tp(
         "**~/.config/claude-auth-sync/claude-oauth.env**",
         "The last default env file, in your real home whatever **XDG_CONFIG_HOME** says.",
     );
@@ -857,13 +911,14 @@ fn security(page: &mut Page) {
 
 fn examples(page: &mut Page) {
     page.sh("EXAMPLES");
-    page.p("Set up once: create a token, and store it where claude-iso looks by default.");
+    page.p(
+        "Set up once: create a token, and store it where claude-iso looks by default \
+        (paste it when asked; it is not shown).",
+    );
     page.code(&[
         "claude setup-token",
-        "install -d -m 700 ~/.config/claude-iso",
-        "install -m 600 /dev/null ~/.config/claude-iso/token.env",
-        "${EDITOR:-vi} ~/.config/claude-iso/token.env",
-        "# CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-...",
+        "claude-iso token set",
+        "claude-iso token status",
     ]);
     page.p("Start the interactive TUI in the current directory, or in another one:");
     page.code(&["claude-iso", "claude-iso -C ~/src/app -- claude --continue"]);
@@ -878,6 +933,12 @@ fn examples(page: &mut Page) {
     ]);
     page.p("Replace a wrapper script that sourced a token file and ran claude:");
     page.code(&["#!/bin/sh", "exec claude-iso -- claude \"$@\""]);
+    page.p(
+        "Resume a session: claude's exit hint says **claude --resume** __id__, but its \
+        sessions live in the scratch home, so resume it through claude-iso (with the \
+        same **--home**):",
+    );
+    page.code(&["claude-iso -- claude --resume <id>"]);
     page.p("Check a set-up, including one real request:");
     page.code(&["claude-iso doctor --live"]);
     page.p(

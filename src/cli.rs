@@ -59,6 +59,11 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// Use the named home $XDG_STATE_HOME/claude-iso/homes/NAME (NAME: a letter or digit,
+    /// then up to 63 of letters, digits, '.', '_', '-') [env: CLAUDE_ISO_NAME].
+    #[arg(long, value_name = "NAME", conflicts_with = "home")]
+    pub name: Option<String>,
+
     /// Change to DIR before running COMMAND; DIR is the folder that gets trusted.
     #[arg(short = 'C', long = "cwd", value_name = "DIR")]
     pub cwd: Option<PathBuf>,
@@ -121,6 +126,9 @@ pub enum Subcommand {
     /// Store the setup-token (`token set`) or show how old it is (`token status`).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List the homes claude-iso made (size, last launch, seeded directories, files set
+    /// aside); `homes prune` removes those not launched for a while.
+    Homes(HomesArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -169,4 +177,37 @@ pub struct TokenStatusArgs {
     /// Print the status as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HomesArgs {
+    #[command(subcommand)]
+    pub action: Option<HomesAction>,
+
+    /// Print the list as JSON (schema: see the manual, HOMES).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum HomesAction {
+    /// Remove homes not launched for DAYS days; never one in use, never a quarantined
+    /// credentials file unless --delete-quarantined.
+    Prune(PruneArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Remove homes whose last launch is at least DAYS days ago (0: every home not in use).
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    pub older_than: u64,
+
+    /// Say what would be removed; remove nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Also remove homes holding a quarantined credentials file (deleting it; each one is named).
+    #[arg(long)]
+    pub delete_quarantined: bool,
 }

@@ -10,7 +10,7 @@ use crate::caller::CallerEnv;
 use crate::cli::LaunchArgs;
 use crate::error::{Error, Result};
 use crate::fsutil::clean;
-use crate::layout::{NESTED_VAR, OWN_LOCK};
+use crate::layout::{DEFAULT_HOME, HOMES_DIR, NESTED_VAR, OWN_LOCK, STATE_DIR};
 
 /// How the token reaches the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub struct Config {
     pub env_file: Option<PathBuf>,
     /// The scratch home, absolute (not yet checked).
     pub home: PathBuf,
+    /// `--name` / `CLAUDE_ISO_NAME`: the home is the named one, `homes/NAME`.
+    pub name: Option<String>,
     /// The directory claude will run in (realpath), and the first one trusted.
     pub workdir: PathBuf,
     /// Whether `-C` moves us to `workdir` before exec.
@@ -130,10 +132,33 @@ impl Config {
             .env_file
             .clone()
             .or_else(|| from_env("CLAUDE_ISO_ENV_FILE"));
-        let home = args.home.clone().or_else(|| from_env("CLAUDE_ISO_HOME"));
+        // The command line beats the environment; within each, --home and --name
+        // (CLAUDE_ISO_HOME and CLAUDE_ISO_NAME) exclude each other.
+        let (home, name) = match (&args.home, &args.name) {
+            (Some(h), _) => (Some(h.clone()), None),
+            (None, Some(n)) => (None, Some(n.clone())),
+            (None, None) => {
+                let name = env
+                    .get("CLAUDE_ISO_NAME")
+                    .filter(|v| !v.is_empty())
+                    .map(|v| v.to_string_lossy().into_owned());
+                match (from_env("CLAUDE_ISO_HOME"), name) {
+                    (Some(_), Some(_)) => {
+                        return Err(Error::Usage(
+                            "CLAUDE_ISO_HOME and CLAUDE_ISO_NAME are both set; unset one (or pass --home or --name)".into(),
+                        ));
+                    }
+                    pair => pair,
+                }
+            }
+        };
+        if let Some(name) = &name {
+            check_name(name)?;
+        }
         let mut config = Config {
             env_file: env_file.map(|p| clean(&start_dir.join(p))),
             home: PathBuf::new(),
+            name,
             workdir,
             chdir,
             trust,
@@ -144,9 +169,10 @@ impl Config {
             real_home,
             env,
         };
-        config.home = match &home {
-            Some(h) => clean(&config.start_dir.join(h)),
-            None => config.xdg_state_home().join("claude-iso").join("home"),
+        config.home = match (&home, &config.name) {
+            (Some(h), _) => clean(&config.start_dir.join(h)),
+            (None, Some(name)) => config.homes_dir().join(name),
+            (None, None) => config.default_home(),
         };
         for name in config.keep_env.iter().chain(&config.unset) {
             if name.is_empty() || name.contains('=') {
@@ -198,6 +224,24 @@ impl Config {
             .map_or_else(|| self.real_home().join(".local/state"), clean)
     }
 
+    /// `$XDG_STATE_HOME/claude-iso`: the default home and the named ones live here.
+    #[must_use]
+    pub fn state_dir(&self) -> PathBuf {
+        self.xdg_state_home().join(STATE_DIR)
+    }
+
+    /// The default scratch home, `$XDG_STATE_HOME/claude-iso/home`.
+    #[must_use]
+    pub fn default_home(&self) -> PathBuf {
+        self.state_dir().join(DEFAULT_HOME)
+    }
+
+    /// Where named homes live, `$XDG_STATE_HOME/claude-iso/homes`.
+    #[must_use]
+    pub fn homes_dir(&self) -> PathBuf {
+        self.state_dir().join(HOMES_DIR)
+    }
+
     /// Directories claude must never get as its config: each real `~/.claude` and the
     /// caller's `CLAUDE_CONFIG_DIR`.
     #[must_use]
@@ -234,6 +278,36 @@ fn token_via(arg: Option<&str>, env: &CallerEnv) -> Result<Option<TokenVia>> {
             "{origin}={other}: expected fd or env"
         ))),
     }
+}
+
+/// Whether `name` is a valid home name (see [`check_name`]).
+#[must_use]
+pub fn is_valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    (1..=64).contains(&b.len())
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// A home name: one ASCII letter or digit, then up to 63 letters, digits, `.`, `_` or
+/// `-` (so never `.`, `..`, a path, or a hidden name).
+///
+/// # Errors
+/// Any other name, with the rule.
+pub fn check_name(name: &str) -> Result<()> {
+    if is_valid_name(name) {
+        return Ok(());
+    }
+    let shown: String = name
+        .chars()
+        .take(80)
+        .collect::<String>()
+        .escape_debug()
+        .to_string();
+    Err(Error::Usage(format!(
+        "--name/CLAUDE_ISO_NAME \"{shown}\": a home name is 1 to 64 characters, a letter or digit then letters, digits, '.', '_' or '-'"
+    )))
 }
 
 fn real_dir(path: &Path, option: &str) -> Result<PathBuf> {

@@ -31,6 +31,15 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 /// `.claude.json.claude-iso.<pid>.<n>.tmp`.
 pub const TEMP_PREFIX: &str = ".claude.json.claude-iso.";
 
+/// claude-iso's directory under `$XDG_STATE_HOME`.
+pub const STATE_DIR: &str = "claude-iso";
+/// The default scratch home, in [`STATE_DIR`].
+pub const DEFAULT_HOME: &str = "home";
+/// The directory of named homes (`--name`), in [`STATE_DIR`].
+pub const HOMES_DIR: &str = "homes";
+/// claude's own temp files next to `.claude.json`: `.claude.json.tmp.<pid>.<hex>`.
+pub const CLAUDE_TEMP_PREFIX: &str = ".claude.json.tmp.";
+
 /// `.claude.json`: set once onboarding is done (suppresses the onboarding dialog).
 pub const ONBOARDING: &str = "hasCompletedOnboarding";
 /// `.claude.json`: the per-directory records, keyed by realpath.

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exec;
 pub mod fsutil;
 pub mod home;
+pub mod homes;
 pub mod layout;
 pub mod report;
 pub mod scan;
@@ -74,6 +75,7 @@ fn subcommand(sub: &cli::Subcommand) -> Result<Outcome> {
         cli::Subcommand::Doctor(args) => doctor::main(args),
         cli::Subcommand::Token(cli::TokenCommand::Set(args)) => tokenstore::set(args),
         cli::Subcommand::Token(cli::TokenCommand::Status(args)) => tokenstore::status(args),
+        cli::Subcommand::Homes(args) => homes::main(args),
         cli::Subcommand::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
@@ -229,6 +231,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     let program = program.expect("resolved unless dry run");
     let home = home::apply(&config, home_state, report)?;
     seed::apply(&home, &seed_state, report)?;
+    homes::stamp_launch(&home)?;
     if home.path != home_path {
         // Created just now: the command gets the canonical path of what was made.
         child.set("HOME", home.path.as_os_str());

@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["home", "tokenstore"],
     &["scan"],
     &["seed"],
+    &["homes", "share"],
     &["environment"],
     &["exec"],
     &["doctor"],

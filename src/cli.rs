@@ -43,6 +43,17 @@ pub struct Cli {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Carry PATH (relative to your home) into the scratch home as a read-only copy, or
+    /// `default` for .claude/{CLAUDE.md,agents,commands,skills,output-styles,
+    /// keybindings.json,settings.json}, .gitconfig and .config/git (repeatable).
+    /// Credential files are always refused.
+    #[arg(long, value_name = "PATH|default")]
+    pub share: Vec<OsString>,
+
+    /// Share a settings.json even when it sets apiKeyHelper or a credential env entry.
+    #[arg(long)]
+    pub allow_project_auth: bool,
+
     /// The command to run, and its arguments [default: claude].
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

@@ -112,6 +112,19 @@ pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Resul
     Err(Errno::EEXIST)
 }
 
+/// The tag of a name that [`put_aside`] made: `<name>.<tag>-<time>-<n>`.
+#[must_use]
+pub fn aside_tag(name: &str) -> Option<&str> {
+    let (_, last) = name.rsplit_once('.')?;
+    let mut parts = last.splitn(3, '-');
+    let tag = parts.next()?;
+    let time = parts.next()?;
+    let n = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (!tag.is_empty() && tag.bytes().all(|b| b.is_ascii_lowercase()) && digits(time) && digits(n))
+        .then_some(tag)
+}
+
 /// chmod 0600 a file set aside, only when that cannot change anything reachable
 /// elsewhere: a regular file (never following a symlink), owned by us, with no more
 /// names than `links` (a hard link to the real credentials file keeps its mode).
@@ -283,4 +296,20 @@ pub fn clean(path: &Path) -> PathBuf {
     path.components()
         .filter(|c| !matches!(c, Component::CurDir))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aside_tags() {
+        assert_eq!(
+            aside_tag(".credentials.json.quarantined-1700000000-0"),
+            Some("quarantined")
+        );
+        assert_eq!(aside_tag(".claude.json.corrupt-1-2"), Some("corrupt"));
+        assert_eq!(aside_tag(".claude.json"), None);
+        assert_eq!(aside_tag(".claude.json.backup-x-1"), None);
+    }
 }

@@ -30,7 +30,7 @@ use crate::caller::CallerEnv;
 use crate::cli::{HomesAction, HomesArgs, LaunchArgs, PruneArgs};
 use crate::config::{Config, is_valid_name};
 use crate::error::{Error, Outcome, Result};
-use crate::fsutil::{is_type, lstat_at, open_dir_at};
+use crate::fsutil::{aside_tag, is_type, lstat_at, open_dir_at};
 use crate::home::ScratchHome;
 use crate::layout::{
     CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CLAUDE_TEMP_PREFIX, DEFAULT_HOME, HOMES_DIR, OWN_LOCK,
@@ -301,18 +301,6 @@ fn inspect(found: &Found, dir: &OwnedFd, busy_homes: &HashSet<Vec<u8>>) -> Resul
         scan(&claude, &format!("{CLAUDE_DIR}/"));
     }
     Ok(info)
-}
-
-/// The tag of a name that `fsutil::put_aside` made: `<name>.<tag>-<time>-<n>`.
-fn aside_tag(name: &str) -> Option<&str> {
-    let (_, last) = name.rsplit_once('.')?;
-    let mut parts = last.splitn(3, '-');
-    let tag = parts.next()?;
-    let time = parts.next()?;
-    let n = parts.next()?;
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    (!tag.is_empty() && tag.bytes().all(|b| b.is_ascii_lowercase()) && digits(time) && digits(n))
-        .then_some(tag)
 }
 
 /// Apparent size of every non-directory below `dir`, each inode once, not crossing
@@ -816,17 +804,6 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(utc(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
-    }
-
-    #[test]
-    fn aside_tags() {
-        assert_eq!(
-            aside_tag(".credentials.json.quarantined-1700000000-0"),
-            Some("quarantined")
-        );
-        assert_eq!(aside_tag(".claude.json.corrupt-1-2"), Some("corrupt"));
-        assert_eq!(aside_tag(".claude.json"), None);
-        assert_eq!(aside_tag(".claude.json.backup-x-1"), None);
     }
 
     #[test]

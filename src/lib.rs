@@ -21,6 +21,7 @@ pub mod report;
 pub mod scan;
 pub mod scrub;
 pub mod seed;
+pub mod share;
 pub mod sys;
 #[cfg(test)]
 mod testgen;
@@ -149,6 +150,9 @@ fn forgotten_separator(e: &clap::Error, args: &[OsString]) -> Option<String> {
 /// Runs the launcher. Returns only for a dry run (`Ok`) or on failure.
 fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     let config = Config::new(&cli.launch, CallerEnv::from_process())?;
+    // Every --share refusal comes before anything is created.
+    let shares = share::plan(&config.real_home(), &config.xdg_config_home(), &cli.share)?;
+    let shares = share::check(&config, &shares, cli.allow_project_auth, report)?;
     let (token, source) = token::load(&config)?;
     report.info(format!("token {} from {source}", token.redacted()));
     tokenstore::launch_notes(&config, &source, &token, report, cli.dry_run);
@@ -185,6 +189,11 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     if cli.dry_run {
         home::plan_lines(&home_state, report);
         report.plan(format!("seed: {}", seed_state.describe()));
+        share::print_plan(
+            &shares,
+            existing.map_or(&config.home, |e| &e.canonical),
+            report,
+        );
     }
     let home_path = existing.map_or_else(|| config.home.clone(), |e| e.canonical.clone());
 
@@ -231,6 +240,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     let program = program.expect("resolved unless dry run");
     let home = home::apply(&config, home_state, report)?;
     seed::apply(&home, &seed_state, report)?;
+    share::apply(&config, &home, &shares, report)?;
     homes::stamp_launch(&home)?;
     if home.path != home_path {
         // Created just now: the command gets the canonical path of what was made.

@@ -1,0 +1,1003 @@
+//! `--share`: the user's own claude and git configuration carried into the scratch home,
+//! read-only, and never a credential.
+//!
+//! [`plan`] is pure: it turns the requests into (source in the real home, destination in
+//! the scratch home) pairs and applies the refusal rules by name. [`check`] reads each
+//! source once: a symlink that leads to a refused file is refused too, and a shared
+//! `settings.json` that would bring its own credential (`apiKeyHelper`, a credential
+//! `env` entry) is refused unless `--allow-project-auth`.
+//!
+//! Without a mount namespace, [`apply`] makes a *copy* of each source in the scratch home
+//! — files 0444, directories 0555 — replaced only when the source changed. A copy, not a
+//! symlink: a symlink into the real home would let claude write through it. Whatever is
+//! written to a copy (root ignores the modes) goes nowhere: the real file is never opened
+//! for writing, and the next launch puts the changed copy aside and copies afresh.
+//! `.claude-iso.shared` in the scratch home records which entries are our copies (inode
+//! and ctime), so only those are ever replaced or removed; anything else in the way is
+//! moved aside (kept), never deleted.
+
+#![forbid(unsafe_code)]
+
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, unlinkat};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, Aside, aside_tag, is_type};
+use crate::home::ScratchHome;
+use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS, TOKEN_VAR};
+use crate::report::Report;
+use crate::token::{self, Source};
+
+/// The value of `--share` that stands for [`DEFAULT_SET`].
+pub const DEFAULT: &str = "default";
+
+/// `--share default`, relative to the real home (`.config/git` is taken from
+/// `$XDG_CONFIG_HOME/git` when that is set, as git does).
+pub const DEFAULT_SET: &[&str] = &[
+    ".claude/CLAUDE.md",
+    ".claude/agents",
+    ".claude/commands",
+    ".claude/skills",
+    ".claude/output-styles",
+    ".claude/keybindings.json",
+    ".claude/settings.json",
+    ".gitconfig",
+    ".config/git",
+];
+
+/// Paths (relative to the real home) that are never shared, nor anything inside them,
+/// nor anything that contains them: credentials of claude and of the tools it runs, and
+/// claude-iso's own token files.
+pub const REFUSED: &[&str] = &[
+    ".claude.json",
+    ".claude/.credentials.json",
+    ".claude/.device-keys.json",
+    ".claude/backups",
+    ".claude/remote",
+    ".config/anthropic",
+    ".config/claude-iso",
+    ".config/claude-auth-sync",
+    ".netrc",
+    ".git-credentials",
+    ".npmrc",
+    ".ssh",
+];
+
+/// File names refused wherever they appear (inside a shared directory too).
+fn refused_name(name: &OsStr) -> bool {
+    let b = name.as_bytes();
+    name == CREDENTIALS || name == DEVICE_KEYS || b.starts_with(CLAUDE_JSON.as_bytes())
+}
+
+/// The record of our copies, in the scratch home.
+pub const MANIFEST: &str = ".claude-iso.shared";
+
+/// Keys of `settings.json` that make claude fetch a credential of its own.
+const AUTH_KEYS: &[&str] = &[
+    "apiKeyHelper",
+    "awsAuthRefresh",
+    "awsCredentialExport",
+    "gcpAuthRefresh",
+];
+
+/// Largest file copied (a config file, not data).
+const MAX_FILE: u64 = 16 << 20;
+/// Deepest nesting copied, symlinked directories included.
+const MAX_DEPTH: usize = 32;
+
+/// One thing to share: `source` (absolute, in the real home) seen at `dest` (relative to
+/// the scratch home).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Share {
+    pub source: PathBuf,
+    pub dest: PathBuf,
+    /// Named on the command line (a missing one is an error), not from `default`.
+    pub explicit: bool,
+}
+
+fn refuse(what: &str, reason: impl std::fmt::Display) -> Error {
+    Error::Usage(format!("--share {what}: {reason}"))
+}
+
+/// Turns the `--share` values into what to share. Pure: touches no file.
+///
+/// A value is `default` or a path relative to the real home (`~/` and an absolute path
+/// inside the real home are accepted too).
+///
+/// # Errors
+/// A path outside the real home, with `..`, the home itself, or a refused one (125).
+pub fn plan(real_home: &Path, xdg_config: &Path, requests: &[OsString]) -> Result<Vec<Share>> {
+    let mut out: Vec<Share> = Vec::new();
+    let mut push = |share: Share| {
+        if let Some(old) = out.iter_mut().find(|s| s.dest == share.dest) {
+            old.explicit |= share.explicit;
+        } else {
+            out.push(share);
+        }
+    };
+    for request in requests {
+        let shown = request.to_string_lossy();
+        if request == DEFAULT {
+            for rel in DEFAULT_SET {
+                let source = match rel.strip_prefix(".config/") {
+                    Some(tail) => xdg_config.join(tail),
+                    None => real_home.join(rel),
+                };
+                push(Share {
+                    source,
+                    dest: PathBuf::from(rel),
+                    explicit: false,
+                });
+            }
+            continue;
+        }
+        let path = Path::new(request);
+        let rel = if let Ok(tail) = path.strip_prefix("~") {
+            tail.to_owned()
+        } else if path.is_absolute() {
+            path.strip_prefix(real_home)
+                .map_err(|_| {
+                    refuse(
+                        &shown,
+                        format!(
+                            "is not inside your home {}; only your own files can be shared",
+                            real_home.display()
+                        ),
+                    )
+                })?
+                .to_owned()
+        } else {
+            path.to_owned()
+        };
+        let mut clean = PathBuf::new();
+        for c in rel.components() {
+            match c {
+                Component::Normal(n) => clean.push(n),
+                Component::CurDir => {}
+                _ => return Err(refuse(&shown, "use a path inside your home, without '..'")),
+            }
+        }
+        if clean.as_os_str().is_empty() {
+            return Err(refuse(
+                &shown,
+                "that is your whole home; name what to share (e.g. .claude/CLAUDE.md) or 'default'",
+            ));
+        }
+        if let Some(why) = refused(&clean) {
+            return Err(refuse(&shown, why));
+        }
+        push(Share {
+            source: real_home.join(&clean),
+            dest: clean,
+            explicit: true,
+        });
+    }
+    Ok(out)
+}
+
+/// Why a path relative to the home may not be shared, if it may not.
+#[must_use]
+pub fn refused(rel: &Path) -> Option<String> {
+    if let Some(name) = rel.components().find_map(|c| match c {
+        Component::Normal(n) if refused_name(n) => Some(n),
+        _ => None,
+    }) {
+        return Some(format!(
+            "{} is a credential file; it is never shared",
+            name.to_string_lossy()
+        ));
+    }
+    for r in REFUSED {
+        let r = Path::new(r);
+        if rel.starts_with(r) {
+            return Some(format!(
+                "{} holds credentials; it is never shared",
+                r.display()
+            ));
+        }
+        if r.starts_with(rel) {
+            return Some(format!(
+                "contains {}, which holds credentials; share the parts you need instead (e.g. --share default)",
+                r.display()
+            ));
+        }
+    }
+    None
+}
+
+/// Reads each source once, before anything is changed: a missing explicit source, a
+/// symlink that leads to a refused or token file, and a `settings.json` with a
+/// credential of its own (unless `allow_auth`) are refused. Returns the shares whose
+/// source exists.
+///
+/// # Errors
+/// 125 for each refusal, naming the file and the fix.
+pub fn check(
+    config: &Config,
+    shares: &[Share],
+    allow_auth: bool,
+    report: &Report,
+) -> Result<Vec<Share>> {
+    let guard = Guard::new(config);
+    let mut out = Vec::new();
+    for share in shares {
+        let shown = share.source.display().to_string();
+        let Ok(real) = std::fs::canonicalize(&share.source) else {
+            if share.explicit {
+                return Err(refuse(
+                    &share.dest.to_string_lossy(),
+                    format!("{shown} does not exist (or is a broken symlink)"),
+                ));
+            }
+            report.info(format!("share: {shown} does not exist; skipped"));
+            continue;
+        };
+        guard.check_path(&share.source, &real)?;
+        if share.dest == Path::new(CLAUDE_DIR).join("settings.json") {
+            check_settings(&real, &shown, allow_auth)?;
+        }
+        out.push(share.clone());
+    }
+    Ok(out)
+}
+
+/// The refusal rules applied to what a path really is.
+struct Guard {
+    homes: Vec<PathBuf>,
+    token_files: Vec<PathBuf>,
+}
+
+impl Guard {
+    fn new(config: &Config) -> Guard {
+        let mut homes = Vec::new();
+        for h in config.real_homes(true) {
+            homes.push(h.clone());
+            if let Ok(real) = std::fs::canonicalize(&h) {
+                homes.push(real);
+            }
+        }
+        let mut token_files = Vec::new();
+        let sources = token::candidates(config)
+            .into_iter()
+            .chain(token::default_candidates(config));
+        for source in sources {
+            if let Source::EnvFile(p) | Source::CredentialsDirectory(p) = source {
+                if let Ok(real) = std::fs::canonicalize(&p) {
+                    token_files.push(real);
+                }
+                token_files.push(p);
+            }
+        }
+        for dir in config.real_config_dirs(true) {
+            for name in [CREDENTIALS, DEVICE_KEYS] {
+                let p = dir.join(name);
+                if let Ok(real) = std::fs::canonicalize(&p) {
+                    token_files.push(real);
+                }
+                token_files.push(p);
+            }
+        }
+        Guard { homes, token_files }
+    }
+
+    /// `given` is where a file was found, `real` where it leads.
+    fn check_path(&self, given: &Path, real: &Path) -> Result<()> {
+        let shown = given.display().to_string();
+        if let Some(name) = real.file_name().filter(|n| refused_name(n)) {
+            return Err(refuse(
+                &shown,
+                format!(
+                    "leads to {}, a credential file; it is never shared",
+                    name.to_string_lossy()
+                ),
+            ));
+        }
+        if let Some(t) = self
+            .token_files
+            .iter()
+            .find(|t| real.starts_with(t) || t.starts_with(real))
+        {
+            return Err(refuse(
+                &shown,
+                format!(
+                    "is or holds {}, a token or credentials file; it is never shared",
+                    t.display()
+                ),
+            ));
+        }
+        for home in &self.homes {
+            if let Ok(rel) = real.strip_prefix(home) {
+                if rel.as_os_str().is_empty() {
+                    return Err(refuse(
+                        &shown,
+                        "leads to your whole home; it is never shared",
+                    ));
+                }
+                if let Some(why) = refused(rel) {
+                    return Err(refuse(
+                        &shown,
+                        format!("leads to {}: {why}", real.display()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a settings file brings a credential of its own. Returns the offending key.
+#[must_use]
+pub fn settings_auth(doc: &Value) -> Option<String> {
+    let obj = doc.as_object()?;
+    if let Some(k) = AUTH_KEYS.iter().find(|k| obj.contains_key(**k)) {
+        return Some((*k).to_owned());
+    }
+    let env = obj.get("env")?.as_object()?;
+    env.keys()
+        .find(|k| k.as_str() == TOKEN_VAR || crate::scrub::is_scrubbed(OsStr::new(k.as_str())))
+        .map(|k| format!("env.{k}"))
+}
+
+fn check_settings(real: &Path, shown: &str, allow_auth: bool) -> Result<()> {
+    if allow_auth || !real.is_file() {
+        return Ok(());
+    }
+    let text = read_limited(real).map_err(|e| refuse(shown, format!("cannot read: {e}")))?;
+    let doc: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
+    if let Some(key) = settings_auth(&doc) {
+        return Err(refuse(
+            shown,
+            format!(
+                "sets {key}, a credential that would outrank the token; remove it, or pass --allow-project-auth"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
+    let file = File::open(path)?;
+    let mut out = Vec::new();
+    file.take(MAX_FILE + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > MAX_FILE {
+        return Err(std::io::Error::other(format!(
+            "larger than {} MiB",
+            MAX_FILE >> 20
+        )));
+    }
+    Ok(out)
+}
+
+/// The `--dry-run` lines for `shares` (already [`check`]ed).
+pub fn print_plan(shares: &[Share], home: &Path, report: &Report) {
+    if shares.is_empty() {
+        return;
+    }
+    for s in shares {
+        report.plan(format!(
+            "share: {} -> {} (read-only copy)",
+            s.source.display(),
+            home.join(&s.dest).display()
+        ));
+    }
+}
+
+/// Our copies: relative path → (inode, ctime seconds, ctime nanoseconds).
+type Manifest = BTreeMap<PathBuf, (u64, i64, i64)>;
+
+fn stamp(st: &FileStat) -> (u64, i64, i64) {
+    (st.st_ino, st.st_ctime, st.st_ctime_nsec)
+}
+
+fn load_manifest(dir: &OwnedFd) -> Manifest {
+    let mut out = Manifest::new();
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let Ok(fd) = openat(dir, MANIFEST, flags, Mode::empty()) else {
+        return out;
+    };
+    let mut text = Vec::new();
+    if File::from(fd)
+        .take(MAX_FILE)
+        .read_to_end(&mut text)
+        .is_err()
+    {
+        return out;
+    }
+    for line in text.split(|b| *b == b'\n') {
+        let mut parts = line.splitn(4, |b| *b == b' ');
+        let mut num = || {
+            parts
+                .next()
+                .and_then(|p| std::str::from_utf8(p).ok())
+                .and_then(|p| p.parse::<i64>().ok())
+        };
+        let (Some(ino), Some(sec), Some(nsec)) = (num(), num(), num()) else {
+            continue;
+        };
+        if let Some(rel) = parts.next().filter(|r| !r.is_empty()) {
+            out.insert(
+                PathBuf::from(OsStr::from_bytes(rel)),
+                (u64::try_from(ino).unwrap_or(0), sec, nsec),
+            );
+        }
+    }
+    out
+}
+
+/// Copies every share into the scratch home (see the module doc) and records the copies.
+///
+/// # Errors
+/// A file that cannot be read or written, a credential file inside a shared directory.
+pub fn apply(config: &Config, home: &ScratchHome, shares: &[Share], report: &Report) -> Result<()> {
+    let root = &home.dir;
+    let old = load_manifest(root);
+    if shares.is_empty() && old.is_empty() {
+        return Ok(());
+    }
+    let mut sync = Sync {
+        home: &home.path,
+        guard: Guard::new(config),
+        old,
+        new: Manifest::new(),
+        report,
+        visited: HashSet::new(),
+    };
+    let kept: HashSet<&Path> = shares.iter().map(|s| s.dest.as_path()).collect();
+    for share in shares {
+        let (parent, name) = sync.parent_of(root, &share.dest)?;
+        sync.item(Some(&share.source), &parent, name, &share.dest, 0)?;
+    }
+    // Shares dropped since the last launch: our copies go, anything else stays.
+    let dropped: Vec<PathBuf> = sync
+        .old
+        .keys()
+        .filter(|rel| {
+            rel.components().count() > 0
+                && !kept.iter().any(|k| rel.starts_with(k))
+                && !sync.old.keys().any(|o| o != *rel && rel.starts_with(o))
+        })
+        .cloned()
+        .collect();
+    for rel in dropped {
+        if let Ok((parent, name)) = sync.existing_parent_of(root, &rel) {
+            sync.item(None, &parent, name, &rel, 0)?;
+        }
+    }
+    sync.save(root)
+}
+
+struct Sync<'a> {
+    home: &'a Path,
+    guard: Guard,
+    old: Manifest,
+    new: Manifest,
+    report: &'a Report,
+    visited: HashSet<(u64, u64)>,
+}
+
+impl Sync<'_> {
+    fn err(&self, rel: &Path, reason: impl std::fmt::Display) -> Error {
+        Error::Home {
+            path: self.home.join(rel),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// Opens (creating, 0700) the directories above `rel` in the scratch home.
+    fn parent_of<'r>(&self, root: &OwnedFd, rel: &'r Path) -> Result<(OwnedFd, &'r OsStr)> {
+        let name = rel.file_name().expect("a share names a file");
+        let mut dir = openat(
+            root,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| self.err(Path::new(""), e.desc()))?;
+        let mut sofar = PathBuf::new();
+        for c in rel.parent().into_iter().flat_map(Path::components) {
+            let Component::Normal(part) = c else { continue };
+            sofar.push(part);
+            match mkdirat(&dir, part, Mode::from_bits_truncate(0o700)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(self.err(&sofar, format!("cannot create: {}", e.desc()))),
+            }
+            dir = open_dir(&dir, part).map_err(|e| {
+                self.err(
+                    &sofar,
+                    format!(
+                        "cannot open ({}); a shared file's directory must be a real directory in the scratch home",
+                        e.desc()
+                    ),
+                )
+            })?;
+        }
+        Ok((dir, name))
+    }
+
+    /// As [`Self::parent_of`], creating nothing.
+    fn existing_parent_of<'r>(
+        &self,
+        root: &OwnedFd,
+        rel: &'r Path,
+    ) -> nix::Result<(OwnedFd, &'r OsStr)> {
+        let name = rel.file_name().ok_or(Errno::EINVAL)?;
+        let mut dir = openat(
+            root,
+            ".",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        for c in rel.parent().into_iter().flat_map(Path::components) {
+            let Component::Normal(part) = c else { continue };
+            dir = open_dir(&dir, part)?;
+        }
+        Ok((dir, name))
+    }
+
+    fn is_ours(&self, rel: &Path, st: &FileStat) -> bool {
+        self.old.get(rel) == Some(&stamp(st))
+    }
+
+    /// Makes `name` in `dir` (at `rel`) a read-only copy of `source`, or (`None`)
+    /// removes our copy there.
+    fn item(
+        &mut self,
+        source: Option<&Path>,
+        dir: &OwnedFd,
+        name: &OsStr,
+        rel: &Path,
+        depth: usize,
+    ) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(self.err(rel, "shared directories nest too deep (a symlink loop?)"));
+        }
+        let src_meta = match source {
+            Some(src) => match std::fs::metadata(src) {
+                Ok(m) => Some((src, m)),
+                Err(e) => {
+                    self.report.warn(format!(
+                        "share: cannot read {}: {}; not shared",
+                        src.display(),
+                        crate::error::error_text(&e)
+                    ));
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some((src, _)) = &src_meta {
+            if refused_name(name) {
+                return Err(refuse(
+                    &src.display().to_string(),
+                    "is a credential file; it is never shared: move it out of the shared directory",
+                ));
+            }
+            let real = std::fs::canonicalize(src).map_err(|e| {
+                self.err(
+                    rel,
+                    format!(
+                        "cannot resolve {}: {}",
+                        src.display(),
+                        crate::error::error_text(&e)
+                    ),
+                )
+            })?;
+            self.guard.check_path(src, &real)?;
+        }
+        let dst = lstat(dir, name).map_err(|e| self.err(rel, e.desc()))?;
+        match src_meta {
+            Some((src, m)) if m.is_dir() => {
+                let key = (m.dev(), m.ino());
+                if !self.visited.insert(key) {
+                    self.report
+                        .warn(format!("share: {} loops back; skipped", src.display()));
+                    return Ok(());
+                }
+                let sub = self.own_dir(dir, name, rel, dst.as_ref())?;
+                let mut wanted = HashSet::new();
+                let mut entries: Vec<_> = std::fs::read_dir(src)
+                    .map_err(|e| {
+                        self.err(
+                            rel,
+                            format!(
+                                "cannot read {}: {}",
+                                src.display(),
+                                crate::error::error_text(&e)
+                            ),
+                        )
+                    })?
+                    .filter_map(std::result::Result::ok)
+                    .map(|e| e.file_name())
+                    .collect();
+                entries.sort();
+                for entry in entries {
+                    if entry.as_bytes().contains(&b'\n') {
+                        self.report.warn(format!(
+                            "share: {}: a name with a newline is not shared",
+                            src.join(&entry).display()
+                        ));
+                        continue;
+                    }
+                    wanted.insert(entry.clone());
+                    self.item(
+                        Some(&src.join(&entry)),
+                        &sub,
+                        &entry,
+                        &rel.join(&entry),
+                        depth + 1,
+                    )?;
+                }
+                self.visited.remove(&key);
+                self.sweep(&sub, rel, &wanted, depth)?;
+                fchmod(&sub, Mode::from_bits_truncate(0o555))
+                    .map_err(|e| self.err(rel, e.desc()))?;
+                self.record(dir, name, rel);
+                Ok(())
+            }
+            Some((src, m)) if m.is_file() => self.copy_file(src, &m, dir, name, rel, dst.as_ref()),
+            Some((src, _)) => {
+                self.report.warn(format!(
+                    "share: {} is not a regular file or directory; not shared",
+                    src.display()
+                ));
+                self.remove_ours(dir, name, rel, dst.as_ref(), depth)
+            }
+            None => self.remove_ours(dir, name, rel, dst.as_ref(), depth),
+        }
+    }
+
+    /// The directory `name` ready for copying into (mode 0700 for now): ours, or one in
+    /// the way moved aside, or created.
+    fn own_dir(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        rel: &Path,
+        dst: Option<&FileStat>,
+    ) -> Result<OwnedFd> {
+        if let Some(st) = dst {
+            if !is_type(st, SFlag::S_IFDIR) {
+                self.set_aside(dir, name, rel)?;
+            }
+        }
+        match mkdirat(dir, name, Mode::from_bits_truncate(0o700)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(self.err(rel, format!("cannot create: {}", e.desc()))),
+        }
+        let sub =
+            open_dir(dir, name).map_err(|e| self.err(rel, format!("cannot open: {}", e.desc())))?;
+        fchmod(&sub, Mode::from_bits_truncate(0o700)).map_err(|e| self.err(rel, e.desc()))?;
+        Ok(sub)
+    }
+
+    fn copy_file(
+        &mut self,
+        src: &Path,
+        meta: &std::fs::Metadata,
+        dir: &OwnedFd,
+        name: &OsStr,
+        rel: &Path,
+        dst: Option<&FileStat>,
+    ) -> Result<()> {
+        if meta.len() > MAX_FILE {
+            self.report.warn(format!(
+                "share: {} is larger than {} MiB; not shared",
+                src.display(),
+                MAX_FILE >> 20
+            ));
+            return self.remove_ours(dir, name, rel, dst, 0);
+        }
+        let bytes = read_limited(src).map_err(|e| {
+            self.err(
+                rel,
+                format!(
+                    "cannot read {}: {}",
+                    src.display(),
+                    crate::error::error_text(&e)
+                ),
+            )
+        })?;
+        if let Some(st) = dst {
+            let ours = self.is_ours(rel, st);
+            if is_type(st, SFlag::S_IFREG) && ours && same_content(dir, name, &bytes) {
+                if st.st_mode & 0o7777 == 0o444 {
+                    self.record(dir, name, rel);
+                    return Ok(());
+                }
+            } else if !ours {
+                self.set_aside(dir, name, rel)?;
+            } else if is_type(st, SFlag::S_IFDIR) {
+                self.remove_ours(dir, name, rel, dst, 0)?;
+            }
+        }
+        self.write_copy(dir, name, rel, &bytes)?;
+        self.record(dir, name, rel);
+        Ok(())
+    }
+
+    /// A new 0444 file with `bytes`, renamed over `name`.
+    fn write_copy(&self, dir: &OwnedFd, name: &OsStr, rel: &Path, bytes: &[u8]) -> Result<()> {
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let pid = std::process::id();
+        let mut n = 0u32;
+        let (tmp, fd) = loop {
+            let tmp = format!(".claude-iso-share.{pid}.{n}.tmp");
+            match openat(dir, tmp.as_str(), flags, Mode::from_bits_truncate(0o600)) {
+                Ok(fd) => break (tmp, fd),
+                Err(Errno::EEXIST) if n < 100 => n += 1,
+                Err(e) => return Err(self.err(rel, format!("cannot write a copy: {}", e.desc()))),
+            }
+        };
+        let written = (|| -> std::io::Result<()> {
+            let mut file = File::from(fd);
+            file.write_all(bytes)?;
+            fchmod(&file, Mode::from_bits_truncate(0o444))?;
+            Ok(())
+        })();
+        let result = written
+            .map_err(|e| crate::error::error_text(&e))
+            .and_then(|()| renameat(dir, tmp.as_str(), dir, name).map_err(|e| e.desc().to_owned()));
+        if let Err(reason) = result {
+            let _ = unlinkat(dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(self.err(rel, format!("cannot write a copy: {reason}")));
+        }
+        Ok(())
+    }
+
+    /// Removes entries of our copied directory `sub` that the source no longer has:
+    /// our copies go, anything else is moved aside (kept).
+    fn sweep(
+        &mut self,
+        sub: &OwnedFd,
+        rel: &Path,
+        wanted: &HashSet<OsString>,
+        depth: usize,
+    ) -> Result<()> {
+        let names = entries(sub).map_err(|e| self.err(rel, e.desc()))?;
+        for name in names {
+            if wanted.contains(&name) || name.to_str().is_some_and(|n| aside_tag(n).is_some()) {
+                continue;
+            }
+            let st = lstat(sub, &name).map_err(|e| self.err(rel, e.desc()))?;
+            self.remove_ours(sub, &name, &rel.join(&name), st.as_ref(), depth + 1)?;
+        }
+        Ok(())
+    }
+
+    /// Removes our copy at `name`; moves anything else there aside.
+    fn remove_ours(
+        &mut self,
+        dir: &OwnedFd,
+        name: &OsStr,
+        rel: &Path,
+        dst: Option<&FileStat>,
+        depth: usize,
+    ) -> Result<()> {
+        let Some(st) = dst else { return Ok(()) };
+        if !self.is_ours(rel, st) {
+            if self.old.contains_key(rel) {
+                // Was ours, changed since (root ignores the modes): kept aside.
+                return self.set_aside(dir, name, rel);
+            }
+            return Ok(());
+        }
+        if is_type(st, SFlag::S_IFDIR) {
+            let sub = open_dir(dir, name).map_err(|e| self.err(rel, e.desc()))?;
+            fchmod(&sub, Mode::from_bits_truncate(0o700)).map_err(|e| self.err(rel, e.desc()))?;
+            self.sweep(&sub, rel, &HashSet::new(), depth)?;
+            drop(sub);
+            if let Err(e) = unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+                // Something not ours is left inside: the directory stays, writable.
+                if e != Errno::ENOTEMPTY {
+                    return Err(self.err(rel, e.desc()));
+                }
+            }
+        } else {
+            unlinkat(dir, name, UnlinkatFlags::NoRemoveDir).map_err(|e| self.err(rel, e.desc()))?;
+        }
+        Ok(())
+    }
+
+    fn set_aside(&mut self, dir: &OwnedFd, name: &OsStr, rel: &Path) -> Result<()> {
+        let Some(n) = name.to_str() else {
+            return Err(self.err(
+                rel,
+                "is in the way of a shared file and its name is not UTF-8; move it away",
+            ));
+        };
+        // A directory of ours that was made read-only must be writable to rename from.
+        let new = fsutil::put_aside(dir, n, "unshared", Aside::Rename).map_err(|e| {
+            self.err(
+                rel,
+                format!(
+                    "is in the way of a shared file and cannot be moved aside: {}",
+                    e.desc()
+                ),
+            )
+        })?;
+        self.report.warn(format!(
+            "{} was in the way of a shared copy (or a copy was changed); kept it as {new}",
+            self.home.join(rel).display()
+        ));
+        Ok(())
+    }
+
+    fn record(&mut self, dir: &OwnedFd, name: &OsStr, rel: &Path) {
+        if let Ok(Some(st)) = lstat(dir, name) {
+            self.new.insert(rel.to_owned(), stamp(&st));
+        }
+    }
+
+    fn save(&self, root: &OwnedFd) -> Result<()> {
+        if self.new.is_empty() {
+            return match unlinkat(root, MANIFEST, UnlinkatFlags::NoRemoveDir) {
+                Ok(()) | Err(Errno::ENOENT) => Ok(()),
+                Err(e) => Err(self.err(Path::new(MANIFEST), e.desc())),
+            };
+        }
+        let mut text = Vec::new();
+        for (rel, (ino, sec, nsec)) in &self.new {
+            text.extend_from_slice(format!("{ino} {sec} {nsec} ").as_bytes());
+            text.extend_from_slice(rel.as_os_str().as_bytes());
+            text.push(b'\n');
+        }
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let tmp = format!("{MANIFEST}.{}.tmp", std::process::id());
+        let _ = unlinkat(root, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+        let fd = openat(root, tmp.as_str(), flags, Mode::from_bits_truncate(0o600))
+            .map_err(|e| self.err(Path::new(MANIFEST), e.desc()))?;
+        let mut file = File::from(fd);
+        let result = file
+            .write_all(&text)
+            .map_err(|e| crate::error::error_text(&e))
+            .and_then(|()| {
+                renameat(root, tmp.as_str(), root, MANIFEST).map_err(|e| e.desc().to_owned())
+            });
+        if let Err(reason) = result {
+            let _ = unlinkat(root, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(self.err(Path::new(MANIFEST), reason));
+        }
+        Ok(())
+    }
+}
+
+use std::os::unix::fs::MetadataExt;
+
+fn lstat(dir: &OwnedFd, name: &OsStr) -> nix::Result<Option<FileStat>> {
+    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn open_dir(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        name,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn entries(dir: &OwnedFd) -> nix::Result<Vec<OsString>> {
+    let fd = openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut d = nix::dir::Dir::from_fd(fd)?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let name = e?.file_name().to_bytes().to_owned();
+        if name != b"." && name != b".." {
+            out.push(OsStr::from_bytes(&name).to_owned());
+        }
+    }
+    Ok(out)
+}
+
+fn same_content(dir: &OwnedFd, name: &OsStr, bytes: &[u8]) -> bool {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let Ok(fd) = openat(dir, name, flags, Mode::empty()) else {
+        return false;
+    };
+    let mut have = Vec::with_capacity(bytes.len());
+    File::from(fd)
+        .take(bytes.len() as u64 + 1)
+        .read_to_end(&mut have)
+        .is_ok()
+        && have == bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn default_set_and_paths() {
+        let home = Path::new("/h");
+        let p = plan(
+            home,
+            Path::new("/x/cfg"),
+            &os(&["default", "~/.claude/CLAUDE.md", "/h/notes"]),
+        )
+        .unwrap();
+        assert_eq!(p.len(), DEFAULT_SET.len() + 1);
+        assert!(
+            p.iter()
+                .any(|s| s.dest == Path::new(".config/git") && s.source == Path::new("/x/cfg/git"))
+        );
+        let md = p
+            .iter()
+            .find(|s| s.dest == Path::new(".claude/CLAUDE.md"))
+            .unwrap();
+        assert!(md.explicit);
+        assert!(p.iter().any(|s| s.dest == Path::new("notes") && s.explicit));
+    }
+
+    #[test]
+    fn credentials_are_refused() {
+        let home = Path::new("/h");
+        for bad in [
+            ".claude/.credentials.json",
+            "~/.claude/.credentials.json",
+            "/h/.claude/.credentials.json",
+            ".claude/.device-keys.json",
+            ".claude.json",
+            ".claude.json.backup",
+            ".claude",
+            ".config",
+            ".config/anthropic",
+            ".config/anthropic/x",
+            ".config/claude-iso/token.env",
+            ".ssh/id_ed25519",
+            "stuff/.credentials.json",
+            ".",
+            "",
+            "../other",
+            "/etc/passwd",
+        ] {
+            assert!(
+                plan(home, Path::new("/h/.config"), &os(&[bad])).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_with_auth() {
+        let j = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+        assert_eq!(
+            settings_auth(&j(r#"{"apiKeyHelper":"x"}"#)).as_deref(),
+            Some("apiKeyHelper")
+        );
+        assert_eq!(
+            settings_auth(&j(r#"{"env":{"ANTHROPIC_API_KEY":"x"}}"#)).as_deref(),
+            Some("env.ANTHROPIC_API_KEY")
+        );
+        assert_eq!(
+            settings_auth(&j(r#"{"env":{"FOO":"x"},"theme":"dark"}"#)),
+            None
+        );
+    }
+}

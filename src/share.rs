@@ -245,6 +245,9 @@ pub fn check(
             continue;
         };
         guard.check_path(&share.source, &real)?;
+        if real.is_dir() {
+            guard.check_tree(&real, 0)?;
+        }
         if share.dest == Path::new(CLAUDE_DIR).join("settings.json") {
             check_settings(&real, &shown, allow_auth)?;
         }
@@ -290,6 +293,34 @@ impl Guard {
             }
         }
         Guard { homes, token_files }
+    }
+
+    /// Every entry below the directory `dir` (symlinks followed), by name and by where it
+    /// leads. Entries that cannot be read are left to the copy, which skips them.
+    fn check_tree(&self, dir: &Path, depth: usize) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Ok(());
+        }
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if refused_name(&entry.file_name()) {
+                return Err(refuse(
+                    &path.display().to_string(),
+                    "is a credential file; it is never shared: move it out of the shared directory",
+                ));
+            }
+            let Ok(real) = std::fs::canonicalize(&path) else {
+                continue;
+            };
+            self.check_path(&path, &real)?;
+            if real.is_dir() {
+                self.check_tree(&path, depth + 1)?;
+            }
+        }
+        Ok(())
     }
 
     /// `given` is where a file was found, `real` where it leads.

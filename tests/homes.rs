@@ -1,0 +1,704 @@
+//! Named homes, `claude-iso homes` / `homes prune`, and `--share` (issue 14): the built
+//! binary, a sandbox per test, as root and as an unprivileged user.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use common::{Test, is_root, mkdir, mode_of, sh, tree, write_mode};
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::Value;
+
+/// A sandbox whose launches use `$XDG_STATE_HOME` (no `--home`).
+fn state_test() -> Test {
+    let t = Test::new().no_home();
+    let state = t.path("state");
+    t.env("XDG_STATE_HOME", state)
+}
+
+fn state_dir(t: &Test) -> PathBuf {
+    t.path("state/claude-iso")
+}
+
+fn named(t: &Test, name: &str) -> PathBuf {
+    state_dir(t).join("homes").join(name)
+}
+
+/// Runs a subcommand (`homes …`) in the sandbox's environment.
+fn sub(t: &Test, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(common::BIN)
+        .args(args)
+        .env_clear()
+        .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
+        .current_dir(t.work())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run claude-iso");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn homes_json(t: &Test) -> Value {
+    let (code, out, err) = sub(t, &["homes", "--json"]);
+    assert_eq!(code, 0, "homes --json: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Sets the mtime of `path` to `secs` (Unix time).
+fn set_mtime(path: &Path, secs: i64) {
+    sh(&format!("touch -h -d @{secs} '{}'", path.display()));
+}
+
+fn now() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+    )
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// Named homes
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn two_named_homes_side_by_side_stay_separate() {
+    let t = state_test();
+    let mark = |name: &str| {
+        t.reset_probe();
+        let out = t.spawn_with(["--name", name]).wait();
+        out.success();
+        let home = out.probe().var("HOME").expect("HOME set");
+        fs::write(Path::new(&home).join(format!("mine-{name}")), name).unwrap();
+        PathBuf::from(home)
+    };
+    let a = mark("agent-1");
+    let b = mark("agent.2_B");
+    assert_eq!(a, named(&t, "agent-1"));
+    assert_eq!(b, named(&t, "agent.2_B"));
+    assert_eq!(mode_of(&a), 0o700);
+    assert_eq!(mode_of(&state_dir(&t).join("homes")), 0o700);
+    // Each sees only its own files; the default home was never made.
+    assert!(a.join("mine-agent-1").exists() && !a.join("mine-agent.2_B").exists());
+    assert!(b.join("mine-agent.2_B").exists() && !b.join("mine-agent-1").exists());
+    assert!(!state_dir(&t).join("home").exists());
+    // The environment variable names a home too; the command line wins over it.
+    let t = t.env("CLAUDE_ISO_NAME", "agent-1");
+    t.reset_probe();
+    let out = t.run();
+    out.success();
+    assert_eq!(out.probe().var("HOME").unwrap(), a.as_os_str());
+    t.reset_probe();
+    let out = t.spawn_with(["--name", "agent.2_B"]).wait();
+    out.success();
+    assert_eq!(out.probe().var("HOME").unwrap(), b.as_os_str());
+}
+
+#[test]
+fn bad_names_are_refused_with_the_rule() {
+    let t = state_test();
+    for bad in [
+        ".", "..", "../x", "a/b", "/abs", "-dash", ".hidden", "a b", "é", "a\nb", "",
+    ] {
+        let out = t.spawn_with([format!("--name={bad}")]).wait();
+        out.status(125)
+            .one_line_error("a home name is 1 to 64 characters")
+            .probe_not_run();
+    }
+    let long = "a".repeat(65);
+    t.spawn_with(["--name", long.as_str()])
+        .wait()
+        .status(125)
+        .probe_not_run();
+    let ok = "a".repeat(64);
+    t.spawn_with(["--name", ok.as_str()]).wait().success();
+    assert!(!t.path("x").exists() && !state_dir(&t).join("x").exists());
+
+    let t2 = state_test().env("CLAUDE_ISO_NAME", "../../etc");
+    t2.run()
+        .status(125)
+        .one_line_error("CLAUDE_ISO_NAME")
+        .probe_not_run();
+}
+
+#[test]
+fn home_and_name_together_are_a_usage_error() {
+    let t = Test::new().args(["--name", "a"]);
+    t.run().status(125).one_line_error("--name").probe_not_run();
+    assert!(!t.home().exists());
+    let t = state_test()
+        .env("CLAUDE_ISO_NAME", "a")
+        .env("CLAUDE_ISO_HOME", "/tmp/somewhere");
+    t.run()
+        .status(125)
+        .one_line_error("CLAUDE_ISO_HOME and CLAUDE_ISO_NAME")
+        .probe_not_run();
+    // One from the command line and the other from the environment: the command line wins.
+    let t = state_test().env("CLAUDE_ISO_HOME", "/nonexistent/nope");
+    let out = t.spawn_with(["--name", "cli"]).wait();
+    out.success();
+    assert_eq!(
+        out.probe().var("HOME").unwrap(),
+        named(&t, "cli").as_os_str()
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// claude-iso homes
+// ---------------------------------------------------------------------------------------
+
+/// Apparent size of every non-directory below `root`, as `homes` counts it.
+fn size_of(root: &Path) -> u64 {
+    tree(root)
+        .values()
+        .filter(|e| e.kind != "dir")
+        .map(|e| e.content.len() as u64)
+        .sum()
+}
+
+#[test]
+fn homes_lists_every_home_with_its_figures_and_stable_json() {
+    let t = state_test();
+    let extra1 = mkdir(&t.path("p1"));
+    let extra2 = mkdir(&t.path("p2"));
+    t.run().success(); // the default home
+    t.spawn_with(["--name", "b"]).wait().success();
+    let trust = [
+        "--name",
+        "a",
+        "--trust",
+        extra1.to_str().unwrap(),
+        "--trust",
+        extra2.to_str().unwrap(),
+    ];
+    t.spawn_with(trust).wait().success();
+
+    let a = named(&t, "a");
+    let b = named(&t, "b");
+    let default = state_dir(&t).join("home");
+    mkdir(&b.join(".claude"));
+    write_mode(
+        &b.join(".claude/.credentials.json.quarantined-1700000000-0"),
+        "{\"claudeAiOauth\":{}}",
+        0o600,
+    );
+    write_mode(
+        &b.join(".claude.json.corrupt-1700000001-0"),
+        "not json",
+        0o600,
+    );
+    write_mode(&a.join(".claude.json.claude-iso.4242.0.tmp"), "{", 0o600);
+    write_mode(&a.join(".claude.json.tmp.77.abc"), "{}", 0o600);
+    set_mtime(&a.join(".claude-iso.lock"), 1_700_000_000);
+    // Not homes: a symlink, a file, a bad name.
+    symlink(t.real_home(), state_dir(&t).join("homes/link")).unwrap();
+    fs::write(state_dir(&t).join("homes/file"), "").unwrap();
+    mkdir(&state_dir(&t).join("homes/bad name"));
+
+    let doc = homes_json(&t);
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["state_dir"], state_dir(&t).to_str().unwrap());
+    let homes = doc["homes"].as_array().unwrap();
+    let names: Vec<&Value> = homes.iter().map(|h| &h["name"]).collect();
+    assert_eq!(names, [&Value::Null, &Value::from("a"), &Value::from("b")]);
+    let keys: Vec<&str> = homes[1]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "name",
+            "default",
+            "path",
+            "size_bytes",
+            "last_launch",
+            "in_use",
+            "seeded_dirs",
+            "quarantined",
+            "set_aside",
+            "temp_files"
+        ]
+    );
+    let (d, ha, hb) = (&homes[0], &homes[1], &homes[2]);
+    assert_eq!(d["default"], true);
+    assert_eq!(ha["default"], false);
+    assert_eq!(d["path"], default.to_str().unwrap());
+    assert_eq!(ha["path"], a.to_str().unwrap());
+    assert_eq!(d["seeded_dirs"], 1);
+    assert_eq!(ha["seeded_dirs"], 3);
+    assert_eq!(hb["seeded_dirs"], 1);
+    assert_eq!(ha["last_launch"], 1_700_000_000);
+    let lb = hb["last_launch"].as_i64().unwrap();
+    assert!((now() - lb).abs() < 120, "{lb}");
+    for (h, dir) in [(d, &default), (ha, &a), (hb, &b)] {
+        assert_eq!(h["size_bytes"], size_of(dir), "{dir:?}");
+        assert_eq!(h["in_use"], false);
+    }
+    assert_eq!(
+        hb["quarantined"],
+        serde_json::json!([".claude/.credentials.json.quarantined-1700000000-0"])
+    );
+    assert_eq!(
+        hb["set_aside"],
+        serde_json::json!([".claude.json.corrupt-1700000001-0"])
+    );
+    assert_eq!(
+        ha["temp_files"],
+        serde_json::json!([
+            ".claude.json.claude-iso.4242.0.tmp",
+            ".claude.json.tmp.77.abc"
+        ])
+    );
+    assert_eq!(ha["quarantined"], serde_json::json!([]));
+
+    // Stable: the same state gives the same bytes.
+    let (_, first, _) = sub(&t, &["homes", "--json"]);
+    let (_, second, _) = sub(&t, &["homes", "--json"]);
+    assert_eq!(first, second);
+
+    let (code, text, err) = sub(&t, &["homes"]);
+    assert_eq!(code, 0);
+    assert!(
+        text.contains("(default)") && text.contains("2023-11-14T22:13:20Z"),
+        "{text}"
+    );
+    assert!(
+        text.contains("quarantined: .claude/.credentials.json.quarantined-1700000000-0"),
+        "{text}"
+    );
+    assert!(err.contains("homes/link: a symlink, not a home"), "{err}");
+    assert!(err.contains("not a valid home name"), "{err}");
+}
+
+#[test]
+fn homes_with_no_state_directory_lists_none() {
+    let t = state_test();
+    let doc = homes_json(&t);
+    assert_eq!(doc["homes"], serde_json::json!([]));
+    let (code, text, _) = sub(&t, &["homes"]);
+    assert_eq!(code, 0);
+    assert!(text.starts_with("no homes in "), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// claude-iso homes prune
+// ---------------------------------------------------------------------------------------
+
+fn make_old(t: &Test, name: &str) -> PathBuf {
+    t.spawn_with(["--name", name]).wait().success();
+    let home = named(t, name);
+    set_mtime(&home.join(".claude-iso.lock"), now() - 40 * 86400);
+    home
+}
+
+#[test]
+fn prune_removes_old_homes_never_one_in_use_nor_a_quarantined_file_unreported() {
+    let t = state_test();
+    let old = make_old(&t, "old");
+    let busy = make_old(&t, "busy");
+    let quarantined = make_old(&t, "q");
+    t.spawn_with(["--name", "fresh"]).wait().success();
+    let qfile = quarantined.join(".claude/.credentials.json.quarantined-1700000000-0");
+    mkdir(&quarantined.join(".claude"));
+    write_mode(&qfile, "{\"refreshToken\":\"x\"}", 0o600);
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(busy.join(".claude-iso.lock"))
+        .unwrap();
+    let held = Flock::lock(lock, FlockArg::LockExclusive).unwrap();
+
+    // A dry run removes nothing and says what it would do.
+    let before = tree(&state_dir(&t));
+    let (code, out, err) = sub(&t, &["homes", "prune", "--older-than", "30", "--dry-run"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("would remove old"), "{out}");
+    assert!(out.contains("kept busy") && out.contains("in use"), "{out}");
+    assert!(
+        out.contains("kept q") && out.contains(".credentials.json.quarantined"),
+        "{out}"
+    );
+    assert!(!out.contains("fresh"), "{out}");
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        tree(&state_dir(&t)).keys().collect::<Vec<_>>()
+    );
+
+    let (code, out, err) = sub(&t, &["homes", "prune", "--older-than", "30"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("removed old"), "{out}");
+    assert!(!old.exists());
+    assert!(
+        busy.join(".claude.json").exists(),
+        "a home in use was removed: {out}"
+    );
+    assert!(
+        qfile.exists(),
+        "a quarantined credentials file was removed: {out}"
+    );
+    assert!(out.contains("--delete-quarantined"), "{out}");
+    assert!(named(&t, "fresh").exists());
+
+    // Once the lock is released, and the quarantined file is allowed to go, both go —
+    // and the deleted credentials file is named.
+    drop(held);
+    let (code, out, err) = sub(
+        &t,
+        &[
+            "homes",
+            "prune",
+            "--older-than",
+            "30",
+            "--delete-quarantined",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!busy.exists() && !quarantined.exists(), "{out}");
+    assert!(
+        out.contains("deleted quarantined credentials file .claude/.credentials.json.quarantined-1700000000-0"),
+        "{out}"
+    );
+    assert!(named(&t, "fresh").exists());
+    let left: Vec<_> = fs::read_dir(state_dir(&t).join("homes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["fresh"]);
+}
+
+#[test]
+fn prune_keeps_a_home_a_process_runs_in() {
+    let t = state_test();
+    let home = make_old(&t, "running");
+    let mut child = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .env_clear()
+        .env("HOME", &home)
+        .spawn()
+        .unwrap();
+    let (code, out, _) = sub(&t, &["homes", "prune", "--older-than", "1"]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("kept running") && out.contains("HOME"),
+        "{out}"
+    );
+    assert!(home.join(".claude.json").exists());
+}
+
+#[test]
+fn prune_never_follows_a_symlink_out_of_the_homes() {
+    let t = state_test();
+    let home = make_old(&t, "h");
+    let outside = mkdir(&t.path("outside"));
+    write_mode(&outside.join("precious"), "keep me", 0o644);
+    mkdir(&outside.join("sub"));
+    write_mode(&outside.join("sub/also"), "keep me too", 0o444);
+    symlink(&outside, home.join("link-to-outside")).unwrap();
+    symlink(outside.join("precious"), home.join(".claude.json.lnk")).unwrap();
+    mkdir(&home.join(".claude/deep/er"));
+    symlink(&outside, home.join(".claude/deep/er/up")).unwrap();
+    // A read-only directory inside (as --share makes them) is removed too.
+    mkdir(&home.join("ro/inner"));
+    fs::write(home.join("ro/inner/f"), "x").unwrap();
+    common::chmod(&home.join("ro/inner"), 0o555);
+    common::chmod(&home.join("ro"), 0o555);
+    // A symlink where a home would be is not a home.
+    symlink(&outside, state_dir(&t).join("homes/evil")).unwrap();
+    let before = tree(&outside);
+
+    let (code, out, err) = sub(&t, &["homes", "prune", "--older-than", "0"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!home.exists(), "{out}");
+    assert_eq!(
+        tree(&outside),
+        before,
+        "something outside the homes changed"
+    );
+    assert!(fs::symlink_metadata(state_dir(&t).join("homes/evil")).is_ok());
+}
+
+// ---------------------------------------------------------------------------------------
+// --share
+// ---------------------------------------------------------------------------------------
+
+/// A real home with the user's own claude and git config.
+fn real_config(t: &Test) {
+    let real = t.real_home();
+    mkdir(&real.join(".claude/agents"));
+    mkdir(&real.join(".claude/commands/team"));
+    mkdir(&real.join(".config/git"));
+    write_mode(
+        &real.join(".claude/CLAUDE.md"),
+        "# Always answer in haiku.\n",
+        0o644,
+    );
+    write_mode(
+        &real.join(".claude/agents/reviewer.md"),
+        "---\nname: reviewer\n---\nReview.\n",
+        0o644,
+    );
+    write_mode(
+        &real.join(".claude/commands/team/hello.md"),
+        "Say hello.\n",
+        0o644,
+    );
+    write_mode(
+        &real.join(".claude/settings.json"),
+        "{\"theme\":\"dark\"}\n",
+        0o644,
+    );
+    write_mode(
+        &real.join(".claude/.credentials.json"),
+        "{\"claudeAiOauth\":{}}",
+        0o600,
+    );
+    write_mode(&real.join(".gitconfig"), "[user]\n\tname = Me\n", 0o644);
+    write_mode(&real.join(".config/git/ignore"), "*.swp\n", 0o644);
+}
+
+/// A command that reads the shared files, then tries every way to change them through
+/// the scratch home, recording what happened.
+const TAMPER: &str = r#"
+o="$1"; c="$HOME/.claude"
+cat "$c/CLAUDE.md" > "$o/claude-md"
+cat "$c/agents/reviewer.md" > "$o/agent"
+cat "$c/commands/team/hello.md" > "$o/command"
+cat "$HOME/.gitconfig" > "$o/gitconfig"
+cat "$HOME/.config/git/ignore" > "$o/gitignore"
+ls -a "$c" > "$o/claude-dir"
+{
+  (echo evil >> "$c/CLAUDE.md") 2>/dev/null; echo "append $?"
+  (echo evil > "$c/agents/reviewer.md") 2>/dev/null; echo "truncate $?"
+  (echo evil > "$c/agents/new.md") 2>/dev/null; echo "create $?"
+  rm -f "$c/agents/reviewer.md" 2>/dev/null; echo "rm $?"
+  (echo evil > "$HOME/.gitconfig") 2>/dev/null; echo "gitconfig $?"
+  (echo '{"apiKeyHelper":"x"}' > "$c/settings.json") 2>/dev/null; echo "settings $?"
+} > "$o/writes"
+exit 0
+"#;
+
+#[test]
+fn shared_config_is_read_as_in_the_real_home_and_never_changed() {
+    let t = state_test();
+    real_config(&t);
+    let out_dir = mkdir(&t.path("out"));
+    let tamper = t.path("bin/tamper");
+    fs::write(&tamper, TAMPER).unwrap();
+    let real_before = tree(&t.real_home());
+    let t = t.args(["--name", "s", "--share", "default"]).command([
+        "/bin/sh",
+        tamper.to_str().unwrap(),
+        out_dir.to_str().unwrap(),
+    ]);
+    let out = t.run();
+    out.status(0);
+    let read = |n: &str| fs::read_to_string(out_dir.join(n)).unwrap();
+    assert_eq!(read("claude-md"), "# Always answer in haiku.\n");
+    assert_eq!(read("agent"), "---\nname: reviewer\n---\nReview.\n");
+    assert_eq!(read("command"), "Say hello.\n");
+    assert_eq!(read("gitconfig"), "[user]\n\tname = Me\n");
+    assert_eq!(read("gitignore"), "*.swp\n");
+    assert!(
+        !read("claude-dir").contains(".credentials.json"),
+        "{}",
+        read("claude-dir")
+    );
+    let writes = read("writes");
+    if !is_root() {
+        // Every write through the scratch home fails.
+        for line in writes.lines() {
+            assert!(!line.ends_with(" 0"), "a write succeeded: {writes}");
+        }
+    }
+    // Whatever happened in the scratch home, the real files are byte for byte, mode and
+    // inode the same.
+    assert_eq!(tree(&t.real_home()), real_before, "writes: {writes}");
+
+    // The next launch shows the real content again (a changed copy is kept aside).
+    t.run().status(0);
+    assert_eq!(read("claude-md"), "# Always answer in haiku.\n");
+    assert_eq!(read("agent"), "---\nname: reviewer\n---\nReview.\n");
+    assert_eq!(tree(&t.real_home()), real_before);
+    let home = named(&t, "s");
+    assert_eq!(mode_of(&home.join(".claude/CLAUDE.md")), 0o444);
+    assert_eq!(mode_of(&home.join(".claude/agents")), 0o555);
+    assert!(!home.join(".claude/.credentials.json").exists());
+}
+
+#[test]
+fn a_change_in_the_real_home_reaches_the_next_launch_and_unshared_copies_go() {
+    let t = state_test();
+    real_config(&t);
+    let t = t.args(["--name", "s"]);
+    t.spawn_with(["--share", "default"]).wait().success();
+    let home = named(&t, "s");
+    write_mode(&t.real_home().join(".claude/CLAUDE.md"), "v2\n", 0o644);
+    fs::remove_file(t.real_home().join(".claude/agents/reviewer.md")).unwrap();
+    t.reset_probe();
+    let out = t.spawn_with(["--share", "default"]).wait();
+    out.success().stderr("");
+    assert_eq!(
+        fs::read_to_string(home.join(".claude/CLAUDE.md")).unwrap(),
+        "v2\n"
+    );
+    assert!(!home.join(".claude/agents/reviewer.md").exists());
+    // A launch without --share sees none of it.
+    t.reset_probe();
+    t.run().success().stderr("");
+    assert!(!home.join(".claude/CLAUDE.md").exists());
+    assert!(!home.join(".claude/agents").exists());
+    assert!(!home.join(".gitconfig").exists());
+    assert!(home.join(".claude.json").exists());
+}
+
+#[test]
+fn a_file_of_the_scratch_home_in_the_way_is_kept_aside() {
+    let t = state_test();
+    real_config(&t);
+    t.spawn_with(["--name", "s"]).wait().success();
+    let home = named(&t, "s");
+    mkdir(&home.join(".claude"));
+    write_mode(&home.join(".claude/CLAUDE.md"), "mine\n", 0o600);
+    t.reset_probe();
+    let out = t
+        .spawn_with(["--name", "s", "--share", ".claude/CLAUDE.md"])
+        .wait();
+    out.success()
+        .stderr_contains("kept it as CLAUDE.md.unshared-");
+    let aside = common::names_with_prefix(&home.join(".claude"), "CLAUDE.md.unshared-");
+    assert_eq!(aside.len(), 1);
+    assert_eq!(
+        fs::read_to_string(home.join(".claude").join(&aside[0])).unwrap(),
+        "mine\n"
+    );
+}
+
+#[test]
+fn credential_files_are_never_shared() {
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    mkdir(&real.join(".config/anthropic"));
+    write_mode(&real.join(".claude.json"), "{}", 0o600);
+    write_mode(&real.join(".claude/.device-keys.json"), "{}", 0o600);
+    mkdir(&real.join(".config/claude-iso"));
+    write_mode(&real.join(".config/claude-iso/token.env"), "X=1\n", 0o600);
+    let real_s = real.to_str().unwrap().to_owned();
+    for bad in [
+        ".claude/.credentials.json".to_owned(),
+        "~/.claude/.credentials.json".to_owned(),
+        format!("{real_s}/.claude/.credentials.json"),
+        ".claude/.device-keys.json".to_owned(),
+        ".claude.json".to_owned(),
+        ".config/anthropic".to_owned(),
+        ".config/claude-iso/token.env".to_owned(),
+        ".claude".to_owned(),
+        ".config".to_owned(),
+        ".".to_owned(),
+        "../realhome/.claude/.credentials.json".to_owned(),
+        t.env_file().to_str().unwrap().to_owned(),
+    ] {
+        let out = t
+            .spawn_with(["--name", "c", "--share", bad.as_str()])
+            .wait();
+        out.status(125).one_line_error("--share").probe_not_run();
+    }
+    // Through a symlink, at the top or inside a shared directory.
+    symlink(
+        real.join(".claude/.credentials.json"),
+        real.join("innocent.json"),
+    )
+    .unwrap();
+    t.spawn_with(["--name", "c", "--share", "innocent.json"])
+        .wait()
+        .status(125)
+        .one_line_error("credential")
+        .probe_not_run();
+    symlink("../.credentials.json", real.join(".claude/agents/x.md")).unwrap();
+    t.spawn_with(["--name", "c", "--share", "default"])
+        .wait()
+        .status(125)
+        .one_line_error("credential")
+        .probe_not_run();
+    assert!(!named(&t, "c").exists(), "a refused share created the home");
+}
+
+#[test]
+fn settings_with_their_own_credential_are_refused_unless_allowed() {
+    for (settings, key) in [
+        (r#"{"apiKeyHelper":"/bin/echo sk"}"#, "apiKeyHelper"),
+        (
+            r#"{"env":{"ANTHROPIC_API_KEY":"x"}}"#,
+            "env.ANTHROPIC_API_KEY",
+        ),
+        (
+            r#"{"env":{"CLAUDE_CODE_OAUTH_TOKEN":"x"}}"#,
+            "env.CLAUDE_CODE_OAUTH_TOKEN",
+        ),
+    ] {
+        let t = state_test();
+        real_config(&t);
+        write_mode(
+            &t.real_home().join(".claude/settings.json"),
+            settings,
+            0o644,
+        );
+        t.spawn_with(["--share", "default"])
+            .wait()
+            .status(125)
+            .one_line_error(key)
+            .probe_not_run();
+        let out = t
+            .spawn_with(["--share", "default", "--allow-project-auth"])
+            .wait();
+        out.success();
+        let home = state_dir(&t).join("home");
+        assert_eq!(
+            fs::read_to_string(home.join(".claude/settings.json")).unwrap(),
+            settings
+        );
+    }
+}
+
+#[test]
+fn dry_run_lists_what_would_be_shared_and_changes_nothing() {
+    let t = state_test();
+    real_config(&t);
+    let out = t
+        .spawn_with(["--name", "d", "--share", "default", "--dry-run"])
+        .wait();
+    out.status(0);
+    let home = named(&t, "d");
+    for rel in [
+        ".claude/CLAUDE.md",
+        ".claude/agents",
+        ".gitconfig",
+        ".config/git",
+    ] {
+        out.stdout_contains(&format!(
+            "share: {} -> {} (read-only copy)",
+            t.real_home().join(rel).display(),
+            home.join(rel).display()
+        ));
+    }
+    // Not there in the real home: not listed.
+    assert!(!out.stdout_text().contains("skills"));
+    assert!(!state_dir(&t).exists());
+    // An explicit one that does not exist is an error.
+    t.spawn_with(["--share", ".claude/nothing-here", "--dry-run"])
+        .wait()
+        .status(125)
+        .one_line_error("does not exist");
+}

@@ -441,3 +441,80 @@ fn sixteen_concurrent_launches_share_one_home() {
     assert_eq!(old_entry["hasTrustDialogAccepted"], serde_json::json!(true));
     assert_eq!(old_entry["e2eKey"], serde_json::json!("x"));
 }
+
+/// Issue 14: with `--share .claude/commands`, the interactive claude offers a custom
+/// slash command from the real home's `commands/` and runs it; nothing else of the real
+/// home is read (its credentials, settings and memory stay out) and nothing is changed.
+#[test]
+fn tui_shows_a_shared_custom_command() {
+    let Some(mut w) = World::new("tui_shows_a_shared_custom_command") else {
+        return;
+    };
+    w.add_to_decoy(
+        ".claude/commands/iso-hello.md",
+        "---\ndescription: Greets from the real home\n---\nReply with ISO-SHARED-COMMAND-BODY.\n",
+    );
+    let api = FakeApi::start(REPLY);
+    let project = w.dir("project");
+    let argv: Vec<String> = vec![
+        support::CLAUDE_ISO.into(),
+        "--env-file".into(),
+        w.env_file.to_string_lossy().into_owned(),
+        "--home".into(),
+        w.home.to_string_lossy().into_owned(),
+        "--share".into(),
+        ".claude/commands".into(),
+        "--".into(),
+        "claude".into(),
+    ];
+    let mut env = w.caller_env(&api);
+    env.push(("PWD".into(), project.to_string_lossy().into_owned()));
+    let tmux = Tmux::start(&w.root.join("tmux"), &env, &project, &argv, 120, 40);
+    let ready = tmux
+        .wait_for(Duration::from_secs(90), |s| {
+            has_dialog(s) || (s.contains("Claude Code v") && prompt_line(s).is_some())
+        })
+        .unwrap_or_else(|e| panic!("claude never reached its prompt: {e}"));
+    assert_no_dialog(&ready);
+
+    let mut listed = Err(String::new());
+    for _ in 0..3 {
+        tmux.type_text("/iso-hel");
+        listed = tmux.wait_for(Duration::from_secs(15), |s| {
+            s.contains("Greets from the real home")
+        });
+        if listed.is_ok() {
+            break;
+        }
+        tmux.keys(&["C-u"]);
+    }
+    let listed = listed.unwrap_or_else(|e| panic!("the shared command was not offered: {e}"));
+    assert!(listed.contains("/iso-hello"), "{listed}");
+
+    // Run it: its body (from the real home's file) reaches the API.
+    let answer = format!("● {REPLY}");
+    let sent = |api: &FakeApi| {
+        api.message_requests()
+            .iter()
+            .any(|r| String::from_utf8_lossy(&r.body).contains("ISO-SHARED-COMMAND-BODY"))
+    };
+    let mut done = Err(String::new());
+    for _ in 0..3 {
+        tmux.keys(&["Enter"]);
+        done = tmux.wait_for(Duration::from_secs(30), |s| {
+            s.contains(&answer) && sent(&api)
+        });
+        if done.is_ok() {
+            break;
+        }
+    }
+    done.unwrap_or_else(|e| panic!("the command did not run: {e}\nrequests:\n{}", api.summary()));
+    drop(tmux);
+
+    w.assert_only_token(&api);
+    w.assert_decoy_unchanged_but_read(&[".claude/commands"]);
+    assert!(
+        fs::symlink_metadata(w.home.join(".claude/.credentials.json")).is_err(),
+        "a credentials file appeared in the scratch home"
+    );
+}

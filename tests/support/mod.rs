@@ -416,8 +416,17 @@ impl World {
     /// owners, mtimes, symlink targets, no entry added or removed) and, where the file
     /// system keeps access times, none of its files was even read.
     pub fn assert_decoy_unchanged(&self) {
+        self.assert_decoy_unchanged_but_read(&[]);
+    }
+
+    /// As [`Self::assert_decoy_unchanged`], except that files under the `shared`
+    /// directories (relative to the decoy, as `--share` names them) may have been read.
+    pub fn assert_decoy_unchanged_but_read(&self, shared: &[&str]) {
         // Access times first: the snapshot below reads every file.
-        let read = files_read_since_aged(&self.decoy);
+        let read: Vec<String> = files_read_since_aged(&self.decoy)
+            .into_iter()
+            .filter(|f| !shared.iter().any(|s| Path::new(f).starts_with(s)))
+            .collect();
         let after = snapshot(&self.decoy);
         age_atimes(&self.decoy);
         let mut diff = String::new();
@@ -439,6 +448,14 @@ impl World {
             "files of the decoy real home were read (its config or credential store is \
              reachable from claude): {read:?}"
         );
+    }
+
+    /// Writes a file into the decoy real home (as a user's own config) and takes it as
+    /// the decoy's new state.
+    pub fn add_to_decoy(&mut self, rel: &str, text: &str) {
+        write_mode(&self.decoy.join(rel), text, 0o644);
+        self.decoy_before = snapshot(&self.decoy);
+        age_atimes(&self.decoy);
     }
 
     /// The scratch home's `.claude.json`, parsed (panics unless it is a JSON object).

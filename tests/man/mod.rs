@@ -18,10 +18,11 @@ use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 use claude_iso::cli::Cli;
 use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
 use claude_iso::layout::{
-    CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS, LOCK_TIMEOUT, NESTED_VAR,
-    OWN_LOCK, STALE_AFTER, TOKEN_VAR,
+    CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS, DEVICE_KEYS, LOCK_TIMEOUT,
+    NESTED_VAR, OWN_LOCK, STALE_AFTER, TOKEN_VAR,
 };
 use claude_iso::scrub::SCRUBBED;
+use claude_iso::share::{DEFAULT_SET, REFUSED};
 use claude_iso::token::MAX_ENV_FILE;
 
 /// The full `man/claude-iso.1` text.
@@ -445,8 +446,49 @@ fn description(page: &mut Page) {
         commands, sessions and history live there, not in your real home. Put there \
         what claude and the tools it runs should find, for instance a **.gitconfig**. \
         One scratch home can serve any number of concurrent sessions; give unrelated \
-        agents separate ones."
+        agents separate ones: **--name** __NAME__ gives each its own home under \
+        **$XDG_STATE_HOME/claude-iso/homes/** without inventing paths, and \
+        **claude-iso homes** lists them."
     ));
+
+    page.ss("Sharing your own configuration (--share)");
+    page.p(&format!(
+        "**--share** __PATH__ (repeatable) carries a file or directory of your real \
+        home into the scratch home, read-only; __PATH__ is relative to your home \
+        (**~/**__PATH__ and an absolute path inside it work too). **--share default** \
+        stands for {}, with **.config/git** taken from **$XDG_CONFIG_HOME/git** when \
+        that is set; those missing in your home are skipped. The command sees each as \
+        it is in your real home at launch.",
+        DEFAULT_SET
+            .iter()
+            .map(|s| format!("**{s}**"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    page.p(&format!(
+        "A credentials file never comes in: {}, anything inside them or containing \
+        them, any file named **{CREDENTIALS}**, **{DEVICE_KEYS}** or **{CLAUDE_JSON}**__*__ \
+        (inside a shared directory too), claude-iso's token files, and any symbolic \
+        link that leads to one of these are refused with exit status 125, before \
+        anything is created. A shared **{CLAUDE_DIR}/settings.json** that sets \
+        **apiKeyHelper** (or **awsAuthRefresh**, **awsCredentialExport**, \
+        **gcpAuthRefresh**) or an **env** entry for a credential variable is refused \
+        too, unless **--allow-project-auth**. **--dry-run** lists each share.",
+        REFUSED
+            .iter()
+            .map(|s| format!("**{s}**"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    page.p(
+        "Each share is a copy, made at launch when the source changed: files mode \
+        0444, directories 0555. The command can read them but not change them, and a \
+        change made anyway (root ignores the modes) reaches only the copy: the real \
+        files are never opened for writing, and the next launch keeps the changed copy \
+        aside (__name__**.unshared-**__TIME__**-**__N__) and copies afresh. A symbolic \
+        link into the real home is never used, as claude could write through it. A \
+        launch without **--share** removes the copies an earlier one made.",
+    );
 }
 
 fn options(page: &mut Page, cmd: &Command) {
@@ -614,6 +656,8 @@ fn subcommands(page: &mut Page, cmd: &Command) {
         **expired** or **unknown**) and **warning**.",
     );
 
+    homes(page, cmd);
+
     let completions = cmd
         .find_subcommand("completions")
         .expect("the completions subcommand");
@@ -632,6 +676,53 @@ fn subcommands(page: &mut Page, cmd: &Command) {
         "claude-iso completions zsh > ~/.zfunc/_claude-iso    # with fpath+=~/.zfunc",
         "claude-iso completions fish > ~/.config/fish/completions/claude-iso.fish",
     ]);
+}
+
+/// `homes` and `homes prune`, and the JSON schema of `homes --json`.
+fn homes(page: &mut Page, cmd: &Command) {
+    let homes = cmd.find_subcommand("homes").expect("the homes subcommand");
+    page.ss("claude-iso homes [--json]");
+    page.p(&format!(
+        "{}. It lists the default home (**$XDG_STATE_HOME/claude-iso/home**) and every \
+        named home (**$XDG_STATE_HOME/claude-iso/homes/**__NAME__, see **--name**); a \
+        home given with **--home** elsewhere is not tracked. For each: its size (the \
+        apparent size of every file below it, each inode once), its last launch (the \
+        modification time of **{OWN_LOCK}**, which every launch touches), the number \
+        of directories trusted in its **{CLAUDE_JSON}**, whether it is in use, and the \
+        files in it that claude-iso set aside (quarantined credentials files, kept \
+        copies of **{CLAUDE_JSON}**) or that an interrupted write left behind (temp \
+        files). Nothing is changed.",
+        about(homes)
+    ));
+    page.p(
+        "With **--json**, one object: **version** (1; raised only when a field changes \
+        meaning or goes away), **state_dir**, and **homes**, an array in the order \
+        default first, then names in byte order. Each home has, in this order: \
+        **name** (null for the default home), **default** (boolean), **path**, \
+        **size_bytes**, **last_launch** (Unix seconds, or null if never launched), \
+        **in_use** (boolean), **seeded_dirs** (or null when **.claude.json** cannot be \
+        read), and **quarantined**, **set_aside** and **temp_files**, arrays of paths \
+        relative to the home.",
+    );
+    page.p(&format!(
+        "A home is __in use__ while its **{OWN_LOCK}** is locked with **flock**(2) (a \
+        launch preparing it, or anyone else: **flock** __home__**/{OWN_LOCK}** \
+        __command__ keeps a long-running agent's home from being pruned), while \
+        claude's **{CLAUDE_LOCK}** is fresh, or while a process whose environment you \
+        may read has it as **HOME** (only that variable is looked at)."
+    ));
+    page.ss("claude-iso homes prune [--older-than DAYS] [--dry-run] [--delete-quarantined]");
+    page.p(
+        "Removes the homes whose last launch (or, never launched, whose directory's \
+        modification time) is at least __DAYS__ days ago (default 30), and says what \
+        it removed and what it kept and why. A home in use is never removed. A home \
+        holding a quarantined credentials file is kept, and the file named, unless \
+        **--delete-quarantined** is given; then each deleted file is named. Removal \
+        goes through directory descriptors and never follows a symlink: nothing \
+        outside the homes directory is touched, and a home with a mount point below it \
+        is kept. The home is first renamed aside, so a launch by the same name makes a \
+        fresh one. **--dry-run** changes nothing.",
+    );
 }
 
 fn about(cmd: &Command) -> String {
@@ -696,6 +787,11 @@ fn environment(page: &mut Page) {
     page.tp(
         "**CLAUDE_ISO_HOME**",
         "The scratch home, as **--home** (the option wins).",
+    );
+    page.tp(
+        "**CLAUDE_ISO_NAME**",
+        "A named home, as **--name** (the option wins; **--home** wins over it too). \
+        Set together with **CLAUDE_ISO_HOME**, it is a usage error.",
     );
     page.tp(
         "**CREDENTIALS_DIRECTORY**",
@@ -800,6 +896,18 @@ fn files(page: &mut Page) {
         "The default scratch home (**~/.local/state/claude-iso/home**).",
     );
     page.tp(
+        "**$XDG_STATE_HOME/claude-iso/homes/**__NAME__",
+        "A named home (**--name** __NAME__). __NAME__ is 1 to 64 characters: an ASCII \
+        letter or digit, then letters, digits, **.**, **_** or **-**.",
+    );
+    page.tp(
+        "__home__**/.claude-iso.shared**",
+        "Which entries of the scratch home are claude-iso's read-only copies of shared \
+        files (**--share**): inode and change time of each. Only those are ever replaced \
+        or removed; anything else in their way is renamed to __name__**.unshared-**__TIME__**-**__N__ \
+        and kept.",
+    );
+    page.tp(
         &format!("__home__**/{CLAUDE_JSON}**"),
         "claude's state file, which claude-iso seeds (see DESCRIPTION). If it is not a \
         JSON object, it is kept as a copy and a fresh one is seeded.",
@@ -812,7 +920,8 @@ fn files(page: &mut Page) {
     page.tp(
         &format!("__home__**/{OWN_LOCK}**"),
         "An empty file claude-iso locks with **flock**(2) while it seeds, so concurrent \
-        launches do not lose each other's changes. It is left in place.",
+        launches do not lose each other's changes. It is left in place; every launch \
+        touches its modification time, which **homes** shows as the last launch.",
     );
     page.tp(
         &format!("__home__**/{CLAUDE_LOCK}/**"),

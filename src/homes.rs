@@ -99,15 +99,27 @@ fn home_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// Records a launch in `home`: `.claude-iso.lock` gets the
-/// current time as its mtime, which `homes` reports as the last launch and `homes prune`
-/// ages by. Never follows a symlink.
+/// How stale the last-launch stamp may get before a launch renews it: a launch into a
+/// home stamped less than this ago writes nothing at all (an already seeded home is not
+/// touched), and `homes prune` counts in days.
+pub const STAMP_EVERY: i64 = 3600;
+
+/// Records a launch in `home`: `.claude-iso.lock` (made by `home::apply`) gets the
+/// current time as its mtime when its mtime is more than [`STAMP_EVERY`] seconds old or
+/// in the future. `homes` reports it as the last launch and `homes prune` ages by it.
+/// Never follows a symlink.
 ///
 /// # Errors
 /// The lock file cannot be opened or touched.
 pub fn stamp_launch(home: &ScratchHome) -> Result<()> {
     let shown = home.path.join(OWN_LOCK);
-    // `home::apply` made it (0600, ours alone); opened for writing only to set its time.
+    let Some(st) = lstat_at(&home.dir, OWN_LOCK).map_err(|e| home_err(&shown, e.desc()))? else {
+        return Ok(());
+    };
+    let age = now_secs().saturating_sub(st.st_mtime);
+    if (0..STAMP_EVERY).contains(&age) {
+        return Ok(());
+    }
     let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     let fd = openat(&home.dir, OWN_LOCK, flags, Mode::empty())
         .map_err(|e| home_err(&shown, format!("cannot open: {}", e.desc())))?;

@@ -281,6 +281,27 @@ fn homes_lists_every_home_with_its_figures_and_stable_json() {
 }
 
 #[test]
+fn a_launch_renews_a_stale_stamp_and_leaves_a_fresh_one_alone() {
+    let t = state_test();
+    t.spawn_with(["--name", "s"]).wait().success();
+    let lock = named(&t, "s").join(".claude-iso.lock");
+    let last = |t: &Test| homes_json(t)["homes"][0]["last_launch"].as_i64().unwrap();
+    assert!((now() - last(&t)).abs() < 120);
+    set_mtime(&lock, now() - 2 * 86400);
+    t.reset_probe();
+    t.spawn_with(["--name", "s"]).wait().success();
+    assert!(
+        (now() - last(&t)).abs() < 120,
+        "a launch did not renew the stamp"
+    );
+    // Within the hour, a launch into a seeded home changes nothing at all.
+    let before = tree(&named(&t, "s"));
+    t.reset_probe();
+    t.spawn_with(["--name", "s"]).wait().success();
+    assert_eq!(tree(&named(&t, "s")), before);
+}
+
+#[test]
 fn homes_with_no_state_directory_lists_none() {
     let t = state_test();
     let doc = homes_json(&t);

@@ -687,7 +687,8 @@ fn homes(page: &mut Page, cmd: &Command) {
         named home (**$XDG_STATE_HOME/claude-iso/homes/**__NAME__, see **--name**); a \
         home given with **--home** elsewhere is not tracked. For each: its size (the \
         apparent size of every file below it, each inode once), its last launch (the \
-        modification time of **{OWN_LOCK}**, which every launch touches), the number \
+        modification time of **{OWN_LOCK}**, which a launch renews when it is more than an \
+        hour old), the number \
         of directories trusted in its **{CLAUDE_JSON}**, whether it is in use, and the \
         files in it that claude-iso set aside (quarantined credentials files, kept \
         copies of **{CLAUDE_JSON}**) or that an interrupted write left behind (temp \
@@ -920,8 +921,9 @@ fn files(page: &mut Page) {
     page.tp(
         &format!("__home__**/{OWN_LOCK}**"),
         "An empty file claude-iso locks with **flock**(2) while it seeds, so concurrent \
-        launches do not lose each other's changes. It is left in place; every launch \
-        touches its modification time, which **homes** shows as the last launch.",
+        launches do not lose each other's changes. It is left in place; a launch renews its \
+        modification time when it is more than an hour old, and **homes** shows it as the \
+        last launch.",
     );
     page.tp(
         &format!("__home__**/{CLAUDE_LOCK}/**"),

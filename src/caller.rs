@@ -39,6 +39,19 @@ impl CallerEnv {
     pub fn vars(&self) -> &[(OsString, OsString)] {
         &self.0
     }
+
+    /// Overwrites every name and value with zeros and empties the list: for a process
+    /// that must keep no copy of a secret that came in through the environment (the
+    /// init, once the command has its own).
+    pub fn wipe(&mut self) {
+        for (k, v) in std::mem::take(&mut self.0) {
+            for s in [k, v] {
+                let mut bytes = s.into_encoded_bytes();
+                bytes.fill(0);
+                std::hint::black_box(&bytes);
+            }
+        }
+    }
 }
 
 impl<K: Into<OsString>, V: Into<OsString>> FromIterator<(K, V)> for CallerEnv {

@@ -31,6 +31,9 @@ pub struct Cli {
     #[command(flatten)]
     pub launch: LaunchArgs,
 
+    #[command(flatten)]
+    pub init: InitArgs,
+
     /// Print what would happen (token shown as prefix and length only); change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -130,6 +133,30 @@ impl LaunchArgs {
     }
 }
 
+/// The minimal init (`--init`): options shared by the launcher and `doctor`.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Init (PID 1)")]
+pub struct InitArgs {
+    /// Stay as a minimal init: fork, reap zombies, forward signals, exit with the
+    /// command's status [automatic when claude-iso is PID 1] [env: CLAUDE_ISO_INIT=1].
+    #[arg(long, conflicts_with = "no_init")]
+    pub init: bool,
+
+    /// Never be an init, not even as PID 1 [env: CLAUDE_ISO_INIT=0].
+    #[arg(long)]
+    pub no_init: bool,
+
+    /// With the init: put the command in its own process group and forward signals to
+    /// the whole group (implies --init).
+    #[arg(long, conflicts_with = "no_init")]
+    pub init_group: bool,
+
+    /// With the init: seconds between SIGTERM and SIGKILL for processes left after the
+    /// command exits [default: 10] [env: CLAUDE_ISO_INIT_GRACE].
+    #[arg(long, value_name = "SECONDS")]
+    pub init_grace: Option<u32>,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
     /// Check the token, the scratch home, the seed and the environment; change nothing.
@@ -151,6 +178,9 @@ pub enum Subcommand {
 pub struct DoctorArgs {
     #[command(flatten)]
     pub launch: LaunchArgs,
+
+    #[command(flatten)]
+    pub init: InitArgs,
 
     /// Print the report as JSON.
     #[arg(long)]

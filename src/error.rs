@@ -51,6 +51,10 @@ pub enum Error {
 
     #[error("{command}: {reason}")]
     CannotRun { command: String, reason: String },
+
+    /// The init (`--init`) could not start.
+    #[error("init: {0}")]
+    Init(String),
 }
 
 impl Error {
@@ -74,6 +78,9 @@ pub enum Outcome {
     Success,
     /// A report found a problem (`doctor` with a failed check): 1.
     Unhealthy,
+    /// The command ran under the init (`--init`) and ended with this status (its exit
+    /// code, or 128+N for a death by signal N).
+    Exited(i32),
 }
 
 /// The one map from how claude-iso ended to its exit status.
@@ -82,6 +89,7 @@ pub fn exit_status(result: &Result<Outcome>) -> i32 {
     match result {
         Ok(Outcome::Success) => 0,
         Ok(Outcome::Unhealthy) => 1,
+        Ok(Outcome::Exited(status)) => *status,
         Err(e) => e.exit_code(),
     }
 }

@@ -56,3 +56,7 @@ pub const TOKEN_FD_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR";
 pub const NESTED_VAR: &str = "CLAUDE_ISO";
 /// The systemd credential name (`LoadCredential=claude-oauth-token:…`).
 pub const CREDENTIAL_NAME: &str = "claude-oauth-token";
+/// `1` turns the init on, `0` off; unset or empty: on when claude-iso is PID 1.
+pub const INIT_VAR: &str = "CLAUDE_ISO_INIT";
+/// Seconds between SIGTERM and SIGKILL for what the command leaves behind (the init).
+pub const INIT_GRACE_VAR: &str = "CLAUDE_ISO_INIT_GRACE";

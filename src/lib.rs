@@ -16,6 +16,7 @@ pub mod exec;
 pub mod fsutil;
 pub mod home;
 pub mod homes;
+pub mod init;
 pub mod layout;
 pub mod report;
 pub mod scan;
@@ -149,7 +150,19 @@ fn forgotten_separator(e: &clap::Error, args: &[OsString]) -> Option<String> {
 
 /// Runs the launcher. Returns only for a dry run (`Ok`) or on failure.
 fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
-    let config = Config::new(&cli.launch, CallerEnv::from_process())?;
+    let mut config = Config::new(&cli.launch, CallerEnv::from_process())?;
+    let init = init::decide(&cli.init, &config.env, init::is_pid1())?;
+    if cli.dry_run {
+        if init.on {
+            report.plan(format!("init: {}", init.describe()));
+        }
+    } else if init.on {
+        // The fork comes before the token or any project file is read: the init never
+        // holds them. The child carries on below, exactly as without the init.
+        if let init::Side::Init(status) = init::start(&init, &mut config.env, report)? {
+            return Ok(Outcome::Exited(status));
+        }
+    }
     // Every --share refusal comes before anything is created.
     let shares = share::plan(&config.real_home(), &config.xdg_config_home(), &cli.share)?;
     let shares = share::check(&config, &shares, cli.allow_project_auth, report)?;

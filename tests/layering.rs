@@ -21,6 +21,7 @@ const LAYERS: &[&[&str]] = &[
     &["homes", "share"],
     &["environment"],
     &["exec"],
+    &["init"],
     &["doctor"],
     &["lib"],
 ];

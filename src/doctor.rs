@@ -16,11 +16,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::caller::CallerEnv;
-use crate::cli::{DoctorArgs, LaunchArgs};
+use crate::cli::{DoctorArgs, InitArgs, LaunchArgs};
 use crate::config::Config;
 use crate::environment::{self, Plan};
 use crate::error::{Outcome, Result};
 use crate::home::{self, HomeState};
+use crate::init;
 use crate::layout::{CLAUDE_DIR, CREDENTIALS, TOKEN_VAR};
 use crate::scrub;
 use crate::seed;
@@ -79,7 +80,8 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 /// Bad options (125).
 pub fn main(args: &DoctorArgs) -> Result<Outcome> {
     let config = Config::new(&args.launch, CallerEnv::from_process())?;
-    let checks = run_checks(&config, &args.launch, args.live);
+    let mut checks = run_checks(&config, &args.launch, args.live);
+    checks.extend(check_init(&args.init, &config));
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     // Write errors (a closed pipe) are ignored: the exit status still tells.
     let mut out = std::io::stdout().lock();
@@ -165,6 +167,36 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check
         });
     }
     out
+}
+
+/// The init (issue 12): reported when claude-iso is PID 1, or when an init option or
+/// variable was given; absent otherwise (nothing to say about an ordinary launch).
+fn check_init(args: &InitArgs, config: &Config) -> Option<Check> {
+    let pid1 = init::is_pid1();
+    let decision = match init::decide(args, &config.env, pid1) {
+        Ok(d) => d,
+        Err(e) => return Some(check("init", Status::Fail, e.to_string())),
+    };
+    Some(match (pid1, decision.on) {
+        (false, false) if decision.reason == init::Reason::NotPid1 => return None,
+        (true, false) => check(
+            "init",
+            Status::Warn,
+            format!(
+                "claude-iso is PID 1 but the init is off ({}): the command becomes PID 1, orphans of its tools stay zombies and SIGTERM without a handler is ignored (the runtime waits, then SIGKILLs); drop it, or run under another init (docker run --init, tini)",
+                decision.reason.describe()
+            ),
+        ),
+        (false, true) if !init::proc_is_ours() => check(
+            "init",
+            Status::Warn,
+            format!(
+                "{}; but /proc is not this PID namespace's, so processes the command leaves cannot be found and are left running: mount a /proc for the namespace (unshare --mount-proc)",
+                decision.describe()
+            ),
+        ),
+        _ => check("init", Status::Ok, decision.describe()),
+    })
 }
 
 fn check_token(config: &Config) -> (Check, Option<(Token, Source)>) {

@@ -1,0 +1,348 @@
+//! The container examples (issue 12): every Kubernetes manifest parses, keeps the token
+//! out of its environment variables, locks the container down, and its container command
+//! line — the image's ENTRYPOINT plus the manifest's `args` — runs with `--dry-run`
+//! against the built binary, in a sandbox laid out like the pod's volumes. `docker build`
+//! cannot run here; the Dockerfile is checked as text: it builds the binary with the
+//! README's command and installs the pinned claude.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use common::{TOKEN, Test, chmod, mkdir, write_mode};
+use serde_json::Value;
+
+/// The one command README.md gives for building and installing claude-iso.
+const INSTALL: &str = "cargo install --locked --path .";
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn read(rel: &str) -> String {
+    fs::read_to_string(repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// The Dockerfile's instructions, continuation lines joined.
+fn dockerfile() -> Vec<(String, String)> {
+    let text = read("examples/Dockerfile");
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
+            continue;
+        }
+        if let Some(head) = line.strip_suffix('\\') {
+            current.push_str(head);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(line);
+        let (op, rest) = current.split_once(' ').unwrap_or((&current, ""));
+        out.push((op.to_uppercase(), rest.trim().to_owned()));
+        current.clear();
+    }
+    out
+}
+
+/// The image's ENTRYPOINT (exec form).
+fn entrypoint() -> Vec<String> {
+    let (_, json) = dockerfile()
+        .into_iter()
+        .rfind(|(op, _)| op == "ENTRYPOINT")
+        .expect("the Dockerfile has an ENTRYPOINT");
+    serde_json::from_str(&json).expect("ENTRYPOINT in exec (JSON) form")
+}
+
+#[test]
+fn dockerfile_builds_the_binary_as_readme_does() {
+    let readme = read("README.md");
+    assert!(
+        readme.contains(&format!("`{INSTALL}`")),
+        "README.md no longer says `{INSTALL}`"
+    );
+    let steps = dockerfile();
+    let froms: Vec<&String> = steps
+        .iter()
+        .filter(|(op, _)| op == "FROM")
+        .map(|(_, a)| a)
+        .collect();
+    assert!(froms.len() >= 2, "multi-stage: {froms:?}");
+    assert!(
+        froms[0].contains(" AS build"),
+        "the first stage builds: {froms:?}"
+    );
+    // The build stage runs exactly the README's command, on the whole checkout.
+    let build: Vec<&(String, String)> = steps
+        .iter()
+        .skip_while(|(op, _)| op != "FROM")
+        .skip(1)
+        .take_while(|(op, _)| op != "FROM")
+        .collect();
+    assert!(
+        build.iter().any(|(op, a)| op == "COPY" && a == ". ."),
+        "{build:?}"
+    );
+    assert!(
+        build.iter().any(|(op, a)| op == "RUN" && a == INSTALL),
+        "the build stage must RUN `{INSTALL}`: {build:?}"
+    );
+    // The runtime copies that binary from cargo's install root.
+    assert!(
+        steps.iter().any(|(op, a)| op == "COPY"
+            && a == "--from=build /usr/local/cargo/bin/claude-iso /usr/local/bin/claude-iso"),
+        "{steps:?}"
+    );
+    // The pinned claude, read from the file the tests pin it in, from the npm registry.
+    let pin = read(".ci/claude-code-version");
+    assert!(!pin.trim().is_empty());
+    assert!(
+        steps
+            .iter()
+            .any(|(op, a)| op == "COPY" && a == ".ci/claude-code-version /tmp/claude-code-version")
+    );
+    assert!(
+        steps.iter().any(|(op, a)| op == "RUN"
+            && a.contains(
+                "npm install --global \"@anthropic-ai/claude-code@$(cat /tmp/claude-code-version)\""
+            )),
+        "{steps:?}"
+    );
+    // Not root at run time, and claude-iso is the entrypoint.
+    let (_, user) = steps
+        .iter()
+        .rfind(|(op, _)| op == "USER")
+        .expect("a USER line");
+    let uid = user.split(':').next().unwrap();
+    assert!(
+        uid.parse::<u32>().is_ok_and(|n| n != 0),
+        "USER must be a numeric non-root uid (runAsNonRoot checks it): {user}"
+    );
+    assert_eq!(entrypoint(), ["claude-iso"]);
+    // The build context leaves build output and secrets out.
+    let ignore = read(".dockerignore");
+    for pattern in ["target/", ".git/", "*.env"] {
+        assert!(
+            ignore.lines().any(|l| l == pattern),
+            ".dockerignore lacks {pattern}"
+        );
+    }
+}
+
+/// Every container of every workload in the manifests under examples/kubernetes.
+fn containers() -> Vec<(String, Value, Value)> {
+    let dir = repo("examples/kubernetes");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    let mut kinds = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let doc: Value = serde::Deserialize::deserialize(doc)
+                .unwrap_or_else(|e| panic!("{name}: not valid YAML: {e}"));
+            let kind = doc["kind"].as_str().unwrap_or_default().to_owned();
+            kinds.push(kind.clone());
+            let pod = &doc["spec"]["template"]["spec"];
+            assert!(pod.is_object(), "{name}: {kind} without a pod template");
+            for c in pod["containers"].as_array().expect("containers") {
+                out.push((format!("{name}: {kind}"), pod.clone(), c.clone()));
+            }
+        }
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["Deployment", "Job"], "one Job and one Deployment");
+    out
+}
+
+#[test]
+fn manifests_keep_the_token_in_a_file_and_lock_the_pod_down() {
+    for (what, pod, c) in containers() {
+        // The token comes from the Secret mounted as a file, never from a variable.
+        for var in c["env"].as_array().into_iter().flatten() {
+            let name = var["name"].as_str().unwrap();
+            assert_ne!(name, "CLAUDE_CODE_OAUTH_TOKEN", "{what}");
+            assert!(
+                var.get("valueFrom").is_none(),
+                "{what}: {name} comes from a Secret or ConfigMap; mount it as a file"
+            );
+        }
+        assert!(c.get("envFrom").is_none(), "{what}: envFrom");
+        let credentials = c["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == "CREDENTIALS_DIRECTORY")
+            .and_then(|v| v["value"].as_str())
+            .unwrap_or_else(|| panic!("{what}: no CREDENTIALS_DIRECTORY"));
+        let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
+        let token_mount = mounts
+            .iter()
+            .find(|m| m["mountPath"] == credentials)
+            .unwrap_or_else(|| panic!("{what}: nothing mounted at {credentials}"));
+        assert_eq!(token_mount["readOnly"], true, "{what}");
+        let volume = |name: &Value| {
+            pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == *name)
+                .unwrap_or_else(|| panic!("{what}: no volume {name}"))
+                .clone()
+        };
+        assert!(
+            volume(&token_mount["name"])["secret"]["secretName"].is_string(),
+            "{what}: the token volume is a Secret"
+        );
+
+        // Locked down.
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{what}");
+        let sc = &c["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{what}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{what}");
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{what}"
+        );
+
+        // The scratch home is a volume of this pod (an emptyDir or a PVC).
+        let args = strings(&c["args"]);
+        let home = args
+            .iter()
+            .position(|a| a == "--home")
+            .map(|i| args[i + 1].clone())
+            .unwrap_or_else(|| panic!("{what}: no --home"));
+        let home_mount = mounts
+            .iter()
+            .find(|m| home.starts_with(m["mountPath"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("{what}: --home {home} is on the read-only root"));
+        let v = volume(&home_mount["name"]);
+        assert!(
+            v.get("emptyDir").is_some() || v.get("persistentVolumeClaim").is_some(),
+            "{what}: the home volume is {v}"
+        );
+
+        // The runtime's grace period leaves room for the init's.
+        let grace = args
+            .iter()
+            .position(|a| a == "--init-grace")
+            .map_or(10, |i| args[i + 1].parse::<u64>().unwrap());
+        let period = pod["terminationGracePeriodSeconds"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{what}: no terminationGracePeriodSeconds"));
+        assert!(
+            period >= grace + 10,
+            "{what}: terminationGracePeriodSeconds {period} leaves claude under 10 s before the init's {grace} s grace"
+        );
+        assert!(
+            !args.iter().any(|a| a == "--no-init"),
+            "{what}: claude-iso is PID 1 there and must stay the init"
+        );
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| s.as_str().expect("a string").to_owned())
+        .collect()
+}
+
+/// A pod path, inside the sandbox.
+fn in_sandbox(t: &Test, path: &str) -> PathBuf {
+    t.path(format!("pod{path}"))
+}
+
+#[test]
+fn each_container_command_line_runs_with_dry_run() {
+    assert_eq!(entrypoint(), ["claude-iso"]);
+    for (what, _pod, c) in containers() {
+        let t = Test::new().no_env_file().no_home();
+        // The pod's volumes, as the kubelet lays them out: the Secret's file (mode from
+        // defaultMode), tmpfs emptyDirs (sticky 1777), the working directory.
+        let mounts: Vec<String> = c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap().to_owned())
+            .collect();
+        let rewrite = |s: &str| -> String {
+            match mounts
+                .iter()
+                .chain(c["workingDir"].as_str().map(str::to_owned).iter())
+                .find(|m| s == m.as_str() || s.starts_with(&format!("{m}/")))
+            {
+                Some(_) => in_sandbox(&t, s).to_string_lossy().into_owned(),
+                None => s.to_owned(),
+            }
+        };
+        for m in &mounts {
+            let dir = mkdir(&in_sandbox(&t, m));
+            chmod(&dir, 0o1777);
+        }
+        // The sandbox's own directories stay owned by the test user and not writable by
+        // others, as the pod's root filesystem is root's.
+        let mut p = in_sandbox(&t, "/");
+        while p.starts_with(t.root()) {
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+            p.pop();
+        }
+        let mut env: Vec<(String, String)> = Vec::new();
+        for var in c["env"].as_array().into_iter().flatten() {
+            env.push((
+                var["name"].as_str().unwrap().to_owned(),
+                rewrite(var["value"].as_str().unwrap()),
+            ));
+        }
+        let credentials = &env
+            .iter()
+            .find(|(k, _)| k == "CREDENTIALS_DIRECTORY")
+            .unwrap()
+            .1;
+        chmod(Path::new(credentials), 0o755);
+        write_mode(
+            &Path::new(credentials).join("claude-oauth-token"),
+            format!("{TOKEN}\n"),
+            0o440,
+        );
+        let cwd = rewrite(c["workingDir"].as_str().expect("workingDir"));
+        let args: Vec<String> = strings(&c["args"]).iter().map(|a| rewrite(a)).collect();
+        let (before, after) = args.split_at(args.iter().position(|a| a == "--").unwrap());
+        let mut t = t.cwd(&cwd).args(before).arg("--dry-run");
+        for (k, v) in &env {
+            t = t.env(k, v);
+        }
+        let t = t.command(&after[1..]);
+        let out = t.run();
+        out.status(0).probe_not_run().no_secrets();
+        let plan = out.stdout_text();
+        let home = &args[args.iter().position(|a| a == "--home").unwrap() + 1];
+        for needle in [
+            format!("token: {}", common::redacted(TOKEN)),
+            format!("{credentials}/claude-oauth-token"),
+            format!("home: {home}"),
+            format!("env: set HOME={home}"),
+            format!("argv: {}", after[1]),
+            "dry run: nothing changed, nothing run".to_owned(),
+        ] {
+            assert!(
+                plan.contains(&needle),
+                "{what}: plan lacks {needle:?}:\n{plan}"
+            );
+        }
+        assert!(
+            !Path::new(home).exists(),
+            "{what}: a dry run created the home"
+        );
+    }
+}

@@ -31,9 +31,6 @@ pub struct Cli {
     #[command(flatten)]
     pub launch: LaunchArgs,
 
-    #[command(flatten)]
-    pub init: InitArgs,
-
     /// Print what would happen (token shown as prefix and length only); change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
@@ -60,6 +57,10 @@ pub struct Cli {
     /// The command to run, and its arguments [default: claude].
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+
+    // Last: its help heading would carry over to the fields after it.
+    #[command(flatten)]
+    pub init: InitArgs,
 }
 
 /// Options shared by the launcher and `doctor`.
@@ -179,9 +180,6 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub launch: LaunchArgs,
 
-    #[command(flatten)]
-    pub init: InitArgs,
-
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -189,6 +187,10 @@ pub struct DoctorArgs {
     /// Also run claude once, isolated as the launcher would, and expect AUTH_OK back.
     #[arg(long)]
     pub live: bool,
+
+    // Last: its help heading would carry over to the fields after it.
+    #[command(flatten)]
+    pub init: InitArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]

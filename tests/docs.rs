@@ -387,9 +387,12 @@ fn line_with<'a>(lines: &'a [String], prefix: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line {prefix:?} in {lines:#?}"))
 }
 
-/// The examples this file tests; a new file in `examples/` needs a test here.
+/// The examples this file tests; a new file in `examples/` needs a test here
+/// (`Dockerfile` and `kubernetes/` are tested in `tests/containers.rs`).
 const EXAMPLES: &[&str] = &[
+    "Dockerfile",
     "claude-agent@.service",
+    "kubernetes",
     "print.sh",
     "start-claude.sh",
     "token.env.example",

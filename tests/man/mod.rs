@@ -18,8 +18,8 @@ use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 use claude_iso::cli::Cli;
 use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
 use claude_iso::layout::{
-    CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS, DEVICE_KEYS, LOCK_TIMEOUT,
-    NESTED_VAR, OWN_LOCK, STALE_AFTER, TOKEN_VAR,
+    CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS, DEVICE_KEYS,
+    INIT_GRACE_VAR, INIT_VAR, LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER, TOKEN_VAR,
 };
 use claude_iso::scrub::SCRUBBED;
 use claude_iso::share::{DEFAULT_SET, REFUSED};
@@ -37,6 +37,7 @@ pub fn render() -> Vec<u8> {
     options(&mut page, &cmd);
     subcommands(&mut page, &cmd);
     exit_status(&mut page);
+    init(&mut page);
     environment(&mut page);
     files(&mut page);
     security(&mut page);
@@ -778,6 +779,34 @@ fn exit_status(page: &mut Page) {
     );
 }
 
+fn init(page: &mut Page) {
+    page.sh("INIT (PID 1)");
+    page.p(
+        "As the ENTRYPOINT of a container claude-iso is PID 1, and since it **execve**s, \
+        __COMMAND__ would be: node reaps none of the orphans its tools leave, and the \
+        kernel drops a signal sent to PID 1 that has no handler. So when claude-iso is \
+        PID 1, or with **--init**, it forks first, before the token is read: the child \
+        launches __COMMAND__ exactly as without the init (so 125, 126 and 127 mean the \
+        same), and the parent stays as a minimal init in tini's mould. It is a child \
+        subreaper, reaps every zombie that reaches it, forwards SIGTERM, SIGINT, SIGHUP, \
+        SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to __COMMAND__ (to its process group with \
+        **--init-group**), and exits with its status (128+N after signal N). When \
+        __COMMAND__ exits, what it left behind gets SIGTERM, and SIGKILL after the grace \
+        period (**--init-grace**, default 10 seconds).",
+    );
+    page.p(
+        "The init holds no copy of the token (it never reads a token file; a token passed \
+        in its environment is zeroed there after the fork), keeps no descriptor above 2 \
+        and stays non-dumpable. **--no-init** (or **CLAUDE_ISO_INIT=0**) turns the \
+        automatic choice off; **doctor** warns when claude-iso is PID 1 without the init.",
+    );
+    page.p(
+        "Under Kubernetes, __COMMAND__'s own shutdown plus the grace period must fit in the \
+        pod's **terminationGracePeriodSeconds** (default 30), after which the kubelet \
+        kills everything.",
+    );
+}
+
 fn environment(page: &mut Page) {
     page.sh("ENVIRONMENT");
     page.ss("Read by claude-iso");
@@ -793,6 +822,15 @@ fn environment(page: &mut Page) {
         "**CLAUDE_ISO_NAME**",
         "A named home, as **--name** (the option wins; **--home** wins over it too). \
         Set together with **CLAUDE_ISO_HOME**, it is a usage error.",
+    );
+    page.tp(
+        &format!("**{INIT_VAR}**"),
+        "**1**: run as an init, as **--init**; **0**: never, as **--no-init**; unset \
+        or empty: an init only as PID 1. The options win.",
+    );
+    page.tp(
+        &format!("**{INIT_GRACE_VAR}**"),
+        "The init's grace period in whole seconds, as **--init-grace** (the option wins).",
     );
     page.tp(
         "**CREDENTIALS_DIRECTORY**",

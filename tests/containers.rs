@@ -61,8 +61,8 @@ fn entrypoint() -> Vec<String> {
 fn dockerfile_builds_the_binary_as_readme_does() {
     let readme = read("README.md");
     assert!(
-        readme.contains(&format!("`{INSTALL}`")),
-        "README.md no longer says `{INSTALL}`"
+        readme.lines().any(|l| l.trim_start().starts_with(INSTALL)),
+        "README.md no longer builds with `{INSTALL}`"
     );
     let steps = dockerfile();
     let froms: Vec<&String> = steps
@@ -132,7 +132,8 @@ fn dockerfile_builds_the_binary_as_readme_does() {
     }
 }
 
-/// Every container of every workload in the manifests under examples/kubernetes.
+/// Every container of every workload in the manifests under examples/kubernetes, with
+/// its pod spec.
 fn containers() -> Vec<(String, Value, Value)> {
     let dir = repo("examples/kubernetes");
     let mut files: Vec<PathBuf> = fs::read_dir(&dir)
@@ -184,11 +185,11 @@ fn manifests_keep_the_token_in_a_file_and_lock_the_pod_down() {
             .and_then(|v| v["value"].as_str())
             .unwrap_or_else(|| panic!("{what}: no CREDENTIALS_DIRECTORY"));
         let mounts = c["volumeMounts"].as_array().expect("volumeMounts");
-        let token_mount = mounts
+        let creds_mount = mounts
             .iter()
-            .find(|m| m["mountPath"] == credentials)
+            .find(|m| credentials.starts_with(m["mountPath"].as_str().unwrap()))
             .unwrap_or_else(|| panic!("{what}: nothing mounted at {credentials}"));
-        assert_eq!(token_mount["readOnly"], true, "{what}");
+        assert_eq!(creds_mount["readOnly"], true, "{what}");
         let volume = |name: &Value| {
             pod["volumes"]
                 .as_array()
@@ -198,9 +199,39 @@ fn manifests_keep_the_token_in_a_file_and_lock_the_pod_down() {
                 .unwrap_or_else(|| panic!("{what}: no volume {name}"))
                 .clone()
         };
+        // A tmpfs of the pod, filled by an init container from a Secret volume that the
+        // agent's container itself does not mount.
+        assert_eq!(
+            volume(&creds_mount["name"])["emptyDir"]["medium"],
+            "Memory",
+            "{what}: the credentials live in memory"
+        );
+        let secret_volumes: Vec<Value> = pod["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|v| v["secret"]["secretName"].is_string())
+            .map(|v| v["name"].clone())
+            .collect();
+        assert_eq!(secret_volumes.len(), 1, "{what}: one token Secret");
         assert!(
-            volume(&token_mount["name"])["secret"]["secretName"].is_string(),
-            "{what}: the token volume is a Secret"
+            !mounts.iter().any(|m| m["name"] == secret_volumes[0]),
+            "{what}: the agent's container mounts the Secret itself"
+        );
+        let init = pod["initContainers"]
+            .as_array()
+            .and_then(|i| {
+                i.iter().find(|i| {
+                    let m = i["volumeMounts"].as_array().unwrap();
+                    m.iter()
+                        .any(|m| m["name"] == secret_volumes[0] && m["readOnly"] == true)
+                        && m.iter().any(|m| m["name"] == creds_mount["name"])
+                })
+            })
+            .unwrap_or_else(|| panic!("{what}: no init container copies the Secret"));
+        assert_eq!(
+            init["securityContext"]["capabilities"]["drop"],
+            serde_json::json!(["ALL"])
         );
 
         // Locked down.
@@ -258,6 +289,15 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
+/// `text` with every pod path under one of `mounts` moved into the sandbox.
+fn rewrite_all(text: &str, mounts: &[String], t: &Test) -> String {
+    let mut out = text.to_owned();
+    for m in mounts {
+        out = out.replace(m.as_str(), &in_sandbox(t, m).to_string_lossy());
+    }
+    out
+}
+
 /// A pod path, inside the sandbox.
 fn in_sandbox(t: &Test, path: &str) -> PathBuf {
     t.path(format!("pod{path}"))
@@ -266,7 +306,7 @@ fn in_sandbox(t: &Test, path: &str) -> PathBuf {
 #[test]
 fn each_container_command_line_runs_with_dry_run() {
     assert_eq!(entrypoint(), ["claude-iso"]);
-    for (what, _pod, c) in containers() {
+    for (what, pod, c) in containers() {
         let t = Test::new().no_env_file().no_home();
         // The pod's volumes, as the kubelet lays them out: the Secret's file (mode from
         // defaultMode), tmpfs emptyDirs (sticky 1777), the working directory.
@@ -304,20 +344,70 @@ fn each_container_command_line_runs_with_dry_run() {
                 rewrite(var["value"].as_str().unwrap()),
             ));
         }
+        // The kubelet's Secret volume: root's files behind `..data` symlinks (here the
+        // test user's), then the init container's script, run as written.
+        let init = pod["initContainers"][0].clone();
+        let init_mounts: Vec<String> = init["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap().to_owned())
+            .collect();
+        for m in &init_mounts {
+            let dir = mkdir(&in_sandbox(&t, m));
+            chmod(&dir, 0o1777);
+        }
+        let secret_mount = init["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["readOnly"] == true)
+            .unwrap()["mountPath"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let secret = in_sandbox(&t, &secret_mount);
+        mkdir(&secret.join("..2026_01_01_00_00_00.1"));
+        write_mode(
+            &secret.join("..2026_01_01_00_00_00.1/claude-oauth-token"),
+            format!("{TOKEN}\n"),
+            0o440,
+        );
+        std::os::unix::fs::symlink("..2026_01_01_00_00_00.1", secret.join("..data")).unwrap();
+        std::os::unix::fs::symlink(
+            "..data/claude-oauth-token",
+            secret.join("claude-oauth-token"),
+        )
+        .unwrap();
+        let mut argv = strings(&init["command"]);
+        argv.extend(strings(&init["args"]));
+        let script = rewrite_all(&argv[2], &init_mounts, &t);
+        for _ in 0..2 {
+            // Twice: a restarted pod runs it again over its own earlier copy.
+            let status = std::process::Command::new(&argv[0])
+                .args([&argv[1], &script])
+                .status()
+                .unwrap();
+            assert!(
+                status.success(),
+                "{what}: the init container's script failed"
+            );
+        }
         let credentials = &env
             .iter()
             .find(|(k, _)| k == "CREDENTIALS_DIRECTORY")
             .unwrap()
             .1;
-        chmod(Path::new(credentials), 0o755);
-        write_mode(
-            &Path::new(credentials).join("claude-oauth-token"),
-            format!("{TOKEN}\n"),
-            0o440,
+        assert_eq!(common::mode_of(Path::new(credentials)) & 0o777, 0o500);
+        assert_eq!(
+            common::mode_of(&Path::new(credentials).join("claude-oauth-token")) & 0o777,
+            0o400
         );
         let cwd = rewrite(c["workingDir"].as_str().expect("workingDir"));
         let args: Vec<String> = strings(&c["args"]).iter().map(|a| rewrite(a)).collect();
         let (before, after) = args.split_at(args.iter().position(|a| a == "--").unwrap());
+        // The credentials directory is read-only in the agent's container.
+        chmod(Path::new(credentials), 0o500);
         let mut t = t.cwd(&cwd).args(before).arg("--dry-run");
         for (k, v) in &env {
             t = t.env(k, v);
@@ -344,5 +434,7 @@ fn each_container_command_line_runs_with_dry_run() {
             !Path::new(home).exists(),
             "{what}: a dry run created the home"
         );
+        // Let the sandbox be removed.
+        chmod(Path::new(credentials), 0o700);
     }
 }

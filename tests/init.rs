@@ -103,7 +103,7 @@ fn pid_namespace_possible(test: &str) -> bool {
         .command(["sh", "-c", "exit 42"]);
     let out = t.run();
     out.status(125)
-        .one_line_error("has a parent directory owned by uid 65534");
+        .one_line_error("is owned by uid 65534 (not you or root)");
     // Straight to stderr, past the test harness's capture: this must be seen.
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),

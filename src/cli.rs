@@ -50,10 +50,6 @@ pub struct Cli {
     #[arg(long, value_name = "PATH|default")]
     pub share: Vec<OsString>,
 
-    /// Share a settings.json even when it sets apiKeyHelper or a credential env entry.
-    #[arg(long)]
-    pub allow_project_auth: bool,
-
     /// The command to run, and its arguments [default: claude].
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -100,6 +96,16 @@ pub struct LaunchArgs {
     /// [env: CLAUDE_ISO_TOKEN_VIA].
     #[arg(long, value_name = "WAY", value_parser = ["fd", "env"])]
     pub token_via: Option<String>,
+
+    /// Let project settings that bring another credential or send the token elsewhere
+    /// through, on purpose [env: CLAUDE_ISO_ALLOW_PROJECT_AUTH=1].
+    #[arg(long)]
+    pub allow_project_auth: bool,
+
+    /// Do not pre-trust the working directory: the interactive claude asks its own
+    /// question (onboarding is still seeded; --trust DIRs are still trusted).
+    #[arg(long)]
+    pub no_trust: bool,
 }
 
 impl LaunchArgs {
@@ -129,6 +135,12 @@ impl LaunchArgs {
         }
         if let Some(way) = &self.token_via {
             push("--token-via", way.into());
+        }
+        if self.allow_project_auth {
+            out.push("--allow-project-auth".into());
+        }
+        if self.no_trust {
+            out.push("--no-trust".into());
         }
         out
     }

@@ -3,14 +3,16 @@
 #![forbid(unsafe_code)]
 
 use std::cell::OnceCell;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use crate::caller::CallerEnv;
 use crate::cli::LaunchArgs;
 use crate::error::{Error, Result};
 use crate::fsutil::clean;
-use crate::layout::{DEFAULT_HOME, HOMES_DIR, NESTED_VAR, OWN_LOCK, STATE_DIR};
+use crate::layout::{
+    ALLOW_PROJECT_AUTH_VAR, DEFAULT_HOME, HOMES_DIR, NESTED_VAR, OWN_LOCK, STATE_DIR,
+};
 
 /// How the token reaches the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +54,15 @@ pub struct Config {
     pub workdir: PathBuf,
     /// Whether `-C` moves us to `workdir` before exec.
     pub chdir: bool,
-    /// Realpaths to trust: `workdir` first, then each `--trust`, without duplicates.
+    /// Realpaths to trust: `workdir` first (unless `--no-trust`), then each `--trust`,
+    /// without duplicates.
     pub trust: Vec<PathBuf>,
     pub keep_env: Vec<String>,
     pub unset: Vec<String>,
     /// `--token-via` / `CLAUDE_ISO_TOKEN_VIA`, if given (else chosen per command).
     pub token_via: Option<TokenVia>,
+    /// `--allow-project-auth` / `CLAUDE_ISO_ALLOW_PROJECT_AUTH=1`.
+    pub allow_project_auth: bool,
     /// The directory claude-iso was started in.
     pub start_dir: PathBuf,
     real_home: RealHome,
@@ -118,7 +123,11 @@ impl Config {
             // getcwd already returns the resolved path claude will see.
             None => (start_dir.clone(), false),
         };
-        let mut trust = vec![workdir.clone()];
+        let mut trust = if args.no_trust {
+            Vec::new()
+        } else {
+            vec![workdir.clone()]
+        };
         for dir in &args.trust {
             let dir = real_dir(&start_dir.join(dir), "--trust")?;
             if !trust.contains(&dir) {
@@ -165,6 +174,7 @@ impl Config {
             keep_env: args.keep_env.clone(),
             unset: args.unset.clone(),
             token_via: token_via(args.token_via.as_deref(), &env)?,
+            allow_project_auth: allowed(args.allow_project_auth, &env)?,
             start_dir,
             real_home,
             env,
@@ -280,6 +290,23 @@ fn token_via(arg: Option<&str>, env: &CallerEnv) -> Result<Option<TokenVia>> {
     }
 }
 
+/// The opt-in: `--allow-project-auth`, or `CLAUDE_ISO_ALLOW_PROJECT_AUTH=1`.
+///
+/// # Errors
+/// The variable set to anything but `1`, `0` or empty (a typo must not pass silently).
+fn allowed(flag: bool, env: &CallerEnv) -> Result<bool> {
+    if flag {
+        return Ok(true);
+    }
+    match env.get(ALLOW_PROJECT_AUTH_VAR).map(OsStr::as_encoded_bytes) {
+        None | Some(b"" | b"0") => Ok(false),
+        Some(b"1") => Ok(true),
+        Some(_) => Err(Error::Usage(format!(
+            "{ALLOW_PROJECT_AUTH_VAR} must be 1 (let project settings through) or 0; unset it or fix the value"
+        ))),
+    }
+}
+
 /// Whether `name` is a valid home name (see [`check_name`]).
 #[must_use]
 pub fn is_valid_name(name: &str) -> bool {
@@ -327,4 +354,24 @@ fn real_dir(path: &Path, option: &str) -> Result<PathBuf> {
         ));
     }
     Ok(real)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opt_in_values() {
+        let env = |v: &str| {
+            [(ALLOW_PROJECT_AUTH_VAR, v)]
+                .into_iter()
+                .collect::<CallerEnv>()
+        };
+        assert!(!allowed(false, &CallerEnv::default()).unwrap());
+        assert!(allowed(true, &CallerEnv::default()).unwrap());
+        assert!(allowed(false, &env("1")).unwrap());
+        assert!(!allowed(false, &env("0")).unwrap());
+        assert!(!allowed(false, &env("")).unwrap());
+        assert!(allowed(false, &env("yes")).is_err());
+    }
 }

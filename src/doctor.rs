@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use crate::cli::{DoctorArgs, InitArgs, LaunchArgs};
 use crate::config::Config;
 use crate::environment::{self, Plan};
 use crate::error::{Outcome, Result};
+use crate::guard;
 use crate::home::{self, HomeState};
 use crate::init;
 use crate::layout::{CLAUDE_DIR, CREDENTIALS, TOKEN_VAR};
@@ -159,7 +160,9 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check
     });
     out.push(check_command(config));
     out.push(check_environment(config, winner.as_ref().map(|(t, _)| t)));
-    out.push(check_project_settings(config));
+    let verdict = guard::inspect(config, &[OsString::from("claude")]);
+    out.push(check_project_settings(config, &verdict));
+    out.push(check_destination(&verdict));
     if live {
         out.push(match &winner {
             Some((token, _)) => check_live(config, launch, token),
@@ -491,7 +494,7 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
     {
         notes.push(format!(
             "ANTHROPIC_BASE_URL is set: the token will be sent to {}; unset it unless you trust that host",
-            url_host(&url.to_string_lossy())
+            guard::origin(&url.to_string_lossy())
         ));
     }
     for name in &config.keep_env {
@@ -510,81 +513,54 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
     }
 }
 
-/// The host (and port) of a URL, without any userinfo (which may hold a password).
-fn url_host(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.is_empty() {
-        "an unparsable URL".into()
-    } else {
-        host.to_owned()
-    }
-}
-
-fn check_project_settings(config: &Config) -> Check {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for dir in &config.trust {
-        files.push(dir.join(".claude/settings.json"));
-        files.push(dir.join(".claude/settings.local.json"));
-    }
-    files.push(config.home.join(".claude/settings.json"));
-    let mut findings = Vec::new();
-    for file in &files {
-        // Non-blocking and regular files only: a FIFO in a cloned repo must not hang us.
-        let Ok(mut f) = std::fs::File::options()
-            .read(true)
-            .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC).bits())
-            .open(file)
-        else {
-            continue;
-        };
-        if !f.metadata().is_ok_and(|m| m.is_file()) {
-            findings.push(format!("{} is not a regular file", file.display()));
-            continue;
-        }
-        let mut text = Vec::new();
-        if Read::by_ref(&mut f)
-            .take(4 << 20)
-            .read_to_end(&mut text)
-            .is_err()
-        {
-            continue;
-        }
-        let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&text) else {
-            continue;
-        };
-        let mut keys = Vec::new();
-        if doc.contains_key("apiKeyHelper") {
-            keys.push("apiKeyHelper".to_owned());
-        }
-        if let Some(Value::Object(env)) = doc.get("env") {
-            for k in env.keys() {
-                if scrub::is_scrubbed(std::ffi::OsStr::new(k))
-                    || k == TOKEN_VAR
-                    || k == "ANTHROPIC_BASE_URL"
-                {
-                    keys.push(format!("env.{k}"));
-                }
-            }
-        }
-        if !keys.is_empty() {
-            findings.push(format!("{} sets {}", file.display(), keys.join(", ")));
-        }
-    }
-    if findings.is_empty() {
-        check(
+/// The settings claude would apply for the working directory, judged by the guard (the
+/// launcher refuses what this reports, unless allowed on purpose).
+fn check_project_settings(config: &Config, verdict: &guard::Verdict) -> Check {
+    if verdict.findings.is_empty() {
+        return check(
             "project_settings",
             Status::Ok,
-            "no settings file overrides the token",
-        )
-    } else {
+            "no settings file claude would apply brings another credential or destination",
+        );
+    }
+    let lines: Vec<String> = verdict.findings.iter().map(guard::Finding::line).collect();
+    if config.allow_project_auth {
         check(
             "project_settings",
             Status::Warn,
             format!(
-                "{}; claude honours these over the token (even with --print); remove them or run elsewhere",
-                findings.join("; ")
+                "{}; the launcher lets these through (--allow-project-auth)",
+                lines.join("; ")
+            ),
+        )
+    } else {
+        check(
+            "project_settings",
+            Status::Fail,
+            format!(
+                "{}; the launcher refuses to run here (exit 125): remove them, run elsewhere, or pass --allow-project-auth",
+                lines.join("; ")
+            ),
+        )
+    }
+}
+
+/// Where the token goes, and who chose it; a warning when it is not Anthropic's.
+fn check_destination(verdict: &guard::Verdict) -> Check {
+    let d = &verdict.destination;
+    if d.is_anthropic() && d.proxy.is_none() {
+        check(
+            "destination",
+            Status::Ok,
+            format!("the token goes to {}", d.line()),
+        )
+    } else {
+        check(
+            "destination",
+            Status::Warn,
+            format!(
+                "the token goes to {}: not an Anthropic host over https; make sure you trust it",
+                d.line()
             ),
         )
     }
@@ -760,20 +736,4 @@ fn run_with_timeout<A: AsRef<std::ffi::OsStr>>(
         String::from_utf8_lossy(&out).into_owned(),
         String::from_utf8_lossy(&err).into_owned(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::url_host;
-
-    #[test]
-    fn hosts_without_userinfo() {
-        assert_eq!(url_host("http://127.0.0.1:8080/x"), "127.0.0.1:8080");
-        assert_eq!(
-            url_host("https://user:pw@api.example.com"),
-            "api.example.com"
-        );
-        assert_eq!(url_host("api.example.com/v1"), "api.example.com");
-        assert_eq!(url_host("http://"), "an unparsable URL");
-    }
 }

@@ -43,6 +43,10 @@ pub enum Error {
     #[error("{path}: {reason}")]
     Seed { path: PathBuf, reason: String },
 
+    /// A settings file claude would apply brings another credential or destination.
+    #[error("{0}")]
+    Settings(String),
+
     #[error("working directory {path}: {reason}")]
     Cwd { path: PathBuf, reason: String },
 

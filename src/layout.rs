@@ -60,3 +60,5 @@ pub const CREDENTIAL_NAME: &str = "claude-oauth-token";
 pub const INIT_VAR: &str = "CLAUDE_ISO_INIT";
 /// Seconds between SIGTERM and SIGKILL for what the command leaves behind (the init).
 pub const INIT_GRACE_VAR: &str = "CLAUDE_ISO_INIT_GRACE";
+/// The opt-in of `--allow-project-auth` as a variable (`1` on; unset, empty or `0` off).
+pub const ALLOW_PROJECT_AUTH_VAR: &str = "CLAUDE_ISO_ALLOW_PROJECT_AUTH";

@@ -14,6 +14,7 @@ pub mod environment;
 pub mod error;
 pub mod exec;
 pub mod fsutil;
+pub mod guard;
 pub mod home;
 pub mod homes;
 pub mod init;
@@ -165,7 +166,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     }
     // Every --share refusal comes before anything is created.
     let shares = share::plan(&config.real_home(), &config.xdg_config_home(), &cli.share)?;
-    let shares = share::check(&config, &shares, cli.allow_project_auth, report)?;
+    let shares = share::check(&config, &shares, config.allow_project_auth, report)?;
     let (token, source) = token::load(&config)?;
     report.info(format!("token {} from {source}", token.redacted()));
     tokenstore::launch_notes(&config, &source, &token, report, cli.dry_run);
@@ -190,6 +191,28 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         }
         Err(e) => return Err(not_found_hint(e, &argv[0])),
     };
+
+    // Before anything is created: settings claude would apply that bring another
+    // credential or send the token elsewhere stop the launch here.
+    let verdict = guard::inspect(&config, &argv);
+    report.info(format!("the token goes to {}", verdict.destination.line()));
+    if cli.dry_run {
+        report.plan(format!("destination: {}", verdict.destination.line()));
+        for finding in &verdict.findings {
+            report.plan(format!("settings: {}", finding.line()));
+        }
+        if let Err(e) = verdict.enforce(config.allow_project_auth) {
+            report.plan(format!(
+                "settings: a launch would exit {} (--allow-project-auth lets it through on purpose)",
+                e.exit_code()
+            ));
+        }
+    } else {
+        verdict.enforce(config.allow_project_auth)?;
+        for finding in &verdict.findings {
+            report.warn(format!("letting through on purpose: {}", finding.line()));
+        }
+    }
 
     // Every check first (nothing changes yet), so a refusal leaves nothing behind.
     let home_state = home::inspect(&config)?;

@@ -14,6 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["report", "fsutil"],
     &["cli"],
     &["config"],
+    &["guard"],
     &["token"],
     &["home", "tokenstore"],
     &["scan"],

@@ -1,0 +1,900 @@
+//! The settings guard: which settings files claude would apply for the working
+//! directory, what in them would bring another credential or send the token somewhere
+//! else, and where the token goes.
+//!
+//! A pure core ([`judge`]: one settings document → findings; [`destination`]: layers →
+//! where the token goes) and one entry, [`inspect`], used by the launcher before exec and
+//! by `doctor`. Which files claude loads was measured on the real CLI (2.1.197 and
+//! 2.1.332, fake APIs on 127.0.0.1, see README "Project settings"):
+//!
+//! - `<cwd>/.claude/settings.json` and `<cwd>/.claude/settings.local.json` (both versions;
+//!   `local` wins);
+//! - `<git root>/.claude/settings.local.json`, the git root being the nearest ancestor of
+//!   the cwd holding a `.git` (2.1.332, where it beats both cwd files; not 2.1.197);
+//! - `/etc/claude-code/managed-settings.json` and `/etc/claude-code/managed-settings.d/*.json`
+//!   (both; they beat everything);
+//! - `$HOME/.claude/settings.json`: the scratch home's user settings, below the project
+//!   files and above the caller's environment (not judged: it is claude-iso's own home).
+//!
+//! Not loaded by either version: `<git root>/.claude/settings.json` (cwd below the root),
+//! and settings in parent directories that are not the git root. A file that is not
+//! valid JSON is ignored by claude; claude-iso refuses it instead (it cannot tell what
+//! another parser would read there). Symlinks are followed, as claude follows them, and
+//! the target is named in every message.
+
+#![forbid(unsafe_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Map, Value};
+
+use crate::caller::CallerEnv;
+use crate::config::Config;
+use crate::error::{Error, Result, error_text};
+use crate::layout::TOKEN_VAR;
+use crate::scrub;
+
+/// A settings file larger than this is refused unread (claude's own are a few KiB).
+pub const MAX_SETTINGS: u64 = 1 << 20;
+/// Where claude sends the token when nothing says otherwise.
+pub const DEFAULT_DESTINATION: &str = "https://api.anthropic.com";
+/// The administrator's settings directory of claude on Linux.
+pub const MANAGED_DIR: &str = "/etc/claude-code";
+
+/// Settings keys that make claude fetch or use a credential other than the token:
+/// claude's own list of "the credential helpers" (2.1.332).
+pub const CREDENTIAL_KEYS: &[&str] = &[
+    "apiKeyHelper",
+    "awsAuthRefresh",
+    "awsCredentialExport",
+    "gcpAuthRefresh",
+    "otelHeadersHelper",
+    "proxyAuthHelper",
+];
+
+/// `env` entries that change where or how requests travel, by exact name. Patterns
+/// cover the rest (see [`route_rule`]): every `*_BASE_URL`, every `ANTHROPIC_*_URL` /
+/// `CLAUDE_*_URL`, every `*_PROXY` (any case), `ANTHROPIC_*_HEADERS` / `CLAUDE_*_HEADERS`.
+pub const ROUTE_VARS: &[&str] = &[
+    "NODE_EXTRA_CA_CERTS",
+    "NODE_TLS_REJECT_UNAUTHORIZED",
+    "NODE_USE_SYSTEM_CA",
+    "NODE_OPTIONS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "ANTHROPIC_UNIX_SOCKET",
+    "CLAUDE_CODE_CERT_STORE",
+    "CLAUDE_CODE_CLIENT_CERT",
+    "CLAUDE_CODE_CLIENT_KEY",
+    "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
+];
+
+/// The base-URL variables found in the real CLI (`grep -o '[A-Z_]*_BASE_URL'` of the
+/// 2.1.197 and 2.1.332 binaries); all are caught by the `*_BASE_URL` pattern, listed for
+/// the documentation.
+pub const BASE_URL_VARS: &[&str] = &[
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_AWS_BASE_URL",
+    "ANTHROPIC_BEDROCK_BASE_URL",
+    "ANTHROPIC_BEDROCK_MANTLE_BASE_URL",
+    "ANTHROPIC_FOUNDRY_BASE_URL",
+    "ANTHROPIC_GOOGLE_CLOUD_BASE_URL",
+    "ANTHROPIC_VERTEX_BASE_URL",
+    "CLAUDE_BRIDGE_BASE_URL",
+    "CLAUDE_CODE_API_BASE_URL",
+    "CLAUDE_CODE_ARTIFACTS_API_BASE_URL",
+    "CLAUDE_CODE_ARTIFACT_ASSET_BASE_URL",
+    "CLAUDE_CODE_ARTIFACT_LIVE_BASE_URL",
+    "CLAUDE_CODE_ARTIFACT_SYNC_BASE_URL",
+    "CLAUDE_CODE_ARTIFACT_VIEWER_BASE_URL",
+    "CLAUDE_CODE_GB_BASE_URL",
+    "CLAUDE_CODE_MEMORY_API_BASE_URL",
+    "CLAUDE_RUNNER_API_BASE_URL",
+    "VOICE_STREAM_BASE_URL",
+];
+
+/// Which settings layer a file is, highest precedence first (as measured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Layer {
+    /// `/etc/claude-code/managed-settings.json` and `managed-settings.d/*.json`.
+    Managed,
+    /// `<git root>/.claude/settings.local.json` (claude 2.1.332).
+    RootLocal,
+    /// `<cwd>/.claude/settings.local.json`.
+    Local,
+    /// `<cwd>/.claude/settings.json`.
+    Project,
+    /// `<scratch home>/.claude/settings.json`: claude-iso's own, not judged.
+    User,
+}
+
+impl Layer {
+    fn describe(self) -> &'static str {
+        match self {
+            Layer::Managed => "managed settings",
+            Layer::RootLocal => "project settings (git root, local)",
+            Layer::Local => "project settings (local)",
+            Layer::Project => "project settings",
+            Layer::User => "the scratch home's user settings",
+        }
+    }
+}
+
+/// Why an entry is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// A settings key that brings its own credential (`apiKeyHelper`, …).
+    Credential,
+    /// An `env` entry claude-iso removes from the environment (or the token itself).
+    Scrubbed,
+    /// An `env` entry that changes where the token goes; the origin it names.
+    Destination(String),
+    /// An `env` proxy: requests, the token included, pass through this origin.
+    Proxy(String),
+    /// `NO_PROXY` that lets more hosts bypass the caller's proxy.
+    NoProxyWidened,
+    /// TLS trust, client certificates, custom headers, the API socket.
+    Transport,
+    /// The file cannot be judged (not valid JSON, not a regular file, too large, …).
+    Unjudgeable(String),
+}
+
+/// One refused entry of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The file as claude would open it.
+    pub path: PathBuf,
+    /// Where the path leads when a symlink is on the way.
+    pub target: Option<PathBuf>,
+    /// `apiKeyHelper`, `env.ANTHROPIC_BASE_URL`, … (empty for an unjudgeable file).
+    pub key: String,
+    pub why: Why,
+}
+
+impl Finding {
+    /// One line: the file, the key, and what it would do.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let file = match &self.target {
+            Some(t) => format!(
+                "{} (a symlink to {})",
+                shown(&self.path.to_string_lossy()),
+                shown(&t.to_string_lossy())
+            ),
+            None => shown(&self.path.to_string_lossy()),
+        };
+        let key = shown(&self.key);
+        match &self.why {
+            Why::Credential => {
+                format!("{file} sets {key}: claude would use that credential instead of the token")
+            }
+            Why::Scrubbed => format!(
+                "{file} sets {key}: a variable claude-iso removes (it carries or relocates a credential)"
+            ),
+            Why::Destination(to) => {
+                format!("{file} sets {key}: claude would send the token to {to}")
+            }
+            Why::Proxy(to) => format!(
+                "{file} sets {key}: claude would send its requests, the token included, through the proxy {to}"
+            ),
+            Why::NoProxyWidened => {
+                format!("{file} sets {key}: more hosts would bypass the caller's proxy")
+            }
+            Why::Transport => format!(
+                "{file} sets {key}: it changes how requests carrying the token travel (TLS trust, certificates, headers or socket)"
+            ),
+            Why::Unjudgeable(reason) => {
+                format!("{file}: {reason}; claude-iso cannot tell what claude would apply from it")
+            }
+        }
+    }
+}
+
+/// One settings file claude would load.
+#[derive(Debug, Clone)]
+pub struct SettingsFile {
+    pub path: PathBuf,
+    pub layer: Layer,
+}
+
+/// Where the token goes, and which layer chose it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Destination {
+    /// `scheme://host[:port]`, never userinfo.
+    pub origin: String,
+    /// `the default`, `ANTHROPIC_BASE_URL in the caller's environment`, or
+    /// `env.ANTHROPIC_BASE_URL in <layer> <file>`.
+    pub chosen_by: String,
+    /// A proxy the requests go through, with who set it.
+    pub proxy: Option<(String, String)>,
+}
+
+impl Destination {
+    /// Whether the origin is an Anthropic host reached over https.
+    #[must_use]
+    pub fn is_anthropic(&self) -> bool {
+        let Some(host) = self.origin.strip_prefix("https://") else {
+            return false;
+        };
+        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        ["anthropic.com", "claude.ai", "claude.com"]
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+    }
+
+    /// `the token goes to ORIGIN (chosen by …)[, through proxy P (set by …)]`.
+    #[must_use]
+    pub fn line(&self) -> String {
+        let mut s = format!("{} (chosen by {})", self.origin, self.chosen_by);
+        if let Some((proxy, by)) = &self.proxy {
+            s.push_str(&format!(", through the proxy {proxy} (set by {by})"));
+        }
+        s
+    }
+}
+
+/// What the guard found for one launch.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Every file read, in precedence order.
+    pub files: Vec<SettingsFile>,
+    pub findings: Vec<Finding>,
+    pub destination: Destination,
+}
+
+impl Verdict {
+    /// The launcher's rule: refuse (125, one line) unless allowed on purpose.
+    ///
+    /// # Errors
+    /// [`Error::Settings`] naming the first finding's file and key.
+    pub fn enforce(&self, allow: bool) -> Result<()> {
+        let Some(first) = self.findings.first() else {
+            return Ok(());
+        };
+        if allow {
+            return Ok(());
+        }
+        let more = match self.findings.len() {
+            1 => String::new(),
+            n => format!(" (and {} more)", n - 1),
+        };
+        Err(Error::Settings(format!(
+            "refusing to run: {}{more}; remove it, run elsewhere, or pass --allow-project-auth to let it through on purpose",
+            first.line()
+        )))
+    }
+}
+
+/// Which layers the command's own `--setting-sources` leaves on (claude's flag; measured:
+/// `user` alone drops the project and local files, git root included; managed settings
+/// always apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sources {
+    pub project: bool,
+    pub local: bool,
+}
+
+impl Sources {
+    pub const ALL: Sources = Sources {
+        project: true,
+        local: true,
+    };
+
+    /// From the command's arguments: the last `--setting-sources LIST` (or `=LIST`)
+    /// before a `--`; all layers when absent.
+    #[must_use]
+    pub fn from_args(args: &[OsString]) -> Sources {
+        let mut list: Option<&OsStr> = None;
+        let mut it = args.iter().skip(1);
+        while let Some(a) = it.next() {
+            let a = a.as_os_str();
+            if a == "--" {
+                break;
+            }
+            if a == "--setting-sources" {
+                list = it.next().map(OsString::as_os_str);
+            } else if let Some(v) = a
+                .to_str()
+                .and_then(|s| s.strip_prefix("--setting-sources="))
+            {
+                list = Some(OsStr::new(v));
+            }
+        }
+        let Some(list) = list.and_then(OsStr::to_str) else {
+            return Sources::ALL;
+        };
+        let has = |name: &str| list.split(',').any(|s| s.trim() == name);
+        Sources {
+            project: has("project"),
+            local: has("local"),
+        }
+    }
+}
+
+/// The settings files claude would load for `workdir`, with the scratch home's user
+/// settings and the managed ones, highest precedence first.
+#[must_use]
+pub fn settings_files(workdir: &Path, home: &Path, sources: Sources) -> Vec<SettingsFile> {
+    let mut out = Vec::new();
+    let managed = Path::new(MANAGED_DIR);
+    out.push(SettingsFile {
+        path: managed.join("managed-settings.json"),
+        layer: Layer::Managed,
+    });
+    if let Ok(entries) = std::fs::read_dir(managed.join("managed-settings.d")) {
+        let mut names: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        names.sort();
+        // Later drop-ins win, as with systemd's: highest precedence first.
+        names.reverse();
+        out.extend(names.into_iter().map(|path| SettingsFile {
+            path,
+            layer: Layer::Managed,
+        }));
+    }
+    let local = workdir.join(".claude/settings.local.json");
+    if sources.local {
+        if let Some(root) = git_root(workdir) {
+            let root_local = root.join(".claude/settings.local.json");
+            if root_local != local {
+                out.push(SettingsFile {
+                    path: root_local,
+                    layer: Layer::RootLocal,
+                });
+            }
+        }
+        out.push(SettingsFile {
+            path: local,
+            layer: Layer::Local,
+        });
+    }
+    if sources.project {
+        out.push(SettingsFile {
+            path: workdir.join(".claude/settings.json"),
+            layer: Layer::Project,
+        });
+    }
+    out.push(SettingsFile {
+        path: home.join(".claude/settings.json"),
+        layer: Layer::User,
+    });
+    out
+}
+
+/// The nearest directory at or above `dir` holding a `.git` entry (a directory, or the
+/// file of a worktree or submodule — claude 2.1.332 took one with a dangling `gitdir:`).
+fn git_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| std::fs::symlink_metadata(d.join(".git")).is_ok())
+        .map(Path::to_path_buf)
+}
+
+/// Everything the guard knows for one launch: reads each file claude would load for
+/// `config.workdir`, judges every one but the scratch home's, and works out the
+/// destination.
+#[must_use]
+pub fn inspect(config: &Config, args: &[OsString]) -> Verdict {
+    let files = settings_files(&config.workdir, &config.home, Sources::from_args(args));
+    let mut findings = Vec::new();
+    let mut docs: Vec<(Layer, PathBuf, Map<String, Value>)> = Vec::new();
+    for file in &files {
+        let (doc, mut found) = read_and_judge(&file.path, &config.env);
+        if file.layer != Layer::User {
+            findings.append(&mut found);
+        }
+        if let Some(doc) = doc {
+            docs.push((file.layer, file.path.clone(), doc));
+        }
+    }
+    let destination = destination(&docs, &config.env);
+    Verdict {
+        files,
+        findings,
+        destination,
+    }
+}
+
+/// Judges one settings file as claude would read it (symlinks followed, named): `Ok` with
+/// its findings (none when the file does not exist). For callers that hold a settings
+/// file of their own to check (a shared home's `settings.json`).
+#[must_use]
+pub fn judge_file(path: &Path, caller: &CallerEnv) -> Vec<Finding> {
+    read_and_judge(path, caller).1
+}
+
+fn read_and_judge(path: &Path, caller: &CallerEnv) -> (Option<Map<String, Value>>, Vec<Finding>) {
+    let target = symlink_target(path);
+    let finding = |key: String, why: Why| Finding {
+        path: path.to_path_buf(),
+        target: target.clone(),
+        key,
+        why,
+    };
+    let bytes = match read_bounded(path) {
+        Ok(None) => return (None, Vec::new()),
+        Ok(Some(b)) => b,
+        Err(reason) => {
+            return (None, vec![finding(String::new(), Why::Unjudgeable(reason))]);
+        }
+    };
+    match parse(&bytes) {
+        Ok(doc) => {
+            let found = judge(&doc, caller)
+                .into_iter()
+                .map(|(k, w)| finding(k, w))
+                .collect();
+            (Some(doc), found)
+        }
+        Err(reason) => (None, vec![finding(String::new(), Why::Unjudgeable(reason))]),
+    }
+}
+
+/// Where a path leads, when a symlink is on the way (the file or a directory above it;
+/// the paths judged are built on realpaths, so any difference is a symlink).
+fn symlink_target(path: &Path) -> Option<PathBuf> {
+    std::fs::canonicalize(path).ok().filter(|real| real != path)
+}
+
+/// The file's bytes: `Ok(None)` when it does not exist. Opened non-blocking (a FIFO
+/// cannot hang us), checked on the descriptor to be a regular file of at most
+/// [`MAX_SETTINGS`] bytes, read with that bound.
+fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    let file = match std::fs::File::options()
+        .read(true)
+        .custom_flags(
+            (nix::fcntl::OFlag::O_NONBLOCK
+                | nix::fcntl::OFlag::O_CLOEXEC
+                | nix::fcntl::OFlag::O_NOCTTY)
+                .bits(),
+        )
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(format!("cannot be read: {}", error_text(&e))),
+    };
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot be read: {}", error_text(&e)))?;
+    if !meta.is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.len() > MAX_SETTINGS {
+        return Err(format!("larger than {MAX_SETTINGS} bytes"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_SETTINGS + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read: {}", error_text(&e)))?;
+    if bytes.len() as u64 > MAX_SETTINGS {
+        return Err(format!("larger than {MAX_SETTINGS} bytes"));
+    }
+    Ok(Some(bytes))
+}
+
+/// A settings document: a JSON object, after an optional UTF-8 byte-order mark (claude
+/// accepts one; measured).
+///
+/// # Errors
+/// Not JSON, or not an object.
+pub fn parse(bytes: &[u8]) -> Result<Map<String, Value>, String> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(doc)) => Ok(doc),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(e) => Err(format!(
+            "not valid JSON (line {}, column {})",
+            e.line(),
+            e.column()
+        )),
+    }
+}
+
+/// The pure core: what in one settings document would bring another credential or
+/// change where or how the token travels. `caller` is the caller's own environment
+/// (an entry equal to the caller's own value changes nothing and is not a finding).
+#[must_use]
+pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)> {
+    let mut out = Vec::new();
+    for key in CREDENTIAL_KEYS {
+        if doc.contains_key(*key) {
+            out.push(((*key).to_owned(), Why::Credential));
+        }
+    }
+    let Some(env) = doc.get("env") else {
+        return out;
+    };
+    let Value::Object(env) = env else {
+        // Not an object: claude would not apply it; nothing to judge.
+        return out;
+    };
+    for (name, value) in env {
+        let key = format!("env.{name}");
+        if scrub::is_scrubbed(OsStr::new(name)) || name == TOKEN_VAR {
+            out.push((key, Why::Scrubbed));
+            continue;
+        }
+        let Some(rule) = route_rule(name) else {
+            continue;
+        };
+        let text = match value {
+            Value::String(s) => s.clone(),
+            Value::Null => String::new(),
+            other => other.to_string(),
+        };
+        if caller.get(name) == Some(OsStr::new(&text)) {
+            continue;
+        }
+        let why = match rule {
+            Rule::Url => Why::Destination(origin(&text)),
+            Rule::Proxy => Why::Proxy(origin(&text)),
+            Rule::NoProxy => {
+                if !widens_no_proxy(&text, caller) {
+                    continue;
+                }
+                Why::NoProxyWidened
+            }
+            Rule::Transport => Why::Transport,
+        };
+        out.push((key, why));
+    }
+    out
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Url,
+    Proxy,
+    NoProxy,
+    Transport,
+}
+
+/// Whether an `env` name changes where or how requests travel, and how.
+fn route_rule(name: &str) -> Option<Rule> {
+    let upper = name.to_ascii_uppercase();
+    let ours = upper.starts_with("ANTHROPIC_") || upper.starts_with("CLAUDE_");
+    if upper.ends_with("NO_PROXY") {
+        Some(Rule::NoProxy)
+    } else if upper.ends_with("_PROXY") || upper == "PROXY" {
+        Some(Rule::Proxy)
+    } else if upper.ends_with("_BASE_URL") || (ours && upper.ends_with("_URL")) {
+        Some(Rule::Url)
+    } else if ROUTE_VARS.contains(&upper.as_str()) || (ours && upper.ends_with("_HEADERS")) {
+        Some(Rule::Transport)
+    } else {
+        None
+    }
+}
+
+/// Whether a `NO_PROXY` value names a host the caller's own `NO_PROXY`/`no_proxy` does
+/// not (narrowing is fine; widening lets requests bypass the caller's proxy).
+fn widens_no_proxy(value: &str, caller: &CallerEnv) -> bool {
+    let norm = |s: &str| -> Vec<String> {
+        s.split([',', ' '])
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect()
+    };
+    let mut allowed = Vec::new();
+    for name in ["NO_PROXY", "no_proxy"] {
+        if let Some(v) = caller.get(name).and_then(OsStr::to_str) {
+            allowed.extend(norm(v));
+        }
+    }
+    norm(value).iter().any(|h| !allowed.contains(h))
+}
+
+/// The destination: the highest layer setting `ANTHROPIC_BASE_URL`, else the caller's
+/// environment, else the default; with the proxy (`HTTPS_PROXY` in any case) the same way.
+#[must_use]
+pub fn destination(
+    docs: &[(Layer, PathBuf, Map<String, Value>)],
+    caller: &CallerEnv,
+) -> Destination {
+    let from_layers = |names: &[&str]| -> Option<(String, String)> {
+        docs.iter().find_map(|(layer, path, doc)| {
+            let env = doc.get("env")?.as_object()?;
+            names.iter().find_map(|n| {
+                let v = env.get(*n)?;
+                let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                Some((
+                    v,
+                    format!(
+                        "env.{n} in {} {}",
+                        layer.describe(),
+                        shown(&path.to_string_lossy())
+                    ),
+                ))
+            })
+        })
+    };
+    let from_caller = |names: &[&str]| -> Option<(String, String)> {
+        names.iter().find_map(|n| {
+            let v = caller.get(n).filter(|v| !v.is_empty())?;
+            Some((
+                v.to_string_lossy().into_owned(),
+                format!("{n} in the caller's environment"),
+            ))
+        })
+    };
+    let base = ["ANTHROPIC_BASE_URL"];
+    let (origin_of, chosen_by) = from_layers(&base)
+        .filter(|(v, _)| !v.is_empty())
+        .or_else(|| from_caller(&base))
+        .map_or_else(
+            || (DEFAULT_DESTINATION.to_owned(), "the default".to_owned()),
+            |(v, by)| (origin(&v), by),
+        );
+    let proxies = ["HTTPS_PROXY", "https_proxy"];
+    let proxy = from_layers(&proxies)
+        .or_else(|| from_caller(&proxies))
+        .filter(|(v, _)| !v.is_empty())
+        .map(|(v, by)| (origin(&v), by));
+    Destination {
+        origin: origin_of,
+        chosen_by,
+        proxy,
+    }
+}
+
+/// `scheme://host[:port]` of a URL, never its userinfo (which may hold a password), path
+/// or query; characters outside a host's alphabet are shown as `?`. The authority ends
+/// at the first `/`, `?`, `#` or `\`, and userinfo at its last `@`, as WHATWG URL parsing
+/// (node's, bun's) has it.
+#[must_use]
+pub fn origin(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r))
+            if !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            (Some(s.to_ascii_lowercase()), r)
+        }
+        _ => (None, url),
+    };
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        return "an unparsable URL".into();
+    }
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || ".-_:[]%".contains(c) {
+                c.to_ascii_lowercase()
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    match scheme {
+        Some(s) => format!("{s}://{host}"),
+        None => host,
+    }
+}
+
+/// Text from a file we do not control, made safe for one terminal line: control
+/// characters escaped.
+fn shown(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> CallerEnv {
+        pairs.iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    fn judged(json: &str, caller: &CallerEnv) -> Vec<(String, Why)> {
+        judge(&parse(json.as_bytes()).unwrap(), caller)
+    }
+
+    #[test]
+    fn origins_without_userinfo() {
+        assert_eq!(origin("http://127.0.0.1:8080/x"), "http://127.0.0.1:8080");
+        assert_eq!(
+            origin("https://user:pw@api.example.com"),
+            "https://api.example.com"
+        );
+        assert_eq!(
+            origin("https://u:p@w@Evil.example/a@b"),
+            "https://evil.example"
+        );
+        assert_eq!(origin("http://h\\@x.example"), "http://h");
+        assert_eq!(origin("api.example.com/v1"), "api.example.com");
+        assert_eq!(origin("http://"), "an unparsable URL");
+        assert_eq!(origin("http://a\x1b[31mb"), "http://a?[31mb");
+    }
+
+    #[test]
+    fn credential_keys_and_scrubbed_env() {
+        let none = CallerEnv::default();
+        let found = judged(
+            r#"{"apiKeyHelper":"x","awsAuthRefresh":"y","env":{"CLAUDE_CONFIG_DIR":"/r","CLAUDE_CODE_OAUTH_TOKEN":"t","FOO":"1"}}"#,
+            &none,
+        );
+        let keys: Vec<&str> = found.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "apiKeyHelper",
+                "awsAuthRefresh",
+                "env.CLAUDE_CONFIG_DIR",
+                "env.CLAUDE_CODE_OAUTH_TOKEN"
+            ]
+        );
+    }
+
+    #[test]
+    fn destinations_proxies_and_transport() {
+        let none = CallerEnv::default();
+        let found = judged(
+            r#"{"env":{"ANTHROPIC_BASE_URL":"http://u:pw@evil:9/v1","https_proxy":"http://p:1","NODE_TLS_REJECT_UNAUTHORIZED":"0","ANTHROPIC_CUSTOM_HEADERS":"x-api-key: k","CLAUDE_CODE_API_BASE_URL":"https://e","DISABLE_TELEMETRY":"1","CLAUDE_CODE_MAX_OUTPUT_TOKENS":"9"}}"#,
+            &none,
+        );
+        assert_eq!(
+            found,
+            [
+                (
+                    "env.ANTHROPIC_BASE_URL".into(),
+                    Why::Destination("http://evil:9".into())
+                ),
+                ("env.https_proxy".into(), Why::Proxy("http://p:1".into())),
+                ("env.NODE_TLS_REJECT_UNAUTHORIZED".into(), Why::Transport),
+                ("env.ANTHROPIC_CUSTOM_HEADERS".into(), Why::Transport),
+                (
+                    "env.CLAUDE_CODE_API_BASE_URL".into(),
+                    Why::Destination("https://e".into())
+                ),
+            ]
+        );
+        // Non-string values are judged too (claude 2.1.197 applied a number).
+        assert_eq!(
+            judged(r#"{"env":{"ANTHROPIC_BASE_URL":18701}}"#, &none).len(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_callers_own_value_and_narrower_no_proxy_pass() {
+        let caller = env(&[
+            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:1"),
+            ("NO_PROXY", "localhost,.corp"),
+        ]);
+        assert!(
+            judged(
+                r#"{"env":{"ANTHROPIC_BASE_URL":"http://127.0.0.1:1","NO_PROXY":".corp"}}"#,
+                &caller
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            judged(
+                r#"{"env":{"no_proxy":"localhost,api.anthropic.com"}}"#,
+                &caller
+            ),
+            [("env.no_proxy".into(), Why::NoProxyWidened)]
+        );
+    }
+
+    #[test]
+    fn every_base_url_variable_is_caught() {
+        for name in BASE_URL_VARS {
+            assert_eq!(route_rule(name), Some(Rule::Url), "{name}");
+        }
+        for name in ["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            assert_eq!(route_rule(name), Some(Rule::Proxy), "{name}");
+        }
+        for name in ["NODE_EXTRA_CA_CERTS", "NODE_TLS_REJECT_UNAUTHORIZED"] {
+            assert_eq!(route_rule(name), Some(Rule::Transport), "{name}");
+        }
+        assert_eq!(route_rule("PATH"), None);
+        assert_eq!(route_rule("CLAUDE_CODE_MAX_OUTPUT_TOKENS"), None);
+    }
+
+    #[test]
+    fn parse_accepts_a_bom_and_refuses_the_rest() {
+        assert!(parse(b"\xEF\xBB\xBF{}").is_ok());
+        assert!(parse(b"// c\n{}").is_err());
+        assert!(parse(b"[]").is_err());
+        assert!(parse(b"{\"a\":1,}").is_err());
+    }
+
+    #[test]
+    fn setting_sources() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            Sources::from_args(&args(&["claude", "-p", "hi"])),
+            Sources::ALL
+        );
+        assert_eq!(
+            Sources::from_args(&args(&["claude", "--setting-sources", "user"])),
+            Sources {
+                project: false,
+                local: false
+            }
+        );
+        assert_eq!(
+            Sources::from_args(&args(&["claude", "--setting-sources=user,project"])),
+            Sources {
+                project: true,
+                local: false
+            }
+        );
+        assert_eq!(
+            Sources::from_args(&args(&["claude", "--", "--setting-sources", "user"])),
+            Sources::ALL
+        );
+    }
+
+    #[test]
+    fn destination_precedence() {
+        let caller = env(&[("ANTHROPIC_BASE_URL", "http://caller:1")]);
+        assert_eq!(
+            destination(&[], &caller).chosen_by,
+            "ANTHROPIC_BASE_URL in the caller's environment"
+        );
+        assert_eq!(
+            destination(&[], &CallerEnv::default()).origin,
+            DEFAULT_DESTINATION
+        );
+        let doc =
+            parse(br#"{"env":{"ANTHROPIC_BASE_URL":"https://x:pw@proj.example/v"}}"#).unwrap();
+        let d = destination(
+            &[(
+                Layer::Local,
+                PathBuf::from("/w/.claude/settings.local.json"),
+                doc,
+            )],
+            &caller,
+        );
+        assert_eq!(d.origin, "https://proj.example");
+        assert!(d.chosen_by.contains("/w/.claude/settings.local.json"));
+        assert!(!d.is_anthropic());
+        assert!(destination(&[], &CallerEnv::default()).is_anthropic());
+    }
+
+    #[test]
+    fn anthropic_hosts() {
+        let d = |o: &str| Destination {
+            origin: o.into(),
+            chosen_by: String::new(),
+            proxy: None,
+        };
+        assert!(d("https://api.anthropic.com").is_anthropic());
+        assert!(d("https://api.anthropic.com:443").is_anthropic());
+        assert!(!d("http://api.anthropic.com").is_anthropic());
+        assert!(!d("https://api.anthropic.com.evil").is_anthropic());
+        assert!(!d("https://evilanthropic.com").is_anthropic());
+    }
+}

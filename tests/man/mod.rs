@@ -18,8 +18,9 @@ use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 use claude_iso::cli::Cli;
 use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
 use claude_iso::layout::{
-    CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS, DEVICE_KEYS,
-    INIT_GRACE_VAR, INIT_VAR, LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER, TOKEN_VAR,
+    ALLOW_PROJECT_AUTH_VAR, CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS,
+    DEVICE_KEYS, INIT_GRACE_VAR, INIT_VAR, LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER,
+    TOKEN_VAR,
 };
 use claude_iso::scrub::SCRUBBED;
 use claude_iso::share::{DEFAULT_SET, REFUSED};
@@ -40,6 +41,7 @@ pub fn render() -> Vec<u8> {
     init(&mut page);
     environment(&mut page);
     files(&mut page);
+    project_settings(&mut page);
     security(&mut page);
     examples(&mut page);
     see_also(&mut page);
@@ -574,9 +576,16 @@ fn subcommands(page: &mut Page, cmd: &Command) {
         ),
         (
             "project_settings",
-            "**warn** when the working directory's **.claude/settings.json** or \
-            **.claude/settings.local.json** sets **apiKeyHelper** or an **env** entry for \
-            a credential variable, which claude would use instead of the token",
+            "the settings files claude would apply for the working directory, judged as \
+            the launcher judges them (see PROJECT SETTINGS): **fail** when the launcher \
+            would refuse to run, **warn** when **--allow-project-auth** lets them through",
+        ),
+        (
+            "destination",
+            "where the token goes (scheme and host, never userinfo) and which layer chose \
+            it: the default **https://api.anthropic.com**, **ANTHROPIC_BASE_URL** in the \
+            caller's environment, or a settings file; **warn** when it is not an Anthropic \
+            host over https, or a proxy is set",
         ),
         (
             "live",
@@ -845,6 +854,12 @@ fn environment(page: &mut Page) {
         __COMMAND__ it is always replaced by the token claude-iso chose.",
     );
     page.tp(
+        &format!("**{ALLOW_PROJECT_AUTH_VAR}**"),
+        "**1**: as **--allow-project-auth**; unset, empty or **0**: off; any other value \
+        exits 125. Unlike the option it is inherited: a claude-iso started by __COMMAND__ \
+        allows too, unless the variable is removed with **--unset**.",
+    );
+    page.tp(
         "**XDG_CONFIG_HOME**",
         "Where **claude-iso/token.env** is looked for; **~/.config** when unset or not absolute.",
     );
@@ -994,6 +1009,47 @@ fn files(page: &mut Page) {
     );
 }
 
+fn project_settings(page: &mut Page) {
+    page.sh("PROJECT SETTINGS");
+    page.p(
+        "Before anything is created, claude-iso reads the settings files claude would \
+        apply for the working directory: **.claude/settings.json** and \
+        **.claude/settings.local.json** there, the git root's \
+        **.claude/settings.local.json** (the nearest directory above holding a **.git**; \
+        claude 2.1.332 applies it, 2.1.197 does not), and \
+        **/etc/claude-code/managed-settings.json** with \
+        **/etc/claude-code/managed-settings.d/*.json**. Parent directories that are not \
+        the git root are not read (claude does not read them either). The scratch \
+        home's own **.claude/settings.json** is not judged. A **--setting-sources** \
+        list given to claude that leaves out **project** or **local** leaves those \
+        files out here too.",
+    );
+    page.p(
+        "The launch is refused (exit 125, one line naming the file, the key and, for a \
+        destination, the host) when one of them sets **apiKeyHelper**, \
+        **awsAuthRefresh**, **awsCredentialExport**, **gcpAuthRefresh**, \
+        **otelHeadersHelper** or **proxyAuthHelper**; an **env** entry claude-iso \
+        removes, or **CLAUDE_CODE_OAUTH_TOKEN**; or an **env** entry that changes where \
+        or how requests travel: every **_BASE_URL** variable (**ANTHROPIC_BASE_URL**, \
+        **CLAUDE_CODE_API_BASE_URL**, ...), every **ANTHROPIC_**__*__**_URL** and \
+        **CLAUDE_**__*__**_URL**, **HTTPS_PROXY**, **HTTP_PROXY**, **ALL_PROXY** and \
+        every other **_PROXY** in any case, a **NO_PROXY** naming a host the caller's \
+        does not, **NODE_EXTRA_CA_CERTS**, **NODE_TLS_REJECT_UNAUTHORIZED**, \
+        **SSL_CERT_FILE**, **SSL_CERT_DIR**, **NODE_OPTIONS**, **ANTHROPIC_UNIX_SOCKET**, \
+        claude's client-certificate variables and **ANTHROPIC_**/**CLAUDE_** \
+        **_HEADERS** such as **ANTHROPIC_CUSTOM_HEADERS**. An entry equal to the \
+        caller's own value changes nothing and passes.",
+    );
+    page.p(
+        "A file that is not valid JSON, not a regular file (a FIFO is never waited on) \
+        or larger than 1 MiB is refused too: claude ignores an invalid file, but \
+        claude-iso cannot tell what another parser would read there. Symlinks are \
+        followed, as claude follows them, and the message names the target. \
+        **--allow-project-auth** (or **CLAUDE_ISO_ALLOW_PROJECT_AUTH=1**) lets all of \
+        it through on purpose, with one warning per entry.",
+    );
+}
+
 fn security(page: &mut Page) {
     page.sh("SECURITY");
     page.ss("What it protects against");
@@ -1029,22 +1085,22 @@ fn security(page: &mut Page) {
         systemd's sandboxing (see EXAMPLES).",
     );
     page.bullet(
-        "A project can still inject credentials. A repository's \
-        **.claude/settings.json** or **.claude/settings.local.json** can set \
-        **apiKeyHelper** or **env** entries such as **ANTHROPIC_API_KEY**, \
-        **ANTHROPIC_AUTH_TOKEN** or **CLAUDE_CONFIG_DIR**; claude honours them over \
-        the token, in **--print** mode without asking. claude-iso does not read or \
-        change project files; **claude-iso doctor** warns about them. With Claude Code \
-        2.1.330, **claude --setting-sources user** ignored such project files (at the \
-        price of their permissions and hooks too); check this with your version.",
+        "Pre-trust means claude applies the folder's settings, hooks included, without \
+        asking. claude-iso seeds trust for the working directory so the TUI does not \
+        stop; a repository's **.claude/settings.json** can define hooks (commands claude \
+        runs, with the token in their environment) and permissions. In a folder you do \
+        not know, pass **--no-trust** and let claude ask. The settings guard refuses \
+        credentials and redirects (see PROJECT SETTINGS), not hooks.",
     );
     page.bullet(
         "macOS keeps claude's login in the Keychain, outside **HOME**, where a scratch \
         home cannot hide it. claude-iso is built and tested on Linux.",
     );
     page.bullet(
-        "**ANTHROPIC_BASE_URL** is passed through, and the token is sent to whatever \
-        host it names. Check it before launching; **doctor** warns when it is set.",
+        "**ANTHROPIC_BASE_URL** in the caller's environment is passed through, and the \
+        token is sent to whatever host it names: that is the caller's choice. \
+        **--dry-run** and **doctor** name the destination; **doctor** warns when it is \
+        not an Anthropic host.",
     );
     page.bullet(
         "The token is in __COMMAND__'s environment: every process __COMMAND__ starts \

@@ -30,13 +30,13 @@ use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat, renameat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstatat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
-use serde_json::Value;
 
+use crate::caller::CallerEnv;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, aside_tag, is_type};
 use crate::home::ScratchHome;
-use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS, TOKEN_VAR};
+use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS};
 use crate::report::Report;
 use crate::token::{self, Source};
 
@@ -83,14 +83,6 @@ fn refused_name(name: &OsStr) -> bool {
 
 /// The record of our copies, in the scratch home.
 pub const MANIFEST: &str = ".claude-iso.shared";
-
-/// Keys of `settings.json` that make claude fetch a credential of its own.
-const AUTH_KEYS: &[&str] = &[
-    "apiKeyHelper",
-    "awsAuthRefresh",
-    "awsCredentialExport",
-    "gcpAuthRefresh",
-];
 
 /// Largest file copied (a config file, not data).
 const MAX_FILE: u64 = 16 << 20;
@@ -249,7 +241,7 @@ pub fn check(
             guard.check_tree(&real, 0)?;
         }
         if share.dest == Path::new(CLAUDE_DIR).join("settings.json") {
-            check_settings(&real, &shown, allow_auth)?;
+            check_settings(&real, &shown, allow_auth, &config.env)?;
         }
         out.push(share.clone());
     }
@@ -368,30 +360,19 @@ impl Guard {
     }
 }
 
-/// Whether a settings file brings a credential of its own. Returns the offending key.
-#[must_use]
-pub fn settings_auth(doc: &Value) -> Option<String> {
-    let obj = doc.as_object()?;
-    if let Some(k) = AUTH_KEYS.iter().find(|k| obj.contains_key(**k)) {
-        return Some((*k).to_owned());
-    }
-    let env = obj.get("env")?.as_object()?;
-    env.keys()
-        .find(|k| k.as_str() == TOKEN_VAR || crate::scrub::is_scrubbed(OsStr::new(k.as_str())))
-        .map(|k| format!("env.{k}"))
-}
-
-fn check_settings(real: &Path, shown: &str, allow_auth: bool) -> Result<()> {
+/// A real `settings.json` carried in is judged by the same rule as a project's (the
+/// guard): a credential helper, an `env` entry claude-iso removes or one that sends the
+/// token elsewhere, or a file that cannot be judged, is refused unless allowed.
+fn check_settings(real: &Path, shown: &str, allow_auth: bool, caller: &CallerEnv) -> Result<()> {
     if allow_auth || !real.is_file() {
         return Ok(());
     }
-    let text = read_limited(real).map_err(|e| refuse(shown, format!("cannot read: {e}")))?;
-    let doc: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
-    if let Some(key) = settings_auth(&doc) {
+    if let Some(finding) = crate::guard::judge_file(real, caller).first() {
         return Err(refuse(
             shown,
             format!(
-                "sets {key}, a credential that would outrank the token; remove it, or pass --allow-project-auth"
+                "{}; remove it, or pass --allow-project-auth",
+                finding.line()
             ),
         ));
     }
@@ -1013,22 +994,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn settings_with_auth() {
-        let j = |s: &str| serde_json::from_str::<Value>(s).unwrap();
-        assert_eq!(
-            settings_auth(&j(r#"{"apiKeyHelper":"x"}"#)).as_deref(),
-            Some("apiKeyHelper")
-        );
-        assert_eq!(
-            settings_auth(&j(r#"{"env":{"ANTHROPIC_API_KEY":"x"}}"#)).as_deref(),
-            Some("env.ANTHROPIC_API_KEY")
-        );
-        assert_eq!(
-            settings_auth(&j(r#"{"env":{"FOO":"x"},"theme":"dark"}"#)),
-            None
-        );
     }
 }

@@ -174,7 +174,8 @@ impl Prepared {
 }
 
 /// Replaces this process with the prepared command; SIGPIPE goes back to its default
-/// first. Returns only on failure, with the `errno` of the last `execve`.
+/// first (and is ignored again if the exec fails). Returns only on failure, with the
+/// `errno` of the last `execve`.
 #[must_use]
 pub fn exec(p: &Prepared) -> Errno {
     // Nothing of ours is printed after this point unless the exec fails.
@@ -189,7 +190,11 @@ pub fn exec(p: &Prepared) -> Errno {
         other => other,
     };
     match result {
-        Err(e) => e,
+        Err(e) => {
+            // Still us: our error line must not die of a broken stderr.
+            crate::sys::ignore_sigpipe();
+            e
+        }
         Ok(never) => match never {},
     }
 }

@@ -24,6 +24,14 @@ pub fn default_sigpipe() {
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
+/// Ignores SIGPIPE again, as Rust's runtime had it: called when `execve` failed, so the
+/// one line we then print to a stderr nobody reads fails with `EPIPE` instead of killing
+/// us (the exit status must stay 126/127).
+pub fn ignore_sigpipe() {
+    // SAFETY: single-threaded at this point, and SIG_IGN installs no Rust handler.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
 /// `fork(2)`.
 ///
 /// # Errors

@@ -197,6 +197,16 @@ pub fn walk_up<E>(
     Ok(())
 }
 
+/// The path the kernel gives an open descriptor (`/proc/self/fd/N`), unchecked: for
+/// messages only, when [`canonical_dir`] cannot confirm it (a component we may not
+/// search). `None` for a deleted directory or one outside our root.
+#[must_use]
+pub fn fd_path(fd: &OwnedFd) -> Option<PathBuf> {
+    let link = nix::fcntl::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str()).ok()?;
+    let path = PathBuf::from(link);
+    (path.is_absolute() && !path.as_os_str().as_bytes().ends_with(b" (deleted)")).then_some(path)
+}
+
 /// The canonical path of an opened directory: what `/proc/self/fd` says it is, checked
 /// by opening that path again one component at a time without following any symlink
 /// (magic links of `/proc` included) and finding the same directory.

@@ -180,7 +180,10 @@ fn check_existing(config: &Config, path: &Path, dir: OwnedFd, created: bool) -> 
         home_err(
             path,
             format!(
-                "cannot be named by a path without symlinks from the root ({}); pass --home with the directory's real path",
+                "cannot be named by a path without symlinks from the root ({}{}); pass --home with the directory's real path",
+                fsutil::fd_path(&dir)
+                    .map(|p| format!("{}: ", p.display()))
+                    .unwrap_or_default(),
                 errno_text(e)
             ),
         )
@@ -441,7 +444,8 @@ fn check_new_path(config: &Config, path: &Path) -> Result<()> {
 /// From an existing ancestor of a home to be created, upward: no real config directory,
 /// and no directory another user could use to swap the home.
 fn check_ancestors(config: &Config, path: &Path, fd: &OwnedFd) -> Result<()> {
-    let canonical = canonical_dir(fd).ok();
+    // For messages only: the checks below go by descriptor.
+    let canonical = canonical_dir(fd).ok().or_else(|| fsutil::fd_path(fd));
     let targets = config_dir_ids(config, true);
     walk_up(
         fd,
@@ -466,12 +470,15 @@ fn check_ancestors(config: &Config, path: &Path, fd: &OwnedFd) -> Result<()> {
 }
 
 fn walk_err(path: &Path, canonical: Option<&Path>, depth: usize, e: Errno) -> Error {
-    let at = canonical
-        .and_then(|c| c.ancestors().nth(depth))
-        .map_or_else(
-            || format!("the directory {depth} levels up"),
-            |p| p.display().to_string(),
-        );
+    let name = |d: usize| canonical.and_then(|c| c.ancestors().nth(d));
+    // Step `depth` opens `..` of the directory one level down: name both.
+    let at = match (name(depth), depth.checked_sub(1).and_then(name)) {
+        (Some(at), Some(below)) => {
+            format!("{}, the parent of {}", at.display(), below.display())
+        }
+        (Some(at), None) => at.display().to_string(),
+        _ => format!("the directory {depth} levels up"),
+    };
     home_err(
         path,
         format!(

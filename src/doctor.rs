@@ -412,7 +412,11 @@ fn check_command(config: &Config) -> Check {
             );
         }
     };
-    let Ok(scratch) = tempfile::tempdir() else {
+    // Never inside a real config directory (a TMPDIR in ~/.claude): see throwaway_base.
+    let Ok(scratch) = tempfile::Builder::new()
+        .prefix("claude-iso-version.")
+        .tempdir_in(throwaway_base(config))
+    else {
         return check(
             "command",
             Status::Warn,
@@ -511,6 +515,43 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
     } else {
         check("environment", Status::Warn, notes.join("; "))
     }
+}
+
+/// `text` (claude's own output) with the userinfo of every URL in it masked, and the
+/// userinfo of `ANTHROPIC_BASE_URL` masked wherever it appears: claude may quote the base
+/// URL, password included, in an error message.
+fn hide_userinfo(text: &str, base_url: Option<&str>) -> String {
+    let mut out = text.to_owned();
+    if let Some(url) = base_url {
+        let rest = url.split_once("://").map_or(url, |(_, r)| r);
+        if let Some((userinfo, _)) = rest.rsplit_once('@') {
+            let password = userinfo.split_once(':').map(|(_, p)| p);
+            for secret in std::iter::once(userinfo).chain(password) {
+                if !secret.is_empty() {
+                    out = out.replace(secret, "…");
+                }
+            }
+        }
+    }
+    // Any `scheme://userinfo@host` left (a URL as claude normalised it).
+    let mut masked = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(at) = rest.find("://") {
+        masked.push_str(&rest[..at + 3]);
+        let tail = &rest[at + 3..];
+        let token_end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | '`'))
+            .unwrap_or(tail.len());
+        match tail[..token_end].rfind('@') {
+            Some(userinfo_end) => {
+                masked.push('…');
+                rest = &tail[userinfo_end..];
+            }
+            None => rest = tail,
+        }
+    }
+    masked.push_str(rest);
+    masked
 }
 
 /// The settings claude would apply for the working directory, judged by the guard (the
@@ -620,7 +661,11 @@ fn check_live(config: &Config, launch: &LaunchArgs, token: &Token) -> Check {
                 )
             } else {
                 let said = if out.trim().is_empty() { err } else { out };
-                let said = said
+                let base_url = config
+                    .env
+                    .get("ANTHROPIC_BASE_URL")
+                    .map(|u| u.to_string_lossy().into_owned());
+                let said = hide_userinfo(&said, base_url.as_deref())
                     .replace(token.expose(), &token.redacted())
                     .lines()
                     .next()
@@ -736,4 +781,17 @@ fn run_with_timeout<A: AsRef<std::ffi::OsStr>>(
         String::from_utf8_lossy(&out).into_owned(),
         String::from_utf8_lossy(&err).into_owned(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn userinfo_hidden_in_output() {
+        let said = super::hide_userinfo(
+            "API Error: https://user:Pw9x7/Secret@api.example.com/v1 and https://a:b%40c@h/",
+            Some("https://user:Pw9x7/Secret@api.example.com/v1"),
+        );
+        assert!(!said.contains("Pw9x7") && !said.contains("b%40c"), "{said}");
+        assert!(said.contains("api.example.com"), "{said}");
+    }
 }

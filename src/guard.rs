@@ -674,7 +674,10 @@ pub fn origin(url: &str) -> String {
     };
     let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or("");
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.is_empty() {
+    // A port that is not a number is no URL a client would send to: it is what is left
+    // of a password holding an unencoded '/', '?', '#' or '\\' (`user:pa/ss@host`), and
+    // must not be shown.
+    if host.is_empty() || !port_is_numeric(host) {
         return "an unparsable URL".into();
     }
     let host: String = host
@@ -691,6 +694,29 @@ pub fn origin(url: &str) -> String {
         Some(s) => format!("{s}://{host}"),
         None => host,
     }
+}
+
+/// Whether `host` (`name`, `name:port`, `[v6]` or `[v6]:port`) has no port or a
+/// numeric one.
+fn port_is_numeric(host: &str) -> bool {
+    let port = if host.starts_with('[') {
+        match host.find(']') {
+            Some(i) => match &host[i + 1..] {
+                "" => return true,
+                rest => match rest.strip_prefix(':') {
+                    Some(port) => port,
+                    None => return false,
+                },
+            },
+            None => return false,
+        }
+    } else {
+        match host.split_once(':') {
+            None => return true,
+            Some((_, port)) => port,
+        }
+    };
+    port.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// Text from a file we do not control, made safe for one terminal line: control
@@ -734,6 +760,19 @@ mod tests {
         assert_eq!(origin("api.example.com/v1"), "api.example.com");
         assert_eq!(origin("http://"), "an unparsable URL");
         assert_eq!(origin("http://a\x1b[31mb"), "http://a?[31mb");
+        for leaky in [
+            "http://user:Zq/7@host",
+            "user:Zq/7@host",
+            "http://user:Zq?7@h",
+            "http://user:Zq#7@h",
+            "http://user:Zq\\7@h",
+        ] {
+            let shown = origin(leaky);
+            assert!(
+                !shown.contains("Zq") && !shown.contains("user"),
+                "{leaky}: {shown}"
+            );
+        }
     }
 
     #[test]

@@ -333,12 +333,18 @@ fn print_plan(
         .map(|a| shell_quote(&redact(&a.to_string_lossy())))
         .collect();
     report.plan(format!("argv: {}", shown.join(" ")));
+    // The caller's values by name (the first of duplicates, as `get` has it): one lookup
+    // per variable keeps a plan of 100 000 variables linear.
+    let mut before: std::collections::HashMap<&std::ffi::OsStr, &std::ffi::OsStr> =
+        std::collections::HashMap::with_capacity(config.env.vars().len());
+    for (k, v) in config.env.vars() {
+        before.entry(k.as_os_str()).or_insert(v.as_os_str());
+    }
     for (k, v) in &child.vars {
-        let k = k.to_string_lossy();
-        let before = config.env.get(&k);
-        if before == Some(v.as_os_str()) {
+        if before.get(k.as_os_str()) == Some(&v.as_os_str()) {
             continue;
         }
+        let k = k.to_string_lossy();
         let v = if k == TOKEN_VAR {
             token.redacted()
         } else {

@@ -347,6 +347,20 @@ fn create(config: &Config, path: &Path) -> Result<OwnedFd> {
             }
         }
     };
+    if missing.is_empty() {
+        // It appeared meanwhile (a concurrent launch made it): open it as `inspect`
+        // does, never following a symlink in its last component, and never as the
+        // O_PATH descriptor above (which could not be fchmod'ed); `apply` checks it.
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        let parent_fd = open_path_dir(parent).map_err(|e| {
+            home_err(
+                path,
+                format!("cannot open {}: {}", parent.display(), errno_text(e)),
+            )
+        })?;
+        return open_dir_at(&parent_fd, home_name(path)?)
+            .map_err(|e| home_err(path, format!("cannot open: {}", errno_text(e))));
+    }
     // The same checks as before, on the descriptor we create under.
     check_ancestors(config, path, &fd)?;
     let mut fd = fd;

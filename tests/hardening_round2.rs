@@ -1565,8 +1565,12 @@ fn walk_errors_name_the_path() {
         ),
     ] {
         chmod(&locked, 0o700);
-        let t2 = Test::new()
-            .no_home()
+        // (-C to a readable directory: the project-settings guard reads claude's cwd.)
+        let t2 = Test::new().no_home();
+        let work = t2.work();
+        let t2 = t2
+            .arg("-C")
+            .arg(work)
             .arg("--home")
             .arg(home)
             .wrap(&format!("{chmod_as_owner}{runner}"));

@@ -20,7 +20,7 @@ use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
 use claude_iso::layout::{
     ALLOW_PROJECT_AUTH_VAR, CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS,
     DEVICE_KEYS, INIT_GRACE_VAR, INIT_VAR, LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER,
-    TOKEN_VAR,
+    TOKEN_FD_VAR, TOKEN_VAR,
 };
 use claude_iso::scrub::SCRUBBED;
 use claude_iso::share::{DEFAULT_SET, REFUSED};
@@ -344,8 +344,10 @@ fn description(page: &mut Page) {
         5,
         &format!(
             "builds __COMMAND__'s environment: the caller's, minus every variable that \
-            carries or relocates another credential, plus **HOME**, **{TOKEN_VAR}** and \
-            **{NESTED_VAR}=1** (see ENVIRONMENT);"
+            carries or relocates another credential, plus **HOME** (the canonical path of \
+            the checked home), **{NESTED_VAR}=1** and the token: for claude, on a pipe \
+            named by **{TOKEN_FD_VAR}** (read once; **{TOKEN_VAR}** is not set), for any \
+            other command in **{TOKEN_VAR}** (see **--token-via** and ENVIRONMENT);"
         ),
     );
     page.numbered(
@@ -353,7 +355,7 @@ fn description(page: &mut Page) {
         "changes to the **-C** directory, if given, and replaces itself with \
         __COMMAND__ (**execve**(2)): same process ID, so __COMMAND__'s exit status and \
         signals are the caller's, as with **env**(1). No file descriptor or lock of \
-        claude-iso's survives into __COMMAND__.",
+        claude-iso's survives into __COMMAND__ but the token pipe.",
     );
     page.p(
         "Errors are one line on standard error, prefixed **claude-iso:**, and name \
@@ -1103,9 +1105,12 @@ fn security(page: &mut Page) {
         not an Anthropic host.",
     );
     page.bullet(
-        "The token is in __COMMAND__'s environment: every process __COMMAND__ starts \
-        inherits it, and processes running as the same user, and root, can read it \
-        from **/proc/**__PID__**/environ**.",
+        "With **--token-via fd** (the default for claude) the token is in no \
+        environment: claude reads it once from a pipe, which is then empty; it is still \
+        in claude's memory and in the requests claude sends. With **--token-via env** \
+        (the default for any other command) it is in __COMMAND__'s environment: every \
+        process __COMMAND__ starts inherits it, and processes running as the same user, \
+        and root, can read it from **/proc/**__PID__**/environ**.",
     );
     page.bullet(
         "A setup-token is long-lived: whoever copies it can use the account until it \

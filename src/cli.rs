@@ -106,6 +106,17 @@ pub struct LaunchArgs {
     /// question (onboarding is still seeded; --trust DIRs are still trusted).
     #[arg(long)]
     pub no_trust: bool,
+
+    /// Hide the real credential files from the command with a private mount namespace:
+    /// auto (when the kernel allows), on (or exit 125), off [env: CLAUDE_ISO_MASK].
+    #[arg(long, value_name = "WHEN")]
+    pub mask: Option<Switch>,
+
+    /// Have claude strip credentials from its tools' environment
+    /// (CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1; needs bubblewrap): auto, on (or exit 125),
+    /// off (the caller's value passes) [env: CLAUDE_ISO_SCRUB_TOOLS].
+    #[arg(long, value_name = "WHEN")]
+    pub scrub_tools: Option<Switch>,
 }
 
 impl LaunchArgs {
@@ -135,6 +146,12 @@ impl LaunchArgs {
         }
         if let Some(way) = &self.token_via {
             push("--token-via", way.into());
+        }
+        if let Some(m) = self.mask {
+            push("--mask", m.as_str().into());
+        }
+        if let Some(s) = self.scrub_tools {
+            push("--scrub-tools", s.as_str().into());
         }
         if self.allow_project_auth {
             out.push("--allow-project-auth".into());
@@ -168,6 +185,41 @@ pub struct InitArgs {
     /// command exits [default: 10] [env: CLAUDE_ISO_INIT_GRACE].
     #[arg(long, value_name = "SECONDS")]
     pub init_grace: Option<u32>,
+}
+
+/// A feature's setting: on when possible, always (or fail), never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Switch {
+    /// When possible; say why not when it is not.
+    #[default]
+    Auto,
+    /// Always; exit 125 when impossible.
+    On,
+    /// Never.
+    Off,
+}
+
+impl Switch {
+    /// Parses a variable's value (`auto`, `on`, `off`).
+    #[must_use]
+    pub fn parse(value: &str) -> Option<Switch> {
+        match value {
+            "auto" => Some(Switch::Auto),
+            "on" => Some(Switch::On),
+            "off" => Some(Switch::Off),
+            _ => None,
+        }
+    }
+
+    /// The value as written on the command line.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Switch::Auto => "auto",
+            Switch::On => "on",
+            Switch::Off => "off",
+        }
+    }
 }
 
 #[derive(Debug, clap::Subcommand)]

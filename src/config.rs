@@ -7,7 +7,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use crate::caller::CallerEnv;
-use crate::cli::LaunchArgs;
+use crate::cli::{LaunchArgs, Switch};
 use crate::error::{Error, Result};
 use crate::fsutil::clean;
 use crate::layout::{
@@ -65,6 +65,10 @@ pub struct Config {
     pub allow_project_auth: bool,
     /// The directory claude-iso was started in.
     pub start_dir: PathBuf,
+    /// `--mask` / `CLAUDE_ISO_MASK`.
+    pub mask: Switch,
+    /// `--scrub-tools` / `CLAUDE_ISO_SCRUB_TOOLS`.
+    pub scrub_tools: Switch,
     real_home: RealHome,
 }
 
@@ -164,6 +168,13 @@ impl Config {
         if let Some(name) = &name {
             check_name(name)?;
         }
+        let mask = switch(args.mask, &env, "--mask", "CLAUDE_ISO_MASK")?;
+        let scrub_tools = switch(
+            args.scrub_tools,
+            &env,
+            "--scrub-tools",
+            "CLAUDE_ISO_SCRUB_TOOLS",
+        )?;
         let mut config = Config {
             env_file: env_file.map(|p| clean(&start_dir.join(p))),
             home: PathBuf::new(),
@@ -176,6 +187,8 @@ impl Config {
             token_via: token_via(args.token_via.as_deref(), &env)?,
             allow_project_auth: allowed(args.allow_project_auth, &env)?,
             start_dir,
+            mask,
+            scrub_tools,
             real_home,
             env,
         };
@@ -335,6 +348,23 @@ pub fn check_name(name: &str) -> Result<()> {
     Err(Error::Usage(format!(
         "--name/CLAUDE_ISO_NAME \"{shown}\": a home name is 1 to 64 characters, a letter or digit then letters, digits, '.', '_' or '-'"
     )))
+}
+
+/// An `auto|on|off` option: the command line, else its variable (empty counts as
+/// unset), else `auto`.
+fn switch(flag: Option<Switch>, env: &CallerEnv, option: &str, var: &str) -> Result<Switch> {
+    if let Some(s) = flag {
+        return Ok(s);
+    }
+    match env.get(var).filter(|v| !v.is_empty()) {
+        None => Ok(Switch::Auto),
+        Some(v) => v.to_str().and_then(Switch::parse).ok_or_else(|| {
+            Error::Usage(format!(
+                "{var} must be auto, on or off (as {option}), got {:?}",
+                v.to_string_lossy()
+            ))
+        }),
+    }
 }
 
 fn real_dir(path: &Path, option: &str) -> Result<PathBuf> {

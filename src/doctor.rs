@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::caller::CallerEnv;
-use crate::cli::{DoctorArgs, InitArgs, LaunchArgs};
+use crate::cli::{DoctorArgs, InitArgs, LaunchArgs, Switch};
 use crate::config::Config;
 use crate::environment::{self, Plan};
 use crate::error::{Outcome, Result};
@@ -24,9 +24,11 @@ use crate::guard;
 use crate::home::{self, HomeState};
 use crate::init;
 use crate::layout::{CLAUDE_DIR, CREDENTIALS, TOKEN_VAR};
+use crate::mask;
 use crate::scrub;
 use crate::seed;
 use crate::token::{self, Source, Token};
+use crate::tools;
 
 /// The prompt of `--live`, as the claude-auth-sync runbook uses it: `claude auth status`
 /// can report success during a real 401, a real request cannot.
@@ -118,6 +120,8 @@ pub fn main(args: &DoctorArgs) -> Result<Outcome> {
 #[must_use]
 pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check> {
     let mut out = Vec::new();
+    // Forks a helper: done first, while no thread of ours runs.
+    let mask_check = check_mask(config);
 
     let (token_check, winner) = check_token(config);
     out.push(token_check);
@@ -163,6 +167,8 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check
     let verdict = guard::inspect(config, &[OsString::from("claude")]);
     out.push(check_project_settings(config, &verdict));
     out.push(check_destination(&verdict));
+    out.push(mask_check);
+    out.push(check_scrub_tools(config));
     if live {
         out.push(match &winner {
             Some((token, _)) => check_live(config, launch, token),
@@ -604,6 +610,55 @@ fn check_destination(verdict: &guard::Verdict) -> Check {
                 d.line()
             ),
         )
+    }
+}
+
+fn check_mask(config: &Config) -> Check {
+    let failed = if config.mask == Switch::On {
+        Status::Fail
+    } else {
+        Status::Warn
+    };
+    match mask::verdict(config, &config.home) {
+        mask::Verdict::Off => check(
+            "mask",
+            Status::Warn,
+            "off (--mask off): the real credential files stay reachable to the command and everything it starts",
+        ),
+        mask::Verdict::Ready(plan) if plan.ops.is_empty() => check(
+            "mask",
+            Status::Ok,
+            "possible here; no credential file exists to mask",
+        ),
+        mask::Verdict::Ready(plan) => check(
+            "mask",
+            Status::Ok,
+            format!("possible here: {}", mask::describe(&plan).join(", ")),
+        ),
+        mask::Verdict::Refused(plan, why) => check(
+            "mask",
+            failed,
+            format!(
+                "NOT possible here: {why}{}{}",
+                if config.mask == Switch::On {
+                    "; --mask on: the launcher will exit 125"
+                } else {
+                    "; the launcher will run isolated by environment only"
+                },
+                plan.map(|p| format!(" (would mask: {})", mask::describe(&p).join(", ")))
+                    .unwrap_or_default()
+            ),
+        ),
+    }
+}
+
+fn check_scrub_tools(config: &Config) -> Check {
+    match tools::decide(config.scrub_tools, tools::find_bwrap(config, &config.home)) {
+        Ok(action @ tools::Action::Remove) => {
+            check("scrub_tools", Status::Warn, tools::describe(&action))
+        }
+        Ok(action) => check("scrub_tools", Status::Ok, tools::describe(&action)),
+        Err(e) => check("scrub_tools", Status::Fail, e.to_string()),
     }
 }
 

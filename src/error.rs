@@ -50,6 +50,10 @@ pub enum Error {
     #[error("working directory {path}: {reason}")]
     Cwd { path: PathBuf, reason: String },
 
+    /// The mask could not be set up (`--mask on`), or its plan is impossible.
+    #[error("cannot mask the real credentials: {reason}; {fix}")]
+    Mask { reason: String, fix: String },
+
     #[error("{command}: command not found{detail}")]
     NotFound { command: String, detail: String },
 

@@ -558,7 +558,7 @@ fn check_parent(path: &Path, st: &FileStat, at: Option<&Path>) -> Result<()> {
         || "a parent directory".to_owned(),
         |p| format!("its parent directory {}", p.display()),
     );
-    if st.st_uid != me && st.st_uid != 0 {
+    if st.st_uid != me && st.st_uid != 0 && !unmapped_in_user_namespace(st.st_uid) {
         return Err(home_err(
             path,
             format!(
@@ -640,6 +640,20 @@ fn check_not_in_config_dir(
         },
         |depth, e| walk_err(path, Some(canonical), depth, e),
     )
+}
+
+/// Inside a user namespace that maps only some ids (claude-iso's mask, `unshare -r`),
+/// root's directories (`/`, `/tmp`) show as the overflow uid, like those of any user
+/// outside the map: there, that owner is taken as root. The group/other write bits are
+/// still checked.
+fn unmapped_in_user_namespace(uid: u32) -> bool {
+    let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(65534);
+    uid == overflow
+        && std::fs::read_to_string("/proc/self/uid_map")
+            .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
 }
 
 /// `.claude` must be a real directory and `.claude.json` a regular file, if present.

@@ -19,6 +19,7 @@ pub mod home;
 pub mod homes;
 pub mod init;
 pub mod layout;
+pub mod mask;
 pub mod report;
 pub mod scan;
 pub mod scrub;
@@ -29,6 +30,7 @@ pub mod sys;
 mod testgen;
 pub mod token;
 pub mod tokenstore;
+pub mod tools;
 
 use std::ffi::OsString;
 
@@ -254,6 +256,12 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
             unset: &config.unset,
         },
     );
+    let tools = tools::decide(config.scrub_tools, tools::find_bwrap(&config, &home_path))?;
+    tools::apply(&mut child.vars, &tools);
+    report.info(format!("scrub-tools: {}", tools::describe(&tools)));
+    if cli.dry_run {
+        report.plan(format!("scrub-tools: {}", tools::describe(&tools)));
+    }
     if !child.removed.is_empty() {
         report.warn(format!(
             "not passing {} to {} (each would override or relocate the token; --keep-env NAME passes one on purpose)",
@@ -270,6 +278,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
             ),
             TokenVia::Env => format!("token via: env ({TOKEN_VAR})"),
         });
+        mask::dry_run(&config, &home_path, report);
         print_plan(report, &config, &token, program.as_deref(), &argv, &child);
         return Ok(Outcome::Success);
     }
@@ -282,12 +291,16 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         // Created just now: the command gets the canonical path of what was made.
         child.set("HOME", home.path.as_os_str());
     }
+    // The real credential files are masked from here on (home and seed needed the real
+    // filesystem); the namespace starts the process at its `/`, hence the change of
+    // directory.
+    let masked = mask::launch(&config, &home.path, report)?;
     if via == TokenVia::Fd {
         let fd = exec::token_pipe(&token, exec::token_fd_floor(config.env.get("LISTEN_FDS")))?;
         child.set(TOKEN_FD_VAR, std::ffi::OsStr::new(&fd.to_string()));
     }
     drop(token);
-    if config.chdir {
+    if config.chdir || masked {
         std::env::set_current_dir(&config.workdir).map_err(|e| Error::Cwd {
             path: config.workdir.clone(),
             reason: error_text(&e),

@@ -170,3 +170,11 @@ pub fn close_from(first: RawFd) {
         unsafe { libc::close(fd) };
     }
 }
+
+/// `_exit(2)`: ends a forked helper without running the parent's exit handlers or
+/// flushing buffers it inherited (which the parent flushes itself).
+pub fn exit_now(status: i32) -> ! {
+    // SAFETY: `_exit` takes no pointers and never returns; skipping atexit handlers and
+    // stdio flushing is the point (they belong to the parent).
+    unsafe { nix::libc::_exit(status) }
+}

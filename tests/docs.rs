@@ -391,6 +391,7 @@ fn line_with<'a>(lines: &'a [String], prefix: &str) -> &'a str {
 /// (`Dockerfile` and `kubernetes/` are tested in `tests/containers.rs`).
 const EXAMPLES: &[&str] = &[
     "Dockerfile",
+    "apparmor",
     "claude-agent@.service",
     "kubernetes",
     "print.sh",
@@ -408,6 +409,44 @@ fn every_example_is_tested() {
     assert_eq!(
         found, EXAMPLES,
         "examples/ changed: add a --dry-run test for it"
+    );
+}
+
+/// The AppArmor profile (not loadable here: CI has no AppArmor) grants user namespaces
+/// to the binary where `cargo install` and packages put it, and nothing else; the
+/// README and the man page point to it.
+#[test]
+fn example_apparmor_profile() {
+    let dir = repo().join("examples/apparmor");
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["claude-iso"]);
+    let text = fs::read_to_string(dir.join("claude-iso")).unwrap();
+    let rules: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "abi <abi/4.0>,",
+            "include <tunables/global>",
+            "profile claude-iso /{usr/bin,usr/local/bin,opt/*/bin,home/*/.cargo/bin,root/.cargo/bin}/claude-iso flags=(unconfined) {",
+            "userns,",
+            "include if exists <local/claude-iso>",
+            "}",
+        ]
+    );
+    assert!(text.contains("apparmor_parser -r /etc/apparmor.d/claude-iso"));
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    assert!(readme.contains("(examples/apparmor/claude-iso)"));
+    let man = fs::read_to_string(repo().join("man/claude-iso.1")).unwrap();
+    assert!(
+        man.contains(r"examples/apparmor/claude\-iso"),
+        "the man page does not name the profile"
     );
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use common::{Test, chmod, mkdir, write_mode};
 use serde_json::Value;
 
-const NAMES: [&str; 9] = [
+const NAMES: [&str; 11] = [
     "token",
     "env_file",
     "home",
@@ -19,6 +19,8 @@ const NAMES: [&str; 9] = [
     "environment",
     "project_settings",
     "destination",
+    "mask",
+    "scrub_tools",
 ];
 
 /// Runs `doctor --json` with the sandbox's env file and home; returns (exit, JSON) and

@@ -22,6 +22,7 @@ const LAYERS: &[&[&str]] = &[
     &["homes", "share"],
     &["environment"],
     &["exec"],
+    &["mask", "tools"],
     &["init"],
     &["doctor"],
     &["lib"],

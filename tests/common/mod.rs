@@ -104,6 +104,14 @@ pub fn status_of(cmd: &mut Command) -> std::io::Result<ExitStatus> {
     cmd.stdin(Stdio::null()).status()
 }
 
+/// Starts a helper command (not claude-iso) and returns at once (see [`SPAWN`]).
+pub fn spawn_helper(cmd: &mut Command) -> Child {
+    let _guard = SPAWN
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    cmd.stdin(Stdio::null()).spawn().expect("spawn a helper")
+}
+
 /// Runs a helper command (not claude-iso) and asserts it succeeded.
 #[track_caller]
 pub fn sh(script: &str) {

@@ -844,6 +844,14 @@ fn environment(page: &mut Page) {
         "The init's grace period in whole seconds, as **--init-grace** (the option wins).",
     );
     page.tp(
+        "**CLAUDE_ISO_MASK**",
+        "**auto**, **on** or **off**, as **--mask** (the option wins).",
+    );
+    page.tp(
+        "**CLAUDE_ISO_SCRUB_TOOLS**",
+        "**auto**, **on** or **off**, as **--scrub-tools** (the option wins).",
+    );
+    page.tp(
         "**CREDENTIALS_DIRECTORY**",
         &format!(
             "Set by systemd for a unit with **LoadCredential=**; **{CREDENTIAL_NAME}** in \
@@ -1079,12 +1087,53 @@ fn security(page: &mut Page) {
         "Lost updates: **.claude.json** is rewritten atomically under both claude-iso's \
         and claude's locks, keeping every key claude-iso does not own.",
     );
+    page.bullet(
+        "A claude pointed back at the real store (a project's **env.CLAUDE_CONFIG_DIR**, \
+        a tool that opens the file by its path): the mask (below) hides it from \
+        __COMMAND__ and everything it starts.",
+    );
+    page.ss("The mask");
+    page.p(&format!(
+        "Unless **--mask off**, claude-iso enters a private mount namespace just before \
+        **execve**. There, for __COMMAND__ and everything it starts, each real config \
+        directory (the real homes' **~/{CLAUDE_DIR}**, the caller's \
+        **CLAUDE_CONFIG_DIR** and **CLAUDE_SECURESTORAGE_CONFIG_DIR**) and the Anthropic \
+        profile store (**ANTHROPIC_CONFIG_DIR**, **$XDG_CONFIG_HOME/anthropic**, \
+        **~/.config/anthropic**) looks like an empty read-only directory; every token \
+        file claude-iso reads and claude's fixed \
+        **/home/claude/.claude/remote/** files read as empty and cannot be written, \
+        renamed over or removed; each real **~/{CLAUDE_JSON}** is read-only. A config \
+        directory that holds the working directory is read-only instead, with \
+        **{CREDENTIALS}** and **.device-keys.json** emptied. The scratch home, the \
+        working directory and everything else are unchanged, and other processes \
+        keep seeing the real files. **--dry-run** lists the masks; **doctor** checks \
+        that the kernel allows them."
+    ));
+    page.p(
+        "Unprivileged, the namespace maps only your uid and gid: __COMMAND__ has no \
+        capabilities in it and cannot remove a mask. As root, the masks are made first \
+        and __COMMAND__ runs in a nested user namespace (all ids mapped) where they are \
+        locked. Where the kernel refuses user namespaces \
+        (**user.max_user_namespaces=0**, Ubuntu's \
+        **kernel.apparmor_restrict_unprivileged_userns=1**, a container's seccomp \
+        policy, systemd's **RestrictNamespaces=**), **--mask auto** prints one warning \
+        with the reason and the fix and runs without the mask; **--mask on** exits 125. \
+        For Ubuntu, **examples/apparmor/claude-iso** in the source lets the binary \
+        create its namespace.",
+    );
+    page.p("**--scrub-tools** (on when bubblewrap is installed) sets \
+        **CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1**: claude then removes credential \
+        variables, the token included, from the environment of its Bash tool, hooks \
+        and MCP servers, and a claude started by the agent needs a token of its own.");
     page.ss("Limits");
     page.bullet(
-        "It is not a sandbox. __COMMAND__ runs as you, with all your files: it could \
-        read your real **~/.claude/.credentials.json** by its path; claude simply does \
-        not look there. To keep agents apart, run them as separate users or under \
-        systemd's sandboxing (see EXAMPLES).",
+        "The mask is not a sandbox. __COMMAND__ runs as you, with all your other files. \
+        As root it guards against accidents, not against a malicious root process. It \
+        masks paths, not files: a hard link to a credentials file elsewhere, or another \
+        mount of the same file system, is not covered. Inside it setuid programs gain \
+        no privileges, and files of users outside the map show as **nobody**. To keep \
+        agents apart, run them as separate users or under systemd's sandboxing (see \
+        EXAMPLES).",
     );
     page.bullet(
         "Pre-trust means claude applies the folder's settings, hooks included, without \

@@ -38,6 +38,10 @@ pub enum Mode {
     Reply(String),
     /// Answer every request with `401 authentication_error`.
     Unauthorized,
+    /// Ask for a Bash tool call running `command` when the request offers the Bash tool
+    /// and carries no tool result yet; once the result comes back (or for requests
+    /// without tools), answer with the text `then`.
+    BashTool { command: String, then: String },
 }
 
 /// One recorded request.
@@ -404,6 +408,30 @@ fn respond(req: &Request, mode: &Mode, id: u64, keep_alive: bool) -> Vec<u8> {
             );
         }
         Mode::Reply(text) => text,
+        Mode::BashTool { command, then } => {
+            let json: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
+            if req.method == "POST" && req.path_only() == "/v1/messages" && wants_bash(&json) {
+                let model = json["model"].as_str().unwrap_or("claude-fake").to_string();
+                return if json["stream"].as_bool() == Some(true) {
+                    http_response(
+                        "200 OK",
+                        "text/event-stream",
+                        sse_tool_use(id, &model, command).as_bytes(),
+                        keep_alive,
+                        id,
+                    )
+                } else {
+                    http_response(
+                        "200 OK",
+                        "application/json",
+                        tool_use_message(id, &model, command).to_string().as_bytes(),
+                        keep_alive,
+                        id,
+                    )
+                };
+            }
+            then
+        }
     };
     let json: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
     match (req.method.as_str(), req.path_only()) {
@@ -447,6 +475,76 @@ fn respond(req: &Request, mode: &Mode, id: u64, keep_alive: bool) -> Vec<u8> {
             id,
         ),
     }
+}
+
+/// The request offers the Bash tool and its last message is not a tool result.
+fn wants_bash(json: &serde_json::Value) -> bool {
+    let offers = json["tools"]
+        .as_array()
+        .is_some_and(|t| t.iter().any(|t| t["name"] == "Bash"));
+    let answered = json["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|c| c.iter().any(|b| b["type"] == "tool_result"));
+    offers && !answered
+}
+
+fn tool_use_block(id: u64, command: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": "tool_use",
+        "id": format!("toolu_fake{id:08}"),
+        "name": "Bash",
+        "input": {"command": command, "description": "Print the environment"},
+    })
+}
+
+fn tool_use_message(id: u64, model: &str, command: &str) -> serde_json::Value {
+    let mut m = json_message(id, model, "");
+    m["content"] = serde_json::json!([tool_use_block(id, command)]);
+    m["stop_reason"] = serde_json::json!("tool_use");
+    m
+}
+
+fn sse_tool_use(id: u64, model: &str, command: &str) -> String {
+    let mut start = json_message(id, model, "");
+    start["content"] = serde_json::json!([]);
+    start["stop_reason"] = serde_json::Value::Null;
+    start["usage"] = usage(1);
+    let block = tool_use_block(id, command);
+    let mut empty = block.clone();
+    empty["input"] = serde_json::json!({});
+    let events = [
+        (
+            "message_start",
+            serde_json::json!({"type": "message_start", "message": start}),
+        ),
+        (
+            "content_block_start",
+            serde_json::json!({"type": "content_block_start", "index": 0, "content_block": empty}),
+        ),
+        (
+            "content_block_delta",
+            serde_json::json!({"type": "content_block_delta", "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": block["input"].to_string()}}),
+        ),
+        (
+            "content_block_stop",
+            serde_json::json!({"type": "content_block_stop", "index": 0}),
+        ),
+        (
+            "message_delta",
+            serde_json::json!({"type": "message_delta",
+                "delta": {"stop_reason": "tool_use", "stop_sequence": null},
+                "usage": {"output_tokens": 5}}),
+        ),
+        ("message_stop", serde_json::json!({"type": "message_stop"})),
+    ];
+    let mut out = String::new();
+    for (name, data) in events {
+        out.push_str(&format!("event: {name}\ndata: {data}\n\n"));
+    }
+    out
 }
 
 fn usage(output_tokens: u64) -> serde_json::Value {

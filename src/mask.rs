@@ -1,0 +1,1139 @@
+//! The mask: the real credential files made unreachable to the command and everything it
+//! starts, by the kernel, in a private mount namespace entered just before `execve`.
+//!
+//! [`plan`] is a pure function from where credentials live to a list of [`MountOp`]s:
+//! each real config dir and the Anthropic profile store covered by an empty read-only
+//! directory, each real `~/.claude.json` bound read-only onto itself, each token file
+//! covered by an empty read-only file. A config dir that holds the working directory
+//! stays visible but read-only (that directory writable), its credential files emptied.
+//! [`enter`] applies it.
+//!
+//! How it is applied (measured; see the README's "The mask"): a forked helper does the
+//! work and this process joins the result with `setns`, so a refusal at any step leaves
+//! this process untouched (it can then go on isolated by environment):
+//! - unprivileged: the helper enters a new user + mount namespace with an identity map of
+//!   its uid and gid (`setgroups` denied), makes `/` private and mounts the masks. After
+//!   `execve` the command has no capabilities there, so it cannot remove them, and a
+//!   namespace of its own only gets them locked.
+//! - root: the helper enters a plain mount namespace, makes `/` private, mounts the
+//!   masks, then enters a new user + mount namespace (all ids mapped to themselves, so
+//!   root stays root for files). Mounts inherited into a less privileged namespace are
+//!   locked: root in it cannot unmount or remount them, nor reach `/proc/<pid>/root` of
+//!   processes outside.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::{MntFlags, MsFlags};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::sys::statvfs::FsFlags;
+use nix::unistd::{ForkResult, Pid};
+
+use crate::cli::Switch;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::fsutil::clean;
+use crate::layout::{CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS};
+use crate::report::Report;
+use crate::token::{self, Source};
+
+/// Files claude reads outside any home when their descriptor variables are unset (an
+/// API key there outranks the token).
+pub const FIXED_FILES: &[&str] = &[
+    "/home/claude/.claude/remote/.oauth_token",
+    "/home/claude/.claude/remote/.api_key",
+    "/home/claude/.claude/remote/.session_ingress_token",
+];
+
+/// Where the empty sources are made: the first of these that no mask touches.
+const STAGING: &[&str] = &[
+    "/var/tmp", "/tmp", "/mnt", "/media", "/srv", "/opt", "/dev/shm", "/run", "/boot", "/usr",
+    "/etc", "/var",
+];
+
+/// What a path is, as far as mounting over it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    /// A regular file (or anything else that is not a directory).
+    File,
+}
+
+/// One mount, in the order they are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountOp {
+    /// Bind the path onto itself read-only: nothing in it can be written, created,
+    /// renamed or removed.
+    ReadOnly { path: PathBuf, kind: Kind },
+    /// Bind the scratch home or the working directory back writable where it lies inside
+    /// a read-only directory.
+    Writable { path: PathBuf },
+    /// Cover the path with an empty read-only file (or directory): it reads as empty and
+    /// cannot be written, renamed over or removed.
+    Empty { path: PathBuf, kind: Kind },
+}
+
+impl MountOp {
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            MountOp::ReadOnly { path, .. }
+            | MountOp::Writable { path }
+            | MountOp::Empty { path, .. } => path,
+        }
+    }
+
+    /// How the op is shown in `--dry-run` and `doctor`.
+    #[must_use]
+    pub fn describe(&self) -> String {
+        match self {
+            MountOp::ReadOnly { path, .. } => format!("read-only {}", path.display()),
+            MountOp::Writable { path } => format!("kept writable {}", path.display()),
+            MountOp::Empty {
+                path,
+                kind: Kind::File,
+            } => format!("empty {}", path.display()),
+            MountOp::Empty {
+                path,
+                kind: Kind::Dir,
+            } => format!("hidden {}", path.display()),
+        }
+    }
+}
+
+/// Where credentials live, as the launcher knows it (paths as given; [`plan`] resolves).
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// Each real `~/.claude`, the caller's `CLAUDE_CONFIG_DIR` and
+    /// `CLAUDE_SECURESTORAGE_CONFIG_DIR`: hidden (an empty read-only directory), or,
+    /// when the working directory or the scratch home lies inside, read-only with the
+    /// credential files emptied.
+    pub config_dirs: Vec<PathBuf>,
+    /// Each real `~/.claude.json`: read-only.
+    pub claude_jsons: Vec<PathBuf>,
+    /// `$ANTHROPIC_CONFIG_DIR`, `$XDG_CONFIG_HOME/anthropic`, `~/.config/anthropic`
+    /// (profiles, and credentials under `credentials/`): hidden.
+    pub profile_stores: Vec<PathBuf>,
+    /// Every token file claude-iso reads, and the fixed files: emptied.
+    pub files: Vec<PathBuf>,
+    /// The scratch home and the working directory: stay writable.
+    pub writable: Vec<PathBuf>,
+}
+
+impl Sources {
+    /// Where credentials live for this launch; `home` is the scratch home.
+    #[must_use]
+    pub fn new(config: &Config, home: &Path) -> Sources {
+        let env_dir = |name: &str| {
+            config
+                .env
+                .get(name)
+                .filter(|v| !v.is_empty())
+                .map(|v| clean(&config.start_dir.join(v)))
+        };
+        let homes = config.real_homes(true);
+        let mut config_dirs = config.real_config_dirs(true);
+        config_dirs.extend(env_dir("CLAUDE_SECURESTORAGE_CONFIG_DIR"));
+        let mut profile_stores: Vec<PathBuf> =
+            env_dir("ANTHROPIC_CONFIG_DIR").into_iter().collect();
+        profile_stores.push(config.xdg_config_home().join("anthropic"));
+        profile_stores.extend(homes.iter().map(|h| h.join(".config/anthropic")));
+        let mut files: Vec<PathBuf> = Vec::new();
+        let mut sources = token::default_candidates(config);
+        sources.extend(token::candidates(config));
+        for source in sources {
+            if let Source::EnvFile(p) | Source::CredentialsDirectory(p) = source {
+                files.push(p);
+            }
+        }
+        files.extend(FIXED_FILES.iter().map(PathBuf::from));
+        Sources {
+            config_dirs,
+            claude_jsons: homes.iter().map(|h| h.join(CLAUDE_JSON)).collect(),
+            profile_stores,
+            files,
+            writable: vec![home.to_owned(), config.workdir.clone()],
+        }
+    }
+}
+
+/// The computed mask: the mounts in order, and where their empty sources are made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub ops: Vec<MountOp>,
+    /// A directory no op touches (neither above nor below any of them), for the
+    /// temporary tmpfs holding the empty file and directory.
+    pub staging: Option<PathBuf>,
+}
+
+impl Plan {
+    /// The paths that read as empty or are hidden.
+    pub fn emptied(&self) -> impl Iterator<Item = &Path> {
+        self.ops.iter().filter_map(|op| match op {
+            MountOp::Empty { path, .. } => Some(path.as_path()),
+            _ => None,
+        })
+    }
+}
+
+/// Computes the mask. Pure: `resolve` says where a path leads (symlinks followed) and
+/// what it is, or `None` when it does not exist; only existing paths are masked.
+///
+/// # Errors
+/// The scratch home or the working directory lies inside a directory that must be
+/// hidden (the Anthropic profile store).
+pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>) -> Result<Plan> {
+    let mut ro_dirs: Vec<PathBuf> = Vec::new();
+    let mut ro_files: Vec<PathBuf> = Vec::new();
+    let mut hidden: Vec<PathBuf> = Vec::new();
+    let mut empty: Vec<PathBuf> = Vec::new();
+    let push = |v: &mut Vec<PathBuf>, p: PathBuf| {
+        if !v.contains(&p) {
+            v.push(p);
+        }
+    };
+    let writable: Vec<PathBuf> = sources
+        .writable
+        .iter()
+        .filter_map(|p| resolve(p).map(|(r, _)| r))
+        .collect();
+
+    for dir in &sources.config_dirs {
+        let Some((real, kind)) = resolve(dir) else {
+            continue;
+        };
+        match kind {
+            // Hidden whole: a claude pointed back at it (a project's settings can set
+            // CLAUDE_CONFIG_DIR) finds no credentials, no settings (whose `env` and
+            // `apiKeyHelper` can carry a key), and can create nothing.
+            Kind::Dir if !writable.iter().any(|w| w.starts_with(&real)) => {
+                // A credential file that is a symlink out of it is emptied where it
+                // leads (the shared file itself).
+                for name in [CREDENTIALS, DEVICE_KEYS] {
+                    if let Some((file, Kind::File)) = resolve(&real.join(name)) {
+                        if !file.starts_with(&real) {
+                            push(&mut empty, file);
+                        }
+                    }
+                }
+                push(&mut hidden, real);
+                continue;
+            }
+            // It holds the working directory (or the home): read-only but visible,
+            // that directory kept writable, the credential files emptied; the working
+            // directory itself stays writable.
+            Kind::Dir if writable.contains(&real) => {}
+            Kind::Dir => push(&mut ro_dirs, real.clone()),
+            Kind::File => {
+                push(&mut empty, real);
+                continue;
+            }
+        }
+        for name in [CREDENTIALS, DEVICE_KEYS] {
+            if let Some((file, kind)) = resolve(&real.join(name)) {
+                match kind {
+                    Kind::File => push(&mut empty, file),
+                    Kind::Dir => push(&mut hidden, file),
+                }
+            }
+        }
+    }
+    for file in &sources.claude_jsons {
+        if let Some((real, Kind::File)) = resolve(file) {
+            push(&mut ro_files, real);
+        }
+    }
+    for dir in &sources.profile_stores {
+        match resolve(dir) {
+            Some((real, Kind::Dir)) => push(&mut hidden, real),
+            Some((real, Kind::File)) => push(&mut empty, real),
+            None => {}
+        }
+    }
+    for file in &sources.files {
+        match resolve(file) {
+            Some((real, Kind::File)) => push(&mut empty, real),
+            Some((real, Kind::Dir)) => push(&mut hidden, real),
+            None => {}
+        }
+    }
+
+    for w in &writable {
+        if let Some(h) = hidden.iter().find(|h| w.starts_with(h)) {
+            return Err(Error::Mask {
+                reason: format!(
+                    "{} is inside {}, which the mask hides (it holds credentials)",
+                    w.display(),
+                    h.display()
+                ),
+                fix:
+                    "run from (and keep the scratch home in) another directory, or pass --mask off"
+                        .into(),
+            });
+        }
+    }
+    // A file under a hidden directory is hidden with it.
+    empty.retain(|f| !hidden.iter().any(|h| f.starts_with(h) && f != h));
+    ro_files.retain(|f| !hidden.iter().any(|h| f.starts_with(h)));
+    ro_dirs.sort();
+    ro_files.sort();
+    hidden.sort();
+    empty.sort();
+    let mut ops: Vec<MountOp> = ro_dirs
+        .iter()
+        .map(|p| MountOp::ReadOnly {
+            path: p.clone(),
+            kind: Kind::Dir,
+        })
+        .collect();
+    let mut keep: Vec<&PathBuf> = writable
+        .iter()
+        .filter(|w| ro_dirs.iter().any(|d| w.starts_with(d)))
+        .collect();
+    keep.sort();
+    keep.dedup();
+    ops.extend(
+        keep.into_iter()
+            .map(|p| MountOp::Writable { path: p.clone() }),
+    );
+    ops.extend(ro_files.into_iter().map(|path| MountOp::ReadOnly {
+        path,
+        kind: Kind::File,
+    }));
+    ops.extend(hidden.into_iter().map(|path| MountOp::Empty {
+        path,
+        kind: Kind::Dir,
+    }));
+    ops.extend(empty.into_iter().map(|path| MountOp::Empty {
+        path,
+        kind: Kind::File,
+    }));
+
+    let needs_staging = ops.iter().any(|op| matches!(op, MountOp::Empty { .. }));
+    let staging = if needs_staging {
+        let touched: Vec<&Path> = ops
+            .iter()
+            .map(MountOp::path)
+            .chain(writable.iter().map(PathBuf::as_path))
+            .collect();
+        let staging = STAGING.iter().find_map(|s| {
+            let (real, kind) = resolve(Path::new(s))?;
+            let free = kind == Kind::Dir
+                && !touched
+                    .iter()
+                    .any(|t| t.starts_with(&real) || real.starts_with(t));
+            free.then_some(real)
+        });
+        if staging.is_none() {
+            return Err(Error::Mask {
+                reason: format!(
+                    "no directory to stage the empty files in (tried {}; each is missing or holds a masked path)",
+                    STAGING.join(", ")
+                ),
+                fix: "create /var/tmp, or pass --mask off".into(),
+            });
+        }
+        staging
+    } else {
+        None
+    };
+    Ok(Plan { ops, staging })
+}
+
+/// What the real filesystem says about a path, for [`plan`].
+#[must_use]
+pub fn resolve_real(path: &Path) -> Option<(PathBuf, Kind)> {
+    let real = std::fs::canonicalize(path).ok()?;
+    let meta = std::fs::metadata(&real).ok()?;
+    Some((real, if meta.is_dir() { Kind::Dir } else { Kind::File }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Applying it
+// ---------------------------------------------------------------------------------------
+
+/// The step at which the kernel refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Fork,
+    Unshare,
+    Setgroups,
+    UidMap,
+    GidMap,
+    Private,
+    Staging,
+    /// The op at this index of the plan.
+    Mount(usize),
+    Lock,
+    Join,
+    /// The helper died or said something we did not understand.
+    Helper,
+}
+
+/// Why the mask could not be set up: the step, the errno, and the path when one was
+/// being mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub step: Step,
+    pub errno: Errno,
+    pub path: Option<PathBuf>,
+}
+
+impl Refusal {
+    /// What happened, in words, with the likely cause.
+    #[must_use]
+    pub fn reason(&self) -> String {
+        let e = self.errno.desc();
+        let apparmor = || {
+            std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+                .is_ok_and(|v| v.trim() == "1")
+        };
+        match (self.step, self.errno) {
+            (Step::Unshare | Step::Lock, Errno::ENOSPC | Errno::EUSERS) => format!(
+                "the kernel refused a new user namespace ({e}): user.max_user_namespaces is 0 or used up"
+            ),
+            (Step::Unshare, Errno::EINVAL) => {
+                "the kernel has no user namespaces (unshare: Invalid argument)".into()
+            }
+            (Step::Unshare | Step::Lock, Errno::EPERM) => format!(
+                "user namespaces are not allowed here (unshare: {e}): a container's seccomp policy, systemd's RestrictNamespaces=, or an unmapped user"
+            ),
+            (
+                Step::Setgroups | Step::UidMap | Step::GidMap | Step::Private | Step::Staging,
+                Errno::EPERM | Errno::EACCES,
+            ) if apparmor() => {
+                format!(
+                    "AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1): {} refused ({e})",
+                    self.step_name()
+                )
+            }
+            _ => match &self.path {
+                Some(p) => format!("cannot mount over {}: {e}", p.display()),
+                None => format!("{} failed: {e}", self.step_name()),
+            },
+        }
+    }
+
+    /// How to make it work, in words.
+    #[must_use]
+    pub fn fix(&self) -> String {
+        match (self.step, self.errno) {
+            (Step::Unshare | Step::Lock, Errno::ENOSPC | Errno::EUSERS) => {
+                "fix: sysctl -w user.max_user_namespaces=10000 (as root), or pass --mask off".into()
+            }
+            (Step::Unshare | Step::Lock, _) => {
+                "fix: allow user namespaces (docker: --security-opt seccomp=unconfined or a profile allowing unshare; systemd: RestrictNamespaces=no), or pass --mask off".into()
+            }
+            (Step::Setgroups | Step::UidMap | Step::GidMap | Step::Private | Step::Staging, _) => {
+                "fix: install the AppArmor profile from examples/apparmor (see README: The mask), or pass --mask off".into()
+            }
+            _ => "fix: pass --mask off to run without the mask".into(),
+        }
+    }
+
+    fn step_name(&self) -> &'static str {
+        match self.step {
+            Step::Fork => "fork",
+            Step::Unshare => "unshare",
+            Step::Setgroups => "writing /proc/self/setgroups",
+            Step::UidMap => "writing uid_map",
+            Step::GidMap => "writing gid_map",
+            Step::Private => "making / private",
+            Step::Staging => "mounting a tmpfs",
+            Step::Mount(_) => "mount",
+            Step::Lock => "locking the masks (nested namespace)",
+            Step::Join => "setns",
+            Step::Helper => "the helper process",
+        }
+    }
+
+    /// As an error of claude-iso (exit 125).
+    #[must_use]
+    pub fn into_error(self) -> Error {
+        Error::Mask {
+            reason: self.reason(),
+            fix: self.fix(),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reason())
+    }
+}
+
+/// The launcher's hook: computes the plan for this launch and enters it according to
+/// `config.mask` (see [`enter_as`]). Returns whether this process is now masked.
+///
+/// # Errors
+/// `--mask on` and the mask is impossible here (125).
+pub fn launch(config: &Config, home: &Path, report: &Report) -> Result<bool> {
+    if config.mask == Switch::Off {
+        return Ok(false);
+    }
+    match plan(&Sources::new(config, home), &resolve_real) {
+        Ok(plan) => enter_as(config.mask, &plan, report),
+        Err(e) if config.mask == Switch::Auto => {
+            report.warn(format!("{e}; running isolated by environment only"));
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether the mask would be applied here, without applying it (`--dry-run`, `doctor`).
+#[derive(Debug)]
+pub enum Verdict {
+    /// `--mask off`.
+    Off,
+    /// The kernel allows it: the plan (possibly empty).
+    Ready(Plan),
+    /// Impossible: the plan if there is one, and the reason with its fix.
+    Refused(Option<Plan>, String),
+}
+
+/// Computes the plan and tries it in a helper this process does not join.
+#[must_use]
+pub fn verdict(config: &Config, home: &Path) -> Verdict {
+    if config.mask == Switch::Off {
+        return Verdict::Off;
+    }
+    match plan(&Sources::new(config, home), &resolve_real) {
+        Err(e) => Verdict::Refused(None, e.to_string()),
+        Ok(plan) => match probe(&plan) {
+            Ok(()) => Verdict::Ready(plan),
+            Err(r) => {
+                let why = format!("{}; {}", r.reason(), r.fix());
+                Verdict::Refused(Some(plan), why)
+            }
+        },
+    }
+}
+
+/// The `--dry-run` lines about the mask.
+pub fn dry_run(config: &Config, home: &Path, report: &Report) {
+    let v = verdict(config, home);
+    let plan = match &v {
+        Verdict::Off => {
+            report.plan("mask: off: the real credential files stay reachable to the command");
+            return;
+        }
+        Verdict::Ready(p) | Verdict::Refused(Some(p), _) => Some(p),
+        Verdict::Refused(None, _) => None,
+    };
+    for op in plan.map(|p| p.ops.as_slice()).unwrap_or_default() {
+        report.plan(format!("mask: {}", op.describe()));
+    }
+    match v {
+        Verdict::Ready(p) if p.ops.is_empty() => {
+            report.plan("mask: possible here; no credential file exists to mask");
+        }
+        Verdict::Ready(_) => report.plan("mask: possible here"),
+        Verdict::Refused(_, why) => report.plan(format!(
+            "mask: NOT possible here: {why} (a launch would {})",
+            if config.mask == Switch::On {
+                "exit 125"
+            } else {
+                "warn and run isolated by environment only"
+            }
+        )),
+        Verdict::Off => {}
+    }
+}
+
+/// Enters the mask according to `mode`: `Off` does nothing; `Auto` warns (one line:
+/// reason and fix) and goes on without it when the kernel refuses; `On` fails then.
+/// Returns whether this process is now inside the mask (its working directory is then
+/// `/` of the namespace: the caller changes to where it wants to be).
+///
+/// # Errors
+/// `--mask on` and the kernel refused (125).
+pub fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<bool> {
+    if mode == Switch::Off {
+        return Ok(false);
+    }
+    match enter(plan) {
+        Ok(()) => {
+            report.info(format!(
+                "mask: {} paths masked",
+                plan.ops
+                    .iter()
+                    .filter(|op| !matches!(op, MountOp::Writable { .. }))
+                    .count()
+            ));
+            Ok(true)
+        }
+        Err(r) if mode == Switch::Auto => {
+            report.warn(format!(
+                "cannot mask the real credentials ({}); running isolated by environment only; {}",
+                r.reason(),
+                r.fix()
+            ));
+            Ok(false)
+        }
+        Err(r) => Err(r.into_error()),
+    }
+}
+
+/// Applies the plan and moves this process into the result. On error, this process is
+/// as it was (the work happens in a forked helper).
+///
+/// # Errors
+/// The step the kernel refused.
+pub fn enter(plan: &Plan) -> Result<(), Refusal> {
+    run(plan, true)
+}
+
+/// Whether the plan can be applied here: the same work in a forked helper, which this
+/// process does not join (for `--dry-run` and `doctor`).
+///
+/// # Errors
+/// The step the kernel refused.
+pub fn probe(plan: &Plan) -> Result<(), Refusal> {
+    run(plan, false)
+}
+
+fn refusal(step: Step, errno: Errno) -> Refusal {
+    Refusal {
+        step,
+        errno,
+        path: None,
+    }
+}
+
+/// A message from the helper: 0 = ready, else the step (1-based code), errno, index.
+const MSG_LEN: usize = 12;
+
+fn encode(r: std::result::Result<(), (Step, Errno)>) -> [u8; MSG_LEN] {
+    let (code, errno, index): (u32, i32, u32) = match r {
+        Ok(()) => (0, 0, 0),
+        Err((step, e)) => {
+            let (code, index) = match step {
+                Step::Fork => (1, 0),
+                Step::Unshare => (2, 0),
+                Step::Setgroups => (3, 0),
+                Step::UidMap => (4, 0),
+                Step::GidMap => (5, 0),
+                Step::Private => (6, 0),
+                Step::Staging => (7, 0),
+                Step::Mount(i) => (8, u32::try_from(i).unwrap_or(u32::MAX)),
+                Step::Lock => (9, 0),
+                Step::Join => (10, 0),
+                Step::Helper => (11, 0),
+            };
+            (code, e as i32, index)
+        }
+    };
+    let mut out = [0u8; MSG_LEN];
+    out[..4].copy_from_slice(&code.to_ne_bytes());
+    out[4..8].copy_from_slice(&errno.to_ne_bytes());
+    out[8..].copy_from_slice(&index.to_ne_bytes());
+    out
+}
+
+fn decode(msg: &[u8; MSG_LEN], plan: &Plan) -> Result<(), Refusal> {
+    let word = |i: usize| u32::from_ne_bytes(msg[i..i + 4].try_into().expect("4 bytes"));
+    let errno = Errno::from_raw(i32::from_ne_bytes(msg[4..8].try_into().expect("4 bytes")));
+    let index = word(8) as usize;
+    let step = match word(0) {
+        0 => return Ok(()),
+        1 => Step::Fork,
+        2 => Step::Unshare,
+        3 => Step::Setgroups,
+        4 => Step::UidMap,
+        5 => Step::GidMap,
+        6 => Step::Private,
+        7 => Step::Staging,
+        8 => Step::Mount(index),
+        9 => Step::Lock,
+        10 => Step::Join,
+        _ => Step::Helper,
+    };
+    Err(Refusal {
+        step,
+        errno,
+        path: match step {
+            Step::Mount(i) => plan.ops.get(i).map(|op| op.path().to_owned()),
+            _ => None,
+        },
+    })
+}
+
+fn run(plan: &Plan, join: bool) -> Result<(), Refusal> {
+    let root = nix::unistd::geteuid().is_root();
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let (report_r, report_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| refusal(Step::Fork, e))?;
+    let (release_r, release_w) =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| refusal(Step::Fork, e))?;
+    let child = match crate::sys::fork().map_err(|e| refusal(Step::Fork, e))? {
+        ForkResult::Child => {
+            drop(report_r);
+            drop(release_w);
+            let result = helper(plan, root, uid, gid);
+            let ok = result.is_ok();
+            let _ = nix::unistd::write(&report_w, &encode(result));
+            if ok {
+                // Keep the namespaces alive until the parent has joined them (or the
+                // parent died: EOF either way).
+                let mut b = [0u8; 1];
+                let _ = nix::unistd::read(&release_r, &mut b);
+            }
+            crate::sys::exit_now(i32::from(!ok))
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(report_w);
+    drop(release_r);
+    let result = parent(plan, child, root, join, &report_r);
+    drop(release_w);
+    let _ = nix::sys::wait::waitpid(child, None);
+    result
+}
+
+/// This process's side: wait for the helper, then (root) map its namespace's ids and
+/// (`join`) enter its namespaces.
+fn parent(
+    plan: &Plan,
+    child: Pid,
+    root: bool,
+    join: bool,
+    report: &OwnedFd,
+) -> Result<(), Refusal> {
+    let mut msg = [0u8; MSG_LEN];
+    let mut got = 0;
+    while got < MSG_LEN {
+        match nix::unistd::read(report, &mut msg[got..]) {
+            Ok(0) => return Err(refusal(Step::Helper, Errno::EPIPE)),
+            Ok(n) => got += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(refusal(Step::Helper, e)),
+        }
+    }
+    decode(&msg, plan)?;
+    let proc_dir = PathBuf::from(format!("/proc/{child}"));
+    if root {
+        // Every id maps to itself: root stays root for files, other users stay who they
+        // are (the helper, inside the new namespace, could map only itself).
+        let full = "0 0 4294967295";
+        std::fs::write(proc_dir.join("uid_map"), full)
+            .map_err(|e| refusal(Step::UidMap, io_errno(&e)))?;
+        std::fs::write(proc_dir.join("gid_map"), full)
+            .map_err(|e| refusal(Step::GidMap, io_errno(&e)))?;
+    }
+    if !join {
+        return Ok(());
+    }
+    let open_ns = |name: &str| {
+        nix::fcntl::open(
+            &proc_dir.join("ns").join(name),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| refusal(Step::Join, e))
+    };
+    let user = open_ns("user")?;
+    let mnt = open_ns("mnt")?;
+    nix::sched::setns(&user, CloneFlags::CLONE_NEWUSER).map_err(|e| refusal(Step::Join, e))?;
+    nix::sched::setns(&mnt, CloneFlags::CLONE_NEWNS).map_err(|e| refusal(Step::Join, e))?;
+    Ok(())
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(0))
+}
+
+/// The helper's side, in the forked child: build the namespace and the masks.
+fn helper(
+    plan: &Plan,
+    root: bool,
+    uid_raw: u32,
+    gid_raw: u32,
+) -> std::result::Result<(), (Step, Errno)> {
+    if root {
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| (Step::Unshare, e))?;
+    } else {
+        // Our /proc files are root's while we are not dumpable, and the maps below are
+        // written through them. The helper holds no secret the user's own processes
+        // could not read anyway (they can read the env file).
+        let _ = nix::sys::prctl::set_dumpable(true);
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+            .map_err(|e| (Step::Unshare, e))?;
+        write_proc("/proc/self/setgroups", "deny").map_err(|e| (Step::Setgroups, e))?;
+        write_proc("/proc/self/uid_map", &format!("{uid_raw} {uid_raw} 1"))
+            .map_err(|e| (Step::UidMap, e))?;
+        write_proc("/proc/self/gid_map", &format!("{gid_raw} {gid_raw} 1"))
+            .map_err(|e| (Step::GidMap, e))?;
+    }
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| (Step::Private, e))?;
+
+    // Where the scratch home and the working directory really are, before any mount
+    // covers them.
+    let mut keep: Vec<Option<OwnedFd>> = Vec::with_capacity(plan.ops.len());
+    for (i, op) in plan.ops.iter().enumerate() {
+        keep.push(match op {
+            MountOp::Writable { path } => Some(
+                nix::fcntl::open(
+                    path,
+                    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| (Step::Mount(i), e))?,
+            ),
+            _ => None,
+        });
+    }
+
+    let staged = match &plan.staging {
+        Some(dir) => Some(stage(dir).map_err(|e| (Step::Staging, e))?),
+        None => None,
+    };
+    for (i, op) in plan.ops.iter().enumerate() {
+        apply(op, staged.as_ref(), keep[i].as_ref()).map_err(|e| (Step::Mount(i), e))?;
+    }
+    if let Some(dir) = &plan.staging {
+        nix::mount::umount2(dir, MntFlags::MNT_DETACH).map_err(|e| (Step::Staging, e))?;
+    }
+    if root {
+        // Root keeps its capabilities after execve: lock the masks by moving into a
+        // less privileged namespace (the parent writes its id maps).
+        nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
+            .map_err(|e| (Step::Lock, e))?;
+    }
+    Ok(())
+}
+
+fn write_proc(path: &str, text: &str) -> nix::Result<()> {
+    std::fs::write(path, text).map_err(|e| io_errno(&e))
+}
+
+/// The empty sources: a small tmpfs at `dir` holding an empty file and an empty
+/// directory, then made read-only as a whole.
+struct Staged {
+    file: PathBuf,
+    dir: PathBuf,
+}
+
+fn stage(dir: &Path) -> nix::Result<Staged> {
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    nix::mount::mount(
+        Some("claude-iso-mask"),
+        dir,
+        Some("tmpfs"),
+        flags,
+        Some("mode=0755,size=16k,nr_inodes=8"),
+    )?;
+    let file = dir.join("empty");
+    let empty_dir = dir.join("empty.d");
+    let fd = nix::fcntl::open(
+        &file,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o444),
+    )?;
+    nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(0o444))?;
+    drop(fd);
+    nix::unistd::mkdir(&empty_dir, Mode::from_bits_truncate(0o555))?;
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        &empty_dir,
+        Mode::from_bits_truncate(0o555),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )?;
+    nix::mount::mount(
+        None::<&str>,
+        dir,
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | flags,
+        None::<&str>,
+    )?;
+    Ok(Staged {
+        file,
+        dir: empty_dir,
+    })
+}
+
+fn apply(op: &MountOp, staged: Option<&Staged>, keep: Option<&OwnedFd>) -> nix::Result<()> {
+    let bind = |source: &Path, target: &Path, rec: bool| {
+        let mut flags = MsFlags::MS_BIND;
+        if rec {
+            flags |= MsFlags::MS_REC;
+        }
+        nix::mount::mount(Some(source), target, None::<&str>, flags, None::<&str>)
+    };
+    match op {
+        MountOp::ReadOnly { path, kind } => {
+            bind(path, path, *kind == Kind::Dir)?;
+            remount_read_only(path)
+        }
+        MountOp::Writable { path } => {
+            let fd = keep.ok_or(Errno::EBADF)?;
+            let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            bind(&source, path, true)
+        }
+        MountOp::Empty { path, kind } => {
+            let staged = staged.ok_or(Errno::ENOENT)?;
+            let source = match kind {
+                Kind::File => &staged.file,
+                Kind::Dir => &staged.dir,
+            };
+            bind(source, path, false)?;
+            remount_read_only(path)
+        }
+    }
+}
+
+/// `MS_REMOUNT|MS_BIND|MS_RDONLY`, keeping the flags the mount already has: in a user
+/// namespace, flags inherited from outside (nosuid, nodev, noexec, atime) are locked
+/// and a remount that would clear them fails.
+fn remount_read_only(path: &Path) -> nix::Result<()> {
+    let have = nix::sys::statvfs::statvfs(path)?.flags();
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY;
+    for (st, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if have.contains(st) {
+            flags |= ms;
+        }
+    }
+    nix::mount::mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+}
+
+/// The plan's lines for `--dry-run` and `doctor`.
+#[must_use]
+pub fn describe(plan: &Plan) -> Vec<String> {
+    plan.ops.iter().map(MountOp::describe).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    /// A fake filesystem: path → (where it leads, kind).
+    struct Fs(BTreeMap<PathBuf, (PathBuf, Kind)>);
+
+    impl Fs {
+        fn new(entries: &[(&str, Kind)]) -> Fs {
+            let mut m = BTreeMap::new();
+            for (p, k) in entries {
+                m.insert(PathBuf::from(p), (PathBuf::from(p), *k));
+            }
+            for d in ["/var/tmp", "/tmp"] {
+                m.insert(PathBuf::from(d), (PathBuf::from(d), Kind::Dir));
+            }
+            Fs(m)
+        }
+        fn link(mut self, from: &str, to: &str) -> Fs {
+            let target = self.0[Path::new(to)].clone();
+            self.0.insert(PathBuf::from(from), target);
+            self
+        }
+        fn plan(&self, s: &Sources) -> Result<Plan> {
+            plan(s, &|p: &Path| self.0.get(p).cloned())
+        }
+    }
+
+    fn sources() -> Sources {
+        Sources {
+            config_dirs: vec!["/home/u/.claude".into(), "/cfg".into()],
+            claude_jsons: vec!["/home/u/.claude.json".into()],
+            profile_stores: vec!["/home/u/.config/anthropic".into(), "/xdg/anthropic".into()],
+            files: vec![
+                "/home/u/.config/claude-iso/token.env".into(),
+                "/etc/token.env".into(),
+                "/home/claude/.claude/remote/.api_key".into(),
+            ],
+            writable: vec!["/scratch".into(), "/work".into()],
+        }
+    }
+
+    use Kind::{Dir, File};
+
+    fn ro(p: &str, kind: Kind) -> MountOp {
+        MountOp::ReadOnly {
+            path: p.into(),
+            kind,
+        }
+    }
+    fn empty(p: &str, kind: Kind) -> MountOp {
+        MountOp::Empty {
+            path: p.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn masks_what_exists_in_order() {
+        let fs = Fs::new(&[
+            ("/home/u/.claude", Dir),
+            ("/home/u/.claude/.credentials.json", File),
+            ("/home/u/.claude/.device-keys.json", File),
+            ("/home/u/.claude.json", File),
+            ("/home/u/.config/anthropic", Dir),
+            ("/home/u/.config/claude-iso/token.env", File),
+            ("/home/claude/.claude/remote/.api_key", File),
+            ("/scratch", Dir),
+            ("/work", Dir),
+        ]);
+        let p = fs.plan(&sources()).unwrap();
+        assert_eq!(
+            p.ops,
+            vec![
+                ro("/home/u/.claude.json", File),
+                empty("/home/u/.claude", Dir),
+                empty("/home/u/.config/anthropic", Dir),
+                empty("/home/claude/.claude/remote/.api_key", File),
+                empty("/home/u/.config/claude-iso/token.env", File),
+            ]
+        );
+        assert_eq!(p.staging.as_deref(), Some(Path::new("/var/tmp")));
+        assert_eq!(p.emptied().count(), 4);
+    }
+
+    #[test]
+    fn nothing_exists_nothing_masked() {
+        let p = Fs::new(&[("/scratch", Dir), ("/work", Dir)])
+            .plan(&sources())
+            .unwrap();
+        assert_eq!(p.ops, vec![]);
+        assert_eq!(p.staging, None);
+    }
+
+    #[test]
+    fn symlinks_are_masked_where_they_lead_once() {
+        let fs = Fs::new(&[
+            ("/home/u/.claude", Dir),
+            ("/shared/creds.json", File),
+            ("/scratch", Dir),
+            ("/work", Dir),
+        ])
+        .link("/home/u/.claude/.credentials.json", "/shared/creds.json");
+        let p = fs.plan(&sources()).unwrap();
+        assert_eq!(
+            p.ops,
+            vec![
+                empty("/home/u/.claude", Dir),
+                empty("/shared/creds.json", File)
+            ]
+        );
+        // Where the working directory is inside, the dir stays visible and the link's
+        // target is emptied once.
+        let mut s = sources();
+        s.writable = vec!["/home/u/.claude".into()];
+        assert_eq!(
+            fs.plan(&s).unwrap().ops,
+            vec![empty("/shared/creds.json", File)]
+        );
+    }
+
+    #[test]
+    fn working_directory_inside_a_config_dir_stays_writable() {
+        let mut s = sources();
+        s.writable = vec!["/scratch".into(), "/home/u/.claude/projects/x".into()];
+        let fs = Fs::new(&[
+            ("/home/u/.claude", Dir),
+            ("/home/u/.claude/.credentials.json", File),
+            ("/home/u/.claude/projects/x", Dir),
+            ("/scratch", Dir),
+        ]);
+        let p = fs.plan(&s).unwrap();
+        assert_eq!(
+            p.ops,
+            vec![
+                ro("/home/u/.claude", Dir),
+                MountOp::Writable {
+                    path: "/home/u/.claude/projects/x".into()
+                },
+                empty("/home/u/.claude/.credentials.json", File),
+            ]
+        );
+        // The config dir itself as the working directory: writable, credentials
+        // still emptied.
+        s.writable = vec!["/scratch".into(), "/home/u/.claude".into()];
+        let p = fs.plan(&s).unwrap();
+        assert_eq!(
+            p.ops,
+            vec![empty("/home/u/.claude/.credentials.json", File)]
+        );
+    }
+
+    #[test]
+    fn a_working_directory_inside_the_profile_store_is_refused() {
+        let mut s = sources();
+        s.writable = vec!["/home/u/.config/anthropic/x".into()];
+        let fs = Fs::new(&[
+            ("/home/u/.config/anthropic", Dir),
+            ("/home/u/.config/anthropic/x", Dir),
+        ]);
+        let e = fs.plan(&s).unwrap_err().to_string();
+        assert!(
+            e.contains("/home/u/.config/anthropic") && e.contains("--mask off"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn staging_avoids_every_masked_path() {
+        let mut s = sources();
+        s.files = vec!["/var/tmp/t/token.env".into()];
+        s.writable = vec!["/tmp/w".into()];
+        let fs = Fs::new(&[
+            ("/var/tmp/t/token.env", File),
+            ("/tmp/w", Dir),
+            ("/mnt", Dir),
+        ]);
+        let p = fs.plan(&s).unwrap();
+        assert_eq!(p.staging.as_deref(), Some(Path::new("/mnt")));
+        let fs = Fs::new(&[("/var/tmp/t/token.env", File), ("/tmp/w", Dir)]);
+        assert!(fs.plan(&s).unwrap_err().to_string().contains("stage"));
+    }
+
+    #[test]
+    fn files_inside_a_hidden_dir_are_not_masked_twice() {
+        let mut s = sources();
+        s.files = vec!["/xdg/anthropic/credentials/default.json".into()];
+        let fs = Fs::new(&[
+            ("/xdg/anthropic", Dir),
+            ("/xdg/anthropic/credentials/default.json", File),
+        ]);
+        assert_eq!(fs.plan(&s).unwrap().ops, vec![empty("/xdg/anthropic", Dir)]);
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let plan = Plan {
+            ops: vec![empty("/a", File)],
+            staging: None,
+        };
+        assert_eq!(decode(&encode(Ok(())), &plan), Ok(()));
+        let r = decode(&encode(Err((Step::Mount(0), Errno::EPERM))), &plan).unwrap_err();
+        assert_eq!(r.step, Step::Mount(0));
+        assert_eq!(r.errno, Errno::EPERM);
+        assert_eq!(r.path.as_deref(), Some(Path::new("/a")));
+        let r = decode(&encode(Err((Step::Unshare, Errno::ENOSPC))), &plan).unwrap_err();
+        assert!(r.reason().contains("max_user_namespaces"), "{}", r.reason());
+        assert!(r.fix().contains("sysctl"));
+    }
+}

@@ -1,0 +1,614 @@
+//! The mask (issue 10): under the default `--mask auto`, the command and everything it
+//! starts cannot read, write, create, rename over or remove the real credential files,
+//! nor reach them through another process's `/proc/<pid>/root`, nor unmount the masks;
+//! the real files are unchanged. Where the kernel refuses namespaces, `on` exits 125 and
+//! `auto` warns once and runs. Every test runs as root and as an unprivileged user (CI
+//! runs each test binary both ways).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{
+    Entry, TOKEN, Test, is_root, mkdir, spawn_helper, tree, write_executable, write_mode,
+};
+
+/// What the real credential files hold: none of it may reach the command's output.
+const MARKS: &[&str] = &[
+    "CREDS-MARK-home-credentials",
+    "CREDS-MARK-home-device-keys",
+    "CREDS-MARK-config-dir",
+    "CREDS-MARK-securestorage",
+    "CREDS-MARK-profile-store",
+    "CREDS-MARK-xdg-profile",
+];
+
+/// A sandbox whose caller points at every kind of credential store: the real home's
+/// `~/.claude` (credentials, device keys, settings), `~/.claude.json`,
+/// `CLAUDE_CONFIG_DIR`, `CLAUDE_SECURESTORAGE_CONFIG_DIR`, `ANTHROPIC_CONFIG_DIR` and
+/// `$XDG_CONFIG_HOME/anthropic`. The env file (holding the token) is masked too.
+struct Stores {
+    t: Test,
+    /// Files that must read as empty.
+    files: Vec<PathBuf>,
+    /// Directories in which nothing may be created, renamed or removed.
+    dirs: Vec<PathBuf>,
+    /// Directories that must look empty.
+    hidden: Vec<PathBuf>,
+    /// Everything to snapshot before and after.
+    roots: Vec<PathBuf>,
+}
+
+fn stores() -> Stores {
+    let t = Test::new();
+    let home = t.real_home();
+    let claude = mkdir(&home.join(".claude"));
+    write_mode(&claude.join(".credentials.json"), MARKS[0], 0o600);
+    write_mode(&claude.join(".device-keys.json"), MARKS[1], 0o600);
+    write_mode(&claude.join("settings.json"), "{}", 0o644);
+    write_mode(&home.join(".claude.json"), "{\"numStartups\": 3}", 0o600);
+    let config_dir = mkdir(&t.path("stores/config"));
+    write_mode(&config_dir.join(".credentials.json"), MARKS[2], 0o600);
+    let secure = mkdir(&t.path("stores/secure"));
+    write_mode(&secure.join(".credentials.json"), MARKS[3], 0o600);
+    let profiles = mkdir(&t.path("stores/profiles/credentials"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    write_mode(&profiles.join("credentials/default.json"), MARKS[4], 0o600);
+    write_mode(&profiles.join("active_config"), "default", 0o644);
+    let xdg = mkdir(&t.path("stores/xdg"));
+    let xdg_profiles = mkdir(&xdg.join("anthropic/credentials"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    write_mode(
+        &xdg_profiles.join("credentials/default.json"),
+        MARKS[5],
+        0o600,
+    );
+    let env_file = t.env_file();
+    let t = t
+        .env("CLAUDE_CONFIG_DIR", &config_dir)
+        .env("CLAUDE_SECURESTORAGE_CONFIG_DIR", &secure)
+        .env("ANTHROPIC_CONFIG_DIR", &profiles)
+        .env("XDG_CONFIG_HOME", &xdg);
+    Stores {
+        files: vec![
+            claude.join(".credentials.json"),
+            claude.join(".device-keys.json"),
+            config_dir.join(".credentials.json"),
+            secure.join(".credentials.json"),
+            env_file.clone(),
+        ],
+        dirs: vec![claude.clone(), config_dir.clone(), secure.clone()],
+        hidden: vec![profiles.clone(), xdg_profiles.clone()],
+        roots: vec![
+            claude,
+            home.join(".claude.json"),
+            t.path("stores"),
+            env_file,
+        ],
+        t,
+    }
+}
+
+fn snapshot(roots: &[PathBuf]) -> Vec<BTreeMap<PathBuf, Entry>> {
+    roots.iter().map(|r| tree(r)).collect()
+}
+
+/// A shell script the command runs: it tries every change and prints one line per
+/// attempt, `ok` or `refused`; what it reads is printed between markers.
+fn attack_script(s: &Stores, outside_pid: u32) -> String {
+    let probe = s.t.path("probe");
+    let mut script = format!(
+        "#!/bin/sh\nprobe='{}'\ntry() {{ label=$1; shift; if \"$@\" 2>/dev/null; then echo \"$label: ok\"; else echo \"$label: refused\"; fi; }}\n",
+        probe.display()
+    );
+    let claude_json = s.t.real_home().join(".claude.json");
+    for f in s.files.iter().chain(std::iter::once(&claude_json)) {
+        // ~/.claude.json holds no credential: it stays readable, only read-only.
+        let read = if *f == claude_json {
+            "read-only"
+        } else {
+            "read"
+        };
+        let f = f.display();
+        script.push_str(&format!(
+            "echo \"{read} {f}: [$(cat '{f}' 2>&1)]\"\n\
+             echo \"proc-root {f}: [$(cat /proc/{outside_pid}/root'{f}' 2>&1)]\"\n\
+             echo \"proc-1-root {f}: [$(cat /proc/1/root'{f}' 2>&1)]\"\n\
+             try 'write {f}' sh -c 'echo pwned > \"$1\"' _ '{f}'\n\
+             try 'append {f}' sh -c 'echo pwned >> \"$1\"' _ '{f}'\n\
+             try 'truncate {f}' truncate -s 0 '{f}'\n\
+             try 'chmod {f}' chmod 666 '{f}'\n\
+             echo replacement > \"$probe/new\"\n\
+             try 'rename-over {f}' mv -f \"$probe/new\" '{f}'\n\
+             try 'remove {f}' rm '{f}'\n\
+             try 'rename-away {f}' mv '{f}' \"$probe/moved\"\n"
+        ));
+    }
+    for d in &s.dirs {
+        let d = d.display();
+        script.push_str(&format!(
+            "try 'create in {d}' touch '{d}/new-file'\n\
+             try 'create .credentials.json in {d}' sh -c 'echo forged > \"$1/.credentials.json.tmp\"' _ '{d}'\n\
+             try 'mkdir in {d}' mkdir '{d}/backups-new'\n"
+        ));
+    }
+    for d in &s.hidden {
+        let d = d.display();
+        script.push_str(&format!(
+            "echo \"list {d}: [$(ls -A '{d}' 2>&1)]\"\n\
+             echo \"read {d}/credentials/default.json: [$(cat '{d}/credentials/default.json' 2>&1)]\"\n\
+             try 'create in {d}' touch '{d}/new-file'\n"
+        ));
+    }
+    // The settings file in ~/.claude is not a credential: still, nothing in a real
+    // config dir may be renamed or removed.
+    let settings = s.t.real_home().join(".claude/settings.json");
+    let settings = settings.display();
+    script.push_str(&format!(
+        "try 'rename {settings}' mv '{settings}' '{settings}.old'\n\
+         try 'remove {settings}' rm '{settings}'\n"
+    ));
+    script
+}
+
+/// Asserts stderr holds nothing but the warning about the scrubbed variables the
+/// sandbox sets (`CLAUDE_CONFIG_DIR`, …).
+#[track_caller]
+fn only_the_scrub_warning(err: &str) {
+    for line in err.lines() {
+        assert!(
+            line.starts_with("claude-iso: warning: not passing "),
+            "unexpected stderr: {err}"
+        );
+    }
+}
+
+fn outside_process() -> std::process::Child {
+    spawn_helper(Command::new("/bin/sleep").arg("60"))
+}
+
+/// The core promise, with the default mask.
+#[test]
+fn under_the_mask_credentials_read_empty_and_cannot_be_changed() {
+    let s = stores();
+    let before = snapshot(&s.roots);
+    let mut outside = outside_process();
+    let script = s.t.path("attack.sh");
+    write_executable(&script, &attack_script(&s, outside.id()));
+    let t = s.t.command(["/bin/sh", script.to_str().unwrap()]);
+    let out = t.run();
+    let _ = outside.kill();
+    let _ = outside.wait();
+    out.status(0);
+    only_the_scrub_warning(&out.stderr_text());
+    let text = out.stdout_text();
+    assert!(text.contains("read-only "), "{text}");
+    for mark in MARKS {
+        assert!(!text.contains(mark), "{mark} reached the command:\n{text}");
+    }
+    assert!(
+        !text.contains(&TOKEN[13..]),
+        "the env file's token was read through the mask"
+    );
+    let mut attempts = 0;
+    for line in text.lines() {
+        if let Some(label) = line.strip_suffix(": ok") {
+            panic!("the command could {label}:\n{text}");
+        }
+        if line.ends_with(": refused") {
+            attempts += 1;
+        }
+        if let Some(rest) = line.strip_prefix("read ") {
+            let content = rest.split_once(": [").unwrap().1;
+            assert!(
+                content == "]"
+                    || content.contains("No such file")
+                    || content.contains("Permission denied"),
+                "a masked file is not empty: {line}"
+            );
+        }
+        if let Some(rest) = line.strip_prefix("list ") {
+            assert!(
+                rest.ends_with(": []"),
+                "a hidden store is not empty: {line}"
+            );
+        }
+        if line.starts_with("proc-") {
+            assert!(
+                line.contains("Permission denied"),
+                "another process's root was reachable: {line}"
+            );
+        }
+    }
+    // 6 files × 7 attempts + 3 dirs × 3 + 2 hidden + 2 on settings.json.
+    assert_eq!(attempts, 6 * 7 + 3 * 3 + 2 + 2, "{text}");
+    assert_eq!(
+        snapshot(&s.roots),
+        before,
+        "a real credential store changed"
+    );
+}
+
+/// The same script without the mask reads the real files: the test sees what it
+/// claims to prevent.
+#[test]
+fn without_the_mask_the_same_files_are_readable() {
+    for by_variable in [false, true] {
+        let s = stores();
+        let script = s.t.path("read.sh");
+        let reads: String = s
+            .files
+            .iter()
+            .map(|f| format!("cat '{}'; echo\n", f.display()))
+            .collect();
+        write_executable(&script, &format!("#!/bin/sh\n{reads}"));
+        let t = if by_variable {
+            s.t.env("CLAUDE_ISO_MASK", "off")
+        } else {
+            s.t.args(["--mask", "off"])
+        };
+        let t = t.command(["/bin/sh", script.to_str().unwrap()]);
+        let out = t.run();
+        out.status(0);
+        for mark in [MARKS[0], MARKS[1], MARKS[2], MARKS[3]] {
+            assert!(out.stdout_text().contains(mark), "{}", out.stdout_text());
+        }
+    }
+}
+
+/// Neither root nor an unprivileged user can remove the masks: not with `umount`, not
+/// lazily, not by remounting read-write, not from a user namespace of its own.
+#[test]
+fn the_command_cannot_unmount_the_masks() {
+    let s = stores();
+    let creds = s.t.real_home().join(".claude/.credentials.json");
+    let dir = s.t.real_home().join(".claude");
+    let env_file = s.t.env_file();
+    let (c, d, e) = (creds.display(), dir.display(), env_file.display());
+    let script = s.t.path("umount.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\n\
+             attempt() {{ \"$@\" >/dev/null 2>&1; echo \"after $*: [$(cat '{c}' '{e}' 2>/dev/null)]\"; }}\n\
+             attempt umount '{e}'\n\
+             attempt umount -l '{e}'\n\
+             attempt umount -l '{d}'\n\
+             attempt mount -o remount,rw,bind '{e}'\n\
+             attempt mount -o remount,rw,bind '{d}'\n\
+             attempt unshare -U -r -m sh -c \"umount -l '{e}'; umount -l '{d}'; cat '{c}' '{e}'\"\n\
+             if sh -c \"echo pwned > '{e}'\" 2>/dev/null; then echo 'write: ok'; fi\n\
+             echo \"uid $(id -u)\"\n"
+        ),
+    );
+    let run = s.t.command(["/bin/sh", script.to_str().unwrap()]);
+    let out = run.run();
+    out.status(0);
+    let text = out.stdout_text();
+    assert!(!text.contains(MARKS[0]), "a mask was removed:\n{text}");
+    assert!(!text.contains(&TOKEN[13..]), "a mask was removed:\n{text}");
+    assert!(!text.contains("write: ok"), "{text}");
+    assert_eq!(text.matches(": []").count(), 6, "{text}");
+    let uid = if is_root() { "uid 0" } else { "uid " };
+    assert!(text.contains(uid), "{text}");
+}
+
+/// Processes outside the mask keep seeing the real files (the mask is private).
+#[test]
+fn the_mask_is_private_to_the_command() {
+    let s = stores();
+    let creds = s.t.real_home().join(".claude/.credentials.json");
+    let script = s.t.path("wait.sh");
+    let flag = s.t.path("probe/inside");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\ncat '{}' > '{}'\nsleep 1\n",
+            creds.display(),
+            flag.display()
+        ),
+    );
+    let t = s.t.command(["/bin/sh", script.to_str().unwrap()]);
+    let running = t.spawn();
+    while !flag.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(fs::read_to_string(&creds).unwrap(), MARKS[0]);
+    running.wait().status(0);
+    assert_eq!(fs::read_to_string(&flag).unwrap(), "");
+}
+
+/// `/bin/sh -c SCRIPT claude-iso ARGS…` inside a user namespace where
+/// `user.max_user_namespaces` is 0: the kernel itself refuses every new user namespace
+/// there (ENOSPC), as it does on a host with `sysctl user.max_user_namespaces=0`.
+/// claude-iso runs as root of that namespace (its uid is mapped to 0), so this is the
+/// refusal of root's locking step; `unshare(1)` proves the refusal is real.
+const NO_USERNS: &str = "exec unshare -U -r /bin/sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && ! unshare -U true 2>/dev/null && exec \"$0\" \"$@\"' \"$0\" \"$@\"";
+
+/// A sandbox with a real `~/.claude/.credentials.json` and nothing in the environment.
+fn plain() -> Test {
+    let t = Test::new();
+    let claude = mkdir(&t.real_home().join(".claude"));
+    write_mode(&claude.join(".credentials.json"), MARKS[0], 0o600);
+    t
+}
+
+#[test]
+fn mask_on_where_namespaces_are_refused_exits_125() {
+    let run = plain().wrap(NO_USERNS).args(["--mask", "on"]);
+    let out = run.run();
+    out.status(125)
+        .one_line_error("cannot mask the real credentials")
+        .probe_not_run();
+    let err = out.stderr_text();
+    assert!(err.contains("max_user_namespaces"), "{err}");
+    assert!(err.contains("--mask off"), "{err}");
+}
+
+#[test]
+fn mask_auto_where_namespaces_are_refused_warns_once_and_runs() {
+    let run = plain().wrap(NO_USERNS);
+    let out = run.run();
+    out.success();
+    let err = out.stderr_text();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("claude-iso: warning: cannot mask the real credentials")
+            && err.contains("max_user_namespaces")
+            && err.contains("isolated by environment"),
+        "{err}"
+    );
+    out.probe().assert_token(TOKEN);
+    // The same with CLAUDE_ISO_MASK=on from the environment.
+    let run = plain().wrap(NO_USERNS).env("CLAUDE_ISO_MASK", "on");
+    run.run().status(125).probe_not_run();
+}
+
+#[test]
+fn a_bad_mask_variable_is_a_usage_error() {
+    let t = Test::new().env("CLAUDE_ISO_MASK", "sometimes");
+    t.run()
+        .status(125)
+        .one_line_error("CLAUDE_ISO_MASK must be auto, on or off")
+        .probe_not_run();
+}
+
+/// A claude-iso started inside a masked one works (its own mask nests), and the outer
+/// masks still hold inside it. The inner one takes the token from the environment the
+/// outer one gave it (the env file reads as empty in there).
+#[test]
+fn nested_claude_iso_inside_the_mask_works() {
+    let s = stores();
+    let creds = s.t.real_home().join(".claude/.credentials.json");
+    let inner_home = s.t.path("inner-home");
+    let script = s.t.path("nested.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\nexec '{bin}' --mask on --home '{home}' -- /bin/sh -c \"cat '{creds}' 2>/dev/null; exec '{probe}'\"\n",
+            bin = common::BIN,
+            home = inner_home.display(),
+            creds = creds.display(),
+            probe = s.t.probe_path().display(),
+        ),
+    );
+    let run = s.t.command(["/bin/sh", script.to_str().unwrap()]);
+    let out = run.run();
+    out.success();
+    only_the_scrub_warning(&out.stderr_text());
+    assert!(
+        !out.stdout_text().contains(MARKS[0]),
+        "{}",
+        out.stdout_text()
+    );
+    let probe = out.probe();
+    probe.assert_token(TOKEN);
+    assert_eq!(probe.var("HOME"), Some(inner_home.into()));
+}
+
+/// claude's subprocess isolation (bubblewrap) needs nested namespaces: it works inside
+/// the mask, as root and unprivileged, and the masks hold inside it.
+#[test]
+fn bubblewrap_works_inside_the_mask() {
+    let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("bubblewrap is not installed: apt-get install bubblewrap (.ci/run does)");
+    let s = stores();
+    let creds = s.t.env_file();
+    let run = s.t.command([
+        bwrap,
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-all",
+        "--",
+        "/bin/sh",
+        "-c",
+        &format!("echo \"in bwrap: [$(cat '{}')]\"", creds.display()),
+    ]);
+    let out = run.run();
+    out.status(0).stdout("in bwrap: []\n");
+}
+
+#[test]
+fn dry_run_lists_the_masked_paths_and_says_whether_it_is_possible() {
+    let s = stores();
+    let files = s.files.clone();
+    let run = s.t.arg("--dry-run");
+    let out = run.run();
+    out.status(0).probe_not_run();
+    let text = out.stdout_text();
+    for f in &files {
+        let hidden_dir = f
+            .ancestors()
+            .skip(1)
+            .any(|d| text.contains(&format!("mask: hidden {}\n", d.display())));
+        assert!(
+            hidden_dir || text.contains(&format!("mask: empty {}\n", f.display())),
+            "{f:?} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("mask: possible here\n"), "{text}");
+    let run = Test::new().args(["--dry-run", "--mask", "off"]);
+    let out = run.run();
+    assert!(
+        out.stdout_text().contains("mask: off"),
+        "{}",
+        out.stdout_text()
+    );
+    let s = stores();
+    let run = s.t.wrap(NO_USERNS).arg("--dry-run");
+    let out = run.run();
+    out.status(0);
+    assert!(
+        out.stdout_text().contains("mask: NOT possible here")
+            && out.stdout_text().contains("max_user_namespaces"),
+        "{}",
+        out.stdout_text()
+    );
+}
+
+#[test]
+fn doctor_reports_the_mask() {
+    let s = stores();
+    let env_file = s.t.env_file();
+    let home = s.t.home();
+    let t =
+        s.t.no_env_file()
+            .no_home()
+            .args(["doctor", "--json", "--env-file"])
+            .arg(&env_file)
+            .arg("--home")
+            .arg(&home);
+    let out = t.run();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout_text()).unwrap();
+    let mask = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mask")
+        .expect("a mask check");
+    assert_eq!(mask["status"], "ok", "{mask}");
+    let detail = mask["detail"].as_str().unwrap();
+    assert!(detail.starts_with("possible here: "), "{detail}");
+    let entries: Vec<&str> = detail["possible here: ".len()..].split(", ").collect();
+    for f in &s.files {
+        let hidden_dir = f
+            .ancestors()
+            .skip(1)
+            .any(|d| entries.contains(&format!("hidden {}", d.display()).as_str()));
+        assert!(
+            hidden_dir || entries.contains(&format!("empty {}", f.display()).as_str()),
+            "{f:?} not in {detail}"
+        );
+    }
+    let run = t.wrap(NO_USERNS).args(["--mask", "on"]);
+    let out = run.run();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout_text()).unwrap();
+    let mask = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "mask")
+        .unwrap();
+    assert_eq!(mask["status"], "fail", "{mask}");
+    assert!(
+        mask["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_user_namespaces"),
+        "{mask}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// --scrub-tools
+// ---------------------------------------------------------------------------------------
+
+const SCRUB: &str = "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB";
+
+/// A `PATH` without bubblewrap: the sandbox's `bin` (the probe) only.
+fn without_bwrap(t: Test) -> Test {
+    let bin = t.path("bin");
+    t.env("PATH", bin)
+}
+
+#[test]
+fn scrub_tools_auto_sets_the_switch_when_bubblewrap_is_there() {
+    let run = Test::new().env(SCRUB, "0");
+    let out = run.run();
+    out.success();
+    assert_eq!(out.probe().var(SCRUB), Some("1".into()));
+}
+
+#[test]
+fn scrub_tools_auto_without_bubblewrap_unsets_it_and_says_why_under_verbose() {
+    let run = without_bwrap(Test::new().env(SCRUB, "1")).arg("-v");
+    let out = run.run();
+    out.success();
+    assert_eq!(out.probe().var(SCRUB), None);
+    let err = out.stderr_text();
+    assert!(
+        err.contains("bubblewrap was not found") && err.contains("apt-get install bubblewrap"),
+        "{err}"
+    );
+    // Without -v it says nothing.
+    without_bwrap(Test::new()).run().success().stderr("");
+}
+
+#[test]
+fn scrub_tools_on_without_bubblewrap_exits_125() {
+    for t in [
+        without_bwrap(Test::new()).args(["--scrub-tools", "on"]),
+        without_bwrap(Test::new()).env("CLAUDE_ISO_SCRUB_TOOLS", "on"),
+    ] {
+        t.run()
+            .status(125)
+            .one_line_error("apt-get install bubblewrap")
+            .probe_not_run();
+    }
+}
+
+#[test]
+fn scrub_tools_off_passes_the_callers_value() {
+    for value in ["0", "1"] {
+        let run = Test::new().env(SCRUB, value).args(["--scrub-tools", "off"]);
+        let out = run.run();
+        out.success();
+        assert_eq!(out.probe().var(SCRUB), Some(value.into()));
+    }
+    let run = Test::new().args(["--scrub-tools", "off"]);
+    let out = run.run();
+    assert_eq!(out.probe().var(SCRUB), None);
+}
+
+#[test]
+fn scrub_tools_honours_bwrap_path_in_user_settings() {
+    let t = without_bwrap(Test::new());
+    let home = mkdir(&t.home());
+    common::chmod(&home, 0o700);
+    let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("bubblewrap is not installed: apt-get install bubblewrap (.ci/run does)");
+    write_mode(
+        &mkdir(&home.join(".claude")).join("settings.json"),
+        format!("{{\"sandbox\":{{\"bwrapPath\":\"{bwrap}\"}}}}"),
+        0o644,
+    );
+    let out = t.run();
+    out.success();
+    assert_eq!(out.probe().var(SCRUB), Some("1".into()));
+}

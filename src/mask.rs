@@ -723,13 +723,14 @@ fn parent(
     decode(&msg, plan)?;
     let proc_dir = PathBuf::from(format!("/proc/{child}"));
     if root {
-        // Every id maps to itself: root stays root for files, other users stay who they
-        // are (the helper, inside the new namespace, could map only itself).
-        let full = "0 0 4294967295";
-        std::fs::write(proc_dir.join("uid_map"), full)
-            .map_err(|e| refusal(Step::UidMap, io_errno(&e)))?;
-        std::fs::write(proc_dir.join("gid_map"), full)
-            .map_err(|e| refusal(Step::GidMap, io_errno(&e)))?;
+        // Every id we have maps to itself: root stays root for files, other users stay
+        // who they are (the helper, inside the new namespace, could map only itself).
+        for (file, step) in [("uid_map", Step::UidMap), ("gid_map", Step::GidMap)] {
+            let own = std::fs::read_to_string(Path::new("/proc/self").join(file))
+                .map_err(|e| refusal(step, io_errno(&e)))?;
+            std::fs::write(proc_dir.join(file), identity_map(&own))
+                .map_err(|e| refusal(step, io_errno(&e)))?;
+        }
     }
     if !join {
         return Ok(());
@@ -747,6 +748,18 @@ fn parent(
     nix::sched::setns(&user, CloneFlags::CLONE_NEWUSER).map_err(|e| refusal(Step::Join, e))?;
     nix::sched::setns(&mnt, CloneFlags::CLONE_NEWNS).map_err(|e| refusal(Step::Join, e))?;
     Ok(())
+}
+
+/// The identity map of every id this namespace has, from its own `uid_map`/`gid_map`
+/// (`inside outside count` lines): `inside inside count` each. In the initial namespace
+/// that is `0 0 4294967295`; under `unshare -r` it is `0 0 1`.
+fn identity_map(own: &str) -> String {
+    own.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3).then(|| format!("{} {} {}\n", f[0], f[0], f[2]))
+        })
+        .collect()
 }
 
 fn io_errno(e: &std::io::Error) -> Errno {
@@ -1119,6 +1132,19 @@ mod tests {
             ("/xdg/anthropic/credentials/default.json", File),
         ]);
         assert_eq!(fs.plan(&s).unwrap().ops, vec![empty("/xdg/anthropic", Dir)]);
+    }
+
+    #[test]
+    fn identity_maps() {
+        assert_eq!(
+            identity_map("         0          0 4294967295\n"),
+            "0 0 4294967295\n"
+        );
+        assert_eq!(identity_map("0 1001 1\n"), "0 0 1\n");
+        assert_eq!(
+            identity_map("0 100000 1000\n1000 1001 1\n"),
+            "0 0 1000\n1000 1000 1\n"
+        );
     }
 
     #[test]

@@ -98,19 +98,19 @@ fn pid_namespace_possible(test: &str) -> bool {
     if is_root() {
         return true;
     }
+    // Unprivileged, a PID namespace needs a user namespace that maps only us, where the
+    // real root's directories show as uid 65534 (claude-iso accepts them there since
+    // issue 10, so that it works inside its own mask: checked just now). The tests below
+    // signal and inspect the namespace's processes from outside, as root does.
     let t = Test::new()
         .wrap("exec unshare --user --map-root-user --pid --fork --mount-proc \"$0\" \"$@\"")
         .command(["sh", "-c", "exit 42"]);
-    let out = t.run();
-    out.status(125)
-        .one_line_error("is owned by uid 65534 (not you or root)");
+    t.run().status(42);
     // Straight to stderr, past the test harness's capture: this must be seen.
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "NOT RUN {test}: root only, and this is uid {}: in an unprivileged user namespace the \
-             real root's directories show as uid 65534 and claude-iso refuses a scratch home \
-             below them (checked just now); CI's root run covers it\n",
+            "NOT RUN {test}: root only (uid {} here); CI's root run covers it\n",
             nix::unistd::geteuid()
         )
         .as_bytes(),

@@ -383,6 +383,9 @@ pub struct Refusal {
     pub step: Step,
     pub errno: Errno,
     pub path: Option<PathBuf>,
+    /// It failed after this process itself entered the new user namespace (the in-place
+    /// path), which it cannot leave: the launch must stop even under `--mask auto`.
+    pub in_place: bool,
 }
 
 impl Refusal {
@@ -570,7 +573,7 @@ pub fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<bool> {
             ));
             Ok(true)
         }
-        Err(r) if mode == Switch::Auto => {
+        Err(r) if mode == Switch::Auto && !r.in_place => {
             report.warn(format!(
                 "cannot mask the real credentials ({}); running isolated by environment only; {}",
                 r.reason(),
@@ -588,7 +591,53 @@ pub fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<bool> {
 /// # Errors
 /// The step the kernel refused.
 pub fn enter(plan: &Plan) -> Result<(), Refusal> {
+    if !nix::unistd::geteuid().is_root() && in_place_is_safe() {
+        return enter_in_place(plan);
+    }
     run(plan, true)
+}
+
+/// Whether an unprivileged launch may build the namespace in this very process, without
+/// the forked helper (the helper's fork and hand-off are most of the mask's cost).
+/// Everything that refuses a user namespace outright (the sysctl limit, seccomp,
+/// `RestrictNamespaces=`) refuses `unshare` itself, which leaves this process as it was.
+/// The one known refusal that comes *after* a successful `unshare` — Ubuntu's AppArmor
+/// restriction, where the new namespace has no capabilities and the id maps cannot be
+/// written — would leave this process in an unusable namespace: there, the helper is
+/// used.
+fn in_place_is_safe() -> bool {
+    match std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
+        Ok(v) => v.trim() == "0",
+        Err(_) => true,
+    }
+}
+
+/// The helper's work done here (unprivileged only). A refusal at `unshare` leaves this
+/// process unchanged; a refusal after it is marked [`Step::InPlace`]: the process is then
+/// in a namespace it cannot leave, so the launch must stop (125) even under `auto`.
+fn enter_in_place(plan: &Plan) -> Result<(), Refusal> {
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    // The id maps are written through /proc/self, whose files are root's while this
+    // process is not dumpable: dumpable for those few writes only. (A same-user process
+    // that could ptrace us in that window could read the token file anyway.)
+    let _ = nix::sys::prctl::set_dumpable(true);
+    let result = match nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
+        Err(e) => Err((Step::Unshare, e, false)),
+        Ok(()) => build(plan, false, uid, gid, true).map_err(|(step, e)| (step, e, true)),
+    };
+    crate::sys::set_non_dumpable();
+    result.map_err(|(step, errno, in_place)| Refusal {
+        step,
+        errno,
+        path: match step {
+            Step::Mount(i) => plan.ops.get(i).map(|op| op.path().to_owned()),
+            _ => None,
+        },
+        in_place,
+    })
 }
 
 /// Whether the plan can be applied here: the same work in a forked helper, which this
@@ -605,6 +654,7 @@ fn refusal(step: Step, errno: Errno) -> Refusal {
         step,
         errno,
         path: None,
+        in_place: false,
     }
 }
 
@@ -663,6 +713,7 @@ fn decode(msg: &[u8; MSG_LEN], plan: &Plan) -> Result<(), Refusal> {
             Step::Mount(i) => plan.ops.get(i).map(|op| op.path().to_owned()),
             _ => None,
         },
+        in_place: false,
     })
 }
 
@@ -782,6 +833,21 @@ fn helper(
         let _ = nix::sys::prctl::set_dumpable(true);
         nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
             .map_err(|e| (Step::Unshare, e))?;
+    }
+    build(plan, root, uid_raw, gid_raw, !root)
+}
+
+/// Everything after `unshare`: (unprivileged, `maps`) the id maps, `/` private, the
+/// staging tmpfs, every mount of the plan, and (root) the nested namespace that locks
+/// them.
+fn build(
+    plan: &Plan,
+    root: bool,
+    uid_raw: u32,
+    gid_raw: u32,
+    maps: bool,
+) -> std::result::Result<(), (Step, Errno)> {
+    if maps {
         write_proc("/proc/self/setgroups", "deny").map_err(|e| (Step::Setgroups, e))?;
         write_proc("/proc/self/uid_map", &format!("{uid_raw} {uid_raw} 1"))
             .map_err(|e| (Step::UidMap, e))?;

@@ -119,7 +119,7 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scrub::SCRUBBED;
+    use crate::scrub::LISTED;
     use std::path::PathBuf;
 
     fn env(text: &str) -> CallerEnv {
@@ -168,8 +168,8 @@ mod tests {
         assert_eq!(get(&c, TOKEN_VAR), Some(token().expose()));
         assert_eq!(get(&c, NESTED_VAR), Some("1"));
         assert_eq!(get(&c, "PWD"), None);
-        for name in SCRUBBED {
-            assert_eq!(get(&c, name), None, "{name}");
+        for e in LISTED {
+            assert_eq!(get(&c, e.name), None, "{}", e.name);
         }
         assert_eq!(
             c.removed,
@@ -257,8 +257,60 @@ mod tests {
             "CLAUDE_CODE_USE_FOUNDRY",
             "AWS_BEARER_TOKEN_BEDROCK",
             "XDG_CONFIG_HOME",
+            // Issue 11: found in claude 2.1.332.
+            "CLAUDE_CODE_USE_ANTHROPIC_AWS",
+            "CLAUDE_CODE_USE_ANTHROPIC_GOOGLE_CLOUD",
+            "CLAUDE_CODE_USE_MANTLE",
+            "CLAUDE_CODE_USE_GATEWAY",
+            "ANTHROPIC_AWS_API_KEY",
+            "ANTHROPIC_FOUNDRY_API_KEY",
+            "ANTHROPIC_FOUNDRY_AUTH_TOKEN",
+            "CLAUDE_CODE_GATEWAY_TOKEN",
+            "CLAUDE_CODE_GATEWAY_TOKEN_FILE_DESCRIPTOR",
+            "CLAUDE_CODE_WEBSOCKET_AUTH_FILE_DESCRIPTOR",
+            "CCR_AGENT_PROXY_TOKEN_FILE_DESCRIPTOR",
+            "CLAUDE_CODE_HOST_CREDS_FILE",
+            "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST",
+            "CLAUDE_CODE_HOST_AUTH_ENV_VAR",
+            "CLAUDE_CODE_SESSIONS_OAUTH_TOKEN",
+            "CLAUDE_CODE_REMOTE_SESSION_ID",
+            "ANTHROPIC_UNIX_SOCKET",
+            "ANTHROPIC_CUSTOM_HEADERS",
+            "CLAUDE_CODE_CUSTOM_OAUTH_URL",
+            "CLAUDE_CODE_FEDERATION_CACHE_DIR",
+            "CLAUDE_TRUSTED_DEVICE_TOKEN",
+            "CLAUDE_BRIDGE_OAUTH_TOKEN",
+            "CLAUDE_SESSION_INGRESS_TOKEN_FILE",
+            "CLAUDE_BG_CLAIM_AUTH",
+            "AGENT_PROXY_AUTH_TOKEN",
         ] {
             assert!(is_scrubbed(OsStr::new(name)), "{name}");
         }
+    }
+
+    #[test]
+    fn configuration_passes_through() {
+        let caller = "ANTHROPIC_BASE_URL=http://127.0.0.1:1\nANTHROPIC_MODEL=m\nCLAUDE_CODE_MAX_OUTPUT_TOKENS=9\nDISABLE_AUTOUPDATER=1\nCLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\nMAX_THINKING_TOKENS=5\nGITHUB_TOKEN=gh\nCLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR=3\nCLAUDE_CODE_USE_FOUNDRY=1\n";
+        let c = run(caller, &[], &[], None);
+        for (name, value) in [
+            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:1"),
+            ("ANTHROPIC_MODEL", "m"),
+            ("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "9"),
+            ("DISABLE_AUTOUPDATER", "1"),
+            ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
+            ("MAX_THINKING_TOKENS", "5"),
+            ("GITHUB_TOKEN", "gh"),
+        ] {
+            assert_eq!(get(&c, name), Some(value), "{name}");
+        }
+        // The caller's descriptor variable is removed: it would name another token.
+        assert_eq!(get(&c, "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR"), None);
+        assert_eq!(
+            c.removed,
+            vec![
+                "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
+                "CLAUDE_CODE_USE_FOUNDRY"
+            ]
+        );
     }
 }

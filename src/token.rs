@@ -264,7 +264,7 @@ fn token_from_env_file(path: &Path, bytes: &[u8]) -> Result<Token> {
     let assignments = envfile::parse(bytes).map_err(|e| line_err(e.line, e.reason))?;
     let mut found: Option<&envfile::Assignment> = None;
     for a in &assignments {
-        if scrub::is_scrubbed(OsStr::new(&a.key)) {
+        if a.key != TOKEN_VAR && scrub::is_credential(OsStr::new(&a.key)) {
             return Err(line_err(
                 a.line,
                 format!(

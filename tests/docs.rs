@@ -128,11 +128,17 @@ fn man_page_has_every_section() {
     ] {
         assert!(page.contains(needle), "the man page lacks {needle:?}");
     }
-    for name in claude_iso::scrub::SCRUBBED {
-        assert!(
-            page.contains(&name.replace('-', "\\-")),
-            "the man page does not list {name}"
-        );
+    let scrub = &claude_iso::scrub::LISTED;
+    for name in scrub.iter().chain(claude_iso::scrub::KEEP).map(|e| e.name) {
+        assert!(page.contains(name), "the man page does not list {name}");
+    }
+    for rule in claude_iso::scrub::RULES {
+        for pattern in rule.patterns {
+            assert!(
+                page.contains(pattern),
+                "the man page lacks the pattern {pattern}"
+            );
+        }
     }
 }
 

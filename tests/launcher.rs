@@ -671,10 +671,35 @@ const MUST_SCRUB: &[&str] = &[
     "CLAUDE_CODE_USE_FOUNDRY",
     "AWS_BEARER_TOKEN_BEDROCK",
     "XDG_CONFIG_HOME",
+    // Issue 11: in claude 2.1.332, removed by rule or by name.
+    "CLAUDE_CODE_USE_ANTHROPIC_AWS",
+    "CLAUDE_CODE_USE_ANTHROPIC_GOOGLE_CLOUD",
+    "CLAUDE_CODE_USE_MANTLE",
+    "CLAUDE_CODE_USE_GATEWAY",
+    "ANTHROPIC_AWS_API_KEY",
+    "ANTHROPIC_FOUNDRY_API_KEY",
+    "ANTHROPIC_FOUNDRY_AUTH_TOKEN",
+    "CLAUDE_CODE_GATEWAY_TOKEN",
+    "CLAUDE_CODE_GATEWAY_TOKEN_FILE_DESCRIPTOR",
+    "CLAUDE_CODE_WEBSOCKET_AUTH_FILE_DESCRIPTOR",
+    "CCR_AGENT_PROXY_TOKEN_FILE_DESCRIPTOR",
+    "CLAUDE_CODE_HOST_CREDS_FILE",
+    "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST",
+    "CLAUDE_CODE_HOST_AUTH_ENV_VAR",
+    "CLAUDE_CODE_SESSIONS_OAUTH_TOKEN",
+    "CLAUDE_CODE_REMOTE_SESSION_ID",
+    "ANTHROPIC_UNIX_SOCKET",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "CLAUDE_CODE_CUSTOM_OAUTH_URL",
+    "CLAUDE_CODE_FEDERATION_CACHE_DIR",
+    "CLAUDE_TRUSTED_DEVICE_TOKEN",
+    "CLAUDE_BRIDGE_OAUTH_TOKEN",
+    "CLAUDE_SESSION_INGRESS_TOKEN_FILE",
+    "CLAUDE_BG_CLAIM_AUTH",
 ];
 
 fn scrubbed_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = claude_iso::scrub::SCRUBBED.to_vec();
+    let mut names: Vec<&'static str> = claude_iso::scrub::LISTED.iter().map(|e| e.name).collect();
     for name in MUST_SCRUB {
         if !names.contains(name) {
             names.push(name);

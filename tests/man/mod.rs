@@ -22,7 +22,7 @@ use claude_iso::layout::{
     DEVICE_KEYS, INIT_GRACE_VAR, INIT_VAR, LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER,
     TOKEN_FD_VAR, TOKEN_VAR,
 };
-use claude_iso::scrub::SCRUBBED;
+use claude_iso::scrub::{KEEP, LISTED, NAMESPACES, RULES};
 use claude_iso::share::{DEFAULT_SET, REFUSED};
 use claude_iso::token::MAX_ENV_FILE;
 
@@ -912,13 +912,35 @@ fn environment(page: &mut Page) {
     );
 
     page.ss("Removed from COMMAND's environment");
+    let namespaces: Vec<String> = NAMESPACES.iter().map(|n| format!("**{n}**")).collect();
+    page.p(&format!(
+        "Rules first: inside claude's namespaces ({}), every variable whose name matches \
+        one of these patterns is removed (words are separated by _, and * stands for any \
+        number of whole words, none included):",
+        namespaces.join(", ")
+    ));
+    for rule in RULES {
+        page.tp(
+            &rule.patterns.join(", "),
+            &format!("{}.", capitalise(rule.what)),
+        );
+    }
+    page.p("Then a list: these are removed too, though they follow no pattern:");
+    for e in LISTED {
+        page.tp(
+            &format!("**{}**", e.name),
+            &format!("{}.", capitalise(e.why)),
+        );
+    }
     page.p(
-        "These carry a credential that outranks the token, switch claude to another \
-        provider, or relocate where claude looks for its configuration and \
-        credentials:",
+        "These match a pattern, or look like a credential, but are configuration, and \
+        pass through:",
     );
-    let names: Vec<String> = SCRUBBED.iter().map(|n| format!("**{n}**")).collect();
-    page.line(&format!("{}.", names.join(", ")));
+    let kept: Vec<String> = KEEP.iter().map(|e| format!("**{}**", e.name)).collect();
+    page.line(&format!("{}.", kept.join(", ")));
+    page.p("The caller's **HOME**, **CLAUDE_CODE_OAUTH_TOKEN**, \
+        **CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR** and **CLAUDE_ISO** never pass \
+        through either: claude-iso sets its own (see above) or none.");
     page.p(
         "Each **--unset** __NAME__ is removed too, and each **--keep-env** __NAME__ is \
         passed through on purpose. The names (never the values) of removed variables \
@@ -932,6 +954,13 @@ fn environment(page: &mut Page) {
         consider **DISABLE_AUTOUPDATER=1**, **DISABLE_TELEMETRY=1** and \
         **CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1**.",
     );
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 fn files(page: &mut Page) {

@@ -1,0 +1,322 @@
+//! Drift detection (issue 11): the scrub table against the variable names of the claude
+//! CLI that is installed (found through `CLAUDE_ISO_TEST_CLAUDE`, like the end-to-end
+//! suite: unset outside CI it says so loudly; under `CI=true` it fails).
+//!
+//! Every name in claude's namespaces that looks like a credential
+//! (`scrub::looks_like_credential`) must be either removed — by a rule it was reviewed
+//! under ([`REVIEWED_BY_RULE`]), or by name (`scrub::LISTED`) — or be configuration on
+//! `scrub::KEEP`. A release that adds such a name fails this test, naming it, until
+//! someone has looked at it: `.ci/run --latest` turns red the day it ships.
+
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use claude_iso::scrub::{self, NAMESPACES, Reason};
+
+const CLAUDE_ENV: &str = "CLAUDE_ISO_TEST_CLAUDE";
+
+/// Credential-looking names of claude 2.1.197, 2.1.330 and 2.1.332 that a rule removes,
+/// each looked at (the names the rules remove but no release has are not here).
+const REVIEWED_BY_RULE: &[&str] = &[
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_AWS_API_KEY",
+    "ANTHROPIC_BEDROCK_MANTLE_API_KEY",
+    "ANTHROPIC_CONFIG_DIR",
+    "ANTHROPIC_ENVIRONMENT_KEY",
+    "ANTHROPIC_FOUNDRY_API_KEY",
+    "ANTHROPIC_FOUNDRY_AUTH_TOKEN",
+    "ANTHROPIC_IDENTITY_TOKEN",
+    "ANTHROPIC_IDENTITY_TOKEN_FILE",
+    "ANTHROPIC_PROFILE",
+    "ANTHROPIC_WEBHOOK_SIGNING_KEY",
+    "ANTHROPIC_WORK_SECRET",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "CCR_AGENT_PROXY_TOKEN_FILE_DESCRIPTOR",
+    "CCR_CREDENTIAL_REFUSED_PREFIX",
+    "CCR_OAUTH_TOKEN_FILE",
+    "CCR_SESSION_PROFILE",
+    "CLAUDE_AI_AUTHORIZE_URL",
+    "CLAUDE_AI_OAUTH_SCOPES",
+    "CLAUDE_API_KEY",
+    "CLAUDE_BG_AUTH_SNAPSHOT_PATH",
+    "CLAUDE_BG_CLAIM_AUTH",
+    "CLAUDE_BG_PTY_AUTH",
+    "CLAUDE_BG_RV_AUTH",
+    "CLAUDE_BG_SESSION_CREDENTIAL",
+    "CLAUDE_BG_SOCKET_TOKENS_PATH",
+    "CLAUDE_BRIDGE_OAUTH_TOKEN",
+    "CLAUDE_CHROME_TAB_GROUP_KEY",
+    "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
+    "CLAUDE_CODE_ARTIFACTS_API_TOKEN",
+    "CLAUDE_CODE_CCR_AFFINITY_KEY",
+    "CLAUDE_CODE_CLIENT_KEY",
+    "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
+    "CLAUDE_CODE_CUSTOM_OAUTH_URL",
+    "CLAUDE_CODE_DESIGN_OAUTH_CLIENT_ID",
+    "CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER",
+    "CLAUDE_CODE_FORCE_WINDOWS_CREDMAN",
+    "CLAUDE_CODE_GATEWAY_TOKEN",
+    "CLAUDE_CODE_GATEWAY_TOKEN_FILE_DESCRIPTOR",
+    "CLAUDE_CODE_HFI_BEARER_TOKEN",
+    "CLAUDE_CODE_HOST_AUTH_ASK_AT_START",
+    "CLAUDE_CODE_HOST_AUTH_ENV_VAR",
+    "CLAUDE_CODE_HOST_CREDS_FILE",
+    "CLAUDE_CODE_HOST_OWNED_CONFIG_DIR",
+    "CLAUDE_CODE_LAUNCHER_RUNS_API_KEY_HELPER",
+    "CLAUDE_CODE_MANAGED_SETTINGS_PATH",
+    "CLAUDE_CODE_MCP_SERVE_AUTH_TOKEN",
+    "CLAUDE_CODE_MEMORY_API_TOKEN",
+    "CLAUDE_CODE_MESSAGING_TOKEN",
+    "CLAUDE_CODE_OAUTH_CLIENT_ID",
+    "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
+    "CLAUDE_CODE_OAUTH_SCOPES",
+    "CLAUDE_CODE_PROXY_AUTHENTICATE",
+    "CLAUDE_CODE_REMOTE_SETTINGS_PATH",
+    "CLAUDE_CODE_SDK_HAS_HOST_AUTH_REFRESH",
+    "CLAUDE_CODE_SDK_HAS_OAUTH_REFRESH",
+    "CLAUDE_CODE_SDK_HAS_SESSIONS_OAUTH_REFRESH",
+    "CLAUDE_CODE_SESSIONS_OAUTH_TOKEN",
+    "CLAUDE_CODE_SESSION_ACCESS_TOKEN",
+    "CLAUDE_CODE_SHELL_HANDOVER_KEY",
+    "CLAUDE_CODE_SKIP_ANTHROPIC_AWS_AUTH",
+    "CLAUDE_CODE_SKIP_ANTHROPIC_GOOGLE_CLOUD_AUTH",
+    "CLAUDE_CODE_SKIP_AWS_CRED_CACHE",
+    "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
+    "CLAUDE_CODE_SKIP_FOUNDRY_AUTH",
+    "CLAUDE_CODE_SKIP_MANTLE_AUTH",
+    "CLAUDE_CODE_SKIP_VERTEX_AUTH",
+    "CLAUDE_CODE_SLACK_TAG_TOKEN",
+    "CLAUDE_CODE_STOP_ON_UNUSABLE_PROFILE",
+    "CLAUDE_CODE_USE_ANTHROPIC_AWS",
+    "CLAUDE_CODE_USE_ANTHROPIC_GOOGLE_CLOUD",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_FOUNDRY",
+    "CLAUDE_CODE_USE_GATEWAY",
+    "CLAUDE_CODE_USE_MANTLE",
+    "CLAUDE_CODE_USE_VERTEX",
+    "CLAUDE_CODE_WEBSOCKET_AUTH_FILE_DESCRIPTOR",
+    "CLAUDE_CONFIG_DIR",
+    "CLAUDE_LOCAL_OAUTH_API_BASE",
+    "CLAUDE_LOCAL_OAUTH_APPS_BASE",
+    "CLAUDE_LOCAL_OAUTH_CONSOLE_BASE",
+    "CLAUDE_SECURESTORAGE_CONFIG_DIR",
+    "CLAUDE_SESSION_INGRESS_TOKEN_FILE",
+    "CLAUDE_TRUSTED_DEVICE_TOKEN",
+];
+
+/// The files of the installed claude that hold its code: the file `CLAUDE_ISO_TEST_CLAUDE`
+/// resolves to (the native executable, or `cli.js` of older packages), and the package's
+/// `cli.js` when there is one besides.
+fn bundle_files(claude: &Path) -> Vec<PathBuf> {
+    let real = fs::canonicalize(claude)
+        .unwrap_or_else(|e| panic!("{CLAUDE_ENV}={}: {e}", claude.display()));
+    let mut files = vec![real.clone()];
+    for dir in real.ancestors().skip(1) {
+        let Ok(manifest) = fs::read_to_string(dir.join("package.json")) else {
+            continue;
+        };
+        if manifest.contains("\"@anthropic-ai/claude-code\"") {
+            let cli = dir.join("cli.js");
+            if cli.is_file() && cli != real {
+                files.push(cli);
+            }
+            break;
+        }
+    }
+    files
+}
+
+fn ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'$'
+}
+
+/// Every whole identifier in `bytes` that starts with one of claude's namespaces, is
+/// upper case, and does not end in `_` (those are prefixes code builds names from).
+fn names_in(bytes: &[u8]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for ns in NAMESPACES {
+        for at in memchr::memmem::find_iter(bytes, ns.as_bytes()) {
+            if at > 0 && ident(bytes[at - 1]) {
+                continue;
+            }
+            let len = bytes[at..]
+                .iter()
+                .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || **b == b'_')
+                .count();
+            let end = at + len;
+            if end < bytes.len() && ident(bytes[end]) {
+                continue;
+            }
+            let name = &bytes[at..end];
+            if name.ends_with(b"_") {
+                continue;
+            }
+            out.insert(String::from_utf8_lossy(name).into_owned());
+        }
+    }
+    out
+}
+
+/// The names of the claude whose files are `files`.
+fn names_of(files: &[PathBuf]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for f in files {
+        let bytes = fs::read(f).unwrap_or_else(|e| panic!("read {}: {e}", f.display()));
+        out.extend(names_in(&bytes));
+    }
+    out
+}
+
+/// One line per credential-looking name the table does not account for.
+fn drift(names: &BTreeSet<String>) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in names.iter().filter(|n| scrub::looks_like_credential(n)) {
+        let os = OsStr::new(name.as_str());
+        if scrub::kept(os).is_some() {
+            continue;
+        }
+        match scrub::why(os) {
+            Some(Reason::Listed(_) | Reason::Replaced(_)) => {}
+            Some(reason @ Reason::Rule(..)) => {
+                if !REVIEWED_BY_RULE.contains(&name.as_str()) {
+                    out.push(format!(
+                        "{name}: new; removed ({reason}); check what it is, then add it to \
+                         REVIEWED_BY_RULE in tests/drift.rs (or to scrub::KEEP if it is configuration)"
+                    ));
+                }
+            }
+            None => out.push(format!(
+                "{name}: PASSES THROUGH: neither removed nor on scrub::KEEP; add it to \
+                 scrub::LISTED if it carries or locates a credential, else to scrub::KEEP"
+            )),
+        }
+    }
+    out
+}
+
+fn report(what: &str, names: &BTreeSet<String>) -> Vec<String> {
+    let found = drift(names);
+    let suspicious = names
+        .iter()
+        .filter(|n| scrub::looks_like_credential(n))
+        .count();
+    eprintln!(
+        "drift: {what}: {} names in claude's namespaces, {suspicious} look like credentials, {} unaccounted for",
+        names.len(),
+        found.len()
+    );
+    found
+}
+
+/// The claude to check, or `None` (skipped loudly) outside CI.
+fn claude(test: &str) -> Option<PathBuf> {
+    match std::env::var_os(CLAUDE_ENV).filter(|v| !v.is_empty()) {
+        Some(v) => Some(PathBuf::from(v)),
+        None if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{CLAUDE_ENV} is not set but CI=true: the drift check must run in CI")
+        }
+        None => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !!! SKIPPING `{test}`: {CLAUDE_ENV} is not set. The scrub table was NOT\n\
+                 !!! checked against a claude release. Run `scripts/test` to check it.\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            None
+        }
+    }
+}
+
+#[test]
+fn every_credential_variable_of_the_installed_claude_is_removed_or_kept() {
+    let Some(claude) =
+        claude("every_credential_variable_of_the_installed_claude_is_removed_or_kept")
+    else {
+        return;
+    };
+    let files = bundle_files(&claude);
+    let names = names_of(&files);
+    // The extraction works: the names claude-iso is built around are there.
+    for must in [
+        "ANTHROPIC_API_KEY",
+        "CLAUDE_CODE_OAUTH_TOKEN",
+        "CLAUDE_CONFIG_DIR",
+    ] {
+        assert!(
+            names.contains(must),
+            "{must} not found in {files:?}: is this claude's bundle?"
+        );
+    }
+    let found = report(&format!("{files:?}"), &names);
+    assert!(
+        found.is_empty(),
+        "the scrub table does not account for {} credential-looking variable(s) of {}:\n  {}",
+        found.len(),
+        claude.display(),
+        found.join("\n  ")
+    );
+}
+
+/// The check above, on a copy of the installed bundle with a made-up credential variable
+/// added: it must name it.
+#[test]
+fn a_new_credential_variable_fails_the_check() {
+    let Some(claude) = claude("a_new_credential_variable_fails_the_check") else {
+        return;
+    };
+    let files = bundle_files(&claude);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join(files[0].file_name().unwrap());
+    fs::copy(&files[0], &copy).unwrap();
+    let mut f = fs::OpenOptions::new().append(true).open(&copy).unwrap();
+    f.write_all(
+        b"\nlet a=process.env.CLAUDE_CODE_FROBNICATE_API_KEY,b=process.env.ANTHROPIC_FROBNICATE_SIGNING_SEED;\n",
+    )
+    .unwrap();
+    drop(f);
+    let mut copies = vec![copy];
+    copies.extend(files[1..].iter().cloned());
+    let found = report("copy with made-up variables", &names_of(&copies));
+    let flagged = |name: &str| found.iter().any(|l| l.starts_with(&format!("{name}:")));
+    // Removed by a rule, but new: reviewed before it counts as known.
+    assert!(flagged("CLAUDE_CODE_FROBNICATE_API_KEY"), "{found:#?}");
+    // Matches no rule: passes through, flagged as such.
+    assert!(flagged("ANTHROPIC_FROBNICATE_SIGNING_SEED"), "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .any(|l| l.starts_with("ANTHROPIC_FROBNICATE_SIGNING_SEED: PASSES THROUGH")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn extraction_takes_whole_upper_case_names_only() {
+    let text = b"x=process.env.CLAUDE_CODE_OAUTH_TOKEN;y=e.ANTHROPIC_API_KEY??\"CCR_X\"\
+        +`CLAUDE_CODE_USE_${p}`;MY_CLAUDE_TOKEN;CLAUDE_CODE_OAUTH_TOKENx;\xffAWS_BEARER_TOKEN_BEDROCK\x00";
+    let names: Vec<String> = names_in(text).into_iter().collect();
+    assert_eq!(
+        names,
+        [
+            "ANTHROPIC_API_KEY",
+            "AWS_BEARER_TOKEN_BEDROCK",
+            "CCR_X",
+            "CLAUDE_CODE_OAUTH_TOKEN"
+        ]
+    );
+}
+
+#[test]
+fn reviewed_names_are_still_removed_by_a_rule() {
+    for name in REVIEWED_BY_RULE {
+        assert!(
+            matches!(scrub::why(OsStr::new(name)), Some(Reason::Rule(..))),
+            "{name} is on REVIEWED_BY_RULE but no rule removes it (a rule or KEEP changed)"
+        );
+    }
+}

@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -23,7 +23,10 @@ use crate::error::{Outcome, Result};
 use crate::guard;
 use crate::home::{self, HomeState};
 use crate::init;
-use crate::layout::{CLAUDE_DIR, CREDENTIALS, TOKEN_VAR};
+use crate::layout::{
+    CLAUDE_DIR, CREDENTIALS, MANAGED_SETTINGS, REMOTE_CREDENTIALS, REMOTE_CREDENTIALS_DIR,
+    TOKEN_VAR,
+};
 use crate::mask;
 use crate::scrub;
 use crate::seed;
@@ -169,6 +172,11 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check
     out.push(check_destination(&verdict));
     out.push(mask_check);
     out.push(check_scrub_tools(config));
+    out.push(check_unscrubbable(
+        config,
+        Path::new(REMOTE_CREDENTIALS_DIR),
+        Path::new(MANAGED_SETTINGS),
+    ));
     if live {
         out.push(match &winner {
             Some((token, _)) => check_live(config, launch, token),
@@ -449,15 +457,15 @@ fn check_command(config: &Config) -> Check {
         &config.start_dir,
         VERSION_TIMEOUT,
     ) {
-        Ok((true, out, _)) => check(
-            "command",
-            Status::Ok,
-            format!(
-                "{} ({})",
-                path.display(),
-                out.lines().next().unwrap_or("").trim()
-            ),
-        ),
+        Ok((true, out, _)) => {
+            let said = out.lines().next().unwrap_or("").trim();
+            let (status, range) = supported_range(said);
+            check(
+                "command",
+                status,
+                format!("{} ({said}); {range}", path.display()),
+            )
+        }
         Ok((false, _, err)) => check(
             "command",
             Status::Fail,
@@ -520,6 +528,150 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
         )
     } else {
         check("environment", Status::Warn, notes.join("; "))
+    }
+}
+
+/// A dotted version's numbers (`2.1.330` of `2.1.330 (Claude Code)`).
+fn version_numbers(text: &str) -> Option<Vec<u64>> {
+    let word = text.split_whitespace().find(|w| w.contains('.'))?;
+    let core = word.split(['-', '+']).next()?;
+    core.split('.').map(|n| n.parse().ok()).collect()
+}
+
+/// Where `claude --version` output falls in the supported range: a warning when older
+/// than the oldest supported release, a note when newer than the pin.
+fn supported_range(said: &str) -> (Status, String) {
+    let (oldest, pinned) = crate::layout::supported_claude();
+    let range = format!(
+        "supported: {oldest} to {pinned} (tested; newer releases are checked by CI with --latest)"
+    );
+    let (Some(v), Some(lo), Some(hi)) = (
+        version_numbers(said),
+        version_numbers(oldest),
+        version_numbers(pinned),
+    ) else {
+        return (Status::Warn, format!("cannot read its version; {range}"));
+    };
+    if v < lo {
+        (
+            Status::Warn,
+            format!("OLDER than the oldest supported release; {range}; update claude"),
+        )
+    } else if v > hi {
+        (
+            Status::Ok,
+            format!("newer than the pinned release; {range}"),
+        )
+    } else {
+        (Status::Ok, range)
+    }
+}
+
+/// What scrubbing the environment cannot remove: claude's fixed credential files outside
+/// HOME, TLS settings that let a proxy read the token, and managed settings that give
+/// claude another credential.
+fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &Path) -> Check {
+    let mut findings = Vec::new();
+    let present: Vec<String> = REMOTE_CREDENTIALS
+        .iter()
+        .map(|f| remote_dir.join(f))
+        .filter(|p| std::fs::symlink_metadata(p).is_ok())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !present.is_empty() {
+        findings.push(format!(
+            "{} exist(s): claude reads these whatever HOME and the environment say (.api_key outranks the token); remove them",
+            present.join(", ")
+        ));
+    }
+    let set = |name: &str| config.env.get(name).filter(|v| !v.is_empty());
+    let insecure = set("NODE_TLS_REJECT_UNAUTHORIZED").is_some_and(|v| v == "0");
+    let extra_ca = set("NODE_EXTRA_CA_CERTS").is_some();
+    let proxy = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .into_iter()
+    .find(|n| set(n).is_some());
+    let foreign = set("ANTHROPIC_BASE_URL")
+        .map(|u| url_host(&u.to_string_lossy()))
+        .filter(|h| {
+            let host = h.rsplit_once(':').map_or(h.as_str(), |(h, _)| h);
+            host != "api.anthropic.com" && !host.ends_with(".anthropic.com")
+        });
+    if insecure || extra_ca {
+        let tls = if insecure {
+            "NODE_TLS_REJECT_UNAUTHORIZED=0 (no certificate check)"
+        } else {
+            "NODE_EXTRA_CA_CERTS (an extra trusted CA)"
+        };
+        let path = match (proxy, &foreign) {
+            (Some(p), _) => Some(format!("the proxy in {p}")),
+            (None, Some(h)) => Some(format!("{h} (ANTHROPIC_BASE_URL)")),
+            (None, None) => None,
+        };
+        if let Some(path) = path {
+            findings.push(format!(
+                "{tls} with {path}: whoever controls that path can read the token in transit"
+            ));
+        }
+    }
+    if let Ok(text) = read_regular(managed) {
+        if let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&text) {
+            let mut keys = Vec::new();
+            if doc.contains_key("apiKeyHelper") {
+                keys.push("apiKeyHelper".to_owned());
+            }
+            if let Some(Value::Object(env)) = doc.get("env") {
+                keys.extend(env.keys().map(|k| format!("env.{k}")));
+            }
+            if !keys.is_empty() {
+                findings.push(format!(
+                    "{} sets {}: managed settings apply to every claude and outrank the environment",
+                    managed.display(),
+                    keys.join(", ")
+                ));
+            }
+        }
+    }
+    if findings.is_empty() {
+        check(
+            "unscrubbable",
+            Status::Ok,
+            "no fixed credential file, TLS interception setting or managed credential found",
+        )
+    } else {
+        check("unscrubbable", Status::Warn, findings.join("; "))
+    }
+}
+
+/// Up to 4 MiB of a regular file, opened without blocking (a FIFO must not hang us).
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::options()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC).bits())
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    }
+    let mut text = Vec::new();
+    Read::by_ref(&mut f).take(4 << 20).read_to_end(&mut text)?;
+    Ok(text)
+}
+
+/// The host (and port) of a URL, without any userinfo (which may hold a password).
+fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.is_empty() {
+        "an unparsable URL".into()
+    } else {
+        host.to_owned()
     }
 }
 
@@ -840,6 +992,107 @@ fn run_with_timeout<A: AsRef<std::ffi::OsStr>>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn config_with(env: &[(&str, &str)]) -> Config {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["claude-iso"]).unwrap();
+        let mut vars: Vec<(&str, &str)> = vec![("HOME", "/nonexistent/home")];
+        vars.extend_from_slice(env);
+        Config::new(&cli.launch, vars.into_iter().collect()).unwrap()
+    }
+
+    #[test]
+    fn versions_against_the_supported_range() {
+        let (oldest, pinned) = crate::layout::supported_claude();
+        assert_eq!(
+            supported_range(&format!("{oldest} (Claude Code)")).0,
+            Status::Ok
+        );
+        assert_eq!(
+            supported_range(&format!("{pinned} (Claude Code)")).0,
+            Status::Ok
+        );
+        let (status, detail) = supported_range("2.0.1 (Claude Code)");
+        assert_eq!(status, Status::Warn);
+        assert!(
+            detail.contains("OLDER") && detail.contains(oldest),
+            "{detail}"
+        );
+        let (status, detail) = supported_range("99.0.0 (Claude Code)");
+        assert_eq!(status, Status::Ok);
+        assert!(detail.contains("newer than the pinned"), "{detail}");
+        assert_eq!(supported_range("garbage").0, Status::Warn);
+    }
+
+    #[test]
+    fn unscrubbable_findings() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote");
+        let managed = dir.path().join("managed-settings.json");
+        let quiet = config_with(&[("HTTPS_PROXY", "http://proxy:3128")]);
+        let c = check_unscrubbable(&quiet, &remote, &managed);
+        assert_eq!(c.status, Status::Ok, "{}", c.detail);
+
+        std::fs::create_dir(&remote).unwrap();
+        std::fs::write(remote.join(".api_key"), "sk-ant-api03-x").unwrap();
+        std::fs::write(
+            &managed,
+            r#"{"apiKeyHelper":"echo k","env":{"ANTHROPIC_API_KEY":"sk-ant-api03-y"}}"#,
+        )
+        .unwrap();
+        let loud = config_with(&[
+            ("NODE_EXTRA_CA_CERTS", "/etc/mitm.pem"),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+        ]);
+        let c = check_unscrubbable(&loud, &remote, &managed);
+        assert_eq!(c.status, Status::Warn);
+        for needle in [
+            ".api_key",
+            "NODE_EXTRA_CA_CERTS",
+            "HTTPS_PROXY",
+            "apiKeyHelper",
+            "env.ANTHROPIC_API_KEY",
+        ] {
+            assert!(c.detail.contains(needle), "{needle}: {}", c.detail);
+        }
+        assert!(!c.detail.contains("sk-ant-api03-y"), "{}", c.detail);
+
+        // TLS switches matter only with a proxy or a foreign base URL.
+        let (remote, managed) = (dir.path().join("none"), dir.path().join("none.json"));
+        let tls_only = config_with(&[("NODE_TLS_REJECT_UNAUTHORIZED", "0")]);
+        assert_eq!(
+            check_unscrubbable(&tls_only, &remote, &managed).status,
+            Status::Ok
+        );
+        let anthropic = config_with(&[
+            ("NODE_TLS_REJECT_UNAUTHORIZED", "0"),
+            ("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+        ]);
+        assert_eq!(
+            check_unscrubbable(&anthropic, &remote, &managed).status,
+            Status::Ok
+        );
+        let foreign = config_with(&[
+            ("NODE_TLS_REJECT_UNAUTHORIZED", "0"),
+            ("ANTHROPIC_BASE_URL", "https://llm.example.com/v1"),
+        ]);
+        let c = check_unscrubbable(&foreign, &remote, &managed);
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("llm.example.com"), "{}", c.detail);
+    }
+
+    #[test]
+    fn hosts_without_userinfo() {
+        assert_eq!(url_host("http://127.0.0.1:8080/x"), "127.0.0.1:8080");
+        assert_eq!(
+            url_host("https://user:pw@api.example.com"),
+            "api.example.com"
+        );
+        assert_eq!(url_host("api.example.com/v1"), "api.example.com");
+        assert_eq!(url_host("http://"), "an unparsable URL");
+    }
+
     #[test]
     fn userinfo_hidden_in_output() {
         let said = super::hide_userinfo(

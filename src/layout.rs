@@ -62,3 +62,27 @@ pub const INIT_VAR: &str = "CLAUDE_ISO_INIT";
 pub const INIT_GRACE_VAR: &str = "CLAUDE_ISO_INIT_GRACE";
 /// The opt-in of `--allow-project-auth` as a variable (`1` on; unset, empty or `0` off).
 pub const ALLOW_PROJECT_AUTH_VAR: &str = "CLAUDE_ISO_ALLOW_PROJECT_AUTH";
+
+/// Fixed files claude reads credentials from when their descriptor variables are unset,
+/// outside any HOME (observed in 2.1.197 to 2.1.332): scrubbing cannot hide them.
+pub const REMOTE_CREDENTIALS_DIR: &str = "/home/claude/.claude/remote";
+/// The files in [`REMOTE_CREDENTIALS_DIR`] (`.api_key` outranks the OAuth token).
+pub const REMOTE_CREDENTIALS: &[&str] = &[".oauth_token", ".api_key", ".session_ingress_token"];
+/// Managed settings: their `env` and `apiKeyHelper` apply to every claude on the machine.
+pub const MANAGED_SETTINGS: &str = "/etc/claude-code/managed-settings.json";
+
+/// The supported claude releases, `oldest=` and `pinned=` lines (`.ci/claude-code-supported`,
+/// the one file CI and the install script read too).
+pub const SUPPORTED_CLAUDE: &str = include_str!("../.ci/claude-code-supported");
+
+/// The `oldest` and `pinned` versions of [`SUPPORTED_CLAUDE`].
+#[must_use]
+pub fn supported_claude() -> (&'static str, &'static str) {
+    let field = |key: &str| {
+        SUPPORTED_CLAUDE
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+            .map_or("?", str::trim)
+    };
+    (field("oldest"), field("pinned"))
+}

@@ -40,7 +40,7 @@ fn under_ci() -> bool {
 /// The claude binary to test, checked once per process (it must run `--version`).
 /// `None` means: skip (unset, not under CI). Panics when it must not skip.
 pub fn claude_binary(test: &str) -> Option<PathBuf> {
-    static CHECKED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static CHECKED: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();
     let value = std::env::var_os(CLAUDE_ENV).filter(|v| !v.is_empty());
     let Some(value) = value else {
         if under_ci() {
@@ -62,12 +62,32 @@ pub fn claude_binary(test: &str) -> Option<PathBuf> {
     };
     let checked = CHECKED.get_or_init(|| check_claude(Path::new(&value)));
     match checked {
-        Ok(p) => Some(p.clone()),
+        Ok((p, version)) => {
+            let _ = VERSION.set(version.clone());
+            Some(p.clone())
+        }
         Err(e) => panic!("{CLAUDE_ENV}={value:?} is not a runnable claude: {e}"),
     }
 }
 
-fn check_claude(path: &Path) -> Result<PathBuf, String> {
+static VERSION: OnceLock<String> = OnceLock::new();
+
+/// The tested claude's version (`2.1.197`), once [`claude_binary`] has checked it.
+pub fn claude_version() -> Option<&'static str> {
+    VERSION.get().map(String::as_str)
+}
+
+/// Whether the tested claude sends an unauthenticated `HEAD /` to the base URL at start,
+/// for the releases this was measured on (`None`: not known, tolerated either way).
+pub fn sends_head_probe() -> Option<bool> {
+    match claude_version()? {
+        "2.1.197" => Some(true),
+        "2.1.330" | "2.1.332" => Some(false),
+        _ => None,
+    }
+}
+
+fn check_claude(path: &Path) -> Result<(PathBuf, String), String> {
     if !path.is_absolute() {
         return Err("must be an absolute path".into());
     }
@@ -89,7 +109,13 @@ fn check_claude(path: &Path) -> Result<PathBuf, String> {
         return Err(format!("`--version` failed: {run}"));
     }
     eprintln!("e2e: using {} ({})", path.display(), run.stdout.trim());
-    Ok(path.to_path_buf())
+    let version = run
+        .stdout
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    Ok((path.to_path_buf(), version))
 }
 
 /// Variables every test sets for claude.
@@ -302,6 +328,23 @@ impl World {
             ("ANTHROPIC_CONFIG_DIR".into(), d(".config/anthropic")),
             ("ANTHROPIC_PROFILE".into(), "decoy".into()),
             ("XDG_CONFIG_HOME".into(), d(".config")),
+            // Issue 11: credentials and switches of newer releases.
+            (
+                "ANTHROPIC_CUSTOM_HEADERS".into(),
+                format!("x-api-key: sk-ant-api03-{DECOY_MARK}-custom-header"),
+            ),
+            (
+                "ANTHROPIC_FOUNDRY_API_KEY".into(),
+                format!("{DECOY_MARK}-foundry-api-key"),
+            ),
+            (
+                "CLAUDE_CODE_CUSTOM_OAUTH_URL".into(),
+                "http://127.0.0.1:9/decoy-oauth".into(),
+            ),
+            (
+                "CLAUDE_CODE_REMOTE_SESSION_ID".into(),
+                format!("{DECOY_MARK}-remote-session"),
+            ),
         ];
         env.extend(quiet_env());
         env
@@ -350,19 +393,27 @@ impl World {
         run
     }
 
-    /// The first request that did not carry exactly the env file's token and nothing
-    /// of the decoys', described.
+    /// The first request that carried a credential other than the env file's token, or
+    /// anything of the decoys', or that asked for a message without exactly the token,
+    /// described. A request with no credential at all (claude 2.1.197 probes the base
+    /// URL with an unauthenticated `HEAD /` at start) is not a leak.
     pub fn foreign_request(&self, api: &FakeApi) -> Option<String> {
         let want = format!("Bearer {}", self.token);
         // Requests already found clean stay clean: only look at the new ones.
         let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
         let from = verified.get(&api.base_url()).copied().unwrap_or(0);
         let (seen, bad) = api.scan_from(from, |r| {
-            let what = if r.authorization.as_deref() != Some(want.as_str()) {
+            let what = if r
+                .authorization
+                .as_deref()
+                .is_some_and(|a| a != want.as_str())
+            {
                 format!(
                     "authorization {:?} is not the env file's token",
                     r.authorization
                 )
+            } else if r.authorization.is_none() && r.is_messages() {
+                "a message request without the env file's token".to_string()
             } else if r.x_api_key.is_some() {
                 format!("x-api-key {:?}", r.x_api_key)
             } else if let Some((k, _)) = r.headers.iter().find(|(_, v)| v.contains(DECOY_MARK)) {
@@ -397,8 +448,9 @@ impl World {
         self.assert_trusted(dir);
     }
 
-    /// The API saw at least one request, and every one of them carried exactly the env
-    /// file's token as a Bearer and nothing of the decoys'.
+    /// The API saw at least one request; none carried a credential other than the env
+    /// file's token or anything of the decoys', and every `POST /v1/messages` carried
+    /// exactly the token as a Bearer.
     pub fn assert_only_token(&self, api: &FakeApi) {
         assert!(
             !api.requests().is_empty(),

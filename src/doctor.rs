@@ -550,7 +550,7 @@ fn supported_range(said: &str) -> (Status, String) {
         version_numbers(oldest),
         version_numbers(pinned),
     ) else {
-        return (Status::Warn, format!("cannot read its version; {range}"));
+        return (Status::Ok, format!("version not recognised; {range}"));
     };
     if v < lo {
         (
@@ -1022,7 +1022,9 @@ mod tests {
         let (status, detail) = supported_range("99.0.0 (Claude Code)");
         assert_eq!(status, Status::Ok);
         assert!(detail.contains("newer than the pinned"), "{detail}");
-        assert_eq!(supported_range("garbage").0, Status::Warn);
+        let (status, detail) = supported_range("garbage");
+        assert_eq!(status, Status::Ok);
+        assert!(detail.contains("not recognised"), "{detail}");
     }
 
     #[test]

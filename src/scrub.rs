@@ -336,8 +336,9 @@ pub const KEEP: &[Entry] = &[
     },
 ];
 
-/// Set by claude-iso itself: the caller's values never pass through (they are replaced,
-/// or, for the descriptor, dropped unless claude-iso passes the token that way).
+/// Set by claude-iso itself: the caller's values never pass through, they are replaced
+/// (the caller's `CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR`, which claude-iso may set too,
+/// is removed by rule like any other credential, and reported).
 pub const REPLACED: &[Entry] = &[
     Entry {
         name: "HOME",
@@ -346,10 +347,6 @@ pub const REPLACED: &[Entry] = &[
     Entry {
         name: "CLAUDE_CODE_OAUTH_TOKEN",
         why: "the setup-token",
-    },
-    Entry {
-        name: "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
-        why: "the setup-token, when passed through a descriptor",
     },
     Entry {
         name: "CLAUDE_ISO",
@@ -388,10 +385,11 @@ pub fn why(name: &OsStr) -> Option<Reason> {
     credential(name)
 }
 
-/// Whether the caller's `name` never reaches the command (removed or replaced).
+/// Whether the caller's `name` is removed (and reported as removed): it matches a rule
+/// or is listed, and is not one of the [`REPLACED`] variables claude-iso sets.
 #[must_use]
 pub fn is_scrubbed(name: &OsStr) -> bool {
-    why(name).is_some()
+    matches!(why(name), Some(Reason::Rule(..) | Reason::Listed(_)))
 }
 
 /// Whether `name` carries or locates a credential: it is removed by a rule or listed
@@ -513,11 +511,12 @@ mod tests {
     }
 
     #[test]
-    fn replaced_names_are_scrubbed_but_only_credentials_are_credentials() {
+    fn replaced_names_are_replaced_not_removed() {
         for e in REPLACED {
-            assert!(scrubbed(e.name), "{}", e.name);
+            assert!(!scrubbed(e.name), "{}", e.name);
             assert!(matches!(why(OsStr::new(e.name)), Some(Reason::Replaced(_))));
         }
+        assert!(scrubbed("CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR"));
         assert!(is_credential(OsStr::new("CLAUDE_CODE_OAUTH_TOKEN")));
         assert!(is_credential(OsStr::new(
             "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR"

@@ -9,7 +9,8 @@ use std::path::Path;
 use common::{Test, chmod, mkdir, write_mode};
 use serde_json::Value;
 
-const NAMES: [&str; 11] = [
+// Issue 11 adds `unscrubbable` (what scrubbing cannot remove).
+const NAMES: [&str; 12] = [
     "token",
     "env_file",
     "home",
@@ -21,6 +22,7 @@ const NAMES: [&str; 11] = [
     "destination",
     "mask",
     "scrub_tools",
+    "unscrubbable",
 ];
 
 /// Runs `doctor --json` with the sandbox's env file and home; returns (exit, JSON) and
@@ -111,6 +113,40 @@ fn an_api_key_in_the_environment_is_a_named_warning() {
         detail.contains("127.0.0.1:9") && !detail.contains("pw"),
         "{detail}"
     );
+}
+
+/// Issue 11: variables of newer releases, removed by rule or by name, are named; nothing
+/// claims "no credential-bearing variables set" while one is.
+#[test]
+fn newer_credential_variables_are_named_too() {
+    let t = Test::new()
+        .env("CLAUDE_CODE_USE_FOUNDRY", "1")
+        .env("ANTHROPIC_FOUNDRY_API_KEY", "foundry-SECRETSECRETSECRET")
+        .env("CLAUDE_CODE_REMOTE_SESSION_ID", "session")
+        .env(
+            "ANTHROPIC_CUSTOM_HEADERS",
+            "x-api-key: hdr-SECRETSECRETSECRET",
+        )
+        .env("CLAUDE_CODE_MAX_OUTPUT_TOKENS", "9000")
+        .secret("foundry-SECRETSECRETSECRET")
+        .secret("hdr-SECRETSECRETSECRET");
+    let (code, json, _t) = doctor(t);
+    assert_eq!(code, 0, "{json:#}");
+    let (status, detail) = check(&json, "environment");
+    assert_eq!(status, "warn", "{detail}");
+    for name in [
+        "CLAUDE_CODE_USE_FOUNDRY",
+        "ANTHROPIC_FOUNDRY_API_KEY",
+        "CLAUDE_CODE_REMOTE_SESSION_ID",
+        "ANTHROPIC_CUSTOM_HEADERS",
+    ] {
+        assert!(detail.contains(name), "{name}: {detail}");
+    }
+    assert!(
+        !detail.contains("MAX_OUTPUT_TOKENS"),
+        "configuration: {detail}"
+    );
+    assert!(!detail.contains("no credential-bearing"), "{detail}");
 }
 
 #[test]

@@ -938,9 +938,10 @@ fn environment(page: &mut Page) {
     );
     let kept: Vec<String> = KEEP.iter().map(|e| format!("**{}**", e.name)).collect();
     page.line(&format!("{}.", kept.join(", ")));
-    page.p("The caller's **HOME**, **CLAUDE_CODE_OAUTH_TOKEN**, \
-        **CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR** and **CLAUDE_ISO** never pass \
-        through either: claude-iso sets its own (see above) or none.");
+    page.p(
+        "The caller's **HOME**, **CLAUDE_CODE_OAUTH_TOKEN** and **CLAUDE_ISO** never \
+        pass through either: claude-iso sets its own (see above).",
+    );
     page.p(
         "Each **--unset** __NAME__ is removed too, and each **--keep-env** __NAME__ is \
         passed through on purpose. The names (never the values) of removed variables \

@@ -97,17 +97,18 @@ fn dockerfile_builds_the_binary_as_readme_does() {
         "{steps:?}"
     );
     // The pinned claude, read from the file the tests pin it in, from the npm registry.
-    let pin = read(".ci/claude-code-version");
-    assert!(!pin.trim().is_empty());
+    let pin = read(".ci/claude-code-supported");
+    assert!(pin.lines().any(|l| l.starts_with("pinned=2.")), "{pin}");
     assert!(
         steps
             .iter()
-            .any(|(op, a)| op == "COPY" && a == ".ci/claude-code-version /tmp/claude-code-version")
+            .any(|(op, a)| op == "COPY"
+                && a == ".ci/claude-code-supported /tmp/claude-code-supported")
     );
     assert!(
         steps.iter().any(|(op, a)| op == "RUN"
             && a.contains(
-                "npm install --global \"@anthropic-ai/claude-code@$(cat /tmp/claude-code-version)\""
+                "npm install --global \"@anthropic-ai/claude-code@$(sed -n 's/^pinned=//p' /tmp/claude-code-supported)\""
             )),
         "{steps:?}"
     );

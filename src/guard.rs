@@ -810,7 +810,8 @@ mod tests {
                 ),
                 ("env.https_proxy".into(), Why::Proxy("http://p:1".into())),
                 ("env.NODE_TLS_REJECT_UNAUTHORIZED".into(), Why::Transport),
-                ("env.ANTHROPIC_CUSTOM_HEADERS".into(), Why::Transport),
+                // Issue 11: a scrubbed credential variable now (it can hold an x-api-key line).
+                ("env.ANTHROPIC_CUSTOM_HEADERS".into(), Why::Scrubbed),
                 (
                     "env.CLAUDE_CODE_API_BASE_URL".into(),
                     Why::Destination("https://e".into())

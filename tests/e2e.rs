@@ -172,6 +172,29 @@ fn tui_case(test: &str, make_project: impl FnOnce(&World) -> PathBuf, via_flag: 
         })
         .unwrap_or_else(|e| panic!("claude never reached its prompt: {e}"));
     check(&ready);
+    // Issue 17: the interactive claude got the token on a pipe; its environment holds
+    // neither the token nor CLAUDE_CODE_OAUTH_TOKEN, only the descriptor's number.
+    let pid = tmux.pane_pid().expect("the pane's pid");
+    let environ = fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/environ of claude: {e}"));
+    let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
+    assert!(
+        vars.iter()
+            .any(|v| v.starts_with(b"CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR=")),
+        "claude did not get the token on a descriptor"
+    );
+    assert!(
+        !vars
+            .iter()
+            .any(|v| v.starts_with(b"CLAUDE_CODE_OAUTH_TOKEN=")),
+        "CLAUDE_CODE_OAUTH_TOKEN is in the interactive claude's environment"
+    );
+    assert!(
+        !environ
+            .windows(20)
+            .any(|win| w.token.as_bytes()[13..].windows(20).any(|t| t == win)),
+        "the token is in the interactive claude's /proc/{pid}/environ"
+    );
 
     // Keys sent while claude is still starting can be dropped: type again until the
     // input line shows the prompt (bounded; the fake answers whatever arrives).

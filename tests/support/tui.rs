@@ -93,6 +93,11 @@ impl Tmux {
         run(cmd)
     }
 
+    /// The PID of the pane's process (the command tmux started, after any `execve`).
+    pub fn pane_pid(&self) -> Option<u32> {
+        self.pids.get(1).map(|(pid, _)| *pid)
+    }
+
     /// Type `text` literally (no key-name interpretation).
     pub fn type_text(&self, text: &str) {
         let out = self.tmux(&["send-keys", "-t", SESSION, "-l", "--", text]);

@@ -1,0 +1,82 @@
+//! End-to-end (issue 17): the token on a pipe, in front of the real claude CLI
+//! (`CLAUDE_ISO_TEST_CLAUDE`) and the fake Messages API.
+//!
+//! `--print` answering with only the token sent is what every case of `tests/e2e.rs`
+//! checks (the command there is claude, so the token goes on a pipe by default), and the
+//! TUI cases there read the interactive claude's `/proc/<pid>/environ`. This file asks
+//! the one question left: does claude, having read the token from a descriptor, put it
+//! back into the environment of the tools it starts? A Bash tool call prints its
+//! environment, with claude's own subprocess scrub off, and the tool result claude sends
+//! back must not hold the token. The same run with `--token-via env` is recorded for
+//! comparison (what claude itself withholds varies by release).
+
+#[allow(dead_code)]
+mod support;
+
+use support::fake_api::{FakeApi, Mode};
+use support::{PRINT_TIMEOUT, World, run_watched};
+
+/// Runs a Bash tool call that prints its environment; returns what the tool result sent
+/// back to the API said about the token: (token present, CLAUDE_CODE_OAUTH_TOKEN
+/// present, descriptor variable present).
+fn tool_env(w: &World, via: &str) -> (bool, bool, bool) {
+    let api = FakeApi::with_mode(Mode::BashTool {
+        command: "echo TOOL-RAN; env".into(),
+        then: "done".into(),
+    });
+    let work = w.dir(&format!("work-{via}"));
+    let mut cmd = w.launcher(
+        &api,
+        &work,
+        &["--token-via", via, "--scrub-tools", "off", "--mask", "off"],
+        &["--print", "print the environment", "--allowedTools", "Bash"],
+    );
+    let run = run_watched(&mut cmd, PRINT_TIMEOUT, &w.logs, || {
+        w.foreign_request(&api).is_some()
+    });
+    assert!(run.status.success(), "claude-iso ({via}) failed: {run}");
+    w.assert_only_token(&api);
+    let results: Vec<String> = api
+        .message_requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .filter(|b| b.contains("tool_result") && b.contains("TOOL-RAN"))
+        .collect();
+    assert!(
+        !results.is_empty(),
+        "the Bash tool did not run (no tool result came back):\n{}",
+        api.summary()
+    );
+    let secret = &w.token[13..];
+    let any = |needle: &str| results.iter().any(|b| b.contains(needle));
+    (
+        any(secret),
+        any("CLAUDE_CODE_OAUTH_TOKEN="),
+        any("CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR="),
+    )
+}
+
+#[test]
+fn claude_does_not_hand_the_token_from_the_pipe_to_its_tools() {
+    let Some(w) = World::new("claude_does_not_hand_the_token_from_the_pipe_to_its_tools") else {
+        return;
+    };
+    let (token, var, fd_var) = tool_env(&w, "fd");
+    eprintln!(
+        "claude {}: --token-via fd, scrub off: tool env has token={token} CLAUDE_CODE_OAUTH_TOKEN={var} descriptor variable={fd_var}",
+        support::claude_version().unwrap_or("?")
+    );
+    assert!(
+        !token,
+        "the token from the pipe reached the Bash tool's environment"
+    );
+    assert!(!var, "claude set CLAUDE_CODE_OAUTH_TOKEN for its Bash tool");
+
+    // For comparison (recorded, not asserted: it is claude's own behaviour per release).
+    let (token, var, _) = tool_env(&w, "env");
+    eprintln!(
+        "claude {}: --token-via env, scrub off: tool env has token={token} CLAUDE_CODE_OAUTH_TOKEN={var}",
+        support::claude_version().unwrap_or("?")
+    );
+    w.assert_decoy_unchanged();
+}

@@ -4,14 +4,18 @@
 //! SIGTERM then SIGKILL within the grace period, 126/127 are unchanged, and the init
 //! holds no copy of the token.
 //!
-//! The PID-namespace tests need root (`unshare --pid --fork --mount-proc`), as CI's
-//! first run has. As another user they cannot run, and say why by checking it: the
-//! unprivileged route, `unshare --user --map-root-user`, works on this kernel, but in such
-//! a user namespace every directory of the real root shows as the overflow uid 65534,
-//! and claude-iso (rightly) refuses a scratch home below a directory of an unknown
-//! owner. So as a user these tests assert exactly that refusal, loudly, instead of
-//! passing silently; everything else about the init runs outside a PID namespace in both
-//! runs (the `init_*` tests).
+//! The `pid1_*` tests run claude-iso as PID 1 of a new PID namespace, with the same
+//! assertions as root and as any other user. As root: `unshare --pid --fork
+//! --mount-proc`, on the real file system. A user needs a user namespace for that
+//! (`unshare --user --map-root-user`), where every directory of the real root shows as
+//! the overflow uid 65534, and claude-iso (rightly) refuses a scratch home below a
+//! directory of an unknown owner. So there the test first gives the namespaces a root of
+//! their own ([`NEW_ROOT`]): a tmpfs owned by the namespace's root (the user), holding
+//! bind mounts of the system directories, the test's sandbox and claude-iso at their
+//! usual paths, entered with `pivot_root` (not `chroot`: claude-iso is not a chrooted
+//! process). The home's ancestors are then that tmpfs and the user's own sandbox, and
+//! claude-iso's ownership checks pass as on a host where the user owns the path. The
+//! `init_*` tests run the init outside a PID namespace, as a subreaper.
 
 mod common;
 
@@ -72,50 +76,94 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
 
-/// Runs claude-iso as PID 1 of a new PID namespace with /proc of its own.
-fn in_pid_namespace(t: Test) -> Test {
-    t.wrap("exec unshare --pid --fork --mount-proc \"$0\" \"$@\"")
+/// For a user without privileges: gives the namespaces a root of their own, then runs
+/// claude-iso as PID 1 of a new PID namespace. Run as `sh NEW_ROOT SANDBOX CLAUDE_ISO
+/// ARGS…` inside `unshare --user --map-root-user --mount`. The sandbox and claude-iso
+/// keep their paths, and the working directory is kept.
+const NEW_ROOT: &str = r#"set -eu
+sandbox=$1 bin=$2
+shift 2
+wd=$(pwd -P)
+new=$sandbox/.root
+mkdir -p "$new"
+# Owned by the namespace's root (the user), not writable by others.
+mount -t tmpfs -o mode=0755 claude-iso-test-root "$new"
+(
+    umask 022
+    for d in usr etc dev; do
+        mkdir "$new/$d"
+        mount --rbind "/$d" "$new/$d"
+    done
+    for d in bin sbin lib lib32 lib64 libx32; do
+        if [ -L "/$d" ]; then
+            ln -s "$(readlink "/$d")" "$new/$d"
+        elif [ -d "/$d" ]; then
+            mkdir "$new/$d"
+            mount --rbind "/$d" "$new/$d"
+        fi
+    done
+    mkdir -p "$new/proc" "$new$sandbox" "$new${bin%/*}"
+    : >"$new$bin"
+)
+mount -o remount,bind,ro "$new/usr"
+mount -o remount,bind,ro "$new/etc"
+# The real /proc, under the PID namespace's own (which unshare mounts below): umount
+# reads it, and the kernel lets a user namespace mount a proc only where one is fully
+# visible already.
+mount --rbind /proc "$new/proc"
+mount --bind "$sandbox" "$new$sandbox"
+mount --bind "$bin" "$new$bin"
+mount -o remount,bind,ro "$new$bin"
+mkdir "$new/.old"
+cd "$new"
+PATH=/usr/sbin:/sbin:$PATH pivot_root . .old
+umount -l /.old
+rmdir /.old
+cd "$wd"
+exec unshare --pid --fork --mount-proc "$bin" "$@"
+"#;
+
+/// `path` quoted for `/bin/sh`.
+fn sh_quote(path: &Path) -> String {
+    format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
-/// claude-iso's PID (on our side) once unshare has forked it.
+/// Runs claude-iso as PID 1 of a new PID namespace with /proc of its own (as a user:
+/// in a root of its own, see [`NEW_ROOT`]).
+fn in_pid_namespace(t: Test) -> Test {
+    if is_root() {
+        return t.wrap("exec unshare --pid --fork --mount-proc \"$0\" \"$@\"");
+    }
+    let script = t.path(".new-root.sh");
+    common::write_mode(&script, NEW_ROOT, 0o644);
+    let wrap = format!(
+        "exec unshare --user --map-root-user --mount /bin/sh {} {} \"$0\" \"$@\"",
+        sh_quote(&script),
+        sh_quote(t.root())
+    );
+    t.wrap(&wrap)
+}
+
+/// claude-iso's PID (on our side) once unshare has forked it: the child of `unshare`
+/// that is PID 1 of its namespace (as a user, the set-up commands are children too).
 fn pid1_of(unshare: u32) -> u32 {
     let mut found = None;
     wait_until("claude-iso under unshare", Duration::from_secs(10), || {
         found = processes()
             .into_iter()
-            .find(|(_, ppid, _)| *ppid == unshare)
-            .map(|(pid, _, _)| pid);
+            .filter(|(_, ppid, _)| *ppid == unshare)
+            .map(|(pid, _, _)| pid)
+            .find(|pid| {
+                fs::read_to_string(format!("/proc/{pid}/status")).is_ok_and(|status| {
+                    status.lines().any(|l| {
+                        let ids: Vec<&str> = l.split_whitespace().collect();
+                        ids.len() > 2 && ids[0] == "NSpid:" && ids.last() == Some(&"1")
+                    })
+                })
+            });
         found.is_some()
     });
     found.unwrap()
-}
-
-/// Whether the PID-namespace tests can run. As root: yes. Otherwise this checks, and
-/// says, why not (see the module comment) — and fails if the reason no longer holds, so
-/// the tests are not left skipped once they could run.
-#[track_caller]
-fn pid_namespace_possible(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    // Unprivileged, a PID namespace needs a user namespace that maps only us, where the
-    // real root's directories show as uid 65534 (claude-iso accepts them there since
-    // issue 10, so that it works inside its own mask: checked just now). The tests below
-    // signal and inspect the namespace's processes from outside, as root does.
-    let t = Test::new()
-        .wrap("exec unshare --user --map-root-user --pid --fork --mount-proc \"$0\" \"$@\"")
-        .command(["sh", "-c", "exit 42"]);
-    t.run().status(42);
-    // Straight to stderr, past the test harness's capture: this must be seen.
-    let _ = std::io::Write::write_all(
-        &mut std::io::stderr(),
-        format!(
-            "NOT RUN {test}: root only (uid {} here); CI's root run covers it\n",
-            nix::unistd::geteuid()
-        )
-        .as_bytes(),
-    );
-    false
 }
 
 /// A command that orphans two grandchildren (each exits 0.2 s later), says it is ready,
@@ -148,9 +196,6 @@ fn zombies(procs: &[(u32, char)]) -> usize {
 
 #[test]
 fn pid1_reaps_orphans_while_the_command_runs() {
-    if !pid_namespace_possible("pid1_reaps_orphans_while_the_command_runs") {
-        return;
-    }
     // Control: with --no-init the command (sleep) is PID 1 and reaps nothing, so the
     // check below can see zombies.
     let t = Test::new();
@@ -188,9 +233,6 @@ fn pid1_reaps_orphans_while_the_command_runs() {
 
 #[test]
 fn pid1_sigterm_reaches_the_command_and_exits_143() {
-    if !pid_namespace_possible("pid1_sigterm_reaches_the_command_and_exits_143") {
-        return;
-    }
     let t = Test::new();
     let ready = t.path("ready");
     let t = in_pid_namespace(t.command([
@@ -214,9 +256,6 @@ fn pid1_sigterm_reaches_the_command_and_exits_143() {
 
 #[test]
 fn pid1_exit_status_is_the_commands() {
-    if !pid_namespace_possible("pid1_exit_status_is_the_commands") {
-        return;
-    }
     for (script, status) in [("exit 42", 42), ("exit 0", 0), ("kill -KILL $$", 137)] {
         let t = in_pid_namespace(Test::new().command(["sh", "-c", script]));
         let started = Instant::now();
@@ -252,9 +291,6 @@ fn recorded_pid(t: &Test, name: &str) -> u32 {
 
 #[test]
 fn pid1_descendants_left_get_sigterm_then_sigkill_within_the_grace() {
-    if !pid_namespace_possible("pid1_descendants_left_get_sigterm_then_sigkill_within_the_grace") {
-        return;
-    }
     let t = Test::new();
     let cmd = leaving_command(&t);
     let t = in_pid_namespace(t.args(["--init-grace", &GRACE.to_string()]).command(cmd));
@@ -273,9 +309,6 @@ fn pid1_descendants_left_get_sigterm_then_sigkill_within_the_grace() {
 
 #[test]
 fn pid1_not_found_and_cannot_run_are_127_and_126() {
-    if !pid_namespace_possible("pid1_not_found_and_cannot_run_are_127_and_126") {
-        return;
-    }
     let t = Test::new();
     write_plain(&t.path("bin/not-exec"));
     let t = in_pid_namespace(t.command(["no-such-command-xyz"]));
@@ -292,9 +325,6 @@ fn write_plain(path: &Path) {
 
 #[test]
 fn pid1_is_automatic_and_no_init_turns_it_off() {
-    if !pid_namespace_possible("pid1_is_automatic_and_no_init_turns_it_off") {
-        return;
-    }
     // The probe records its PID: 2 under the init, 1 when claude-iso exec'd it.
     for (args, env, pid) in [
         (&[][..], None, 2),

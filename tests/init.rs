@@ -76,6 +76,35 @@ fn signal(pid: u32, sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
 }
 
+/// Kills a started run and everything below it when the test fails before the run
+/// ended, so that a failed assertion leaves no init, command or orphan running.
+struct KillOnPanic(u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        let root = self.0;
+        let ours = || {
+            processes()
+                .iter()
+                .any(|&(pid, ppid, _)| pid == root && ppid == std::process::id())
+        };
+        // Only a run not waited for yet: its PID is still our child's.
+        if !std::thread::panicking() || !ours() {
+            return;
+        }
+        for (pid, _) in descendants(root) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(root as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 /// For a user without privileges: gives the namespaces a root of their own, then runs
 /// claude-iso as PID 1 of a new PID namespace. Run as `sh NEW_ROOT SANDBOX CLAUDE_ISO
 /// ARGS…` inside `unshare --user --map-root-user --mount`. The sandbox and claude-iso
@@ -202,6 +231,7 @@ fn pid1_reaps_orphans_while_the_command_runs() {
     let cmd = orphaning_command(&t);
     let t = in_pid_namespace(t.args(["--no-init"]).command(cmd));
     let run = t.spawn();
+    let _cleanup = KillOnPanic(run.id());
     let pid = pid1_of(run.id());
     let procs = after_orphans_exit(&t, run.id());
     assert_eq!(
@@ -216,6 +246,7 @@ fn pid1_reaps_orphans_while_the_command_runs() {
     let cmd = orphaning_command(&t);
     let t = in_pid_namespace(t.command(cmd));
     let run = t.spawn();
+    let _cleanup = KillOnPanic(run.id());
     let pid = pid1_of(run.id());
     let procs = after_orphans_exit(&t, run.id());
     assert_eq!(zombies(&procs), 0, "a zombie remains: {procs:?}");
@@ -241,6 +272,7 @@ fn pid1_sigterm_reaches_the_command_and_exits_143() {
         &format!("echo $$ > {}; exec sleep 60", ready.display()),
     ]));
     let run = t.spawn();
+    let _cleanup = KillOnPanic(run.id());
     let pid = pid1_of(run.id());
     wait_until("the command", Duration::from_secs(10), || ready.exists());
     let started = Instant::now();
@@ -350,6 +382,7 @@ fn init_reaps_orphans_as_a_subreaper() {
     let cmd = orphaning_command(&t);
     let t = t.args(["--init"]).command(cmd);
     let run = t.spawn();
+    let _cleanup = KillOnPanic(run.id());
     let procs = after_orphans_exit(&t, run.id());
     assert_eq!(zombies(&procs), 0, "a zombie remains: {procs:?}");
     assert_eq!(procs.len(), 1, "only the command is left: {procs:?}");
@@ -435,6 +468,7 @@ fn init_forwards_each_signal() {
         ),
     ]);
     let run = t.spawn();
+    let _cleanup = KillOnPanic(run.id());
     wait_until("the command", Duration::from_secs(10), || ready.exists());
     use nix::sys::signal::Signal::*;
     let mut expected = String::new();
@@ -477,8 +511,11 @@ fn init_group_signals_the_commands_process_group() {
             ),
         ]);
         let run = t.spawn();
+        let _cleanup = KillOnPanic(run.id());
+        // Written, not only created: `echo $$ > ready` creates the file before writing.
         wait_until("the command", Duration::from_secs(10), || {
-            t.path("ready").exists() && t.path("inner-ready").exists()
+            fs::read_to_string(t.path("ready")).is_ok_and(|s| s.ends_with('\n'))
+                && t.path("inner-ready").exists()
         });
         let command = recorded_pid(&t, "ready");
         let pgid = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(command as i32)))
@@ -550,6 +587,7 @@ fn the_init_holds_no_copy_of_the_token_and_stays_non_dumpable() {
             t = t.no_env_file().env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN);
         }
         let run = t.spawn();
+        let _cleanup = KillOnPanic(run.id());
         wait_until("the command", Duration::from_secs(10), || ready.exists());
         let init = run.id();
         let command = descendants(init)[0].0;

@@ -25,7 +25,7 @@ use crate::home::{self, HomeState};
 use crate::init;
 use crate::layout::{
     CLAUDE_DIR, CREDENTIALS, MANAGED_SETTINGS, REMOTE_CREDENTIALS, REMOTE_CREDENTIALS_DIR,
-    TOKEN_VAR,
+    TOKEN_FD_VAR, TOKEN_VAR,
 };
 use crate::mask;
 use crate::scrub;
@@ -555,7 +555,9 @@ fn supported_range(said: &str) -> (Status, String) {
     if v < lo {
         (
             Status::Warn,
-            format!("OLDER than the oldest supported release; {range}; update claude"),
+            format!(
+                "OLDER than the oldest supported release; {range}; update claude (the launcher hands claude the token on a descriptor, {TOKEN_FD_VAR}, which is measured to work from {oldest} on: with this claude pass --token-via env if it does not answer)"
+            ),
         )
     } else if v > hi {
         (
@@ -884,8 +886,9 @@ fn check_live(config: &Config, launch: &LaunchArgs, token: &Token) -> Check {
                     "live",
                     Status::Fail,
                     format!(
-                        "claude did not answer {LIVE_ANSWER} (exit {}): {said}; a 401 means the token is revoked or expired: run `claude setup-token` again",
-                        if ok { "0" } else { "non-zero" }
+                        "claude did not answer {LIVE_ANSWER} (exit {}): {said}; a 401 means the token is revoked or expired: run `claude setup-token` again; \"Not logged in\" from a claude older than {} means it ignores the token's descriptor ({TOKEN_FD_VAR}): pass --token-via env",
+                        if ok { "0" } else { "non-zero" },
+                        crate::layout::supported_claude().0
                     ),
                 )
             }
@@ -1017,6 +1020,12 @@ mod tests {
         assert_eq!(status, Status::Warn);
         assert!(
             detail.contains("OLDER") && detail.contains(oldest),
+            "{detail}"
+        );
+        // Outside the range the token's descriptor is not known to work: say the way out.
+        assert!(
+            detail.contains("CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR")
+                && detail.contains("--token-via env"),
             "{detail}"
         );
         let (status, detail) = supported_range("99.0.0 (Claude Code)");

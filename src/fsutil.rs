@@ -17,7 +17,10 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
 ///
 /// # Errors
 /// Any error but `ENOENT`.
-pub fn lstat_at(dir: &OwnedFd, name: &str) -> nix::Result<Option<FileStat>> {
+pub fn lstat_at<P: ?Sized + nix::NixPath>(
+    dir: &OwnedFd,
+    name: &P,
+) -> nix::Result<Option<FileStat>> {
     match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) => Ok(Some(st)),
         Err(Errno::ENOENT) => Ok(None),
@@ -29,7 +32,7 @@ pub fn lstat_at(dir: &OwnedFd, name: &str) -> nix::Result<Option<FileStat>> {
 ///
 /// # Errors
 /// As `openat(2)`: `ELOOP` for a symlink, `ENOTDIR` for something else.
-pub fn open_dir_at(dir: &OwnedFd, name: &str) -> nix::Result<OwnedFd> {
+pub fn open_dir_at<P: ?Sized + nix::NixPath>(dir: &OwnedFd, name: &P) -> nix::Result<OwnedFd> {
     openat(
         dir,
         name,
@@ -100,7 +103,7 @@ pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Resul
             }
             Err(Errno::EINVAL) if how == Aside::Rename => {
                 // A filesystem without RENAME_NOREPLACE: check, then rename.
-                if lstat_at(dir, &new)?.is_none() {
+                if lstat_at(dir, new.as_str())?.is_none() {
                     nix::fcntl::renameat(dir, name, dir, new.as_str())?;
                     make_private(dir, &new, 1);
                     return Ok(new);

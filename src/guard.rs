@@ -719,18 +719,9 @@ fn port_is_numeric(host: &str) -> bool {
     port.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// Text from a file we do not control, made safe for one terminal line: control
-/// characters escaped.
+/// Text from a file we do not control, made safe for one terminal line.
 fn shown(s: &str) -> String {
-    s.chars()
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect()
+    crate::report::escape_controls(s)
 }
 
 #[cfg(test)]

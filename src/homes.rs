@@ -324,14 +324,14 @@ fn tree_size(dir: &OwnedFd, dev: u64, depth: usize, seen: &mut HashSet<(u64, u64
     let Ok(names) = entries(dir) else { return 0 };
     let mut total = 0u64;
     for name in names {
-        let Ok(Some(st)) = lstat_at_os(dir, &name) else {
+        let Ok(Some(st)) = crate::fsutil::lstat_at(dir, name.as_os_str()) else {
             continue;
         };
         if is_type(&st, SFlag::S_IFDIR) {
             if st.st_dev != dev {
                 continue;
             }
-            if let Ok(sub) = open_dir_os(dir, &name) {
+            if let Ok(sub) = crate::fsutil::open_dir_at(dir, name.as_os_str()) {
                 total = total.saturating_add(tree_size(&sub, dev, depth + 1, seen));
             }
         } else if seen.insert((st.st_dev, st.st_ino)) {
@@ -339,23 +339,6 @@ fn tree_size(dir: &OwnedFd, dev: u64, depth: usize, seen: &mut HashSet<(u64, u64
         }
     }
     total
-}
-
-fn lstat_at_os(dir: &OwnedFd, name: &OsStr) -> nix::Result<Option<FileStat>> {
-    match nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(st)),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn open_dir_os(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
-    openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
 }
 
 /// Directories marked trusted in the home's `.claude.json`.
@@ -447,7 +430,7 @@ fn collect(config: &Config) -> Result<Collected> {
     let busy = homes_of_processes();
     let mut out = Vec::new();
     for f in found {
-        let dir = match open_dir_os(&parents[f.parent].fd, &f.entry) {
+        let dir = match crate::fsutil::open_dir_at(&parents[f.parent].fd, f.entry.as_os_str()) {
             Ok(fd) => fd,
             Err(e) => {
                 note(&format!("skipped {}: {}", f.path.display(), e.desc()));
@@ -702,7 +685,8 @@ fn prune_one(parent: &Parent, found: &Found, info: &HomeInfo, args: &PruneArgs) 
             esc(m)
         )));
     }
-    let dir = open_dir_os(&parent.fd, &found.entry).map_err(|e| home_err(path, e.desc()))?;
+    let dir = crate::fsutil::open_dir_at(&parent.fd, found.entry.as_os_str())
+        .map_err(|e| home_err(path, e.desc()))?;
     // Our lock, held to the end: a launch that starts now waits, then finds the home
     // gone and makes a fresh one. Created if missing, so there is something to lock.
     let lock = openat(
@@ -792,11 +776,11 @@ fn remove_contents(dir: &OwnedFd, dev: u64, depth: usize) -> nix::Result<()> {
         fchmod(dir, Mode::from_bits_truncate(0o700))?;
     }
     for name in entries(dir)? {
-        let Some(st) = lstat_at_os(dir, &name)? else {
+        let Some(st) = crate::fsutil::lstat_at(dir, name.as_os_str())? else {
             continue;
         };
         if is_type(&st, SFlag::S_IFDIR) {
-            let sub = open_dir_os(dir, &name)?;
+            let sub = crate::fsutil::open_dir_at(dir, name.as_os_str())?;
             remove_contents(&sub, dev, depth + 1)?;
             drop(sub);
             unlinkat(dir, name.as_os_str(), UnlinkatFlags::RemoveDir)?;

@@ -83,7 +83,14 @@ pub enum Verbosity {
 /// What we print, made safe: secrets redacted and control characters (a newline in a
 /// path) escaped, so every message stays one line.
 pub fn redact_secrets(text: &str) -> String {
-    let text = redact_tokens(text);
+    escape_controls(redact_tokens(text))
+}
+
+/// Text made safe for one terminal line: control characters (a newline in a path, an
+/// escape sequence in a file we do not control) escaped.
+#[must_use]
+pub fn escape_controls(text: impl Into<String>) -> String {
+    let text = text.into();
     if text.chars().any(char::is_control) {
         text.chars()
             .flat_map(|c| {

@@ -510,7 +510,9 @@ fn remove_stale_temp_files(dir: &OwnedFd) {
         .filter(|name| name.starts_with(TEMP_PREFIX) && name.ends_with(".tmp"))
         .collect();
     for name in stale {
-        if lstat_at(dir, &name).is_ok_and(|st| st.is_some_and(|st| is_type(&st, SFlag::S_IFREG))) {
+        if lstat_at(dir, name.as_str())
+            .is_ok_and(|st| st.is_some_and(|st| is_type(&st, SFlag::S_IFREG)))
+        {
             let _ = unlinkat(dir, name.as_str(), UnlinkatFlags::NoRemoveDir);
         }
     }

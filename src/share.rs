@@ -27,8 +27,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat, renameat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstatat, mkdirat};
+use nix::fcntl::{OFlag, openat, renameat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use crate::caller::CallerEnv;
@@ -525,7 +525,7 @@ impl Sync<'_> {
                 Ok(()) | Err(Errno::EEXIST) => {}
                 Err(e) => return Err(self.err(&sofar, format!("cannot create: {}", e.desc()))),
             }
-            dir = open_dir(&dir, part).map_err(|e| {
+            dir = fsutil::open_dir_at(&dir, part).map_err(|e| {
                 self.err(
                     &sofar,
                     format!(
@@ -553,7 +553,7 @@ impl Sync<'_> {
         )?;
         for c in rel.parent().into_iter().flat_map(Path::components) {
             let Component::Normal(part) = c else { continue };
-            dir = open_dir(&dir, part)?;
+            dir = fsutil::open_dir_at(&dir, part)?;
         }
         Ok((dir, name))
     }
@@ -608,7 +608,7 @@ impl Sync<'_> {
             })?;
             self.guard.check_path(src, &real)?;
         }
-        let dst = lstat(dir, name).map_err(|e| self.err(rel, e.desc()))?;
+        let dst = fsutil::lstat_at(dir, name).map_err(|e| self.err(rel, e.desc()))?;
         match src_meta {
             Some((src, m)) if m.is_dir() => {
                 let key = (m.dev(), m.ino());
@@ -688,8 +688,8 @@ impl Sync<'_> {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(self.err(rel, format!("cannot create: {}", e.desc()))),
         }
-        let sub =
-            open_dir(dir, name).map_err(|e| self.err(rel, format!("cannot open: {}", e.desc())))?;
+        let sub = fsutil::open_dir_at(dir, name)
+            .map_err(|e| self.err(rel, format!("cannot open: {}", e.desc())))?;
         fchmod(&sub, Mode::from_bits_truncate(0o700)).map_err(|e| self.err(rel, e.desc()))?;
         Ok(sub)
     }
@@ -783,7 +783,8 @@ impl Sync<'_> {
             if wanted.contains(&name) || name.to_str().is_some_and(|n| aside_tag(n).is_some()) {
                 continue;
             }
-            let st = lstat(sub, &name).map_err(|e| self.err(rel, e.desc()))?;
+            let st =
+                fsutil::lstat_at(sub, name.as_os_str()).map_err(|e| self.err(rel, e.desc()))?;
             self.remove_ours(sub, &name, &rel.join(&name), st.as_ref(), depth + 1)?;
         }
         Ok(())
@@ -807,7 +808,7 @@ impl Sync<'_> {
             return Ok(());
         }
         if is_type(st, SFlag::S_IFDIR) {
-            let sub = open_dir(dir, name).map_err(|e| self.err(rel, e.desc()))?;
+            let sub = fsutil::open_dir_at(dir, name).map_err(|e| self.err(rel, e.desc()))?;
             fchmod(&sub, Mode::from_bits_truncate(0o700)).map_err(|e| self.err(rel, e.desc()))?;
             self.sweep(&sub, rel, &HashSet::new(), depth)?;
             drop(sub);
@@ -848,7 +849,7 @@ impl Sync<'_> {
     }
 
     fn record(&mut self, dir: &OwnedFd, name: &OsStr, rel: &Path) {
-        if let Ok(Some(st)) = lstat(dir, name) {
+        if let Ok(Some(st)) = fsutil::lstat_at(dir, name) {
             self.new.insert(rel.to_owned(), stamp(&st));
         }
     }
@@ -888,23 +889,6 @@ impl Sync<'_> {
 }
 
 use std::os::unix::fs::MetadataExt;
-
-fn lstat(dir: &OwnedFd, name: &OsStr) -> nix::Result<Option<FileStat>> {
-    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Ok(st) => Ok(Some(st)),
-        Err(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn open_dir(dir: &OwnedFd, name: &OsStr) -> nix::Result<OwnedFd> {
-    openat(
-        dir,
-        name,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-}
 
 fn entries(dir: &OwnedFd) -> nix::Result<Vec<OsString>> {
     let fd = openat(

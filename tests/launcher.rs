@@ -1342,3 +1342,56 @@ fn invalid_utf8_is_read_as_claude_reads_it_and_the_original_kept() {
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(fs::read(t.home().join(&kept[0])).unwrap(), original);
 }
+
+#[test]
+fn the_seed_plan_lists_exactly_what_would_change() {
+    // Onboarding already done: only the trust is missing, and only it is named.
+    let t = Test::new().arg("--dry-run");
+    mkdir(&t.home());
+    chmod(&t.home(), 0o700);
+    write_mode(
+        &t.home().join(".claude.json"),
+        json!({"hasCompletedOnboarding": true, "numStartups": 3}).to_string(),
+        0o600,
+    );
+    let out = t.run();
+    out.status(0);
+    let plan = out.stdout_text();
+    let seed = plan
+        .lines()
+        .find(|l| l.starts_with("seed: "))
+        .unwrap_or_else(|| panic!("no seed line: {plan}"));
+    assert!(seed.contains("trust for"), "{seed}");
+    assert!(!seed.contains("hasCompletedOnboarding"), "{seed}");
+    // And the other way round.
+    let work = t.work().to_str().unwrap().to_owned();
+    write_mode(
+        &t.home().join(".claude.json"),
+        json!({"projects": {work: {"hasTrustDialogAccepted": true}}}).to_string(),
+        0o600,
+    );
+    let out = t.run();
+    let plan = out.stdout_text();
+    let seed = plan.lines().find(|l| l.starts_with("seed: ")).unwrap();
+    assert!(seed.contains("hasCompletedOnboarding=true"), "{seed}");
+    assert!(!seed.contains("trust for"), "{seed}");
+}
+
+#[test]
+fn a_loose_parent_is_named_in_the_error() {
+    let t = Test::new();
+    let loose = mkdir(&t.path("shared"));
+    chmod(&loose, 0o777);
+    let t = t.no_home().arg("--home").arg(loose.join("agent/home"));
+    t.run()
+        .status(125)
+        .one_line_error(&format!(
+            "its parent directory {} is writable by group or others (mode 0777, not sticky)",
+            loose.display()
+        ))
+        .probe_not_run();
+    assert!(
+        !loose.join("agent").exists(),
+        "created something before refusing"
+    );
+}

@@ -599,10 +599,15 @@ fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &Path) -> Che
     ]
     .into_iter()
     .find(|n| set(n).is_some());
+    // guard::origin: scheme and host only, never userinfo, whatever the URL holds.
     let foreign = set("ANTHROPIC_BASE_URL")
-        .map(|u| url_host(&u.to_string_lossy()))
-        .filter(|h| {
-            let host = h.rsplit_once(':').map_or(h.as_str(), |(h, _)| h);
+        .map(|u| guard::origin(&u.to_string_lossy()))
+        .filter(|o| {
+            let authority = o.split_once("://").map_or(o.as_str(), |(_, r)| r);
+            let host = authority
+                .rsplit_once(':')
+                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(authority, |(h, _)| h);
             host != "api.anthropic.com" && !host.ends_with(".anthropic.com")
         });
     if insecure || extra_ca {
@@ -663,18 +668,6 @@ fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut text = Vec::new();
     Read::by_ref(&mut f).take(4 << 20).read_to_end(&mut text)?;
     Ok(text)
-}
-
-/// The host (and port) of a URL, without any userinfo (which may hold a password).
-fn url_host(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.is_empty() {
-        "an unparsable URL".into()
-    } else {
-        host.to_owned()
-    }
 }
 
 /// `text` (claude's own output) with the userinfo of every URL in it masked, and the
@@ -1094,14 +1087,35 @@ mod tests {
     }
 
     #[test]
-    fn hosts_without_userinfo() {
-        assert_eq!(url_host("http://127.0.0.1:8080/x"), "127.0.0.1:8080");
+    fn the_unscrubbable_check_never_shows_userinfo() {
+        // Found by review: a second host parser here printed `alice:s3cr` for a password
+        // holding a `/`.
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote");
+        let managed = dir.path().join("managed.json");
+        for url in [
+            "http://alice:s3cr/et@llm.example.com",
+            "http://alice:s3cr?et@llm.example.com/v1",
+            "http://alice:s3cr#et@llm.example.com",
+            "https://alice:s3cret@llm.example.com:8443/v1",
+        ] {
+            let config = config_with(&[
+                ("ANTHROPIC_BASE_URL", url),
+                ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca.pem"),
+            ]);
+            let c = check_unscrubbable(&config, &remote, &managed);
+            assert_eq!(c.status, Status::Warn, "{url}: {}", c.detail);
+            assert!(!c.detail.contains("alice"), "{url}: {}", c.detail);
+            assert!(!c.detail.contains("s3cr"), "{url}: {}", c.detail);
+        }
+        let config = config_with(&[
+            ("ANTHROPIC_BASE_URL", "https://api.anthropic.com"),
+            ("NODE_EXTRA_CA_CERTS", "/etc/ssl/certs/ca.pem"),
+        ]);
         assert_eq!(
-            url_host("https://user:pw@api.example.com"),
-            "api.example.com"
+            check_unscrubbable(&config, &remote, &managed).status,
+            Status::Ok
         );
-        assert_eq!(url_host("api.example.com/v1"), "api.example.com");
-        assert_eq!(url_host("http://"), "an unparsable URL");
     }
 
     #[test]

@@ -39,7 +39,7 @@ use crate::cli::Switch;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil::clean;
-use crate::layout::{CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS};
+use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS};
 use crate::report::Report;
 use crate::token::{self, Source};
 
@@ -152,6 +152,18 @@ impl Sources {
                 files.push(p);
             }
         }
+        // Copies set aside are still credentials: a replaced token file (`token set`
+        // keeps the old one, valid until it expires) and a credentials file quarantined
+        // out of the scratch home.
+        let asides: Vec<PathBuf> = files
+            .iter()
+            .flat_map(|f| set_aside(f, "replaced"))
+            .chain(set_aside(
+                &home.join(CLAUDE_DIR).join(CREDENTIALS),
+                "quarantined",
+            ))
+            .collect();
+        files.extend(asides);
         files.extend(FIXED_FILES.iter().map(PathBuf::from));
         Sources {
             config_dirs,
@@ -161,6 +173,25 @@ impl Sources {
             writable: vec![home.to_owned(), config.workdir.clone()],
         }
     }
+}
+
+/// The copies of `file` set aside with `tag` (`<name>.<tag>-<time>-<n>`, see
+/// `fsutil::put_aside`) that exist in its directory.
+fn set_aside(file: &Path, tag: &str) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return Vec::new();
+    };
+    let prefix = format!("{}.{tag}-", name.to_string_lossy());
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(std::result::Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
 }
 
 /// The computed mask: the mounts in order, and where their empty sources are made.
@@ -317,11 +348,10 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
 
     let needs_staging = ops.iter().any(|op| matches!(op, MountOp::Empty { .. }));
     let staging = if needs_staging {
-        let touched: Vec<&Path> = ops
-            .iter()
-            .map(MountOp::path)
-            .chain(writable.iter().map(PathBuf::as_path))
-            .collect();
+        // Only the mount targets matter: the staging tmpfs covers its directory while the
+        // masks are made and is detached afterwards, so a working directory or home
+        // around it (a launch from `/`, from cron or systemd) loses nothing.
+        let touched: Vec<&Path> = ops.iter().map(MountOp::path).collect();
         let staging = STAGING.iter().find_map(|s| {
             let (real, kind) = resolve(Path::new(s))?;
             let free = kind == Kind::Dir
@@ -1092,6 +1122,22 @@ mod tests {
     }
 
     #[test]
+    fn a_launch_from_the_root_directory_still_has_a_staging_directory() {
+        // cron, `docker exec` and systemd units without WorkingDirectory= start in `/`.
+        let fs = Fs::new(&[
+            ("/", Dir),
+            ("/home/u/.claude", Dir),
+            ("/home/u/.config/claude-iso/token.env", File),
+            ("/scratch", Dir),
+        ]);
+        let mut s = sources();
+        s.writable = vec!["/scratch".into(), "/".into()];
+        let p = fs.plan(&s).unwrap();
+        assert_eq!(p.staging.as_deref(), Some(Path::new("/var/tmp")));
+        assert!(p.ops.contains(&empty("/home/u/.claude", Dir)));
+    }
+
+    #[test]
     fn nothing_exists_nothing_masked() {
         let p = Fs::new(&[("/scratch", Dir), ("/work", Dir)])
             .plan(&sources())
@@ -1175,17 +1221,25 @@ mod tests {
 
     #[test]
     fn staging_avoids_every_masked_path() {
+        // Mount targets in /var/tmp and /tmp: the staging tmpfs goes elsewhere. A
+        // writable path inside a candidate does not rule it out (the tmpfs is detached
+        // once the masks are made).
         let mut s = sources();
-        s.files = vec!["/var/tmp/t/token.env".into()];
-        s.writable = vec!["/tmp/w".into()];
+        s.files = vec!["/var/tmp/t/token.env".into(), "/tmp/u/token.env".into()];
+        s.writable = vec!["/mnt/w".into()];
         let fs = Fs::new(&[
             ("/var/tmp/t/token.env", File),
-            ("/tmp/w", Dir),
+            ("/tmp/u/token.env", File),
+            ("/mnt/w", Dir),
             ("/mnt", Dir),
         ]);
         let p = fs.plan(&s).unwrap();
         assert_eq!(p.staging.as_deref(), Some(Path::new("/mnt")));
-        let fs = Fs::new(&[("/var/tmp/t/token.env", File), ("/tmp/w", Dir)]);
+        let fs = Fs::new(&[
+            ("/var/tmp/t/token.env", File),
+            ("/tmp/u/token.env", File),
+            ("/mnt/w", Dir),
+        ]);
         assert!(fs.plan(&s).unwrap_err().to_string().contains("stage"));
     }
 

@@ -612,3 +612,83 @@ fn scrub_tools_honours_bwrap_path_in_user_settings() {
     out.success();
     assert_eq!(out.probe().var(SCRUB), Some("1".into()));
 }
+
+/// Found by review: a launch from `/` (cron, `docker exec`, systemd without
+/// WorkingDirectory=) found no staging directory and ran unmasked under `auto`.
+#[test]
+fn a_launch_from_the_root_directory_is_masked_too() {
+    let s = stores();
+    let script = s.t.path("read.sh");
+    let reads: String = s
+        .files
+        .iter()
+        .map(|f| format!("cat '{}' 2>/dev/null; echo\n", f.display()))
+        .collect();
+    write_executable(&script, &format!("#!/bin/sh\n{reads}"));
+    let t = s.t.cwd("/").command(["/bin/sh", script.to_str().unwrap()]);
+    let out = t.run();
+    out.status(0);
+    assert!(
+        !out.stderr_text().contains("stage"),
+        "{}",
+        out.stderr_text()
+    );
+    for mark in MARKS {
+        assert!(
+            !out.stdout_text().contains(mark),
+            "{mark} readable from a launch in /: {}",
+            out.stdout_text()
+        );
+    }
+}
+
+/// Copies set aside are credentials too: a token file replaced by `token set` (still
+/// valid until it expires) and a credentials file quarantined out of the scratch home.
+#[test]
+fn set_aside_credentials_read_empty() {
+    let t = Test::new();
+    let xdg = mkdir(&t.path("xdg/claude-iso"));
+    write_mode(
+        &xdg.join("token.env"),
+        format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"),
+        0o600,
+    );
+    let replaced = xdg.join("token.env.replaced-1700000000-0");
+    write_mode(&replaced, "CLAUDE_CODE_OAUTH_TOKEN=OLD-TOKEN-MARK\n", 0o600);
+    let quarantined = mkdir(&t.home().join(".claude")).join(".credentials.json.quarantined-1-0");
+    std::fs::set_permissions(
+        t.home(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    write_mode(&quarantined, "QUARANTINED-MARK", 0o600);
+    let script = t.path("read.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\ncat '{}' '{}' 2>&1\n",
+            replaced.display(),
+            quarantined.display()
+        ),
+    );
+    let xdg_dir = t.path("xdg");
+    let t = t
+        .no_env_file()
+        .env("XDG_CONFIG_HOME", &xdg_dir)
+        .command(["/bin/sh", script.to_str().unwrap()]);
+    let out = t.run();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(!said.contains("OLD-TOKEN-MARK"), "{said}");
+    assert!(!said.contains("QUARANTINED-MARK"), "{said}");
+    // The real files are unchanged.
+    assert!(
+        std::fs::read_to_string(&replaced)
+            .unwrap()
+            .contains("OLD-TOKEN-MARK")
+    );
+    assert_eq!(
+        std::fs::read_to_string(&quarantined).unwrap(),
+        "QUARANTINED-MARK"
+    );
+}

@@ -1157,8 +1157,12 @@ fn security(page: &mut Page) {
         and MCP servers, and a claude started by the agent needs a token of its own.");
     page.ss("Limits");
     page.bullet(
-        "The mask is not a sandbox. __COMMAND__ runs as you, with all your other files. \
-        As root it guards against accidents, not against a malicious root process. It \
+        "The mask is not a sandbox. __COMMAND__ runs as you, with all your other files, \
+        and can still reach processes outside it that run as you (a tmux or screen \
+        server, the **systemd --user** manager on the session bus), which can run \
+        commands that see the real files; a line added to **~/.bashrc** runs unmasked \
+        later. As root it guards against accidents, not against a malicious root \
+        process (root inside can still write **/etc/cron.d**). It \
         masks paths, not files: a hard link to a credentials file elsewhere, or another \
         mount of the same file system, is not covered. Inside it setuid programs gain \
         no privileges, and files of users outside the map show as **nobody**. To keep \

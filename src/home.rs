@@ -558,7 +558,10 @@ fn check_parent(path: &Path, st: &FileStat, at: Option<&Path>) -> Result<()> {
         || "a parent directory".to_owned(),
         |p| format!("its parent directory {}", p.display()),
     );
-    if st.st_uid != me && st.st_uid != 0 && !unmapped_in_user_namespace(st.st_uid) {
+    if st.st_uid != me
+        && st.st_uid != 0
+        && !(at.is_some_and(is_system_dir) && unmapped_in_user_namespace(st.st_uid))
+    {
         return Err(home_err(
             path,
             format!(
@@ -644,8 +647,9 @@ fn check_not_in_config_dir(
 
 /// Inside a user namespace that maps only some ids (claude-iso's mask, `unshare -r`),
 /// root's directories (`/`, `/tmp`) show as the overflow uid, like those of any user
-/// outside the map: there, that owner is taken as root. The group/other write bits are
-/// still checked.
+/// outside the map: there, that owner is taken as root — for the system directories of
+/// [`is_system_dir`] only, so another user's directory (which shows as the same uid) is
+/// still refused. The group/other write bits are still checked.
 fn unmapped_in_user_namespace(uid: u32) -> bool {
     let overflow = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
         .ok()
@@ -654,6 +658,30 @@ fn unmapped_in_user_namespace(uid: u32) -> bool {
     uid == overflow
         && std::fs::read_to_string("/proc/self/uid_map")
             .is_ok_and(|map| map.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
+/// Directories root owns on every Linux system, which a home may lie below.
+fn is_system_dir(path: &Path) -> bool {
+    const SYSTEM: &[&str] = &[
+        "/",
+        "/tmp",
+        "/var",
+        "/var/tmp",
+        "/var/lib",
+        "/home",
+        "/run",
+        "/run/user",
+        "/dev",
+        "/dev/shm",
+        "/srv",
+        "/opt",
+        "/mnt",
+        "/media",
+        "/root",
+        "/usr",
+        "/usr/local",
+    ];
+    SYSTEM.iter().any(|s| Path::new(s) == path)
 }
 
 /// `.claude` must be a real directory and `.claude.json` a regular file, if present.

@@ -591,6 +591,16 @@ fn the_init_holds_no_copy_of_the_token_and_stays_non_dumpable() {
         wait_until("the command", Duration::from_secs(10), || ready.exists());
         let init = run.id();
         let command = descendants(init)[0].0;
+        // The shell writes `ready` and then execs sleep: read its memory once the exec is
+        // done, not in the middle of it.
+        wait_until(
+            "the command's exec of sleep",
+            Duration::from_secs(10),
+            || {
+                fs::read_to_string(format!("/proc/{command}/comm"))
+                    .is_ok_and(|c| c.trim() == "sleep")
+            },
+        );
         if is_root() {
             // Root may read any process's memory: the command's has the token (the check
             // works), the init's has no piece of it.

@@ -167,7 +167,8 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check
     });
     out.push(check_command(config));
     out.push(check_environment(config, winner.as_ref().map(|(t, _)| t)));
-    let verdict = guard::inspect(config, &[OsString::from("claude")]);
+    // A launch without --share: the scratch home's own user settings are judged.
+    let verdict = guard::inspect(config, &[OsString::from("claude")], None);
     out.push(check_project_settings(config, &verdict));
     out.push(check_destination(&verdict));
     out.push(mask_check);

@@ -14,7 +14,10 @@
 //! - `/etc/claude-code/managed-settings.json` and `/etc/claude-code/managed-settings.d/*.json`
 //!   (both; they beat everything);
 //! - `$HOME/.claude/settings.json`: the scratch home's user settings, below the project
-//!   files and above the caller's environment (not judged: it is claude-iso's own home).
+//!   files and above the caller's environment. Judged like the others: the scratch home
+//!   is the command's `HOME`, so anything the command ran (a prompt-injected tool) can
+//!   have written there. A `--share`d `settings.json` replaces it at launch, so that
+//!   file is judged in its place.
 //!
 //! Not loaded by either version: `<git root>/.claude/settings.json` (cwd below the root),
 //! and settings in parent directories that are not the git root. A file that is not
@@ -107,8 +110,10 @@ pub enum Layer {
     Local,
     /// `<cwd>/.claude/settings.json`.
     Project,
-    /// `<scratch home>/.claude/settings.json`: claude-iso's own, not judged.
+    /// `<scratch home>/.claude/settings.json`.
     User,
+    /// A `--share`d `settings.json`: what this launch puts at `User`'s place.
+    SharedUser,
 }
 
 impl Layer {
@@ -119,6 +124,7 @@ impl Layer {
             Layer::Local => "project settings (local)",
             Layer::Project => "project settings",
             Layer::User => "the scratch home's user settings",
+            Layer::SharedUser => "the user settings shared into the scratch home",
         }
     }
 }
@@ -267,8 +273,20 @@ impl Verdict {
             1 => String::new(),
             n => format!(" (and {} more)", n - 1),
         };
+        let layer = self
+            .files
+            .iter()
+            .find(|f| f.path == first.path)
+            .map(|f| f.layer);
+        let fix = match layer {
+            Some(Layer::User) => {
+                "remove it (the scratch home is the command's HOME: anything it ran could have written it)"
+            }
+            Some(Layer::SharedUser) => "remove it from the shared file",
+            _ => "remove it, run elsewhere",
+        };
         Err(Error::Settings(format!(
-            "refusing to run: {}{more}; remove it, run elsewhere, or pass --allow-project-auth to let it through on purpose",
+            "refusing to run: {}{more}; {fix}, or pass --allow-project-auth to let it through on purpose",
             first.line()
         )))
     }
@@ -321,9 +339,15 @@ impl Sources {
 }
 
 /// The settings files claude would load for `workdir`, with the scratch home's user
-/// settings and the managed ones, highest precedence first.
+/// settings (or `shared_user`, the `--share`d file that replaces them at launch) and the
+/// managed ones, highest precedence first.
 #[must_use]
-pub fn settings_files(workdir: &Path, home: &Path, sources: Sources) -> Vec<SettingsFile> {
+pub fn settings_files(
+    workdir: &Path,
+    home: &Path,
+    shared_user: Option<&Path>,
+    sources: Sources,
+) -> Vec<SettingsFile> {
     let mut out = Vec::new();
     let managed = Path::new(MANAGED_DIR);
     out.push(SettingsFile {
@@ -365,9 +389,15 @@ pub fn settings_files(workdir: &Path, home: &Path, sources: Sources) -> Vec<Sett
             layer: Layer::Project,
         });
     }
-    out.push(SettingsFile {
-        path: home.join(".claude/settings.json"),
-        layer: Layer::User,
+    out.push(match shared_user {
+        Some(path) => SettingsFile {
+            path: path.to_path_buf(),
+            layer: Layer::SharedUser,
+        },
+        None => SettingsFile {
+            path: home.join(".claude/settings.json"),
+            layer: Layer::User,
+        },
     });
     out
 }
@@ -381,18 +411,22 @@ fn git_root(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Everything the guard knows for one launch: reads each file claude would load for
-/// `config.workdir`, judges every one but the scratch home's, and works out the
-/// destination.
+/// `config.workdir` (the scratch home's user settings included; `shared_user` is a
+/// `--share`d `settings.json` that replaces them at this launch), judges every one, and
+/// works out the destination.
 #[must_use]
-pub fn inspect(config: &Config, args: &[OsString]) -> Verdict {
-    let files = settings_files(&config.workdir, &config.home, Sources::from_args(args));
+pub fn inspect(config: &Config, args: &[OsString], shared_user: Option<&Path>) -> Verdict {
+    let files = settings_files(
+        &config.workdir,
+        &config.home,
+        shared_user,
+        Sources::from_args(args),
+    );
     let mut findings = Vec::new();
     let mut docs: Vec<(Layer, PathBuf, Map<String, Value>)> = Vec::new();
     for file in &files {
         let (doc, mut found) = read_and_judge(&file.path, &config.env);
-        if file.layer != Layer::User {
-            findings.append(&mut found);
-        }
+        findings.append(&mut found);
         if let Some(doc) = doc {
             docs.push((file.layer, file.path.clone(), doc));
         }

@@ -196,7 +196,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
 
     // Before anything is created: settings claude would apply that bring another
     // credential or send the token elsewhere stop the launch here.
-    let verdict = guard::inspect(&config, &argv);
+    let verdict = guard::inspect(&config, &argv, share::user_settings(&shares));
     report.info(format!("the token goes to {}", verdict.destination.line()));
     if cli.dry_run {
         report.plan(format!("destination: {}", verdict.destination.line()));

@@ -248,6 +248,17 @@ pub fn check(
     Ok(out)
 }
 
+/// The `settings.json` this launch shares (already [`check`]ed), which replaces the
+/// scratch home's user settings: the guard judges it in their place.
+#[must_use]
+pub fn user_settings(shares: &[Share]) -> Option<&Path> {
+    let dest = Path::new(CLAUDE_DIR).join("settings.json");
+    shares
+        .iter()
+        .find(|s| s.dest == dest)
+        .map(|s| s.source.as_path())
+}
+
 /// The refusal rules applied to what a path really is.
 struct Guard {
     homes: Vec<PathBuf>,

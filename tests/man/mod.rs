@@ -1060,7 +1060,10 @@ fn project_settings(page: &mut Page) {
         **/etc/claude-code/managed-settings.json** with \
         **/etc/claude-code/managed-settings.d/*.json**. Parent directories that are not \
         the git root are not read (claude does not read them either). The scratch \
-        home's own **.claude/settings.json** is not judged. A **--setting-sources** \
+        home's own **.claude/settings.json** (the user settings) is judged too: it is \
+        the command's **HOME**, so anything the command ran can have written a \
+        redirect there. A **--share**d **settings.json** replaces it at launch and is \
+        judged in its place. A **--setting-sources** \
         list given to claude that leaves out **project** or **local** leaves those \
         files out here too.",
     );
@@ -1176,6 +1179,12 @@ fn security(page: &mut Page) {
         runs, with the token in their environment) and permissions. In a folder you do \
         not know, pass **--no-trust** and let claude ask. The settings guard refuses \
         credentials and redirects (see PROJECT SETTINGS), not hooks.",
+    );
+    page.bullet(
+        "The settings guard judges settings files at launch. What the command or its \
+        tools write into them during a session (the working directory's or the scratch \
+        home's) is outside what a launch-time check can catch; the next launch judges \
+        it.",
     );
     page.bullet(
         "macOS keeps claude's login in the Keychain, outside **HOME**, where a scratch \

@@ -168,7 +168,9 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     }
     // Every --share refusal comes before anything is created.
     let shares = share::plan(&config.real_home(), &config.xdg_config_home(), &cli.share)?;
-    let shares = share::check(&config, &shares, config.allow_project_auth, report)?;
+    // Nothing the mask hides or empties comes in through a share (a symlink included).
+    let limits = mask::share_limits(&config);
+    let shares = share::check(&config, &shares, &limits, config.allow_project_auth, report)?;
     let (token, source) = token::load(&config)?;
     report.info(format!("token {} from {source}", token.redacted()));
     tokenstore::launch_notes(&config, &source, &token, report, cli.dry_run);
@@ -285,7 +287,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     let program = program.expect("resolved unless dry run");
     let home = home::apply(&config, home_state, report)?;
     seed::apply(&home, &seed_state, report)?;
-    share::apply(&config, &home, &shares, report)?;
+    share::apply(&config, &home, &shares, &limits, report)?;
     homes::stamp_launch(&home)?;
     if home.path != home_path {
         // Created just now: the command gets the canonical path of what was made.

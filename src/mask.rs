@@ -41,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::clean;
 use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS};
 use crate::report::Report;
+use crate::share;
 use crate::token::{self, Source};
 
 /// Files claude reads outside any home when their descriptor variables are unset (an
@@ -374,6 +375,82 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         None
     };
     Ok(Plan { ops, staging })
+}
+
+/// What `--share` must never carry in: every path the mask hides or empties for this
+/// caller, whatever the working directory (see [`share::Limits`]).
+#[must_use]
+pub fn share_limits(config: &Config) -> share::Limits {
+    let own: Vec<PathBuf> = config
+        .real_homes(true)
+        .iter()
+        .map(|h| h.join(CLAUDE_DIR))
+        .collect();
+    limits(&Sources::new(config, &config.home), &own, &resolve_real)
+}
+
+/// The pure core of [`share_limits`]: the sources of [`plan`], each as given and as
+/// `resolve` says it leads. `own` are the real homes' `~/.claude`, where the files of
+/// `--share default` live: hidden, yet shareable by name; every other config dir (a
+/// variable's) is never shared.
+pub fn limits(
+    sources: &Sources,
+    own: &[PathBuf],
+    resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>,
+) -> share::Limits {
+    let forms = |p: &Path| -> Vec<PathBuf> {
+        let mut v = vec![p.to_owned()];
+        if let Some((real, _)) = resolve(p) {
+            if real != p {
+                v.push(real);
+            }
+        }
+        v
+    };
+    let own: Vec<PathBuf> = own.iter().flat_map(|p| forms(p)).collect();
+    let mut out = share::Limits::default();
+    let mut never = |p: &Path, what: &'static str| {
+        for f in forms(p) {
+            if !out.never.iter().any(|(q, _)| *q == f) {
+                out.never.push((f, what));
+            }
+        }
+    };
+    let mut hidden = Vec::new();
+    for dir in &sources.config_dirs {
+        let dir_forms = forms(dir);
+        if dir_forms.iter().any(|f| own.contains(f)) {
+            hidden.extend(dir_forms);
+        } else {
+            never(
+                dir,
+                "a claude config directory named by CLAUDE_CONFIG_DIR or CLAUDE_SECURESTORAGE_CONFIG_DIR",
+            );
+        }
+        for name in [CREDENTIALS, DEVICE_KEYS] {
+            never(&dir.join(name), "a credential file");
+        }
+    }
+    for file in &sources.claude_jsons {
+        never(file, "claude's account file");
+    }
+    for dir in &sources.profile_stores {
+        never(dir, "an Anthropic profile store");
+    }
+    for file in &sources.files {
+        if FIXED_FILES.iter().any(|f| Path::new(f) == file) {
+            never(file, "a credential file claude reads outside any home");
+        } else {
+            never(file, "a token file");
+        }
+    }
+    for dir in FIXED_FILES.iter().filter_map(|f| Path::new(f).parent()) {
+        never(dir, "claude's remote credentials");
+    }
+    hidden.sort();
+    hidden.dedup();
+    out.hidden = hidden;
+    out
 }
 
 /// What the real filesystem says about a path, for [`plan`].
@@ -1252,6 +1329,57 @@ mod tests {
             ("/xdg/anthropic/credentials/default.json", File),
         ]);
         assert_eq!(fs.plan(&s).unwrap().ops, vec![empty("/xdg/anthropic", Dir)]);
+    }
+
+    #[test]
+    fn share_limits_cover_every_source() {
+        let mut s = sources();
+        s.config_dirs.push("/etc/secure".into());
+        let fs = Fs::new(&[
+            ("/home/u/.claude", Dir),
+            ("/dotfiles/claude", Dir),
+            ("/cfg", Dir),
+            ("/shared/creds.json", File),
+        ])
+        .link("/home/u/.claude", "/dotfiles/claude")
+        .link("/home/u/.claude/.credentials.json", "/shared/creds.json");
+        let l = limits(&s, &["/home/u/.claude".into()], &|p: &Path| {
+            fs.0.get(p).cloned()
+        });
+        let never: Vec<&Path> = l.never.iter().map(|(p, _)| p.as_path()).collect();
+        // The home's own ~/.claude, as given and where it leads: hidden, not never.
+        assert_eq!(
+            l.hidden,
+            vec![PathBuf::from("/dotfiles/claude"), "/home/u/.claude".into()]
+        );
+        for p in [
+            "/cfg",
+            "/etc/secure",
+            "/home/u/.claude/.credentials.json",
+            "/shared/creds.json",
+            "/cfg/.device-keys.json",
+            "/home/u/.claude.json",
+            "/home/u/.config/anthropic",
+            "/xdg/anthropic",
+            "/home/u/.config/claude-iso/token.env",
+            "/etc/token.env",
+            "/home/claude/.claude/remote/.api_key",
+            "/home/claude/.claude/remote",
+        ] {
+            assert!(never.contains(&Path::new(p)), "{p} missing: {never:?}");
+        }
+        assert!(!never.contains(&Path::new("/home/u/.claude")));
+        // CLAUDE_CONFIG_DIR naming the home's own ~/.claude (through a symlink too)
+        // stays shareable by name.
+        s.config_dirs.push("/dotfiles/claude".into());
+        let l2 = limits(&s, &["/home/u/.claude".into()], &|p: &Path| {
+            fs.0.get(p).cloned()
+        });
+        assert!(
+            !l2.never
+                .iter()
+                .any(|(p, _)| p == Path::new("/dotfiles/claude"))
+        );
     }
 
     #[test]

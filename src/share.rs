@@ -3,9 +3,11 @@
 //!
 //! [`plan`] is pure: it turns the requests into (source in the real home, destination in
 //! the scratch home) pairs and applies the refusal rules by name. [`check`] reads each
-//! source once: a symlink that leads to a refused file is refused too, and a shared
-//! `settings.json` that would bring its own credential (`apiKeyHelper`, a credential
-//! `env` entry) is refused unless `--allow-project-auth`.
+//! source once and judges every entry by where it really leads (symlinks resolved): into
+//! a refused file, or into anything the mask hides or empties ([`Limits`]), it is refused
+//! — the real `~/.claude` excepted only for what a share names in it. Every shared
+//! `settings.json` / `settings.local.json` that would bring its own credential
+//! (`apiKeyHelper`, a credential `env` entry) is refused unless `--allow-project-auth`.
 //!
 //! Without a mount namespace, [`apply`] makes a *copy* of each source in the scratch home
 //! — files 0444, directories 0555 — replaced only when the source changed. A copy, not a
@@ -35,10 +37,10 @@ use crate::caller::CallerEnv;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, aside_tag, is_type};
+use crate::guard::{self, Finding, Why};
 use crate::home::ScratchHome;
 use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS};
 use crate::report::Report;
-use crate::token::{self, Source};
 
 /// The value of `--share` that stands for [`DEFAULT_SET`].
 pub const DEFAULT: &str = "default";
@@ -79,6 +81,28 @@ pub const REFUSED: &[&str] = &[
 fn refused_name(name: &OsStr) -> bool {
     let b = name.as_bytes();
     name == CREDENTIALS || name == DEVICE_KEYS || b.starts_with(CLAUDE_JSON.as_bytes())
+}
+
+/// Settings files claude applies; each one carried in is judged like a project's.
+const SETTINGS_NAMES: &[&str] = &["settings.json", "settings.local.json"];
+
+fn is_settings(name: Option<&OsStr>) -> bool {
+    name.is_some_and(|n| SETTINGS_NAMES.iter().any(|s| n == *s))
+}
+
+/// What `--share` must never carry in, by where an entry really leads: the paths the
+/// mask hides or empties (built from the same sources as its plan, by
+/// `mask::share_limits`), each given and resolved.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Never shared, nor anything that holds one: (path, what it is). The credential
+    /// files of every config dir, the token files, claude's fixed remote files, the
+    /// Anthropic profile stores, `.claude.json`, the config dirs named by variables.
+    pub never: Vec<(PathBuf, &'static str)>,
+    /// Hidden whole by the mask, yet where the files of [`DEFAULT_SET`] live (each real
+    /// `~/.claude`): an entry that leads inside is refused unless it is one of the shares
+    /// being made, or inside one.
+    pub hidden: Vec<PathBuf>,
 }
 
 /// The record of our copies, in the scratch home.
@@ -209,20 +233,22 @@ pub fn refused(rel: &Path) -> Option<String> {
     None
 }
 
-/// Reads each source once, before anything is changed: a missing explicit source, a
-/// symlink that leads to a refused or token file, and a `settings.json` with a
-/// credential of its own (unless `allow_auth`) are refused. Returns the shares whose
-/// source exists.
+/// Reads each source once, before anything is changed: a missing explicit source, an
+/// entry (the share or anything inside a shared directory, symlinks followed) that leads
+/// to a refused or token file or into what the mask hides ([`Limits`]), and a settings
+/// file with a credential of its own (unless `allow_auth`) are refused. Returns the
+/// shares whose source exists.
 ///
 /// # Errors
 /// 125 for each refusal, naming the file and the fix.
 pub fn check(
     config: &Config,
     shares: &[Share],
+    limits: &Limits,
     allow_auth: bool,
     report: &Report,
 ) -> Result<Vec<Share>> {
-    let guard = Guard::new(config);
+    let guard = Guard::new(config, limits, shares, allow_auth);
     let mut out = Vec::new();
     for share in shares {
         let shown = share.source.display().to_string();
@@ -239,9 +265,8 @@ pub fn check(
         guard.check_path(&share.source, &real)?;
         if real.is_dir() {
             guard.check_tree(&real, 0)?;
-        }
-        if share.dest == Path::new(CLAUDE_DIR).join("settings.json") {
-            check_settings(&real, &shown, allow_auth, &config.env)?;
+        } else {
+            guard.check_settings(&share.source, &real)?;
         }
         out.push(share.clone());
     }
@@ -260,13 +285,18 @@ pub fn user_settings(shares: &[Share]) -> Option<&Path> {
 }
 
 /// The refusal rules applied to what a path really is.
-struct Guard {
+struct Guard<'a> {
     homes: Vec<PathBuf>,
-    token_files: Vec<PathBuf>,
+    limits: &'a Limits,
+    /// Each share's path with its directories resolved: what an entry leading into a
+    /// hidden directory may be (or be inside).
+    shared: Vec<PathBuf>,
+    allow_auth: bool,
+    caller: &'a CallerEnv,
 }
 
-impl Guard {
-    fn new(config: &Config) -> Guard {
+impl<'a> Guard<'a> {
+    fn new(config: &'a Config, limits: &'a Limits, shares: &[Share], allow_auth: bool) -> Self {
         let mut homes = Vec::new();
         for h in config.real_homes(true) {
             homes.push(h.clone());
@@ -274,28 +304,22 @@ impl Guard {
                 homes.push(real);
             }
         }
-        let mut token_files = Vec::new();
-        let sources = token::candidates(config)
-            .into_iter()
-            .chain(token::default_candidates(config));
-        for source in sources {
-            if let Source::EnvFile(p) | Source::CredentialsDirectory(p) = source {
-                if let Ok(real) = std::fs::canonicalize(&p) {
-                    token_files.push(real);
+        let shared = shares
+            .iter()
+            .map(|s| match (s.source.parent(), s.source.file_name()) {
+                (Some(dir), Some(name)) => {
+                    std::fs::canonicalize(dir).map_or_else(|_| s.source.clone(), |d| d.join(name))
                 }
-                token_files.push(p);
-            }
+                _ => s.source.clone(),
+            })
+            .collect();
+        Guard {
+            homes,
+            limits,
+            shared,
+            allow_auth,
+            caller: &config.env,
         }
-        for dir in config.real_config_dirs(true) {
-            for name in [CREDENTIALS, DEVICE_KEYS] {
-                let p = dir.join(name);
-                if let Ok(real) = std::fs::canonicalize(&p) {
-                    token_files.push(real);
-                }
-                token_files.push(p);
-            }
-        }
-        Guard { homes, token_files }
     }
 
     /// Every entry below the directory `dir` (symlinks followed), by name and by where it
@@ -321,6 +345,8 @@ impl Guard {
             self.check_path(&path, &real)?;
             if real.is_dir() {
                 self.check_tree(&path, depth + 1)?;
+            } else {
+                self.check_settings(&path, &real)?;
             }
         }
         Ok(())
@@ -338,16 +364,17 @@ impl Guard {
                 ),
             ));
         }
-        if let Some(t) = self
-            .token_files
+        if let Some((p, what)) = self
+            .limits
+            .never
             .iter()
-            .find(|t| real.starts_with(t) || t.starts_with(real))
+            .find(|(p, _)| real.starts_with(p) || p.starts_with(real))
         {
             return Err(refuse(
                 &shown,
                 format!(
-                    "is or holds {}, a token or credentials file; it is never shared",
-                    t.display()
+                    "leads to {} ({what}, which the mask hides); it is never shared",
+                    place(real, p)
                 ),
             ));
         }
@@ -367,27 +394,83 @@ impl Guard {
                 }
             }
         }
+        if let Some(h) = self
+            .limits
+            .hidden
+            .iter()
+            .find(|h| real.starts_with(h) || h.starts_with(real))
+        {
+            if !self.shared.iter().any(|s| real.starts_with(s)) {
+                return Err(refuse(
+                    &shown,
+                    format!(
+                        "leads to {}, which the mask hides (claude's credentials and settings); only what --share names there comes in: share it by its own path, or replace the symlink with a copy",
+                        place(real, h)
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// A settings file carried in (by its name or by where it leads) is judged by the
+    /// same rule as a project's (the guard): a credential helper, an `env` entry
+    /// claude-iso removes or one that sends the token elsewhere, or a file that cannot be
+    /// judged, is refused unless allowed.
+    fn check_settings(&self, given: &Path, real: &Path) -> Result<()> {
+        if self.allow_auth
+            || !(is_settings(given.file_name()) || is_settings(real.file_name()))
+            || !real.is_file()
+        {
+            return Ok(());
+        }
+        match guard::judge_file(given, self.caller).first() {
+            Some(finding) => Err(settings_refusal(finding)),
+            None => Ok(()),
+        }
+    }
+
+    /// As [`Self::check_settings`], on the bytes being copied (what the command will read).
+    fn check_settings_bytes(&self, given: &Path, real: &Path, bytes: &[u8]) -> Result<()> {
+        if self.allow_auth || !(is_settings(given.file_name()) || is_settings(real.file_name())) {
+            return Ok(());
+        }
+        let finding = |key: String, why: Why| Finding {
+            path: given.to_owned(),
+            target: (real != given).then(|| real.to_owned()),
+            key,
+            why,
+        };
+        let first = match guard::parse(bytes) {
+            Ok(doc) => guard::judge(&doc, self.caller)
+                .into_iter()
+                .next()
+                .map(|(k, w)| finding(k, w)),
+            Err(reason) => Some(finding(String::new(), Why::Unjudgeable(reason))),
+        };
+        match first {
+            Some(f) => Err(settings_refusal(&f)),
+            None => Ok(()),
+        }
     }
 }
 
-/// A real `settings.json` carried in is judged by the same rule as a project's (the
-/// guard): a credential helper, an `env` entry claude-iso removes or one that sends the
-/// token elsewhere, or a file that cannot be judged, is refused unless allowed.
-fn check_settings(real: &Path, shown: &str, allow_auth: bool, caller: &CallerEnv) -> Result<()> {
-    if allow_auth || !real.is_file() {
-        return Ok(());
+/// Where `real` is, relative to the masked path `masked` it is, is inside, or holds.
+fn place(real: &Path, masked: &Path) -> String {
+    if real == masked {
+        real.display().to_string()
+    } else if real.starts_with(masked) {
+        format!("{}, inside {}", real.display(), masked.display())
+    } else {
+        format!("{}, which holds {}", real.display(), masked.display())
     }
-    if let Some(finding) = crate::guard::judge_file(real, caller).first() {
-        return Err(refuse(
-            shown,
-            format!(
-                "{}; remove it, or pass --allow-project-auth",
-                finding.line()
-            ),
-        ));
-    }
-    Ok(())
+}
+
+fn settings_refusal(finding: &Finding) -> Error {
+    Error::Usage(format!(
+        "--share: {}; remove it, or pass --allow-project-auth",
+        finding.line()
+    ))
 }
 
 fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
@@ -462,8 +545,15 @@ fn load_manifest(dir: &OwnedFd) -> Manifest {
 /// Copies every share into the scratch home (see the module doc) and records the copies.
 ///
 /// # Errors
-/// A file that cannot be read or written, a credential file inside a shared directory.
-pub fn apply(config: &Config, home: &ScratchHome, shares: &[Share], report: &Report) -> Result<()> {
+/// A file that cannot be read or written; what [`check`] refuses, found again (the real
+/// home changed since).
+pub fn apply(
+    config: &Config,
+    home: &ScratchHome,
+    shares: &[Share],
+    limits: &Limits,
+    report: &Report,
+) -> Result<()> {
     let root = &home.dir;
     let old = load_manifest(root);
     if shares.is_empty() && old.is_empty() {
@@ -471,7 +561,7 @@ pub fn apply(config: &Config, home: &ScratchHome, shares: &[Share], report: &Rep
     }
     let mut sync = Sync {
         home: &home.path,
-        guard: Guard::new(config),
+        guard: Guard::new(config, limits, shares, config.allow_project_auth),
         old,
         new: Manifest::new(),
         report,
@@ -503,7 +593,7 @@ pub fn apply(config: &Config, home: &ScratchHome, shares: &[Share], report: &Rep
 
 struct Sync<'a> {
     home: &'a Path,
-    guard: Guard,
+    guard: Guard<'a>,
     old: Manifest,
     new: Manifest,
     report: &'a Report,
@@ -600,6 +690,7 @@ impl Sync<'_> {
             },
             None => None,
         };
+        let mut real = PathBuf::new();
         if let Some((src, _)) = &src_meta {
             if refused_name(name) {
                 return Err(refuse(
@@ -607,7 +698,7 @@ impl Sync<'_> {
                     "is a credential file; it is never shared: move it out of the shared directory",
                 ));
             }
-            let real = std::fs::canonicalize(src).map_err(|e| {
+            real = std::fs::canonicalize(src).map_err(|e| {
                 self.err(
                     rel,
                     format!(
@@ -669,7 +760,17 @@ impl Sync<'_> {
                 self.record(dir, name, rel);
                 Ok(())
             }
-            Some((src, m)) if m.is_file() => self.copy_file(src, &m, dir, name, rel, dst.as_ref()),
+            Some((src, m)) if m.is_file() && m.len() > MAX_FILE => {
+                self.report.warn(format!(
+                    "share: {} is larger than {} MiB; not shared",
+                    src.display(),
+                    MAX_FILE >> 20
+                ));
+                self.remove_ours(dir, name, rel, dst.as_ref(), 0)
+            }
+            Some((src, m)) if m.is_file() => {
+                self.copy_file(src, &real, dir, name, rel, dst.as_ref())
+            }
             Some((src, _)) => {
                 self.report.warn(format!(
                     "share: {} is not a regular file or directory; not shared",
@@ -708,20 +809,12 @@ impl Sync<'_> {
     fn copy_file(
         &mut self,
         src: &Path,
-        meta: &std::fs::Metadata,
+        real: &Path,
         dir: &OwnedFd,
         name: &OsStr,
         rel: &Path,
         dst: Option<&FileStat>,
     ) -> Result<()> {
-        if meta.len() > MAX_FILE {
-            self.report.warn(format!(
-                "share: {} is larger than {} MiB; not shared",
-                src.display(),
-                MAX_FILE >> 20
-            ));
-            return self.remove_ours(dir, name, rel, dst, 0);
-        }
         let bytes = read_limited(src).map_err(|e| {
             self.err(
                 rel,
@@ -732,6 +825,7 @@ impl Sync<'_> {
                 ),
             )
         })?;
+        self.guard.check_settings_bytes(src, real, &bytes)?;
         if let Some(st) = dst {
             let ours = self.is_ours(rel, st);
             if is_type(st, SFlag::S_IFREG) && ours && same_content(dir, name, &bytes) {
@@ -960,6 +1054,68 @@ mod tests {
             .unwrap();
         assert!(md.explicit);
         assert!(p.iter().any(|s| s.dest == Path::new("notes") && s.explicit));
+    }
+
+    fn guard<'a>(limits: &'a Limits, shared: &[&str], caller: &'a CallerEnv) -> Guard<'a> {
+        Guard {
+            homes: vec![PathBuf::from("/h")],
+            limits,
+            shared: shared.iter().map(PathBuf::from).collect(),
+            allow_auth: false,
+            caller,
+        }
+    }
+
+    #[test]
+    fn where_an_entry_leads_decides() {
+        let limits = Limits {
+            never: vec![
+                ("/cfg".into(), "a claude config directory"),
+                (
+                    "/home/claude/.claude/remote".into(),
+                    "claude's remote credentials",
+                ),
+                ("/h/.config/claude-iso/token.env".into(), "a token file"),
+            ],
+            hidden: vec!["/h/.claude".into()],
+        };
+        let caller = CallerEnv::default();
+        let g = guard(
+            &limits,
+            &[
+                "/h/.claude/agents",
+                "/h/.claude/CLAUDE.md",
+                "/h/.config/git",
+            ],
+            &caller,
+        );
+        let given = Path::new("/h/.config/git/leak");
+        let ok = |real: &str| g.check_path(given, Path::new(real)).is_ok();
+        // What a share names in the hidden ~/.claude, and anything outside it.
+        assert!(ok("/h/.claude/agents/x.md"));
+        assert!(ok("/h/.claude/CLAUDE.md"));
+        assert!(ok("/h/.config/git/ignore"));
+        assert!(ok("/elsewhere/notes.md"));
+        // Anything else the mask hides, or a directory holding it.
+        for bad in [
+            "/h/.claude/settings.json",
+            "/h/.claude/CLAUDE.md.bak",
+            "/h/.claude/projects/p/log.jsonl",
+            "/h/.claude",
+            "/cfg",
+            "/cfg/settings.json",
+            "/home/claude/.claude/remote/.api_key",
+            "/home/claude",
+            "/h/.config/claude-iso/token.env",
+            "/h/.config/claude-iso",
+            "/h",
+        ] {
+            let e = g.check_path(given, Path::new(bad)).unwrap_err().to_string();
+            assert!(e.contains("/h/.config/git/leak") && e.contains(bad), "{e}");
+        }
+        // A share inside a never-shared place is refused even when named.
+        let g = guard(&limits, &["/cfg/agents"], &caller);
+        assert!(g.check_path(given, Path::new("/cfg/agents/a.md")).is_err());
     }
 
     #[test]

@@ -733,3 +733,204 @@ fn dry_run_lists_what_would_be_shared_and_changes_nothing() {
         .status(125)
         .one_line_error("does not exist");
 }
+
+/// A symlink `.config/git/NAME` in the real home that leads to `target`.
+fn link_in_git_config(t: &Test, name: &str, target: &Path) -> PathBuf {
+    let link = t.real_home().join(".config/git").join(name);
+    symlink(target, &link).unwrap();
+    link
+}
+
+/// Refused before anything is created: 125, one line naming `needle`, no command.
+#[track_caller]
+fn refused_share(t: &Test, args: &[&str], needle: &str) {
+    let mut all = vec!["--name", "c"];
+    all.extend_from_slice(args);
+    t.spawn_with(all)
+        .wait()
+        .status(125)
+        .one_line_error(needle)
+        .probe_not_run()
+        .no_secrets();
+    assert!(!state_dir(t).exists(), "a refused share created {args:?}");
+}
+
+#[test]
+fn a_symlink_into_the_hidden_claude_dir_is_refused() {
+    // The review's reproduction: a link in a shared directory to the real settings.json,
+    // which the mask hides and which can hold an API key.
+    let key = "sk-ant-api03-LeakedThroughASymlinkInGitConfig0123456789abcdef";
+    let t = state_test().secret(key);
+    real_config(&t);
+    let real = t.real_home();
+    write_mode(
+        &real.join(".claude/settings.json"),
+        format!("{{\"env\":{{\"ANTHROPIC_API_KEY\":\"{key}\"}}}}"),
+        0o644,
+    );
+    let leak = link_in_git_config(&t, "leak", &real.join(".claude/settings.json"));
+    refused_share(&t, &["--share", ".config/git"], "which the mask hides");
+    refused_share(&t, &["--share", ".config/git"], leak.to_str().unwrap());
+    // Without a key in it, still: nothing of the hidden ~/.claude but what a share names.
+    write_mode(
+        &real.join(".claude/settings.json"),
+        "{\"theme\":\"dark\"}\n",
+        0o644,
+    );
+    refused_share(&t, &["--share", ".config/git"], "leak");
+    fs::remove_file(&leak).unwrap();
+    write_mode(&real.join(".claude/history.jsonl"), "{}\n", 0o600);
+    link_in_git_config(&t, "hist", &real.join(".claude/history.jsonl"));
+    refused_share(&t, &["--share", "default"], "history.jsonl");
+    fs::remove_file(real.join(".config/git/hist")).unwrap();
+    // An agent leading elsewhere in ~/.claude; a share that is itself such a link.
+    mkdir(&real.join(".claude/projects/p"));
+    symlink("../projects/p", real.join(".claude/agents/p")).unwrap();
+    refused_share(&t, &["--share", "default"], ".claude/projects/p");
+    fs::remove_file(real.join(".claude/agents/p")).unwrap();
+    symlink(real.join(".claude/projects"), real.join("notes")).unwrap();
+    refused_share(&t, &["--share", "notes"], "which the mask hides");
+    // Named by its own path, a part of ~/.claude is shared.
+    t.spawn_with(["--name", "c", "--share", ".claude/projects"])
+        .wait()
+        .success();
+    assert!(named(&t, "c").join(".claude/projects/p").is_dir());
+}
+
+#[test]
+fn every_store_the_mask_hides_is_refused_through_a_symlink() {
+    // (variable naming it, where it is, a file in it)
+    let cases: &[(Option<&str>, &str, &str)] = &[
+        (
+            Some("ANTHROPIC_CONFIG_DIR"),
+            "anthropic-cfg",
+            "profiles.json",
+        ),
+        (
+            Some("XDG_CONFIG_HOME"),
+            "xdg",
+            "anthropic/credentials/default.json",
+        ),
+        (
+            Some("CLAUDE_SECURESTORAGE_CONFIG_DIR"),
+            "secure",
+            "store.json",
+        ),
+        (Some("CLAUDE_CONFIG_DIR"), "cfgdir", "settings.json"),
+        (
+            Some("CLAUDE_CONFIG_DIR"),
+            "realhome/.claude-work",
+            "CLAUDE.md",
+        ),
+        (None, "realhome/.config/anthropic", "profiles.json"),
+        (None, "realhome/.claude/remote", ".api_key"),
+        (None, "realhome", ".claude.json"),
+        (None, "realhome/.claude", ".credentials.json"),
+        (None, "", "token.env"),
+    ];
+    for (var, dir, file) in cases {
+        let t = state_test();
+        real_config(&t);
+        let t = match var {
+            Some(v) => {
+                let at = t.path(dir);
+                t.env(*v, at)
+            }
+            None => t,
+        };
+        let target = t.path(dir).join(file);
+        mkdir(target.parent().unwrap());
+        if !target.exists() {
+            write_mode(&target, "{}", 0o600);
+        }
+        link_in_git_config(&t, "x", &target);
+        refused_share(&t, &["--share", ".config/git"], "/.config/git/x");
+        if *var != Some("XDG_CONFIG_HOME") {
+            refused_share(&t, &["--share", "default"], "/.config/git/x");
+        }
+        // A link to the directory itself, and one holding it.
+        fs::remove_file(t.real_home().join(".config/git/x")).unwrap();
+        link_in_git_config(&t, "x", target.parent().unwrap());
+        refused_share(&t, &["--share", ".config/git"], "/.config/git/x");
+    }
+    // A config dir named by a variable is never shared, even by its own path.
+    let t = state_test();
+    real_config(&t);
+    let work = t.real_home().join(".claude-work");
+    let t = t.env("CLAUDE_CONFIG_DIR", work);
+    mkdir(&t.real_home().join(".claude-work/agents"));
+    refused_share(&t, &["--share", ".claude-work/agents"], "CLAUDE_CONFIG_DIR");
+}
+
+#[test]
+fn share_default_reads_the_real_claude_dir_through_its_symlinks() {
+    // ~/.claude a link into a dotfiles checkout, CLAUDE_CONFIG_DIR naming it too, an
+    // agent that links to the shared CLAUDE.md: all of it is what --share default names.
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    let dots = mkdir(&real.join("dotfiles"));
+    fs::rename(real.join(".claude"), dots.join("claude")).unwrap();
+    symlink("dotfiles/claude", real.join(".claude")).unwrap();
+    symlink("../CLAUDE.md", dots.join("claude/agents/haiku.md")).unwrap();
+    let out_file = t.path("out");
+    let script = format!(
+        "cat \"$HOME/.claude/CLAUDE.md\" \"$HOME/.claude/agents/reviewer.md\" \
+         \"$HOME/.claude/agents/haiku.md\" \"$HOME/.claude/settings.json\" > '{}'",
+        out_file.display()
+    );
+    let t = t
+        .env("CLAUDE_CONFIG_DIR", real.join(".claude"))
+        .args(["--name", "s", "--share", "default"])
+        .command(["/bin/sh", "-c", script.as_str()]);
+    let before = tree(&real);
+    t.run().status(0);
+    assert_eq!(
+        fs::read_to_string(&out_file).unwrap(),
+        "# Always answer in haiku.\n---\nname: reviewer\n---\nReview.\n\
+         # Always answer in haiku.\n{\"theme\":\"dark\"}\n"
+    );
+    assert_eq!(tree(&real), before);
+    assert!(!named(&t, "s").join(".claude/.credentials.json").exists());
+}
+
+#[test]
+fn every_settings_file_carried_in_is_judged() {
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    write_mode(
+        &real.join(".config/git/settings.local.json"),
+        r#"{"apiKeyHelper":"/bin/echo sk"}"#,
+        0o644,
+    );
+    refused_share(&t, &["--share", ".config/git"], "apiKeyHelper");
+    t.spawn_with([
+        "--name",
+        "c",
+        "--share",
+        ".config/git",
+        "--allow-project-auth",
+    ])
+    .wait()
+    .success();
+    assert!(
+        named(&t, "c")
+            .join(".config/git/settings.local.json")
+            .is_file()
+    );
+
+    // A link of another name that leads to a settings file outside ~/.claude.
+    let key = "sk-ant-api03-ASettingsFileOutsideTheClaudeDir0123456789abcdef";
+    let t = state_test().secret(key);
+    real_config(&t);
+    let real = t.real_home();
+    let dots = mkdir(&real.join("dotfiles"));
+    write_mode(
+        &dots.join("settings.json"),
+        format!("{{\"env\":{{\"ANTHROPIC_API_KEY\":\"{key}\"}}}}"),
+        0o644,
+    );
+    link_in_git_config(&t, "notes", &dots.join("settings.json"));
+    refused_share(&t, &["--share", ".config/git"], "env.ANTHROPIC_API_KEY");
+}

@@ -475,10 +475,16 @@ fn description(page: &mut Page) {
         them, any file named **{CREDENTIALS}**, **{DEVICE_KEYS}** or **{CLAUDE_JSON}**__*__ \
         (inside a shared directory too), claude-iso's token files, and any symbolic \
         link that leads to one of these are refused with exit status 125, before \
-        anything is created. A shared **{CLAUDE_DIR}/settings.json** that sets \
-        **apiKeyHelper** (or **awsAuthRefresh**, **awsCredentialExport**, \
-        **gcpAuthRefresh**) or an **env** entry for a credential variable is refused \
-        too, unless **--allow-project-auth**. **--dry-run** lists each share.",
+        anything is created. Every entry is judged by where it really leads, against \
+        what the mask hides or empties: into the real **~/{CLAUDE_DIR}** only what a \
+        **--share** names there; never into a config directory named by \
+        **CLAUDE_CONFIG_DIR** or **CLAUDE_SECURESTORAGE_CONFIG_DIR**, an Anthropic \
+        profile store (**$ANTHROPIC_CONFIG_DIR**, **$XDG_CONFIG_HOME/anthropic**), \
+        **/home/claude/.claude/remote**, or a directory holding one. Every shared \
+        **settings.json** or **settings.local.json** that sets **apiKeyHelper** (or \
+        **awsAuthRefresh**, **awsCredentialExport**, **gcpAuthRefresh**) or an **env** \
+        entry for a credential variable is refused too, unless \
+        **--allow-project-auth**. **--dry-run** lists each share.",
         REFUSED
             .iter()
             .map(|s| format!("**{s}**"))

@@ -351,14 +351,28 @@ fn create(config: &Config, path: &Path) -> Result<OwnedFd> {
         // It appeared meanwhile (a concurrent launch made it): open it as `inspect`
         // does, never following a symlink in its last component, and never as the
         // O_PATH descriptor above (which could not be fchmod'ed); `apply` checks it.
-        let parent = path.parent().unwrap_or(Path::new("/"));
-        let parent_fd = open_path_dir(parent).map_err(|e| {
-            home_err(
+        // Its parent is reached from the directory just opened (by `..`, not by the path
+        // again, which a swapped symlink could send elsewhere), and the name there must
+        // be that same directory, not a symlink.
+        let name = home_name(path)?;
+        let st = fstat(&fd).map_err(|e| home_err(path, errno_text(e)))?;
+        let parent_fd = openat(
+            &fd,
+            "..",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| home_err(path, format!("cannot open its parent: {}", errno_text(e))))?;
+        let same = lstat_at(&parent_fd, name).ok().flatten().is_some_and(|l| {
+            is_type(&l, SFlag::S_IFDIR) && l.st_dev == st.st_dev && l.st_ino == st.st_ino
+        });
+        if !same {
+            return Err(home_err(
                 path,
-                format!("cannot open {}: {}", parent.display(), errno_text(e)),
-            )
-        })?;
-        return open_dir_at(&parent_fd, home_name(path)?)
+                "changed while it was being created (a symlink swapped, or another process); run the command again",
+            ));
+        }
+        return open_dir_at(&parent_fd, name)
             .map_err(|e| home_err(path, format!("cannot open: {}", errno_text(e))));
     }
     // The same checks as before, on the descriptor we create under.

@@ -366,6 +366,17 @@ fn in_use(dir: &OwnedFd, path: &Path, busy_homes: &HashSet<Vec<u8>>) -> Option<S
     if busy_homes.contains(path.as_os_str().as_bytes()) {
         return Some("a running process has it as HOME".into());
     }
+    // A launch's claim (`home::Claim`): probed exclusively, and released at once.
+    if let Ok(fd) = openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        if let Err((_, Errno::EWOULDBLOCK)) = Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            return Some("a launch is preparing it".into());
+        }
+    }
     if let Ok(fd) = openat(
         dir,
         OWN_LOCK,
@@ -389,37 +400,60 @@ fn claude_lock_fresh(dir: &OwnedFd) -> bool {
 
 /// The `HOME` of every process we may read (`/proc/<pid>/environ`), as bytes, plus
 /// each one's resolved path. Only `HOME` is looked at; nothing else is kept.
+///
+/// A process in the middle of `execve` shows an empty environment for a moment (the
+/// new image's is not set up yet): that is how a launch looks just after its claim on
+/// the home went with the exec. Such processes (an empty environment, an executable:
+/// not a kernel thread) are read once more after a short pause.
 fn homes_of_processes() -> HashSet<Vec<u8>> {
     let mut out = HashSet::new();
     let me = std::process::id().to_string();
     let Ok(proc_dir) = std::fs::read_dir("/proc") else {
         return out;
     };
+    let mut empty = Vec::new();
     for entry in proc_dir.flatten() {
         let pid = entry.file_name();
         if !pid.as_bytes().iter().all(u8::is_ascii_digit) || pid.to_str() == Some(&me) {
             continue;
         }
-        let mut bytes = Vec::new();
-        let Ok(mut file) = File::open(entry.path().join("environ")) else {
-            continue;
-        };
-        if file.read_to_end(&mut bytes).is_err() {
-            continue;
-        }
-        if let Some(home) = bytes
-            .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"HOME="))
+        if read_home(&entry.path(), &mut out) == Some(0)
+            && std::fs::read_link(entry.path().join("exe")).is_ok()
         {
-            let home = crate::fsutil::clean(Path::new(OsStr::from_bytes(home)));
-            if let Ok(real) = std::fs::canonicalize(&home) {
-                out.insert(real.into_os_string().into_vec());
-            }
-            out.insert(home.into_os_string().into_vec());
+            empty.push(entry.path());
         }
-        bytes.fill(0);
+    }
+    if !empty.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        for proc in empty {
+            read_home(&proc, &mut out);
+        }
     }
     out
+}
+
+/// Adds the `HOME` of the process at `proc` (`/proc/<pid>`) to `out`; returns how many
+/// bytes its environment has (`None`: unreadable).
+fn read_home(proc: &Path, out: &mut HashSet<Vec<u8>>) -> Option<usize> {
+    let mut bytes = Vec::new();
+    let mut file = File::open(proc.join("environ")).ok()?;
+    if file.read_to_end(&mut bytes).is_err() {
+        bytes.fill(0);
+        return None;
+    }
+    if let Some(home) = bytes
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(b"HOME="))
+    {
+        let home = crate::fsutil::clean(Path::new(OsStr::from_bytes(home)));
+        if let Ok(real) = std::fs::canonicalize(&home) {
+            out.insert(real.into_os_string().into_vec());
+        }
+        out.insert(home.into_os_string().into_vec());
+    }
+    let len = bytes.len();
+    bytes.fill(0);
+    Some(len)
 }
 
 /// The directories holding homes, and each home found with what was seen in it.
@@ -620,17 +654,17 @@ fn prune(config: &Config, args: &PruneArgs) -> Result<Outcome> {
             |t| format!("last launch {}", utc(t)),
         );
         let parent = &parents[found.parent];
-        match prune_one(parent, &found, &info, args) {
+        match prune_one(parent, &found, &info, args, limit) {
             Ok(Pruned::Kept(why)) => {
                 out.push_str(&format!("kept {name} ({}): {why}\n", esc(&info.path)));
             }
-            Ok(Pruned::Removed) => {
+            Ok(Pruned::Removed(quarantined)) => {
                 out.push_str(&format!(
                     "{verb} {name} ({}): {last}, {}\n",
                     esc(&info.path),
                     human_size(info.size_bytes)
                 ));
-                for q in &info.quarantined {
+                for q in &quarantined {
                     out.push_str(&format!(
                         "  {} quarantined credentials file {} with it (--delete-quarantined)\n",
                         if args.dry_run {
@@ -663,62 +697,111 @@ fn prune(config: &Config, args: &PruneArgs) -> Result<Outcome> {
 }
 
 enum Pruned {
-    Removed,
+    /// Removed (or, dry run, would be), with the quarantined files that went with it.
+    Removed(Vec<String>),
     Kept(String),
 }
 
-fn prune_one(parent: &Parent, found: &Found, info: &HomeInfo, args: &PruneArgs) -> Result<Pruned> {
+/// Removes one home found old and unused by the listing, unless a check made again
+/// under its locks says otherwise: the listing is seconds (a large home: minutes) old by
+/// then, and a launch may have started in the home meanwhile.
+///
+/// Two locks, each taken without waiting (held: the home is in use and kept): the
+/// directory's [`crate::home::Claim`], shared by every launch from before it changes
+/// anything in the home until its command runs, so no launch is preparing it, and none
+/// can start to until the home is moved aside; then `.claude-iso.lock`, held by a
+/// seeding launch or by a user's `flock(1)`. Under both, everything that decides is read
+/// again: that the directory is still the one at its name, the last-launch stamp (a
+/// launch renews it under its claim), the `HOME` of every running process, claude's
+/// lock, the quarantined files and mount points. Only then is the home renamed aside; the
+/// locks go with it, and a launch that was waiting for the claim finds the home gone and
+/// stops (125, nothing run) — the next launch by that name makes a fresh home.
+fn prune_one(
+    parent: &Parent,
+    found: &Found,
+    info: &HomeInfo,
+    args: &PruneArgs,
+    limit: i64,
+) -> Result<Pruned> {
     let path = &info.path;
     if let Some(why) = &info.in_use {
         return Ok(Pruned::Kept(format!("in use ({why})")));
     }
-    if !info.quarantined.is_empty() && !args.delete_quarantined {
-        return Ok(Pruned::Kept(format!(
-            "holds quarantined credentials {} (perhaps a live credential); move it out, or pass --delete-quarantined to delete it with the home",
-            redact_secrets(&info.quarantined.join(", "))
-        )));
-    }
-    let mounts = mounts_below(path);
-    if let Some(m) = mounts.first() {
-        return Ok(Pruned::Kept(format!(
-            "{} is a mount point; unmount it first",
-            esc(m)
-        )));
+    if let Some(why) = kept_for_contents(path, &info.quarantined, args) {
+        return Ok(Pruned::Kept(why));
     }
     let dir = crate::fsutil::open_dir_at(&parent.fd, found.entry.as_os_str())
         .map_err(|e| home_err(path, e.desc()))?;
-    // Our lock, held to the end: a launch that starts now waits, then finds the home
-    // gone and makes a fresh one. Created if missing, so there is something to lock.
-    let lock = openat(
+    let claim_fd = openat(
         &dir,
-        OWN_LOCK,
-        OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
     )
-    .map_err(|e| home_err(&path.join(OWN_LOCK), format!("cannot open: {}", e.desc())))?;
-    let _lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
+    .map_err(|e| home_err(path, format!("cannot open: {}", e.desc())))?;
+    let claim = match Flock::lock(claim_fd, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((_, Errno::EWOULDBLOCK)) => {
+            return Ok(Pruned::Kept("in use (a launch is preparing it)".into()));
+        }
+        Err((_, e)) => return Err(home_err(path, format!("cannot lock: {}", e.desc()))),
+    };
+    let st = fstat(&dir).map_err(|e| home_err(path, e.desc()))?;
+    // Our lock file, created if missing so there is something to lock: the age of a
+    // home never launched is then its directory's, read before the creation.
+    let shown_lock = path.join(OWN_LOCK);
+    let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let (lock, created) = match openat(&dir, OWN_LOCK, flags, Mode::empty()) {
+        Ok(fd) => (fd, false),
+        Err(Errno::ENOENT) => match openat(
+            &dir,
+            OWN_LOCK,
+            flags | OFlag::O_CREAT | OFlag::O_EXCL,
+            Mode::from_bits_truncate(0o600),
+        ) {
+            Ok(fd) => (fd, true),
+            Err(Errno::EEXIST) => {
+                return Ok(Pruned::Kept(format!(
+                    "launched since it was listed ({OWN_LOCK} appeared)"
+                )));
+            }
+            Err(e) => {
+                return Err(home_err(
+                    &shown_lock,
+                    format!("cannot create: {}", e.desc()),
+                ));
+            }
+        },
+        Err(e) => return Err(home_err(&shown_lock, format!("cannot open: {}", e.desc()))),
+    };
+    let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((_, Errno::EWOULDBLOCK)) => {
             return Ok(Pruned::Kept(format!("in use ({OWN_LOCK} is locked)")));
         }
         Err((_, e)) => {
-            return Err(home_err(
-                &path.join(OWN_LOCK),
-                format!("cannot lock: {}", e.desc()),
-            ));
+            return Err(home_err(&shown_lock, format!("cannot lock: {}", e.desc())));
         }
     };
-    // Checked again under the lock.
-    if claude_lock_fresh(&dir) {
-        return Ok(Pruned::Kept(format!(
-            "in use (claude's {CLAUDE_LOCK} is fresh)"
-        )));
+    let stamp = if created {
+        st.st_mtime
+    } else {
+        fstat(&*lock)
+            .map_err(|e| home_err(&shown_lock, e.desc()))?
+            .st_mtime
+    };
+    let quarantined = match recheck(parent, found, &dir, &st, &lock, stamp, limit) {
+        Err(why) => return Ok(Pruned::Kept(why)),
+        Ok(quarantined) => quarantined,
+    };
+    if let Some(why) = kept_for_contents(path, &quarantined, args) {
+        return Ok(Pruned::Kept(why));
     }
     if args.dry_run {
-        return Ok(Pruned::Removed);
+        return Ok(Pruned::Removed(quarantined));
     }
-    // Out of the way first (a launch by this name now makes a new home), then emptied.
-    let st = fstat(&dir).map_err(|e| home_err(path, e.desc()))?;
+    // Out of the way first, under both locks (a launch by this name now makes a new
+    // home), then emptied.
     let aside = format!(
         ".pruning.{}.{}",
         found.entry.to_string_lossy(),
@@ -737,6 +820,8 @@ fn prune_one(parent: &Parent, found: &Found, info: &HomeInfo, args: &PruneArgs) 
             format!("cannot move it aside to remove it: {}", e.desc()),
         )
     })?;
+    drop(lock);
+    drop(claim);
     remove_contents(&dir, st.st_dev, 0).map_err(|e| {
         home_err(
             path,
@@ -758,7 +843,93 @@ fn prune_one(parent: &Parent, found: &Found, info: &HomeInfo, args: &PruneArgs) 
             ),
         )
     })?;
-    Ok(Pruned::Removed)
+    Ok(Pruned::Removed(quarantined))
+}
+
+/// A reason to keep a home for what it holds: quarantined credentials (unless
+/// `--delete-quarantined`) or a mount point.
+fn kept_for_contents(path: &Path, quarantined: &[String], args: &PruneArgs) -> Option<String> {
+    if !quarantined.is_empty() && !args.delete_quarantined {
+        return Some(format!(
+            "holds quarantined credentials {} (perhaps a live credential); move it out, or pass --delete-quarantined to delete it with the home",
+            redact_secrets(&quarantined.join(", "))
+        ));
+    }
+    mounts_below(path)
+        .first()
+        .map(|m| format!("{} is a mount point; unmount it first", esc(m)))
+}
+
+/// Everything that decides whether a home goes, read again under its locks just before
+/// it is moved aside; `Err` is why it stays. Returns the quarantined files in it now.
+fn recheck(
+    parent: &Parent,
+    found: &Found,
+    dir: &OwnedFd,
+    st: &FileStat,
+    lock: &OwnedFd,
+    stamp: i64,
+    limit: i64,
+) -> std::result::Result<Vec<String>, String> {
+    let same = |a: &FileStat, b: &FileStat| a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    // Still the directory at its name (the rename below goes by name).
+    if !lstat_at(&parent.fd, found.entry.as_os_str())
+        .ok()
+        .flatten()
+        .is_some_and(|now| same(&now, st))
+    {
+        return Err("moved or replaced since it was listed".into());
+    }
+    // Still the lock file in it (a launch sets a foreign one aside and makes its own).
+    let locked = fstat(lock).map_err(|e| e.desc().to_owned())?;
+    if !lstat_at(dir, OWN_LOCK)
+        .ok()
+        .flatten()
+        .is_some_and(|now| same(&now, &locked))
+    {
+        return Err(format!("in use ({OWN_LOCK} was replaced by a launch)"));
+    }
+    let age = now_secs().saturating_sub(stamp);
+    if age < limit {
+        return Err(format!(
+            "launched since it was listed (last launch {})",
+            utc(stamp)
+        ));
+    }
+    let path = &found.path;
+    let mut names = vec![path.as_os_str().as_bytes().to_vec()];
+    if let Ok(real) = std::fs::canonicalize(path) {
+        names.push(real.into_os_string().into_vec());
+    }
+    if homes_of_processes().iter().any(|h| names.contains(h)) {
+        return Err("in use (a running process has it as HOME)".into());
+    }
+    if claude_lock_fresh(dir) {
+        return Err(format!("in use (claude's {CLAUDE_LOCK} is fresh)"));
+    }
+    Ok(quarantined_in(dir))
+}
+
+/// The quarantined credentials files in a home (`*.quarantined-*`, at its top and in
+/// `.claude/`), relative to it.
+fn quarantined_in(dir: &OwnedFd) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut scan = |d: &OwnedFd, prefix: &str| {
+        let Ok(mut names) = entries(d) else { return };
+        names.sort();
+        out.extend(
+            names
+                .iter()
+                .filter_map(|n| n.to_str())
+                .filter(|n| aside_tag(n) == Some("quarantined"))
+                .map(|n| format!("{prefix}{n}")),
+        );
+    };
+    scan(dir, "");
+    if let Ok(claude) = open_dir_at(dir, CLAUDE_DIR) {
+        scan(&claude, &format!("{CLAUDE_DIR}/"));
+    }
+    out
 }
 
 /// Empties `dir`: every entry unlinked, directories emptied first, symlinks removed and

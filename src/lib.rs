@@ -285,10 +285,11 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let program = program.expect("resolved unless dry run");
+    // Claimed (`home::Claim`) until the exec: `homes prune` cannot take it meanwhile.
     let home = home::apply(&config, home_state, report)?;
+    homes::stamp_launch(&home)?;
     seed::apply(&home, &seed_state, report)?;
     share::apply(&config, &home, &shares, &limits, report)?;
-    homes::stamp_launch(&home)?;
     if home.path != home_path {
         // Created just now: the command gets the canonical path of what was made.
         child.set("HOME", home.path.as_os_str());
@@ -309,7 +310,8 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         })?;
     }
     let prepared = exec::prepare(&program, &argv, &child.vars)?;
-    drop(home);
+    // Released by the exec (close-on-exec), once the command has the home as `HOME`.
+    let _claim = home.into_claim();
     let errno = exec::exec(&prepared);
     Err(exec::exec_error(errno, prepared.shown()))
 }

@@ -538,7 +538,7 @@ fn own_lock(dir: &OwnedFd, home: &Path) -> Result<Flock<OwnedFd>> {
                 if started.elapsed() > OWN_LOCK_TIMEOUT {
                     let holder = fstat(&fd)
                         .ok()
-                        .and_then(|st| lock_holder(st.st_dev, st.st_ino))
+                        .and_then(|st| fsutil::flock_holder(st.st_dev, st.st_ino))
                         .map_or_else(
                             || "another process".to_owned(),
                             |pid| format!("process {pid}"),
@@ -557,26 +557,6 @@ fn own_lock(dir: &OwnedFd, home: &Path) -> Result<Flock<OwnedFd>> {
             Err((_, e)) => return Err(seed_err(&shown, format!("cannot lock: {}", e.desc()))),
         }
     }
-}
-
-/// The PID holding a `flock` on the file with this device and inode, from `/proc/locks`
-/// (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`).
-fn lock_holder(dev: u64, ino: u64) -> Option<u32> {
-    let text = std::fs::read_to_string("/proc/locks").ok()?;
-    let major = nix::sys::stat::major(dev);
-    let minor = nix::sys::stat::minor(dev);
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
-        let mut parts = id.split(':');
-        let (ma, mi, inode) = (parts.next()?, parts.next()?, parts.next()?);
-        (*kind == "FLOCK"
-            && u64::from_str_radix(ma, 16).ok()? == major
-            && u64::from_str_radix(mi, 16).ok()? == minor
-            && inode.parse::<u64>().ok()? == ino)
-            .then(|| pid.parse().ok())
-            .flatten()
-    })
 }
 
 /// claude's own lock on `.claude.json`, taken the way claude takes it (`mkdir`), so

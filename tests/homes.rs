@@ -451,6 +451,238 @@ fn prune_never_follows_a_symlink_out_of_the_homes() {
 }
 
 // ---------------------------------------------------------------------------------------
+// homes prune against launches running meanwhile
+// ---------------------------------------------------------------------------------------
+
+fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap());
+    nix::sys::signal::kill(pid, sig).unwrap();
+}
+
+/// The PIDs holding a `flock` on the inode of `path`, from `/proc/locks`.
+fn flock_holders(path: &Path) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let st = fs::metadata(path).unwrap();
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        nix::sys::stat::major(st.dev()),
+        nix::sys::stat::minor(st.dev()),
+        st.ino()
+    );
+    fs::read_to_string("/proc/locks")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("FLOCK") && !l.contains("->"))
+        .filter(|l| l.split_whitespace().nth(5) == Some(id.as_str()))
+        .filter_map(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .collect()
+}
+
+/// Polls `cond` every millisecond for at most `secs` seconds.
+fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    false
+}
+
+/// A launch that shares `t`'s state directory but runs `argv`, from a working directory
+/// of its own.
+fn launcher(t: &Test, argv: &[&str]) -> Test {
+    Test::new()
+        .no_home()
+        .env("XDG_STATE_HOME", t.path("state"))
+        .command(argv.iter().copied())
+}
+
+/// One run of the race `prune_checks_each_home_again_just_before_removing_it`: `false`
+/// when the prune could not be caught inside the big home's removal.
+fn prune_race(files: usize) -> bool {
+    let t = state_test();
+    let big = make_old(&t, "aaa");
+    let relaunched = make_old(&t, "bbb");
+    let running = make_old(&t, "ccc");
+    let idle = make_old(&t, "ddd");
+    mkdir(&big.join("many"));
+    for i in 0..files {
+        fs::File::create(big.join("many").join(i.to_string())).unwrap();
+    }
+    let homes = state_dir(&t).join("homes");
+    let out_file = t.path("prune.out");
+    let mut prune = common::spawn_helper(
+        std::process::Command::new(common::BIN)
+            .args(["homes", "prune", "--older-than", "30"])
+            .env_clear()
+            .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
+            .stdout(fs::File::create(&out_file).unwrap())
+            .stderr(std::process::Stdio::inherit()),
+    );
+    let pid = prune.id();
+    let removing_big = || {
+        fs::read_dir(&homes).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".pruning.aaa.")
+        })
+    };
+    // Every home was listed (old, not in use) before the first one is removed: catch
+    // the prune while it empties the big one, and stop it there.
+    let caught = wait_until(60, || removing_big() || prune.try_wait().unwrap().is_some());
+    assert!(caught, "the prune did not get to the big home");
+    signal(pid, nix::sys::signal::Signal::SIGSTOP);
+    if !removing_big() {
+        signal(pid, nix::sys::signal::Signal::SIGCONT);
+        prune.wait().unwrap();
+        return false;
+    }
+    // Meanwhile: a launch into one listed home (its stamp renewed), and a command left
+    // running in another whose stamp is then made old again.
+    t.reset_probe();
+    t.spawn_with(["--name", "bbb"]).wait().success();
+    let marker = t.path("ccc-started");
+    let script = format!("echo \"$HOME\" > '{}'; exec sleep 60", marker.display());
+    let runner = launcher(&t, &["sh", "-c", &script]);
+    let mut agent = runner.spawn_with(["--name", "ccc"]);
+    assert!(
+        wait_until(20, || fs::read_to_string(&marker)
+            .is_ok_and(|s| s.ends_with('\n'))),
+        "the command in ccc did not start"
+    );
+    assert_eq!(
+        fs::read_to_string(&marker).unwrap().trim_end(),
+        running.to_str().unwrap()
+    );
+    set_mtime(&running.join(".claude-iso.lock"), now() - 40 * 86400);
+
+    signal(pid, nix::sys::signal::Signal::SIGCONT);
+    let status = prune.wait().unwrap();
+    let still_running = !agent.exited();
+    agent.child.kill().unwrap();
+    let _ = agent.child.wait();
+    let out = fs::read_to_string(&out_file).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(still_running, "the command in ccc ended early");
+    assert!(out.contains("removed aaa") && !big.exists(), "{out}");
+    assert!(out.contains("removed ddd") && !idle.exists(), "{out}");
+    assert!(
+        out.contains("kept bbb") && out.contains("launched since it was listed"),
+        "{out}"
+    );
+    assert!(
+        relaunched.join(".claude.json").exists(),
+        "a home launched after the listing was removed: {out}"
+    );
+    assert!(
+        out.contains("kept ccc") && out.contains("a running process has it as HOME"),
+        "{out}"
+    );
+    assert!(
+        running.join(".claude.json").exists(),
+        "the home of a running command was removed: {out}"
+    );
+    let mut left: Vec<_> = fs::read_dir(&homes)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["bbb", "ccc"], "{out}");
+    true
+}
+
+/// The listing is not trusted at removal time: a home launched into, or whose command
+/// started, after `homes prune` listed it (while it was busy removing another) is kept,
+/// each check made again under the home's lock just before it would go.
+#[test]
+fn prune_checks_each_home_again_just_before_removing_it() {
+    for files in [20_000, 60_000, 150_000] {
+        if prune_race(files) {
+            return;
+        }
+    }
+    panic!("the prune was never caught inside a removal: the race was not exercised");
+}
+
+/// A launch holds its claim on the home from before it changes anything until the
+/// command runs: stopped in the middle (here while it waits to seed), its home is in
+/// use and not pruned, even by `--older-than 0`; it then goes on in that same home.
+#[test]
+fn a_home_a_launch_is_preparing_is_never_pruned() {
+    let t = state_test();
+    let home = make_old(&t, "p");
+    // The launch comes from another directory, so it must seed, and waits for our lock.
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(home.join(".claude-iso.lock"))
+        .unwrap();
+    let held = Flock::lock(file, FlockArg::LockExclusive).unwrap();
+    let other = launcher(&t, &["probe"]);
+    let mut launch = other.spawn_with(["--name", "p"]);
+    let pid = launch.id();
+    wait_until(20, || {
+        flock_holders(&home).contains(&pid) || launch.exited()
+    });
+    assert!(
+        flock_holders(&home).contains(&pid),
+        "the launch never claimed its home"
+    );
+    signal(pid, nix::sys::signal::Signal::SIGSTOP);
+    drop(held);
+    let doc = homes_json(&t);
+    assert_eq!(doc["homes"][0]["in_use"], true, "{doc}");
+    let (code, out, err) = sub(&t, &["homes", "prune", "--older-than", "0"]);
+    signal(pid, nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("kept p") && out.contains("a launch is preparing it"),
+        "{out}"
+    );
+    assert!(home.join(".claude.json").exists(), "{out}");
+    let done = launch.wait();
+    done.success();
+    assert_eq!(done.probe().var("HOME").unwrap(), home.as_os_str());
+    assert!(common::trusts(&common::claude_json(&home), &other.work()));
+}
+
+/// A launch that finds its home held by a prune waits, and when the prune has moved the
+/// home aside, runs nothing (125, one line) rather than prepare a home being removed.
+#[test]
+fn a_launch_that_waited_for_a_prune_runs_nothing_in_the_removed_home() {
+    for pause in [1500, 4000] {
+        let t = state_test();
+        let home = make_old(&t, "w");
+        let held = Flock::lock(fs::File::open(&home).unwrap(), FlockArg::LockExclusive).unwrap();
+        t.reset_probe();
+        let mut launch = t.spawn_with(["--name", "w"]);
+        std::thread::sleep(std::time::Duration::from_millis(pause));
+        assert!(!launch.exited(), "the launch did not wait for the lock");
+        let aside = state_dir(&t).join("homes/.pruning.w.1");
+        fs::rename(&home, &aside).unwrap();
+        drop(held);
+        let out = launch.wait();
+        if out.status.success() {
+            // It had not opened the home before the rename (a slow start): it made a
+            // fresh one, which is right too, but not this test.
+            continue;
+        }
+        out.status(125)
+            .one_line_error("was removed (by `claude-iso homes prune`) or moved while this launch was preparing it")
+            .probe_not_run();
+        assert!(
+            !home.exists(),
+            "the launch re-created the home it was preparing"
+        );
+        return;
+    }
+    panic!("the launch never waited for the prune's lock: not exercised");
+}
+
+// ---------------------------------------------------------------------------------------
 // --share
 // ---------------------------------------------------------------------------------------
 

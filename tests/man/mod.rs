@@ -724,14 +724,17 @@ fn homes(page: &mut Page, cmd: &Command) {
         relative to the home.",
     );
     page.p(&format!(
-        "A home is __in use__ while its **{OWN_LOCK}** is locked with **flock**(2) (a \
-        launch preparing it, or anyone else: **flock** __home__**/{OWN_LOCK}** \
-        __command__ keeps a long-running agent's home from being pruned), while \
+        "A home is __in use__ while a launch prepares it (from before it changes \
+        anything in the home until the command starts, a launch holds a shared \
+        **flock**(2) of the home directory), while its **{OWN_LOCK}** is locked with \
+        **flock**(2) (a launch seeding it, or anyone else: **flock** \
+        __home__**/{OWN_LOCK}** __command__ keeps a long-running agent's home from \
+        being pruned), while \
         claude's **{CLAUDE_LOCK}** is fresh, or while a process whose environment you \
         may read has it as **HOME** (only that variable is looked at)."
     ));
     page.ss("claude-iso homes prune [--older-than DAYS] [--dry-run] [--delete-quarantined]");
-    page.p(
+    page.p(&format!(
         "Removes the homes whose last launch (or, never launched, whose directory's \
         modification time) is at least __DAYS__ days ago (default 30), and says what \
         it removed and what it kept and why. A home in use is never removed. A home \
@@ -739,9 +742,13 @@ fn homes(page: &mut Page, cmd: &Command) {
         **--delete-quarantined** is given; then each deleted file is named. Removal \
         goes through directory descriptors and never follows a symlink: nothing \
         outside the homes directory is touched, and a home with a mount point below it \
-        is kept. The home is first renamed aside, so a launch by the same name makes a \
-        fresh one. **--dry-run** changes nothing.",
-    );
+        is kept. Just before a home goes, with the home directory locked exclusively \
+        and its **{OWN_LOCK}** locked, everything is checked again (the last launch, \
+        each rule of __in use__, quarantined files): a home launched into after the \
+        listing is kept and said so. The home is then renamed aside, so a launch by \
+        the same name makes a fresh one, and a launch that was waiting for that lock \
+        runs nothing (exit 125). **--dry-run** changes nothing."
+    ));
 }
 
 fn about(cmd: &Command) -> String {

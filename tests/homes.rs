@@ -418,6 +418,27 @@ fn prune_keeps_a_home_a_process_runs_in() {
     assert!(home.join(".claude.json").exists());
 }
 
+/// README's guard for a long-running agent: a shared lock of the home directory
+/// (`flock -s HOME command`), which launches share, keeps it from being pruned.
+#[test]
+fn a_shared_lock_of_the_home_directory_keeps_it() {
+    let t = state_test();
+    let home = make_old(&t, "guarded");
+    let dir = fs::File::open(&home).unwrap();
+    let held = Flock::lock(dir, FlockArg::LockShared).unwrap();
+    // A launch into the guarded home still works (its own lock is shared too).
+    t.spawn_with(["--name", "guarded"]).wait().success();
+    set_mtime(&home.join(".claude-iso.lock"), now() - 40 * 86400);
+    let (code, out, err) = sub(&t, &["homes", "prune", "--older-than", "30"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("kept guarded"), "{out}");
+    assert!(home.join(".claude.json").exists());
+    drop(held);
+    let (code, out, err) = sub(&t, &["homes", "prune", "--older-than", "30"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("removed guarded"), "{out}");
+}
+
 #[test]
 fn prune_never_follows_a_symlink_out_of_the_homes() {
     let t = state_test();

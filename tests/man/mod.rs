@@ -727,9 +727,9 @@ fn homes(page: &mut Page, cmd: &Command) {
         "A home is __in use__ while a launch prepares it (from before it changes \
         anything in the home until the command starts, a launch holds a shared \
         **flock**(2) of the home directory), while its **{OWN_LOCK}** is locked with \
-        **flock**(2) (a launch seeding it, or anyone else: **flock** \
-        __home__**/{OWN_LOCK}** __command__ keeps a long-running agent's home from \
-        being pruned), while \
+        **flock**(2) (a launch seeding it), while the home directory is locked by \
+        anyone (**flock -s** __home__ __command__ keeps a long-running agent's home from \
+        being pruned: a shared lock, which launches share), while \
         claude's **{CLAUDE_LOCK}** is fresh, or while a process whose environment you \
         may read has it as **HOME** (only that variable is looked at)."
     ));

@@ -253,18 +253,21 @@ pub fn canonical_dir(dir: &OwnedFd) -> nix::Result<PathBuf> {
 }
 
 /// Writes `contents` to a new file `<tmp_prefix><pid>.<n>.tmp` in `dir`, created with
-/// `mode` (exact, whatever the umask), fsyncs it, renames it over `name` and fsyncs the
-/// directory. On failure the temp file is removed and `name` is untouched.
+/// `mode` (exact, whatever the umask), fsyncs it, (with `keep_old_as`) hard-links the
+/// old `name` aside with that tag ([`put_aside`]), renames the new file over `name` and
+/// fsyncs the directory. Returns the name the old file is kept under. On failure the
+/// temp file is removed and `name` is untouched.
 ///
 /// # Errors
-/// Creating, writing, syncing or renaming failed.
+/// Creating, writing, syncing, keeping aside or renaming failed.
 pub fn write_atomic(
     dir: &OwnedFd,
     name: &str,
     tmp_prefix: &str,
     contents: &[u8],
     mode: u32,
-) -> std::io::Result<()> {
+    keep_old_as: Option<&str>,
+) -> std::io::Result<Option<String>> {
     use std::io::Write;
     let flags =
         OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
@@ -284,22 +287,30 @@ pub fn write_atomic(
             Err(e) => return Err(e.into()),
         }
     };
-    let result = (|| -> std::io::Result<()> {
+    let result = (|| -> std::io::Result<Option<String>> {
         // Ours: created just now with O_EXCL.
         fchmod(&fd, Mode::from_bits_truncate(mode))?;
         let mut file = std::fs::File::from(fd);
         file.write_all(contents)?;
         file.sync_all()?;
+        let kept = match keep_old_as {
+            Some(tag) => Some(put_aside(dir, name, tag, Aside::Link)?),
+            None => None,
+        };
         nix::fcntl::renameat(dir, tmp.as_str(), dir, name)?;
-        Ok(())
+        Ok(kept)
     })();
-    if let Err(e) = result {
-        let _ = nix::unistd::unlinkat(dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
-        return Err(e);
-    }
+    let kept = match result {
+        Ok(kept) => kept,
+        Err(e) => {
+            let _ =
+                nix::unistd::unlinkat(dir, tmp.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+    };
     // The rename is durable once the directory is synced.
     let _ = nix::unistd::fsync(dir);
-    Ok(())
+    Ok(kept)
 }
 
 /// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it
@@ -329,6 +340,30 @@ pub fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
             .then(|| pid.parse().ok())
             .flatten()
     })
+}
+
+/// The names in a directory, `.` and `..` left out. Reads through a descriptor of its
+/// own, so `dir`'s offset is untouched.
+///
+/// # Errors
+/// Opening or reading the directory failed.
+pub fn dir_entries(dir: &OwnedFd) -> nix::Result<Vec<std::ffi::OsString>> {
+    let fd = openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut d = nix::dir::Dir::from_fd(fd)?;
+    let mut out = Vec::new();
+    for e in d.iter() {
+        let e = e?;
+        let name = e.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            out.push(std::ffi::OsStr::from_bytes(name).to_owned());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

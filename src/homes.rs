@@ -194,7 +194,8 @@ fn find(config: &Config) -> Result<(Vec<Parent>, Vec<Found>)> {
     let Some(homes) = open_parent(&homes_path)? else {
         return Ok((parents, found));
     };
-    let mut names = entries(&homes.fd).map_err(|e| home_err(&homes.path, e.desc()))?;
+    let mut names =
+        crate::fsutil::dir_entries(&homes.fd).map_err(|e| home_err(&homes.path, e.desc()))?;
     names.sort();
     for entry in names {
         let shown = homes.path.join(&entry);
@@ -235,27 +236,6 @@ fn note(msg: &str) {
     );
 }
 
-/// The names in a directory, `.` and `..` left out. Reads through a descriptor of its
-/// own, so `dir`'s offset is untouched.
-fn entries(dir: &OwnedFd) -> nix::Result<Vec<OsString>> {
-    let fd = openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut d = nix::dir::Dir::from_fd(fd)?;
-    let mut out = Vec::new();
-    for e in d.iter() {
-        let e = e?;
-        let name = e.file_name().to_bytes();
-        if name != b"." && name != b".." {
-            out.push(OsStr::from_bytes(name).to_owned());
-        }
-    }
-    Ok(out)
-}
-
 fn secs(st: &FileStat) -> i64 {
     st.st_mtime
 }
@@ -289,7 +269,9 @@ fn inspect(found: &Found, dir: &OwnedFd, busy_homes: &HashSet<Vec<u8>>) -> Resul
         dir_mtime: secs(&st),
     };
     let mut scan = |d: &OwnedFd, prefix: &str| {
-        let Ok(mut names) = entries(d) else { return };
+        let Ok(mut names) = crate::fsutil::dir_entries(d) else {
+            return;
+        };
         names.sort();
         for name in names {
             let Some(name) = name.to_str() else { continue };
@@ -321,7 +303,9 @@ fn tree_size(dir: &OwnedFd, dev: u64, depth: usize, seen: &mut HashSet<(u64, u64
     if depth > MAX_DEPTH {
         return 0;
     }
-    let Ok(names) = entries(dir) else { return 0 };
+    let Ok(names) = crate::fsutil::dir_entries(dir) else {
+        return 0;
+    };
     let mut total = 0u64;
     for name in names {
         let Ok(Some(st)) = crate::fsutil::lstat_at(dir, name.as_os_str()) else {
@@ -915,7 +899,9 @@ fn recheck(
 fn quarantined_in(dir: &OwnedFd) -> Vec<String> {
     let mut out = Vec::new();
     let mut scan = |d: &OwnedFd, prefix: &str| {
-        let Ok(mut names) = entries(d) else { return };
+        let Ok(mut names) = crate::fsutil::dir_entries(d) else {
+            return;
+        };
         names.sort();
         out.extend(
             names
@@ -946,7 +932,7 @@ fn remove_contents(dir: &OwnedFd, dev: u64, depth: usize) -> nix::Result<()> {
     if st.st_mode & 0o700 != 0o700 {
         fchmod(dir, Mode::from_bits_truncate(0o700))?;
     }
-    for name in entries(dir)? {
+    for name in crate::fsutil::dir_entries(dir)? {
         let Some(st) = crate::fsutil::lstat_at(dir, name.as_os_str())? else {
             continue;
         };

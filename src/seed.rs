@@ -475,15 +475,17 @@ pub fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<(
             changes.replaced.join(", ")
         ));
     }
-    fsutil::write_atomic(dir, CLAUDE_JSON, TEMP_PREFIX, text.as_bytes(), 0o600).map_err(|e| {
-        seed_err(
-            path,
-            format!(
-                "cannot write: {}; the previous file is unchanged",
-                crate::error::error_text(&e)
-            ),
-        )
-    })?;
+    fsutil::write_atomic(dir, CLAUDE_JSON, TEMP_PREFIX, text.as_bytes(), 0o600, None).map_err(
+        |e| {
+            seed_err(
+                path,
+                format!(
+                    "cannot write: {}; the previous file is unchanged",
+                    crate::error::error_text(&e)
+                ),
+            )
+        },
+    )?;
     report.info(format!("seeded {}: {changes}", path.display()));
     Ok(())
 }
@@ -492,28 +494,15 @@ pub fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<(
 /// that was killed: every writer holds our lock while its temp file exists, and we hold
 /// it now, so any such file is a leftover. Only regular files, never following a link.
 fn remove_stale_temp_files(dir: &OwnedFd) {
-    let Ok(fd) = nix::fcntl::openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) else {
+    let Ok(names) = fsutil::dir_entries(dir) else {
         return;
     };
-    let Ok(mut listing) = nix::dir::Dir::from_fd(fd) else {
-        return;
-    };
-    let stale: Vec<String> = listing
-        .iter()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().ok().map(ToOwned::to_owned))
-        .filter(|name| name.starts_with(TEMP_PREFIX) && name.ends_with(".tmp"))
-        .collect();
-    for name in stale {
-        if lstat_at(dir, name.as_str())
-            .is_ok_and(|st| st.is_some_and(|st| is_type(&st, SFlag::S_IFREG)))
+    for name in names.iter().filter_map(|n| n.to_str()) {
+        if name.starts_with(TEMP_PREFIX)
+            && name.ends_with(".tmp")
+            && lstat_at(dir, name).is_ok_and(|st| st.is_some_and(|st| is_type(&st, SFlag::S_IFREG)))
         {
-            let _ = unlinkat(dir, name.as_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
         }
     }
 }

@@ -883,7 +883,7 @@ impl Sync<'_> {
         wanted: &HashSet<OsString>,
         depth: usize,
     ) -> Result<()> {
-        let names = entries(sub).map_err(|e| self.err(rel, e.desc()))?;
+        let names = fsutil::dir_entries(sub).map_err(|e| self.err(rel, e.desc()))?;
         for name in names {
             if wanted.contains(&name) || name.to_str().is_some_and(|n| aside_tag(n).is_some()) {
                 continue;
@@ -994,24 +994,6 @@ impl Sync<'_> {
 }
 
 use std::os::unix::fs::MetadataExt;
-
-fn entries(dir: &OwnedFd) -> nix::Result<Vec<OsString>> {
-    let fd = openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut d = nix::dir::Dir::from_fd(fd)?;
-    let mut out = Vec::new();
-    for e in d.iter() {
-        let name = e?.file_name().to_bytes().to_owned();
-        if name != b"." && name != b".." {
-            out.push(OsStr::from_bytes(&name).to_owned());
-        }
-    }
-    Ok(out)
-}
 
 fn same_content(dir: &OwnedFd, name: &OsStr, bytes: &[u8]) -> bool {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open, openat, renameat};
-use nix::sys::stat::{Mode, fchmod};
+use nix::fcntl::{OFlag, open, openat};
+use nix::sys::stat::Mode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -33,7 +33,7 @@ use crate::cli::{LaunchArgs, TokenSetArgs, TokenStatusArgs};
 use crate::config::Config;
 use crate::envfile;
 use crate::error::{Error, Outcome, Result, error_text};
-use crate::fsutil::{self, Aside};
+use crate::fsutil;
 use crate::layout::TOKEN_VAR;
 use crate::report::{self, Report};
 use crate::scrub;
@@ -605,56 +605,23 @@ fn open_or_create_dir(dir: &Path) -> Result<OwnedFd> {
     .map_err(|e| dir_err(format!("cannot open the directory: {}", e.desc())))
 }
 
-/// Writes `name` in `dir` atomically: a new 0600 temp file (`O_CREAT|O_EXCL`, so it is
-/// ours and never wider), fsync, the old file hard-linked aside (`aside`), rename over
-/// `name`, fsync of the directory. Returns the name the old file is kept under.
+/// Writes `name` in `dir` atomically with mode 0600 from creation (`fsutil::write_atomic`),
+/// the old file hard-linked aside first when `aside`. Returns the name it is kept under.
 fn write_atomic(
     dir_fd: &OwnedFd,
     name: &str,
     bytes: &[u8],
     aside: bool,
 ) -> nix::Result<Option<String>> {
-    let mut n = 0u32;
-    let (tmp, fd) = loop {
-        let tmp = format!(".{name}.claude-iso.{}.{n}.tmp", std::process::id());
-        match openat(
-            dir_fd,
-            tmp.as_str(),
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        ) {
-            Ok(fd) => break (tmp, fd),
-            Err(Errno::EEXIST) if n < 100 => n += 1,
-            Err(e) => return Err(e),
-        }
-    };
-    let result = (|| {
-        // The umask can only narrow 0600; make it exactly 0600 so the owner can read.
-        fchmod(&fd, Mode::from_bits_truncate(0o600))?;
-        let mut file = std::fs::File::from(fd);
-        let errno =
-            |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32));
-        file.write_all(bytes).map_err(errno)?;
-        file.sync_all().map_err(errno)?;
-        let kept = if aside {
-            Some(fsutil::put_aside(dir_fd, name, "replaced", Aside::Link)?)
-        } else {
-            None
-        };
-        renameat(dir_fd, tmp.as_str(), dir_fd, name)?;
-        Ok(kept)
-    })();
-    if result.is_err() {
-        // Our own temp file, never anyone else's: O_EXCL made it.
-        let _ = nix::unistd::unlinkat(
-            dir_fd,
-            tmp.as_str(),
-            nix::unistd::UnlinkatFlags::NoRemoveDir,
-        );
-    }
-    let kept = result?;
-    let _ = nix::unistd::fsync(dir_fd);
-    Ok(kept)
+    fsutil::write_atomic(
+        dir_fd,
+        name,
+        &format!(".{name}.claude-iso."),
+        bytes,
+        0o600,
+        aside.then_some("replaced"),
+    )
+    .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32)))
 }
 
 /// Adds this token's first-stored date to `<name>.meta.json` unless it is there.

@@ -169,7 +169,12 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     // Every --share refusal comes before anything is created.
     let shares = share::plan(&config.real_home(), &config.xdg_config_home(), &cli.share)?;
     // Nothing the mask hides or empties comes in through a share (a symlink included).
-    let limits = mask::share_limits(&config);
+    // (Worked out only when something is shared: it resolves every credential store.)
+    let limits = if shares.is_empty() {
+        share::Limits::default()
+    } else {
+        mask::share_limits(&config)
+    };
     let shares = share::check(&config, &shares, &limits, config.allow_project_auth, report)?;
     let (token, source) = token::load(&config)?;
     report.info(format!("token {} from {source}", token.redacted()));

@@ -767,7 +767,12 @@ fn check_mask(config: &Config) -> Check {
     } else {
         Status::Warn
     };
-    match mask::verdict(config, &config.home) {
+    match mask::verdict(config, &config.home, None) {
+        mask::Verdict::Misplaced(why) => check(
+            "mask",
+            Status::Fail,
+            format!("{why}: the launcher will exit 125 from here"),
+        ),
         mask::Verdict::Off => check(
             "mask",
             Status::Warn,

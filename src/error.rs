@@ -54,6 +54,11 @@ pub enum Error {
     #[error("cannot mask the real credentials: {reason}; {fix}")]
     Mask { reason: String, fix: String },
 
+    /// The kernel would allow the mask, but not from here (the working directory or the
+    /// scratch home lies inside what it must hide): a launch stops under `auto` too.
+    #[error("cannot mask the real credentials from here: {reason}; {fix}")]
+    MaskPlace { reason: String, fix: String },
+
     #[error("{command}: command not found{detail}")]
     NotFound { command: String, detail: String },
 

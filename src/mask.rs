@@ -78,6 +78,9 @@ pub enum MountOp {
     /// Cover the path with an empty read-only file (or directory): it reads as empty and
     /// cannot be written, renamed over or removed.
     Empty { path: PathBuf, kind: Kind },
+    /// Show a directory inside a hidden one again, read-only (a `PATH` entry such as
+    /// claude's local install in `~/.claude/local`).
+    Reveal { path: PathBuf },
 }
 
 impl MountOp {
@@ -86,7 +89,8 @@ impl MountOp {
         match self {
             MountOp::ReadOnly { path, .. }
             | MountOp::Writable { path }
-            | MountOp::Empty { path, .. } => path,
+            | MountOp::Empty { path, .. }
+            | MountOp::Reveal { path } => path,
         }
     }
 
@@ -104,6 +108,7 @@ impl MountOp {
                 path,
                 kind: Kind::Dir,
             } => format!("hidden {}", path.display()),
+            MountOp::Reveal { path } => format!("shown read-only {}", path.display()),
         }
     }
 }
@@ -123,6 +128,15 @@ pub struct Sources {
     pub profile_stores: Vec<PathBuf>,
     /// Every token file claude-iso reads, and the fixed files: emptied.
     pub files: Vec<PathBuf>,
+    /// The directories kept only for claude-iso's token files
+    /// (`$XDG_CONFIG_HOME/claude-iso`, each real home's `.config/claude-iso`, the
+    /// `claude-auth-sync` compatibility directory): hidden whole, so that replacing a
+    /// token file by rename outside (`token set` does) cannot lift the mask.
+    pub token_dirs: Vec<PathBuf>,
+    /// Directories the command may need that can lie inside a hidden config dir (the
+    /// caller's `PATH` entries, the command's own directory: claude's local installer puts
+    /// it in `~/.claude/local`): shown again, read-only, inside the hidden directory.
+    pub reveal: Vec<PathBuf>,
     /// The scratch home and the working directory: stay writable.
     pub writable: Vec<PathBuf>,
 }
@@ -166,13 +180,39 @@ impl Sources {
             .collect();
         files.extend(asides);
         files.extend(FIXED_FILES.iter().map(PathBuf::from));
+        let mut token_dirs = vec![config.xdg_config_home().join("claude-iso")];
+        for h in &homes {
+            token_dirs.push(h.join(".config/claude-iso"));
+            token_dirs.push(h.join(".config/claude-auth-sync"));
+        }
+        let reveal = config
+            .env
+            .get("PATH")
+            .map(|p| {
+                std::env::split_paths(p)
+                    .filter(|d| d.is_absolute())
+                    .map(|d| clean(&d))
+                    .collect()
+            })
+            .unwrap_or_default();
         Sources {
             config_dirs,
             claude_jsons: homes.iter().map(|h| h.join(CLAUDE_JSON)).collect(),
             profile_stores,
             files,
+            token_dirs,
+            reveal,
             writable: vec![home.to_owned(), config.workdir.clone()],
         }
+    }
+
+    /// Adds the command's own directory to what is shown again inside a hidden directory.
+    #[must_use]
+    pub fn with_program(mut self, program: Option<&Path>) -> Sources {
+        if let Some(dir) = program.and_then(Path::parent).filter(|d| d.is_absolute()) {
+            self.reveal.push(clean(dir));
+        }
+        self
     }
 }
 
@@ -258,9 +298,9 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
                 continue;
             }
             // It holds the working directory (or the home): read-only but visible,
-            // that directory kept writable, the credential files emptied; the working
-            // directory itself stays writable.
-            Kind::Dir if writable.contains(&real) => {}
+            // that directory kept writable, the credential files emptied. When it *is*
+            // the working directory, it stays read-only: a credential file must not be
+            // creatable in it.
             Kind::Dir => push(&mut ro_dirs, real.clone()),
             Kind::File => {
                 push(&mut empty, real);
@@ -295,10 +335,15 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             None => {}
         }
     }
+    for dir in &sources.token_dirs {
+        if let Some((real, Kind::Dir)) = resolve(dir) {
+            push(&mut hidden, real);
+        }
+    }
 
     for w in &writable {
         if let Some(h) = hidden.iter().find(|h| w.starts_with(h)) {
-            return Err(Error::Mask {
+            return Err(Error::MaskPlace {
                 reason: format!(
                     "{} is inside {}, which the mask hides (it holds credentials)",
                     w.display(),
@@ -310,9 +355,31 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             });
         }
     }
-    // A file under a hidden directory is hidden with it.
+    // A file (or directory) under a hidden directory is hidden with it.
     empty.retain(|f| !hidden.iter().any(|h| f.starts_with(h) && f != h));
     ro_files.retain(|f| !hidden.iter().any(|h| f.starts_with(h)));
+    let all_hidden = hidden.clone();
+    hidden.retain(|d| !all_hidden.iter().any(|h| d.starts_with(h) && d != h));
+    // What the command may need from inside a hidden directory, shown again read-only:
+    // never the hidden directory itself, nor one that holds anything masked.
+    let mut reveal: Vec<PathBuf> = Vec::new();
+    for dir in &sources.reveal {
+        let Some((real, Kind::Dir)) = resolve(dir) else {
+            continue;
+        };
+        let inside = hidden.iter().any(|h| real.starts_with(h) && real != *h);
+        let holds_masked = all_hidden
+            .iter()
+            .chain(empty.iter())
+            .chain(ro_files.iter())
+            .any(|m| m.starts_with(&real));
+        let under_revealed = reveal.iter().any(|r| real.starts_with(r));
+        if inside && !holds_masked && !under_revealed {
+            reveal.retain(|r| !r.starts_with(&real));
+            reveal.push(real);
+        }
+    }
+    reveal.sort();
     ro_dirs.sort();
     ro_files.sort();
     hidden.sort();
@@ -326,7 +393,7 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         .collect();
     let mut keep: Vec<&PathBuf> = writable
         .iter()
-        .filter(|w| ro_dirs.iter().any(|d| w.starts_with(d)))
+        .filter(|w| ro_dirs.iter().any(|d| w.starts_with(d) && *w != d))
         .collect();
     keep.sort();
     keep.dedup();
@@ -342,6 +409,7 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         path,
         kind: Kind::Dir,
     }));
+    ops.extend(reveal.into_iter().map(|path| MountOp::Reveal { path }));
     ops.extend(empty.into_iter().map(|path| MountOp::Empty {
         path,
         kind: Kind::File,
@@ -584,12 +652,20 @@ impl fmt::Display for Refusal {
 ///
 /// # Errors
 /// `--mask on` and the mask is impossible here (125).
-pub fn launch(config: &Config, home: &Path, report: &Report) -> Result<bool> {
+pub fn launch(
+    config: &Config,
+    home: &Path,
+    program: Option<&Path>,
+    report: &Report,
+) -> Result<bool> {
     if config.mask == Switch::Off {
         return Ok(false);
     }
-    match plan(&Sources::new(config, home), &resolve_real) {
+    let sources = Sources::new(config, home).with_program(program);
+    match plan(&sources, &resolve_real) {
         Ok(plan) => enter_as(config.mask, &plan, report),
+        // Not the kernel's refusal: the launch stops whatever the mode.
+        Err(e @ Error::MaskPlace { .. }) => Err(e),
         Err(e) if config.mask == Switch::Auto => {
             report.warn(format!("{e}; running isolated by environment only"));
             Ok(false)
@@ -607,15 +683,22 @@ pub enum Verdict {
     Ready(Plan),
     /// Impossible: the plan if there is one, and the reason with its fix.
     Refused(Option<Plan>, String),
+    /// The kernel would allow it, but not from this working directory or home: a launch
+    /// exits 125 whatever the mode.
+    Misplaced(String),
 }
 
 /// Computes the plan and tries it in a helper this process does not join.
 #[must_use]
-pub fn verdict(config: &Config, home: &Path) -> Verdict {
+pub fn verdict(config: &Config, home: &Path, program: Option<&Path>) -> Verdict {
     if config.mask == Switch::Off {
         return Verdict::Off;
     }
-    match plan(&Sources::new(config, home), &resolve_real) {
+    match plan(
+        &Sources::new(config, home).with_program(program),
+        &resolve_real,
+    ) {
+        Err(e @ Error::MaskPlace { .. }) => Verdict::Misplaced(e.to_string()),
         Err(e) => Verdict::Refused(None, e.to_string()),
         Ok(plan) => match probe(&plan) {
             Ok(()) => Verdict::Ready(plan),
@@ -628,11 +711,15 @@ pub fn verdict(config: &Config, home: &Path) -> Verdict {
 }
 
 /// The `--dry-run` lines about the mask.
-pub fn dry_run(config: &Config, home: &Path, report: &Report) {
-    let v = verdict(config, home);
+pub fn dry_run(config: &Config, home: &Path, program: Option<&Path>, report: &Report) {
+    let v = verdict(config, home, program);
     let plan = match &v {
         Verdict::Off => {
             report.plan("mask: off: the real credential files stay reachable to the command");
+            return;
+        }
+        Verdict::Misplaced(why) => {
+            report.plan(format!("mask: {why} (a launch would exit 125)"));
             return;
         }
         Verdict::Ready(p) | Verdict::Refused(Some(p), _) => Some(p),
@@ -654,7 +741,7 @@ pub fn dry_run(config: &Config, home: &Path, report: &Report) {
                 "warn and run isolated by environment only"
             }
         )),
-        Verdict::Off => {}
+        Verdict::Off | Verdict::Misplaced(_) => {}
     }
 }
 
@@ -675,7 +762,7 @@ pub fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<bool> {
                 "mask: {} paths masked",
                 plan.ops
                     .iter()
-                    .filter(|op| !matches!(op, MountOp::Writable { .. }))
+                    .filter(|op| !matches!(op, MountOp::Writable { .. } | MountOp::Reveal { .. }))
                     .count()
             ));
             Ok(true)
@@ -975,7 +1062,7 @@ fn build(
     let mut keep: Vec<Option<OwnedFd>> = Vec::with_capacity(plan.ops.len());
     for (i, op) in plan.ops.iter().enumerate() {
         keep.push(match op {
-            MountOp::Writable { path } => Some(
+            MountOp::Writable { path } | MountOp::Reveal { path } => Some(
                 nix::fcntl::open(
                     path,
                     OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -988,7 +1075,7 @@ fn build(
     }
 
     let staged = match &plan.staging {
-        Some(dir) => Some(stage(dir).map_err(|e| (Step::Staging, e))?),
+        Some(dir) => Some(stage(dir, &plan.ops).map_err(|e| (Step::Staging, e))?),
         None => None,
     };
     for (i, op) in plan.ops.iter().enumerate() {
@@ -1011,21 +1098,87 @@ fn write_proc(path: &str, text: &str) -> nix::Result<()> {
 }
 
 /// The empty sources: a small tmpfs at `dir` holding an empty file and an empty
-/// directory, then made read-only as a whole.
+/// directory, then made read-only as a whole. A hidden directory with something shown
+/// again inside gets its own empty directory, holding the mount points for it.
 struct Staged {
     file: PathBuf,
     dir: PathBuf,
+    /// (hidden directory, its own empty directory with mount points).
+    with_points: Vec<(PathBuf, PathBuf)>,
 }
 
-fn stage(dir: &Path) -> nix::Result<Staged> {
+impl Staged {
+    fn dir_for(&self, hidden: &Path) -> &Path {
+        self.with_points
+            .iter()
+            .find(|(h, _)| h == hidden)
+            .map_or(self.dir.as_path(), |(_, d)| d.as_path())
+    }
+}
+
+fn stage(dir: &Path, ops: &[MountOp]) -> nix::Result<Staged> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    // Each revealed directory needs its mount point (and the directories leading to it)
+    // in the empty directory standing in for the hidden one.
+    let mut points: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    for op in ops {
+        let MountOp::Reveal { path } = op else {
+            continue;
+        };
+        let Some(hidden) = ops.iter().find_map(|o| match o {
+            MountOp::Empty {
+                path: h,
+                kind: Kind::Dir,
+            } if path.starts_with(h) => Some(h),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let rel = path.strip_prefix(hidden).map_err(|_| Errno::EINVAL)?;
+        match points.iter_mut().find(|(h, _)| h == hidden) {
+            Some((_, v)) => v.push(rel.to_owned()),
+            None => points.push((hidden.clone(), vec![rel.to_owned()])),
+        }
+    }
+    let inodes = 8 + points
+        .iter()
+        .flat_map(|(_, v)| v.iter())
+        .map(|rel| rel.components().count() + 1)
+        .sum::<usize>();
     nix::mount::mount(
         Some("claude-iso-mask"),
         dir,
         Some("tmpfs"),
         flags,
-        Some("mode=0755,size=16k,nr_inodes=8"),
+        Some(format!("mode=0755,size=16k,nr_inodes={inodes}").as_str()),
     )?;
+    let mut with_points = Vec::new();
+    let mut made = Vec::new();
+    for (i, (hidden, rels)) in points.iter().enumerate() {
+        let base = dir.join(format!("empty.{i}.d"));
+        nix::unistd::mkdir(&base, Mode::from_bits_truncate(0o700))?;
+        made.push(base.clone());
+        for rel in rels {
+            let mut at = base.clone();
+            for c in rel.components() {
+                at.push(c);
+                if !made.contains(&at) {
+                    nix::unistd::mkdir(&at, Mode::from_bits_truncate(0o700))?;
+                    made.push(at.clone());
+                }
+            }
+        }
+        with_points.push((hidden.clone(), base));
+    }
+    // Deepest first, so that each is still writable while its entries are made.
+    for d in made.iter().rev() {
+        nix::sys::stat::fchmodat(
+            nix::fcntl::AT_FDCWD,
+            d,
+            Mode::from_bits_truncate(0o555),
+            nix::sys::stat::FchmodatFlags::FollowSymlink,
+        )?;
+    }
     let file = dir.join("empty");
     let empty_dir = dir.join("empty.d");
     let fd = nix::fcntl::open(
@@ -1052,6 +1205,7 @@ fn stage(dir: &Path) -> nix::Result<Staged> {
     Ok(Staged {
         file,
         dir: empty_dir,
+        with_points,
     })
 }
 
@@ -1076,10 +1230,16 @@ fn apply(op: &MountOp, staged: Option<&Staged>, keep: Option<&OwnedFd>) -> nix::
         MountOp::Empty { path, kind } => {
             let staged = staged.ok_or(Errno::ENOENT)?;
             let source = match kind {
-                Kind::File => &staged.file,
-                Kind::Dir => &staged.dir,
+                Kind::File => staged.file.as_path(),
+                Kind::Dir => staged.dir_for(path),
             };
             bind(source, path, false)?;
+            remount_read_only(path)
+        }
+        MountOp::Reveal { path } => {
+            let fd = keep.ok_or(Errno::EBADF)?;
+            let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
+            bind(&source, path, true)?;
             remount_read_only(path)
         }
     }
@@ -1136,6 +1296,11 @@ mod tests {
             self.0.insert(PathBuf::from(from), target);
             self
         }
+        fn dir(mut self, p: &str) -> Fs {
+            self.0
+                .insert(PathBuf::from(p), (PathBuf::from(p), Kind::Dir));
+            self
+        }
         fn plan(&self, s: &Sources) -> Result<Plan> {
             plan(s, &|p: &Path| self.0.get(p).cloned())
         }
@@ -1151,6 +1316,8 @@ mod tests {
                 "/etc/token.env".into(),
                 "/home/claude/.claude/remote/.api_key".into(),
             ],
+            token_dirs: vec!["/home/u/.config/claude-iso".into()],
+            reveal: vec![],
             writable: vec!["/scratch".into(), "/work".into()],
         }
     }
@@ -1243,10 +1410,17 @@ mod tests {
         // Where the working directory is inside, the dir stays visible and the link's
         // target is emptied once.
         let mut s = sources();
-        s.writable = vec!["/home/u/.claude".into()];
+        s.writable = vec!["/home/u/.claude/projects".into()];
+        let fs = fs.dir("/home/u/.claude/projects");
         assert_eq!(
             fs.plan(&s).unwrap().ops,
-            vec![empty("/shared/creds.json", File)]
+            vec![
+                ro("/home/u/.claude", Dir),
+                MountOp::Writable {
+                    path: "/home/u/.claude/projects".into()
+                },
+                empty("/shared/creds.json", File)
+            ]
         );
     }
 
@@ -1271,13 +1445,16 @@ mod tests {
                 empty("/home/u/.claude/.credentials.json", File),
             ]
         );
-        // The config dir itself as the working directory: writable, credentials
-        // still emptied.
+        // The config dir itself as the working directory: read-only all the same (a
+        // credential file must not be creatable in it), credentials emptied.
         s.writable = vec!["/scratch".into(), "/home/u/.claude".into()];
         let p = fs.plan(&s).unwrap();
         assert_eq!(
             p.ops,
-            vec![empty("/home/u/.claude/.credentials.json", File)]
+            vec![
+                ro("/home/u/.claude", Dir),
+                empty("/home/u/.claude/.credentials.json", File)
+            ]
         );
     }
 
@@ -1289,10 +1466,90 @@ mod tests {
             ("/home/u/.config/anthropic", Dir),
             ("/home/u/.config/anthropic/x", Dir),
         ]);
-        let e = fs.plan(&s).unwrap_err().to_string();
+        let e = fs.plan(&s).unwrap_err();
+        assert!(matches!(e, Error::MaskPlace { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("/home/u/.config/anthropic") && e.contains("--mask off"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn claude_iso_token_directories_are_hidden_whole() {
+        // A single file's mask is detached by the kernel when the file is replaced by
+        // rename outside (as `token set` does); a hidden directory's is not.
+        let fs = Fs::new(&[
+            ("/home/u/.config/claude-iso", Dir),
+            ("/home/u/.config/claude-iso/token.env", File),
+            ("/etc/token.env", File),
+        ]);
+        assert_eq!(
+            fs.plan(&sources()).unwrap().ops,
+            vec![
+                empty("/home/u/.config/claude-iso", Dir),
+                empty("/etc/token.env", File)
+            ]
+        );
+    }
+
+    #[test]
+    fn path_entries_inside_a_hidden_dir_are_shown_again_read_only() {
+        let mut s = sources();
+        s.reveal = vec![
+            "/home/u/.claude/local".into(),
+            "/home/u/.claude/local/bin".into(),
+            // The hidden directory itself, and one that holds a masked path: never.
+            "/home/u/.claude".into(),
+            "/home/u/.config".into(),
+            "/usr/bin".into(),
+            "/home/u/.claude/missing".into(),
+        ];
+        let fs = Fs::new(&[
+            ("/home/u/.claude", Dir),
+            ("/home/u/.claude/.credentials.json", File),
+            ("/home/u/.claude/local", Dir),
+            ("/home/u/.claude/local/bin", Dir),
+            ("/home/u/.config", Dir),
+            ("/home/u/.config/anthropic", Dir),
+            ("/usr/bin", Dir),
+        ]);
+        assert_eq!(
+            fs.plan(&s).unwrap().ops,
+            vec![
+                empty("/home/u/.claude", Dir),
+                empty("/home/u/.config/anthropic", Dir),
+                MountOp::Reveal {
+                    path: "/home/u/.claude/local".into()
+                },
+            ]
+        );
+        // A directory holding a masked path is not shown; one beside it still is.
+        s.config_dirs.push("/home/u/.claude/local/cfg".into());
+        let fs = fs.dir("/home/u/.claude/local/cfg");
+        let reveals: Vec<MountOp> = fs
+            .plan(&s)
+            .unwrap()
+            .ops
+            .into_iter()
+            .filter(|o| matches!(o, MountOp::Reveal { .. }))
+            .collect();
+        assert_eq!(
+            reveals,
+            vec![MountOp::Reveal {
+                path: "/home/u/.claude/local/bin".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_hidden_dir_inside_another_is_hidden_once() {
+        let mut s = sources();
+        s.config_dirs.push("/home/u/.claude/sub".into());
+        let fs = Fs::new(&[("/home/u/.claude", Dir), ("/home/u/.claude/sub", Dir)]);
+        assert_eq!(
+            fs.plan(&s).unwrap().ops,
+            vec![empty("/home/u/.claude", Dir)]
         );
     }
 

@@ -666,9 +666,10 @@ fn set_aside_credentials_read_empty() {
     write_executable(
         &script,
         &format!(
-            "#!/bin/sh\ncat '{}' '{}' 2>&1\n",
+            "#!/bin/sh\ncat '{}' '{}' 2>&1\nls -A '{}'\n",
             replaced.display(),
-            quarantined.display()
+            quarantined.display(),
+            xdg.display()
         ),
     );
     let xdg_dir = t.path("xdg");
@@ -679,6 +680,10 @@ fn set_aside_credentials_read_empty() {
     let out = t.run();
     out.status(0);
     let said = out.stdout_text();
+    // claude-iso's own token directory is hidden whole (a `token set` outside, which
+    // replaces the file by rename, cannot lift the mask of a single file).
+    assert!(said.contains("No such file"), "{said}");
+    assert!(!said.lines().any(|l| l == "token.env"), "{said}");
     assert!(!said.contains("OLD-TOKEN-MARK"), "{said}");
     assert!(!said.contains("QUARANTINED-MARK"), "{said}");
     // The real files are unchanged.
@@ -691,4 +696,135 @@ fn set_aside_credentials_read_empty() {
         std::fs::read_to_string(&quarantined).unwrap(),
         "QUARANTINED-MARK"
     );
+}
+
+/// Found by review: a single file's mask is detached by the kernel, in every namespace,
+/// when the file is replaced by rename outside — as `token set` replaces the token file.
+/// claude-iso's own token directory is hidden whole, which a rename inside it cannot
+/// lift.
+#[test]
+fn replacing_the_token_file_outside_does_not_lift_the_mask() {
+    let t = Test::new();
+    let dir = mkdir(&t.path("xdg/claude-iso"));
+    let file = dir.join("token.env");
+    write_mode(&file, format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"), 0o600);
+    let (ready, go) = (t.path("ready"), t.path("go"));
+    let script = t.path("read.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\ntouch '{ready}'\ni=0\nwhile [ ! -e '{go}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ncat '{file}' 2>&1\necho END\n",
+            ready = ready.display(),
+            go = go.display(),
+            file = file.display()
+        ),
+    );
+    let xdg = t.path("xdg");
+    let t = t
+        .no_env_file()
+        .env("XDG_CONFIG_HOME", &xdg)
+        .command(["/bin/sh", script.to_str().unwrap()]);
+    let run = t.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // What `token set` does: a new file, renamed over the old one.
+    let tmp = dir.join("token.env.tmp");
+    write_mode(
+        &tmp,
+        format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\nNEW-MARK=1\n"),
+        0o600,
+    );
+    fs::rename(&tmp, &file).unwrap();
+    fs::write(&go, "").unwrap();
+    let out = run.wait();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(said.contains("END"), "{said}");
+    assert!(
+        !said.contains("NEW-MARK"),
+        "the replaced token file was readable: {said}"
+    );
+    assert!(!said.contains("sk-ant-"), "{said}");
+}
+
+/// Found by review: claude's local installer puts claude in `~/.claude/local`, which the
+/// hidden config directory covered (exit 127). A `PATH` entry inside a hidden directory
+/// is shown again, read-only; the credentials beside it stay hidden.
+#[test]
+fn claude_installed_in_the_config_dir_still_runs_under_the_mask() {
+    let t = Test::new();
+    let claude = mkdir(&t.real_home().join(".claude"));
+    write_mode(&claude.join(".credentials.json"), MARKS[0], 0o600);
+    let local = mkdir(&claude.join("local"));
+    let made = local.join("made-inside");
+    write_executable(
+        &local.join("claude"),
+        &format!(
+            "#!/bin/sh\necho RAN-LOCAL\ncat '{}' 2>&1\n(echo x > '{}') 2>/dev/null || echo WRITE-REFUSED\n",
+            claude.join(".credentials.json").display(),
+            made.display()
+        ),
+    );
+    let path = format!("{}:/usr/bin:/bin", local.display());
+    let t = t.env("PATH", path).command(["claude"]);
+    let out = t.run();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(said.contains("RAN-LOCAL"), "{said}");
+    assert!(!said.contains(MARKS[0]), "{said}");
+    assert!(said.contains("WRITE-REFUSED"), "{said}");
+    assert!(!made.exists());
+    let t = t.arg("--dry-run");
+    t.run()
+        .status(0)
+        .stdout_contains(&format!("mask: shown read-only {}", local.display()));
+}
+
+/// Found by review: with the real `~/.claude` itself as the working directory, it stayed
+/// writable, so a credentials file could be created in it. It is read-only now (its
+/// files still readable, its credential files empty).
+#[test]
+fn working_in_the_real_config_dir_cannot_create_a_credentials_file() {
+    let t = Test::new();
+    let claude = mkdir(&t.real_home().join(".claude"));
+    write_mode(&claude.join("CLAUDE.md"), "NOTES-MARK", 0o644);
+    let script = t.path("try.sh");
+    write_executable(
+        &script,
+        "#!/bin/sh\ncat CLAUDE.md; echo\n(echo '{}' > .credentials.json) 2>/dev/null && echo CREATED || echo REFUSED\n",
+    );
+    let t = t
+        .cwd(&claude)
+        .command(["/bin/sh", script.to_str().unwrap()]);
+    let out = t.run();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(said.contains("NOTES-MARK"), "{said}");
+    assert!(said.contains("REFUSED"), "{said}");
+    assert!(!claude.join(".credentials.json").exists());
+}
+
+/// Found by review: a working directory inside the Anthropic profile store (which the
+/// mask hides) made `auto` drop the whole mask, although the kernel allowed it. It is
+/// not the kernel's refusal: the launch stops, naming the directory and the way out.
+#[test]
+fn a_working_directory_inside_a_hidden_store_stops_the_launch_even_under_auto() {
+    let t = Test::new();
+    let store = mkdir(&t.real_home().join(".config/anthropic/sub"));
+    let t = t.cwd(&store);
+    let out = t.run();
+    out.status(125);
+    let err = out.stderr_text();
+    assert!(
+        err.contains(".config/anthropic") && err.contains("--mask off"),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    t.arg("--mask").arg("off").run().status(0);
 }

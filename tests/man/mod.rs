@@ -1145,12 +1145,19 @@ fn security(page: &mut Page) {
         directory (the real homes' **~/{CLAUDE_DIR}**, the caller's \
         **CLAUDE_CONFIG_DIR** and **CLAUDE_SECURESTORAGE_CONFIG_DIR**) and the Anthropic \
         profile store (**ANTHROPIC_CONFIG_DIR**, **$XDG_CONFIG_HOME/anthropic**, \
-        **~/.config/anthropic**) looks like an empty read-only directory; every token \
+        **~/.config/anthropic**) looks like an empty read-only directory, and so do \
+        claude-iso's own token directories (**$XDG_CONFIG_HOME/claude-iso**, \
+        **~/.config/claude-iso**, **~/.config/claude-auth-sync**); a **PATH** entry \
+        inside a hidden directory (claude's local install in **~/.claude/local**) and \
+        the command's own directory are shown again there, read-only. Every other token \
         file claude-iso reads and claude's fixed \
         **/home/claude/.claude/remote/** files read as empty and cannot be written, \
         renamed over or removed; each real **~/{CLAUDE_JSON}** is read-only. A config \
-        directory that holds the working directory is read-only instead, with \
-        **{CREDENTIALS}** and **.device-keys.json** emptied. The scratch home, the \
+        directory that holds the working directory is read-only instead (a working \
+        directory below it stays writable, the config directory itself does not), with \
+        **{CREDENTIALS}** and **.device-keys.json** emptied; a working directory inside \
+        the profile store or a token directory cannot be masked from, and the launch \
+        exits 125 whatever the mode. The scratch home, the \
         working directory and everything else are unchanged, and other processes \
         keep seeing the real files. **--dry-run** lists the masks; **doctor** checks \
         that the kernel allows them."
@@ -1180,7 +1187,12 @@ fn security(page: &mut Page) {
         later. As root it guards against accidents, not against a malicious root \
         process (root inside can still write **/etc/cron.d**). It \
         masks paths, not files: a hard link to a credentials file elsewhere, or another \
-        mount of the same file system, is not covered. Inside it setuid programs gain \
+        mount of the same file system, is not covered. A mask on a single file (the \
+        real **~/.claude.json**, an **--env-file** elsewhere) holds until something \
+        outside replaces that file by rename: the kernel then detaches the mount in \
+        every namespace. Directories are masked whole and stay masked. When \
+        **~/.claude** is a symlink, the mask covers what it leads to, not the link. \
+        Inside it setuid programs gain \
         no privileges, and files of users outside the map show as **nobody**. To keep \
         agents apart, run them as separate users or under systemd's sandboxing (see \
         EXAMPLES).",

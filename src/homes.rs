@@ -247,7 +247,7 @@ fn now_secs() -> i64 {
 }
 
 /// Looks at one home; reads only.
-fn inspect(found: &Found, dir: &OwnedFd, busy_homes: &HashSet<Vec<u8>>) -> Result<HomeInfo> {
+fn inspect(found: &Found, dir: &OwnedFd, busy_homes: &Busy) -> Result<HomeInfo> {
     let path = &found.path;
     let st = fstat(dir).map_err(|e| home_err(path, e.desc()))?;
     let mut seen = HashSet::new();
@@ -346,9 +346,13 @@ fn seeded_dirs(dir: &OwnedFd, path: &Path) -> Option<usize> {
 }
 
 /// Why a home is in use, if it is (see the module doc).
-fn in_use(dir: &OwnedFd, path: &Path, busy_homes: &HashSet<Vec<u8>>) -> Option<String> {
-    if busy_homes.contains(path.as_os_str().as_bytes()) {
-        return Some("a running process has it as HOME".into());
+fn in_use(dir: &OwnedFd, path: &Path, busy_homes: &Busy) -> Option<String> {
+    let mut names = vec![path.as_os_str().as_bytes().to_vec()];
+    if let Ok(real) = std::fs::canonicalize(path) {
+        names.push(real.into_os_string().into_vec());
+    }
+    if let Some(why) = busy_homes.why(&names) {
+        return Some(why.into());
     }
     // A launch's claim (`home::Claim`): probed exclusively, and released at once.
     if let Ok(fd) = openat(
@@ -382,18 +386,45 @@ fn claude_lock_fresh(dir: &OwnedFd) -> bool {
     age <= i64::try_from(STALE_AFTER.as_secs()).unwrap_or(10)
 }
 
-/// The `HOME` of every process we may read (`/proc/<pid>/environ`), as bytes, plus
-/// each one's resolved path. Only `HOME` is looked at; nothing else is kept.
+/// What running processes use: the `HOME` of every process we may read
+/// (`/proc/<pid>/environ`), as bytes, plus each one's resolved path, and each one's
+/// working directory (`/proc/<pid>/cwd`). Of the environment only `HOME` is looked at;
+/// nothing else is kept. (A command that has neither its home as `HOME` nor its working
+/// directory in it is not seen: no descriptor of claude-iso's passes into the command.)
+#[derive(Default)]
+struct Busy {
+    homes: HashSet<Vec<u8>>,
+    cwds: Vec<PathBuf>,
+}
+
+impl Busy {
+    /// Why a home known by any of `names` (its path, resolved or not) is in use.
+    fn why(&self, names: &[Vec<u8>]) -> Option<&'static str> {
+        if self.homes.iter().any(|h| names.contains(h)) {
+            return Some("a running process has it as HOME");
+        }
+        let inside = |cwd: &PathBuf| {
+            names
+                .iter()
+                .any(|n| cwd.starts_with(Path::new(OsStr::from_bytes(n))))
+        };
+        self.cwds
+            .iter()
+            .any(inside)
+            .then_some("a running process works in it")
+    }
+}
+
 ///
 /// A process in the middle of `execve` shows an empty environment for a moment (the
 /// new image's is not set up yet): that is how a launch looks just after its claim on
 /// the home went with the exec. Such processes (an empty environment, an executable:
 /// not a kernel thread) are read once more after a short pause.
-fn homes_of_processes() -> HashSet<Vec<u8>> {
-    let mut out = HashSet::new();
+fn homes_of_processes() -> Busy {
+    let mut busy = Busy::default();
     let me = std::process::id().to_string();
     let Ok(proc_dir) = std::fs::read_dir("/proc") else {
-        return out;
+        return busy;
     };
     let mut empty = Vec::new();
     for entry in proc_dir.flatten() {
@@ -401,7 +432,10 @@ fn homes_of_processes() -> HashSet<Vec<u8>> {
         if !pid.as_bytes().iter().all(u8::is_ascii_digit) || pid.to_str() == Some(&me) {
             continue;
         }
-        if read_home(&entry.path(), &mut out) == Some(0)
+        if let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) {
+            busy.cwds.push(cwd);
+        }
+        if read_home(&entry.path(), &mut busy.homes) == Some(0)
             && std::fs::read_link(entry.path().join("exe")).is_ok()
         {
             empty.push(entry.path());
@@ -410,10 +444,10 @@ fn homes_of_processes() -> HashSet<Vec<u8>> {
     if !empty.is_empty() {
         std::thread::sleep(std::time::Duration::from_millis(50));
         for proc in empty {
-            read_home(&proc, &mut out);
+            read_home(&proc, &mut busy.homes);
         }
     }
-    out
+    busy
 }
 
 /// Adds the `HOME` of the process at `proc` (`/proc/<pid>`) to `out`; returns how many
@@ -455,13 +489,7 @@ fn collect(config: &Config) -> Result<Collected> {
                 continue;
             }
         };
-        let mut busy_here = busy.clone();
-        if let Ok(real) = std::fs::canonicalize(&f.path) {
-            if busy.contains(real.as_os_str().as_bytes()) {
-                busy_here.insert(f.path.as_os_str().as_bytes().to_vec());
-            }
-        }
-        let info = inspect(&f, &dir, &busy_here)?;
+        let info = inspect(&f, &dir, &busy)?;
         out.push((f, info));
     }
     Ok((parents, out))
@@ -885,8 +913,8 @@ fn recheck(
     if let Ok(real) = std::fs::canonicalize(path) {
         names.push(real.into_os_string().into_vec());
     }
-    if homes_of_processes().iter().any(|h| names.contains(h)) {
-        return Err("in use (a running process has it as HOME)".into());
+    if let Some(why) = homes_of_processes().why(&names) {
+        return Err(format!("in use ({why})"));
     }
     if claude_lock_fresh(dir) {
         return Err(format!("in use (claude's {CLAUDE_LOCK} is fresh)"));

@@ -418,6 +418,57 @@ fn prune_keeps_a_home_a_process_runs_in() {
     assert!(home.join(".claude.json").exists());
 }
 
+/// Found by review: a command that changes its `HOME` was not seen as using its home,
+/// and `homes prune` removed the home under it. A process working in a home uses it too
+/// (no descriptor of claude-iso's passes into the command, so its `HOME` and its working
+/// directory are what can be seen).
+#[test]
+fn prune_keeps_a_home_a_command_works_in_under_another_home() {
+    let t = state_test();
+    let home = make_old(&t, "cwdonly");
+    let ready = t.path("ready");
+    let runner = launcher(
+        &t,
+        &[
+            "/bin/sh",
+            "-c",
+            &format!(
+                "mkdir -p \"$HOME/work\"; cd \"$HOME/work\"; touch '{}'; exec env HOME=/ /bin/sleep 30",
+                ready.display()
+            ),
+        ],
+    );
+    let run = runner.spawn_with(["--name", "cwdonly"]);
+    assert!(
+        wait_until(20, || ready.exists()),
+        "the command never started"
+    );
+    set_mtime(&home.join(".claude-iso.lock"), now() - 40 * 86400);
+    let listed = homes_json(&t);
+    let (code, out, err) = sub(&t, &["homes", "prune", "--older-than", "1"]);
+    signal(run.id(), nix::sys::signal::Signal::SIGKILL);
+    let mut run = run;
+    let _ = run.child.wait();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("kept cwdonly") && out.contains("works in it"),
+        "{out}"
+    );
+    assert!(home.join(".claude.json").exists());
+    let entry = listed["homes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "cwdonly")
+        .cloned()
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(entry["in_use"], true, "{listed}");
+    // Once the command is gone, the home goes.
+    let (code, out, err) = sub(&t, &["homes", "prune", "--older-than", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("removed cwdonly"), "{out}");
+}
+
 /// README's guard for a long-running agent: a shared lock of the home directory
 /// (`flock -s HOME command`), which launches share, keeps it from being pruned.
 #[test]

@@ -731,7 +731,7 @@ fn homes(page: &mut Page, cmd: &Command) {
         anyone (**flock -s** __home__ __command__ keeps a long-running agent's home from \
         being pruned: a shared lock, which launches share), while \
         claude's **{CLAUDE_LOCK}** is fresh, or while a process whose environment you \
-        may read has it as **HOME** (only that variable is looked at)."
+        may read has it as **HOME** (only that variable is looked at) or works in it."
     ));
     page.ss("claude-iso homes prune [--older-than DAYS] [--dry-run] [--delete-quarantined]");
     page.p(&format!(

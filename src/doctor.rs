@@ -266,7 +266,7 @@ fn check_token(config: &Config) -> (Check, Option<(Token, Source)>) {
     }
     let source = (*first).clone();
     match crate::tokenstore::recorded(config, &source, &token) {
-        Some((life, _)) => {
+        crate::tokenstore::Recorded::Known { life, .. } => {
             detail.push_str(&format!("; {}", life.describe()));
             if let Some(w) = life.warning(crate::tokenstore::STATUS_WARN_DAYS) {
                 status = if life.days_left() < 0 {
@@ -277,7 +277,15 @@ fn check_token(config: &Config) -> (Check, Option<(Token, Source)>) {
                 detail.push_str(&format!("; {w}"));
             }
         }
-        None => detail.push_str("; age unknown (`claude-iso token set` records it)"),
+        crate::tokenstore::Recorded::Invalid { warning, .. } => {
+            if status == Status::Ok {
+                status = Status::Warn;
+            }
+            detail.push_str(&format!("; age unknown: {warning}"));
+        }
+        crate::tokenstore::Recorded::Unknown => {
+            detail.push_str("; age unknown (`claude-iso token set` records it)");
+        }
     }
     (check("token", status, detail), Some((token, source)))
 }

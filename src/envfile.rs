@@ -76,13 +76,19 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<Assignment>, LineError> {
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = index + 1;
         if raw.contains(&0) {
-            return Err(LineError::new(line, "contains a NUL byte"));
+            return Err(LineError::new(
+                line,
+                "contains a NUL byte (not a text file?); save it as plain UTF-8 text with KEY=VALUE lines",
+            ));
         }
-        let text =
-            std::str::from_utf8(raw).map_err(|_| LineError::new(line, "is not valid UTF-8"))?;
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| LineError::new(line, "is not valid UTF-8; save the file as UTF-8 text"))?;
         let text = text.strip_suffix('\r').unwrap_or(text);
         if text.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(LineError::new(line, "contains a control character"));
+            return Err(LineError::new(
+                line,
+                "contains a control character (only tab is allowed); delete it, or retype the line",
+            ));
         }
         if let Some(assignment) = parse_line(line, text)? {
             out.push(assignment);
@@ -98,7 +104,7 @@ fn parse_line(line: usize, text: &str) -> Result<Option<Assignment>, LineError> 
             // systemd before v254 joins the next line into such a comment.
             return Err(LineError::new(
                 line,
-                "is a comment ending in a backslash (older systemd would swallow the next line)",
+                "is a comment ending in a backslash (older systemd would swallow the next line); remove the backslash",
             ));
         }
         return Ok(None);
@@ -113,19 +119,19 @@ fn parse_line(line: usize, text: &str) -> Result<Option<Assignment>, LineError> 
     let Some((key, raw_value)) = body.split_once('=') else {
         return Err(LineError::new(
             line,
-            "has no '=' (expected KEY=VALUE, or # for a comment)",
+            "has no '='; write KEY=VALUE, or start the line with # for a comment",
         ));
     };
     if key.ends_with([' ', '\t']) {
         return Err(LineError::new(
             line,
-            "has whitespace before '=' (write KEY=VALUE with nothing around the '=')",
+            "has whitespace before '='; write KEY=VALUE with nothing around the '='",
         ));
     }
     if !is_name(key) {
         return Err(LineError::new(
             line,
-            "has an invalid variable name (letters, digits and _ only, not starting with a digit)",
+            "has an invalid variable name; use letters, digits and _ only, not starting with a digit",
         ));
     }
     let value = parse_value(line, raw_value.trim_matches([' ', '\t']))?;
@@ -144,7 +150,7 @@ fn parse_value(line: usize, raw: &str) -> Result<String, LineError> {
             let Some(end) = rest.find('\'') else {
                 return Err(LineError::new(
                     line,
-                    "has an unbalanced single quote (values cannot span lines)",
+                    "has an unbalanced single quote; close the quote on the same line (values cannot span lines)",
                 ));
             };
             only_blank_after_quote(line, &rest[end + 1..])?;
@@ -158,7 +164,7 @@ fn parse_value(line: usize, raw: &str) -> Result<String, LineError> {
                     None => {
                         return Err(LineError::new(
                             line,
-                            "has an unbalanced double quote (values cannot span lines)",
+                            "has an unbalanced double quote; close the quote on the same line (values cannot span lines)",
                         ));
                     }
                     Some('"') => break,
@@ -167,13 +173,13 @@ fn parse_value(line: usize, raw: &str) -> Result<String, LineError> {
                         None => {
                             return Err(LineError::new(
                                 line,
-                                "ends in a backslash (line continuation is not supported)",
+                                "ends in a backslash (line continuation is not supported); join the value onto one line",
                             ));
                         }
                         Some(_) => {
                             return Err(LineError::new(
                                 line,
-                                "has an unsupported backslash escape inside double quotes",
+                                "has an unsupported backslash escape inside double quotes; only \\\" \\\\ \\$ \\` are understood, or single-quote the value to keep it literal",
                             ));
                         }
                     },
@@ -187,13 +193,13 @@ fn parse_value(line: usize, raw: &str) -> Result<String, LineError> {
             if raw.ends_with('\\') {
                 return Err(LineError::new(
                     line,
-                    "ends in a backslash (line continuation is not supported)",
+                    "ends in a backslash (line continuation is not supported); join the value onto one line",
                 ));
             }
             if raw.contains(['\\', '"', '\'']) {
                 return Err(LineError::new(
                     line,
-                    "has a quote or backslash inside an unquoted value (quote the whole value)",
+                    "has a quote or backslash inside an unquoted value; quote the whole value",
                 ));
             }
             Ok(raw.to_owned())
@@ -205,7 +211,10 @@ fn only_blank_after_quote(line: usize, rest: &str) -> Result<(), LineError> {
     if rest.trim_matches([' ', '\t']).is_empty() {
         Ok(())
     } else {
-        Err(LineError::new(line, "has text after the closing quote"))
+        Err(LineError::new(
+            line,
+            "has text after the closing quote; quote the whole value, or delete the text after it",
+        ))
     }
 }
 
@@ -276,11 +285,46 @@ mod tests {
         ] {
             bad(text);
         }
-        assert_eq!(bad("A=\u{7f}").reason, "contains a control character");
-        assert_eq!(
-            parse(b"A=\xff").unwrap_err().reason,
-            "is not valid UTF-8".to_owned()
+        assert!(
+            bad("A=\u{7f}")
+                .reason
+                .starts_with("contains a control character")
         );
+        assert!(
+            parse(b"A=\xff")
+                .unwrap_err()
+                .reason
+                .starts_with("is not valid UTF-8; ")
+        );
+    }
+
+    #[test]
+    fn every_error_says_what_to_do() {
+        // "<what is wrong>; <the fix>", for every refusal (and a BOM, a NUL byte).
+        for text in [
+            "\u{feff}A=b",
+            "A",
+            "A = b",
+            "1A=b",
+            "A=\"b",
+            "A='b",
+            "A=\"b\"c",
+            "A='b' c",
+            "A=b\\",
+            "A=\"b\\",
+            "A=b\\c",
+            "A=\"\\n\"",
+            "A=b\0",
+            "A=\x1b[0m",
+            "A=b\rc",
+            "# note \\\nA=b",
+        ] {
+            let e = bad(text);
+            let (_, fix) = e.reason.split_once("; ").unwrap_or_default();
+            assert!(fix.len() > 10, "{text:?}: no fix in {:?}", e.reason);
+        }
+        let e = parse(b"A=\xff").unwrap_err();
+        assert!(e.reason.contains("; save the file as UTF-8"), "{e:?}");
     }
 
     #[test]

@@ -18,10 +18,9 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
-    #[error(
-        "no token found; looked in {looked}; run: claude-iso token set (it stores the token `claude setup-token` prints)"
-    )]
-    NoToken { looked: String },
+    /// `next` is the one next step (installing Claude Code first when it is missing).
+    #[error("no token found; looked in {looked}; {next}")]
+    NoToken { looked: String, next: String },
 
     #[error("{path}: {reason}")]
     EnvFile { path: PathBuf, reason: String },

@@ -31,6 +31,10 @@ const SETUP_PREFIX: &str = "sk-ant-oat";
 /// while a token cut short in copying, the usual mistake, is caught.
 pub const MIN_TOKEN_LEN: usize = 80;
 
+/// The longest token accepted: below two measured tokens (216), so a double paste is
+/// caught by its length too, and almost twice the measured 108 for a format change.
+pub const MAX_TOKEN_LEN: usize = 200;
+
 /// A validated setup-token (`sk-ant-oat` + two digits + `-` + URL-safe base64).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Token(String);
@@ -55,8 +59,17 @@ impl Token {
                 "holds a refresh token (sk-ant-ort…), which rotates and must not be shared; run `claude setup-token` and use the sk-ant-oat01-… token it prints",
             );
         }
+        // A second `sk-ant-` anywhere after the start: the usual double paste. (The
+        // URL-safe base64 body of one token holds it by chance with odds of ~2^-42.)
+        if value.as_bytes().windows(7).skip(1).any(|w| w == b"sk-ant-") {
+            return Err(
+                "looks like two tokens pasted together (it holds `sk-ant-` twice); paste the token printed by `claude setup-token` once",
+            );
+        }
         if value.chars().any(char::is_whitespace) {
-            return Err("contains whitespace; a setup-token is one unbroken word");
+            return Err(
+                "contains whitespace; a setup-token is one unbroken word: copy it again without spaces or line breaks",
+            );
         }
         let bytes = value.as_bytes();
         let shape_ok = value.starts_with(SETUP_PREFIX)
@@ -69,12 +82,17 @@ impl Token {
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
         if !shape_ok {
             return Err(
-                "does not look like a setup-token (expected sk-ant-oat01- followed by URL-safe base64, as printed by `claude setup-token`)",
+                "does not look like a setup-token (expected sk-ant-oat01- followed by URL-safe base64); copy the token printed by `claude setup-token` again",
             );
         }
         if value.len() < MIN_TOKEN_LEN {
             return Err(
                 "looks truncated: it is shorter than any setup-token (those are about 108 chars); copy the whole token printed by `claude setup-token` again",
+            );
+        }
+        if value.len() > MAX_TOKEN_LEN {
+            return Err(
+                "is longer than any setup-token (those are about 108 chars, at most 200 accepted): something was pasted with it; copy only the token printed by `claude setup-token`",
             );
         }
         Ok(Token(value.to_owned()))
@@ -200,10 +218,27 @@ pub fn load(config: &Config) -> Result<(Token, Source)> {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        return Err(Error::NoToken { looked });
+        return Err(Error::NoToken {
+            looked,
+            next: no_token_next_step(config),
+        });
     };
     let token = read_source(config, source)?;
     Ok((token, source.clone()))
+}
+
+/// What to do without a token: store the one `claude setup-token` prints, after
+/// installing Claude Code when `claude` is not on `PATH` (a fresh machine).
+fn no_token_next_step(config: &Config) -> String {
+    let path_var = config
+        .path_var()
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    let has_claude = which::which_in("claude", Some(path_var), &config.start_dir).is_ok();
+    if has_claude {
+        "run: claude-iso token set (it stores the token `claude setup-token` prints)".into()
+    } else {
+        "claude is not on PATH either: install Claude Code (npm install -g @anthropic-ai/claude-code), make a token with `claude setup-token`, then run: claude-iso token set".into()
+    }
 }
 
 /// Reads and validates the token of one source.
@@ -216,7 +251,8 @@ pub fn read_source(config: &Config, source: &Source) -> Result<Token> {
             let value = config.env.get(TOKEN_VAR).unwrap_or_default();
             let value = std::str::from_utf8(value.as_bytes()).map_err(|_| Error::Token {
                 source_name: format!("${TOKEN_VAR}"),
-                reason: "is not valid UTF-8".into(),
+                reason: "is not valid UTF-8; set it to the token printed by `claude setup-token`"
+                    .into(),
             })?;
             Token::parse(value).map_err(|reason| Error::Token {
                 source_name: format!("${TOKEN_VAR}"),
@@ -232,7 +268,7 @@ pub fn read_source(config: &Config, source: &Source) -> Result<Token> {
             }
             let text = std::str::from_utf8(&bytes).map_err(|_| Error::EnvFile {
                 path: path.clone(),
-                reason: "is not valid UTF-8".into(),
+                reason: "is not valid UTF-8; the credential must hold only the token printed by `claude setup-token`".into(),
             })?;
             Token::parse(text.trim_end_matches(['\n', '\r', ' ', '\t'])).map_err(|reason| {
                 Error::EnvFile {
@@ -311,19 +347,37 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
         path: path.to_owned(),
         reason,
     };
+    // Looked at before it is opened: opening a device node can act (a tape rewinds, a
+    // watchdog starts). The opened file is checked again below.
+    if let Ok(meta) = std::fs::metadata(path) {
+        if !meta.file_type().is_file() {
+            return Err(not_regular(path, meta.mode()));
+        }
+    }
     let mut file = File::options()
         .read(true)
         .custom_flags(libc_flags())
         .open(path)
-        .map_err(|e| err(format!("cannot open: {}", crate::error::error_text(&e))))?;
+        .map_err(|e| {
+            err(match e.kind() {
+                std::io::ErrorKind::NotFound => format!(
+                    "cannot open: {}; store a token there with: claude-iso token set --env-file {}",
+                    crate::error::error_text(&e),
+                    path.display()
+                ),
+                std::io::ErrorKind::PermissionDenied => format!(
+                    "cannot open: {}; the token file must be readable by you (uid {})",
+                    crate::error::error_text(&e),
+                    nix::unistd::geteuid()
+                ),
+                _ => format!("cannot open: {}", crate::error::error_text(&e)),
+            })
+        })?;
     let meta = file
         .metadata()
         .map_err(|e| err(format!("cannot stat: {}", crate::error::error_text(&e))))?;
     if !meta.file_type().is_file() {
-        return Err(err(format!(
-            "is a {}, not a regular file; point --env-file at the token file",
-            crate::fsutil::describe_mode(meta.mode())
-        )));
+        return Err(not_regular(path, meta.mode()));
     }
     let check_private = !exempt_under.is_some_and(|dir| built_by_systemd(&file, &meta, dir));
     let me = nix::unistd::geteuid().as_raw();
@@ -359,6 +413,16 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
         )));
     }
     Ok(bytes)
+}
+
+fn not_regular(path: &Path, mode: u32) -> Error {
+    Error::EnvFile {
+        path: path.to_owned(),
+        reason: format!(
+            "is a {}, not a regular file; point --env-file at the token file",
+            crate::fsutil::describe_mode(mode)
+        ),
+    }
 }
 
 /// Whether an opened secret file is one systemd's `LoadCredential=` made, whose mode
@@ -425,6 +489,24 @@ mod tests {
                 assert!(!reason.contains(&bad[13..]), "{reason}");
             }
         }
+        // A double paste, with or without a separator, and anything overlong.
+        for doubled in [
+            format!("{GOOD}{GOOD}"),
+            format!("{GOOD} {GOOD}"),
+            format!("{GOOD}\n{GOOD}"),
+            format!("{}{GOOD}", &GOOD[..90]),
+        ] {
+            let e = Token::parse(&doubled).unwrap_err();
+            assert!(e.contains("two tokens pasted together"), "{e}");
+        }
+        let longest = format!("sk-ant-oat01-{}", "x".repeat(MAX_TOKEN_LEN - 13));
+        assert!(Token::parse(&longest).is_ok());
+        let e = Token::parse(&format!("{longest}x")).unwrap_err();
+        assert!(e.contains("longer than any setup-token"), "{e}");
+        assert!(
+            Token::parse("é sk-ant-").is_err(),
+            "no panic on a multibyte start"
+        );
         assert!(
             Token::parse("sk-ant-api03-x")
                 .unwrap_err()

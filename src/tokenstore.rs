@@ -5,8 +5,9 @@
 //! is not a terminal (never from argv), checks its shape, and writes the env file
 //! atomically: a temp file created `O_CREAT|O_EXCL` with mode 0600 in the same
 //! directory, fsync, rename, fsync of the directory. There is never a moment where the
-//! token sits in a file with wider permissions. A replaced file is kept aside, never
-//! deleted.
+//! token sits in a file with wider permissions. Only a regular file is replaced (a
+//! directory, FIFO, device node or symlink in its place is refused, nothing moved), and
+//! a replaced file is kept aside, never deleted.
 //!
 //! A setup-token lasts 365 days and does not say when it was made, so `token set`
 //! records when each token was *first stored*, in `<env file>.meta.json` next to it,
@@ -49,6 +50,8 @@ pub const LAUNCH_WARN_DAYS: i64 = 14;
 pub const TYPICAL_LEN: usize = 108;
 
 const DAY: i64 = 86_400;
+/// How far in the future a recorded first-stored time may be and still count as now.
+const CLOCK_SKEW: i64 = 600;
 const META_SUFFIX: &str = ".meta.json";
 const WARNED_SUFFIX: &str = ".warned";
 const FINGERPRINT_LABEL: &[u8] = b"claude-iso token fingerprint v1\0";
@@ -98,7 +101,19 @@ pub fn date(unix: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// When a token was first stored, against now.
+/// `1 day`, `2 days`.
+#[must_use]
+pub fn days(n: i64) -> String {
+    if n == 1 {
+        "1 day".into()
+    } else {
+        format!("{n} days")
+    }
+}
+
+/// When a token was first stored, against now. Ages are counted in whole calendar
+/// days (UTC), like the dates printed: a token first stored on day D is 0 days old all
+/// of day D, expires on day D + 365, and age + days left is always 365.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Lifetime {
     pub first_stored: i64,
@@ -106,44 +121,52 @@ pub struct Lifetime {
 }
 
 impl Lifetime {
-    /// Whole days since it was first stored.
+    /// Whole calendar days since it was first stored.
     #[must_use]
     pub fn age_days(&self) -> i64 {
-        (self.now - self.first_stored).div_euclid(DAY)
+        self.now.div_euclid(DAY) - self.first_stored.div_euclid(DAY)
     }
 
-    /// When it stops working (365 days after it was first stored, at the latest).
+    /// When it stops working (365 days after it was first stored, at the latest); its
+    /// date is the first-stored date + 365 days.
     #[must_use]
     pub fn expires(&self) -> i64 {
         self.first_stored + LIFETIME_DAYS * DAY
     }
 
-    /// Whole days since it expired (when [`Lifetime::days_left`] is negative).
+    /// Whole calendar days since the expiry date (when [`Lifetime::days_left`] is
+    /// negative).
     #[must_use]
     pub fn days_expired(&self) -> i64 {
-        (self.now - self.expires()).div_euclid(DAY)
+        -self.days_left()
     }
 
-    /// Whole days left; negative once expired.
+    /// Whole calendar days until the expiry date: 0 on that day, negative after it.
     #[must_use]
     pub fn days_left(&self) -> i64 {
-        (self.expires() - self.now).div_euclid(DAY)
+        LIFETIME_DAYS - self.age_days()
     }
 
-    /// `stored 2025-01-02 (10 days ago), expires 2026-01-02 (355 days left)`.
+    /// `123 days left`, `1 day left`, `EXPIRED 2 days ago`.
+    #[must_use]
+    pub fn left_text(&self) -> String {
+        let left = self.days_left();
+        if left >= 0 {
+            format!("{} left", days(left))
+        } else {
+            format!("EXPIRED {} ago", days(self.days_expired()))
+        }
+    }
+
+    /// `first stored 2025-01-02 (10 days ago), expires 2026-01-02 (355 days left)`.
     #[must_use]
     pub fn describe(&self) -> String {
-        let left = self.days_left();
-        let left = if left >= 0 {
-            format!("{left} days left")
-        } else {
-            format!("EXPIRED {} days ago", self.days_expired())
-        };
         format!(
-            "first stored {} ({} days ago), expires {} ({left})",
+            "first stored {} ({} ago), expires {} ({})",
             date(self.first_stored),
-            self.age_days(),
-            date(self.expires())
+            days(self.age_days()),
+            date(self.expires()),
+            self.left_text()
         )
     }
 
@@ -152,20 +175,61 @@ impl Lifetime {
     pub fn warning(&self, within_days: i64) -> Option<String> {
         let left = self.days_left();
         let fix = "make a new one with `claude setup-token`, then run: claude-iso token set";
+        let on = date(self.expires());
         if left < 0 {
             Some(format!(
-                "the setup-token expired on {} (365 days after it was first stored); {fix}",
-                date(self.expires())
+                "the setup-token expired on {on} (365 days after it was first stored); {fix}"
             ))
+        } else if left == 0 {
+            Some(format!("the setup-token expires today ({on}); {fix}"))
         } else if left <= within_days {
             Some(format!(
-                "the setup-token expires in {left} days ({}); {fix}",
-                date(self.expires())
+                "the setup-token expires in {} ({on}); {fix}",
+                days(left)
             ))
         } else {
             None
         }
     }
+}
+
+/// What the metadata says about a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// No metadata file knows this token.
+    Unknown,
+    /// First stored at a plausible time, recorded in `meta`.
+    Known { life: Lifetime, meta: PathBuf },
+    /// `meta` records this token with a date that cannot be right (in the future, or
+    /// not a Unix time): its age is unknown. `warning` is the one line to show.
+    Invalid { meta: PathBuf, warning: String },
+}
+
+impl Recorded {
+    /// The lifetime, when it is known.
+    #[must_use]
+    pub fn life(&self) -> Option<Lifetime> {
+        match self {
+            Recorded::Known { life, .. } => Some(*life),
+            _ => None,
+        }
+    }
+}
+
+/// Checks a recorded first-stored time against `now`: a time up to [`CLOCK_SKEW`] ahead
+/// counts as now (clocks of two machines, or one corrected by NTP); later, or not a Unix
+/// time, is a problem (the text says which).
+fn check_first_stored(value: &Value, now: i64) -> std::result::Result<i64, String> {
+    let Some(first) = value.as_i64() else {
+        return Err("records a first-stored time for this token that is not a Unix time".into());
+    };
+    if first > now.saturating_add(CLOCK_SKEW) {
+        return Err(format!(
+            "records a first-stored date in the future ({}) for this token, so its age is unknown",
+            date(first)
+        ));
+    }
+    Ok(first.min(now))
 }
 
 /// The default env file `token set` writes: `$XDG_CONFIG_HOME/claude-iso/token.env`.
@@ -198,41 +262,71 @@ fn meta_candidates(config: &Config, source: &Source) -> Vec<PathBuf> {
     out
 }
 
+/// Up to 1 MiB of a regular file opened without following a symlink and without
+/// blocking (a FIFO put in its place cannot hang us); `None` for anything else.
+fn read_regular(dir: Option<&OwnedFd>, path: &Path) -> Option<Vec<u8>> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let fd = match dir {
+        Some(dir) => openat(dir, path, flags, Mode::empty()),
+        None => open(path, flags, Mode::empty()),
+    }
+    .ok()?;
+    let st = nix::sys::stat::fstat(&fd).ok()?;
+    if !fsutil::is_type(&st, nix::sys::stat::SFlag::S_IFREG) {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::from(fd)
+        .take(1 << 20)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    Some(bytes)
+}
+
 /// Reads a metadata file; `None` when missing or not ours.
 fn read_meta(path: &Path) -> Option<Value> {
-    let bytes = std::fs::read(path).ok()?;
+    let bytes = read_regular(None, path)?;
     let doc: Value = serde_json::from_slice(&bytes).ok()?;
     doc.get("tokens")?.as_object()?;
     Some(doc)
 }
 
-fn first_stored_in(doc: &Value, fp: &str) -> Option<i64> {
-    doc["tokens"][fp]["first_stored"].as_i64()
-}
+/// The fix for metadata that records a wrong date.
+const REDO: &str = "store the token again to record today's date: claude-iso token set";
 
-/// When this token was first stored, and the metadata file that says so.
+/// When this token was first stored, and the metadata file that says so: the first
+/// metadata file (see [`meta_candidates`]) that names the token decides.
 #[must_use]
-pub fn recorded(config: &Config, source: &Source, token: &Token) -> Option<(Lifetime, PathBuf)> {
+pub fn recorded(config: &Config, source: &Source, token: &Token) -> Recorded {
     let fp = fingerprint(token);
-    meta_candidates(config, source)
-        .into_iter()
-        .find_map(|meta| {
-            let first = first_stored_in(&read_meta(&meta)?, &fp)?;
-            Some((
-                Lifetime {
-                    first_stored: first,
-                    now: now(),
-                },
+    let now = now();
+    for meta in meta_candidates(config, source) {
+        let Some(doc) = read_meta(&meta) else {
+            continue;
+        };
+        let Some(entry) = doc["tokens"].get(&fp) else {
+            continue;
+        };
+        return match check_first_stored(&entry["first_stored"], now) {
+            Ok(first_stored) => Recorded::Known {
+                life: Lifetime { first_stored, now },
                 meta,
-            ))
-        })
+            },
+            Err(problem) => Recorded::Invalid {
+                warning: format!("{}: {problem}; {REDO}", meta.display()),
+                meta,
+            },
+        };
+    }
+    Recorded::Unknown
 }
 
 /// What a launch says about the token, after loading it: one warning line in its last
-/// [`LAUNCH_WARN_DAYS`] days (at most once a day: the day is stamped in
-/// `<env file>.warned` next to the metadata), and the names of env-file variables that
-/// are not exported. Silent with `-q` (which then leaves the stamp alone, so the next
-/// launch still warns); a dry run warns without stamping.
+/// [`LAUNCH_WARN_DAYS`] days, or when its metadata records an impossible date (at most
+/// once a day: the day is stamped in `<env file>.warned` next to the metadata), and the
+/// names of env-file variables that are not exported. Silent with `-q` (which then
+/// leaves the stamp alone, so the next launch still warns). A dry run does not stamp:
+/// it reports the warning as a line of its plan, saying whether a launch would print it.
 pub fn launch_notes(
     config: &Config,
     source: &Source,
@@ -240,21 +334,35 @@ pub fn launch_notes(
     report: &Report,
     dry_run: bool,
 ) {
+    let (warning, meta, now) = match recorded(config, source, token) {
+        Recorded::Known { life, meta } => (life.warning(LAUNCH_WARN_DAYS), meta, life.now),
+        Recorded::Invalid { meta, warning } => (Some(warning), meta, now()),
+        Recorded::Unknown => (None, PathBuf::new(), 0),
+    };
+    if let Some(warning) = warning {
+        let stamp = meta
+            .to_str()
+            .and_then(|m| m.strip_suffix(META_SUFFIX))
+            .map(|base| PathBuf::from(format!("{base}{WARNED_SUFFIX}")));
+        let fp = fingerprint(token);
+        if dry_run {
+            let due = stamp.is_none_or(|s| stamp_due(&s, &fp, now, false));
+            let when = if report.verbosity == report::Verbosity::Quiet {
+                "a launch with -q would not print it"
+            } else if due {
+                "a launch now would print it as a warning, once today"
+            } else {
+                "a launch already printed it today; it warns once a day"
+            };
+            report.plan(format!("token: {warning} ({when})"));
+        } else if report.verbosity != report::Verbosity::Quiet
+            && stamp.is_none_or(|s| stamp_due(&s, &fp, now, true))
+        {
+            report.warn(warning);
+        }
+    }
     if report.verbosity == report::Verbosity::Quiet {
         return;
-    }
-    if let Some((life, meta)) = recorded(config, source, token) {
-        if let Some(warning) = life.warning(LAUNCH_WARN_DAYS) {
-            let stamp = meta
-                .to_str()
-                .and_then(|m| m.strip_suffix(META_SUFFIX))
-                .map(|base| PathBuf::from(format!("{base}{WARNED_SUFFIX}")));
-            let due =
-                dry_run || stamp.is_none_or(|s| stamp_today(&s, &fingerprint(token), life.now));
-            if due {
-                report.warn(warning);
-            }
-        }
     }
     let others = other_variables(config, source);
     if !others.is_empty() {
@@ -265,29 +373,48 @@ pub fn launch_notes(
     }
 }
 
-/// Whether today's warning is still due for `fp`, recording that it is given. Under an
-/// exclusive `flock` of the stamp file, so concurrent launches warn once. When the stamp
-/// cannot be kept (a read-only directory), the warning is due every time: better than
-/// silence before the token stops working.
-fn stamp_today(stamp: &Path, fp: &str, now: i64) -> bool {
-    let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let Ok(fd) = open(stamp, flags, Mode::from_bits_truncate(0o600)) else {
+/// Whether today's warning is still due for `fp`; with `stamp`, recording that it is
+/// given. Under an exclusive `flock` of the stamp file, so concurrent launches warn
+/// once. When the stamp cannot be kept (a read-only directory, something other than a
+/// regular file in its place), the warning is due every time: better than silence
+/// before the token stops working.
+fn stamp_due(path: &Path, fp: &str, now: i64, stamp: bool) -> bool {
+    let flags = if stamp {
+        OFlag::O_RDWR | OFlag::O_CREAT
+    } else {
+        OFlag::O_RDONLY
+    } | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_CLOEXEC;
+    let Ok(fd) = open(path, flags, Mode::from_bits_truncate(0o600)) else {
         return true;
     };
+    if !nix::sys::stat::fstat(&fd)
+        .is_ok_and(|st| fsutil::is_type(&st, nix::sys::stat::SFlag::S_IFREG))
+    {
+        return true;
+    }
     let file = std::fs::File::from(fd);
-    let Ok(lock) = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive) else {
+    let lock_kind = if stamp {
+        nix::fcntl::FlockArg::LockExclusive
+    } else {
+        nix::fcntl::FlockArg::LockShared
+    };
+    let Ok(lock) = nix::fcntl::Flock::lock(file, lock_kind) else {
         return true;
     };
     let mut file: &std::fs::File = &lock;
     let mut text = String::new();
-    let _ = file.read_to_string(&mut text);
+    let _ = file.take(4096).read_to_string(&mut text);
     let line = format!("{fp} {}\n", date(now));
     if text == line {
         return false;
     }
-    let _ = file.set_len(0);
-    let _ = std::io::Seek::rewind(&mut file);
-    let _ = file.write_all(line.as_bytes());
+    if stamp {
+        let _ = file.set_len(0);
+        let _ = std::io::Seek::rewind(&mut file);
+        let _ = file.write_all(line.as_bytes());
+    }
     drop(lock);
     true
 }
@@ -346,7 +473,7 @@ pub fn set(args: &TokenSetArgs) -> Result<Outcome> {
     };
     let text = std::str::from_utf8(&input.0).map_err(|_| Error::Token {
         source_name: source_name.into(),
-        reason: "is not valid UTF-8".into(),
+        reason: "is not valid UTF-8; give the token printed by `claude setup-token`; nothing was written".into(),
     })?;
     let token = Token::parse(text.trim()).map_err(|reason| Error::Token {
         source_name: source_name.into(),
@@ -451,7 +578,9 @@ fn read_from_terminal() -> Result<Secret> {
     let _ = std::io::stderr().write_all(b"\n");
     outcome.map_err(cancelled)?;
     if line.0.is_empty() {
-        return Err(cancelled("nothing was pasted; nothing was written"));
+        return Err(cancelled(
+            "nothing was pasted; nothing was written: run it again and paste the token printed by `claude setup-token`",
+        ));
     }
     Ok(line)
 }
@@ -471,6 +600,21 @@ fn store(config: &Config, path: &Path, token: &Token) -> Result<Outcome> {
     let dir_fd = open_or_create_dir(dir)?;
     let existing = fsutil::lstat_at(&dir_fd, name)
         .map_err(|e| file_err(format!("cannot stat: {}", e.desc())))?;
+    // Only a regular file is replaced (and kept aside); anything else in the way of the
+    // file or of its metadata is refused before anything is written or moved.
+    if let Some(st) = &existing {
+        refuse_unless_regular(path, st)?;
+    }
+    let meta_path = with_suffix(path, META_SUFFIX);
+    let meta_name = format!("{name}{META_SUFFIX}");
+    if let Some(st) = fsutil::lstat_at(&dir_fd, meta_name.as_str())
+        .map_err(|e| file_err(format!("cannot stat {}: {}", meta_path.display(), e.desc())))?
+    {
+        refuse_unless_regular(&meta_path, &st)?;
+    }
+    let other_links = existing
+        .as_ref()
+        .map_or(0, |st| st.st_nlink.saturating_sub(1));
     let old = existing
         .is_some()
         .then(|| token::read_private_file(path, None));
@@ -500,12 +644,24 @@ fn store(config: &Config, path: &Path, token: &Token) -> Result<Outcome> {
             notes.push(format!(
                 "the previous file is kept as {}{}",
                 dir.join(aside).display(),
-                match (&old, kept_lines) {
-                    (Some(Ok(_)), true) => " (its other lines are kept in the new file)",
-                    (Some(Err(_)), _) =>
-                        " (it was not a usable token file, so nothing of it was carried over)",
-                    _ => " (it was not a usable token file, so nothing of it was carried over)",
+                if kept_lines {
+                    " (its other lines are kept in the new file)"
+                } else {
+                    " (it was not a usable token file, so nothing of it was carried over)"
                 }
+            ));
+        }
+        if other_links > 0 {
+            // Replaced by rename: only this name gets the new file; another hard link
+            // of the old one (never written through) still holds the old token.
+            notes.push(format!(
+                "note: the old file had {} (a hard link elsewhere), which still holds the old token: only {} was replaced",
+                if other_links == 1 {
+                    "another name".to_owned()
+                } else {
+                    format!("{other_links} other names")
+                },
+                path.display()
             ));
         }
     }
@@ -516,8 +672,19 @@ fn store(config: &Config, path: &Path, token: &Token) -> Result<Outcome> {
             "reads back a different token after writing; check the file".into(),
         ));
     }
-    let life = record_first_stored(&dir_fd, name, token)
-        .map_err(|e| file_err(format!("cannot record the date: {}", e.desc())))?;
+    let (life, redated) = record_first_stored(&dir_fd, &meta_name, token).map_err(|e| {
+        file_err(format!(
+            "cannot record the date in {}: {}",
+            meta_path.display(),
+            e.desc()
+        ))
+    })?;
+    if let Some(problem) = redated {
+        notes.push(format!(
+            "{} {problem}; recorded today's date instead",
+            meta_path.display()
+        ));
+    }
     notes.push(life.describe());
     if token.expose().len() != TYPICAL_LEN {
         notes.push(format!(
@@ -532,6 +699,44 @@ fn store(config: &Config, path: &Path, token: &Token) -> Result<Outcome> {
         report::error_line(&n);
     }
     Ok(Outcome::Success)
+}
+
+/// `token set` replaces only a regular file: a directory, a FIFO, a socket, a device
+/// node or a symlink (whatever it points to) at `path` is refused with the fix, and
+/// nothing is moved. A symlink is not replaced (that would cut the link) nor written
+/// through (that would write wherever it points): the fix names its target.
+fn refuse_unless_regular(path: &Path, st: &nix::sys::stat::FileStat) -> Result<()> {
+    use nix::sys::stat::SFlag;
+    if fsutil::is_type(st, SFlag::S_IFREG) {
+        return Ok(());
+    }
+    let reason = if fsutil::is_type(st, SFlag::S_IFLNK) {
+        match std::fs::canonicalize(path) {
+            Ok(target) if target.is_file() => format!(
+                "is a symlink to {0}; token set replaces only a regular file: to update the file it points to, run: claude-iso token set --env-file {0}",
+                target.display()
+            ),
+            Ok(target) => format!(
+                "is a symlink to {} (not a regular file); token set replaces only a regular file: remove the link, or pass --env-file with another path",
+                target.display()
+            ),
+            Err(_) => "is a symlink that leads nowhere; token set replaces only a regular file: remove the link, or pass --env-file with another path".to_owned(),
+        }
+    } else if fsutil::is_type(st, SFlag::S_IFDIR) {
+        format!(
+            "is a directory; token set replaces only a regular file: to store the token inside it, pass --env-file {}",
+            path.join("token.env").display()
+        )
+    } else {
+        format!(
+            "is a {}, not a regular file; token set replaces only a regular file: pass --env-file with the path of a token file",
+            fsutil::describe_mode(st.st_mode)
+        )
+    };
+    Err(Error::EnvFile {
+        path: path.to_owned(),
+        reason,
+    })
 }
 
 fn fresh(token: &Token) -> Secret {
@@ -563,6 +768,13 @@ fn rewrite(old: &[u8], token: &Token) -> Option<Secret> {
     let new_line = format!("{TOKEN_VAR}={}", token.expose());
     for (i, line) in old.split_inclusive(|b| *b == b'\n').enumerate() {
         if Some(i + 1) == at {
+            // Keep what comes before the name (indentation, `export `): the file may be
+            // sourced by a shell that needs the variable exported.
+            let before = line
+                .windows(TOKEN_VAR.len() + 1)
+                .position(|w| w.strip_suffix(b"=") == Some(TOKEN_VAR.as_bytes()))
+                .map_or(&[][..], |n| &line[..n]);
+            out.0.extend_from_slice(before);
             out.0.extend_from_slice(new_line.as_bytes());
             if line.ends_with(b"\r\n") {
                 out.0.extend_from_slice(b"\r\n");
@@ -595,14 +807,24 @@ fn open_or_create_dir(dir: &Path) -> Result<OwnedFd> {
             .recursive(true)
             .mode(0o700)
             .create(dir)
-            .map_err(|e| dir_err(format!("cannot create: {}", error_text(&e))))?;
+            .map_err(|e| {
+                dir_err(format!(
+                    "cannot create: {}; pass --env-file with a path in a directory you can write",
+                    error_text(&e)
+                ))
+            })?;
     }
     open(
         dir,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| dir_err(format!("cannot open the directory: {}", e.desc())))
+    .map_err(|e| {
+        dir_err(format!(
+            "cannot open the directory: {}; pass --env-file with a path in a directory you can write",
+            e.desc()
+        ))
+    })
 }
 
 /// Writes `name` in `dir` atomically with mode 0600 from creation (`fsutil::write_atomic`),
@@ -624,35 +846,27 @@ fn write_atomic(
     .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32)))
 }
 
-/// Adds this token's first-stored date to `<name>.meta.json` unless it is there.
-fn record_first_stored(dir_fd: &OwnedFd, name: &str, token: &Token) -> nix::Result<Lifetime> {
-    let meta_name = format!("{name}{META_SUFFIX}");
+/// Adds this token's first-stored date to the metadata file `meta_name` unless a
+/// plausible one is there. A date that cannot be right (see [`check_first_stored`]) is
+/// replaced by now; the problem it had is returned.
+fn record_first_stored(
+    dir_fd: &OwnedFd,
+    meta_name: &str,
+    token: &Token,
+) -> nix::Result<(Lifetime, Option<String>)> {
     let fp = fingerprint(token);
     let now = now();
-    let old = openat(
-        dir_fd,
-        meta_name.as_str(),
-        OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()
-    .and_then(|fd| {
-        let mut bytes = Vec::new();
-        std::fs::File::from(fd)
-            .take(1 << 20)
-            .read_to_end(&mut bytes)
-            .ok()?;
-        Some(bytes)
-    });
+    let old = read_regular(Some(dir_fd), Path::new(meta_name));
     let parsed: Option<Value> = old
         .as_deref()
         .and_then(|b| serde_json::from_slice(b).ok())
         .filter(|d: &Value| d.get("tokens").is_some_and(Value::is_object));
-    if let Some(first) = parsed.as_ref().and_then(|d| first_stored_in(d, &fp)) {
-        return Ok(Lifetime {
-            first_stored: first,
-            now,
-        });
+    let mut redated = None;
+    if let Some(entry) = parsed.as_ref().and_then(|d| d["tokens"].get(&fp)) {
+        match check_first_stored(&entry["first_stored"], now) {
+            Ok(first_stored) => return Ok((Lifetime { first_stored, now }, None)),
+            Err(problem) => redated = Some(problem),
+        }
     }
     let unreadable = old.is_some() && parsed.is_none();
     let mut doc = parsed.unwrap_or_else(|| {
@@ -664,11 +878,14 @@ fn record_first_stored(dir_fd: &OwnedFd, name: &str, token: &Token) -> nix::Resu
     doc["tokens"][&fp] = json!({ "first_stored": now });
     let mut text = serde_json::to_vec_pretty(&doc).expect("JSON serializes");
     text.push(b'\n');
-    write_atomic(dir_fd, &meta_name, &text, unreadable)?;
-    Ok(Lifetime {
-        first_stored: now,
-        now,
-    })
+    write_atomic(dir_fd, meta_name, &text, unreadable)?;
+    Ok((
+        Lifetime {
+            first_stored: now,
+            now,
+        },
+        redated,
+    ))
 }
 
 // ---------------------------------------------------------------------------------
@@ -687,8 +904,12 @@ pub fn status(args: &TokenStatusArgs) -> Result<Outcome> {
         CallerEnv::from_process(),
     )?;
     let (token, source) = token::load(&config)?;
-    let life = recorded(&config, &source, &token).map(|(l, _)| l);
-    let warning = life.and_then(|l| l.warning(STATUS_WARN_DAYS));
+    let record = recorded(&config, &source, &token);
+    let life = record.life();
+    let warning = match &record {
+        Recorded::Invalid { warning, .. } => Some(warning.clone()),
+        _ => life.and_then(|l| l.warning(STATUS_WARN_DAYS)),
+    };
     let state = match life {
         None => "unknown",
         Some(l) if l.days_left() < 0 => "expired",
@@ -723,20 +944,21 @@ pub fn status(args: &TokenStatusArgs) -> Result<Outcome> {
         match life {
             Some(l) => {
                 lines.push(format!(
-                    "stored   {} ({} days ago)",
+                    "stored   {} ({} ago)",
                     date(l.first_stored),
-                    l.age_days()
+                    days(l.age_days())
                 ));
-                let left = l.days_left();
-                lines.push(if left >= 0 {
-                    format!("expires  {} ({left} days left)", date(l.expires()))
-                } else {
-                    format!(
-                        "expires  {} (EXPIRED {} days ago)",
-                        date(l.expires()),
-                        l.days_expired()
-                    )
-                });
+                lines.push(format!(
+                    "expires  {} ({})",
+                    date(l.expires()),
+                    l.left_text()
+                ));
+            }
+            None if matches!(record, Recorded::Invalid { .. }) => {
+                lines.push("stored   unknown (the recorded date cannot be right)".into());
+                lines.push(format!(
+                    "expires  unknown; a setup-token lasts {LIFETIME_DAYS} days from `claude setup-token`"
+                ));
             }
             None => {
                 lines.push(
@@ -778,26 +1000,75 @@ mod tests {
 
     #[test]
     fn lifetime_arithmetic() {
+        // Calendar days (UTC): the day count follows the printed dates, whatever the
+        // time of day of either end.
         let l = Lifetime {
-            first_stored: 0,
-            now: 335 * DAY + 1,
+            first_stored: DAY - 1,
+            now: 335 * DAY,
         };
         assert_eq!(l.age_days(), 335);
-        assert_eq!(l.days_left(), 29);
+        assert_eq!(l.days_left(), 30);
+        assert_eq!(date(l.expires()), date(365 * DAY));
         assert!(l.warning(STATUS_WARN_DAYS).is_some());
         assert!(l.warning(LAUNCH_WARN_DAYS).is_none());
-        let fresh = Lifetime {
+        for now in [0, 1, DAY - 1] {
+            let fresh = Lifetime {
+                first_stored: 0,
+                now,
+            };
+            assert_eq!((fresh.age_days(), fresh.days_left()), (0, 365));
+            assert!(fresh.describe().contains("(0 days ago)"));
+            assert!(fresh.describe().contains("(365 days left)"));
+            assert!(fresh.warning(STATUS_WARN_DAYS).is_none());
+        }
+        for (now, age) in [(DAY, 1), (364 * DAY + DAY - 1, 364), (365 * DAY, 365)] {
+            let l = Lifetime {
+                first_stored: DAY / 2,
+                now,
+            };
+            assert_eq!(l.age_days(), age);
+            assert_eq!(l.age_days() + l.days_left(), LIFETIME_DAYS);
+        }
+        let one = Lifetime {
             first_stored: 0,
-            now: 1,
+            now: 364 * DAY,
         };
-        assert_eq!(fresh.days_left(), 364);
-        assert!(fresh.warning(STATUS_WARN_DAYS).is_none());
+        assert!(
+            one.describe().contains("(1 day left)"),
+            "{}",
+            one.describe()
+        );
+        assert!(one.warning(1).unwrap().contains("expires in 1 day ("));
+        let today = Lifetime {
+            first_stored: 0,
+            now: 365 * DAY + 10,
+        };
+        assert!(today.warning(0).unwrap().contains("expires today"));
         let old = Lifetime {
             first_stored: 0,
             now: 400 * DAY,
         };
-        assert!(old.days_left() < 0);
+        assert_eq!(old.days_left(), -35);
+        assert!(old.describe().contains("EXPIRED 35 days ago"));
         assert!(old.warning(0).unwrap().contains("expired"));
+        let yesterday = Lifetime {
+            first_stored: 0,
+            now: 366 * DAY,
+        };
+        assert!(yesterday.describe().contains("(366 days ago)"));
+        assert!(yesterday.describe().contains("EXPIRED 1 day ago"));
+    }
+
+    #[test]
+    fn a_first_stored_time_in_the_future_is_not_believed() {
+        let now = 1_000 * DAY;
+        assert_eq!(check_first_stored(&json!(now - 5), now), Ok(now - 5));
+        // Within the clock-skew allowance: counts as now, never a negative age.
+        assert_eq!(check_first_stored(&json!(now + 60), now), Ok(now));
+        let e = check_first_stored(&json!(now + CLOCK_SKEW + 1), now).unwrap_err();
+        assert!(e.contains("in the future"), "{e}");
+        assert!(check_first_stored(&json!("2025-01-01"), now).is_err());
+        assert!(check_first_stored(&Value::Null, now).is_err());
     }
 
     #[test]
@@ -818,9 +1089,15 @@ mod tests {
         let t = Token::parse(&format!("sk-ant-oat01-{body}")).unwrap();
         let old = b"# c\r\nFOO=1\r\nexport CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-old\r\nBAR=2";
         let new = rewrite(old, &t).unwrap();
+        // The `export ` prefix stays (issue 13 follow-up: it was dropped before).
         assert_eq!(
             String::from_utf8(new.0.clone()).unwrap(),
-            format!("# c\r\nFOO=1\r\nCLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-{body}\r\nBAR=2")
+            format!("# c\r\nFOO=1\r\nexport CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-{body}\r\nBAR=2")
+        );
+        let indented = rewrite(b"  export\tCLAUDE_CODE_OAUTH_TOKEN='x'\n", &t).unwrap();
+        assert_eq!(
+            String::from_utf8(indented.0.clone()).unwrap(),
+            format!("  export\tCLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-{body}\n")
         );
         let appended = rewrite(b"FOO=1", &t).unwrap();
         assert_eq!(

@@ -84,8 +84,15 @@ fn now() -> i64 {
         .unwrap()
 }
 
-/// Sets the first-stored time of every token recorded in `meta` to `days_ago` days ago.
+/// Sets the first-stored time of every token recorded in `meta` to the start (UTC) of
+/// the day `days_ago` calendar days ago.
 fn backdate(meta: &Path, days_ago: i64) {
+    set_first_stored(meta, (now().div_euclid(DAY) - days_ago) * DAY);
+}
+
+/// Sets the first-stored time of every token recorded in `meta` to `when`.
+fn set_first_stored(meta: &Path, when: impl Into<Value>) {
+    let when = when.into();
     let mut doc: Value = serde_json::from_slice(&fs::read(meta).unwrap()).unwrap();
     let tokens = doc["tokens"].as_object_mut().expect("tokens");
     assert!(
@@ -94,7 +101,7 @@ fn backdate(meta: &Path, days_ago: i64) {
         meta.display()
     );
     for entry in tokens.values_mut() {
-        entry["first_stored"] = (now() - days_ago * DAY - 60).into();
+        entry["first_stored"] = when.clone();
     }
     write_mode(meta, serde_json::to_vec(&doc).unwrap(), 0o600);
 }
@@ -209,7 +216,8 @@ fn replacing_keeps_the_old_file_aside_and_its_other_lines() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         fs::read_to_string(&file).unwrap(),
-        format!("# mine\nFOO=bar\nCLAUDE_CODE_OAUTH_TOKEN={TOKEN_C}\nBAZ='q'\n")
+        format!("# mine\nFOO=bar\nexport CLAUDE_CODE_OAUTH_TOKEN={TOKEN_C}\nBAZ='q'\n"),
+        "the token line keeps its `export ` prefix"
     );
     let aside = names_with_prefix(file.parent().unwrap(), "token.env.replaced-");
     assert_eq!(aside.len(), 1, "{aside:?}");
@@ -366,11 +374,11 @@ fn status_reports_age_and_days_left_and_warns_near_expiry() {
     let (code, stdout, _) = run_in(&t, &["token", "status"], None);
     assert_eq!(code, 0, "a warning is not a failure");
     assert!(
-        stdout.contains("(340 days ago)") && stdout.contains("(24 days left)"),
+        stdout.contains("(340 days ago)") && stdout.contains("(25 days left)"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("warning  the setup-token expires in 24 days"),
+        stdout.contains("warning  the setup-token expires in 25 days"),
         "{stdout}"
     );
     assert!(stdout.contains("claude-iso token set"), "{stdout}");
@@ -381,7 +389,7 @@ fn status_reports_age_and_days_left_and_warns_near_expiry() {
     assert_eq!(doc["length"], 108);
     assert_eq!(doc["prefix"], "sk-ant-oat01-");
     assert_eq!(doc["age_days"], 340);
-    assert_eq!(doc["days_left"], 24);
+    assert_eq!(doc["days_left"], 25);
     assert_eq!(doc["status"], "warn");
     assert_eq!(doc["kind"], "env_file");
 
@@ -396,7 +404,7 @@ fn status_reports_age_and_days_left_and_warns_near_expiry() {
         .unwrap();
     assert_eq!(token["status"], "warn", "{token}");
     assert!(
-        token["detail"].as_str().unwrap().contains("24 days left"),
+        token["detail"].as_str().unwrap().contains("25 days left"),
         "{token}"
     );
 
@@ -440,7 +448,7 @@ fn a_launch_warns_once_a_day_in_the_last_14_days() {
     let err = first.stderr_text();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.starts_with("claude-iso: warning: the setup-token expires in 9 days"),
+        err.starts_with("claude-iso: warning: the setup-token expires in 10 days"),
         "{err}"
     );
     assert!(err.contains("claude-iso token set"), "{err}");
@@ -452,7 +460,7 @@ fn a_launch_warns_once_a_day_in_the_last_14_days() {
     let stamp = fs::read_to_string(&warned).unwrap();
     let (fp, _) = stamp.split_once(' ').unwrap();
     write_mode(&warned, format!("{fp} 1970-01-01\n"), 0o600);
-    t.run().success().stderr_contains("expires in 9 days");
+    t.run().success().stderr_contains("expires in 10 days");
 }
 
 #[test]
@@ -483,4 +491,480 @@ fn a_missing_claude_says_how_to_install_it() {
     t.run()
         .status(127)
         .one_line_error("claude: command not found on PATH; install Claude Code: npm install -g @anthropic-ai/claude-code");
+}
+
+/// `date -u +%F` of a Unix time.
+fn utc_date(unix: i64) -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%F", "-d", &format!("@{unix}")])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// `token status --json` of `t`'s default token file.
+fn status_json(t: &Test) -> Value {
+    let (code, stdout, stderr) = run_in(t, &["token", "status", "--json"], None);
+    assert!(code == 0 || code == 1, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+#[test]
+fn token_set_replaces_only_a_regular_file() {
+    let t = fresh();
+    let dir = t.path("d");
+    mkdir(&dir);
+    let target = dir.join("token.env");
+    let regular = dir.join("real.env");
+    write_mode(
+        &regular,
+        format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_B}\n"),
+        0o600,
+    );
+    type Setup = fn(&Path, &Path);
+    let cases: Vec<(&str, Setup, &str)> = vec![
+        (
+            "a directory with contents",
+            |p, _| {
+                mkdir(p);
+                write_mode(&p.join("inside"), "keep me", 0o600);
+            },
+            "is a directory",
+        ),
+        (
+            "a FIFO",
+            |p, _| nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap(),
+            "is a FIFO, not a regular file",
+        ),
+        (
+            "a socket",
+            |p, _| {
+                let l = std::os::unix::net::UnixListener::bind(p).unwrap();
+                std::mem::forget(l);
+            },
+            "is a socket, not a regular file",
+        ),
+        (
+            "a symlink to a device node",
+            |p, _| std::os::unix::fs::symlink("/dev/null", p).unwrap(),
+            "is a symlink to /dev/null (not a regular file)",
+        ),
+        (
+            "a symlink to a directory",
+            |p, _| std::os::unix::fs::symlink("..", p).unwrap(),
+            "(not a regular file)",
+        ),
+        (
+            "a dangling symlink",
+            |p, _| std::os::unix::fs::symlink("nowhere", p).unwrap(),
+            "is a symlink that leads nowhere",
+        ),
+        (
+            // Neither replaced (that cuts the link) nor written through: the fix names
+            // the file it points to.
+            "a symlink to a token file",
+            |p, real| std::os::unix::fs::symlink(real, p).unwrap(),
+            "run: claude-iso token set --env-file ",
+        ),
+    ];
+    let mut cases = cases;
+    if is_root() {
+        cases.push((
+            "a character device (/dev/null's numbers)",
+            |p, _| {
+                nix::sys::stat::mknod(
+                    p,
+                    nix::sys::stat::SFlag::S_IFCHR,
+                    nix::sys::stat::Mode::from_bits_truncate(0o666),
+                    nix::sys::stat::makedev(1, 3),
+                )
+                .unwrap();
+            },
+            "is a character device, not a regular file",
+        ));
+    }
+    for (what, setup, needle) in cases {
+        setup(&target, &regular);
+        let before = tree(&dir);
+        let (code, stdout, stderr) = set_in(&t, TOKEN_C, &["--env-file", target.to_str().unwrap()]);
+        assert_eq!(code, 125, "{what}: {stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("claude-iso: {}: ", target.display()))
+                && stderr.contains(needle)
+                && stderr.contains("token set replaces only a regular file"),
+            "{what}: {stderr}"
+        );
+        assert_eq!(tree(&dir), before, "{what}: something was moved or written");
+        if what == "a symlink to a token file" {
+            assert!(stderr.contains(&regular.display().to_string()), "{stderr}");
+        }
+        if what == "a directory with contents" {
+            assert!(
+                stderr.contains(&format!("--env-file {}/token.env", target.display())),
+                "{stderr}"
+            );
+            fs::remove_dir_all(&target).unwrap();
+        } else {
+            fs::remove_file(&target).unwrap();
+        }
+    }
+    // Not even a device outside the sandbox (as root, /dev/null itself would otherwise
+    // be moved aside; this variant runs only unprivileged, where a mistake cannot).
+    if !is_root() {
+        let (code, _, stderr) = set_in(&t, TOKEN_C, &["--env-file", "/dev/null"]);
+        assert_eq!(code, 125, "{stderr}");
+        assert!(
+            stderr.contains("/dev/null: is a character device, not a regular file"),
+            "{stderr}"
+        );
+    }
+
+    // Its metadata file must be a regular file too, checked before anything is written.
+    nix::unistd::mkfifo(
+        &meta_file(&target),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let before = tree(&dir);
+    let (code, _, stderr) = set_in(&t, TOKEN_C, &["--env-file", target.to_str().unwrap()]);
+    assert_eq!(code, 125, "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: is a FIFO, not a regular file",
+            meta_file(&target).display()
+        )),
+        "{stderr}"
+    );
+    assert_eq!(tree(&dir), before);
+    fs::remove_file(meta_file(&target)).unwrap();
+
+    // A regular file is still replaced and kept aside.
+    write_mode(
+        &target,
+        format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_B}\n"),
+        0o600,
+    );
+    let (code, _, stderr) = set_in(&t, TOKEN_C, &["--env-file", target.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(names_with_prefix(&dir, "token.env.replaced-").len(), 1);
+}
+
+#[test]
+fn a_hard_linked_token_file_is_replaced_by_rename_and_its_other_name_keeps_the_old_file() {
+    let t = fresh();
+    let file = default_file(&t);
+    mkdir(file.parent().unwrap());
+    let old = format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_B}\n");
+    write_mode(&file, &old, 0o600);
+    let other = t.path("other-name.env");
+    fs::hard_link(&file, &other).unwrap();
+    let (code, _, stderr) = set_in(&t, TOKEN_C, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    // Never written through: the other name still holds the old file, unchanged.
+    assert_eq!(fs::read_to_string(&other).unwrap(), old);
+    assert_eq!(mode_of(&other), 0o600);
+    assert_eq!(
+        fs::read_to_string(&file).unwrap(),
+        format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_C}\n")
+    );
+    assert!(
+        stderr.contains("another name (a hard link elsewhere), which still holds the old token"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn age_and_days_left_count_calendar_days_like_the_printed_dates() {
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let meta = meta_file(&default_file(&t));
+    let today = now().div_euclid(DAY);
+    // Stored at the very start of today, at the very end of a day, at noon: the day
+    // counts and the dates agree, whatever the time of day.
+    for (first, age) in [
+        (today * DAY, 0),
+        ((today - 10) * DAY + DAY - 1, 10),
+        ((today - 1) * DAY + DAY / 2, 1),
+        ((today - 364) * DAY + DAY - 1, 364),
+        ((today - 365) * DAY, 365),
+    ] {
+        set_first_stored(&meta, first);
+        let doc = status_json(&t);
+        assert_eq!(doc["age_days"], age, "{doc}");
+        assert_eq!(doc["days_left"], 365 - age, "{doc}");
+        assert_eq!(doc["first_stored"], utc_date(first), "{doc}");
+        assert_eq!(doc["expires"], utc_date(first + 365 * DAY), "{doc}");
+        assert_eq!(
+            utc_date((today - age + 365) * DAY),
+            doc["expires"].as_str().unwrap()
+        );
+        let (_, text, _) = run_in(&t, &["token", "status"], None);
+        let ago = if age == 1 {
+            "1 day ago".to_owned()
+        } else {
+            format!("{age} days ago")
+        };
+        let left = match 365 - age {
+            1 => "1 day left".to_owned(),
+            n => format!("{n} days left"),
+        };
+        assert!(text.contains(&format!("({ago})")), "{text}");
+        assert!(text.contains(&format!("({left})")), "{text}");
+        assert!(!text.contains("1 days"), "{text}");
+    }
+    // The last day: "1 day", and the launch warns about it.
+    set_first_stored(&meta, (today - 364) * DAY);
+    let (_, text, _) = run_in(&t, &["token", "status"], None);
+    assert!(text.contains("expires in 1 day ("), "{text}");
+    // The expiry date itself: still 0 days left, "expires today"; the day after, expired.
+    set_first_stored(&meta, (today - 365) * DAY + DAY - 1);
+    let (code, text, _) = run_in(&t, &["token", "status"], None);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("(0 days left)") && text.contains("expires today"),
+        "{text}"
+    );
+    set_first_stored(&meta, (today - 366) * DAY + DAY - 1);
+    let (code, text, _) = run_in(&t, &["token", "status"], None);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("(EXPIRED 1 day ago)"), "{text}");
+
+    // token set on a token stored today says what status says.
+    let t = fresh();
+    let (_, _, stderr) = set_in(&t, TOKEN_C, &[]);
+    let meta = meta_file(&default_file(&t));
+    set_first_stored(&meta, now().div_euclid(DAY) * DAY);
+    let (_, _, again) = set_in(&t, TOKEN_C, &[]);
+    for text in [&stderr, &again] {
+        assert!(
+            text.contains("(0 days ago)") && text.contains("(365 days left)"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_first_stored_date_in_the_future_is_not_believed() {
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let file = default_file(&t);
+    let meta = meta_file(&file);
+    // A few seconds ahead (another machine's clock): today, never a negative age.
+    set_first_stored(&meta, now() + 60);
+    let doc = status_json(&t);
+    assert_eq!(
+        (doc["age_days"].clone(), doc["days_left"].clone()),
+        (0.into(), 365.into())
+    );
+
+    for bad in [Value::from(now() + 5 * DAY), Value::from("2026-01-01")] {
+        set_first_stored(&meta, bad.clone());
+        let (code, text, _) = run_in(&t, &["token", "status"], None);
+        assert_eq!(code, 0, "{text}");
+        assert!(!text.contains("-5") && !text.contains("370"), "{text}");
+        assert!(text.contains("stored   unknown"), "{text}");
+        let warning = text
+            .lines()
+            .find(|l| l.starts_with("warning  "))
+            .unwrap_or_else(|| panic!("no warning for {bad}: {text}"));
+        assert!(
+            warning.contains(&meta.display().to_string())
+                && warning.contains("claude-iso token set"),
+            "{warning}"
+        );
+        let doc = status_json(&t);
+        assert_eq!(doc["status"], "unknown", "{doc}");
+        assert_eq!(doc["age_days"], Value::Null, "{doc}");
+        assert!(
+            doc["warning"]
+                .as_str()
+                .unwrap()
+                .contains("claude-iso token set")
+        );
+        // doctor warns the same way.
+        let (_, stdout, _) = run_in(&t, &["doctor", "--json"], None);
+        let doc: Value = serde_json::from_str(&stdout).unwrap();
+        let check = doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "token")
+            .unwrap()
+            .clone();
+        assert_eq!(check["status"], "warn", "{check}");
+        assert!(
+            check["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&meta.display().to_string())
+        );
+    }
+    set_first_stored(&meta, now() + 5 * DAY);
+    // A launch warns in one line, naming the file and the fix.
+    let out = t.run();
+    out.success();
+    let err = out.stderr_text();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(&format!("claude-iso: warning: {}: ", meta.display()))
+            && err.contains("in the future")
+            && err.contains("claude-iso token set"),
+        "{err}"
+    );
+    // The fix works: storing the token again records today.
+    let (code, _, stderr) = set_in(&t, TOKEN_B, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("recorded today's date instead"), "{stderr}");
+    assert!(stderr.contains("(0 days ago)"), "{stderr}");
+    assert_eq!(status_json(&t)["age_days"], 0);
+}
+
+#[test]
+fn a_double_pasted_or_overlong_token_is_refused_by_token_set_and_by_a_launch() {
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let dir = default_file(&t).parent().unwrap().to_owned();
+    let before = tree(&dir);
+    let overlong = format!("{TOKEN_C}{}", &TOKEN_C[13..106]);
+    for (input, needle) in [
+        (
+            format!("{TOKEN_C}{TOKEN_C}"),
+            "looks like two tokens pasted together",
+        ),
+        (
+            format!("{TOKEN_C} {TOKEN_C}"),
+            "looks like two tokens pasted together",
+        ),
+        (overlong.clone(), "is longer than any setup-token"),
+    ] {
+        let (code, stdout, stderr) = set_in(&t, &input, &[]);
+        assert_eq!(code, 125, "{stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert_eq!(tree(&dir), before);
+    }
+    // The shape check is the launcher's too.
+    for (value, needle) in [
+        (
+            format!("{TOKEN_C}{TOKEN_C}"),
+            "looks like two tokens pasted together",
+        ),
+        (overlong, "is longer than any setup-token"),
+    ] {
+        Test::new()
+            .secret(TOKEN_C)
+            .env_file_text(format!("CLAUDE_CODE_OAUTH_TOKEN={value}\n"))
+            .run()
+            .status(125)
+            .one_line_error(&format!("token.env:1: CLAUDE_CODE_OAUTH_TOKEN {needle}"))
+            .probe_not_run();
+    }
+}
+
+#[test]
+fn every_bad_env_file_line_names_the_file_the_line_and_the_fix() {
+    let token_line = format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n");
+    let cases: [(Vec<u8>, &str); 6] = [
+        (
+            format!("# a\nCLAUDE_CODE_OAUTH_TOKEN={TOKEN}\0\n").into_bytes(),
+            "token.env:2: contains a NUL byte",
+        ),
+        (
+            [&b"OTHER=\xff\xfe\n"[..], token_line.as_bytes()].concat(),
+            "token.env:1: is not valid UTF-8; save the file as UTF-8 text",
+        ),
+        (
+            [&b"OTHER=a\x1b[0m\n"[..], token_line.as_bytes()].concat(),
+            "token.env:1: contains a control character",
+        ),
+        (
+            [&b"OTHER=\"a\\n\"\n"[..], token_line.as_bytes()].concat(),
+            "token.env:1: has an unsupported backslash escape",
+        ),
+        (
+            [&b"OTHER='a' b\n"[..], token_line.as_bytes()].concat(),
+            "token.env:1: has text after the closing quote",
+        ),
+        (
+            [&b"\n\nOTHER\n"[..], token_line.as_bytes()].concat(),
+            "token.env:3: has no '='",
+        ),
+    ];
+    for (text, needle) in cases {
+        let t = Test::new().env_file_text(text);
+        let out = t.run();
+        out.status(125).one_line_error(needle).probe_not_run();
+        // "<file>:<line>: <what is wrong>; <the fix>".
+        let err = out.stderr_text();
+        let (_, reason) = err.split_once("token.env:").unwrap();
+        let (_, fix) = reason.split_once("; ").unwrap_or_default();
+        assert!(fix.trim().len() > 15, "no fix: {err}");
+    }
+}
+
+#[test]
+fn a_dry_run_reports_the_expiry_warning_without_repeating_it() {
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let file = default_file(&t);
+    let warned = PathBuf::from(format!("{}.warned", file.display()));
+    let t = t.no_env_file();
+    backdate(&meta_file(&file), 355);
+    // Before any launch: the plan says a launch would warn, and nothing is stamped.
+    let out = t.spawn_with(["--dry-run"]).wait();
+    out.status(0).stderr_lacks("warning");
+    out.stdout_contains("token: the setup-token expires in 10 days");
+    out.stdout_contains("a launch now would print it as a warning");
+    assert!(!warned.exists());
+    // After the day's warning: reported as already given, not warned again.
+    t.run()
+        .success()
+        .stderr_contains("warning: the setup-token expires in 10 days");
+    let stamp = fs::read(&warned).unwrap();
+    let out = t.spawn_with(["--dry-run"]).wait();
+    out.status(0).stderr_lacks("warning");
+    out.stdout_contains("a launch already printed it today; it warns once a day");
+    assert_eq!(fs::read(&warned).unwrap(), stamp);
+}
+
+#[test]
+fn a_fifo_in_place_of_the_metadata_or_the_stamp_never_hangs() {
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let file = default_file(&t);
+    backdate(&meta_file(&file), 355);
+    let warned = PathBuf::from(format!("{}.warned", file.display()));
+    nix::unistd::mkfifo(&warned, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let t = t.no_env_file().timeout(Duration::from_secs(10));
+    // The stamp cannot be kept: the warning is given every time, and nothing hangs.
+    t.run().success().stderr_contains("expires in 10 days");
+    t.run().success().stderr_contains("expires in 10 days");
+    fs::remove_file(meta_file(&file)).unwrap();
+    nix::unistd::mkfifo(
+        &meta_file(&file),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let out = t.spawn_with(["token", "status"]).wait();
+    out.status(0).stdout_contains("stored   unknown");
+}
+
+#[test]
+fn a_fresh_machine_without_claude_is_told_to_install_it_first() {
+    let t = fresh();
+    fs::remove_file(t.path("bin/claude")).unwrap();
+    t.run()
+        .status(125)
+        .one_line_error("install Claude Code (npm install -g @anthropic-ai/claude-code), make a token with `claude setup-token`, then run: claude-iso token set");
+    // With claude installed, the one next step is only to store the token.
+    let t = fresh();
+    let out = t.run();
+    out.status(125)
+        .one_line_error(
+            "run: claude-iso token set (it stores the token `claude setup-token` prints)",
+        )
+        .stderr_lacks("install Claude Code");
 }

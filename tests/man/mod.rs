@@ -655,7 +655,12 @@ fn subcommands(page: &mut Page, cmd: &Command) {
         not even for a moment: a new file is created with mode 0600 next to it, \
         synced, and renamed over the old one. A file it replaces is kept next to it \
         as __file__**.replaced-**__TIME__**-**__N__ (mode 0600), and the new file \
-        keeps the old one's other lines. The date the token was first stored is \
+        keeps the old one's other lines (and an **export** before the token line). \
+        Only a regular file is replaced: a directory, FIFO, socket, device node or \
+        symlink at __file__ or __file__**.meta.json** exits 125, naming it and the \
+        fix, and nothing is moved or written. Other hard links of a replaced file keep \
+        the old token. A token holding **sk-ant-** twice (a double paste) or longer \
+        than 200 characters is refused, by launches too. The date the token was first stored is \
         recorded in __file__**.meta.json**, under a fingerprint of the token (16 hex \
         digits of a SHA-256), from which the token cannot be recovered; storing the \
         same token again keeps its date.",
@@ -664,7 +669,10 @@ fn subcommands(page: &mut Page, cmd: &Command) {
     page.p(
         "Shows the token a launch would use: its source, prefix and length, when it \
         was first stored, its age, and the days left of its 365-day lifetime (known \
-        when **token set** stored it). From 30 days before the end it adds a warning \
+        when **token set** stored it), counted in calendar days (UTC) like the dates \
+        shown: age and days left add up to 365. A recorded date in the future is not \
+        believed (age unknown, with a warning naming the metadata file; **token set** \
+        records today's date again). From 30 days before the end it adds a warning \
         line, as the **token** line of **doctor** does; in the last 14 days every \
         launch prints one warning line a day (none with **--quiet**). It exits 0, 1 \
         once the token is past its 365 days, and 125 when there is no usable token. \

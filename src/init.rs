@@ -188,6 +188,33 @@ pub fn is_pid1() -> bool {
     getpid().as_raw() == 1
 }
 
+/// The signal mask claude-iso started with, when [`hold_signals_if_pid1`] blocked the
+/// forwarded signals first thing.
+static STARTED_WITH: std::sync::OnceLock<SigSet> = std::sync::OnceLock::new();
+
+/// As PID 1, blocks the signals the init forwards first thing, as tini does: the kernel
+/// drops a signal sent to PID 1 that has no handler, so a `docker stop` arriving while
+/// claude-iso still reads its options would be lost. Blocked, it stays pending until the
+/// init's wait loop forwards it (or, with `--no-init`, until the mask is restored just
+/// before `execve`, see [`release_held_signals`]).
+pub fn hold_signals_if_pid1() {
+    if !is_pid1() {
+        return;
+    }
+    let mut old = SigSet::empty();
+    if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked_set()), Some(&mut old)).is_ok() {
+        let _ = STARTED_WITH.set(old);
+    }
+}
+
+/// Restores the signal mask [`hold_signals_if_pid1`] changed (before an `execve` without
+/// the init).
+pub fn release_held_signals() {
+    if let Some(old) = STARTED_WITH.get() {
+        let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None);
+    }
+}
+
 /// Which side of the fork returned from [`start`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
@@ -224,6 +251,11 @@ pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Resul
         Some(&mut old_mask),
     )
     .map_err(|e| fail("cannot block signals", e))?;
+    // What the command must start with: the mask claude-iso was started with, even
+    // when the signals were already held since then.
+    if let Some(started_with) = STARTED_WITH.get() {
+        old_mask = *started_with;
+    }
     let old_chld = match sys::default_disposition(Signal::SIGCHLD) {
         Ok(old) => old,
         Err(e) => {

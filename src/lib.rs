@@ -49,6 +49,7 @@ use crate::report::{Report, Verbosity};
 pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     // The token will be in our memory: no core file, no same-user ptrace, from the start.
     sys::set_non_dumpable();
+    init::hold_signals_if_pid1();
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
@@ -317,6 +318,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     let prepared = exec::prepare(&program, &argv, &child.vars)?;
     // Released by the exec (close-on-exec), once the command has the home as `HOME`.
     let _claim = home.into_claim();
+    init::release_held_signals();
     let errno = exec::exec(&prepared);
     Err(exec::exec_error(errno, prepared.shown()))
 }

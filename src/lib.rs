@@ -371,6 +371,12 @@ fn print_plan(
         let k = k.to_string_lossy();
         let v = if k == TOKEN_VAR {
             token.redacted()
+        } else if k == TOKEN_FD_VAR {
+            // Chosen at the exec, among what is free then (not the floor itself).
+            format!(
+                "<the token pipe's descriptor, the lowest free from {} on>",
+                v.to_string_lossy()
+            )
         } else {
             redact(&v.to_string_lossy())
         };

@@ -250,79 +250,104 @@ fn now_secs() -> i64 {
 fn inspect(found: &Found, dir: &OwnedFd, busy_homes: &Busy) -> Result<HomeInfo> {
     let path = &found.path;
     let st = fstat(dir).map_err(|e| home_err(path, e.desc()))?;
-    let mut seen = HashSet::new();
-    let size_bytes = tree_size(dir, st.st_dev, 0, &mut seen);
+    let mut walk = Walk::default();
+    walk.dir(dir, st.st_dev, 0, "");
+    walk.sort();
     let lock = lstat_at(dir, OWN_LOCK).map_err(|e| home_err(path, e.desc()))?;
     let last_launch = lock
         .filter(|st| is_type(st, SFlag::S_IFREG))
         .map(|st| secs(&st));
-    let mut info = HomeInfo {
+    let info = HomeInfo {
         name: found.name.clone(),
         path: path.clone(),
-        size_bytes,
+        size_bytes: walk.size,
         last_launch,
         in_use: in_use(dir, path, busy_homes),
         seeded_dirs: seeded_dirs(dir, path),
-        quarantined: Vec::new(),
-        set_aside: Vec::new(),
-        temp_files: Vec::new(),
+        quarantined: walk.quarantined,
+        set_aside: walk.set_aside,
+        temp_files: walk.temp_files,
         dir_mtime: secs(&st),
     };
-    let mut scan = |d: &OwnedFd, prefix: &str| {
-        let Ok(mut names) = crate::fsutil::dir_entries(d) else {
-            return;
-        };
-        names.sort();
-        for name in names {
-            let Some(name) = name.to_str() else { continue };
-            let rel = format!("{prefix}{name}");
-            if prefix.is_empty()
-                && ((name.starts_with(TEMP_PREFIX) && name.ends_with(".tmp"))
-                    || name.starts_with(CLAUDE_TEMP_PREFIX))
-            {
-                info.temp_files.push(rel);
-            } else if let Some(tag) = aside_tag(name) {
-                if tag == "quarantined" {
-                    info.quarantined.push(rel);
-                } else {
-                    info.set_aside.push(rel);
-                }
-            }
-        }
-    };
-    scan(dir, "");
-    if let Ok(claude) = open_dir_at(dir, CLAUDE_DIR) {
-        scan(&claude, &format!("{CLAUDE_DIR}/"));
-    }
     Ok(info)
 }
 
-/// Apparent size of every non-directory below `dir`, each inode once, not crossing
-/// into another filesystem, never following a symlink.
-fn tree_size(dir: &OwnedFd, dev: u64, depth: usize, seen: &mut HashSet<(u64, u64)>) -> u64 {
-    if depth > MAX_DEPTH {
-        return 0;
-    }
-    let Ok(names) = crate::fsutil::dir_entries(dir) else {
-        return 0;
-    };
-    let mut total = 0u64;
-    for name in names {
-        let Ok(Some(st)) = crate::fsutil::lstat_at(dir, name.as_os_str()) else {
-            continue;
+/// What one walk of a home finds: its size, and the files set aside or left behind
+/// anywhere in it (a copy of `--share` is set aside wherever the shared tree has it).
+#[derive(Default)]
+struct Walk {
+    /// Apparent size of every non-directory, each inode once.
+    size: u64,
+    seen: HashSet<(u64, u64)>,
+    quarantined: Vec<String>,
+    set_aside: Vec<String>,
+    temp_files: Vec<String>,
+}
+
+/// The prefix of the temp files of `--share` copies, in any shared directory.
+const SHARE_TEMP_PREFIX: &str = ".claude-iso-share.";
+
+impl Walk {
+    /// Everything below `dir` (at `prefix`, relative to the home), not crossing into
+    /// another filesystem, never following a symlink, at most [`MAX_DEPTH`] deep.
+    fn dir(&mut self, dir: &OwnedFd, dev: u64, depth: usize, prefix: &str) {
+        if depth > MAX_DEPTH {
+            return;
+        }
+        let Ok(names) = crate::fsutil::dir_entries(dir) else {
+            return;
         };
-        if is_type(&st, SFlag::S_IFDIR) {
-            if st.st_dev != dev {
+        for name in names {
+            let Ok(Some(st)) = crate::fsutil::lstat_at(dir, name.as_os_str()) else {
                 continue;
+            };
+            let shown = name.to_string_lossy();
+            if let Some(n) = name.to_str() {
+                self.classify(n, &format!("{prefix}{n}"), depth);
             }
-            if let Ok(sub) = crate::fsutil::open_dir_at(dir, name.as_os_str()) {
-                total = total.saturating_add(tree_size(&sub, dev, depth + 1, seen));
+            if is_type(&st, SFlag::S_IFDIR) {
+                if st.st_dev != dev {
+                    continue;
+                }
+                if let Ok(sub) = crate::fsutil::open_dir_at(dir, name.as_os_str()) {
+                    self.dir(&sub, dev, depth + 1, &format!("{prefix}{shown}/"));
+                }
+            } else if self.seen.insert((st.st_dev, st.st_ino)) {
+                self.size = self
+                    .size
+                    .saturating_add(u64::try_from(st.st_size).unwrap_or(0));
             }
-        } else if seen.insert((st.st_dev, st.st_ino)) {
-            total = total.saturating_add(u64::try_from(st.st_size).unwrap_or(0));
         }
     }
-    total
+
+    fn classify(&mut self, name: &str, rel: &str, depth: usize) {
+        let temp = name.starts_with(SHARE_TEMP_PREFIX) && name.ends_with(".tmp")
+            || depth == 0
+                && ((name.starts_with(TEMP_PREFIX) && name.ends_with(".tmp"))
+                    || name.starts_with(CLAUDE_TEMP_PREFIX));
+        if temp {
+            self.temp_files.push(rel.to_owned());
+        } else if let Some(tag) = aside_tag(name) {
+            if tag == "quarantined" {
+                self.quarantined.push(rel.to_owned());
+            } else {
+                self.set_aside.push(rel.to_owned());
+            }
+        }
+    }
+
+    /// Shallow first, then by name: the home's own files before those deeper in it.
+    fn sort(&mut self) {
+        for list in [
+            &mut self.quarantined,
+            &mut self.set_aside,
+            &mut self.temp_files,
+        ] {
+            list.sort_by(|a, b| {
+                (a.matches('/').count(), a.as_str()).cmp(&(b.matches('/').count(), b.as_str()))
+            });
+        }
+    }
 }
 
 /// Directories marked trusted in the home's `.claude.json`.

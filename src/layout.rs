@@ -20,6 +20,10 @@ pub const DEVICE_KEYS: &str = ".device-keys.json";
 /// Our own lock file in the scratch home (claude's is `.claude.json.lock`). Its presence
 /// also marks a directory as a scratch home claude-iso prepared.
 pub const OWN_LOCK: &str = ".claude-iso.lock";
+/// What the names claude-iso itself writes at the top of a scratch home begin with
+/// ([`OWN_LOCK`], the record of shared copies `.claude-iso.shared`, their temp files):
+/// never a name a share may take.
+pub const OWN_PREFIX: &str = ".claude-iso";
 /// claude's lock: a directory created with `mkdir` (proper-lockfile style).
 pub const CLAUDE_LOCK: &str = ".claude.json.lock";
 /// A claude lock whose mtime is older than this is stale (proper-lockfile's default,

@@ -5,7 +5,9 @@
 //! the scratch home) pairs and applies the refusal rules by name. [`check`] reads each
 //! source once and judges every entry by where it really leads (symlinks resolved): into
 //! a refused file, or into anything the mask hides or empties ([`Limits`]), it is refused
-//! — the real `~/.claude` excepted only for what a share names in it. Every shared
+//! — the real `~/.claude` excepted only for what a share names in it; a hard link by its
+//! other names, likewise. Nothing on a kernel filesystem, nothing but regular files and
+//! directories, is ever opened. Every shared
 //! `settings.json` / `settings.local.json` that would bring its own credential
 //! (`apiKeyHelper`, a credential `env` entry) is refused unless `--allow-project-auth`.
 //!
@@ -20,7 +22,8 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::cell::OnceCell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{Read, Write};
@@ -30,7 +33,8 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat, renameat};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, mkdirat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, mkdirat};
+use nix::sys::statfs::{self, FsType};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use crate::caller::CallerEnv;
@@ -39,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, aside_tag, is_type};
 use crate::guard::{self, Finding, Why};
 use crate::home::ScratchHome;
-use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS};
+use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS, OWN_PREFIX};
 use crate::report::Report;
 
 /// The value of `--share` that stands for [`DEFAULT_SET`].
@@ -191,6 +195,17 @@ pub fn plan(real_home: &Path, xdg_config: &Path, requests: &[OsString]) -> Resul
                 "that is your whole home; name what to share (e.g. .claude/CLAUDE.md) or 'default'",
             ));
         }
+        if let Some(Component::Normal(first)) = clean.components().next() {
+            if first.as_bytes().starts_with(OWN_PREFIX.as_bytes()) {
+                return Err(refuse(
+                    &shown,
+                    format!(
+                        "{OWN_PREFIX}* names are claude-iso's own in the scratch home (its lock, the record of shared copies); rename {} in your home to share it",
+                        first.to_string_lossy()
+                    ),
+                ));
+            }
+        }
         if let Some(why) = refused(&clean) {
             return Err(refuse(&shown, why));
         }
@@ -233,11 +248,20 @@ pub fn refused(rel: &Path) -> Option<String> {
     None
 }
 
-/// Reads each source once, before anything is changed: a missing explicit source, an
-/// entry (the share or anything inside a shared directory, symlinks followed) that leads
-/// to a refused or token file or into what the mask hides ([`Limits`]), and a settings
-/// file with a credential of its own (unless `allow_auth`) are refused. Returns the
-/// shares whose source exists.
+/// Looks at each source once, before anything is changed, and refuses what the copy
+/// ([`apply`]) would refuse or fail on, so that a dry run and a launch agree and a
+/// refusal leaves nothing behind (not even a new named home):
+/// - a missing explicit source;
+/// - an entry (the share or anything inside a shared directory, symlinks followed) that
+///   leads to a refused or token file or into what the mask hides ([`Limits`]);
+/// - a hard link whose other name is such a file ([`Guard::check_links`]);
+/// - anything on a kernel filesystem (`/proc`, `/sys`, `/dev`, …), and anything but a
+///   regular file or a directory (a FIFO, a device, a socket): never opened;
+/// - a file or directory that cannot be read, a tree nested deeper than [`MAX_DEPTH`];
+/// - a settings file with a credential of its own (unless `allow_auth`).
+///
+/// A broken symlink inside a shared directory is skipped (the copy says so), as is a
+/// file larger than 16 MiB. Returns the shares whose source exists.
 ///
 /// # Errors
 /// 125 for each refusal, naming the file and the fix.
@@ -252,25 +276,42 @@ pub fn check(
     let mut out = Vec::new();
     for share in shares {
         let shown = share.source.display().to_string();
-        let Ok(real) = std::fs::canonicalize(&share.source) else {
-            if share.explicit {
-                return Err(refuse(
-                    &share.dest.to_string_lossy(),
-                    format!("{shown} does not exist (or is a broken symlink)"),
-                ));
+        let real = match std::fs::canonicalize(&share.source) {
+            Ok(real) => real,
+            Err(e) if is_missing(&e) => {
+                if share.explicit {
+                    return Err(refuse(
+                        &share.dest.to_string_lossy(),
+                        format!("{shown} does not exist (or is a broken symlink)"),
+                    ));
+                }
+                report.info(format!("share: {shown} does not exist; skipped"));
+                continue;
             }
-            report.info(format!("share: {shown} does not exist; skipped"));
-            continue;
+            Err(e) => return Err(cannot_read(&share.source, &e)),
         };
-        guard.check_path(&share.source, &real)?;
-        if real.is_dir() {
-            guard.check_tree(&real, 0)?;
-        } else {
-            guard.check_settings(&share.source, &real)?;
-        }
+        guard.check_entry(&share.source, &real, &mut Vec::new(), 0)?;
         out.push(share.clone());
     }
     Ok(out)
+}
+
+/// A path that leads nowhere (the copy skips it): missing, a broken or looping symlink.
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP)
+    )
+}
+
+fn cannot_read(given: &Path, e: &std::io::Error) -> Error {
+    refuse(
+        &given.display().to_string(),
+        format!(
+            "cannot read it ({}); make it readable (chmod u+r, and u+x for a directory) or stop sharing it",
+            crate::error::error_text(e)
+        ),
+    )
 }
 
 /// The `settings.json` this launch shares (already [`check`]ed), which replaces the
@@ -284,6 +325,42 @@ pub fn user_settings(shares: &[Share]) -> Option<&Path> {
         .map(|s| s.source.as_path())
 }
 
+/// Filesystems whose files are the kernel's (a process's environment, memory, devices),
+/// never configuration: nothing on them is shared, nor read.
+const KERNEL_FS: &[(FsType, &str)] = &[
+    (statfs::PROC_SUPER_MAGIC, "proc"),
+    (statfs::SYSFS_MAGIC, "sysfs"),
+    (statfs::DEVPTS_SUPER_MAGIC, "devpts"),
+    (statfs::DEBUGFS_MAGIC, "debugfs"),
+    (statfs::TRACEFS_MAGIC, "tracefs"),
+    (statfs::SECURITYFS_MAGIC, "securityfs"),
+    (statfs::SELINUX_MAGIC, "selinuxfs"),
+    (statfs::SMACK_MAGIC, "smackfs"),
+    (statfs::CGROUP_SUPER_MAGIC, "cgroup"),
+    (statfs::CGROUP2_SUPER_MAGIC, "cgroup2"),
+    (statfs::BPF_FS_MAGIC, "bpf"),
+    (statfs::NSFS_MAGIC, "nsfs"),
+    (statfs::HUGETLBFS_MAGIC, "hugetlbfs"),
+    (statfs::USBDEVICE_SUPER_MAGIC, "usbdevfs"),
+    (statfs::OPENPROM_SUPER_MAGIC, "openpromfs"),
+];
+
+/// Where the kernel's filesystems are mounted, whatever `statfs` says (devtmpfs
+/// reports itself as tmpfs).
+const KERNEL_DIRS: &[&str] = &["/proc", "/sys", "/dev"];
+
+/// The kernel filesystem `real` (a resolved path) is on, if it is on one.
+fn kernel_fs(real: &Path) -> Option<&'static str> {
+    if let Some(dir) = KERNEL_DIRS.iter().find(|d| real.starts_with(d)) {
+        return Some(dir);
+    }
+    kernel_type(statfs::statfs(real).ok()?.filesystem_type())
+}
+
+fn kernel_type(kind: FsType) -> Option<&'static str> {
+    KERNEL_FS.iter().find(|(t, _)| *t == kind).map(|(_, n)| *n)
+}
+
 /// The refusal rules applied to what a path really is.
 struct Guard<'a> {
     homes: Vec<PathBuf>,
@@ -293,6 +370,69 @@ struct Guard<'a> {
     shared: Vec<PathBuf>,
     allow_auth: bool,
     caller: &'a CallerEnv,
+    /// The other names a hard link may have, looked for when the first one is met.
+    names: OnceCell<Names>,
+}
+
+/// Most entries looked at for [`Names`].
+const MAX_NAMES: usize = 100_000;
+
+/// One name of a file with more than one, found below `under`: a place credentials live
+/// (`what` says which), or (`what` is `None`) a directory the mask hides.
+#[derive(Debug)]
+struct Name {
+    path: PathBuf,
+    under: PathBuf,
+    what: Option<&'static str>,
+}
+
+/// Every name, by inode, of the files with more than one name that lie where credentials
+/// live ([`Limits::never`], the [`REFUSED`] paths of each real home) or where the mask
+/// hides ([`Limits::hidden`]): what a hard link may be a second name of.
+#[derive(Debug, Default)]
+struct Names {
+    by_inode: HashMap<(u64, u64), Vec<Name>>,
+    /// The walk stopped at [`MAX_NAMES`]: an inode not found may still be there.
+    partial: bool,
+    dirs: HashSet<(u64, u64)>,
+    looked: usize,
+}
+
+impl Names {
+    /// Adds what is at `path` (followed when `depth` is 0, as given; never inside).
+    fn add(&mut self, path: &Path, under: &Path, what: Option<&'static str>, depth: usize) {
+        let meta = if depth == 0 {
+            std::fs::metadata(path)
+        } else {
+            std::fs::symlink_metadata(path)
+        };
+        let Ok(meta) = meta else { return };
+        if self.looked >= MAX_NAMES {
+            self.partial = true;
+            return;
+        }
+        self.looked += 1;
+        if meta.is_dir() {
+            if depth > MAX_DEPTH || !self.dirs.insert((meta.dev(), meta.ino())) {
+                return;
+            }
+            let Ok(entries) = std::fs::read_dir(path) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                self.add(&entry.path(), under, what, depth + 1);
+            }
+        } else if meta.is_file() && meta.nlink() > 1 {
+            self.by_inode
+                .entry((meta.dev(), meta.ino()))
+                .or_default()
+                .push(Name {
+                    path: path.to_owned(),
+                    under: under.to_owned(),
+                    what,
+                });
+        }
+    }
 }
 
 impl<'a> Guard<'a> {
@@ -319,42 +459,174 @@ impl<'a> Guard<'a> {
             shared,
             allow_auth,
             caller: &config.env,
+            names: OnceCell::new(),
         }
     }
 
-    /// Every entry below the directory `dir` (symlinks followed), by name and by where it
-    /// leads. Entries that cannot be read are left to the copy, which skips them.
-    fn check_tree(&self, dir: &Path, depth: usize) -> Result<()> {
+    /// The share or an entry of a shared directory: `given` is where it was found, `real`
+    /// where it leads; `ancestors` the directories being looked at above it.
+    fn check_entry(
+        &self,
+        given: &Path,
+        real: &Path,
+        ancestors: &mut Vec<(u64, u64)>,
+        depth: usize,
+    ) -> Result<()> {
         if depth > MAX_DEPTH {
+            return Err(refuse(
+                &given.display().to_string(),
+                format!(
+                    "shared directories nest too deep (more than {MAX_DEPTH} levels); share a part of it"
+                ),
+            ));
+        }
+        self.check_path(given, real)?;
+        let meta = std::fs::metadata(given).map_err(|e| cannot_read(given, &e))?;
+        if !meta.is_dir() {
+            return self.check_file(given, real, &meta);
+        }
+        let key = (meta.dev(), meta.ino());
+        if ancestors.contains(&key) {
+            // A loop: the copy skips it, saying so.
             return Ok(());
         }
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Ok(());
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if refused_name(&entry.file_name()) {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(given).map_err(|e| cannot_read(given, &e))? {
+            names.push(entry.map_err(|e| cannot_read(given, &e))?.file_name());
+        }
+        names.sort();
+        ancestors.push(key);
+        for name in names {
+            let path = given.join(&name);
+            if name.as_bytes().contains(&b'\n') {
+                continue; // Not shared (the copy says so).
+            }
+            if refused_name(&name) {
                 return Err(refuse(
                     &path.display().to_string(),
                     "is a credential file; it is never shared: move it out of the shared directory",
                 ));
             }
-            let Ok(real) = std::fs::canonicalize(&path) else {
-                continue;
+            let real = match std::fs::canonicalize(&path) {
+                Ok(real) => real,
+                Err(e) if is_missing(&e) => continue,
+                Err(e) => return Err(cannot_read(&path, &e)),
             };
-            self.check_path(&path, &real)?;
-            if real.is_dir() {
-                self.check_tree(&path, depth + 1)?;
-            } else {
-                self.check_settings(&path, &real)?;
-            }
+            self.check_entry(&path, &real, ancestors, depth + 1)?;
+        }
+        ancestors.pop();
+        Ok(())
+    }
+
+    /// A shared file, found at `given`, leading to `real`, `meta` what it is.
+    fn check_file(&self, given: &Path, real: &Path, meta: &std::fs::Metadata) -> Result<()> {
+        self.check_kind(given, real, meta.mode())?;
+        self.check_links(given, meta.dev(), meta.ino(), meta.nlink())?;
+        if meta.len() > MAX_FILE {
+            return Ok(()); // Left out by the copy, which says so.
+        }
+        open_source(given).map_err(|e| cannot_read(given, &e))?;
+        self.check_settings(given, real)
+    }
+
+    /// Only regular files (and directories) are shared: a FIFO, a device or a socket is
+    /// never opened.
+    fn check_kind(&self, given: &Path, real: &Path, mode: u32) -> Result<()> {
+        if mode & SFlag::S_IFMT.bits() == SFlag::S_IFREG.bits() {
+            return Ok(());
+        }
+        let kind = fsutil::describe_mode(mode);
+        let what = if given == real {
+            format!("is a {kind}")
+        } else {
+            format!("leads to {}, a {kind}", real.display())
+        };
+        Err(refuse(
+            &given.display().to_string(),
+            format!(
+                "{what}; only regular files and directories are shared, and it is never read: remove it or stop sharing it"
+            ),
+        ))
+    }
+
+    /// A file with more than one name (a hard link) is judged by its other names, as a
+    /// symlink is by where it leads: a second name of a credential or token file, or of a
+    /// file the mask hides that no share names, is refused. Its other names are looked
+    /// for where those files live; one found nowhere there (a hard-linked dotfiles
+    /// checkout, a deduplicated store) is shared like any file.
+    fn check_links(&self, given: &Path, dev: u64, ino: u64, nlink: u64) -> Result<()> {
+        if nlink <= 1 {
+            return Ok(());
+        }
+        let shown = given.display().to_string();
+        let names = self.names.get_or_init(|| self.index());
+        let found = names
+            .by_inode
+            .get(&(dev, ino))
+            .map_or(&[][..], Vec::as_slice);
+        if let Some((n, what)) = found.iter().find_map(|n| n.what.map(|w| (n, w))) {
+            return Err(refuse(
+                &shown,
+                format!(
+                    "is a hard link of {} ({what}); it is never shared: delete this second name of it",
+                    place(&n.path, &n.under)
+                ),
+            ));
+        }
+        if let Some(n) = found
+            .iter()
+            .find(|n| !self.shared.iter().any(|s| n.path.starts_with(s)))
+        {
+            return Err(refuse(
+                &shown,
+                format!(
+                    "is a hard link of {}, which the mask hides (claude's credentials and settings); only what --share names there comes in: share that file by its own path, or delete the link",
+                    place(&n.path, &n.under)
+                ),
+            ));
+        }
+        if found.is_empty() && names.partial {
+            return Err(refuse(
+                &shown,
+                format!(
+                    "has {nlink} names (hard links), and there are too many files where credentials live to look for the others (more than {MAX_NAMES}); replace it with a plain copy"
+                ),
+            ));
         }
         Ok(())
+    }
+
+    fn index(&self) -> Names {
+        let mut names = Names::default();
+        for (p, what) in &self.limits.never {
+            names.add(p, p, Some(what), 0);
+        }
+        for home in &self.homes {
+            for r in REFUSED {
+                let p = home.join(r);
+                names.add(&p, &p, Some("a file that holds credentials"), 0);
+            }
+        }
+        for h in &self.limits.hidden {
+            // Resolved, as the shares are: an entry is "inside a share" by its real path.
+            let real = std::fs::canonicalize(h).unwrap_or_else(|_| h.clone());
+            names.add(&real, &real, None, 0);
+        }
+        names
     }
 
     /// `given` is where a file was found, `real` where it leads.
     fn check_path(&self, given: &Path, real: &Path) -> Result<()> {
         let shown = given.display().to_string();
+        if let Some(fs) = kernel_fs(real) {
+            return Err(refuse(
+                &shown,
+                format!(
+                    "leads to {}, on {fs} (the kernel's, not a file of yours); it is never shared, nor read: remove the link",
+                    real.display()
+                ),
+            ));
+        }
         if let Some(name) = real.file_name().filter(|n| refused_name(n)) {
             return Err(refuse(
                 &shown,
@@ -473,8 +745,17 @@ fn settings_refusal(finding: &Finding) -> Error {
     ))
 }
 
-fn read_limited(path: &Path) -> std::io::Result<Vec<u8>> {
-    let file = File::open(path)?;
+/// A source opened for reading, following symlinks; never blocking (on a FIFO that
+/// took a regular file's place since it was looked at) nor becoming a terminal.
+fn open_source(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
+        .open(path)
+}
+
+fn read_limited(file: File) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     file.take(MAX_FILE + 1).read_to_end(&mut out)?;
     if out.len() as u64 > MAX_FILE {
@@ -815,16 +1096,27 @@ impl Sync<'_> {
         rel: &Path,
         dst: Option<&FileStat>,
     ) -> Result<()> {
-        let bytes = read_limited(src).map_err(|e| {
-            self.err(
-                rel,
-                format!(
-                    "cannot read {}: {}",
-                    src.display(),
-                    crate::error::error_text(&e)
-                ),
-            )
-        })?;
+        let cannot = |e: &dyn std::fmt::Display| {
+            self.err(rel, format!("cannot read {}: {e}", src.display()))
+        };
+        let file = open_source(src).map_err(|e| cannot(&crate::error::error_text(&e)))?;
+        // What was opened is judged again before a byte is read (the real home may have
+        // changed since `check`): a regular file, not the kernel's, not a second name of
+        // a credential.
+        let st = fstat(&file).map_err(|e| cannot(&e.desc()))?;
+        self.guard.check_kind(src, real, st.st_mode)?;
+        if let Some(fs) = statfs::fstatfs(&file)
+            .ok()
+            .and_then(|f| kernel_type(f.filesystem_type()))
+        {
+            return Err(refuse(
+                &src.display().to_string(),
+                format!("is on {fs} (the kernel's); it is never shared, nor read"),
+            ));
+        }
+        self.guard
+            .check_links(src, st.st_dev, st.st_ino, st.st_nlink)?;
+        let bytes = read_limited(file).map_err(|e| cannot(&crate::error::error_text(&e)))?;
         self.guard.check_settings_bytes(src, real, &bytes)?;
         if let Some(st) = dst {
             let ours = self.is_ours(rel, st);
@@ -1045,6 +1337,7 @@ mod tests {
             shared: shared.iter().map(PathBuf::from).collect(),
             allow_auth: false,
             caller,
+            names: OnceCell::new(),
         }
     }
 
@@ -1098,6 +1391,41 @@ mod tests {
         // A share inside a never-shared place is refused even when named.
         let g = guard(&limits, &["/cfg/agents"], &caller);
         assert!(g.check_path(given, Path::new("/cfg/agents/a.md")).is_err());
+    }
+
+    #[test]
+    fn kernel_files_and_own_names() {
+        for p in [
+            "/proc/self/environ",
+            "/proc",
+            "/sys/kernel",
+            "/dev/null",
+            "/dev/shm/x",
+        ] {
+            assert!(kernel_fs(Path::new(p)).is_some(), "{p}");
+        }
+        assert_eq!(kernel_fs(Path::new("/etc/hostname")), None);
+        assert_eq!(kernel_fs(Path::new("/procfs-like/x")), None);
+        let home = Path::new("/h");
+        for bad in [
+            ".claude-iso.lock",
+            ".claude-iso.shared",
+            "~/.claude-iso.x/y",
+        ] {
+            let e = plan(home, Path::new("/h/.config"), &os(&[bad]))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("claude-iso's own"), "{e}");
+        }
+        // Only at the top of the home: a file of that name inside a shared tree is yours.
+        assert!(
+            plan(
+                home,
+                Path::new("/h/.config"),
+                &os(&["notes/.claude-iso.lock"])
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -480,7 +480,15 @@ fn description(page: &mut Page) {
         **--share** names there; never into a config directory named by \
         **CLAUDE_CONFIG_DIR** or **CLAUDE_SECURESTORAGE_CONFIG_DIR**, an Anthropic \
         profile store (**$ANTHROPIC_CONFIG_DIR**, **$XDG_CONFIG_HOME/anthropic**), \
-        **/home/claude/.claude/remote**, or a directory holding one. Every shared \
+        **/home/claude/.claude/remote**, or a directory holding one. A hard link is \
+        judged by its other names: a second name of any of these files (credentials, \
+        **.claude.json**, profile store files, token files, replaced or quarantined \
+        copies), or of a file in the real **~/{CLAUDE_DIR}** no share names, is refused. \
+        Refused too: anything on a kernel filesystem (**/proc**, **/sys**, **/dev**), \
+        anything but a regular file or a directory (never opened), a file or directory \
+        that cannot be read, a tree nested more than 32 levels deep, and the names \
+        claude-iso keeps in the scratch home (**.claude-iso**__*__). The same checks run \
+        for **--dry-run**. Every shared \
         **settings.json** or **settings.local.json** that sets **apiKeyHelper** (or \
         **awsAuthRefresh**, **awsCredentialExport**, **gcpAuthRefresh**) or an **env** \
         entry for a credential variable is refused too, unless \
@@ -716,8 +724,9 @@ fn homes(page: &mut Page, cmd: &Command) {
         modification time of **{OWN_LOCK}**, which a launch renews when it is more than an \
         hour old), the number \
         of directories trusted in its **{CLAUDE_JSON}**, whether it is in use, and the \
-        files in it that claude-iso set aside (quarantined credentials files, kept \
-        copies of **{CLAUDE_JSON}**) or that an interrupted write left behind (temp \
+        files in it that claude-iso set aside, anywhere below it (quarantined \
+        credentials files, kept copies of **{CLAUDE_JSON}** and of changed **--share** \
+        copies) or that an interrupted write left behind (temp \
         files). Nothing is changed.",
         about(homes)
     ));

@@ -1,0 +1,459 @@
+//! `--share` refusals by what a shared file really is (issue 14, second review): a hard
+//! link of a credential, a kernel file or a FIFO, an unreadable file, claude-iso's own
+//! bookkeeping names; and `homes` listing what a share set aside anywhere in its trees.
+//! The built binary, a sandbox per test, as root and as an unprivileged user.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use common::{Test, chmod, is_root, mkdir, sh, tree, write_mode};
+use serde_json::Value;
+
+/// A sandbox whose launches use `$XDG_STATE_HOME` (no `--home`).
+fn state_test() -> Test {
+    let t = Test::new().no_home();
+    let state = t.path("state");
+    t.env("XDG_STATE_HOME", state)
+}
+
+fn state_dir(t: &Test) -> PathBuf {
+    t.path("state/claude-iso")
+}
+
+fn named(t: &Test, name: &str) -> PathBuf {
+    state_dir(t).join("homes").join(name)
+}
+
+/// The real credentials, with a secret that must never show.
+const OAUTH: &str = "sk-ant-oat01-Xq7Jw2Pz9Kv_Lr4Tn8Yb3Mc6Hd1Gf5Se0Wa-Qu2Io9Ep7Zx4Cv1Bn8Mk3Jh6Gl5Fd0Sa9Qw2Er7Ty4Ui1Op8As3Df6Gh5Jk0LA";
+
+/// A real home with the user's own claude and git config, and real credentials.
+fn real_config(t: &Test) {
+    let real = t.real_home();
+    mkdir(&real.join(".claude/agents"));
+    mkdir(&real.join(".config/git"));
+    write_mode(&real.join(".claude/CLAUDE.md"), "# Haiku.\n", 0o644);
+    write_mode(&real.join(".claude/agents/reviewer.md"), "Review.\n", 0o644);
+    write_mode(
+        &real.join(".claude/.credentials.json"),
+        format!("{{\"claudeAiOauth\":{{\"accessToken\":\"{OAUTH}\"}}}}"),
+        0o600,
+    );
+    write_mode(&real.join(".gitconfig"), "[user]\n\tname = Me\n", 0o644);
+    write_mode(&real.join(".config/git/ignore"), "*.swp\n", 0o644);
+}
+
+/// Refused before anything is created: 125, one line naming each of `needles`, no
+/// command run, nothing of the state directory made, no secret shown.
+#[track_caller]
+fn refused(t: &Test, args: &[&str], needles: &[&str]) {
+    let mut all = vec!["--name", "c"];
+    all.extend_from_slice(args);
+    for dry in [true, false] {
+        let mut argv = all.clone();
+        if dry {
+            argv.push("--dry-run");
+        }
+        let out = t.spawn_with(&argv).wait();
+        out.status(125).probe_not_run().no_secrets();
+        for n in needles {
+            out.one_line_error(n);
+        }
+        assert!(!state_dir(t).exists(), "a refused share created {argv:?}");
+    }
+}
+
+fn hard_link(from: &Path, to: &Path) {
+    mkdir(to.parent().unwrap());
+    fs::hard_link(from, to).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// D1: a hard link is judged by its other names
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_hard_link_of_the_real_credentials_is_refused() {
+    let t = state_test().secret(OAUTH);
+    real_config(&t);
+    let real = t.real_home();
+    let creds = real.join(".claude/.credentials.json");
+    let link = real.join(".claude/agents/hard.md");
+    hard_link(&creds, &link);
+    let before = tree(&real);
+    refused(
+        &t,
+        &["--share", "default"],
+        &[link.to_str().unwrap(), "hard link", creds.to_str().unwrap()],
+    );
+    assert_eq!(tree(&real), before);
+    // Named on its own, at the top of the home, or deep in another shared tree.
+    fs::remove_file(&link).unwrap();
+    hard_link(&creds, &real.join("notes.md"));
+    refused(
+        &t,
+        &["--share", "notes.md"],
+        &["notes.md", ".credentials.json"],
+    );
+    fs::remove_file(real.join("notes.md")).unwrap();
+    hard_link(&creds, &real.join(".config/git/deep/er/x"));
+    refused(&t, &["--share", ".config/git"], &["/.config/git/deep/er/x"]);
+}
+
+#[test]
+fn a_hard_link_of_any_credential_claude_iso_knows_is_refused() {
+    // (what to link, where it is relative to the sandbox, variable naming a dir of it)
+    let cases: &[(&str, Option<(&str, &str)>)] = &[
+        ("realhome/.claude/.device-keys.json", None),
+        ("realhome/.claude.json", None),
+        ("realhome/.config/anthropic/credentials/default.json", None),
+        (
+            "anthropic-cfg/profiles.json",
+            Some(("ANTHROPIC_CONFIG_DIR", "anthropic-cfg")),
+        ),
+        (
+            "cfgdir/.credentials.json",
+            Some(("CLAUDE_CONFIG_DIR", "cfgdir")),
+        ),
+        (
+            "cfgdir/settings.json",
+            Some(("CLAUDE_CONFIG_DIR", "cfgdir")),
+        ),
+        ("realhome/.config/claude-iso/token.env", None),
+        ("realhome/.netrc", None),
+        ("realhome/.ssh/id_ed25519", None),
+    ];
+    for (file, var) in cases {
+        let t = state_test().secret(OAUTH);
+        real_config(&t);
+        let t = match var {
+            Some((v, dir)) => {
+                let at = t.path(dir);
+                t.env(*v, at)
+            }
+            None => t,
+        };
+        let target = t.path(file);
+        mkdir(target.parent().unwrap());
+        write_mode(&target, format!("{{\"k\":\"{OAUTH}\"}}"), 0o600);
+        let link = t.real_home().join(".claude/agents/linked.md");
+        hard_link(&target, &link);
+        refused(
+            &t,
+            &["--share", "default"],
+            &["agents/linked.md", "hard link", target.to_str().unwrap()],
+        );
+    }
+}
+
+#[test]
+fn a_hard_link_of_the_env_file_in_a_shared_directory_is_refused() {
+    let t = state_test();
+    real_config(&t);
+    let stuff = mkdir(&t.real_home().join("stuff"));
+    write_mode(&stuff.join("readme.txt"), "hi\n", 0o644);
+    hard_link(&t.env_file(), &stuff.join("notes.txt"));
+    refused(
+        &t,
+        &["--share", "stuff"],
+        &["stuff/notes.txt", "token file"],
+    );
+    // The token file claude-iso would find by itself, and one set aside by `token set`.
+    fs::remove_file(stuff.join("notes.txt")).unwrap();
+    let own = mkdir(&t.real_home().join(".config/claude-iso")).join("token.env");
+    write_mode(
+        &own,
+        format!("CLAUDE_CODE_OAUTH_TOKEN={}\n", common::TOKEN_B),
+        0o600,
+    );
+    hard_link(&own, &stuff.join("notes.txt"));
+    let t = t.secret(common::TOKEN_B);
+    refused(&t, &["--share", "stuff"], &["stuff/notes.txt", "token.env"]);
+    fs::remove_file(stuff.join("notes.txt")).unwrap();
+    let replaced = own.with_file_name("token.env.replaced-1700000000-1");
+    write_mode(
+        &replaced,
+        format!("CLAUDE_CODE_OAUTH_TOKEN={}\n", common::TOKEN_C),
+        0o600,
+    );
+    hard_link(&replaced, &stuff.join("old.txt"));
+    let t = t.secret(common::TOKEN_C);
+    refused(&t, &["--share", "stuff"], &["stuff/old.txt", "replaced-"]);
+}
+
+#[test]
+fn a_hard_link_of_a_quarantined_credentials_file_is_refused() {
+    let t = state_test().secret(OAUTH);
+    real_config(&t);
+    t.spawn_with(["--name", "q"]).wait().success();
+    let q = named(&t, "q").join(".claude/.credentials.json.quarantined-1700000000-1");
+    mkdir(q.parent().unwrap());
+    write_mode(&q, format!("{{\"k\":\"{OAUTH}\"}}"), 0o600);
+    hard_link(&q, &t.real_home().join(".claude/agents/q.md"));
+    t.reset_probe();
+    t.spawn_with(["--name", "q", "--share", "default"])
+        .wait()
+        .status(125)
+        .one_line_error("quarantined-")
+        .probe_not_run()
+        .no_secrets();
+    assert!(!named(&t, "q").join(".claude/agents").exists());
+}
+
+#[test]
+fn a_hard_link_into_what_the_mask_hides_is_refused_unless_shared_too() {
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    write_mode(
+        &real.join(".claude/history.jsonl"),
+        "{\"p\":\"secret project\"}\n",
+        0o600,
+    );
+    hard_link(
+        &real.join(".claude/history.jsonl"),
+        &real.join(".config/git/hist"),
+    );
+    refused(
+        &t,
+        &["--share", ".config/git"],
+        &["/.config/git/hist", "history.jsonl", "which the mask hides"],
+    );
+    fs::remove_file(real.join(".config/git/hist")).unwrap();
+    // A second name of a file that is shared itself, and of one outside what the mask
+    // hides, come in as they are.
+    hard_link(
+        &real.join(".claude/CLAUDE.md"),
+        &real.join(".claude/agents/haiku.md"),
+    );
+    let elsewhere = mkdir(&t.path("elsewhere")).join("notes.md");
+    write_mode(&elsewhere, "notes\n", 0o644);
+    hard_link(&elsewhere, &real.join(".config/git/notes.md"));
+    let out_file = t.path("out");
+    let script = format!(
+        "cat \"$HOME/.claude/agents/haiku.md\" \"$HOME/.config/git/notes.md\" > '{}'",
+        out_file.display()
+    );
+    t.spawn_with([
+        "--name",
+        "s",
+        "--share",
+        "default",
+        "--",
+        "/bin/sh",
+        "-c",
+        script.as_str(),
+    ])
+    .wait()
+    .status(0)
+    .stderr("");
+    assert_eq!(fs::read_to_string(&out_file).unwrap(), "# Haiku.\nnotes\n");
+}
+
+// ---------------------------------------------------------------------------------------
+// D2: kernel files and special files are never read
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn a_link_to_a_kernel_file_is_refused_and_never_read() {
+    let api_key = "sk-ant-api03-ScrubbedFromTheChildButInClaudeIsoOwnEnviron0123456789abcdef";
+    let t = state_test()
+        .secret(api_key)
+        .env("ANTHROPIC_API_KEY", api_key);
+    real_config(&t);
+    let real = t.real_home();
+    let agents = real.join(".claude/agents");
+    for (target, needle) in [
+        ("/proc/self/environ", "/proc/"),
+        ("/proc/self", "/proc/"),
+        ("/proc/version", "/proc/version"),
+        ("/sys/kernel", "/sys/kernel"),
+        ("/dev/null", "/dev/null"),
+    ] {
+        let link = agents.join("env.md");
+        symlink(target, &link).unwrap();
+        refused(
+            &t,
+            &["--share", "default"],
+            &[link.to_str().unwrap(), needle],
+        );
+        refused(
+            &t,
+            &["--share", ".claude/agents/env.md"],
+            &["env.md", needle],
+        );
+        fs::remove_file(&link).unwrap();
+    }
+}
+
+#[test]
+fn a_fifo_in_a_shared_directory_is_refused_without_blocking() {
+    let t = state_test();
+    real_config(&t);
+    let fifo = t.real_home().join(".config/git/pipe");
+    sh(&format!("mkfifo '{}'", fifo.display()));
+    refused(
+        &t,
+        &["--share", "default"],
+        &[fifo.to_str().unwrap(), "FIFO"],
+    );
+    refused(&t, &["--share", ".config/git/pipe"], &["pipe", "FIFO"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// D4: dry run and launch agree, and a refusal creates nothing
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn an_unreadable_shared_file_is_refused_by_dry_run_and_launch_alike() {
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    if is_root() {
+        // Root reads any mode: what the dry run accepts, the launch copies.
+        chmod(&real.join(".claude/CLAUDE.md"), 0o000);
+        t.spawn_with(["--name", "c", "--share", "default", "--dry-run"])
+            .wait()
+            .status(0);
+        t.spawn_with(["--name", "c", "--share", "default"])
+            .wait()
+            .success();
+        assert_eq!(
+            fs::read_to_string(named(&t, "c").join(".claude/CLAUDE.md")).unwrap(),
+            "# Haiku.\n"
+        );
+        return;
+    }
+    let md = real.join(".claude/CLAUDE.md");
+    chmod(&md, 0o000);
+    refused(
+        &t,
+        &["--share", "default"],
+        &[md.to_str().unwrap(), "cannot read", "chmod"],
+    );
+    refused(
+        &t,
+        &["--share", ".claude/CLAUDE.md"],
+        &["CLAUDE.md", "cannot read"],
+    );
+    chmod(&md, 0o644);
+    // A directory that cannot be listed, or entered.
+    let agents = real.join(".claude/agents");
+    for mode in [0o000, 0o600] {
+        chmod(&agents, mode);
+        refused(&t, &["--share", "default"], &["agents", "cannot read"]);
+    }
+    chmod(&agents, 0o755);
+}
+
+#[test]
+fn a_tree_too_deep_is_refused_by_dry_run_and_launch_alike() {
+    let t = state_test();
+    real_config(&t);
+    let mut deep = t.real_home().join(".config/git");
+    for _ in 0..40 {
+        deep = deep.join("d");
+    }
+    mkdir(&deep);
+    write_mode(&deep.join("f"), "x\n", 0o644);
+    refused(&t, &["--share", "default"], &["too deep"]);
+}
+
+// ---------------------------------------------------------------------------------------
+// D7: claude-iso's own names
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn claude_iso_bookkeeping_names_are_never_shared() {
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    for name in [
+        ".claude-iso.lock",
+        ".claude-iso.shared",
+        ".claude-iso-share.1.0.tmp",
+    ] {
+        write_mode(&real.join(name), "mine\n", 0o644);
+        let before = tree(&real);
+        refused(&t, &["--share", name], &[name, "claude-iso"]);
+        let tilde = format!("~/{name}");
+        refused(&t, &["--share", tilde.as_str()], &[name]);
+        assert_eq!(tree(&real), before);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// D5: homes lists what a share set aside anywhere in its trees
+// ---------------------------------------------------------------------------------------
+
+fn homes_json(t: &Test) -> Value {
+    let out = std::process::Command::new(common::BIN)
+        .args(["homes", "--json"])
+        .env_clear()
+        .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
+        .current_dir(t.work())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn homes_lists_copies_set_aside_deep_in_shared_trees() {
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    mkdir(&real.join(".claude/agents/team"));
+    write_mode(&real.join(".claude/agents/team/a.md"), "A\n", 0o644);
+    mkdir(&real.join("stuff/sub"));
+    write_mode(&real.join("stuff/sub/n.txt"), "N\n", 0o644);
+    let t = t.args(["--name", "s", "--share", "default", "--share", "stuff"]);
+    t.run().success();
+    let home = named(&t, "s");
+    // The command changes three copies (the owner can make them writable again).
+    for rel in [
+        ".claude/agents/team/a.md",
+        ".config/git/ignore",
+        "stuff/sub/n.txt",
+    ] {
+        let file = home.join(rel);
+        chmod(file.parent().unwrap(), 0o755);
+        chmod(&file, 0o644);
+        fs::write(&file, "changed\n").unwrap();
+    }
+    t.reset_probe();
+    t.run().success();
+    let json = homes_json(&t);
+    let info = json["homes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["name"] == "s")
+        .unwrap()
+        .clone();
+    let aside: Vec<&str> = info["set_aside"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for prefix in [
+        ".claude/agents/team/a.md.unshared-",
+        ".config/git/ignore.unshared-",
+        "stuff/sub/n.txt.unshared-",
+    ] {
+        assert_eq!(
+            aside.iter().filter(|a| a.starts_with(prefix)).count(),
+            1,
+            "{prefix} in {aside:?}"
+        );
+    }
+    assert_eq!(aside.len(), 3, "{aside:?}");
+}

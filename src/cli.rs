@@ -187,6 +187,28 @@ pub struct InitArgs {
     pub init_grace: Option<u32>,
 }
 
+impl InitArgs {
+    /// The options as given, for a launch run by `doctor --live`.
+    #[must_use]
+    pub fn to_args(&self) -> Vec<OsString> {
+        let mut out: Vec<OsString> = Vec::new();
+        for (on, flag) in [
+            (self.init, "--init"),
+            (self.no_init, "--no-init"),
+            (self.init_group, "--init-group"),
+        ] {
+            if on {
+                out.push(flag.into());
+            }
+        }
+        if let Some(secs) = self.init_grace {
+            out.push("--init-grace".into());
+            out.push(secs.to_string().into());
+        }
+        out
+    }
+}
+
 /// A feature's setting: on when possible, always (or fail), never.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Switch {

@@ -86,7 +86,7 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 /// Bad options (125).
 pub fn main(args: &DoctorArgs) -> Result<Outcome> {
     let config = Config::new(&args.launch, CallerEnv::from_process())?;
-    let mut checks = run_checks(&config, &args.launch, args.live);
+    let mut checks = run_checks(&config, &args.launch, &args.init, args.live);
     checks.extend(check_init(&args.init, &config));
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     // Write errors (a closed pipe) are ignored: the exit status still tells.
@@ -121,7 +121,7 @@ pub fn main(args: &DoctorArgs) -> Result<Outcome> {
 
 /// All checks, in report order.
 #[must_use]
-pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check> {
+pub fn run_checks(config: &Config, launch: &LaunchArgs, init: &InitArgs, live: bool) -> Vec<Check> {
     let mut out = Vec::new();
     // Forks a helper: done first, while no thread of ours runs.
     let mask_check = check_mask(config);
@@ -180,7 +180,7 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, live: bool) -> Vec<Check
     ));
     if live {
         out.push(match &winner {
-            Some((token, _)) => check_live(config, launch, token),
+            Some((token, _)) => check_live(config, launch, init, token),
             None => check("live", Status::Fail, "no usable token to test"),
         });
     }
@@ -826,7 +826,7 @@ fn check_scrub_tools(config: &Config) -> Check {
 /// Runs the real launcher (`/proc/self/exe`, with the caller's launch options) in a
 /// throwaway home, on `claude -p`, and expects AUTH_OK back: the same way a launch goes,
 /// every step included, and the real scratch home untouched.
-fn check_live(config: &Config, launch: &LaunchArgs, token: &Token) -> Check {
+fn check_live(config: &Config, launch: &LaunchArgs, init: &InitArgs, token: &Token) -> Check {
     if let Err(e) = crate::exec::resolve(
         "claude".as_ref(),
         config.path_var().as_deref(),
@@ -846,6 +846,8 @@ fn check_live(config: &Config, launch: &LaunchArgs, token: &Token) -> Check {
         );
     };
     let mut args: Vec<OsString> = launch.to_args();
+    // The init options too: the live launch goes the way the launcher would.
+    args.extend(init.to_args());
     args.push("--home".into());
     args.push(scratch.path().join("home").into());
     args.push("-q".into());

@@ -669,3 +669,39 @@ fn dry_run_shows_the_init_and_bad_variables_are_125() {
         .status(125)
         .probe_not_run();
 }
+
+/// Issue 15: `doctor --live` runs the real launcher "so it also covers mask and init".
+/// Found by review: the init options were not passed on. A fake claude that answers only
+/// when its parent's parent is claude-iso too (the init between doctor and the command)
+/// tells.
+#[test]
+fn doctor_live_launches_with_the_init_options() {
+    let t = Test::new();
+    let bin = t.path("bin");
+    fs::create_dir_all(&bin).unwrap();
+    common::write_executable(
+        &bin.join("claude"),
+        "#!/bin/sh\ncase \"$1\" in\n--version) echo '9.9.9 (Claude Code)' ;;\n-p) pp=$(ps -o ppid= -p $PPID | tr -d ' '); [ \"$(cat /proc/$pp/comm)\" = claude-iso ] && echo AUTH_OK || echo NO-INIT-BETWEEN ;;\nesac\nexit 0\n",
+    );
+    let doctor = |extra: &[&str]| {
+        Test::new()
+            .no_env_file()
+            .no_home()
+            .args(["doctor", "--live", "--env-file"])
+            .arg(t.env_file())
+            .arg("--home")
+            .arg(t.home())
+            .args(extra.iter().copied())
+            .env("HOME", t.real_home())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .timeout(Duration::from_secs(30))
+    };
+    let with_init = doctor(&["--init", "--init-grace", "2"]);
+    with_init
+        .run()
+        .status(0)
+        .stdout_contains("claude answered AUTH_OK");
+    // The control: without it, the fake does not answer.
+    let plain = doctor(&[]);
+    plain.run().status(1);
+}

@@ -719,6 +719,18 @@ mod tests {
         // (std sets SO_REUSEADDR, so the closed connections' TIME_WAIT does not count).
         // A connect() would not prove it: on loopback a connect to a free port in the
         // ephemeral range can pick that very port as its source and connect to itself.
-        TcpListener::bind(addr).expect("the fake's port is free after drop");
+        // Other tests of this binary spawn processes meanwhile, and a child between its
+        // fork and its exec holds a copy of every descriptor, the listener's included
+        // (close-on-exec closes it only at the exec): allow that moment to pass.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpListener::bind(addr) {
+                Ok(_) => break,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("the fake's port is still in use 10 s after drop: {e}"),
+            }
+        }
     }
 }

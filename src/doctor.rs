@@ -168,7 +168,7 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, init: &InitArgs, live: b
     out.push(check_command(config));
     out.push(check_environment(config, winner.as_ref().map(|(t, _)| t)));
     // A launch without --share: the scratch home's own user settings are judged.
-    let verdict = guard::inspect(config, &[OsString::from("claude")], None);
+    let verdict = guard::inspect(config, &config.home, None);
     out.push(check_project_settings(config, &verdict));
     out.push(check_destination(&verdict));
     out.push(mask_check);
@@ -514,15 +514,15 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
             child.removed.join(", ")
         ));
     }
-    if let Some(url) = config
-        .env
-        .get("ANTHROPIC_BASE_URL")
-        .filter(|v| !v.is_empty())
+    for name in
+        std::iter::once(guard::BASE_URL_VAR).chain(guard::OTHER_API_URL_VARS.iter().copied())
     {
-        notes.push(format!(
-            "ANTHROPIC_BASE_URL is set: the token will be sent to {}; unset it unless you trust that host",
-            guard::origin(&url.to_string_lossy())
-        ));
+        if let Some(url) = config.env.get(name).filter(|v| !v.is_empty()) {
+            notes.push(format!(
+                "{name} is set: the token will be sent to {}; unset it unless you trust that host",
+                guard::origin(&url.to_string_lossy())
+            ));
+        }
     }
     for name in &config.keep_env {
         if scrub::is_scrubbed(std::ffi::OsStr::new(name)) && config.env.get(name).is_some() {
@@ -598,36 +598,26 @@ fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &Path) -> Che
     let set = |name: &str| config.env.get(name).filter(|v| !v.is_empty());
     let insecure = set("NODE_TLS_REJECT_UNAUTHORIZED").is_some_and(|v| v == "0");
     let extra_ca = set("NODE_EXTRA_CA_CERTS").is_some();
-    let proxy = [
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ]
-    .into_iter()
-    .find(|n| set(n).is_some());
-    // guard::origin: scheme and host only, never userinfo, whatever the URL holds.
-    let foreign = set("ANTHROPIC_BASE_URL")
-        .map(|u| guard::origin(&u.to_string_lossy()))
-        .filter(|o| {
-            let authority = o.split_once("://").map_or(o.as_str(), |(_, r)| r);
-            let host = authority
-                .rsplit_once(':')
-                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-                .map_or(authority, |(h, _)| h);
-            host != "api.anthropic.com" && !host.ends_with(".anthropic.com")
-        });
+    // The caller's side of the `destination` check (the same variables: every base URL
+    // and proxy claude honours); scheme and host only, never userinfo.
+    let dest = guard::destination(&[], &config.env);
+    let proxy = dest.proxy.as_ref().map(|(p, by)| format!("{p} ({by})"));
+    let foreign = (!dest.is_anthropic()).then(|| {
+        std::iter::once((&dest.origin, &dest.chosen_by))
+            .chain(dest.also.iter().map(|(o, by)| (o, by)))
+            .map(|(o, by)| format!("{o} ({by})"))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    });
     if insecure || extra_ca {
         let tls = if insecure {
             "NODE_TLS_REJECT_UNAUTHORIZED=0 (no certificate check)"
         } else {
             "NODE_EXTRA_CA_CERTS (an extra trusted CA)"
         };
-        let path = match (proxy, &foreign) {
-            (Some(p), _) => Some(format!("the proxy in {p}")),
-            (None, Some(h)) => Some(format!("{h} (ANTHROPIC_BASE_URL)")),
+        let path = match (proxy, foreign) {
+            (Some(p), _) => Some(format!("the proxy {p}")),
+            (None, Some(h)) => Some(h),
             (None, None) => None,
         };
         if let Some(path) = path {
@@ -720,11 +710,13 @@ fn hide_userinfo(text: &str, base_url: Option<&str>) -> String {
 /// launcher refuses what this reports, unless allowed on purpose).
 fn check_project_settings(config: &Config, verdict: &guard::Verdict) -> Check {
     if verdict.findings.is_empty() {
-        return check(
-            "project_settings",
-            Status::Ok,
-            "no settings file claude would apply brings another credential or destination",
-        );
+        let mut detail =
+            "no settings file claude would apply brings another credential or destination"
+                .to_owned();
+        for note in &verdict.unread {
+            detail.push_str(&format!("; {note}"));
+        }
+        return check("project_settings", Status::Ok, detail);
     }
     let lines: Vec<String> = verdict.findings.iter().map(guard::Finding::line).collect();
     if config.allow_project_auth {

@@ -27,7 +27,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -129,23 +129,38 @@ impl Layer {
     }
 }
 
-/// Why an entry is refused.
+/// Why an entry is refused. Every variant but [`Why::Unjudgeable`] names where the token
+/// would go (`to`: the effective destination of the launch, scheme and host only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Why {
     /// A settings key that brings its own credential (`apiKeyHelper`, …).
-    Credential,
+    Credential { to: String },
     /// An `env` entry claude-iso removes from the environment (or the token itself).
-    Scrubbed,
+    Scrubbed { to: String },
     /// An `env` entry that changes where the token goes; the origin it names.
     Destination(String),
     /// An `env` proxy: requests, the token included, pass through this origin.
     Proxy(String),
     /// `NO_PROXY` that lets more hosts bypass the caller's proxy.
-    NoProxyWidened,
+    NoProxyWidened { to: String },
     /// TLS trust, client certificates, custom headers, the API socket.
-    Transport,
+    Transport { to: String },
     /// The file cannot be judged (not valid JSON, not a regular file, too large, …).
     Unjudgeable(String),
+}
+
+impl Why {
+    /// Names `to` as where the token goes (the launch's effective destination, known
+    /// once every layer is read).
+    fn send_to(&mut self, origin: &str) {
+        match self {
+            Why::Credential { to }
+            | Why::Scrubbed { to }
+            | Why::NoProxyWidened { to }
+            | Why::Transport { to } => origin.clone_into(to),
+            Why::Destination(_) | Why::Proxy(_) | Why::Unjudgeable(_) => {}
+        }
+    }
 }
 
 /// One refused entry of one file.
@@ -174,11 +189,11 @@ impl Finding {
         };
         let key = shown(&self.key);
         match &self.why {
-            Why::Credential => {
-                format!("{file} sets {key}: claude would use that credential instead of the token")
-            }
-            Why::Scrubbed => format!(
-                "{file} sets {key}: a variable claude-iso removes (it carries or relocates a credential)"
+            Why::Credential { to } => format!(
+                "{file} sets {key}: claude would use that credential instead of the token (requests go to {to})"
+            ),
+            Why::Scrubbed { to } => format!(
+                "{file} sets {key}: a variable claude-iso removes (it carries or relocates a credential; the token goes to {to})"
             ),
             Why::Destination(to) => {
                 format!("{file} sets {key}: claude would send the token to {to}")
@@ -186,11 +201,11 @@ impl Finding {
             Why::Proxy(to) => format!(
                 "{file} sets {key}: claude would send its requests, the token included, through the proxy {to}"
             ),
-            Why::NoProxyWidened => {
-                format!("{file} sets {key}: more hosts would bypass the caller's proxy")
-            }
-            Why::Transport => format!(
-                "{file} sets {key}: it changes how requests carrying the token travel (TLS trust, certificates, headers or socket)"
+            Why::NoProxyWidened { to } => format!(
+                "{file} sets {key}: more hosts would bypass the caller's proxy (the token goes to {to})"
+            ),
+            Why::Transport { to } => format!(
+                "{file} sets {key}: it changes how requests carrying the token to {to} travel (TLS trust, certificates, headers or socket)"
             ),
             Why::Unjudgeable(reason) => {
                 format!("{file}: {reason}; claude-iso cannot tell what claude would apply from it")
@@ -216,36 +231,48 @@ pub struct Destination {
     pub chosen_by: String,
     /// A proxy the requests go through, with who set it.
     pub proxy: Option<(String, String)>,
+    /// Other API base URLs claude may send the token to (`CLAUDE_CODE_API_BASE_URL`),
+    /// with who set each; only those whose origin differs from [`Self::origin`].
+    pub also: Vec<(String, String)>,
 }
 
 impl Destination {
-    /// Whether the origin is an Anthropic host reached over https.
+    /// Whether the origin, and every other base URL set, is an Anthropic host reached
+    /// over https.
     #[must_use]
     pub fn is_anthropic(&self) -> bool {
-        let Some(host) = self.origin.strip_prefix("https://") else {
-            return false;
-        };
-        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
-        ["anthropic.com", "claude.ai", "claude.com"]
-            .iter()
-            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        anthropic_origin(&self.origin) && self.also.iter().all(|(o, _)| anthropic_origin(o))
     }
 
-    /// `the token goes to ORIGIN (chosen by …)[, through proxy P (set by …)]`.
+    /// `the token goes to ORIGIN (chosen by …)[, or to O (set by …)][, through proxy P (set by …)]`.
     #[must_use]
     pub fn line(&self) -> String {
         let mut s = format!("{} (chosen by {})", self.origin, self.chosen_by);
+        for (origin, by) in &self.also {
+            s.push_str(&format!(", or to {origin} (set by {by})"));
+        }
         if let Some((proxy, by)) = &self.proxy {
             s.push_str(&format!(", through the proxy {proxy} (set by {by})"));
         }
         s
     }
+}
+
+/// Whether `origin` (`scheme://host[:port]`) is an Anthropic host reached over https.
+fn anthropic_origin(origin: &str) -> bool {
+    let Some(host) = origin.strip_prefix("https://") else {
+        return false;
+    };
+    let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    });
+    ["anthropic.com", "claude.ai", "claude.com"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
 
 /// What the guard found for one launch.
@@ -255,6 +282,10 @@ pub struct Verdict {
     pub files: Vec<SettingsFile>,
     pub findings: Vec<Finding>,
     pub destination: Destination,
+    /// Files skipped because they cannot be read by this user (`EACCES`) and are not
+    /// this user's to make readable: claude, running as the same user, cannot load them
+    /// either. One note each, for `-v`, `--dry-run` and `doctor`.
+    pub unread: Vec<String>,
 }
 
 impl Verdict {
@@ -292,61 +323,20 @@ impl Verdict {
     }
 }
 
-/// Which layers the command's own `--setting-sources` leaves on (claude's flag; measured:
-/// `user` alone drops the project and local files, git root included; managed settings
-/// always apply).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sources {
-    pub project: bool,
-    pub local: bool,
-}
-
-impl Sources {
-    pub const ALL: Sources = Sources {
-        project: true,
-        local: true,
-    };
-
-    /// From the command's arguments: the last `--setting-sources LIST` (or `=LIST`)
-    /// before a `--`; all layers when absent.
-    #[must_use]
-    pub fn from_args(args: &[OsString]) -> Sources {
-        let mut list: Option<&OsStr> = None;
-        let mut it = args.iter().skip(1);
-        while let Some(a) = it.next() {
-            let a = a.as_os_str();
-            if a == "--" {
-                break;
-            }
-            if a == "--setting-sources" {
-                list = it.next().map(OsString::as_os_str);
-            } else if let Some(v) = a
-                .to_str()
-                .and_then(|s| s.strip_prefix("--setting-sources="))
-            {
-                list = Some(OsStr::new(v));
-            }
-        }
-        let Some(list) = list.and_then(OsStr::to_str) else {
-            return Sources::ALL;
-        };
-        let has = |name: &str| list.split(',').any(|s| s.trim() == name);
-        Sources {
-            project: has("project"),
-            local: has("local"),
-        }
-    }
-}
-
 /// The settings files claude would load for `workdir`, with the scratch home's user
 /// settings (or `shared_user`, the `--share`d file that replaces them at launch) and the
 /// managed ones, highest precedence first.
+///
+/// Every layer, whatever the command's arguments say: claude's `--setting-sources` can
+/// leave the project layers out, but which word of an argv is that option's list and
+/// which is another option's value only claude's own parser knows (`--append-system-prompt
+/// --setting-sources user` hands claude a prompt, not a list), and a command that is not
+/// claude may start one with other arguments.
 #[must_use]
 pub fn settings_files(
     workdir: &Path,
     home: &Path,
     shared_user: Option<&Path>,
-    sources: Sources,
 ) -> Vec<SettingsFile> {
     let mut out = Vec::new();
     let managed = Path::new(MANAGED_DIR);
@@ -368,27 +358,23 @@ pub fn settings_files(
         }));
     }
     let local = workdir.join(".claude/settings.local.json");
-    if sources.local {
-        if let Some(root) = git_root(workdir) {
-            let root_local = root.join(".claude/settings.local.json");
-            if root_local != local {
-                out.push(SettingsFile {
-                    path: root_local,
-                    layer: Layer::RootLocal,
-                });
-            }
+    if let Some(root) = git_root(workdir) {
+        let root_local = root.join(".claude/settings.local.json");
+        if root_local != local {
+            out.push(SettingsFile {
+                path: root_local,
+                layer: Layer::RootLocal,
+            });
         }
-        out.push(SettingsFile {
-            path: local,
-            layer: Layer::Local,
-        });
     }
-    if sources.project {
-        out.push(SettingsFile {
-            path: workdir.join(".claude/settings.json"),
-            layer: Layer::Project,
-        });
-    }
+    out.push(SettingsFile {
+        path: local,
+        layer: Layer::Local,
+    });
+    out.push(SettingsFile {
+        path: workdir.join(".claude/settings.json"),
+        layer: Layer::Project,
+    });
     out.push(match shared_user {
         Some(path) => SettingsFile {
             path: path.to_path_buf(),
@@ -411,32 +397,56 @@ fn git_root(dir: &Path) -> Option<PathBuf> {
 }
 
 /// Everything the guard knows for one launch: reads each file claude would load for
-/// `config.workdir` (the scratch home's user settings included; `shared_user` is a
-/// `--share`d `settings.json` that replaces them at this launch), judges every one, and
-/// works out the destination.
+/// `config.workdir` (the user settings of `home`, the scratch home, included;
+/// `shared_user` is a `--share`d `settings.json` that replaces them at this launch),
+/// judges every one, and works out the destination.
 #[must_use]
-pub fn inspect(config: &Config, args: &[OsString], shared_user: Option<&Path>) -> Verdict {
-    let files = settings_files(
-        &config.workdir,
-        &config.home,
-        shared_user,
-        Sources::from_args(args),
-    );
+pub fn inspect(config: &Config, home: &Path, shared_user: Option<&Path>) -> Verdict {
+    let files = settings_files(&config.workdir, home, shared_user);
     let mut findings = Vec::new();
+    let mut unread = Vec::new();
     let mut docs: Vec<(Layer, PathBuf, Map<String, Value>)> = Vec::new();
     for file in &files {
-        let (doc, mut found) = read_and_judge(&file.path, &config.env);
-        findings.append(&mut found);
-        if let Some(doc) = doc {
-            docs.push((file.layer, file.path.clone(), doc));
+        match read_and_judge(&file.path, &config.env) {
+            Judged::Doc(doc, mut found) => {
+                findings.append(&mut found);
+                docs.push((file.layer, file.path.clone(), doc));
+            }
+            Judged::Absent => {}
+            Judged::Unread(note) => unread.push(format!("{}: {note}", layer_name(file))),
+            Judged::Refused(finding) => findings.push(finding),
         }
     }
     let destination = destination(&docs, &config.env);
+    for f in &mut findings {
+        f.why.send_to(&destination.origin);
+    }
     Verdict {
         files,
         findings,
         destination,
+        unread,
     }
+}
+
+fn layer_name(file: &SettingsFile) -> String {
+    format!(
+        "{} {}",
+        file.layer.describe(),
+        shown(&file.path.to_string_lossy())
+    )
+}
+
+/// One settings file, read and judged.
+enum Judged {
+    /// Read: the document and what in it is refused.
+    Doc(Map<String, Value>, Vec<Finding>),
+    /// Does not exist.
+    Absent,
+    /// Skipped: this user cannot read it, nor make it readable (why, for a note).
+    Unread(String),
+    /// Cannot be judged: refused.
+    Refused(Finding),
 }
 
 /// Judges one settings file as claude would read it (symlinks followed, named): `Ok` with
@@ -444,10 +454,14 @@ pub fn inspect(config: &Config, args: &[OsString], shared_user: Option<&Path>) -
 /// file of their own to check (a shared home's `settings.json`).
 #[must_use]
 pub fn judge_file(path: &Path, caller: &CallerEnv) -> Vec<Finding> {
-    read_and_judge(path, caller).1
+    match read_and_judge(path, caller) {
+        Judged::Doc(_, found) => found,
+        Judged::Absent | Judged::Unread(_) => Vec::new(),
+        Judged::Refused(finding) => vec![finding],
+    }
 }
 
-fn read_and_judge(path: &Path, caller: &CallerEnv) -> (Option<Map<String, Value>>, Vec<Finding>) {
+fn read_and_judge(path: &Path, caller: &CallerEnv) -> Judged {
     let target = symlink_target(path);
     let finding = |key: String, why: Why| Finding {
         path: path.to_path_buf(),
@@ -456,11 +470,10 @@ fn read_and_judge(path: &Path, caller: &CallerEnv) -> (Option<Map<String, Value>
         why,
     };
     let bytes = match read_bounded(path) {
-        Ok(None) => return (None, Vec::new()),
-        Ok(Some(b)) => b,
-        Err(reason) => {
-            return (None, vec![finding(String::new(), Why::Unjudgeable(reason))]);
-        }
+        Ok(Content::Absent) => return Judged::Absent,
+        Ok(Content::Unread(note)) => return Judged::Unread(note),
+        Ok(Content::Bytes(b)) => b,
+        Err(reason) => return Judged::Refused(finding(String::new(), Why::Unjudgeable(reason))),
     };
     match parse(&bytes) {
         Ok(doc) => {
@@ -468,9 +481,9 @@ fn read_and_judge(path: &Path, caller: &CallerEnv) -> (Option<Map<String, Value>
                 .into_iter()
                 .map(|(k, w)| finding(k, w))
                 .collect();
-            (Some(doc), found)
+            Judged::Doc(doc, found)
         }
-        Err(reason) => (None, vec![finding(String::new(), Why::Unjudgeable(reason))]),
+        Err(reason) => Judged::Refused(finding(String::new(), Why::Unjudgeable(reason))),
     }
 }
 
@@ -480,10 +493,19 @@ fn symlink_target(path: &Path) -> Option<PathBuf> {
     std::fs::canonicalize(path).ok().filter(|real| real != path)
 }
 
-/// The file's bytes: `Ok(None)` when it does not exist. Opened non-blocking (a FIFO
-/// cannot hang us), checked on the descriptor to be a regular file of at most
-/// [`MAX_SETTINGS`] bytes, read with that bound.
-fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
+/// What reading a settings file gave.
+enum Content {
+    Absent,
+    /// Not readable by this user, and not this user's to make readable (why).
+    Unread(String),
+    Bytes(Vec<u8>),
+}
+
+/// The file's bytes, or that it does not exist, or that this user can neither read it
+/// nor make it readable. Opened non-blocking (a FIFO cannot hang us), checked on the
+/// descriptor to be a regular file of at most [`MAX_SETTINGS`] bytes, read with that
+/// bound.
+fn read_bounded(path: &Path) -> Result<Content, String> {
     let file = match std::fs::File::options()
         .read(true)
         .custom_flags(
@@ -501,7 +523,13 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
                 std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
             ) =>
         {
-            return Ok(None);
+            return Ok(Content::Absent);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return match not_ours_to_read(path) {
+                Ok(note) => Ok(Content::Unread(note)),
+                Err(whose) => Err(format!("cannot be read: {}{whose}", error_text(&e))),
+            };
         }
         Err(e) => return Err(format!("cannot be read: {}", error_text(&e))),
     };
@@ -521,7 +549,100 @@ fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, String> {
     if bytes.len() as u64 > MAX_SETTINGS {
         return Err(format!("larger than {MAX_SETTINGS} bytes"));
     }
-    Ok(Some(bytes))
+    Ok(Content::Bytes(bytes))
+}
+
+/// For a file this user got `EACCES` opening: `Ok`, why claude, running as the same
+/// user, cannot load it either — the file, or a directory on its way, refuses this user
+/// and belongs to someone else. `Err`, what to add to the refusal: a file or directory
+/// of our own we could chmod (and so could anything claude runs), or nothing known.
+fn not_ours_to_read(path: &Path) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    let Some((blocker, meta, is_file)) = what_refuses(path) else {
+        return Err(String::new());
+    };
+    let which = if is_file {
+        "it".to_owned()
+    } else {
+        format!(
+            "the directory {} on its way",
+            shown(&blocker.to_string_lossy())
+        )
+    };
+    if meta.uid() == me {
+        return Err(format!(
+            " ({which} is yours, mode {:04o}: what claude runs could make it readable; fix the mode or remove it)",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(format!(
+        "skipped: {which} (owner uid {}, mode {:04o}) does not let uid {me} read it, and claude, running as uid {me}, cannot load it either",
+        meta.uid(),
+        meta.mode() & 0o7777
+    ))
+}
+
+/// Resolves `path` one component at a time, following symlinks as `open` would, up to
+/// what refuses this user: the file itself (`true`), or the directory whose entry cannot
+/// be looked up (`false`), with its metadata. `None` when something else stops the walk.
+fn what_refuses(path: &Path) -> Option<(PathBuf, std::fs::Metadata, bool)> {
+    use std::path::Component;
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    let mut pending: Vec<std::ffi::OsString> = absolute
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .rev()
+        .collect();
+    let mut cur = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&name);
+        match std::fs::symlink_metadata(&next) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                let meta = std::fs::metadata(&cur).ok()?;
+                return Some((cur, meta, false));
+            }
+            Err(_) => return None,
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return None;
+                }
+                let target = std::fs::read_link(&next).ok()?;
+                if target.is_absolute() {
+                    cur = PathBuf::from("/");
+                }
+                pending.extend(
+                    target
+                        .components()
+                        .filter_map(|c| match c {
+                            Component::Normal(n) => Some(n.to_owned()),
+                            Component::ParentDir => Some("..".into()),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev(),
+                );
+            }
+            Ok(m) if pending.is_empty() => return Some((next, m, true)),
+            Ok(_) => cur = next,
+        }
+    }
+    None
 }
 
 /// A settings document: a JSON object, after an optional UTF-8 byte-order mark (claude
@@ -549,8 +670,12 @@ pub fn parse(bytes: &[u8]) -> Result<Map<String, Value>, String> {
 pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)> {
     let mut out = Vec::new();
     for key in CREDENTIAL_KEYS {
-        if doc.contains_key(*key) {
-            out.push(((*key).to_owned(), Why::Credential));
+        match doc.get(*key) {
+            // Absent, `null` or `""`: no helper, no credential (claude 2.1.197 and
+            // 2.1.332 both test the value for truthiness before running a helper).
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() => {}
+            Some(_) => out.push(((*key).to_owned(), Why::Credential { to: String::new() })),
         }
     }
     let Some(env) = doc.get("env") else {
@@ -563,7 +688,7 @@ pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)>
     for (name, value) in env {
         let key = format!("env.{name}");
         if scrub::is_scrubbed(OsStr::new(name)) || name == TOKEN_VAR {
-            out.push((key, Why::Scrubbed));
+            out.push((key, Why::Scrubbed { to: String::new() }));
             continue;
         }
         let Some(rule) = route_rule(name) else {
@@ -584,11 +709,19 @@ pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)>
                 if !widens_no_proxy(&text, caller) {
                     continue;
                 }
-                Why::NoProxyWidened
+                Why::NoProxyWidened { to: String::new() }
             }
-            Rule::Transport => Why::Transport,
+            Rule::Transport => Why::Transport { to: String::new() },
         };
         out.push((key, why));
+    }
+    // Where the token goes as far as this document and the caller say (the launch
+    // names the destination of every layer together: `Why::send_to`).
+    if !out.is_empty() {
+        let to = destination_of(&[(String::new(), doc)], caller).origin;
+        for (_, why) in &mut out {
+            why.send_to(&to);
+        }
     }
     out
 }
@@ -636,56 +769,95 @@ fn widens_no_proxy(value: &str, caller: &CallerEnv) -> bool {
     norm(value).iter().any(|h| !allowed.contains(h))
 }
 
+/// The base-URL variable that chooses where the token goes.
+pub const BASE_URL_VAR: &str = "ANTHROPIC_BASE_URL";
+/// Other base URLs of claude's API that the token can be sent to.
+pub const OTHER_API_URL_VARS: &[&str] = &["CLAUDE_CODE_API_BASE_URL"];
+/// The proxy variables claude's HTTP client honours for an `https` destination, first
+/// set wins (it falls back to the `http` one; `ALL_PROXY` last).
+pub const HTTPS_PROXY_VARS: &[&str] = &[
+    "HTTPS_PROXY",
+    "https_proxy",
+    "CLAUDE_CODE_HTTPS_PROXY",
+    "HTTP_PROXY",
+    "http_proxy",
+    "CLAUDE_CODE_HTTP_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+];
+/// The same for an `http` destination.
+pub const HTTP_PROXY_VARS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "CLAUDE_CODE_HTTP_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
 /// The destination: the highest layer setting `ANTHROPIC_BASE_URL`, else the caller's
-/// environment, else the default; with the proxy (`HTTPS_PROXY` in any case) the same way.
+/// environment, else the default; other API base URLs set (`CLAUDE_CODE_API_BASE_URL`)
+/// and the proxy (`HTTPS_PROXY`, `CLAUDE_CODE_HTTPS_PROXY`, `ALL_PROXY`, … in any case)
+/// the same way.
 #[must_use]
 pub fn destination(
     docs: &[(Layer, PathBuf, Map<String, Value>)],
     caller: &CallerEnv,
 ) -> Destination {
-    let from_layers = |names: &[&str]| -> Option<(String, String)> {
-        docs.iter().find_map(|(layer, path, doc)| {
-            let env = doc.get("env")?.as_object()?;
-            names.iter().find_map(|n| {
-                let v = env.get(*n)?;
+    let layers: Vec<(String, &Map<String, Value>)> = docs
+        .iter()
+        .map(|(layer, path, doc)| {
+            (
+                format!("{} {}", layer.describe(), shown(&path.to_string_lossy())),
+                doc,
+            )
+        })
+        .collect();
+    destination_of(&layers, caller)
+}
+
+/// [`destination`] over documents named by who they are.
+fn destination_of(layers: &[(String, &Map<String, Value>)], caller: &CallerEnv) -> Destination {
+    let pick = |name: &str| -> Option<(String, String)> {
+        layers
+            .iter()
+            .find_map(|(who, doc)| {
+                let v = doc.get("env")?.as_object()?.get(name)?;
                 let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+                Some((v, format!("env.{name} in {who}")))
+            })
+            .filter(|(v, _)| !v.is_empty())
+            .or_else(|| {
+                let v = caller.get(name).filter(|v| !v.is_empty())?;
                 Some((
-                    v,
-                    format!(
-                        "env.{n} in {} {}",
-                        layer.describe(),
-                        shown(&path.to_string_lossy())
-                    ),
+                    v.to_string_lossy().into_owned(),
+                    format!("{name} in the caller's environment"),
                 ))
             })
-        })
     };
-    let from_caller = |names: &[&str]| -> Option<(String, String)> {
-        names.iter().find_map(|n| {
-            let v = caller.get(n).filter(|v| !v.is_empty())?;
-            Some((
-                v.to_string_lossy().into_owned(),
-                format!("{n} in the caller's environment"),
-            ))
-        })
+    let (origin_of, chosen_by) = pick(BASE_URL_VAR).map_or_else(
+        || (DEFAULT_DESTINATION.to_owned(), "the default".to_owned()),
+        |(v, by)| (origin(&v), by),
+    );
+    let also = OTHER_API_URL_VARS
+        .iter()
+        .filter_map(|n| pick(n))
+        .map(|(v, by)| (origin(&v), by))
+        .filter(|(o, _)| *o != origin_of)
+        .collect();
+    let proxies = if origin_of.starts_with("http://") {
+        HTTP_PROXY_VARS
+    } else {
+        HTTPS_PROXY_VARS
     };
-    let base = ["ANTHROPIC_BASE_URL"];
-    let (origin_of, chosen_by) = from_layers(&base)
-        .filter(|(v, _)| !v.is_empty())
-        .or_else(|| from_caller(&base))
-        .map_or_else(
-            || (DEFAULT_DESTINATION.to_owned(), "the default".to_owned()),
-            |(v, by)| (origin(&v), by),
-        );
-    let proxies = ["HTTPS_PROXY", "https_proxy"];
-    let proxy = from_layers(&proxies)
-        .or_else(|| from_caller(&proxies))
-        .filter(|(v, _)| !v.is_empty())
+    let proxy = proxies
+        .iter()
+        .find_map(|n| pick(n))
         .map(|(v, by)| (origin(&v), by));
     Destination {
         origin: origin_of,
         chosen_by,
         proxy,
+        also,
     }
 }
 
@@ -834,9 +1006,19 @@ mod tests {
                     Why::Destination("http://evil:9".into())
                 ),
                 ("env.https_proxy".into(), Why::Proxy("http://p:1".into())),
-                ("env.NODE_TLS_REJECT_UNAUTHORIZED".into(), Why::Transport),
+                (
+                    "env.NODE_TLS_REJECT_UNAUTHORIZED".into(),
+                    Why::Transport {
+                        to: "http://evil:9".into()
+                    }
+                ),
                 // Issue 11: a scrubbed credential variable now (it can hold an x-api-key line).
-                ("env.ANTHROPIC_CUSTOM_HEADERS".into(), Why::Scrubbed),
+                (
+                    "env.ANTHROPIC_CUSTOM_HEADERS".into(),
+                    Why::Scrubbed {
+                        to: "http://evil:9".into()
+                    }
+                ),
                 (
                     "env.CLAUDE_CODE_API_BASE_URL".into(),
                     Why::Destination("https://e".into())
@@ -868,7 +1050,12 @@ mod tests {
                 r#"{"env":{"no_proxy":"localhost,api.anthropic.com"}}"#,
                 &caller
             ),
-            [("env.no_proxy".into(), Why::NoProxyWidened)]
+            [(
+                "env.no_proxy".into(),
+                Why::NoProxyWidened {
+                    to: "http://127.0.0.1:1".into()
+                }
+            )]
         );
     }
 
@@ -893,33 +1080,6 @@ mod tests {
         assert!(parse(b"// c\n{}").is_err());
         assert!(parse(b"[]").is_err());
         assert!(parse(b"{\"a\":1,}").is_err());
-    }
-
-    #[test]
-    fn setting_sources() {
-        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
-        assert_eq!(
-            Sources::from_args(&args(&["claude", "-p", "hi"])),
-            Sources::ALL
-        );
-        assert_eq!(
-            Sources::from_args(&args(&["claude", "--setting-sources", "user"])),
-            Sources {
-                project: false,
-                local: false
-            }
-        );
-        assert_eq!(
-            Sources::from_args(&args(&["claude", "--setting-sources=user,project"])),
-            Sources {
-                project: true,
-                local: false
-            }
-        );
-        assert_eq!(
-            Sources::from_args(&args(&["claude", "--", "--setting-sources", "user"])),
-            Sources::ALL
-        );
     }
 
     #[test]
@@ -950,11 +1110,58 @@ mod tests {
     }
 
     #[test]
+    fn null_or_empty_helpers_bring_nothing() {
+        let none = CallerEnv::default();
+        assert!(judged(r#"{"apiKeyHelper":null,"awsAuthRefresh":""}"#, &none).is_empty());
+        assert_eq!(judged(r#"{"apiKeyHelper":" "}"#, &none).len(), 1);
+        assert_eq!(judged(r#"{"apiKeyHelper":0}"#, &none).len(), 1);
+    }
+
+    #[test]
+    fn other_base_urls_and_every_proxy_variable_count() {
+        let caller = env(&[
+            ("CLAUDE_CODE_API_BASE_URL", "https://u:pw@gw.example/v1"),
+            ("CLAUDE_CODE_HTTPS_PROXY", "http://p.example:3128"),
+        ]);
+        let d = destination(&[], &caller);
+        assert_eq!(d.origin, DEFAULT_DESTINATION);
+        assert_eq!(
+            d.also,
+            [(
+                "https://gw.example".to_owned(),
+                "CLAUDE_CODE_API_BASE_URL in the caller's environment".to_owned()
+            )]
+        );
+        assert_eq!(
+            d.proxy,
+            Some((
+                "http://p.example:3128".to_owned(),
+                "CLAUDE_CODE_HTTPS_PROXY in the caller's environment".to_owned()
+            ))
+        );
+        assert!(!d.is_anthropic());
+        assert!(!d.line().contains("pw"), "{}", d.line());
+        let d = destination(&[], &env(&[("all_proxy", "socks5://s:1")]));
+        assert_eq!(d.proxy.unwrap().0, "socks5://s:1");
+        // An http destination goes through the http proxy, not the https one.
+        let d = destination(
+            &[],
+            &env(&[
+                ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9"),
+                ("HTTPS_PROXY", "http://a:1"),
+                ("HTTP_PROXY", "http://b:2"),
+            ]),
+        );
+        assert_eq!(d.proxy.unwrap().0, "http://b:2");
+    }
+
+    #[test]
     fn anthropic_hosts() {
         let d = |o: &str| Destination {
             origin: o.into(),
             chosen_by: String::new(),
             proxy: None,
+            also: Vec::new(),
         };
         assert!(d("https://api.anthropic.com").is_anthropic());
         assert!(d("https://api.anthropic.com:443").is_anthropic());

@@ -36,6 +36,20 @@ pub struct HomeState {
     pub existing: Option<Existing>,
 }
 
+impl HomeState {
+    /// The path the command gets as `HOME`: the canonical path of the checked directory,
+    /// or, for a home still to be created, the canonical path of its deepest existing
+    /// ancestor (symlinks and `/proc` magic links resolved now, before `-C` changes the
+    /// directory, as the launch resolves them) with the missing names appended.
+    #[must_use]
+    pub fn canonical(&self) -> PathBuf {
+        match &self.existing {
+            Some(e) => e.canonical.clone(),
+            None => prospective_path(&self.path),
+        }
+    }
+}
+
 /// An existing, checked home.
 #[derive(Debug)]
 pub struct Existing {
@@ -134,16 +148,7 @@ pub fn inspect(config: &Config) -> Result<HomeState> {
     let parent = match open_path_dir(parent_path) {
         Ok(fd) => Some(fd),
         Err(Errno::ENOENT) => None,
-        Err(e) => {
-            return Err(home_err(
-                path,
-                format!(
-                    "cannot open its parent directory {}: {}",
-                    parent_path.display(),
-                    errno_text(e)
-                ),
-            ));
-        }
+        Err(e) => return Err(unreachable_err(path, parent_path, e)),
     };
     let dir = match &parent {
         Some(parent) => match open_dir_at(parent, name) {
@@ -255,7 +260,7 @@ pub fn plan_lines(state: &HomeState, report: &Report) {
     match &state.existing {
         None => report.plan(format!(
             "home: {} (would be created, mode 0700)",
-            state.path.display()
+            state.canonical().display()
         )),
         Some(e) => {
             report.plan(format!("home: {} (exists)", e.canonical.display()));
@@ -474,10 +479,8 @@ fn create(config: &Config, path: &Path) -> Result<OwnedFd> {
             // Made by someone else meanwhile: it is checked like any other parent.
             Err(Errno::EEXIST) => {}
             Err(e) => {
-                return Err(home_err(
-                    &shown,
-                    format!("cannot create: {}", errno_text(e)),
-                ));
+                let parent = shown.parent().unwrap_or(Path::new("/"));
+                return Err(cannot_create_in(&shown, parent, e));
             }
         }
         let flags = if i + 1 == last {
@@ -490,6 +493,67 @@ fn create(config: &Config, path: &Path) -> Result<OwnedFd> {
         base = path; // only for messages below the first level
     }
     Ok(fd)
+}
+
+/// `owner uid N, mode 0700` of a directory, for messages.
+fn owner_and_mode(dir: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).map_or_else(
+        |_| "owner unknown".to_owned(),
+        |m| format!("owner uid {}, mode {:04o}", m.uid(), m.mode() & 0o7777),
+    )
+}
+
+/// `dir`, on the way to the home `path`, could not be opened (`e`). For `EACCES`, the
+/// directory that refused is named — the deepest ancestor that can be looked at but
+/// does not let this user through — with its owner, its mode and the fix.
+fn unreachable_err(path: &Path, dir: &Path, e: Errno) -> Error {
+    if e == Errno::EACCES {
+        let chain: Vec<&Path> = dir.ancestors().collect();
+        let blocker = chain
+            .iter()
+            .rev()
+            .find(|a| matches!(std::fs::metadata(a), Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied))
+            .and_then(|denied| denied.parent());
+        if let Some(blocker) = blocker {
+            let me = nix::unistd::geteuid().as_raw();
+            return home_err(
+                path,
+                format!(
+                    "cannot be reached: {} ({}) does not let uid {me} through ({}); choose a home outside it (--home DIR), or have its owner grant search permission (chmod o+x)",
+                    blocker.display(),
+                    owner_and_mode(blocker),
+                    errno_text(e)
+                ),
+            );
+        }
+    }
+    home_err(
+        path,
+        format!("cannot open {}: {}", dir.display(), errno_text(e)),
+    )
+}
+
+/// The home `path` cannot be made in `parent` (`e`): the parent and the fix.
+fn cannot_create_in(path: &Path, parent: &Path, e: Errno) -> Error {
+    let me = nix::unistd::geteuid().as_raw();
+    let why = match e {
+        Errno::EACCES | Errno::EPERM => format!(
+            "{} ({}) is not writable by uid {me} ({})",
+            parent.display(),
+            owner_and_mode(parent),
+            errno_text(e)
+        ),
+        Errno::EROFS => format!("{} is on a read-only file system", parent.display()),
+        _ => format!("{}: {}", parent.display(), errno_text(e)),
+    };
+    home_err(
+        path,
+        format!(
+            "cannot create: {why}; choose a home in a directory of yours (--home DIR), or have {} made writable",
+            parent.display()
+        ),
+    )
 }
 
 /// The path a not-yet-existing home will have: its deepest existing ancestor resolved,
@@ -522,15 +586,17 @@ fn check_new_path(config: &Config, path: &Path) -> Result<()> {
         match open_path_dir(existing) {
             Ok(fd) => break fd,
             Err(Errno::ENOENT) => existing = existing.parent().unwrap_or(Path::new("/")),
-            Err(e) => {
-                return Err(home_err(
-                    path,
-                    format!("cannot open {}: {}", existing.display(), errno_text(e)),
-                ));
-            }
+            Err(e) => return Err(unreachable_err(path, existing, e)),
         }
     };
     check_ancestors(config, path, &fd)?;
+    // The launch makes the home below `existing`: say now, naming it, when it cannot.
+    if let Err(e) = nix::unistd::access(
+        existing,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    ) {
+        return Err(cannot_create_in(path, existing, e));
+    }
     for dir in config.real_config_dirs(true) {
         // Resolved as far as it exists (a symlinked $HOME without a ~/.claude yet).
         let dir = prospective_path(&dir);

@@ -202,14 +202,27 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         Err(e) => return Err(not_found_hint(e, &argv[0])),
     };
 
+    // Every check first (nothing changes yet), so a refusal leaves nothing behind. The
+    // home first: a path that cannot be a home is named as such, not as a settings file
+    // inside it that cannot be read.
+    let home_state = home::inspect(&config)?;
+    let existing = home_state.existing.as_ref();
+    let home_path = home_state.canonical();
+
     // Before anything is created: settings claude would apply that bring another
     // credential or send the token elsewhere stop the launch here.
-    let verdict = guard::inspect(&config, &argv, share::user_settings(&shares));
+    let verdict = guard::inspect(&config, &home_path, share::user_settings(&shares));
     report.info(format!("the token goes to {}", verdict.destination.line()));
+    for note in &verdict.unread {
+        report.info(format!("settings: {note}"));
+    }
     if cli.dry_run {
         report.plan(format!("destination: {}", verdict.destination.line()));
         for finding in &verdict.findings {
             report.plan(format!("settings: {}", finding.line()));
+        }
+        for note in &verdict.unread {
+            report.plan(format!("settings: {note}"));
         }
         if let Err(e) = verdict.enforce(config.allow_project_auth) {
             report.plan(format!(
@@ -224,24 +237,12 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         }
     }
 
-    // Every check first (nothing changes yet), so a refusal leaves nothing behind.
-    let home_state = home::inspect(&config)?;
-    let existing = home_state.existing.as_ref();
-    let seed_state = seed::inspect(
-        existing.map(home::Existing::dir),
-        existing.map_or(&config.home, |e| &e.canonical),
-        &config.trust,
-    )?;
+    let seed_state = seed::inspect(existing.map(home::Existing::dir), &home_path, &config.trust)?;
     if cli.dry_run {
         home::plan_lines(&home_state, report);
         report.plan(format!("seed: {}", seed_state.describe()));
-        share::print_plan(
-            &shares,
-            existing.map_or(&config.home, |e| &e.canonical),
-            report,
-        );
+        share::print_plan(&shares, &home_path, report);
     }
-    let home_path = existing.map_or_else(|| config.home.clone(), |e| e.canonical.clone());
 
     let via = TokenVia::for_command(config.token_via, &argv[0]);
     // The pipe is made last, when nothing can fail before the exec but the exec itself.

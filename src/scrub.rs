@@ -21,8 +21,13 @@ use std::os::unix::ffi::OsStrExt;
 pub const NAMESPACES: &[&str] = &["ANTHROPIC_", "CLAUDE_", "CCR_", "AWS_BEARER_TOKEN_"];
 
 /// A credential pattern. Patterns are matched word by word (words are separated by
-/// `_`); `*` stands for any number of whole words, none included: `*_TOKEN_*` matches
-/// `ANTHROPIC_AUTH_TOKEN` and `CCR_OAUTH_TOKEN_FILE`, not `CLAUDE_CODE_MAX_OUTPUT_TOKENS`.
+/// `_`); `*` stands for any number of whole words, none included, and `(A|B)` for one
+/// word that is `A` or `B`: `*_TOKEN_*` matches `ANTHROPIC_AUTH_TOKEN` and
+/// `CCR_OAUTH_TOKEN_FILE`, not `CLAUDE_CODE_TOKENIZER`. Before matching, a word that
+/// holds one of the [`COMPOUND`] words is read as its parts ([`words`]): `APIKEY` as
+/// `API_KEY`, `KEYFILE` as `KEY_FILE`, `OAUTHTOKEN` as `OAUTH_TOKEN`, `CONFIGDIR` as
+/// `CONFIG_DIR`, and a plural `S` or a number after it is dropped (`KEYS`, `KEY2`,
+/// `TOKENS` are `KEY`, `KEY`, `TOKEN`).
 #[derive(Debug)]
 pub struct Rule {
     pub patterns: &'static [&'static str],
@@ -40,11 +45,11 @@ pub struct Entry {
 /// The credential patterns, applied inside [`NAMESPACES`].
 pub const RULES: &[Rule] = &[
     Rule {
-        patterns: &["*_API_KEY_*", "*_APIKEY_*", "*_KEY"],
-        what: "an API key, a signing key, or where one comes from",
+        patterns: &["*_API_KEY_*", "*_KEY_*"],
+        what: "an API key, a signing or private key, or where one comes from",
     },
     Rule {
-        patterns: &["*_TOKEN_*", "*_TOKENS_*"],
+        patterns: &["*_TOKEN_*", "*_JWT_*"],
         what: "a token, or the file or descriptor it is read from",
     },
     Rule {
@@ -86,10 +91,41 @@ pub const RULES: &[Rule] = &[
         what: "switches claude to another provider and its credentials",
     },
     Rule {
-        patterns: &["*_CONFIG_DIR", "*_PROFILE", "*_SETTINGS_PATH"],
+        patterns: &[
+            "*_CONFIG_(DIR|DIRECTORY|HOME|PATH|FILE|ROOT)_*",
+            "*_SETTINGS_(DIR|DIRECTORY|HOME|PATH|FILE|ROOT)_*",
+            "*_HOME",
+            "*_PROFILE",
+        ],
         what: "moves claude's config, credential store, profile or settings out of the scratch home",
     },
 ];
+
+/// Credential words that count inside a longer word too (longest first where one ends
+/// another): `APIKEY`, `PRIVATEKEY`, `KEYFILE`, `AUTHTOKEN`, `SETTINGSDIR`.
+pub const COMPOUND: &[&str] = &[
+    "KEY",
+    "TOKEN",
+    "JWT",
+    "OAUTH",
+    "AUTH",
+    "BEARER",
+    "CREDENTIALS",
+    "CREDENTIAL",
+    "CREDS",
+    "CRED",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "COOKIE",
+    "CONFIG",
+    "SETTINGS",
+];
+
+/// What may follow a [`COMPOUND`] word inside the same word (`KEYFILE`, `CONFIGDIR`,
+/// `KEYS`); the plural `S` is dropped.
+pub const COMPOUND_TAILS: &[&str] = &["FILE", "PATH", "DIRECTORY", "DIR", "HOME", "FD", "S"];
 
 /// Removed though they follow no pattern (observed on the real CLI, see
 /// `claude-code-facts.md`).
@@ -427,8 +463,59 @@ fn find(list: &'static [Entry], name: &OsStr) -> Option<&'static Entry> {
     list.iter().find(|e| OsStr::new(e.name) == name)
 }
 
+/// The words of a name as the rules read them: split at `_`, then each word that holds
+/// a [`COMPOUND`] word split into its parts — what comes before it, the compound word,
+/// and one of [`COMPOUND_TAILS`] after it (a plural `S` dropped) — after a trailing
+/// number is dropped. A word that is not of that shape stays as it is
+/// (`TOKENIZER`, `KEYBOARD`).
+#[must_use]
+pub fn words(name: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    for word in name.split(|b| *b == b'_') {
+        match compound_parts(word) {
+            Some(parts) => out.extend(parts.into_iter().filter(|p| !p.is_empty())),
+            None => out.push(word),
+        }
+    }
+    out
+}
+
+/// `[before, compound word, tail]` of one word, or `None` when it is not of that shape.
+fn compound_parts(word: &[u8]) -> Option<[&[u8]; 3]> {
+    let digits = word.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let core = &word[..word.len() - digits];
+    if core.is_empty() {
+        return None;
+    }
+    // Where the longest compound word that ends `w` starts.
+    let split = |w: &[u8]| -> Option<usize> {
+        COMPOUND
+            .iter()
+            .filter(|c| w.ends_with(c.as_bytes()))
+            .map(|c| w.len() - c.len())
+            .min()
+    };
+    if COMPOUND.iter().any(|c| c.as_bytes() == core) {
+        return Some([&[], core, &[]]);
+    }
+    for tail in COMPOUND_TAILS {
+        if let Some(rest) = core.strip_suffix(tail.as_bytes()) {
+            if let Some(at) = split(rest) {
+                let tail: &[u8] = if *tail == "S" {
+                    &[]
+                } else {
+                    &core[rest.len()..]
+                };
+                return Some([&rest[..at], &rest[at..], tail]);
+            }
+        }
+    }
+    let at = split(core)?;
+    Some([&core[..at], &core[at..], &[]])
+}
+
 fn rule_of(name: &[u8]) -> Option<(&'static Rule, &'static str)> {
-    let words: Vec<&[u8]> = name.split(|b| *b == b'_').collect();
+    let words = words(name);
     RULES.iter().find_map(|r| {
         r.patterns
             .iter()
@@ -440,12 +527,22 @@ fn rule_of(name: &[u8]) -> Option<(&'static Rule, &'static str)> {
     })
 }
 
-/// Word glob: `*` matches any number of whole words.
+/// Word glob: `*` matches any number of whole words, `(A|B)` one word of those.
 fn glob(pat: &[&[u8]], words: &[&[u8]]) -> bool {
     match pat.split_first() {
         None => words.is_empty(),
         Some((&b"*", rest)) => (0..=words.len()).any(|i| glob(rest, &words[i..])),
-        Some((w, rest)) => words.first() == Some(w) && glob(rest, &words[1..]),
+        Some((p, rest)) => words.first().is_some_and(|w| word_is(p, w)) && glob(rest, &words[1..]),
+    }
+}
+
+fn word_is(pattern: &[u8], word: &[u8]) -> bool {
+    match pattern
+        .strip_prefix(b"(")
+        .and_then(|p| p.strip_suffix(b")"))
+    {
+        Some(alternatives) => alternatives.split(|b| *b == b'|').any(|a| a == word),
+        None => pattern == word,
     }
 }
 
@@ -477,12 +574,15 @@ pub const SUSPICIOUS: &[&str] = &[
     "CLAUDE_CODE_USE_",
 ];
 
-/// Whether `name`, in one of [`NAMESPACES`], contains one of [`SUSPICIOUS`] (or is a
-/// descriptor number, `…_FD`).
+/// Whether `name`, in one of [`NAMESPACES`], contains one of [`SUSPICIOUS`], is a
+/// descriptor number (`…_FD`), or matches a rule (every name a rule removes is looked
+/// at, or kept, by a human).
 #[must_use]
 pub fn looks_like_credential(name: &str) -> bool {
     in_namespace(OsStr::new(name))
-        && (SUSPICIOUS.iter().any(|s| name.contains(s)) || name.ends_with("_FD"))
+        && (SUSPICIOUS.iter().any(|s| name.contains(s))
+            || name.ends_with("_FD")
+            || rule_of(name.as_bytes()).is_some())
 }
 
 #[cfg(test)]
@@ -506,8 +606,57 @@ mod tests {
         assert!(!scrubbed("GITHUB_TOKEN"), "outside claude's namespaces");
         assert!(!scrubbed("DISABLE_AUTOUPDATER"));
         assert!(!scrubbed("CLAUDE_CODE_MAX_OUTPUT_TOKENS"));
+        assert!(!scrubbed("CLAUDE_CODE_KEYBOARD_LAYOUT"));
+        assert!(!scrubbed("ANTHROPIC_FROBNICATE_SIGNING_SEED"));
         // Bytes, not text: a name that is not UTF-8 is still judged by its words.
         assert!(is_scrubbed(OsStr::from_bytes(b"CLAUDE_\xff_TOKEN")));
+    }
+
+    /// Review of main: names of the same families, in other shapes, reached the command.
+    #[test]
+    fn compound_plural_and_numbered_words() {
+        for name in [
+            "ANTHROPIC_API_KEYS",
+            "ANTHROPIC_API_KEY2",
+            "ANTHROPIC_API_KEY_2",
+            "ANTHROPIC_KEY_FILE",
+            "ANTHROPIC_APIKEY",
+            "CLAUDE_CODE_PRIVATE_KEY_PATH",
+            "CLAUDE_CODE_PRIVATEKEY",
+            "CLAUDE_CODE_KEYFILE",
+            "CLAUDE_CODE_AUTHTOKEN",
+            "CLAUDE_CODE_OAUTHTOKEN",
+            "CLAUDE_CODE_TOKENFILE",
+            "CLAUDE_CODE_ACCESSTOKEN",
+            "ANTHROPIC_APITOKEN",
+            "ANTHROPIC_JWT",
+            "ANTHROPIC_JWT_FILE",
+            "ANTHROPIC_SECRETS",
+            "ANTHROPIC_CREDFILE",
+            "ANTHROPIC_CONFIG_HOME",
+            "ANTHROPIC_CONFIGDIR",
+            "CLAUDE_CODE_CONFIG_PATH",
+            "CLAUDE_CODE_CONFIG_FILE",
+            "CLAUDE_CODE_CONFIG_DIRECTORY",
+            "CLAUDE_CODE_SETTINGS_DIR",
+            "CLAUDE_SETTINGS_FILE",
+            "CLAUDE_HOME",
+            "ANTHROPIC_HOME",
+        ] {
+            assert!(scrubbed(name), "{name}");
+        }
+        assert_eq!(
+            words(b"CLAUDE_CODE_OAUTHTOKEN2"),
+            [&b"CLAUDE"[..], b"CODE", b"OAUTH", b"TOKEN"]
+        );
+        assert_eq!(
+            words(b"X_KEYS_KEYFILE"),
+            [&b"X"[..], b"KEY", b"KEY", b"FILE"]
+        );
+        assert_eq!(
+            words(b"X_TOKENIZER_BYPASS"),
+            [&b"X"[..], b"TOKENIZER", b"BYPASS"]
+        );
     }
 
     #[test]
@@ -562,21 +711,35 @@ mod tests {
                 assert!(
                     !p.is_empty()
                         && p.bytes()
-                            .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'*'),
+                            .all(|b| b.is_ascii_uppercase() || b"_*(|)".contains(&b)),
                     "{p}"
                 );
-                // A pattern matches the name it spells (with `*` as one word).
-                let example = p.replace('*', "X");
-                let example = if example.starts_with("X_") {
-                    format!("CLAUDE_{example}")
-                } else {
-                    example
-                };
-                assert!(
-                    rule_of(example.as_bytes()).is_some(),
-                    "{p} does not match {example}"
-                );
+                // A pattern matches the name it spells (with `*` as one word, and each
+                // alternative of a `(A|B)`).
+                for alternative in alternatives(p) {
+                    let example = alternative.replace('*', "X");
+                    let example = if example.starts_with("X_") {
+                        format!("CLAUDE_{example}")
+                    } else {
+                        example
+                    };
+                    assert!(
+                        rule_of(example.as_bytes()).is_some(),
+                        "{p} does not match {example}"
+                    );
+                }
             }
+        }
+    }
+
+    /// `A_(B|C)_D` spelled out: `A_B_D`, `A_C_D`.
+    fn alternatives(p: &str) -> Vec<String> {
+        match (p.find('('), p.find(')')) {
+            (Some(open), Some(close)) => p[open + 1..close]
+                .split('|')
+                .flat_map(|a| alternatives(&format!("{}{a}{}", &p[..open], &p[close + 1..])))
+                .collect(),
+            _ => vec![p.to_owned()],
         }
     }
 }

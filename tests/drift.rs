@@ -8,6 +8,8 @@
 //! `scrub::KEEP`. A release that adds such a name fails this test, naming it, until
 //! someone has looked at it: `.ci/run --latest` turns red the day it ships.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
@@ -318,6 +320,72 @@ fn reviewed_names_are_still_removed_by_a_rule() {
         assert!(
             matches!(scrub::why(OsStr::new(name)), Some(Reason::Rule(..))),
             "{name} is on REVIEWED_BY_RULE but no rule removes it (a rule or KEEP changed)"
+        );
+    }
+}
+
+/// Review of main (issue 11, "rules, then a list"): names of the credential families in
+/// other shapes — plural, numbered, compound words, key files, JWTs, config and settings
+/// relocation — never reach the command; configuration does.
+#[test]
+fn credential_families_in_any_shape_are_removed_and_configuration_is_kept() {
+    const REMOVED: &[&str] = &[
+        "ANTHROPIC_API_KEYS",
+        "ANTHROPIC_API_KEY2",
+        "ANTHROPIC_API_KEY_2",
+        "ANTHROPIC_KEY_FILE",
+        "ANTHROPIC_APIKEY",
+        "CLAUDE_CODE_PRIVATE_KEY_PATH",
+        "CLAUDE_CODE_PRIVATEKEY",
+        "CLAUDE_CODE_KEYFILE",
+        "CLAUDE_CODE_AUTHTOKEN",
+        "CLAUDE_CODE_OAUTHTOKEN",
+        "CLAUDE_CODE_ACCESSTOKEN",
+        "CLAUDE_CODE_TOKENFILE",
+        "ANTHROPIC_APITOKEN",
+        "ANTHROPIC_JWT",
+        "ANTHROPIC_JWT_FILE",
+        "ANTHROPIC_SECRETS",
+        "ANTHROPIC_CONFIG_HOME",
+        "ANTHROPIC_CONFIGDIR",
+        "CLAUDE_CODE_CONFIG_PATH",
+        "CLAUDE_CODE_CONFIG_FILE",
+        "CLAUDE_CODE_SETTINGS_DIR",
+        "CLAUDE_SETTINGS_FILE",
+        "CLAUDE_HOME",
+    ];
+    const KEPT: &[&str] = &[
+        "ANTHROPIC_BASE_URL",
+        "ANTHROPIC_MODEL",
+        "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+        "CLAUDE_CODE_API_KEY_HELPER_TTL_MS",
+        "CLAUDE_CODE_CONFIG_LOCK_WAIT_MS",
+        "CLAUDE_CODE_REMOTE_SETTINGS_POLL_MS",
+        "CLAUDE_CODE_DISABLE_HOME_SETTINGS_SEED",
+        "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB",
+        "CLAUDE_CODE_USE_POWERSHELL_TOOL",
+        "DISABLE_AUTOUPDATER",
+    ];
+    let mut t = common::Test::new().arg("--scrub-tools").arg("off");
+    for (i, name) in REMOVED.iter().enumerate() {
+        let value = format!("sk-ant-api03-Rm{i:02}Xq7Zt{i:02}Lp");
+        t = t.env(*name, value.clone()).secret(value);
+    }
+    for name in KEPT {
+        t = t.env(*name, "1");
+    }
+    let out = t.run();
+    out.success().no_secrets();
+    let probe = out.probe();
+    for name in REMOVED {
+        assert_eq!(probe.var(name), None, "{name} reached the command");
+        out.stderr_contains(name);
+    }
+    for name in KEPT {
+        assert_eq!(
+            probe.var(name).as_deref(),
+            Some(OsStr::new("1")),
+            "{name} did not reach the command"
         );
     }
 }

@@ -945,8 +945,11 @@ fn environment(page: &mut Page) {
     let namespaces: Vec<String> = NAMESPACES.iter().map(|n| format!("**{n}**")).collect();
     page.p(&format!(
         "Rules first: inside claude's namespaces ({}), every variable whose name matches \
-        one of these patterns is removed (words are separated by _, and * stands for any \
-        number of whole words, none included):",
+        one of these patterns is removed (words are separated by _, * stands for any \
+        number of whole words, none included, and (A|B) for one word that is A or B; \
+        a word that holds a credential word is read as its parts, and a plural s or a \
+        number after one is dropped: APIKEY is API_KEY, KEYFILE is KEY_FILE, \
+        OAUTHTOKEN is OAUTH_TOKEN, CONFIGDIR is CONFIG_DIR, KEYS and KEY2 are KEY):",
         namespaces.join(", ")
     ));
     for rule in RULES {
@@ -1093,15 +1096,19 @@ fn project_settings(page: &mut Page) {
         home's own **.claude/settings.json** (the user settings) is judged too: it is \
         the command's **HOME**, so anything the command ran can have written a \
         redirect there. A **--share**d **settings.json** replaces it at launch and is \
-        judged in its place. A **--setting-sources** \
-        list given to claude that leaves out **project** or **local** leaves those \
-        files out here too.",
+        judged in its place. Every one of them is judged whatever the command's \
+        arguments say (which word is the list of claude's **--setting-sources** only \
+        claude's parser knows). A file this user cannot read that belongs to someone \
+        else (a root-only managed settings file) is skipped with a note under \
+        **-v**, as claude, running as the same user, cannot load it either; one of the \
+        user's own is refused.",
     );
     page.p(
-        "The launch is refused (exit 125, one line naming the file, the key and, for a \
-        destination, the host) when one of them sets **apiKeyHelper**, \
+        "The launch is refused (exit 125, one line naming the file, the key and the \
+        host the token would go to) when one of them sets **apiKeyHelper**, \
         **awsAuthRefresh**, **awsCredentialExport**, **gcpAuthRefresh**, \
-        **otelHeadersHelper** or **proxyAuthHelper**; an **env** entry claude-iso \
+        **otelHeadersHelper** or **proxyAuthHelper** (other than **null** or an empty \
+        string); an **env** entry claude-iso \
         removes, or **CLAUDE_CODE_OAUTH_TOKEN**; or an **env** entry that changes where \
         or how requests travel: every **_BASE_URL** variable (**ANTHROPIC_BASE_URL**, \
         **CLAUDE_CODE_API_BASE_URL**, ...), every **ANTHROPIC_**__*__**_URL** and \

@@ -265,6 +265,31 @@ impl Config {
         self.state_dir().join(HOMES_DIR)
     }
 
+    /// Directories that hold nothing but credentials, which the mask hides whole: the
+    /// Anthropic profile store (`$ANTHROPIC_CONFIG_DIR`, `$XDG_CONFIG_HOME/anthropic`,
+    /// each real home's `.config/anthropic`) and claude-iso's own token directories
+    /// (`$XDG_CONFIG_HOME/claude-iso`, each real home's `.config/claude-iso` and
+    /// `.config/claude-auth-sync`). A scratch home never lies in one.
+    #[must_use]
+    pub fn credential_stores(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let homes = self.real_homes(true);
+        let mut profiles: Vec<PathBuf> = self
+            .env
+            .get("ANTHROPIC_CONFIG_DIR")
+            .filter(|v| !v.is_empty())
+            .map(|v| clean(&self.start_dir.join(v)))
+            .into_iter()
+            .collect();
+        profiles.push(self.xdg_config_home().join("anthropic"));
+        profiles.extend(homes.iter().map(|h| h.join(".config/anthropic")));
+        let mut tokens = vec![self.xdg_config_home().join("claude-iso")];
+        for h in &homes {
+            tokens.push(h.join(".config/claude-iso"));
+            tokens.push(h.join(".config/claude-auth-sync"));
+        }
+        (profiles, tokens)
+    }
+
     /// Directories claude must never get as its config: each real `~/.claude` and the
     /// caller's `CLAUDE_CONFIG_DIR`.
     #[must_use]

@@ -838,8 +838,15 @@ fn check_live(config: &Config, launch: &LaunchArgs, init: &InitArgs, token: &Tok
         );
     };
     let mut args: Vec<OsString> = launch.to_args();
-    // The init options too: the live launch goes the way the launcher would.
+    // The init options too: the live launch goes the way the launcher would — with an
+    // init also when this doctor is PID 1 and decides on one (the launch it starts is
+    // not PID 1, so it would not decide so itself).
     args.extend(init.to_args());
+    if crate::init::decide(init, &config.env, crate::init::is_pid1())
+        .is_ok_and(|d| d.on && d.reason == crate::init::Reason::Pid1)
+    {
+        args.push("--init".into());
+    }
     args.push("--home".into());
     args.push(scratch.path().join("home").into());
     args.push("-q".into());

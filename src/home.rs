@@ -597,14 +597,14 @@ fn check_new_path(config: &Config, path: &Path) -> Result<()> {
     ) {
         return Err(cannot_create_in(path, existing, e));
     }
-    for dir in config.real_config_dirs(true) {
+    for (dir, what) in guarded_dirs(config, true) {
         // Resolved as far as it exists (a symlinked $HOME without a ~/.claude yet).
         let dir = prospective_path(&dir);
         if new.starts_with(&dir) {
             return Err(home_err(
                 path,
                 format!(
-                    "is inside {}, a real claude config directory; choose a scratch home outside it",
+                    "is inside {}, {what}; choose a scratch home outside it",
                     dir.display()
                 ),
             ));
@@ -623,11 +623,11 @@ fn check_ancestors(config: &Config, path: &Path, fd: &OwnedFd) -> Result<()> {
         fd,
         |st, depth| {
             let at = canonical.as_deref().and_then(|c| c.ancestors().nth(depth));
-            if let Some(p) = matching(&targets, st) {
+            if let Some((p, what)) = matching(&targets, st) {
                 return Err(home_err(
                     path,
                     format!(
-                        "would be inside {}, a real claude config directory{}; choose a scratch home outside it",
+                        "would be inside {}, {what}{}; choose a scratch home outside it",
                         p.display(),
                         at.filter(|a| *a != p)
                             .map(|a| format!(" (as {})", a.display()))
@@ -742,19 +742,41 @@ fn check_parent(path: &Path, st: &FileStat, at: Option<&Path>) -> Result<()> {
 }
 
 /// Device and inode of each existing real config directory.
-fn config_dir_ids(config: &Config, with_passwd: bool) -> Vec<(PathBuf, FileStat)> {
+/// Where a scratch home must never be, with what each is: the real config dirs, and
+/// the credential stores the mask hides whole (a home there could not be masked from).
+fn guarded_dirs(config: &Config, with_passwd: bool) -> Vec<(PathBuf, &'static str)> {
+    let (profiles, tokens) = config.credential_stores();
     config
         .real_config_dirs(with_passwd)
         .into_iter()
-        .filter_map(|p| stat(&p).ok().map(|st| (p, st)))
+        .map(|p| (p, "a real claude config directory"))
+        .chain(
+            profiles
+                .into_iter()
+                .map(|p| (p, "an Anthropic profile store (credentials)")),
+        )
+        .chain(
+            tokens
+                .into_iter()
+                .map(|p| (p, "a directory of claude-iso's token files")),
+        )
         .collect()
 }
 
-fn matching<'a>(targets: &'a [(PathBuf, FileStat)], st: &FileStat) -> Option<&'a Path> {
+type Guarded = (PathBuf, &'static str, FileStat);
+
+fn config_dir_ids(config: &Config, with_passwd: bool) -> Vec<Guarded> {
+    guarded_dirs(config, with_passwd)
+        .into_iter()
+        .filter_map(|(p, what)| stat(&p).ok().map(|st| (p, what, st)))
+        .collect()
+}
+
+fn matching<'a>(targets: &'a [Guarded], st: &FileStat) -> Option<(&'a Path, &'static str)> {
     targets
         .iter()
-        .find(|(_, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
-        .map(|(p, _)| p.as_path())
+        .find(|(_, _, t)| t.st_dev == st.st_dev && t.st_ino == st.st_ino)
+        .map(|(p, what, _)| (p.as_path(), *what))
 }
 
 /// The home must not be, or lie inside, a real `~/.claude` or the caller's
@@ -771,11 +793,11 @@ fn check_not_in_config_dir(
     let targets = config_dir_ids(config, with_passwd);
     // Nor may it hold one as its `.claude` (the quarantine would move a live file).
     if let Some(st) = claude_dir {
-        if let Some(p) = matching(&targets, st) {
+        if let Some((p, what)) = matching(&targets, st) {
             return Err(home_err(
                 path,
                 format!(
-                    "holds {} as its {CLAUDE_DIR}, a real claude config directory; choose a scratch home of its own",
+                    "holds {} as its {CLAUDE_DIR}, {what}; choose a scratch home of its own",
                     p.display()
                 ),
             ));
@@ -784,11 +806,11 @@ fn check_not_in_config_dir(
     walk_up(
         dir,
         |st, depth| {
-            if let Some(p) = matching(&targets, st) {
+            if let Some((p, what)) = matching(&targets, st) {
                 return Err(home_err(
                     path,
                     format!(
-                        "is inside {}, a real claude config directory; choose a scratch home outside it",
+                        "is inside {}, {what}; choose a scratch home outside it",
                         p.display()
                     ),
                 ));

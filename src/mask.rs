@@ -155,10 +155,7 @@ impl Sources {
         let homes = config.real_homes(true);
         let mut config_dirs = config.real_config_dirs(true);
         config_dirs.extend(env_dir("CLAUDE_SECURESTORAGE_CONFIG_DIR"));
-        let mut profile_stores: Vec<PathBuf> =
-            env_dir("ANTHROPIC_CONFIG_DIR").into_iter().collect();
-        profile_stores.push(config.xdg_config_home().join("anthropic"));
-        profile_stores.extend(homes.iter().map(|h| h.join(".config/anthropic")));
+        let (profile_stores, token_dirs) = config.credential_stores();
         let mut files: Vec<PathBuf> = Vec::new();
         let mut sources = token::default_candidates(config);
         sources.extend(token::candidates(config));
@@ -180,11 +177,6 @@ impl Sources {
             .collect();
         files.extend(asides);
         files.extend(FIXED_FILES.iter().map(PathBuf::from));
-        let mut token_dirs = vec![config.xdg_config_home().join("claude-iso")];
-        for h in &homes {
-            token_dirs.push(h.join(".config/claude-iso"));
-            token_dirs.push(h.join(".config/claude-auth-sync"));
-        }
         let reveal = config
             .env
             .get("PATH")
@@ -206,11 +198,22 @@ impl Sources {
         }
     }
 
-    /// Adds the command's own directory to what is shown again inside a hidden directory.
+    /// Adds the command's own directory, and the directory of the file it leads to, to
+    /// what is shown again inside a hidden directory.
     #[must_use]
     pub fn with_program(mut self, program: Option<&Path>) -> Sources {
-        if let Some(dir) = program.and_then(Path::parent).filter(|d| d.is_absolute()) {
+        let Some(program) = program.filter(|p| p.is_absolute()) else {
+            return self;
+        };
+        if let Some(dir) = program.parent() {
             self.reveal.push(clean(dir));
+        }
+        if let Some(dir) = std::fs::canonicalize(program)
+            .ok()
+            .as_deref()
+            .and_then(Path::parent)
+        {
+            self.reveal.push(dir.to_owned());
         }
         self
     }
@@ -264,6 +267,8 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
     let mut ro_dirs: Vec<PathBuf> = Vec::new();
     let mut ro_files: Vec<PathBuf> = Vec::new();
     let mut hidden: Vec<PathBuf> = Vec::new();
+    // The config dirs among them: the only hidden directories something is shown in.
+    let mut config_hidden: Vec<PathBuf> = Vec::new();
     let mut empty: Vec<PathBuf> = Vec::new();
     let push = |v: &mut Vec<PathBuf>, p: PathBuf| {
         if !v.contains(&p) {
@@ -294,6 +299,7 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
                         }
                     }
                 }
+                push(&mut config_hidden, real.clone());
                 push(&mut hidden, real);
                 continue;
             }
@@ -355,28 +361,41 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             });
         }
     }
+    // Everything masked, before what lies under a hidden directory is dropped: nothing
+    // shown again may hold any of it.
+    let masked_all: Vec<PathBuf> = hidden
+        .iter()
+        .chain(empty.iter())
+        .chain(ro_files.iter())
+        .cloned()
+        .collect();
     // A file (or directory) under a hidden directory is hidden with it.
     empty.retain(|f| !hidden.iter().any(|h| f.starts_with(h) && f != h));
     ro_files.retain(|f| !hidden.iter().any(|h| f.starts_with(h)));
     let all_hidden = hidden.clone();
     hidden.retain(|d| !all_hidden.iter().any(|h| d.starts_with(h) && d != h));
-    // What the command may need from inside a hidden directory, shown again read-only:
-    // never the hidden directory itself, nor one that holds anything masked.
+    config_hidden.retain(|d| hidden.contains(d));
+    // What the command may need from inside a hidden config dir (a `PATH` entry, the
+    // command's own directory, where it leads): the top-level directory of the config dir
+    // holding it (`~/.claude/local` for npm's `~/.claude/local/node_modules/.bin`), shown
+    // again read-only — never the config dir itself, nor one that holds or lies in
+    // anything masked.
     let mut reveal: Vec<PathBuf> = Vec::new();
     for dir in &sources.reveal {
         let Some((real, Kind::Dir)) = resolve(dir) else {
             continue;
         };
-        let inside = hidden.iter().any(|h| real.starts_with(h) && real != *h);
-        let holds_masked = all_hidden
+        let Some(top) = config_hidden.iter().find_map(|h| {
+            let first = real.strip_prefix(h).ok()?.components().next()?;
+            Some(h.join(first))
+        }) else {
+            continue;
+        };
+        let clash = masked_all
             .iter()
-            .chain(empty.iter())
-            .chain(ro_files.iter())
-            .any(|m| m.starts_with(&real));
-        let under_revealed = reveal.iter().any(|r| real.starts_with(r));
-        if inside && !holds_masked && !under_revealed {
-            reveal.retain(|r| !r.starts_with(&real));
-            reveal.push(real);
+            .any(|m| m.starts_with(&top) || (top.starts_with(m) && !config_hidden.contains(m)));
+        if !clash && !reveal.contains(&top) {
+            reveal.push(top);
         }
     }
     reveal.sort();
@@ -1497,21 +1516,24 @@ mod tests {
     fn path_entries_inside_a_hidden_dir_are_shown_again_read_only() {
         let mut s = sources();
         s.reveal = vec![
-            "/home/u/.claude/local".into(),
+            // npm's layout: the whole top-level directory is shown.
+            "/home/u/.claude/local/node_modules/.bin".into(),
             "/home/u/.claude/local/bin".into(),
-            // The hidden directory itself, and one that holds a masked path: never.
+            // The hidden directory itself, one outside, a missing one: never.
             "/home/u/.claude".into(),
-            "/home/u/.config".into(),
             "/usr/bin".into(),
             "/home/u/.claude/missing".into(),
+            // Inside a hidden store that is not a config dir: never.
+            "/home/u/.config/anthropic/credentials".into(),
         ];
         let fs = Fs::new(&[
             ("/home/u/.claude", Dir),
             ("/home/u/.claude/.credentials.json", File),
             ("/home/u/.claude/local", Dir),
             ("/home/u/.claude/local/bin", Dir),
-            ("/home/u/.config", Dir),
+            ("/home/u/.claude/local/node_modules/.bin", Dir),
             ("/home/u/.config/anthropic", Dir),
+            ("/home/u/.config/anthropic/credentials", Dir),
             ("/usr/bin", Dir),
         ]);
         assert_eq!(
@@ -1524,21 +1546,31 @@ mod tests {
                 },
             ]
         );
-        // A directory holding a masked path is not shown; one beside it still is.
+        // A directory that holds a masked path is not shown (nor anything in it).
         s.config_dirs.push("/home/u/.claude/local/cfg".into());
         let fs = fs.dir("/home/u/.claude/local/cfg");
-        let reveals: Vec<MountOp> = fs
-            .plan(&s)
-            .unwrap()
-            .ops
-            .into_iter()
-            .filter(|o| matches!(o, MountOp::Reveal { .. }))
-            .collect();
+        let ops = fs.plan(&s).unwrap().ops;
+        assert!(
+            !ops.iter().any(|o| matches!(o, MountOp::Reveal { .. })),
+            "{ops:?}"
+        );
+    }
+
+    #[test]
+    fn what_lies_under_a_hidden_dir_counts_when_showing_one_again() {
+        // The fixed files lie in the real home's config dir when that home is
+        // /home/claude: a PATH entry there must not bring them back.
+        let mut s = sources();
+        s.config_dirs = vec!["/home/claude/.claude".into()];
+        s.reveal = vec!["/home/claude/.claude/remote".into()];
+        let fs = Fs::new(&[
+            ("/home/claude/.claude", Dir),
+            ("/home/claude/.claude/remote", Dir),
+            ("/home/claude/.claude/remote/.api_key", File),
+        ]);
         assert_eq!(
-            reveals,
-            vec![MountOp::Reveal {
-                path: "/home/u/.claude/local/bin".into()
-            }]
+            fs.plan(&s).unwrap().ops,
+            vec![empty("/home/claude/.claude", Dir)]
         );
     }
 

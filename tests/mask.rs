@@ -828,3 +828,92 @@ fn a_working_directory_inside_a_hidden_store_stops_the_launch_even_under_auto() 
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     t.arg("--mask").arg("off").run().status(0);
 }
+
+/// Found by the second review: a `PATH` entry inside the Anthropic profile store was
+/// shown again, and with it the store's credentials. Only directories inside a hidden
+/// config dir are ever shown again, and never one that holds a masked file.
+#[test]
+fn a_path_entry_never_brings_a_hidden_store_back() {
+    let t = Test::new();
+    let creds = mkdir(&t.real_home().join(".config/anthropic/credentials"));
+    write_mode(&creds.join("default.json"), MARKS[4], 0o600);
+    let script = t.path("read.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\ncat '{}' 2>&1\necho END\n",
+            creds.join("default.json").display()
+        ),
+    );
+    let t = t
+        .env("PATH", format!("{}:/usr/bin:/bin", creds.display()))
+        .command(["/bin/sh", script.to_str().unwrap()]);
+    let out = t.run();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(said.contains("END"), "{said}");
+    assert!(!said.contains(MARKS[4]), "{said}");
+}
+
+/// Found by the second review: a command reached through a symlink into `~/.claude`
+/// (npm's `node_modules/.bin/claude -> ../pkg/cli.sh`, or a link of the user's own)
+/// exited 127 under the mask: only the link's directory was shown again. The top-level
+/// directory of the config dir holding the command, or where it leads, is shown.
+#[test]
+fn a_command_linked_into_the_config_dir_still_runs_under_the_mask() {
+    let t = Test::new();
+    let claude = mkdir(&t.real_home().join(".claude"));
+    write_mode(&claude.join(".credentials.json"), MARKS[0], 0o600);
+    let pkg = mkdir(&claude.join("local/node_modules/pkg"));
+    let bin = mkdir(&claude.join("local/node_modules/.bin"));
+    write_executable(
+        &pkg.join("cli.sh"),
+        &format!(
+            "#!/bin/sh\necho RAN-LINKED\ncat '{}' 2>&1\nexit 0\n",
+            claude.join(".credentials.json").display()
+        ),
+    );
+    std::os::unix::fs::symlink("../pkg/cli.sh", bin.join("claude")).unwrap();
+    let own = mkdir(&t.path("own-bin"));
+    std::os::unix::fs::symlink(pkg.join("cli.sh"), own.join("claude")).unwrap();
+    for path in [bin.display().to_string(), own.display().to_string()] {
+        let t = Test::new()
+            .env("HOME", t.real_home())
+            .env("PATH", format!("{path}:/usr/bin:/bin"))
+            .command(["claude"]);
+        let out = t.run();
+        out.status(0);
+        let said = out.stdout_text();
+        assert!(said.contains("RAN-LINKED"), "PATH={path}: {said}");
+        assert!(!said.contains(MARKS[0]), "PATH={path}: {said}");
+    }
+}
+
+/// Found by the second review: a scratch home inside the profile store (or claude-iso's
+/// token directory) was created and seeded, and only then did the mask refuse (125);
+/// the dry run said the launch would go ahead. It is refused before anything is made,
+/// the same way by both, like a home inside a real config dir.
+#[test]
+fn a_home_inside_a_hidden_store_is_refused_before_it_is_made() {
+    let t = Test::new();
+    for store in [".config/anthropic", ".config/claude-iso"] {
+        let dir = mkdir(&t.real_home().join(store));
+        let home = dir.join("h");
+        for dry in [true, false] {
+            let t = Test::new()
+                .no_home()
+                .env("HOME", t.real_home())
+                .arg("--home")
+                .arg(&home);
+            let t = if dry { t.arg("--dry-run") } else { t };
+            let out = t.run();
+            out.status(125);
+            let err = out.stderr_text();
+            assert!(
+                err.contains(&dir.display().to_string()) && err.contains("outside it"),
+                "{store} (dry run: {dry}): {err}"
+            );
+            assert!(!home.exists(), "{store}: the home was made");
+        }
+    }
+}

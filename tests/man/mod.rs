@@ -1171,9 +1171,11 @@ fn security(page: &mut Page) {
         profile store (**ANTHROPIC_CONFIG_DIR**, **$XDG_CONFIG_HOME/anthropic**, \
         **~/.config/anthropic**) looks like an empty read-only directory, and so do \
         claude-iso's own token directories (**$XDG_CONFIG_HOME/claude-iso**, \
-        **~/.config/claude-iso**, **~/.config/claude-auth-sync**); a **PATH** entry \
-        inside a hidden directory (claude's local install in **~/.claude/local**) and \
-        the command's own directory are shown again there, read-only. Every other token \
+        **~/.config/claude-iso**, **~/.config/claude-auth-sync**); where a **PATH** \
+        entry, the command or the file its link leads to lies inside a hidden config \
+        directory, the config directory's top-level directory holding it is shown again, \
+        read-only, unless it holds a credential file (claude's local install in \
+        **~/.claude/local**). Every other token \
         file claude-iso reads and claude's fixed \
         **/home/claude/.claude/remote/** files read as empty and cannot be written, \
         renamed over or removed; each real **~/{CLAUDE_JSON}** is read-only. A config \
@@ -1181,7 +1183,8 @@ fn security(page: &mut Page) {
         directory below it stays writable, the config directory itself does not), with \
         **{CREDENTIALS}** and **.device-keys.json** emptied; a working directory inside \
         the profile store or a token directory cannot be masked from, and the launch \
-        exits 125 whatever the mode. The scratch home, the \
+        exits 125 whatever the mode (a scratch home there is refused before it is made). \
+        The scratch home, the \
         working directory and everything else are unchanged, and other processes \
         keep seeing the real files. **--dry-run** lists the masks; **doctor** checks \
         that the kernel allows them."

@@ -1215,9 +1215,13 @@ fn security(page: &mut Page) {
         process (root inside can still write **/etc/cron.d**). It \
         masks paths, not files: a hard link to a credentials file elsewhere, or another \
         mount of the same file system, is not covered. A mask on a single file (the \
-        real **~/.claude.json**, an **--env-file** elsewhere) holds until something \
-        outside replaces that file by rename: the kernel then detaches the mount in \
-        every namespace. Directories are masked whole and stay masked. When \
+        real **~/.claude.json**, an **--env-file** elsewhere, a credentials directory's \
+        file, claude's fixed **remote/** files, a credentials file in a config \
+        directory you work inside) holds until something outside replaces that file by \
+        rename (claude saves **~/.claude.json** and refreshes **.credentials.json** that \
+        way): the kernel then detaches the mount in every namespace, and the new file is \
+        readable, and writable if its mode allows. Directories are masked whole and stay \
+        masked. When \
         **~/.claude** is a symlink, the mask covers what it leads to, not the link. \
         Inside it setuid programs gain \
         no privileges, and files of users outside the map show as **nobody**. To keep \

@@ -288,8 +288,11 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         match kind {
             // Hidden whole: a claude pointed back at it (a project's settings can set
             // CLAUDE_CONFIG_DIR) finds no credentials, no settings (whose `env` and
-            // `apiKeyHelper` can carry a key), and can create nothing.
-            Kind::Dir if !writable.iter().any(|w| w.starts_with(&real)) => {
+            // `apiKeyHelper` can carry a key), and can create nothing. A working
+            // directory inside it is shown again below (its top-level directory there
+            // read-only, itself writable): the credential files stay hidden with the
+            // directory, which a rename outside cannot undo as it would a file's mask.
+            Kind::Dir if !writable.contains(&real) => {
                 // A credential file that is a symlink out of it is emptied where it
                 // leads (the shared file itself).
                 for name in [CREDENTIALS, DEVICE_KEYS] {
@@ -303,10 +306,8 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
                 push(&mut hidden, real);
                 continue;
             }
-            // It holds the working directory (or the home): read-only but visible,
-            // that directory kept writable, the credential files emptied. When it *is*
-            // the working directory, it stays read-only: a credential file must not be
-            // creatable in it.
+            // It is the working directory: read-only but visible, the credential files
+            // emptied (a credential file must not be creatable in it).
             Kind::Dir => push(&mut ro_dirs, real.clone()),
             Kind::File => {
                 push(&mut empty, real);
@@ -348,7 +349,9 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
     }
 
     for w in &writable {
-        if let Some(h) = hidden.iter().find(|h| w.starts_with(h)) {
+        // Inside a hidden config dir (not the dir itself) is shown again below.
+        let shown = |h: &&PathBuf| config_hidden.contains(*h) && w != *h;
+        if let Some(h) = hidden.iter().find(|h| w.starts_with(h) && !shown(h)) {
             return Err(Error::MaskPlace {
                 reason: format!(
                     "{} is inside {}, which the mask hides (it holds credentials)",
@@ -398,6 +401,36 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             reveal.push(top);
         }
     }
+    // A working directory inside a hidden config dir: its top-level directory there shown
+    // again read-only, the working directory itself writable.
+    let mut writable_inside: Vec<PathBuf> = Vec::new();
+    for w in &writable {
+        let Some((h, first)) = config_hidden.iter().find_map(|h| {
+            let first = w.strip_prefix(h).ok()?.components().next()?;
+            Some((h, first))
+        }) else {
+            continue;
+        };
+        let top = h.join(first);
+        if let Some(m) = masked_all
+            .iter()
+            .find(|m| m.starts_with(&top) || (top.starts_with(m) && !config_hidden.contains(m)))
+        {
+            return Err(Error::MaskPlace {
+                reason: format!(
+                    "{} is inside {}, which holds {}, a path the mask must cover",
+                    w.display(),
+                    top.display(),
+                    m.display()
+                ),
+                fix: "run from another directory, or pass --mask off".into(),
+            });
+        }
+        if !reveal.contains(&top) {
+            reveal.push(top);
+        }
+        push(&mut writable_inside, w.clone());
+    }
     reveal.sort();
     ro_dirs.sort();
     ro_files.sort();
@@ -429,6 +462,12 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         kind: Kind::Dir,
     }));
     ops.extend(reveal.into_iter().map(|path| MountOp::Reveal { path }));
+    writable_inside.sort();
+    ops.extend(
+        writable_inside
+            .into_iter()
+            .map(|path| MountOp::Writable { path }),
+    );
     ops.extend(empty.into_iter().map(|path| MountOp::Empty {
         path,
         kind: Kind::File,
@@ -1426,15 +1465,18 @@ mod tests {
                 empty("/shared/creds.json", File)
             ]
         );
-        // Where the working directory is inside, the dir stays visible and the link's
-        // target is emptied once.
+        // Where the working directory is inside, the dir stays hidden, the working
+        // directory is shown again, and the link's target is emptied once.
         let mut s = sources();
         s.writable = vec!["/home/u/.claude/projects".into()];
         let fs = fs.dir("/home/u/.claude/projects");
         assert_eq!(
             fs.plan(&s).unwrap().ops,
             vec![
-                ro("/home/u/.claude", Dir),
+                empty("/home/u/.claude", Dir),
+                MountOp::Reveal {
+                    path: "/home/u/.claude/projects".into()
+                },
                 MountOp::Writable {
                     path: "/home/u/.claude/projects".into()
                 },
@@ -1453,15 +1495,21 @@ mod tests {
             ("/home/u/.claude/projects/x", Dir),
             ("/scratch", Dir),
         ]);
+        // The config dir stays hidden (its credential files with it: a file's own mask
+        // would be lifted by a rename outside, as a claude refreshing its token does);
+        // the top-level directory holding the working directory is shown again
+        // read-only, the working directory writable.
         let p = fs.plan(&s).unwrap();
         assert_eq!(
             p.ops,
             vec![
-                ro("/home/u/.claude", Dir),
+                empty("/home/u/.claude", Dir),
+                MountOp::Reveal {
+                    path: "/home/u/.claude/projects".into()
+                },
                 MountOp::Writable {
                     path: "/home/u/.claude/projects/x".into()
                 },
-                empty("/home/u/.claude/.credentials.json", File),
             ]
         );
         // The config dir itself as the working directory: read-only all the same (a

@@ -917,3 +917,68 @@ fn a_home_inside_a_hidden_store_is_refused_before_it_is_made() {
         }
     }
 }
+
+/// Found by the second review: with the working directory inside the real `~/.claude`,
+/// the credentials file there was masked as a single file, and a claude outside that
+/// refreshed its token (a new file renamed over the old) lifted the mask. The config dir
+/// now stays hidden; the working directory is shown again (its top-level directory
+/// read-only, itself writable).
+#[test]
+fn working_inside_the_real_config_dir_survives_a_token_refresh_outside() {
+    let t = Test::new();
+    let claude = mkdir(&t.real_home().join(".claude"));
+    let creds = claude.join(".credentials.json");
+    write_mode(&creds, MARKS[0], 0o600);
+    let agents = mkdir(&claude.join("agents"));
+    write_mode(&agents.join("a.md"), "AGENT-MARK", 0o644);
+    let (ready, go) = (t.path("ready"), t.path("go"));
+    let script = t.path("work.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\ncat a.md; echo\necho new > made-here && echo WROTE\ntouch '{ready}'\ni=0\nwhile [ ! -e '{go}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ncat '{creds}' 2>&1\n(echo x > '{other}') 2>/dev/null || echo OTHER-REFUSED\necho END\n",
+            ready = ready.display(),
+            go = go.display(),
+            creds = creds.display(),
+            other = claude.join("planted").display()
+        ),
+    );
+    let t = t
+        .cwd(&agents)
+        .command(["/bin/sh", script.to_str().unwrap()]);
+    let run = t.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // What claude does when it refreshes its token: a new file renamed over the old.
+    let tmp = claude.join(".credentials.json.tmp");
+    write_mode(&tmp, "REFRESHED-MARK", 0o600);
+    fs::rename(&tmp, &creds).unwrap();
+    fs::write(&go, "").unwrap();
+    let out = run.wait();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(
+        said.contains("AGENT-MARK") && said.contains("WROTE"),
+        "{said}"
+    );
+    assert!(
+        said.contains("OTHER-REFUSED") && said.contains("END"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("REFRESHED-MARK"),
+        "the refreshed credentials were readable: {said}"
+    );
+    assert!(!said.contains(MARKS[0]), "{said}");
+    assert_eq!(
+        fs::read_to_string(agents.join("made-here")).unwrap(),
+        "new\n"
+    );
+    assert!(!claude.join("planted").exists());
+}

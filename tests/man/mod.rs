@@ -1178,10 +1178,12 @@ fn security(page: &mut Page) {
         **~/.claude/local**). Every other token \
         file claude-iso reads and claude's fixed \
         **/home/claude/.claude/remote/** files read as empty and cannot be written, \
-        renamed over or removed; each real **~/{CLAUDE_JSON}** is read-only. A config \
-        directory that holds the working directory is read-only instead (a working \
-        directory below it stays writable, the config directory itself does not), with \
-        **{CREDENTIALS}** and **.device-keys.json** emptied; a working directory inside \
+        renamed over or removed; each real **~/{CLAUDE_JSON}** is read-only. A working \
+        directory inside a config directory is shown again like a **PATH** entry (its \
+        top-level directory there read-only, itself writable), the config directory \
+        and its credential files staying hidden; the config directory itself as the \
+        working directory is read-only and visible, with **{CREDENTIALS}** and \
+        **.device-keys.json** emptied; a working directory inside \
         the profile store or a token directory cannot be masked from, and the launch \
         exits 125 whatever the mode (a scratch home there is refused before it is made). \
         The scratch home, the \
@@ -1216,8 +1218,8 @@ fn security(page: &mut Page) {
         masks paths, not files: a hard link to a credentials file elsewhere, or another \
         mount of the same file system, is not covered. A mask on a single file (the \
         real **~/.claude.json**, an **--env-file** elsewhere, a credentials directory's \
-        file, claude's fixed **remote/** files, a credentials file in a config \
-        directory you work inside) holds until something outside replaces that file by \
+        file, claude's fixed **remote/** files, a credentials file in the config \
+        directory you work in) holds until something outside replaces that file by \
         rename (claude saves **~/.claude.json** and refreshes **.credentials.json** that \
         way): the kernel then detaches the mount in every namespace, and the new file is \
         readable, and writable if its mode allows. Directories are masked whole and stay \

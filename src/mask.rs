@@ -564,8 +564,19 @@ pub fn limits(
         never(dir, "an Anthropic profile store");
     }
     for file in &sources.files {
+        let tag = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(crate::fsutil::aside_tag);
         if FIXED_FILES.iter().any(|f| Path::new(f) == file) {
             never(file, "a credential file claude reads outside any home");
+        } else if tag == Some("quarantined") {
+            never(file, "a credentials file quarantined out of a scratch home");
+        } else if tag == Some("replaced") {
+            never(
+                file,
+                "a token file `token set` replaced, valid until it expires",
+            );
         } else {
             never(file, "a token file");
         }

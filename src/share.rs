@@ -81,10 +81,49 @@ pub const REFUSED: &[&str] = &[
     ".ssh",
 ];
 
-/// File names refused wherever they appear (inside a shared directory too).
-fn refused_name(name: &OsStr) -> bool {
+/// What a file of this name is, when it is a credential by its name alone: refused
+/// wherever it appears (named, inside a shared directory, or where a link leads), in
+/// every home. Copies count: `.credentials.json.quarantined-…` (moved out of a scratch
+/// home), `token.env.replaced-…` (kept by `token set`, valid until it expires), a
+/// `.credentials.json.bak` of the user's.
+fn credential_name(name: &OsStr) -> Option<&'static str> {
     let b = name.as_bytes();
-    name == CREDENTIALS || name == DEVICE_KEYS || b.starts_with(CLAUDE_JSON.as_bytes())
+    let tag = name.to_str().and_then(aside_tag);
+    if tag == Some("quarantined") {
+        Some("a credentials file claude-iso quarantined out of a scratch home")
+    } else if tag == Some("replaced") && !b.starts_with(CLAUDE_JSON.as_bytes()) {
+        Some("a token file `token set` replaced, valid until it expires")
+    } else if b.starts_with(CREDENTIALS.as_bytes()) || b.starts_with(DEVICE_KEYS.as_bytes()) {
+        Some("a claude credentials file")
+    } else if b.starts_with(CLAUDE_JSON.as_bytes()) {
+        Some("claude's account file")
+    } else {
+        None
+    }
+}
+
+/// claude-iso's own names (`.claude-iso.lock`, `.claude-iso.shared`, their temp files):
+/// refused at any depth of a share. At the top they are the scratch home's own; deeper, a
+/// directory holding one is (part of) a scratch home, never shared.
+fn own_name(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(OWN_PREFIX.as_bytes())
+}
+
+/// Why an entry of a shared directory may not come in by its name, if it may not.
+fn entry_refusal(name: &OsStr) -> Option<String> {
+    if let Some(what) = credential_name(name) {
+        return Some(format!(
+            "is {what}; it is never shared: move it out of the shared directory"
+        ));
+    }
+    own_name(name).then(|| own_name_refusal(name))
+}
+
+fn own_name_refusal(name: &OsStr) -> String {
+    format!(
+        "{OWN_PREFIX}* names are claude-iso's own (a scratch home's lock, the record of shared copies): {} is never shared, at any depth; rename or move it, or stop sharing what holds it",
+        name.to_string_lossy()
+    )
 }
 
 /// Settings files claude applies; each one carried in is judged like a project's.
@@ -195,16 +234,11 @@ pub fn plan(real_home: &Path, xdg_config: &Path, requests: &[OsString]) -> Resul
                 "that is your whole home; name what to share (e.g. .claude/CLAUDE.md) or 'default'",
             ));
         }
-        if let Some(Component::Normal(first)) = clean.components().next() {
-            if first.as_bytes().starts_with(OWN_PREFIX.as_bytes()) {
-                return Err(refuse(
-                    &shown,
-                    format!(
-                        "{OWN_PREFIX}* names are claude-iso's own in the scratch home (its lock, the record of shared copies); rename {} in your home to share it",
-                        first.to_string_lossy()
-                    ),
-                ));
-            }
+        if let Some(own) = clean.components().find_map(|c| match c {
+            Component::Normal(n) if own_name(n) => Some(n),
+            _ => None,
+        }) {
+            return Err(refuse(&shown, own_name_refusal(own)));
         }
         if let Some(why) = refused(&clean) {
             return Err(refuse(&shown, why));
@@ -221,12 +255,12 @@ pub fn plan(real_home: &Path, xdg_config: &Path, requests: &[OsString]) -> Resul
 /// Why a path relative to the home may not be shared, if it may not.
 #[must_use]
 pub fn refused(rel: &Path) -> Option<String> {
-    if let Some(name) = rel.components().find_map(|c| match c {
-        Component::Normal(n) if refused_name(n) => Some(n),
+    if let Some((name, what)) = rel.components().find_map(|c| match c {
+        Component::Normal(n) => credential_name(n).map(|w| (n, w)),
         _ => None,
     }) {
         return Some(format!(
-            "{} is a credential file; it is never shared",
+            "{} is {what}; it is never shared",
             name.to_string_lossy()
         ));
     }
@@ -372,6 +406,25 @@ struct Guard<'a> {
     caller: &'a CallerEnv,
     /// The other names a hard link may have, looked for when the first one is met.
     names: OnceCell<Names>,
+    /// Where claude-iso keeps scratch homes (`$XDG_STATE_HOME/claude-iso`) and this
+    /// launch's scratch home, given and resolved: nothing in them, nor what holds them,
+    /// is shared.
+    scratch: Vec<PathBuf>,
+    /// Every scratch home claude-iso knows (the default one, each named one, this
+    /// launch's): where the other names of a hard link to a quarantined credentials file
+    /// are looked for.
+    scratch_homes: Vec<PathBuf>,
+}
+
+/// The default home, each directory in `homes/`, and this launch's home.
+fn scratch_homes(config: &Config) -> Vec<PathBuf> {
+    let mut out = vec![config.default_home(), config.home.clone()];
+    if let Ok(entries) = std::fs::read_dir(config.homes_dir()) {
+        out.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Most entries looked at for [`Names`].
@@ -453,6 +506,15 @@ impl<'a> Guard<'a> {
                 _ => s.source.clone(),
             })
             .collect();
+        let mut scratch = Vec::new();
+        for dir in [config.state_dir(), config.home.clone()] {
+            if let Ok(real) = std::fs::canonicalize(&dir) {
+                if real != dir {
+                    scratch.push(real);
+                }
+            }
+            scratch.push(dir);
+        }
         Guard {
             homes,
             limits,
@@ -460,6 +522,8 @@ impl<'a> Guard<'a> {
             allow_auth,
             caller: &config.env,
             names: OnceCell::new(),
+            scratch,
+            scratch_homes: scratch_homes(config),
         }
     }
 
@@ -501,11 +565,8 @@ impl<'a> Guard<'a> {
             if name.as_bytes().contains(&b'\n') {
                 continue; // Not shared (the copy says so).
             }
-            if refused_name(&name) {
-                return Err(refuse(
-                    &path.display().to_string(),
-                    "is a credential file; it is never shared: move it out of the shared directory",
-                ));
+            if let Some(why) = entry_refusal(&name) {
+                return Err(refuse(&path.display().to_string(), why));
             }
             let real = match std::fs::canonicalize(&path) {
                 Ok(real) => real,
@@ -607,6 +668,23 @@ impl<'a> Guard<'a> {
                 names.add(&p, &p, Some("a file that holds credentials"), 0);
             }
         }
+        // The credential files of every scratch home and their quarantined copies, by
+        // name (each home and its `.claude`, not below): a hard link of one in any home
+        // is another home's credential.
+        for home in &self.scratch_homes {
+            for dir in [home.clone(), home.join(CLAUDE_DIR)] {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    if let Some(what) = credential_name(&name) {
+                        let p = entry.path();
+                        names.add(&p, &p, Some(what), 1);
+                    }
+                }
+            }
+        }
         for h in &self.limits.hidden {
             // Resolved, as the shares are: an entry is "inside a share" by its real path.
             let real = std::fs::canonicalize(h).unwrap_or_else(|_| h.clone());
@@ -627,12 +705,26 @@ impl<'a> Guard<'a> {
                 ),
             ));
         }
-        if let Some(name) = real.file_name().filter(|n| refused_name(n)) {
+        if let Some(what) = real.file_name().and_then(credential_name) {
+            return Err(refuse(
+                &shown,
+                format!("leads to {}, {what}; it is never shared", real.display()),
+            ));
+        }
+        if let Some(s) = self
+            .scratch
+            .iter()
+            .find(|s| real.starts_with(s) || s.starts_with(real))
+        {
+            let how = if real.starts_with(s) {
+                format!("leads to {}", place(real, s))
+            } else {
+                format!("holds {}", s.display())
+            };
             return Err(refuse(
                 &shown,
                 format!(
-                    "leads to {}, a credential file; it is never shared",
-                    name.to_string_lossy()
+                    "{how}, where claude-iso keeps its scratch homes (their sessions, quarantined credentials); a scratch home is never shared: share the files of your own home instead"
                 ),
             ));
         }
@@ -973,11 +1065,8 @@ impl Sync<'_> {
         };
         let mut real = PathBuf::new();
         if let Some((src, _)) = &src_meta {
-            if refused_name(name) {
-                return Err(refuse(
-                    &src.display().to_string(),
-                    "is a credential file; it is never shared: move it out of the shared directory",
-                ));
+            if let Some(why) = entry_refusal(name) {
+                return Err(refuse(&src.display().to_string(), why));
             }
             real = std::fs::canonicalize(src).map_err(|e| {
                 self.err(
@@ -1177,7 +1266,12 @@ impl Sync<'_> {
     ) -> Result<()> {
         let names = fsutil::dir_entries(sub).map_err(|e| self.err(rel, e.desc()))?;
         for name in names {
-            if wanted.contains(&name) || name.to_str().is_some_and(|n| aside_tag(n).is_some()) {
+            // What was set aside here stays; but a copy of ours stays only while wanted,
+            // whatever its name (an older claude-iso copied `*.quarantined-*` files in).
+            if wanted.contains(&name)
+                || (name.to_str().is_some_and(|n| aside_tag(n).is_some())
+                    && !self.old.contains_key(&rel.join(&name)))
+            {
                 continue;
             }
             let st =
@@ -1338,6 +1432,8 @@ mod tests {
             allow_auth: false,
             caller,
             names: OnceCell::new(),
+            scratch: vec![PathBuf::from("/st/claude-iso"), PathBuf::from("/sh")],
+            scratch_homes: Vec::new(),
         }
     }
 
@@ -1384,6 +1480,11 @@ mod tests {
             "/h/.config/claude-iso/token.env",
             "/h/.config/claude-iso",
             "/h",
+            "/st/claude-iso/homes/n1/.claude",
+            "/st/claude-iso/home/.claude/x.md",
+            "/st",
+            "/sh/notes",
+            "/elsewhere/.credentials.json.quarantined-1700000000-1",
         ] {
             let e = g.check_path(given, Path::new(bad)).unwrap_err().to_string();
             assert!(e.contains("/h/.config/git/leak") && e.contains(bad), "{e}");
@@ -1417,15 +1518,44 @@ mod tests {
                 .to_string();
             assert!(e.contains("claude-iso's own"), "{e}");
         }
-        // Only at the top of the home: a file of that name inside a shared tree is yours.
-        assert!(
-            plan(
-                home,
-                Path::new("/h/.config"),
-                &os(&["notes/.claude-iso.lock"])
-            )
-            .is_ok()
-        );
+        // At any depth: a directory holding one is (part of) a scratch home.
+        let e = plan(
+            home,
+            Path::new("/h/.config"),
+            &os(&["notes/.claude-iso.lock"]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("at any depth"), "{e}");
+        assert!(entry_refusal(OsStr::new(".claude-iso.shared")).is_some());
+        assert!(entry_refusal(OsStr::new("claude-iso.md")).is_none());
+    }
+
+    #[test]
+    fn credential_names_and_their_copies() {
+        for (name, what) in [
+            (".credentials.json", "claude credentials"),
+            (".credentials.json.bak", "claude credentials"),
+            (".credentials.json.quarantined-1700000000-0", "quarantined"),
+            (".device-keys.json", "claude credentials"),
+            (".device-keys.json~", "claude credentials"),
+            (".claude.json", "account"),
+            (".claude.json.replaced-1700000000-0", "account"),
+            ("token.env.replaced-1700000000-12", "replaced"),
+            ("anything.quarantined-1-1", "quarantined"),
+        ] {
+            let got = credential_name(OsStr::new(name)).unwrap_or_default();
+            assert!(got.contains(what), "{name}: {got:?}");
+        }
+        for name in [
+            "credentials.json",
+            "CLAUDE.md",
+            "token.env.meta.json",
+            "notes.unshared-1700000000-1",
+            "x.replaced-soon",
+        ] {
+            assert_eq!(credential_name(OsStr::new(name)), None, "{name}");
+        }
     }
 
     #[test]

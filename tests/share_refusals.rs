@@ -457,3 +457,227 @@ fn homes_lists_copies_set_aside_deep_in_shared_trees() {
     }
     assert_eq!(aside.len(), 3, "{aside:?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Third review: another home's credentials, by a hard link, a symlink or a name
+// ---------------------------------------------------------------------------------------
+
+/// The default scratch home (`$XDG_STATE_HOME/claude-iso/home`).
+fn default_home(t: &Test) -> PathBuf {
+    state_dir(t).join("home")
+}
+
+/// A named home `name`, made by a launch, holding a quarantined credentials file;
+/// returns that file.
+fn home_with_quarantined(t: &Test, name: &str) -> PathBuf {
+    t.spawn_with(["--name", name]).wait().success();
+    t.reset_probe();
+    let q = named(t, name).join(".claude/.credentials.json.quarantined-1700000000-1");
+    mkdir(q.parent().unwrap());
+    write_mode(&q, format!("{{\"k\":\"{OAUTH}\"}}"), 0o600);
+    q
+}
+
+/// 125 with one line naming each of `needles`, dry run and launch alike, the command
+/// not run, no secret shown, and the scratch home unchanged (`home`, which may exist).
+#[track_caller]
+fn refused_in(t: &Test, home: &Path, args: &[&str], needles: &[&str]) {
+    let before = home.exists().then(|| tree(home));
+    for dry in [true, false] {
+        let mut argv = args.to_vec();
+        if dry {
+            argv.push("--dry-run");
+        }
+        let out = t.spawn_with(&argv).wait();
+        out.status(125).probe_not_run().no_secrets();
+        for n in needles {
+            out.one_line_error(n);
+        }
+        assert_eq!(home.exists().then(|| tree(home)), before, "{argv:?}");
+    }
+}
+
+/// Every file below `dir` whose name holds `needle`.
+fn named_like(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    tree(dir)
+        .into_keys()
+        .filter(|p| p.to_string_lossy().contains(needle))
+        .collect()
+}
+
+#[test]
+fn a_hard_link_of_another_homes_quarantined_credentials_is_refused() {
+    let t = state_test().secret(OAUTH);
+    real_config(&t);
+    let q = home_with_quarantined(&t, "n1");
+    let shared = mkdir(&t.real_home().join("shared"));
+    hard_link(&q, &shared.join("f"));
+    write_mode(&shared.join("ok.txt"), "ok\n", 0o644);
+    // From the default home, and from another named home; the file and its directory.
+    for (home, name) in [(default_home(&t), None), (named(&t, "n2"), Some("n2"))] {
+        for share in ["shared/f", "shared"] {
+            let mut args = vec!["--share", share];
+            if let Some(n) = name {
+                args.extend(["--name", n]);
+            }
+            refused_in(
+                &t,
+                &home,
+                &args,
+                &["shared/f", "hard link", q.to_str().unwrap(), "quarantined"],
+            );
+        }
+        assert!(named_like(&home, "quarantined").is_empty());
+    }
+}
+
+#[test]
+fn a_quarantined_file_of_this_home_linked_to_a_shared_file_is_refused_and_labelled() {
+    // The reverse: the shared file came first; a quarantined credentials file of the
+    // home being launched (whose label comes from the mask's list) is its other name.
+    let t = state_test().secret(OAUTH);
+    real_config(&t);
+    t.spawn_with(["--name", "h"]).wait().success();
+    t.reset_probe();
+    let shared = mkdir(&t.real_home().join("shared"));
+    write_mode(&shared.join("f"), format!("{{\"k\":\"{OAUTH}\"}}"), 0o600);
+    let q = named(&t, "h").join(".claude/.credentials.json.quarantined-1700000000-2");
+    mkdir(q.parent().unwrap());
+    fs::hard_link(shared.join("f"), &q).unwrap();
+    for home in ["h", "other"] {
+        let out = t.spawn_with(["--name", home, "--share", "shared/f"]).wait();
+        out.status(125)
+            .one_line_error("quarantined")
+            .probe_not_run()
+            .no_secrets();
+        out.stderr_lacks("(a token file)");
+    }
+}
+
+#[test]
+fn a_symlink_into_claude_isos_homes_is_refused() {
+    let t = state_test().secret(OAUTH);
+    real_config(&t);
+    let q = home_with_quarantined(&t, "n1");
+    let real = t.real_home();
+    let claude = named(&t, "n1").join(".claude");
+    // A link to another home's .claude, to a home, to the homes, to the state directory,
+    // to the quarantined file itself; at the top of a share or inside a shared directory.
+    let targets = [
+        claude.clone(),
+        named(&t, "n1"),
+        state_dir(&t).join("homes"),
+        state_dir(&t),
+        q.clone(),
+    ];
+    for target in &targets {
+        symlink(target, real.join("n1c")).unwrap();
+        refused_in(
+            &t,
+            &default_home(&t),
+            &["--share", "n1c"],
+            &["n1c", "never shared"],
+        );
+        fs::remove_file(real.join("n1c")).unwrap();
+        let dd = mkdir(&real.join("dd"));
+        symlink(target, dd.join("l")).unwrap();
+        refused_in(
+            &t,
+            &default_home(&t),
+            &["--share", "dd"],
+            &["dd/l", "never shared"],
+        );
+        fs::remove_dir_all(&dd).unwrap();
+    }
+    // Nor the default home from a named one, nor the home being launched itself.
+    t.run().success();
+    t.reset_probe();
+    symlink(default_home(&t), real.join("dh")).unwrap();
+    symlink(named(&t, "n1"), real.join("self")).unwrap();
+    for share in ["dh", "self"] {
+        refused_in(
+            &t,
+            &named(&t, "n1"),
+            &["--name", "n1", "--share", share],
+            &[share, "scratch home"],
+        );
+    }
+    assert!(named_like(&default_home(&t), "quarantined").is_empty());
+}
+
+#[test]
+fn a_share_that_holds_claude_isos_homes_is_refused() {
+    // $XDG_STATE_HOME inside the real home (its usual place): sharing a directory above
+    // it would carry every scratch home in.
+    let t = Test::new().no_home();
+    let state = t.real_home().join(".local/state");
+    let t = t.env("XDG_STATE_HOME", &state).secret(OAUTH);
+    real_config(&t);
+    t.spawn_with(["--name", "n1"]).wait().success();
+    t.reset_probe();
+    let home = state.join("claude-iso/home");
+    for share in [".local", ".local/state", ".local/state/claude-iso/homes/n1"] {
+        refused_in(&t, &home, &["--share", share], &[share, "scratch home"]);
+    }
+}
+
+#[test]
+fn files_named_like_credentials_are_refused_anywhere_in_a_share() {
+    let t = state_test().secret(OAUTH);
+    real_config(&t);
+    let real = t.real_home();
+    for name in [
+        ".credentials.json.quarantined-1700000000-1",
+        ".credentials.json.bak",
+        ".device-keys.json.old",
+        "token.env.replaced-1700000000-3",
+        "claude-oauth.env.replaced-1700000000-0",
+    ] {
+        // A plain file (not a link of anything), deep in a shared directory, or named.
+        let deep = mkdir(&real.join("stuff/sub"));
+        write_mode(&deep.join(name), format!("{{\"k\":\"{OAUTH}\"}}"), 0o600);
+        refused(&t, &["--share", "stuff"], &[name, "never shared"]);
+        let named_path = format!("stuff/sub/{name}");
+        refused(
+            &t,
+            &["--share", named_path.as_str()],
+            &[name, "never shared"],
+        );
+        fs::remove_dir_all(real.join("stuff")).unwrap();
+    }
+}
+
+#[test]
+fn claude_iso_names_are_refused_at_any_depth_of_a_share() {
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    for name in [".claude-iso.shared", ".claude-iso.lock", ".claude-iso-x"] {
+        let sub = mkdir(&real.join("dd/sub"));
+        write_mode(&sub.join(name), "mine\n", 0o644);
+        refused(&t, &["--share", "dd"], &[name, "claude-iso's own"]);
+        let deep = format!("dd/sub/{name}");
+        refused(&t, &["--share", deep.as_str()], &[name, "claude-iso's own"]);
+        fs::remove_dir_all(real.join("dd")).unwrap();
+    }
+}
+
+#[test]
+fn a_dropped_share_takes_every_copy_of_ours_with_it() {
+    // A copy whose name looks set aside (`*.<tag>-<time>-<n>`) is still ours: dropping
+    // the share removes it with the rest (it was kept, and its record lost, before).
+    let t = state_test();
+    real_config(&t);
+    let real = t.real_home();
+    let dd = mkdir(&real.join("dd"));
+    write_mode(&dd.join("notes.unshared-1700000000-1"), "n\n", 0o644);
+    write_mode(&dd.join("plain.txt"), "p\n", 0o644);
+    let home = default_home(&t);
+    t.spawn_with(["--share", "dd"]).wait().success();
+    assert!(home.join("dd/notes.unshared-1700000000-1").is_file());
+    t.reset_probe();
+    t.spawn_with(["--share", ".gitconfig"]).wait().success();
+    assert!(!home.join("dd").exists(), "{:?}", tree(&home.join("dd")));
+    let record = fs::read_to_string(home.join(".claude-iso.shared")).unwrap();
+    assert!(!record.contains("dd"), "{record}");
+}

@@ -59,19 +59,27 @@ impl Token {
                 "holds a refresh token (sk-ant-ort…), which rotates and must not be shared; run `claude setup-token` and use the sk-ant-oat01-… token it prints",
             );
         }
-        // A second `sk-ant-` anywhere after the start: the usual double paste. (The
-        // URL-safe base64 body of one token holds it by chance with odds of ~2^-42.)
-        if value.as_bytes().windows(7).skip(1).any(|w| w == b"sk-ant-") {
+        // `sk-ant-` twice: the usual double paste. (The URL-safe base64 body of one
+        // token holds it by chance with odds of ~2^-42.)
+        let bytes = value.as_bytes();
+        let mut at = bytes
+            .windows(7)
+            .enumerate()
+            .filter(|(_, w)| *w == b"sk-ant-");
+        let first = at.next().map(|(i, _)| i);
+        if at.next().is_some() {
             return Err(
                 "looks like two tokens pasted together (it holds `sk-ant-` twice); paste the token printed by `claude setup-token` once",
             );
+        }
+        if let Some(start) = first.filter(|i| *i > 0) {
+            return Err(text_before(&bytes[..start]));
         }
         if value.chars().any(char::is_whitespace) {
             return Err(
                 "contains whitespace; a setup-token is one unbroken word: copy it again without spaces or line breaks",
             );
         }
-        let bytes = value.as_bytes();
         let shape_ok = value.starts_with(SETUP_PREFIX)
             && bytes.len() > SETUP_PREFIX.len() + 3
             && bytes[SETUP_PREFIX.len()].is_ascii_digit()
@@ -112,6 +120,18 @@ impl Token {
             &self.0[..SETUP_PREFIX.len() + 3],
             self.0.len()
         )
+    }
+}
+
+/// What is wrong with a value that holds one `sk-ant-` after `before` (never shown: it
+/// may be a piece of something else secret).
+fn text_before(before: &[u8]) -> &'static str {
+    if before.iter().all(|b| matches!(b, b'"' | b'\'')) {
+        "is in quotes; the value is the token alone: remove the quotes around it (and anything else before sk-ant-)"
+    } else if before.contains(&b'=') {
+        "holds an assignment (NAME=) before the token; the value is the token alone: remove what comes before sk-ant-"
+    } else {
+        "has text before the token; a setup-token starts with sk-ant-oat01-: remove what comes before sk-ant-"
     }
 }
 
@@ -370,12 +390,19 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
                     crate::error::error_text(&e),
                     nix::unistd::geteuid()
                 ),
-                _ => format!("cannot open: {}", crate::error::error_text(&e)),
+                _ => format!(
+                    "cannot open: {}; make it a readable token file of yours, or store the token anew with: claude-iso token set --env-file {}",
+                    crate::error::error_text(&e),
+                    path.display()
+                ),
             })
         })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| err(format!("cannot stat: {}", crate::error::error_text(&e))))?;
+    let meta = file.metadata().map_err(|e| {
+        err(format!(
+            "cannot stat: {}; make it a readable token file of yours",
+            crate::error::error_text(&e)
+        ))
+    })?;
     if !meta.file_type().is_file() {
         return Err(not_regular(path, meta.mode()));
     }
@@ -398,22 +425,31 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
     }
     if meta.len() > MAX_ENV_FILE {
         return Err(err(format!(
-            "is {} bytes; a token file is at most {MAX_ENV_FILE} bytes",
-            meta.len()
+            "is {} bytes; a token file is at most {MAX_ENV_FILE} bytes (64 KiB): {}",
+            meta.len(),
+            TOO_BIG_FIX
         )));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).min(4096));
     (&mut file)
         .take(MAX_ENV_FILE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| err(format!("cannot read: {}", crate::error::error_text(&e))))?;
+        .map_err(|e| {
+            err(format!(
+                "cannot read: {}; make it a readable token file of yours",
+                crate::error::error_text(&e)
+            ))
+        })?;
     if bytes.len() as u64 > MAX_ENV_FILE {
         return Err(err(format!(
-            "is larger than {MAX_ENV_FILE} bytes; a token file is a few hundred"
+            "is larger than {MAX_ENV_FILE} bytes (64 KiB); a token file is a few hundred: {TOO_BIG_FIX}"
         )));
     }
     Ok(bytes)
 }
+
+/// The fix for a "token file" too large to be one.
+const TOO_BIG_FIX: &str = "this is not a token file; point claude-iso at the file holding CLAUDE_CODE_OAUTH_TOKEN= (--env-file), or store the token anew with: claude-iso token set";
 
 fn not_regular(path: &Path, mode: u32) -> Error {
     Error::EnvFile {
@@ -499,6 +535,21 @@ mod tests {
             let e = Token::parse(&doubled).unwrap_err();
             assert!(e.contains("two tokens pasted together"), "{e}");
         }
+        // `sk-ant-` once, after something else: that text is named, not a double paste.
+        for (prefix, suffix, needle) in [
+            ("CLAUDE_CODE_OAUTH_TOKEN=", "", "assignment (NAME=)"),
+            ("export CLAUDE_CODE_OAUTH_TOKEN=", "", "assignment (NAME=)"),
+            ("\"", "\"", "in quotes"),
+            ("'", "", "in quotes"),
+            ("Bearer ", "", "text before the token"),
+            ("x", "", "text before the token"),
+        ] {
+            let e = Token::parse(&format!("{prefix}{GOOD}{suffix}")).unwrap_err();
+            assert!(e.contains(needle) && e.contains("before sk-ant-"), "{e}");
+            assert!(!e.contains("two tokens"), "{e}");
+        }
+        let e = Token::parse(&format!("x{GOOD}{GOOD}")).unwrap_err();
+        assert!(e.contains("two tokens"), "{e}");
         let longest = format!("sk-ant-oat01-{}", "x".repeat(MAX_TOKEN_LEN - 13));
         assert!(Token::parse(&longest).is_ok());
         let e = Token::parse(&format!("{longest}x")).unwrap_err();

@@ -475,12 +475,34 @@ pub fn set(args: &TokenSetArgs) -> Result<Outcome> {
         source_name: source_name.into(),
         reason: "is not valid UTF-8; give the token printed by `claude setup-token`; nothing was written".into(),
     })?;
-    let token = Token::parse(text.trim()).map_err(|reason| Error::Token {
+    let token = Token::parse(unwrap_line(text)).map_err(|reason| Error::Token {
         source_name: source_name.into(),
         reason: format!("{reason}; nothing was written"),
     })?;
     drop(input);
     store(&config, &path, &token)
+}
+
+/// The token in what was given to `token set`: trimmed, and, as a convenience for a line
+/// copied from an env file, without `export `, `CLAUDE_CODE_OAUTH_TOKEN=` and quotes
+/// around it (the same quote at both ends). Anything else is left for [`Token::parse`]
+/// to name.
+fn unwrap_line(text: &str) -> &str {
+    let mut v = text.trim();
+    if let Some(rest) = v.strip_prefix("export") {
+        if rest.starts_with([' ', '\t']) {
+            v = rest.trim_start();
+        }
+    }
+    if let Some(rest) = v.strip_prefix(TOKEN_VAR).and_then(|r| r.strip_prefix('=')) {
+        v = rest;
+    }
+    for q in ['"', '\''] {
+        if let Some(inner) = v.strip_prefix(q).and_then(|r| r.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    v
 }
 
 fn read_from_stdin() -> Result<Secret> {
@@ -610,7 +632,7 @@ fn store(config: &Config, path: &Path, token: &Token) -> Result<Outcome> {
     if let Some(st) = fsutil::lstat_at(&dir_fd, meta_name.as_str())
         .map_err(|e| file_err(format!("cannot stat {}: {}", meta_path.display(), e.desc())))?
     {
-        refuse_unless_regular(&meta_path, &st)?;
+        refuse_meta_unless_regular(&meta_path, &st)?;
     }
     let other_links = existing
         .as_ref()
@@ -699,6 +721,32 @@ fn store(config: &Config, path: &Path, token: &Token) -> Result<Outcome> {
         report::error_line(&n);
     }
     Ok(Outcome::Success)
+}
+
+/// The metadata next to the token file (`<file>.meta.json`, where `token set` records
+/// when each token was first stored) is replaced only when it is a regular file: anything
+/// else there is refused, naming that file and how to get it out of the way (it is never
+/// written through, nor is the token file's fix given for it).
+fn refuse_meta_unless_regular(path: &Path, st: &nix::sys::stat::FileStat) -> Result<()> {
+    use nix::sys::stat::SFlag;
+    if fsutil::is_type(st, SFlag::S_IFREG) {
+        return Ok(());
+    }
+    let what = if fsutil::is_type(st, SFlag::S_IFLNK) {
+        match std::fs::read_link(path) {
+            Ok(target) => format!("is a symlink (to {})", target.display()),
+            Err(_) => "is a symlink".to_owned(),
+        }
+    } else {
+        format!("is a {}", fsutil::describe_mode(st.st_mode))
+    };
+    Err(Error::EnvFile {
+        path: path.to_owned(),
+        reason: format!(
+            "{what}, not a regular file; token set records here when each token was first stored, and writes only a regular file of its own: move it away (mv {0} {0}.old), then run token set again",
+            path.display()
+        ),
+    })
 }
 
 /// `token set` replaces only a regular file: a directory, a FIFO, a socket, a device
@@ -1081,6 +1129,32 @@ mod tests {
         assert!(!t.expose().contains(&fp));
         let u = Token::parse(&format!("sk-ant-oat01-{}y", "x".repeat(94))).unwrap();
         assert_ne!(fp, fingerprint(&u));
+    }
+
+    #[test]
+    fn a_copied_env_file_line_gives_its_token() {
+        let t = "sk-ant-oat01-x";
+        for given in [
+            "sk-ant-oat01-x",
+            " sk-ant-oat01-x\n",
+            "CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-x",
+            "export CLAUDE_CODE_OAUTH_TOKEN=sk-ant-oat01-x",
+            "export\tCLAUDE_CODE_OAUTH_TOKEN='sk-ant-oat01-x'",
+            "CLAUDE_CODE_OAUTH_TOKEN=\"sk-ant-oat01-x\"",
+            "\"sk-ant-oat01-x\"",
+        ] {
+            assert_eq!(unwrap_line(given), t, "{given}");
+        }
+        // Anything else is left as it is, for the shape check to name.
+        for given in [
+            "exportsk-ant-oat01-x",
+            "OTHER=sk-ant-oat01-x",
+            "Bearer sk-ant-oat01-x",
+            "\"sk-ant-oat01-x'",
+            "\"sk-ant-oat01-x",
+        ] {
+            assert_eq!(unwrap_line(given), given, "{given}");
+        }
     }
 
     #[test]

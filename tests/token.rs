@@ -968,3 +968,164 @@ fn a_fresh_machine_without_claude_is_told_to_install_it_first() {
         )
         .stderr_lacks("install Claude Code");
 }
+
+#[test]
+fn text_before_the_token_is_named_and_not_called_a_double_paste() {
+    // Each holds `sk-ant-` once, after something that is not part of the token.
+    let before = |prefix: &str, suffix: &str| format!("{prefix}{TOKEN_C}{suffix}");
+    let values = [
+        before("CLAUDE_CODE_OAUTH_TOKEN=", ""),
+        before("export CLAUDE_CODE_OAUTH_TOKEN=", ""),
+        before("\"", "\""),
+        before("'", "'"),
+        before("Bearer ", ""),
+        before("x", ""),
+        before("TOKEN=", ""),
+    ];
+    // In the environment and in an env file (where quotes are the file's own).
+    for value in &values {
+        let t = Test::new()
+            .no_env_file()
+            .secret(TOKEN_C)
+            .env("CLAUDE_CODE_OAUTH_TOKEN", value);
+        let out = t.run();
+        out.status(125)
+            .one_line_error("$CLAUDE_CODE_OAUTH_TOKEN")
+            .one_line_error("before sk-ant-")
+            .probe_not_run();
+        out.stderr_lacks("two tokens");
+        let quoted = value.replace('\'', "");
+        if quoted == TOKEN_C {
+            continue; // The file's own quotes: a good line.
+        }
+        let t = Test::new()
+            .secret(TOKEN_C)
+            .env_file_text(format!("CLAUDE_CODE_OAUTH_TOKEN='{quoted}'\n"));
+        let out = t.run();
+        out.status(125)
+            .one_line_error("token.env:1: CLAUDE_CODE_OAUTH_TOKEN ")
+            .probe_not_run();
+        out.stderr_contains(if quoted.starts_with('"') {
+            "remove the quotes around it"
+        } else {
+            "remove what comes before sk-ant-"
+        });
+        out.stderr_lacks("two tokens");
+    }
+    // token set: a line copied from an env file is taken as the token it sets (the
+    // variable, `export`, quotes around it); anything else before it is refused, named.
+    let t = fresh();
+    assert_eq!(set_in(&t, TOKEN_B, &[]).0, 0);
+    let dir = default_file(&t).parent().unwrap().to_owned();
+    for bad in [
+        before("Bearer ", ""),
+        before("x", ""),
+        before("TOKEN=", ""),
+        before("\"", ""),
+    ] {
+        let kept = tree(&dir);
+        let (code, stdout, stderr) = set_in(&t, &bad, &[]);
+        assert_eq!(code, 125, "{stderr}");
+        assert_eq!(stdout, "");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("before sk-ant-") && !stderr.contains("two tokens"),
+            "{stderr}"
+        );
+        assert_eq!(tree(&dir), kept);
+    }
+    let doubled = before("x", TOKEN_C);
+    let (code, _, stderr) = set_in(&t, &doubled, &[]);
+    assert_eq!(code, 125, "{stderr}");
+    assert!(stderr.contains("two tokens pasted together"), "{stderr}");
+    for (i, good) in [
+        before("CLAUDE_CODE_OAUTH_TOKEN=", ""),
+        before("export CLAUDE_CODE_OAUTH_TOKEN=\"", "\""),
+        before("'", "'"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let token = if i % 2 == 0 { TOKEN_C } else { TOKEN_B };
+        let good = good.replace(TOKEN_C, token);
+        let (code, _, stderr) = set_in(&t, &good, &[]);
+        assert_eq!(code, 0, "{good:.30}: {stderr}");
+        let text = fs::read_to_string(default_file(&t)).unwrap();
+        let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(lines, [format!("CLAUDE_CODE_OAUTH_TOKEN={token}")]);
+    }
+}
+
+#[test]
+fn metadata_that_is_not_a_regular_file_is_named_with_its_own_fix() {
+    let t = fresh();
+    let dir = mkdir(&t.path("d"));
+    let file = dir.join("token.env");
+    let meta = meta_file(&file);
+    let passwd = fs::read("/etc/passwd").unwrap();
+    type Setup = fn(&Path);
+    let cases: [(&str, Setup); 4] = [
+        ("symlink to /etc/passwd", |p| {
+            std::os::unix::fs::symlink("/etc/passwd", p).unwrap();
+        }),
+        ("dangling symlink", |p| {
+            std::os::unix::fs::symlink("nowhere", p).unwrap();
+        }),
+        ("directory", |p| {
+            mkdir(p);
+        }),
+        ("FIFO", |p| {
+            nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        }),
+    ];
+    for with_file in [false, true] {
+        if with_file {
+            write_mode(&file, format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN_B}\n"), 0o600);
+        }
+        for (what, setup) in &cases {
+            setup(&meta);
+            let kept = tree(&dir);
+            let (code, stdout, stderr) =
+                set_in(&t, TOKEN_C, &["--env-file", file.to_str().unwrap()]);
+            assert_eq!(code, 125, "{what}: {stderr}");
+            assert_eq!(stdout, "");
+            assert_eq!(stderr.lines().count(), 1, "{what}: {stderr}");
+            let shown = meta.display().to_string();
+            assert!(
+                stderr.starts_with(&format!("claude-iso: {shown}: "))
+                    && stderr.contains(&format!("mv {shown} {shown}.old"))
+                    && stderr.contains("first stored"),
+                "{what}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("--env-file") && !stderr.contains("meta.json/"),
+                "{what}: the token file's fix: {stderr}"
+            );
+            assert_eq!(tree(&dir), kept, "{what}");
+            if meta.is_dir() && !meta.is_symlink() {
+                fs::remove_dir(&meta).unwrap();
+            } else {
+                fs::remove_file(&meta).unwrap();
+            }
+        }
+    }
+    assert_eq!(fs::read("/etc/passwd").unwrap(), passwd);
+}
+
+#[test]
+fn an_oversized_env_file_error_names_the_fix() {
+    let mut text = format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n");
+    text.push_str(&format!("# {}\n", "x".repeat(70 * 1024)));
+    let t = Test::new().env_file_text(text);
+    let out = t.run();
+    out.status(125)
+        .one_line_error("token.env: is ")
+        .one_line_error("64 KiB")
+        .probe_not_run();
+    let err = out.stderr_text();
+    let (_, fix) = err.split_once(": this is not a token file; ").expect(&err);
+    assert!(
+        fix.contains("--env-file") && fix.contains("claude-iso token set"),
+        "{err}"
+    );
+}

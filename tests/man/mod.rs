@@ -429,7 +429,9 @@ fn description(page: &mut Page) {
         "**claude-iso token set** writes this file for you. A token shorter than 80 \
         characters is refused (it \"looks truncated\"): every setup-token seen so far is 108 \
         characters long (**sk-ant-oat01-** and 95 more), and 80 leaves room for a \
-        format change.",
+        format change. Text before **sk-ant-** (quotes, **Bearer**, a __NAME__**=**) is \
+        refused with its own message; **token set** takes a line copied from an env \
+        file (**CLAUDE_CODE_OAUTH_TOKEN=**..., with **export** or quotes) as its token.",
     );
 
     page.ss("The scratch home");
@@ -472,8 +474,11 @@ fn description(page: &mut Page) {
     ));
     page.p(&format!(
         "A credentials file never comes in: {}, anything inside them or containing \
-        them, any file named **{CREDENTIALS}**, **{DEVICE_KEYS}** or **{CLAUDE_JSON}**__*__ \
-        (inside a shared directory too), claude-iso's token files, and any symbolic \
+        them, any file named **{CREDENTIALS}**__*__, **{DEVICE_KEYS}**__*__ or \
+        **{CLAUDE_JSON}**__*__, or set aside as a credential (__name__**.quarantined-**__*__, \
+        __name__**.replaced-**__*__), at any depth of a shared directory, claude-iso's token \
+        files, claude-iso's scratch homes (**$XDG_STATE_HOME/claude-iso**, the scratch \
+        home in use), and any symbolic \
         link that leads to one of these are refused with exit status 125, before \
         anything is created. Every entry is judged by where it really leads, against \
         what the mask hides or empties: into the real **~/{CLAUDE_DIR}** only what a \
@@ -482,12 +487,13 @@ fn description(page: &mut Page) {
         profile store (**$ANTHROPIC_CONFIG_DIR**, **$XDG_CONFIG_HOME/anthropic**), \
         **/home/claude/.claude/remote**, or a directory holding one. A hard link is \
         judged by its other names: a second name of any of these files (credentials, \
-        **.claude.json**, profile store files, token files, replaced or quarantined \
-        copies), or of a file in the real **~/{CLAUDE_DIR}** no share names, is refused. \
+        **.claude.json**, profile store files, token files, replaced copies, the \
+        credentials and quarantined copies of every scratch home), or of a file in the real **~/{CLAUDE_DIR}** no share names, is refused. \
         Refused too: anything on a kernel filesystem (**/proc**, **/sys**, **/dev**), \
         anything but a regular file or a directory (never opened), a file or directory \
         that cannot be read, a tree nested more than 32 levels deep, and the names \
-        claude-iso keeps in the scratch home (**.claude-iso**__*__). The same checks run \
+        claude-iso keeps in a scratch home (**.claude-iso**__*__), at any depth. The \
+        same checks run \
         for **--dry-run**. Every shared \
         **settings.json** or **settings.local.json** that sets **apiKeyHelper** (or \
         **awsAuthRefresh**, **awsCredentialExport**, **gcpAuthRefresh**) or an **env** \

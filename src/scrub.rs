@@ -25,9 +25,10 @@ pub const NAMESPACES: &[&str] = &["ANTHROPIC_", "CLAUDE_", "CCR_", "AWS_BEARER_T
 /// word that is `A` or `B`: `*_TOKEN_*` matches `ANTHROPIC_AUTH_TOKEN` and
 /// `CCR_OAUTH_TOKEN_FILE`, not `CLAUDE_CODE_TOKENIZER`. Before matching, a word that
 /// holds one of the [`COMPOUND`] words is read as its parts ([`words`]): `APIKEY` as
-/// `API_KEY`, `KEYFILE` as `KEY_FILE`, `OAUTHTOKEN` as `OAUTH_TOKEN`, `CONFIGDIR` as
-/// `CONFIG_DIR`, and a plural `S` or a number after it is dropped (`KEYS`, `KEY2`,
-/// `TOKENS` are `KEY`, `KEY`, `TOKEN`).
+/// `API_KEY`, `KEYFILE` as `KEY_FILE`, `KEYPAIR` as `KEY_PAIR`, `APIKEYHELPER` as
+/// `API_KEY_HELPER`, `OAUTHTOKEN` as `OAUTH_TOKEN`, `CONFIGDIR` as `CONFIG_DIR`, and a
+/// plural `S` after it is dropped (`KEYS`, `TOKENS`, `PROFILES` are `KEY`, `TOKEN`,
+/// `PROFILE`); a number after any word is dropped (`KEY2`, `DIR2` are `KEY`, `DIR`).
 #[derive(Debug)]
 pub struct Rule {
     pub patterns: &'static [&'static str],
@@ -58,7 +59,9 @@ pub const RULES: &[Rule] = &[
             "*_OAUTH_*",
             "*_BEARER_*",
             "*_AUTHORIZE_*",
+            "*_AUTHORIZATION_*",
             "*_AUTHENTICATE_*",
+            "*_AUTHENTICATION_*",
         ],
         what: "authentication material, or where claude logs in",
     },
@@ -83,6 +86,10 @@ pub const RULES: &[Rule] = &[
         what: "a secret",
     },
     Rule {
+        patterns: &["*_CLIENT_(CERT|CERTIFICATE)_*"],
+        what: "an mTLS client identity (certificate, and its key or where they are read from)",
+    },
+    Rule {
         patterns: &["*_DESCRIPTOR_*"],
         what: "a file descriptor claude reads a credential from",
     },
@@ -95,14 +102,16 @@ pub const RULES: &[Rule] = &[
             "*_CONFIG_(DIR|DIRECTORY|HOME|PATH|FILE|ROOT)_*",
             "*_SETTINGS_(DIR|DIRECTORY|HOME|PATH|FILE|ROOT)_*",
             "*_HOME",
-            "*_PROFILE",
+            "*_HOME_(DIR|DIRECTORY|PATH|ROOT|FILE)_*",
+            "*_PROFILE_*",
         ],
         what: "moves claude's config, credential store, profile or settings out of the scratch home",
     },
 ];
 
 /// Credential words that count inside a longer word too (longest first where one ends
-/// another): `APIKEY`, `PRIVATEKEY`, `KEYFILE`, `AUTHTOKEN`, `SETTINGSDIR`.
+/// another): `APIKEY`, `PRIVATEKEY`, `KEYFILE`, `AUTHTOKEN`, `SETTINGSDIR`, `CLIENTCERT`,
+/// `PROFILENAME`.
 pub const COMPOUND: &[&str] = &[
     "KEY",
     "TOKEN",
@@ -121,11 +130,29 @@ pub const COMPOUND: &[&str] = &[
     "COOKIE",
     "CONFIG",
     "SETTINGS",
+    "PROFILE",
+    "CERT",
+    "CERTIFICATE",
 ];
 
 /// What may follow a [`COMPOUND`] word inside the same word (`KEYFILE`, `CONFIGDIR`,
-/// `KEYS`); the plural `S` is dropped.
-pub const COMPOUND_TAILS: &[&str] = &["FILE", "PATH", "DIRECTORY", "DIR", "HOME", "FD", "S"];
+/// `KEYRING`, `KEYCHAIN`, `APIKEYHELPER`, `PROFILENAME`, `KEYS`); the plural `S` is
+/// dropped.
+pub const COMPOUND_TAILS: &[&str] = &[
+    "FILE",
+    "PATH",
+    "DIRECTORY",
+    "DIR",
+    "HOME",
+    "FD",
+    "PAIR",
+    "RING",
+    "CHAIN",
+    "STORE",
+    "HELPER",
+    "NAME",
+    "S",
+];
 
 /// Removed though they follow no pattern (observed on the real CLI, see
 /// `claude-code-facts.md`).
@@ -175,8 +202,24 @@ pub const LISTED: &[Entry] = &[
         why: "a socket to a remote worker that requests travel over",
     },
     Entry {
-        name: "CLAUDE_CODE_CLIENT_CERT",
-        why: "the mTLS client identity (with CLAUDE_CODE_CLIENT_KEY)",
+        name: "USE_LOCAL_OAUTH",
+        why: "sends claude's OAuth traffic (sign-in, account, bridge) to local endpoints",
+    },
+    Entry {
+        name: "USE_STAGING_OAUTH",
+        why: "sends claude's OAuth traffic (sign-in, account, bridge) to Anthropic's staging endpoints",
+    },
+    Entry {
+        name: "CLAUDE_CODE_DISABLE_REDIRECT_CHECK",
+        why: "turns off claude's check that a request carrying credentials is not redirected to another origin",
+    },
+    Entry {
+        name: "CLAUDE_CODE_DISABLE_ADMIN_ENV_UNION",
+        why: "changes which administrator settings' env entries apply (claude lists it among its auth-related variables)",
+    },
+    Entry {
+        name: "CLAUDE_CODE_MOCK_REMOTE_SETTINGS",
+        why: "feeds claude stand-in remote managed settings, which can set env entries (claude lists it among its auth-related variables)",
     },
     Entry {
         name: "XDG_CONFIG_HOME",
@@ -313,6 +356,50 @@ pub const KEEP: &[Entry] = &[
     Entry {
         name: "CLAUDE_AI_PROFILE_SCOPE",
         why: "an OAuth scope name",
+    },
+    Entry {
+        name: "CLAUDE_CODE_STOP_ON_UNUSABLE_PROFILE",
+        why: "a switch: stop when the selected profile cannot be used (selects none)",
+    },
+    Entry {
+        name: "CCR_SESSION_PROFILE",
+        why: "a remote-session mode switch, not a credential profile",
+    },
+    Entry {
+        name: "CLAUDE_CHROME_TAB_GROUP_KEY",
+        why: "an identifier of a browser tab group, not a key",
+    },
+    Entry {
+        name: "CLAUDE_CODE_DISABLE_HOME_SETTINGS_SEED",
+        why: "a switch of how claude seeds its own home",
+    },
+    Entry {
+        name: "CLAUDE_CODE_HOME_SEED_HOLD_TIMEOUT_MS",
+        why: "a timing",
+    },
+    Entry {
+        name: "CLAUDE_CODE_HOME_SEED_VERDICT_TIMEOUT_MS",
+        why: "a timing",
+    },
+    Entry {
+        name: "CLAUDE_CODE_RELAUNCH_HOME_TRUST",
+        why: "a switch of the home folder's trust prompt on relaunch",
+    },
+    Entry {
+        name: "CLAUDE_CODE_DISABLE_MTLS_RELOAD_ON_STALE_CONNECTION",
+        why: "a switch of when the mTLS client identity is reloaded (names none)",
+    },
+    Entry {
+        name: "CLAUDE_CODE_DISABLE_REDIRECT_DENY_RECHECK",
+        why: "a switch of the Bash tool's check of shell redirections (not of HTTP redirects)",
+    },
+    Entry {
+        name: "CLAUDE_CODE_MOCK_TRIAL",
+        why: "a test switch",
+    },
+    Entry {
+        name: "CCR_CREDENTIAL_REFUSED_PREFIX",
+        why: "the name of a message constant in claude's code, not a variable",
     },
     Entry {
         name: "CLAUDE_CODE_CERT_STORE",
@@ -467,17 +554,28 @@ fn find(list: &'static [Entry], name: &OsStr) -> Option<&'static Entry> {
 /// a [`COMPOUND`] word split into its parts — what comes before it, the compound word,
 /// and one of [`COMPOUND_TAILS`] after it (a plural `S` dropped) — after a trailing
 /// number is dropped. A word that is not of that shape stays as it is
-/// (`TOKENIZER`, `KEYBOARD`).
+/// (`TOKENIZER`, `KEYBOARD`), without a number after it (`DIR2` is `DIR`).
 #[must_use]
 pub fn words(name: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
     for word in name.split(|b| *b == b'_') {
         match compound_parts(word) {
             Some(parts) => out.extend(parts.into_iter().filter(|p| !p.is_empty())),
-            None => out.push(word),
+            None => out.push(without_number(word)),
         }
     }
     out
+}
+
+/// A word without the number after it (`DIR2` is `DIR`); a word that is only a number
+/// stays as it is.
+fn without_number(word: &[u8]) -> &[u8] {
+    let digits = word.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    if digits == word.len() {
+        word
+    } else {
+        &word[..word.len() - digits]
+    }
 }
 
 /// `[before, compound word, tail]` of one word, or `None` when it is not of that shape.
@@ -572,6 +670,10 @@ pub const SUSPICIOUS: &[&str] = &[
     "SETTINGS_PATH",
     "SESSION_ID",
     "CLAUDE_CODE_USE_",
+    "HOME",
+    "MTLS",
+    "_MOCK_",
+    "REDIRECT",
 ];
 
 /// Whether `name`, in one of [`NAMESPACES`], contains one of [`SUSPICIOUS`], is a

@@ -38,9 +38,7 @@ const REVIEWED_BY_RULE: &[&str] = &[
     "ANTHROPIC_WORK_SECRET",
     "AWS_BEARER_TOKEN_BEDROCK",
     "CCR_AGENT_PROXY_TOKEN_FILE_DESCRIPTOR",
-    "CCR_CREDENTIAL_REFUSED_PREFIX",
     "CCR_OAUTH_TOKEN_FILE",
-    "CCR_SESSION_PROFILE",
     "CLAUDE_AI_AUTHORIZE_URL",
     "CLAUDE_AI_OAUTH_SCOPES",
     "CLAUDE_API_KEY",
@@ -51,10 +49,10 @@ const REVIEWED_BY_RULE: &[&str] = &[
     "CLAUDE_BG_SESSION_CREDENTIAL",
     "CLAUDE_BG_SOCKET_TOKENS_PATH",
     "CLAUDE_BRIDGE_OAUTH_TOKEN",
-    "CLAUDE_CHROME_TAB_GROUP_KEY",
     "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
     "CLAUDE_CODE_ARTIFACTS_API_TOKEN",
     "CLAUDE_CODE_CCR_AFFINITY_KEY",
+    "CLAUDE_CODE_CLIENT_CERT",
     "CLAUDE_CODE_CLIENT_KEY",
     "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
     "CLAUDE_CODE_CUSTOM_OAUTH_URL",
@@ -93,7 +91,6 @@ const REVIEWED_BY_RULE: &[&str] = &[
     "CLAUDE_CODE_SKIP_MANTLE_AUTH",
     "CLAUDE_CODE_SKIP_VERTEX_AUTH",
     "CLAUDE_CODE_SLACK_TAG_TOKEN",
-    "CLAUDE_CODE_STOP_ON_UNUSABLE_PROFILE",
     "CLAUDE_CODE_USE_ANTHROPIC_AWS",
     "CLAUDE_CODE_USE_ANTHROPIC_GOOGLE_CLOUD",
     "CLAUDE_CODE_USE_BEDROCK",
@@ -369,6 +366,75 @@ fn credential_families_in_any_shape_are_removed_and_configuration_is_kept() {
     let mut t = common::Test::new().arg("--scrub-tools").arg("off");
     for (i, name) in REMOVED.iter().enumerate() {
         let value = format!("sk-ant-api03-Rm{i:02}Xq7Zt{i:02}Lp");
+        t = t.env(*name, value.clone()).secret(value);
+    }
+    for name in KEPT {
+        t = t.env(*name, "1");
+    }
+    let out = t.run();
+    out.success().no_secrets();
+    let probe = out.probe();
+    for name in REMOVED {
+        assert_eq!(probe.var(name), None, "{name} reached the command");
+        out.stderr_contains(name);
+    }
+    for name in KEPT {
+        assert_eq!(
+            probe.var(name).as_deref(),
+            Some(OsStr::new("1")),
+            "{name} did not reach the command"
+        );
+    }
+}
+
+/// Second review of main (issue 11): credential-looking names in shapes the rules did
+/// not read (authorization, key pairs/rings/chains, a helper spelled as one word, client
+/// certificates, a number after any word, profile names and plurals, a home directory),
+/// and names outside the namespaces that claude itself lists among its auth-related
+/// variables, reached the command; a real switch of claude's
+/// (`CLAUDE_CODE_STOP_ON_UNUSABLE_PROFILE`) was removed as if it were a profile.
+#[test]
+fn second_review_shapes_are_removed_and_real_switches_kept() {
+    const REMOVED: &[&str] = &[
+        "ANTHROPIC_AUTHORIZATION",
+        "CLAUDE_CODE_AUTHORIZATION",
+        "CLAUDE_CODE_AUTHORIZATION_HEADER",
+        "ANTHROPIC_AUTHENTICATION",
+        "ANTHROPIC_KEYPAIR",
+        "ANTHROPIC_KEYRING",
+        "ANTHROPIC_KEYCHAIN",
+        "ANTHROPIC_KEYSTORE",
+        "CLAUDE_CODE_APIKEYHELPER",
+        "CLAUDE_CODE_CLIENT_CERT",
+        "CLAUDE_CODE_CLIENT_CERT_PATH",
+        "CLAUDE_CODE_CLIENT_CERTIFICATE",
+        "CLAUDE_CODE_CLIENTCERT",
+        "CLAUDE_CODE_CONFIG_DIR2",
+        "CLAUDE_CODE_SETTINGS_PATH3",
+        "ANTHROPIC_PROFILES",
+        "ANTHROPIC_PROFILE_NAME",
+        "ANTHROPIC_PROFILENAME",
+        "CLAUDE_HOME_DIR",
+        "ANTHROPIC_HOME_PATH",
+        "USE_LOCAL_OAUTH",
+        "USE_STAGING_OAUTH",
+        "CLAUDE_CODE_DISABLE_REDIRECT_CHECK",
+        "CLAUDE_CODE_DISABLE_ADMIN_ENV_UNION",
+        "CLAUDE_CODE_MOCK_REMOTE_SETTINGS",
+    ];
+    const KEPT: &[&str] = &[
+        "CLAUDE_CODE_STOP_ON_UNUSABLE_PROFILE",
+        "CCR_SESSION_PROFILE",
+        "CLAUDE_CODE_PROFILE_STARTUP",
+        "CLAUDE_CODE_HOME_SEED_HOLD_TIMEOUT_MS",
+        "CLAUDE_CODE_RELAUNCH_HOME_TRUST",
+        "CLAUDE_CODE_DISABLE_MTLS_RELOAD_ON_STALE_CONNECTION",
+        "CLAUDE_CODE_CERT_STORE",
+        "CLAUDE_CODE_KEYBOARD_LAYOUT",
+    ];
+    let mut t = common::Test::new().arg("--scrub-tools").arg("off");
+    for (i, name) in REMOVED.iter().enumerate() {
+        let value = format!("sk-ant-api03-Sr{i:02}Xq7Zt{i:02}Lp");
         t = t.env(*name, value.clone()).secret(value);
     }
     for name in KEPT {

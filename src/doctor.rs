@@ -514,10 +514,12 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
             child.removed.join(", ")
         ));
     }
+    // What the command gets (after the scrub, --unset and --keep-env), not the caller's.
+    let command_env = guard::command_env(config);
     for name in
         std::iter::once(guard::BASE_URL_VAR).chain(guard::OTHER_API_URL_VARS.iter().copied())
     {
-        if let Some(url) = config.env.get(name).filter(|v| !v.is_empty()) {
+        if let Some(url) = command_env.get(name).filter(|v| !v.is_empty()) {
             notes.push(format!(
                 "{name} is set: the token will be sent to {}; unset it unless you trust that host",
                 guard::origin(&url.to_string_lossy())
@@ -595,12 +597,14 @@ fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &Path) -> Che
             present.join(", ")
         ));
     }
-    let set = |name: &str| config.env.get(name).filter(|v| !v.is_empty());
+    // What the command gets (after the scrub, --unset and --keep-env), not the caller's.
+    let command_env = guard::command_env(config);
+    let set = |name: &str| command_env.get(name).filter(|v| !v.is_empty());
     let insecure = set("NODE_TLS_REJECT_UNAUTHORIZED").is_some_and(|v| v == "0");
     let extra_ca = set("NODE_EXTRA_CA_CERTS").is_some();
     // The caller's side of the `destination` check (the same variables: every base URL
     // and proxy claude honours); scheme and host only, never userinfo.
-    let dest = guard::destination(&[], &config.env);
+    let dest = guard::destination(&[], &command_env);
     let proxy = dest.proxy.as_ref().map(|(p, by)| format!("{p} ({by})"));
     let foreign = (!dest.is_anthropic()).then(|| {
         std::iter::once((&dest.origin, &dest.chosen_by))

@@ -18,6 +18,15 @@
 //!   is the command's `HOME`, so anything the command ran (a prompt-injected tool) can
 //!   have written there. A `--share`d `settings.json` replaces it at launch, so that
 //!   file is judged in its place.
+//! - `$HOME/.claude/cowork_settings.json`: read INSTEAD of `settings.json` when
+//!   `CLAUDE_CODE_USE_COWORK_PLUGINS` is on (2.1.197, 2.1.330, 2.1.332; a caller's switch
+//!   passes the scrub). Always judged; it chooses the destination only when the switch
+//!   is on. No other name of user settings is read (`settings.local.json`,
+//!   `remote-settings.json`, `state/hybrid-settings.json`, `managed-settings.json` in the
+//!   home: measured, not applied), and projects have no cowork variant.
+//!
+//! Everything is judged against the environment the command will get
+//! ([`command_env`]: after the scrub, `--unset` and `--keep-env`), not the caller's.
 //!
 //! Not loaded by either version: `<git root>/.claude/settings.json` (cwd below the root),
 //! and settings in parent directories that are not the git root. A file that is not
@@ -112,6 +121,9 @@ pub enum Layer {
     Project,
     /// `<scratch home>/.claude/settings.json`.
     User,
+    /// `<scratch home>/.claude/cowork_settings.json`: claude's user settings instead of
+    /// `settings.json` when `CLAUDE_CODE_USE_COWORK_PLUGINS` is on (or its host says so).
+    CoworkUser,
     /// A `--share`d `settings.json`: what this launch puts at `User`'s place.
     SharedUser,
 }
@@ -124,13 +136,14 @@ impl Layer {
             Layer::Local => "project settings (local)",
             Layer::Project => "project settings",
             Layer::User => "the scratch home's user settings",
+            Layer::CoworkUser => "the scratch home's user settings for cowork plugins",
             Layer::SharedUser => "the user settings shared into the scratch home",
         }
     }
 }
 
-/// Why an entry is refused. Every variant but [`Why::Unjudgeable`] names where the token
-/// would go (`to`: the effective destination of the launch, scheme and host only).
+/// Why an entry is refused. Every variant names where the token would go (`to`: the
+/// effective destination of the launch, scheme and host only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Why {
     /// A settings key that brings its own credential (`apiKeyHelper`, …).
@@ -145,11 +158,22 @@ pub enum Why {
     NoProxyWidened { to: String },
     /// TLS trust, client certificates, custom headers, the API socket.
     Transport { to: String },
-    /// The file cannot be judged (not valid JSON, not a regular file, too large, …).
-    Unjudgeable(String),
+    /// The file cannot be judged (not valid JSON, not a regular file, too large, …):
+    /// why, and where the token goes as far as the other layers say.
+    Unjudgeable { reason: String, to: String },
 }
 
 impl Why {
+    /// A file that cannot be judged, for a caller that knows no other layer: the token
+    /// goes where `caller` (the command's environment) sends it, as far as anyone can say.
+    #[must_use]
+    pub fn unjudgeable(reason: String, caller: &CallerEnv) -> Why {
+        Why::Unjudgeable {
+            reason,
+            to: destination(&[], caller).origin,
+        }
+    }
+
     /// Names `to` as where the token goes (the launch's effective destination, known
     /// once every layer is read).
     fn send_to(&mut self, origin: &str) {
@@ -157,8 +181,9 @@ impl Why {
             Why::Credential { to }
             | Why::Scrubbed { to }
             | Why::NoProxyWidened { to }
-            | Why::Transport { to } => origin.clone_into(to),
-            Why::Destination(_) | Why::Proxy(_) | Why::Unjudgeable(_) => {}
+            | Why::Transport { to }
+            | Why::Unjudgeable { to, .. } => origin.clone_into(to),
+            Why::Destination(_) | Why::Proxy(_) => {}
         }
     }
 }
@@ -207,9 +232,9 @@ impl Finding {
             Why::Transport { to } => format!(
                 "{file} sets {key}: it changes how requests carrying the token to {to} travel (TLS trust, certificates, headers or socket)"
             ),
-            Why::Unjudgeable(reason) => {
-                format!("{file}: {reason}; claude-iso cannot tell what claude would apply from it")
-            }
+            Why::Unjudgeable { reason, to } => format!(
+                "{file}: {reason}; claude-iso cannot tell what claude would apply from it (it could send the token elsewhere; otherwise the token goes to {to})"
+            ),
         }
     }
 }
@@ -310,7 +335,7 @@ impl Verdict {
             .find(|f| f.path == first.path)
             .map(|f| f.layer);
         let fix = match layer {
-            Some(Layer::User) => {
+            Some(Layer::User | Layer::CoworkUser) => {
                 "remove it (the scratch home is the command's HOME: anything it ran could have written it)"
             }
             Some(Layer::SharedUser) => "remove it from the shared file",
@@ -337,6 +362,7 @@ pub fn settings_files(
     workdir: &Path,
     home: &Path,
     shared_user: Option<&Path>,
+    cowork: bool,
 ) -> Vec<SettingsFile> {
     let mut out = Vec::new();
     let managed = Path::new(MANAGED_DIR);
@@ -375,7 +401,7 @@ pub fn settings_files(
         path: workdir.join(".claude/settings.json"),
         layer: Layer::Project,
     });
-    out.push(match shared_user {
+    let user = match shared_user {
         Some(path) => SettingsFile {
             path: path.to_path_buf(),
             layer: Layer::SharedUser,
@@ -384,8 +410,57 @@ pub fn settings_files(
             path: home.join(".claude/settings.json"),
             layer: Layer::User,
         },
-    });
+    };
+    // Judged whether or not the switch is on: claude's host can turn it on without the
+    // environment (`coworkPlugins`), and a later launch with the switch set would apply
+    // what the command wrote there now. The one claude reads comes first.
+    let cowork_file = SettingsFile {
+        path: home.join(".claude").join(COWORK_SETTINGS),
+        layer: Layer::CoworkUser,
+    };
+    if cowork {
+        out.extend([cowork_file, user]);
+    } else {
+        out.extend([user, cowork_file]);
+    }
     out
+}
+
+/// The file name of the user settings claude reads instead of `settings.json` when
+/// `CLAUDE_CODE_USE_COWORK_PLUGINS` is on (2.1.197 to 2.1.332, measured).
+pub const COWORK_SETTINGS: &str = "cowork_settings.json";
+/// The switch that makes claude read [`COWORK_SETTINGS`].
+pub const COWORK_VAR: &str = "CLAUDE_CODE_USE_COWORK_PLUGINS";
+
+/// Whether `env` turns claude's cowork user settings on: claude reads the value as true
+/// when, trimmed and in any case, it is `1`, `true`, `yes` or `on` (measured on 2.1.197
+/// and 2.1.332: `0`, `false`, `no`, `off`, `2`, `x` leave `settings.json`).
+#[must_use]
+pub fn cowork_on(env: &CallerEnv) -> bool {
+    env.get(COWORK_VAR)
+        .and_then(OsStr::to_str)
+        .is_some_and(|v| {
+            ["1", "true", "yes", "on"].contains(&v.trim().to_ascii_lowercase().as_str())
+        })
+}
+
+/// The environment the command gets, as far as the guard is concerned: the caller's,
+/// without what claude-iso removes (the scrub table, `--unset`), except what
+/// `--keep-env` passes on purpose — the same rule as `environment::child_env`. The
+/// destination and the "equal to the caller's own value" rule read this, not the
+/// caller's environment: a value removed at launch chooses nothing.
+#[must_use]
+pub fn command_env(config: &Config) -> CallerEnv {
+    let name_in = |list: &[String], name: &OsStr| list.iter().any(|n| OsStr::new(n) == name);
+    config
+        .env
+        .vars()
+        .iter()
+        .filter(|(k, _)| {
+            name_in(&config.keep_env, k) || !(scrub::is_scrubbed(k) || name_in(&config.unset, k))
+        })
+        .cloned()
+        .collect()
 }
 
 /// The nearest directory at or above `dir` holding a `.git` entry (a directory, or the
@@ -402,22 +477,32 @@ fn git_root(dir: &Path) -> Option<PathBuf> {
 /// judges every one, and works out the destination.
 #[must_use]
 pub fn inspect(config: &Config, home: &Path, shared_user: Option<&Path>) -> Verdict {
-    let files = settings_files(&config.workdir, home, shared_user);
+    let env = command_env(config);
+    let cowork = cowork_on(&env);
+    let files = settings_files(&config.workdir, home, shared_user, cowork);
     let mut findings = Vec::new();
     let mut unread = Vec::new();
     let mut docs: Vec<(Layer, PathBuf, Map<String, Value>)> = Vec::new();
     for file in &files {
-        match read_and_judge(&file.path, &config.env) {
+        match read_and_judge(&file.path, &env) {
             Judged::Doc(doc, mut found) => {
                 findings.append(&mut found);
-                docs.push((file.layer, file.path.clone(), doc));
+                // The user settings claude does not read this time choose nothing.
+                let read = match file.layer {
+                    Layer::CoworkUser => cowork,
+                    Layer::User | Layer::SharedUser => !cowork,
+                    _ => true,
+                };
+                if read {
+                    docs.push((file.layer, file.path.clone(), doc));
+                }
             }
             Judged::Absent => {}
             Judged::Unread(note) => unread.push(format!("{}: {note}", layer_name(file))),
             Judged::Refused(finding) => findings.push(finding),
         }
     }
-    let destination = destination(&docs, &config.env);
+    let destination = destination(&docs, &env);
     for f in &mut findings {
         f.why.send_to(&destination.origin);
     }
@@ -473,7 +558,9 @@ fn read_and_judge(path: &Path, caller: &CallerEnv) -> Judged {
         Ok(Content::Absent) => return Judged::Absent,
         Ok(Content::Unread(note)) => return Judged::Unread(note),
         Ok(Content::Bytes(b)) => b,
-        Err(reason) => return Judged::Refused(finding(String::new(), Why::Unjudgeable(reason))),
+        Err(reason) => {
+            return Judged::Refused(finding(String::new(), Why::unjudgeable(reason, caller)));
+        }
     };
     match parse(&bytes) {
         Ok(doc) => {
@@ -483,7 +570,7 @@ fn read_and_judge(path: &Path, caller: &CallerEnv) -> Judged {
                 .collect();
             Judged::Doc(doc, found)
         }
-        Err(reason) => Judged::Refused(finding(String::new(), Why::Unjudgeable(reason))),
+        Err(reason) => Judged::Refused(finding(String::new(), Why::unjudgeable(reason, caller))),
     }
 }
 
@@ -671,11 +758,13 @@ pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)>
     let mut out = Vec::new();
     for key in CREDENTIAL_KEYS {
         match doc.get(*key) {
-            // Absent, `null` or `""`: no helper, no credential (claude 2.1.197 and
-            // 2.1.332 both test the value for truthiness before running a helper).
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) if s.is_empty() => {}
-            Some(_) => out.push(((*key).to_owned(), Why::Credential { to: String::new() })),
+            // JS-falsy (absent, `null`, `false`, `0`, `""`): no helper, no credential
+            // (claude 2.1.197 and 2.1.332 both test the value for truthiness before
+            // running a helper). `" "`, `true`, `1`, objects are truthy: refused.
+            Some(v) if is_truthy(v) => {
+                out.push(((*key).to_owned(), Why::Credential { to: String::new() }));
+            }
+            _ => {}
         }
     }
     let Some(env) = doc.get("env") else {
@@ -699,7 +788,17 @@ pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)>
             Value::Null => String::new(),
             other => other.to_string(),
         };
-        if caller.get(name) == Some(OsStr::new(&text)) {
+        let caller_value = caller.get(name);
+        if caller_value == Some(OsStr::new(&text)) {
+            continue;
+        }
+        // The same URL written another way (`/` at the end, the default port, the case
+        // of scheme or host) is the caller's own value too.
+        if matches!(rule, Rule::Url | Rule::Proxy)
+            && caller_value
+                .and_then(OsStr::to_str)
+                .is_some_and(|c| same_url(c, &text))
+        {
             continue;
         }
         let why = match rule {
@@ -724,6 +823,60 @@ pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)>
         }
     }
     out
+}
+
+/// JavaScript's truthiness of a JSON value: `null`, `false`, `0` and `""` are false.
+fn is_truthy(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
+        Value::String(s) => !s.is_empty(),
+        Value::Array(_) | Value::Object(_) => true,
+    }
+}
+
+/// Whether two URLs name the same place: scheme and host compared in any case, the
+/// default port (`80` for http, `443` for https) as no port, a path of `/` as none and a
+/// `/` at the end of a path as none; userinfo, path and query otherwise compared as
+/// written. Not URLs (no `scheme://`): never the same unless equal.
+fn same_url(a: &str, b: &str) -> bool {
+    match (normal_url(a), normal_url(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+fn normal_url(url: &str) -> Option<String> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let mut host = host.to_ascii_lowercase();
+    let default_port = match scheme.as_str() {
+        "http" => Some(":80"),
+        "https" => Some(":443"),
+        _ => None,
+    };
+    if let Some(port) = default_port {
+        if let Some(h) = host.strip_suffix(port) {
+            host = h.to_owned();
+        }
+    }
+    let (path, query) = match tail.find(['?', '#']) {
+        Some(i) => tail.split_at(i),
+        None => (tail, ""),
+    };
+    let path = path.trim_end_matches('/');
+    Some(format!(
+        "{scheme}://{}{host}{path}{query}",
+        userinfo.map(|u| format!("{u}@")).unwrap_or_default()
+    ))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1059,6 +1212,57 @@ mod tests {
         );
     }
 
+    /// Second review: the caller's own URL written another way is still the caller's.
+    #[test]
+    fn the_callers_url_written_another_way_passes() {
+        let caller = env(&[
+            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:18761"),
+            ("HTTPS_PROXY", "https://Proxy.example"),
+        ]);
+        for same in [
+            "http://127.0.0.1:18761/",
+            "HTTP://127.0.0.1:18761",
+            " http://127.0.0.1:18761// ",
+        ] {
+            let json = format!(r#"{{"env":{{"ANTHROPIC_BASE_URL":"{same}"}}}}"#);
+            assert!(judged(&json, &caller).is_empty(), "{json}");
+        }
+        for same in ["https://proxy.example:443/", "HTTPS://PROXY.EXAMPLE"] {
+            let json = format!(r#"{{"env":{{"HTTPS_PROXY":"{same}"}}}}"#);
+            assert!(judged(&json, &caller).is_empty(), "{json}");
+        }
+        for other in [
+            "http://127.0.0.1:18762",
+            "https://127.0.0.1:18761",
+            "http://127.0.0.1:18761/v2",
+            "http://u:p@127.0.0.1:18761",
+            "http://127.0.0.1.evil:18761",
+            "127.0.0.1:18761",
+        ] {
+            let json = format!(r#"{{"env":{{"ANTHROPIC_BASE_URL":"{other}"}}}}"#);
+            assert_eq!(judged(&json, &caller).len(), 1, "{json}");
+        }
+        let caller = env(&[("ANTHROPIC_BASE_URL", "https://api.example")]);
+        assert!(
+            judged(
+                r#"{"env":{"ANTHROPIC_BASE_URL":"https://api.example:443/"}}"#,
+                &caller
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn cowork_switch_truthiness() {
+        for on in ["1", "true", "TRUE", "yes", "on", " 1"] {
+            assert!(cowork_on(&env(&[(COWORK_VAR, on)])), "{on}");
+        }
+        for off in ["0", "false", "no", "off", "2", "x", ""] {
+            assert!(!cowork_on(&env(&[(COWORK_VAR, off)])), "{off}");
+        }
+        assert!(!cowork_on(&CallerEnv::default()));
+    }
+
     #[test]
     fn every_base_url_variable_is_caught() {
         for name in BASE_URL_VARS {
@@ -1113,8 +1317,25 @@ mod tests {
     fn null_or_empty_helpers_bring_nothing() {
         let none = CallerEnv::default();
         assert!(judged(r#"{"apiKeyHelper":null,"awsAuthRefresh":""}"#, &none).is_empty());
-        assert_eq!(judged(r#"{"apiKeyHelper":" "}"#, &none).len(), 1);
-        assert_eq!(judged(r#"{"apiKeyHelper":0}"#, &none).len(), 1);
+        // Second review: claude tests truthiness, so `false` and `0` run no helper.
+        for falsy in ["false", "0", "0.0", "-0", "\"\"", "null"] {
+            let json = format!(r#"{{"apiKeyHelper":{falsy},"proxyAuthHelper":{falsy}}}"#);
+            assert!(judged(&json, &none).is_empty(), "{json}");
+        }
+        for truthy in [
+            "\" \"",
+            "true",
+            "1",
+            "-1",
+            "0.5",
+            "{}",
+            "[]",
+            "\"0\"",
+            "\"false\"",
+        ] {
+            let json = format!(r#"{{"apiKeyHelper":{truthy}}}"#);
+            assert_eq!(judged(&json, &none).len(), 1, "{json}");
+        }
     }
 
     #[test]

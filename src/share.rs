@@ -127,7 +127,11 @@ fn own_name_refusal(name: &OsStr) -> String {
 }
 
 /// Settings files claude applies; each one carried in is judged like a project's.
-const SETTINGS_NAMES: &[&str] = &["settings.json", "settings.local.json"];
+const SETTINGS_NAMES: &[&str] = &[
+    "settings.json",
+    "settings.local.json",
+    "cowork_settings.json",
+];
 
 fn is_settings(name: Option<&OsStr>) -> bool {
     name.is_some_and(|n| SETTINGS_NAMES.iter().any(|s| n == *s))
@@ -810,7 +814,10 @@ impl<'a> Guard<'a> {
                 .into_iter()
                 .next()
                 .map(|(k, w)| finding(k, w)),
-            Err(reason) => Some(finding(String::new(), Why::Unjudgeable(reason))),
+            Err(reason) => Some(finding(
+                String::new(),
+                Why::unjudgeable(reason, self.caller),
+            )),
         };
         match first {
             Some(f) => Err(settings_refusal(&f)),

@@ -1102,7 +1102,10 @@ fn project_settings(page: &mut Page) {
         home's own **.claude/settings.json** (the user settings) is judged too: it is \
         the command's **HOME**, so anything the command ran can have written a \
         redirect there. A **--share**d **settings.json** replaces it at launch and is \
-        judged in its place. Every one of them is judged whatever the command's \
+        judged in its place. The scratch home's **.claude/cowork_settings.json** is \
+        judged too, always: claude reads the user settings from it instead of \
+        **settings.json** when **CLAUDE_CODE_USE_COWORK_PLUGINS** is **1**, **true**, \
+        **yes** or **on**, and then it chooses the destination. Every one of them is judged whatever the command's \
         arguments say (which word is the list of claude's **--setting-sources** only \
         claude's parser knows). A file this user cannot read that belongs to someone \
         else (a root-only managed settings file) is skipped with a note under \
@@ -1113,8 +1116,8 @@ fn project_settings(page: &mut Page) {
         "The launch is refused (exit 125, one line naming the file, the key and the \
         host the token would go to) when one of them sets **apiKeyHelper**, \
         **awsAuthRefresh**, **awsCredentialExport**, **gcpAuthRefresh**, \
-        **otelHeadersHelper** or **proxyAuthHelper** (other than **null** or an empty \
-        string); an **env** entry claude-iso \
+        **otelHeadersHelper** or **proxyAuthHelper** (to a value JavaScript takes as \
+        true: **null**, **false**, **0** and an empty string pass); an **env** entry claude-iso \
         removes, or **CLAUDE_CODE_OAUTH_TOKEN**; or an **env** entry that changes where \
         or how requests travel: every **_BASE_URL** variable (**ANTHROPIC_BASE_URL**, \
         **CLAUDE_CODE_API_BASE_URL**, ...), every **ANTHROPIC_**__*__**_URL** and \
@@ -1124,12 +1127,17 @@ fn project_settings(page: &mut Page) {
         **SSL_CERT_FILE**, **SSL_CERT_DIR**, **NODE_OPTIONS**, **ANTHROPIC_UNIX_SOCKET**, \
         claude's client-certificate variables and **ANTHROPIC_**/**CLAUDE_** \
         **_HEADERS** such as **ANTHROPIC_CUSTOM_HEADERS**. An entry equal to the \
-        caller's own value changes nothing and passes.",
+        value the command itself gets (the caller's environment after the scrub, \
+        **--unset** and **--keep-env**; URLs compared without a trailing **/**, the \
+        default port or the case of scheme and host) changes nothing and passes; the \
+        destination shown by **--dry-run** and **doctor** is worked out from that \
+        environment too.",
     );
     page.p(
         "A file that is not valid JSON, not a regular file (a FIFO is never waited on) \
         or larger than 1 MiB is refused too: claude ignores an invalid file, but \
-        claude-iso cannot tell what another parser would read there. Symlinks are \
+        claude-iso cannot tell what another parser would read there (the line names \
+        the host the token would go to as far as the other files say). Symlinks are \
         followed, as claude follows them, and the message names the target. \
         **--allow-project-auth** (or **CLAUDE_ISO_ALLOW_PROJECT_AUTH=1**) lets all of \
         it through on purpose, with one warning per entry.",

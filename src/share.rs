@@ -407,7 +407,9 @@ struct Guard<'a> {
     /// hidden directory may be (or be inside).
     shared: Vec<PathBuf>,
     allow_auth: bool,
-    caller: &'a CallerEnv,
+    /// The environment the command will get (after the scrub and `--unset`): what a
+    /// shared settings file's entries are compared with.
+    caller: CallerEnv,
     /// The other names a hard link may have, looked for when the first one is met.
     names: OnceCell<Names>,
     /// Where claude-iso keeps scratch homes (`$XDG_STATE_HOME/claude-iso`) and this
@@ -524,7 +526,7 @@ impl<'a> Guard<'a> {
             limits,
             shared,
             allow_auth,
-            caller: &config.env,
+            caller: guard::command_env(config),
             names: OnceCell::new(),
             scratch,
             scratch_homes: scratch_homes(config),
@@ -792,7 +794,7 @@ impl<'a> Guard<'a> {
         {
             return Ok(());
         }
-        match guard::judge_file(given, self.caller).first() {
+        match guard::judge_file(given, &self.caller).first() {
             Some(finding) => Err(settings_refusal(finding)),
             None => Ok(()),
         }
@@ -810,13 +812,13 @@ impl<'a> Guard<'a> {
             why,
         };
         let first = match guard::parse(bytes) {
-            Ok(doc) => guard::judge(&doc, self.caller)
+            Ok(doc) => guard::judge(&doc, &self.caller)
                 .into_iter()
                 .next()
                 .map(|(k, w)| finding(k, w)),
             Err(reason) => Some(finding(
                 String::new(),
-                Why::unjudgeable(reason, self.caller),
+                Why::unjudgeable(reason, &self.caller),
             )),
         };
         match first {
@@ -1437,7 +1439,7 @@ mod tests {
             limits,
             shared: shared.iter().map(PathBuf::from).collect(),
             allow_auth: false,
-            caller,
+            caller: caller.clone(),
             names: OnceCell::new(),
             scratch: vec![PathBuf::from("/st/claude-iso"), PathBuf::from("/sh")],
             scratch_homes: Vec::new(),

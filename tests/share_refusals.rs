@@ -681,3 +681,36 @@ fn a_dropped_share_takes_every_copy_of_ours_with_it() {
     let record = fs::read_to_string(home.join(".claude-iso.shared")).unwrap();
     assert!(!record.contains("dd"), "{record}");
 }
+
+/// A shared settings file is compared with the environment the command will get: a
+/// destination equal to a caller's value that `--unset` removes is not the caller's own
+/// any more, and is refused like any other.
+#[test]
+fn a_shared_settings_file_is_judged_against_the_commands_environment() {
+    let sandbox = || {
+        let t = state_test().env("ANTHROPIC_BASE_URL", "http://127.0.0.1:18761");
+        real_config(&t);
+        write_mode(
+            &t.real_home().join(".claude/settings.json"),
+            r#"{"env":{"ANTHROPIC_BASE_URL":"http://127.0.0.1:18761"}}"#,
+            0o644,
+        );
+        t
+    };
+    // The caller's own destination, kept: allowed.
+    sandbox()
+        .spawn_with(["--name", "c", "--share", ".claude/settings.json"])
+        .wait()
+        .success();
+    // Removed from the command's environment: the file's entry is a redirect now.
+    refused(
+        &sandbox(),
+        &[
+            "--share",
+            ".claude/settings.json",
+            "--unset",
+            "ANTHROPIC_BASE_URL",
+        ],
+        &["settings.json", "ANTHROPIC_BASE_URL", "127.0.0.1:18761"],
+    );
+}

@@ -591,8 +591,15 @@ fn check_new_path(config: &Config, path: &Path) -> Result<()> {
     };
     check_ancestors(config, path, &fd)?;
     // The launch makes the home below `existing`: say now, naming it, when it cannot.
-    if let Err(e) = nix::unistd::access(
-        existing,
+    // Asked of the directory opened above (through its descriptor: a symlink on the way
+    // swapped meanwhile changes nothing); only a refusal is reported here, anything
+    // else is left to the creation, which reports it.
+    let opened = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ));
+    if let Err(e @ (Errno::EACCES | Errno::EPERM | Errno::EROFS)) = nix::unistd::access(
+        &opened,
         nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
     ) {
         return Err(cannot_create_in(path, existing, e));

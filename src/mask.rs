@@ -177,6 +177,12 @@ impl Sources {
             .collect();
         files.extend(asides);
         files.extend(FIXED_FILES.iter().map(PathBuf::from));
+        // Only the entries that can lead into a config dir are worth resolving on every
+        // launch: those in a real home or in a config dir as named (`/usr/bin` is
+        // not; a directory elsewhere that is a symlink into `~/.claude` is not seen).
+        let may_lead_in = |d: &Path| {
+            homes.iter().any(|h| d.starts_with(h)) || config_dirs.iter().any(|c| d.starts_with(c))
+        };
         let reveal = config
             .env
             .get("PATH")
@@ -184,6 +190,7 @@ impl Sources {
                 std::env::split_paths(p)
                     .filter(|d| d.is_absolute())
                     .map(|d| clean(&d))
+                    .filter(|d| may_lead_in(d))
                     .collect()
             })
             .unwrap_or_default();
@@ -384,7 +391,7 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
     // again read-only — never the config dir itself, nor one that holds or lies in
     // anything masked.
     let mut reveal: Vec<PathBuf> = Vec::new();
-    for dir in &sources.reveal {
+    for dir in sources.reveal.iter().filter(|_| !config_hidden.is_empty()) {
         let Some((real, Kind::Dir)) = resolve(dir) else {
             continue;
         };

@@ -168,7 +168,12 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, init: &InitArgs, live: b
     out.push(check_command(config));
     out.push(check_environment(config, winner.as_ref().map(|(t, _)| t)));
     // A launch without --share: the scratch home's own user settings are judged.
-    let verdict = guard::inspect(config, &config.home, None);
+    let verdict = guard::inspect(
+        config,
+        &config.home,
+        None,
+        &crate::share::own_copies(&config.home),
+    );
     out.push(check_project_settings(config, &verdict));
     out.push(check_destination(&verdict));
     out.push(mask_check);

@@ -476,10 +476,18 @@ fn git_root(dir: &Path) -> Option<PathBuf> {
 /// `shared_user` is a `--share`d `settings.json` that replaces them at this launch),
 /// judges every one, and works out the destination.
 #[must_use]
-pub fn inspect(config: &Config, home: &Path, shared_user: Option<&Path>) -> Verdict {
+pub fn inspect(
+    config: &Config,
+    home: &Path,
+    shared_user: Option<&Path>,
+    leaving: &[PathBuf],
+) -> Verdict {
     let env = command_env(config);
     let cowork = cowork_on(&env);
-    let files = settings_files(&config.workdir, home, shared_user, cowork);
+    let mut files = settings_files(&config.workdir, home, shared_user, cowork);
+    // Files this launch removes or replaces before the command runs (claude-iso's own
+    // unchanged copies of shared files): never applied as they are.
+    files.retain(|f| !leaving.contains(&f.path));
     let mut findings = Vec::new();
     let mut unread = Vec::new();
     let mut docs: Vec<(Layer, PathBuf, Map<String, Value>)> = Vec::new();

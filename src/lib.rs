@@ -211,7 +211,12 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
 
     // Before anything is created: settings claude would apply that bring another
     // credential or send the token elsewhere stop the launch here.
-    let verdict = guard::inspect(&config, &home_path, share::user_settings(&shares));
+    let verdict = guard::inspect(
+        &config,
+        &home_path,
+        share::user_settings(&shares),
+        &share::own_copies(&home_path),
+    );
     report.info(format!("the token goes to {}", verdict.destination.line()));
     for note in &verdict.unread {
         report.info(format!("settings: {note}"));

@@ -882,6 +882,33 @@ pub fn print_plan(shares: &[Share], home: &Path, report: &Report) {
     }
 }
 
+/// claude-iso's own copies in the scratch home `home`, unchanged since they were made
+/// (the record's inode and ctime): a launch removes or replaces each of them before the
+/// command runs, so what they hold is never applied as it is (the guard skips them; a
+/// copy shared again is judged by its source).
+#[must_use]
+pub fn own_copies(home: &Path) -> Vec<PathBuf> {
+    let Ok(dir) = nix::fcntl::open(
+        home,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return Vec::new();
+    };
+    load_manifest(&dir)
+        .into_iter()
+        .filter(|(rel, recorded)| {
+            nix::sys::stat::fstatat(
+                &dir,
+                rel.as_path(),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .is_ok_and(|st| stamp(&st) == *recorded)
+        })
+        .map(|(rel, _)| home.join(rel))
+        .collect()
+}
+
 /// Our copies: relative path → (inode, ctime seconds, ctime nanoseconds).
 type Manifest = BTreeMap<PathBuf, (u64, i64, i64)>;
 

@@ -714,3 +714,36 @@ fn a_shared_settings_file_is_judged_against_the_commands_environment() {
         &["settings.json", "ANTHROPIC_BASE_URL", "127.0.0.1:18761"],
     );
 }
+
+/// Found by the third review: a settings copy an earlier `--share` launch left (allowed
+/// on purpose) made every later launch without it exit 125, though the launch removes
+/// that copy before the command runs. claude-iso's own unchanged copies are not judged
+/// as the scratch home's settings; dry run and launch agree.
+#[test]
+fn a_settings_copy_the_launch_removes_does_not_block_it() {
+    let t = state_test();
+    real_config(&t);
+    write_mode(
+        &t.real_home().join(".claude/settings.json"),
+        r#"{"apiKeyHelper":"echo k"}"#,
+        0o644,
+    );
+    t.spawn_with(["--name", "c", "--share", "default", "--allow-project-auth"])
+        .wait()
+        .success();
+    let copy = named(&t, "c").join(".claude/settings.json");
+    assert!(copy.exists(), "the shared copy was not made");
+    for dry in [true, false] {
+        let mut argv = vec!["--name", "c"];
+        if dry {
+            argv.push("--dry-run");
+        }
+        t.spawn_with(&argv).wait().status(0);
+    }
+    assert!(!copy.exists(), "the launch without --share kept the copy");
+    // Shared again without the opt-in: the source is judged, and refused.
+    t.spawn_with(["--name", "c", "--share", "default"])
+        .wait()
+        .status(125)
+        .one_line_error("apiKeyHelper");
+}

@@ -540,10 +540,21 @@ fn credential(name: &OsStr) -> Option<Reason> {
     if let Some(e) = find(LISTED, name) {
         return Some(Reason::Listed(e));
     }
-    if !in_namespace(name) || kept(name).is_some() {
+    if !in_namespace(name) || kept(name).is_some() || is_own(name) {
         return None;
     }
     rule_of(name.as_bytes()).map(|(r, p)| Reason::Rule(r, p))
+}
+
+/// claude-iso's own variables (`CLAUDE_ISO_MASK`, `CLAUDE_ISO_ALLOW_PROJECT_AUTH`, …):
+/// options of claude-iso, which claude does not read, passed on so that a claude-iso the
+/// command starts inherits them; no rule applies to them.
+pub const OWN_PREFIX: &str = "CLAUDE_ISO_";
+
+/// Whether `name` is one of claude-iso's own variables ([`OWN_PREFIX`]).
+#[must_use]
+pub fn is_own(name: &OsStr) -> bool {
+    name.as_bytes().starts_with(OWN_PREFIX.as_bytes())
 }
 
 fn find(list: &'static [Entry], name: &OsStr) -> Option<&'static Entry> {

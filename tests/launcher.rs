@@ -1395,3 +1395,34 @@ fn a_loose_parent_is_named_in_the_error() {
         "created something before refusing"
     );
 }
+
+/// Found by review: the widened scrub rules removed claude-iso's own variables
+/// (`CLAUDE_ISO_ALLOW_PROJECT_AUTH` by its `AUTH` word, `CLAUDE_ISO_HOME` by `*_HOME`),
+/// with a warning that they "would override or relocate the token". They are claude-iso's
+/// options, which claude does not read: passed on (a nested claude-iso inherits them),
+/// silently.
+#[test]
+fn claude_isos_own_variables_reach_the_command_without_a_warning() {
+    let t = Test::new()
+        .env("CLAUDE_ISO_ALLOW_PROJECT_AUTH", "1")
+        .env("CLAUDE_ISO_TOKEN_VIA", "env")
+        .env("CLAUDE_ISO_SCRUB_TOOLS", "off");
+    let out = t.run();
+    out.success();
+    assert!(
+        !out.stderr_text().contains("not passing"),
+        "{}",
+        out.stderr_text()
+    );
+    for (k, v) in [
+        ("CLAUDE_ISO_ALLOW_PROJECT_AUTH", "1"),
+        ("CLAUDE_ISO_TOKEN_VIA", "env"),
+        ("CLAUDE_ISO_SCRUB_TOOLS", "off"),
+    ] {
+        assert_eq!(
+            out.probe().var(k).as_deref(),
+            Some(std::ffi::OsStr::new(v)),
+            "{k}"
+        );
+    }
+}

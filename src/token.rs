@@ -406,6 +406,18 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
     if !meta.file_type().is_file() {
         return Err(not_regular(path, meta.mode()));
     }
+    // The empty read-only stand-in the mask of an outer claude-iso puts over a token file
+    // (a nested run given the same file): say that, not "fix its mode".
+    if meta.len() == 0
+        && meta.mode() & 0o7777 == 0o444
+        && nix::sys::statfs::fstatfs(&file)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
+    {
+        return Err(err(
+            "reads as empty here: the claude-iso this runs under masks it; give this one a token of its own (--env-file FILE outside the masked paths), or the token in CLAUDE_CODE_OAUTH_TOKEN (the outer run with --token-via env)"
+                .into(),
+        ));
+    }
     let check_private = !exempt_under.is_some_and(|dir| built_by_systemd(&file, &meta, dir));
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {

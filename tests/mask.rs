@@ -982,3 +982,39 @@ fn working_inside_the_real_config_dir_survives_a_token_refresh_outside() {
     );
     assert!(!claude.join("planted").exists());
 }
+
+/// Found by the third review: a nested claude-iso given the same token file (which the
+/// outer mask empties) was told the file is "UNPROTECTED: mode 0444 … chmod 600", a fix
+/// that cannot work. It is told the file is masked by the outer run, and the way out.
+#[test]
+fn a_nested_run_given_the_masked_token_file_is_told_so() {
+    let t = Test::new();
+    let env_file = t.env_file();
+    let script = t.path("nested.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\n'{bin}' --env-file '{file}' --home '{home}' -- /bin/true\necho \"inner: $?\"\n",
+            bin = common::BIN,
+            file = env_file.display(),
+            home = t.path("inner-home").display(),
+        ),
+    );
+    let t = t.command(["/bin/sh", script.to_str().unwrap()]);
+    let out = t.run();
+    out.status(0);
+    assert!(
+        out.stdout_text().contains("inner: 125"),
+        "{}",
+        out.stdout_text()
+    );
+    let err = out.stderr_text();
+    let line = err
+        .lines()
+        .find(|l| l.contains(&env_file.display().to_string()))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("masks it") && line.contains("--env-file") && !line.contains("chmod"),
+        "{line}"
+    );
+}

@@ -776,7 +776,7 @@ fn check_mask(config: &Config) -> Check {
     } else {
         Status::Warn
     };
-    match mask::verdict(config, &config.home, None) {
+    match mask::verdict(config, &config.home, None, &[]) {
         mask::Verdict::Misplaced(why) => check(
             "mask",
             Status::Fail,

@@ -292,7 +292,9 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
             ),
             TokenVia::Env => format!("token via: env ({TOKEN_VAR})"),
         });
-        mask::dry_run(&config, &home_path, program.as_deref(), report);
+        let shared: Vec<std::path::PathBuf> =
+            shares.iter().map(|s| home_path.join(&s.dest)).collect();
+        mask::dry_run(&config, &home_path, program.as_deref(), &shared, report);
         print_plan(report, &config, &token, program.as_deref(), &argv, &child);
         return Ok(Outcome::Success);
     }
@@ -309,7 +311,8 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     // The real credential files are masked from here on (home and seed needed the real
     // filesystem); the namespace starts the process at its `/`, hence the change of
     // directory.
-    let masked = mask::launch(&config, &home.path, Some(&program), report)?;
+    let shared: Vec<std::path::PathBuf> = shares.iter().map(|s| home.path.join(&s.dest)).collect();
+    let masked = mask::launch(&config, &home.path, Some(&program), &shared, report)?;
     if via == TokenVia::Fd {
         let fd = exec::token_pipe(&token, exec::token_fd_floor(config.env.get("LISTEN_FDS")))?;
         child.set(TOKEN_FD_VAR, std::ffi::OsStr::new(&fd.to_string()));

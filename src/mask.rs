@@ -139,6 +139,9 @@ pub struct Sources {
     pub reveal: Vec<PathBuf>,
     /// The scratch home and the working directory: stay writable.
     pub writable: Vec<PathBuf>,
+    /// The copies `--share` made in the scratch home: bound read-only onto themselves,
+    /// so that the command cannot change them (root included) nor replace them.
+    pub shared: Vec<PathBuf>,
 }
 
 impl Sources {
@@ -202,7 +205,15 @@ impl Sources {
             token_dirs,
             reveal,
             writable: vec![home.to_owned(), config.workdir.clone()],
+            shared: Vec::new(),
         }
+    }
+
+    /// Adds the copies `--share` makes (paths in the scratch home).
+    #[must_use]
+    pub fn with_shared(mut self, shared: &[PathBuf]) -> Sources {
+        self.shared.extend(shared.iter().cloned());
+        self
     }
 
     /// Adds the command's own directory, and the directory of the file it leads to, to
@@ -475,10 +486,24 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             .into_iter()
             .map(|path| MountOp::Writable { path }),
     );
+    // The shared copies last: read-only views of what is in the scratch home.
+    let mut shared: Vec<(PathBuf, Kind)> = sources
+        .shared
+        .iter()
+        .filter_map(|p| resolve(p))
+        .filter(|(p, _)| !all_hidden.iter().any(|h| p.starts_with(h)))
+        .collect();
+    shared.sort_by(|a, b| a.0.cmp(&b.0));
+    shared.dedup_by(|a, b| a.0 == b.0);
+    let shared_ops: Vec<MountOp> = shared
+        .into_iter()
+        .map(|(path, kind)| MountOp::ReadOnly { path, kind })
+        .collect();
     ops.extend(empty.into_iter().map(|path| MountOp::Empty {
         path,
         kind: Kind::File,
     }));
+    ops.extend(shared_ops);
 
     let needs_staging = ops.iter().any(|op| matches!(op, MountOp::Empty { .. }));
     let staging = if needs_staging {
@@ -732,12 +757,15 @@ pub fn launch(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
+    shared: &[PathBuf],
     report: &Report,
 ) -> Result<bool> {
     if config.mask == Switch::Off {
         return Ok(false);
     }
-    let sources = Sources::new(config, home).with_program(program);
+    let sources = Sources::new(config, home)
+        .with_program(program)
+        .with_shared(shared);
     match plan(&sources, &resolve_real) {
         Ok(plan) => enter_as(config.mask, &plan, report),
         // Not the kernel's refusal: the launch stops whatever the mode.
@@ -766,12 +794,19 @@ pub enum Verdict {
 
 /// Computes the plan and tries it in a helper this process does not join.
 #[must_use]
-pub fn verdict(config: &Config, home: &Path, program: Option<&Path>) -> Verdict {
+pub fn verdict(
+    config: &Config,
+    home: &Path,
+    program: Option<&Path>,
+    shared: &[PathBuf],
+) -> Verdict {
     if config.mask == Switch::Off {
         return Verdict::Off;
     }
     match plan(
-        &Sources::new(config, home).with_program(program),
+        &Sources::new(config, home)
+            .with_program(program)
+            .with_shared(shared),
         &resolve_real,
     ) {
         Err(e @ Error::MaskPlace { .. }) => Verdict::Misplaced(e.to_string()),
@@ -787,8 +822,14 @@ pub fn verdict(config: &Config, home: &Path, program: Option<&Path>) -> Verdict 
 }
 
 /// The `--dry-run` lines about the mask.
-pub fn dry_run(config: &Config, home: &Path, program: Option<&Path>, report: &Report) {
-    let v = verdict(config, home, program);
+pub fn dry_run(
+    config: &Config,
+    home: &Path,
+    program: Option<&Path>,
+    shared: &[PathBuf],
+    report: &Report,
+) {
+    let v = verdict(config, home, program, shared);
     let plan = match &v {
         Verdict::Off => {
             report.plan("mask: off: the real credential files stay reachable to the command");
@@ -1395,6 +1436,7 @@ mod tests {
             token_dirs: vec!["/home/u/.config/claude-iso".into()],
             reveal: vec![],
             writable: vec!["/scratch".into(), "/work".into()],
+            shared: vec![],
         }
     }
 

@@ -747,3 +747,45 @@ fn a_settings_copy_the_launch_removes_does_not_block_it() {
         .status(125)
         .one_line_error("apiKeyHelper");
 }
+
+/// Found by the third review: the shared copies could be changed during the session
+/// (`sed -i` renames over one, `chmod u+w` then a write; root ignores modes). Under the
+/// mask each copy is bound read-only onto itself: every change fails, as root too.
+#[test]
+fn under_the_mask_shared_copies_cannot_be_changed() {
+    let t = state_test();
+    real_config(&t);
+    let script = t.path("try.sh");
+    common::write_executable(
+        &script,
+        "#!/bin/sh\nc=\"$HOME/.claude\"\n\
+         (sed -i s/Haiku/EVIL/ \"$c/CLAUDE.md\") 2>/dev/null && echo SED-OK || echo SED-REFUSED\n\
+         (chmod u+w \"$c/CLAUDE.md\" && echo x >> \"$c/CLAUDE.md\") 2>/dev/null && echo APPEND-OK || echo APPEND-REFUSED\n\
+         (echo x > \"$c/agents/new.md\") 2>/dev/null && echo CREATE-OK || echo CREATE-REFUSED\n\
+         (mv \"$c/CLAUDE.md\" \"$c/moved.md\") 2>/dev/null && echo MOVE-OK || echo MOVE-REFUSED\n\
+         (git config --global user.name Y) 2>/dev/null && echo GIT-OK || echo GIT-REFUSED\n\
+         cat \"$c/CLAUDE.md\"\n",
+    );
+    let t = t.command(["/bin/sh", script.to_str().unwrap()]);
+    let out = t.spawn_with(["--name", "c", "--share", "default"]).wait();
+    out.status(0);
+    let said = out.stdout_text();
+    for refused in [
+        "SED-REFUSED",
+        "APPEND-REFUSED",
+        "CREATE-REFUSED",
+        "MOVE-REFUSED",
+        "GIT-REFUSED",
+    ] {
+        assert!(said.contains(refused), "{refused}: {said}");
+    }
+    assert!(said.contains("# Haiku."), "{said}");
+    assert_eq!(
+        fs::read_to_string(t.real_home().join(".claude/CLAUDE.md")).unwrap(),
+        "# Haiku.\n"
+    );
+    assert_eq!(
+        fs::read_to_string(named(&t, "c").join(".claude/CLAUDE.md")).unwrap(),
+        "# Haiku.\n"
+    );
+}

@@ -507,8 +507,10 @@ fn description(page: &mut Page) {
     ));
     page.p(
         "Each share is a copy, made at launch when the source changed: files mode \
-        0444, directories 0555. The command can read them but not change them, and a \
-        change made anyway (root ignores the modes) reaches only the copy: the real \
+        0444, directories 0555. Under the mask each copy is also bound read-only onto \
+        itself: every change fails, for root too. Without it, a change made anyway (a \
+        **chmod** of the copy, a rename over it; root ignores modes) reaches only the \
+        copy: the real \
         files are never opened for writing, and the next launch keeps the changed copy \
         aside (__name__**.unshared-**__TIME__**-**__N__) and copies afresh. A symbolic \
         link into the real home is never used, as claude could write through it. A \

@@ -763,6 +763,20 @@ pub fn parse(bytes: &[u8]) -> Result<Map<String, Value>, String> {
 /// (an entry equal to the caller's own value changes nothing and is not a finding).
 #[must_use]
 pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)> {
+    let mut out = judge_entries(doc, caller);
+    // Where the token goes as far as this document and the caller say (the launch
+    // names the destination of every layer together: `Why::send_to`).
+    if !out.is_empty() {
+        let to = destination_of(&[(String::new(), doc)], caller).origin;
+        for (_, why) in &mut out {
+            why.send_to(&to);
+        }
+    }
+    out
+}
+
+/// The refused entries of one document, each with its reason (destinations not filled).
+fn judge_entries(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)> {
     let mut out = Vec::new();
     for key in CREDENTIAL_KEYS {
         match doc.get(*key) {
@@ -821,14 +835,6 @@ pub fn judge(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, Why)>
             Rule::Transport => Why::Transport { to: String::new() },
         };
         out.push((key, why));
-    }
-    // Where the token goes as far as this document and the caller say (the launch
-    // names the destination of every layer together: `Why::send_to`).
-    if !out.is_empty() {
-        let to = destination_of(&[(String::new(), doc)], caller).origin;
-        for (_, why) in &mut out {
-            why.send_to(&to);
-        }
     }
     out
 }

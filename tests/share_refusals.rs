@@ -742,10 +742,12 @@ fn a_settings_copy_the_launch_removes_does_not_block_it() {
     }
     assert!(!copy.exists(), "the launch without --share kept the copy");
     // Shared again without the opt-in: the source is judged, and refused.
+    // Found by the same review: the line named no host ("requests go to )").
     t.spawn_with(["--name", "c", "--share", "default"])
         .wait()
         .status(125)
-        .one_line_error("apiKeyHelper");
+        .one_line_error("apiKeyHelper")
+        .one_line_error("requests go to https://api.anthropic.com");
 }
 
 /// Found by the third review: the shared copies could be changed during the session

@@ -274,6 +274,11 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub live: bool,
 
+    /// Check these shares as the launcher would (`--share`, repeatable): what would be
+    /// copied in, or why the launcher would refuse.
+    #[arg(long, value_name = "PATH|default")]
+    pub share: Vec<OsString>,
+
     // Last: its help heading would carry over to the fields after it.
     #[command(flatten)]
     pub init: InitArgs,

@@ -86,7 +86,7 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 /// Bad options (125).
 pub fn main(args: &DoctorArgs) -> Result<Outcome> {
     let config = Config::new(&args.launch, CallerEnv::from_process())?;
-    let mut checks = run_checks(&config, &args.launch, &args.init, args.live);
+    let mut checks = run_checks(&config, &args.launch, &args.init, &args.share, args.live);
     checks.extend(check_init(&args.init, &config));
     let ok = checks.iter().all(|c| c.status != Status::Fail);
     // Write errors (a closed pipe) are ignored: the exit status still tells.
@@ -121,7 +121,13 @@ pub fn main(args: &DoctorArgs) -> Result<Outcome> {
 
 /// All checks, in report order.
 #[must_use]
-pub fn run_checks(config: &Config, launch: &LaunchArgs, init: &InitArgs, live: bool) -> Vec<Check> {
+pub fn run_checks(
+    config: &Config,
+    launch: &LaunchArgs,
+    init: &InitArgs,
+    share_args: &[OsString],
+    live: bool,
+) -> Vec<Check> {
     let mut out = Vec::new();
     // Forks a helper: done first, while no thread of ours runs.
     let mask_check = check_mask(config);
@@ -167,14 +173,49 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, init: &InitArgs, live: b
     });
     out.push(check_command(config));
     out.push(check_environment(config, winner.as_ref().map(|(t, _)| t)));
-    // A launch without --share: the scratch home's own user settings are judged.
+    // The shares, judged as the launcher judges them (before anything is created).
+    let shares = (!share_args.is_empty()).then(|| {
+        let quiet = crate::report::Report {
+            verbosity: crate::report::Verbosity::Quiet,
+            plans: false,
+        };
+        crate::share::plan(&config.real_home(), &config.xdg_config_home(), share_args).and_then(
+            |planned| {
+                let limits = mask::share_limits(config);
+                crate::share::check(config, &planned, &limits, config.allow_project_auth, &quiet)
+            },
+        )
+    });
+    let shared_user = match &shares {
+        Some(Ok(s)) => crate::share::user_settings(s),
+        _ => None,
+    };
     let verdict = guard::inspect(
         config,
         &config.home,
-        None,
+        shared_user,
         &crate::share::own_copies(&config.home),
     );
     out.push(check_project_settings(config, &verdict));
+    match &shares {
+        None => {}
+        Some(Ok(s)) => out.push(check(
+            "share",
+            Status::Ok,
+            format!(
+                "the launcher will copy in, read-only: {}",
+                s.iter()
+                    .map(|s| s.dest.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+        Some(Err(e)) => out.push(check(
+            "share",
+            Status::Fail,
+            format!("{e}; the launcher refuses to run (exit 125)"),
+        )),
+    }
     out.push(check_destination(&verdict));
     out.push(mask_check);
     out.push(check_scrub_tools(config));
@@ -185,7 +226,7 @@ pub fn run_checks(config: &Config, launch: &LaunchArgs, init: &InitArgs, live: b
     ));
     if live {
         out.push(match &winner {
-            Some((token, _)) => check_live(config, launch, init, token),
+            Some((token, _)) => check_live(config, launch, init, share_args, token),
             None => check("live", Status::Fail, "no usable token to test"),
         });
     }
@@ -827,7 +868,13 @@ fn check_scrub_tools(config: &Config) -> Check {
 /// Runs the real launcher (`/proc/self/exe`, with the caller's launch options) in a
 /// throwaway home, on `claude -p`, and expects AUTH_OK back: the same way a launch goes,
 /// every step included, and the real scratch home untouched.
-fn check_live(config: &Config, launch: &LaunchArgs, init: &InitArgs, token: &Token) -> Check {
+fn check_live(
+    config: &Config,
+    launch: &LaunchArgs,
+    init: &InitArgs,
+    share_args: &[OsString],
+    token: &Token,
+) -> Check {
     if let Err(e) = crate::exec::resolve(
         "claude".as_ref(),
         config.path_var().as_deref(),
@@ -847,6 +894,10 @@ fn check_live(config: &Config, launch: &LaunchArgs, init: &InitArgs, token: &Tok
         );
     };
     let mut args: Vec<OsString> = launch.to_args();
+    for s in share_args {
+        args.push("--share".into());
+        args.push(s.clone());
+    }
     // The init options too: the live launch goes the way the launcher would — with an
     // init also when this doctor is PID 1 and decides on one (the launch it starts is
     // not PID 1, so it would not decide so itself).

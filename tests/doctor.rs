@@ -293,3 +293,47 @@ fn seed_reports_what_is_already_there() {
     assert_eq!(status, "ok");
     assert!(detail.contains("already seeded"), "{detail}");
 }
+
+/// Found by review: doctor did not take `--share`, so it could not report what a launch
+/// with shares would refuse. `doctor --share` judges them as the launcher does: a
+/// `share` check, ok with what is copied in, or fail with the launcher's refusal.
+#[test]
+fn doctor_judges_shares_as_the_launcher_does() {
+    let run = |settings: &str| {
+        let t = Test::new();
+        let claude = mkdir(&t.real_home().join(".claude"));
+        write_mode(&claude.join("CLAUDE.md"), "# Notes\n", 0o644);
+        write_mode(&claude.join("settings.json"), settings, 0o644);
+        let env_file = t.env_file();
+        let home = t.home();
+        let t = t
+            .no_env_file()
+            .no_home()
+            .args(["doctor", "--json", "--share", "default", "--env-file"])
+            .arg(env_file)
+            .arg("--home")
+            .arg(home);
+        let out = t.run();
+        out.no_secrets();
+        let json: Value = serde_json::from_str(&out.stdout_text())
+            .unwrap_or_else(|e| panic!("no JSON ({e}): {}", out.stdout_text()));
+        let (status, detail) = check(&json, "share");
+        (
+            out.status.code().unwrap(),
+            status.to_owned(),
+            detail.to_owned(),
+        )
+    };
+    let (code, status, detail) = run("{}");
+    assert_eq!((code, status.as_str()), (0, "ok"), "{detail}");
+    assert!(
+        detail.contains(".claude/CLAUDE.md") && detail.contains(".claude/settings.json"),
+        "{detail}"
+    );
+    let (code, status, detail) = run(r#"{"apiKeyHelper":"echo k"}"#);
+    assert_eq!((code, status.as_str()), (1, "fail"), "{detail}");
+    assert!(
+        detail.contains("apiKeyHelper") && detail.contains("exit 125"),
+        "{detail}"
+    );
+}

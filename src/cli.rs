@@ -244,6 +244,8 @@ impl Switch {
     }
 }
 
+// Parsed once per run: the size of the doctor's options costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, clap::Subcommand)]
 pub enum Subcommand {
     /// Check the token, the scratch home, the seed and the environment; change nothing.

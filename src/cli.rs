@@ -103,7 +103,8 @@ pub struct LaunchArgs {
     pub allow_project_auth: bool,
 
     /// Do not pre-trust the working directory: the interactive claude asks its own
-    /// question (onboarding is still seeded; --trust DIRs are still trusted).
+    /// question (onboarding is still seeded; --trust DIRs are still trusted; trust
+    /// already recorded in the home is left as it is).
     #[arg(long)]
     pub no_trust: bool,
 

@@ -7,24 +7,9 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{Test, is_root, mkdir, mode_of, sh, tree, write_mode};
+use common::{Test, is_root, mkdir, mode_of, named, sh, state_dir, state_test, tree, write_mode};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
-
-/// A sandbox whose launches use `$XDG_STATE_HOME` (no `--home`).
-fn state_test() -> Test {
-    let t = Test::new().no_home();
-    let state = t.path("state");
-    t.env("XDG_STATE_HOME", state)
-}
-
-fn state_dir(t: &Test) -> PathBuf {
-    t.path("state/claude-iso")
-}
-
-fn named(t: &Test, name: &str) -> PathBuf {
-    state_dir(t).join("homes").join(name)
-}
 
 /// Runs a subcommand (`homes …`) in the sandbox's environment.
 fn sub(t: &Test, args: &[&str]) -> (i32, String, String) {

@@ -713,9 +713,8 @@ fn replacing_the_token_file_outside_does_not_lift_the_mask() {
     write_executable(
         &script,
         &format!(
-            "#!/bin/sh\ntouch '{ready}'\ni=0\nwhile [ ! -e '{go}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ncat '{file}' 2>&1\necho END\n",
-            ready = ready.display(),
-            go = go.display(),
+            "#!/bin/sh\n{pause}cat '{file}' 2>&1\necho END\n",
+            pause = pause(&ready, &go),
             file = file.display()
         ),
     );
@@ -725,14 +724,7 @@ fn replacing_the_token_file_outside_does_not_lift_the_mask() {
         .env("XDG_CONFIG_HOME", &xdg)
         .command(["/bin/sh", script.to_str().unwrap()]);
     let run = t.spawn();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !ready.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the command never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_for(&ready);
     // What `token set` does: a new file, renamed over the old one.
     let tmp = dir.join("token.env.tmp");
     write_mode(
@@ -936,9 +928,8 @@ fn working_inside_the_real_config_dir_survives_a_token_refresh_outside() {
     write_executable(
         &script,
         &format!(
-            "#!/bin/sh\ncat a.md; echo\necho new > made-here && echo WROTE\ntouch '{ready}'\ni=0\nwhile [ ! -e '{go}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\ncat '{creds}' 2>&1\n(echo x > '{other}') 2>/dev/null || echo OTHER-REFUSED\necho END\n",
-            ready = ready.display(),
-            go = go.display(),
+            "#!/bin/sh\ncat a.md; echo\necho new > made-here && echo WROTE\n{pause}cat '{creds}' 2>&1\n(echo x > '{other}') 2>/dev/null || echo OTHER-REFUSED\necho END\n",
+            pause = pause(&ready, &go),
             creds = creds.display(),
             other = claude.join("planted").display()
         ),
@@ -947,14 +938,7 @@ fn working_inside_the_real_config_dir_survives_a_token_refresh_outside() {
         .cwd(&agents)
         .command(["/bin/sh", script.to_str().unwrap()]);
     let run = t.spawn();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !ready.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the command never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+    wait_for(&ready);
     // What claude does when it refreshes its token: a new file renamed over the old.
     let tmp = claude.join(".credentials.json.tmp");
     write_mode(&tmp, "REFRESHED-MARK", 0o600);
@@ -1017,4 +1001,26 @@ fn a_nested_run_given_the_masked_token_file_is_told_so() {
         line.contains("masks it") && line.contains("--env-file") && !line.contains("chmod"),
         "{line}"
     );
+}
+
+/// A shell step that says it is ready (creates `ready`) and waits (20 s at most) until
+/// `go` exists: something outside acts meanwhile.
+fn pause(ready: &Path, go: &Path) -> String {
+    format!(
+        "touch '{}'\ni=0\nwhile [ ! -e '{}' ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done\n",
+        ready.display(),
+        go.display()
+    )
+}
+
+/// Waits (20 s at most) until the command created `ready`.
+fn wait_for(ready: &Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }

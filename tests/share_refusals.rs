@@ -9,23 +9,8 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{Test, chmod, is_root, mkdir, sh, tree, write_mode};
+use common::{Test, chmod, is_root, mkdir, named, sh, state_dir, state_test, tree, write_mode};
 use serde_json::Value;
-
-/// A sandbox whose launches use `$XDG_STATE_HOME` (no `--home`).
-fn state_test() -> Test {
-    let t = Test::new().no_home();
-    let state = t.path("state");
-    t.env("XDG_STATE_HOME", state)
-}
-
-fn state_dir(t: &Test) -> PathBuf {
-    t.path("state/claude-iso")
-}
-
-fn named(t: &Test, name: &str) -> PathBuf {
-    state_dir(t).join("homes").join(name)
-}
 
 /// The real credentials, with a secret that must never show.
 const OAUTH: &str = "sk-ant-oat01-Xq7Jw2Pz9Kv_Lr4Tn8Yb3Mc6Hd1Gf5Se0Wa-Qu2Io9Ep7Zx4Cv1Bn8Mk3Jh6Gl5Fd0Sa9Qw2Er7Ty4Ui1Op8As3Df6Gh5Jk0LA";

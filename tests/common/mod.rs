@@ -981,3 +981,20 @@ pub fn claude_json(home: &Path) -> serde_json::Value {
 pub fn trusts(doc: &serde_json::Value, dir: &Path) -> bool {
     doc["projects"][dir.to_str().unwrap()]["hasTrustDialogAccepted"] == serde_json::json!(true)
 }
+
+/// A sandbox whose launches use `$XDG_STATE_HOME` (no `--home`): named homes.
+pub fn state_test() -> Test {
+    let t = Test::new().no_home();
+    let state = t.path("state");
+    t.env("XDG_STATE_HOME", state)
+}
+
+/// claude-iso's state directory in a [`state_test`] sandbox.
+pub fn state_dir(t: &Test) -> PathBuf {
+    t.path("state/claude-iso")
+}
+
+/// The named home `name` in a [`state_test`] sandbox.
+pub fn named(t: &Test, name: &str) -> PathBuf {
+    state_dir(t).join("homes").join(name)
+}

@@ -310,6 +310,9 @@ pub fn check(
     allow_auth: bool,
     report: &Report,
 ) -> Result<Vec<Share>> {
+    if shares.is_empty() {
+        return Ok(Vec::new());
+    }
     let guard = Guard::new(config, limits, shares, allow_auth);
     let mut out = Vec::new();
     for share in shares {

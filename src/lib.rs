@@ -167,8 +167,23 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
             return Ok(Outcome::Exited(status));
         }
     }
+    // A claude-iso started inside another one's session, in that session's very home
+    // (the default home, inherited through XDG_STATE_HOME): the outer run's copies are in
+    // use (read-only mounts under its mask) and stay as they are; nothing is shared.
+    let outer_home = in_outer_home(&config);
+    let requested: &[OsString] = if outer_home {
+        if !cli.share.is_empty() {
+            report.warn(format!(
+                "--share: {} is the home of the claude-iso this runs under, in use: its shared copies are left as they are (pass --name or --home for a home of this run's own)",
+                config.home.display()
+            ));
+        }
+        &[]
+    } else {
+        &cli.share
+    };
     // Every --share refusal comes before anything is created.
-    let shares = share::plan(&config.real_home(), &config.xdg_config_home(), &cli.share)?;
+    let shares = share::plan(&config.real_home(), &config.xdg_config_home(), requested)?;
     // Nothing the mask hides or empties comes in through a share (a symlink included).
     // (Worked out only when something is shared: it resolves every credential store.)
     let limits = if shares.is_empty() {
@@ -303,7 +318,9 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     let home = home::apply(&config, home_state, report)?;
     homes::stamp_launch(&home)?;
     seed::apply(&home, &seed_state, report)?;
-    share::apply(&config, &home, &shares, &limits, report)?;
+    if !outer_home {
+        share::apply(&config, &home, &shares, &limits, report)?;
+    }
     if home.path != home_path {
         // Created just now: the command gets the canonical path of what was made.
         child.set("HOME", home.path.as_os_str());
@@ -330,6 +347,21 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     init::release_held_signals();
     let errno = exec::exec(&prepared);
     Err(exec::exec_error(errno, prepared.shown()))
+}
+
+/// Whether this claude-iso runs inside another one's session and launches into that
+/// session's own home (its `HOME`).
+fn in_outer_home(config: &Config) -> bool {
+    let canonical = |p: &std::path::Path| std::fs::canonicalize(p).ok();
+    config
+        .env
+        .get(crate::layout::NESTED_VAR)
+        .is_some_and(|v| !v.is_empty())
+        && config
+            .env
+            .absolute_path("HOME")
+            .and_then(&canonical)
+            .is_some_and(|h| Some(h) == canonical(&config.home))
 }
 
 /// `claude` not on `PATH` on a new machine: say how to install it.

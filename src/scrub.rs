@@ -546,15 +546,25 @@ fn credential(name: &OsStr) -> Option<Reason> {
     rule_of(name.as_bytes()).map(|(r, p)| Reason::Rule(r, p))
 }
 
-/// claude-iso's own variables (`CLAUDE_ISO_MASK`, `CLAUDE_ISO_ALLOW_PROJECT_AUTH`, …):
-/// options of claude-iso, which claude does not read, passed on so that a claude-iso the
-/// command starts inherits them; no rule applies to them.
-pub const OWN_PREFIX: &str = "CLAUDE_ISO_";
+/// claude-iso's own variables: options of claude-iso, which claude does not read, passed
+/// on so that a claude-iso the command starts inherits them; no rule applies to them.
+/// Only these names: any other `CLAUDE_ISO_…` name is judged like the rest.
+pub const OWN: &[&str] = &[
+    "CLAUDE_ISO_ALLOW_PROJECT_AUTH",
+    "CLAUDE_ISO_ENV_FILE",
+    "CLAUDE_ISO_HOME",
+    "CLAUDE_ISO_INIT",
+    "CLAUDE_ISO_INIT_GRACE",
+    "CLAUDE_ISO_MASK",
+    "CLAUDE_ISO_NAME",
+    "CLAUDE_ISO_SCRUB_TOOLS",
+    "CLAUDE_ISO_TOKEN_VIA",
+];
 
-/// Whether `name` is one of claude-iso's own variables ([`OWN_PREFIX`]).
+/// Whether `name` is one of claude-iso's own variables ([`OWN`]).
 #[must_use]
 pub fn is_own(name: &OsStr) -> bool {
-    name.as_bytes().starts_with(OWN_PREFIX.as_bytes())
+    OWN.iter().any(|o| OsStr::new(o) == name)
 }
 
 fn find(list: &'static [Entry], name: &OsStr) -> Option<&'static Entry> {

@@ -253,6 +253,23 @@ pub fn plan(real_home: &Path, xdg_config: &Path, requests: &[OsString]) -> Resul
             explicit: true,
         });
     }
+    // One share inside another (`--share .claude/agents --share .claude/agents/a.md`,
+    // or `default` and a file it already carries) would have two copies claim one place.
+    for inner in &out {
+        if let Some(outer) = out
+            .iter()
+            .find(|o| o.dest != inner.dest && inner.dest.starts_with(&o.dest))
+        {
+            return Err(refuse(
+                &inner.dest.to_string_lossy(),
+                format!(
+                    "is inside {}, which is shared already{}; share one or the other",
+                    outer.dest.display(),
+                    if outer.explicit { "" } else { " (by default)" }
+                ),
+            ));
+        }
+    }
     Ok(out)
 }
 

@@ -414,7 +414,7 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
             .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
     {
         return Err(err(
-            "reads as empty here: the claude-iso this runs under masks it; give this one a token of its own (--env-file FILE outside the masked paths), or the token in CLAUDE_CODE_OAUTH_TOKEN (the outer run with --token-via env)"
+            "reads as empty here: the claude-iso this runs under masks it; give this one a token of its own with --env-file FILE (a file outside the masked paths), or run the outer one with --token-via env and this one with CLAUDE_ISO_ENV_FILE and CREDENTIALS_DIRECTORY unset, so that it takes CLAUDE_CODE_OAUTH_TOKEN"
                 .into(),
         ));
     }

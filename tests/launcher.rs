@@ -1414,6 +1414,11 @@ fn claude_isos_own_variables_reach_the_command_without_a_warning() {
         "{}",
         out.stderr_text()
     );
+    // Only claude-iso's real option names: another name of that shape is judged as any.
+    let t2 = Test::new().env("CLAUDE_ISO_ANTHROPIC_API_KEY", "sk-ant-api03-made-up");
+    let other = t2.run();
+    other.success();
+    assert_eq!(other.probe().var("CLAUDE_ISO_ANTHROPIC_API_KEY"), None);
     for (k, v) in [
         ("CLAUDE_ISO_ALLOW_PROJECT_AUTH", "1"),
         ("CLAUDE_ISO_TOKEN_VIA", "env"),

@@ -776,3 +776,72 @@ fn under_the_mask_shared_copies_cannot_be_changed() {
         "# Haiku.\n"
     );
 }
+
+/// Found by the fourth review: a claude-iso started inside a session that shares files,
+/// in that session's own home (the default home, inherited), tried to remove the outer
+/// run's copies — read-only mounts under its mask — and exited 125. It leaves them as
+/// they are (and says so when it was asked to share).
+#[test]
+fn a_nested_run_in_the_outer_home_leaves_its_shares_alone() {
+    let t = state_test();
+    real_config(&t);
+    let inner_token = t.path("inner.env");
+    write_mode(
+        &inner_token,
+        format!("CLAUDE_CODE_OAUTH_TOKEN={}\n", common::TOKEN),
+        0o600,
+    );
+    let script = t.path("nested.sh");
+    common::write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\n'{bin}' --env-file '{tok}' -q -- /bin/true\necho \"inner: $?\"\n'{bin}' --env-file '{tok}' --share .claude/CLAUDE.md -- /bin/true\necho \"inner shared: $?\"\ncat \"$HOME/.claude/CLAUDE.md\"\n",
+            bin = common::BIN,
+            tok = inner_token.display(),
+        ),
+    );
+    let t = t.command(["/bin/sh", script.to_str().unwrap()]);
+    let out = t.spawn_with(["--share", ".claude/CLAUDE.md"]).wait();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(
+        said.contains("inner: 0") && said.contains("inner shared: 0"),
+        "{said}\n{}",
+        out.stderr_text()
+    );
+    assert!(said.contains("# Haiku."), "{said}");
+    assert!(
+        out.stderr_text().contains("in use"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+/// Found by the fourth review: one share inside another (`--share .claude/agents
+/// --share .claude/agents/a.md`, or `default` and a file it carries) left the home in a
+/// state every later launch refused. It is refused at once, before anything is made.
+#[test]
+fn a_share_inside_another_is_refused() {
+    let t = state_test();
+    real_config(&t);
+    refused(
+        &t,
+        &[
+            "--share",
+            ".claude/agents",
+            "--share",
+            ".claude/agents/reviewer.md",
+        ],
+        &["inside .claude/agents", "shared already"],
+    );
+    refused(
+        &t,
+        &[
+            "--share",
+            "default",
+            "--share",
+            ".claude/agents/reviewer.md",
+        ],
+        &["inside .claude/agents", "by default"],
+    );
+}

@@ -188,7 +188,7 @@ pub fn run_checks(
     });
     let shared_user = match &shares {
         Some(Ok(s)) => crate::share::user_settings(s),
-        _ => None,
+        _ => guard::Shared::default(),
     };
     let verdict = guard::inspect(
         config,

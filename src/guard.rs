@@ -124,6 +124,8 @@ pub enum Layer {
     /// `<scratch home>/.claude/cowork_settings.json`: claude's user settings instead of
     /// `settings.json` when `CLAUDE_CODE_USE_COWORK_PLUGINS` is on (or its host says so).
     CoworkUser,
+    /// A `cowork_settings.json` shared into the scratch home (`--share`).
+    SharedCowork,
     /// A `--share`d `settings.json`: what this launch puts at `User`'s place.
     SharedUser,
 }
@@ -138,6 +140,9 @@ impl Layer {
             Layer::User => "the scratch home's user settings",
             Layer::CoworkUser => "the scratch home's user settings for cowork plugins",
             Layer::SharedUser => "the user settings shared into the scratch home",
+            Layer::SharedCowork => {
+                "the user settings for cowork plugins shared into the scratch home"
+            }
         }
     }
 }
@@ -338,7 +343,7 @@ impl Verdict {
             Some(Layer::User | Layer::CoworkUser) => {
                 "remove it (the scratch home is the command's HOME: anything it ran could have written it)"
             }
-            Some(Layer::SharedUser) => "remove it from the shared file",
+            Some(Layer::SharedUser | Layer::SharedCowork) => "remove it from the shared file",
             _ => "remove it, run elsewhere",
         };
         Err(Error::Settings(format!(
@@ -361,7 +366,7 @@ impl Verdict {
 pub fn settings_files(
     workdir: &Path,
     home: &Path,
-    shared_user: Option<&Path>,
+    shared: Shared<'_>,
     cowork: bool,
 ) -> Vec<SettingsFile> {
     let mut out = Vec::new();
@@ -401,6 +406,7 @@ pub fn settings_files(
         path: workdir.join(".claude/settings.json"),
         layer: Layer::Project,
     });
+    let (shared_user, shared_cowork) = (shared.settings, shared.cowork);
     let user = match shared_user {
         Some(path) => SettingsFile {
             path: path.to_path_buf(),
@@ -414,9 +420,15 @@ pub fn settings_files(
     // Judged whether or not the switch is on: claude's host can turn it on without the
     // environment (`coworkPlugins`), and a later launch with the switch set would apply
     // what the command wrote there now. The one claude reads comes first.
-    let cowork_file = SettingsFile {
-        path: home.join(".claude").join(COWORK_SETTINGS),
-        layer: Layer::CoworkUser,
+    let cowork_file = match shared_cowork {
+        Some(path) => SettingsFile {
+            path: path.to_path_buf(),
+            layer: Layer::SharedCowork,
+        },
+        None => SettingsFile {
+            path: home.join(".claude").join(COWORK_SETTINGS),
+            layer: Layer::CoworkUser,
+        },
     };
     if cowork {
         out.extend([cowork_file, user]);
@@ -424,6 +436,16 @@ pub fn settings_files(
         out.extend([user, cowork_file]);
     }
     out
+}
+
+/// User settings files `--share` brings into the scratch home, by their sources: judged
+/// in place of the scratch home's own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shared<'a> {
+    /// The shared `.claude/settings.json`.
+    pub settings: Option<&'a Path>,
+    /// The shared `.claude/cowork_settings.json`.
+    pub cowork: Option<&'a Path>,
 }
 
 /// The file name of the user settings claude reads instead of `settings.json` when
@@ -476,15 +498,10 @@ fn git_root(dir: &Path) -> Option<PathBuf> {
 /// `shared_user` is a `--share`d `settings.json` that replaces them at this launch),
 /// judges every one, and works out the destination.
 #[must_use]
-pub fn inspect(
-    config: &Config,
-    home: &Path,
-    shared_user: Option<&Path>,
-    leaving: &[PathBuf],
-) -> Verdict {
+pub fn inspect(config: &Config, home: &Path, shared: Shared<'_>, leaving: &[PathBuf]) -> Verdict {
     let env = command_env(config);
     let cowork = cowork_on(&env);
-    let mut files = settings_files(&config.workdir, home, shared_user, cowork);
+    let mut files = settings_files(&config.workdir, home, shared, cowork);
     // Files this launch removes or replaces before the command runs (claude-iso's own
     // unchanged copies of shared files): never applied as they are.
     files.retain(|f| !leaving.contains(&f.path));
@@ -497,7 +514,7 @@ pub fn inspect(
                 findings.append(&mut found);
                 // The user settings claude does not read this time choose nothing.
                 let read = match file.layer {
-                    Layer::CoworkUser => cowork,
+                    Layer::CoworkUser | Layer::SharedCowork => cowork,
                     Layer::User | Layer::SharedUser => !cowork,
                     _ => true,
                 };

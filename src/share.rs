@@ -375,12 +375,18 @@ fn cannot_read(given: &Path, e: &std::io::Error) -> Error {
 /// The `settings.json` this launch shares (already [`check`]ed), which replaces the
 /// scratch home's user settings: the guard judges it in their place.
 #[must_use]
-pub fn user_settings(shares: &[Share]) -> Option<&Path> {
-    let dest = Path::new(CLAUDE_DIR).join("settings.json");
-    shares
-        .iter()
-        .find(|s| s.dest == dest)
-        .map(|s| s.source.as_path())
+pub fn user_settings(shares: &[Share]) -> guard::Shared<'_> {
+    let source = |name: &str| {
+        let dest = Path::new(CLAUDE_DIR).join(name);
+        shares
+            .iter()
+            .find(|s| s.dest == dest)
+            .map(|s| s.source.as_path())
+    };
+    guard::Shared {
+        settings: source("settings.json"),
+        cowork: source(guard::COWORK_SETTINGS),
+    }
 }
 
 /// Filesystems whose files are the kernel's (a process's environment, memory, devices),

@@ -1272,3 +1272,45 @@ fn a_shared_cowork_settings_file_is_judged() {
         .success()
         .probe();
 }
+
+/// Found by the fourth review: a shared `cowork_settings.json` was judged, but not taken
+/// as the user layer it becomes: with `--allow-project-auth` the dry run named the
+/// default host though claude would send the token to the shared file's; and a planted
+/// file in the scratch home, which the share replaces, refused the launch.
+#[test]
+fn a_shared_cowork_settings_file_is_the_user_layer() {
+    let t = Test::new().env("CLAUDE_CODE_USE_COWORK_PLUGINS", "1");
+    settings(
+        &t.real_home(),
+        "cowork_settings.json",
+        r#"{"env":{"ANTHROPIC_BASE_URL":"http://127.0.0.1:18763"}}"#,
+    );
+    let t = t.args([
+        "--share",
+        ".claude/cowork_settings.json",
+        "--allow-project-auth",
+    ]);
+    let planned = t.arg("--dry-run");
+    planned
+        .run()
+        .status(0)
+        .stdout_contains("destination: http://127.0.0.1:18763");
+
+    // A planted file in the scratch home's place is replaced by the share: the shared
+    // (benign) source is what counts.
+    let t = Test::new().env("CLAUDE_CODE_USE_COWORK_PLUGINS", "1");
+    settings(
+        &t.real_home(),
+        "cowork_settings.json",
+        r#"{"model":"opus"}"#,
+    );
+    settings(
+        &t.home(),
+        "cowork_settings.json",
+        r#"{"env":{"ANTHROPIC_BASE_URL":"http://127.0.0.1:18764"}}"#,
+    );
+    common::chmod(&t.home(), 0o700);
+    t.spawn_with(["--share", ".claude/cowork_settings.json"])
+        .wait()
+        .success();
+}

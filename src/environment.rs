@@ -11,7 +11,6 @@ use std::path::Path;
 
 use crate::caller::CallerEnv;
 use crate::layout::{NESTED_VAR, TOKEN_FD_VAR, TOKEN_VAR};
-use crate::scrub::is_scrubbed;
 use crate::token::Token;
 
 /// What the child's environment is built from besides the caller's.
@@ -61,10 +60,7 @@ impl ChildEnv {
 /// else keeps its value and order. Duplicate entries of a name collapse to the first.
 #[must_use]
 pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
-    let kept = |name: &OsStr| plan.keep.iter().any(|k| OsStr::new(k) == name);
-    let removed_by_us = |name: &OsStr| {
-        (is_scrubbed(name) || plan.unset.iter().any(|u| OsStr::new(u) == name)) && !kept(name)
-    };
+    let removed_by_us = |name: &OsStr| crate::scrub::removed(name, plan.keep, plan.unset);
     let token = match plan.token {
         Delivery::Env(token) => (TOKEN_VAR, OsString::from(token.expose())),
         Delivery::Fd(fd) => (TOKEN_FD_VAR, OsString::from(fd.to_string())),
@@ -120,6 +116,7 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
 mod tests {
     use super::*;
     use crate::scrub::LISTED;
+    use crate::scrub::is_scrubbed;
     use std::path::PathBuf;
 
     fn env(text: &str) -> CallerEnv {

@@ -473,14 +473,11 @@ pub fn cowork_on(env: &CallerEnv) -> bool {
 /// caller's environment: a value removed at launch chooses nothing.
 #[must_use]
 pub fn command_env(config: &Config) -> CallerEnv {
-    let name_in = |list: &[String], name: &OsStr| list.iter().any(|n| OsStr::new(n) == name);
     config
         .env
         .vars()
         .iter()
-        .filter(|(k, _)| {
-            name_in(&config.keep_env, k) || !(scrub::is_scrubbed(k) || name_in(&config.unset, k))
-        })
+        .filter(|(k, _)| !scrub::removed(k, &config.keep_env, &config.unset))
         .cloned()
         .collect()
 }

@@ -515,6 +515,15 @@ pub fn is_scrubbed(name: &OsStr) -> bool {
     matches!(why(name), Some(Reason::Rule(..) | Reason::Listed(_)))
 }
 
+/// Whether the command does not get the caller's `name`: scrubbed, or named by
+/// `--unset`, unless `--keep-env` names it. The one rule for the launch
+/// (`environment::child_env`) and for what the guard judges against (`guard::command_env`).
+#[must_use]
+pub fn removed(name: &OsStr, keep: &[String], unset: &[String]) -> bool {
+    let named = |list: &[String]| list.iter().any(|n| OsStr::new(n) == name);
+    (is_scrubbed(name) || named(unset)) && !named(keep)
+}
+
 /// Whether `name` carries or locates a credential: it is removed by a rule or listed
 /// (whether or not claude-iso also sets it, as it does `CLAUDE_CODE_OAUTH_TOKEN`).
 #[must_use]

@@ -736,7 +736,9 @@ fn a_settings_copy_the_launch_removes_does_not_block_it() {
 }
 
 /// Found by the third review: the shared copies could be changed during the session
-/// (`sed -i` renames over one, `chmod u+w` then a write; root ignores modes). Under the
+/// (`sed -i` renames over one, `chmod u+w` then a write; root ignores modes; `git config
+/// --global` writes a new file and renames it over `.gitconfig`, done here by hand so that
+/// no missing tool can make the check pass). Under the
 /// mask each copy is bound read-only onto itself: every change fails, as root too.
 #[test]
 fn under_the_mask_shared_copies_cannot_be_changed() {
@@ -750,7 +752,7 @@ fn under_the_mask_shared_copies_cannot_be_changed() {
          (chmod u+w \"$c/CLAUDE.md\" && echo x >> \"$c/CLAUDE.md\") 2>/dev/null && echo APPEND-OK || echo APPEND-REFUSED\n\
          (echo x > \"$c/agents/new.md\") 2>/dev/null && echo CREATE-OK || echo CREATE-REFUSED\n\
          (mv \"$c/CLAUDE.md\" \"$c/moved.md\") 2>/dev/null && echo MOVE-OK || echo MOVE-REFUSED\n\
-         (git config --global user.name Y) 2>/dev/null && echo GIT-OK || echo GIT-REFUSED\n\
+         (echo '[user]' > \"$HOME/.gitconfig.new\" && mv \"$HOME/.gitconfig.new\" \"$HOME/.gitconfig\") 2>/dev/null && echo GIT-OK || echo GIT-REFUSED\n\
          cat \"$c/CLAUDE.md\"\n",
     );
     let t = t.command(["/bin/sh", script.to_str().unwrap()]);

@@ -36,6 +36,29 @@ fn tool_env(w: &World, via: &str) -> (bool, bool, bool) {
     });
     assert!(run.status.success(), "claude-iso ({via}) failed: {run}");
     w.assert_only_token(&api);
+    // Per release: talking to the API directly, 2.1.197 probes the base URL with a
+    // credential-free `HEAD /` at start (not a leak: it carries nothing); 2.1.330 and
+    // 2.1.332 do not; through the broker no release's probe reaches the API.
+    let probes = api.requests().iter().filter(|r| r.method == "HEAD").count();
+    match (via, support::sends_head_probe()) {
+        ("broker", _) | (_, Some(false)) => assert_eq!(
+            probes,
+            0,
+            "a HEAD probe from claude {:?} ({via}):\n{}",
+            support::claude_version(),
+            api.summary()
+        ),
+        (_, Some(true)) => assert!(
+            probes > 0,
+            "no HEAD probe from claude {:?} ({via}):\n{}",
+            support::claude_version(),
+            api.summary()
+        ),
+        (_, None) => eprintln!(
+            "e2e: claude {:?} sent {probes} HEAD probe(s) (not asserted for this release)",
+            support::claude_version()
+        ),
+    }
     let results: Vec<String> = api
         .message_requests()
         .iter()
@@ -78,5 +101,18 @@ fn claude_does_not_hand_the_token_from_the_pipe_to_its_tools() {
         "claude {}: --token-via env, scrub off: tool env has token={token} CLAUDE_CODE_OAUTH_TOKEN={var}",
         support::claude_version().unwrap_or("?")
     );
+    w.assert_decoy_unchanged();
+}
+
+#[test]
+fn through_the_broker_claudes_tools_find_no_token() {
+    let Some(w) = World::new("through_the_broker_claudes_tools_find_no_token") else {
+        return;
+    };
+    // The Bash tool runs `env` (scrub off: claude hands its own environment on); the
+    // tool can reach the API through the socket, but no piece of the token is there.
+    let (token, _, fd_var) = tool_env(&w, "broker");
+    assert!(!token, "the token reached the Bash tool's environment");
+    assert!(!fd_var, "a token descriptor variable reached the Bash tool");
     w.assert_decoy_unchanged();
 }

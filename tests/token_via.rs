@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{TOKEN, Test, write_executable};
 use support::fake_api::FakeApi;
+use support::http1::exchange;
 
 /// A stand-in `claude` that records the token pipe's number and its content (read twice)
 /// and the content of descriptors 3 and 4.
@@ -225,73 +226,13 @@ fn var(env: &[(String, String)], name: &str) -> Option<String> {
     env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
 }
 
-/// One HTTP/1.1 exchange on `stream` (which stays open for the next one): the status,
-/// the headers (names lower-cased) and the body.
-fn exchange(
-    stream: &mut UnixStream,
-    head: &str,
-    body: &[u8],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
+/// A connection to the broker, with a read timeout (a broker that never answers fails
+/// the test instead of hanging it).
+fn connect(socket: &Path) -> UnixStream {
+    let conn = UnixStream::connect(socket).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let mut req = format!(
-        "{head}\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    req.extend_from_slice(body);
-    stream.write_all(&req).unwrap();
-    // Read the head byte by byte (small), then the body by its length or chunks.
-    let mut headbuf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !headbuf.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            stream.read(&mut byte).unwrap(),
-            1,
-            "connection closed early"
-        );
-        headbuf.push(byte[0]);
-    }
-    let text = String::from_utf8(headbuf).unwrap();
-    let mut lines = text.split("\r\n");
-    let status: u16 = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.trim().to_ascii_lowercase(), v.trim().to_owned())
-        })
-        .collect();
-    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let mut body = Vec::new();
-    if let Some(len) = get("content-length") {
-        body.resize(len.parse().unwrap(), 0);
-        stream.read_exact(&mut body).unwrap();
-    } else if get("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
-        loop {
-            let mut line = Vec::new();
-            while !line.ends_with(b"\r\n") {
-                stream.read_exact(&mut byte).unwrap();
-                line.push(byte[0]);
-            }
-            let size = usize::from_str_radix(String::from_utf8_lossy(&line).trim(), 16).unwrap();
-            let mut chunk = vec![0u8; size + 2];
-            stream.read_exact(&mut chunk).unwrap();
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-    (status, headers, body)
+    conn
 }
 
 /// The processes whose command line holds `needle` (the broker is a fork of claude-iso:
@@ -382,7 +323,7 @@ fn claude_talks_through_the_broker_and_only_the_token_reaches_the_api() {
 
     // Two requests on one connection (keep-alive), each with credentials of its own that
     // must be replaced; the path and query, other headers and the body pass unchanged.
-    let mut conn = UnixStream::connect(&socket).unwrap();
+    let mut conn = connect(&socket);
     let body = br#"{"model":"claude-x","max_tokens":5,"stream":true,"messages":[{"role":"user","content":"ping"}]}"#;
     let (status, headers, reply) = exchange(
         &mut conn,
@@ -485,7 +426,7 @@ fn an_unreachable_destination_is_a_502_that_says_why() {
     let running = t.spawn();
     wait_for(&t.path("probe/ran"));
     let socket = PathBuf::from(var(&environ(&t), "ANTHROPIC_UNIX_SOCKET").unwrap());
-    let mut conn = UnixStream::connect(&socket).unwrap();
+    let mut conn = connect(&socket);
     let (status, headers, body) = exchange(&mut conn, "POST /v1/messages HTTP/1.1", b"{}");
     assert_eq!(status, 502);
     assert!(
@@ -539,7 +480,7 @@ fn the_broker_streams_events_as_they_come() {
     let running = t.spawn();
     wait_for(&t.path("probe/ran"));
     let socket = PathBuf::from(var(&environ(&t), "ANTHROPIC_UNIX_SOCKET").unwrap());
-    let mut conn = UnixStream::connect(&socket).unwrap();
+    let mut conn = connect(&socket);
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     conn.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")
@@ -601,7 +542,7 @@ fn another_user_cannot_connect() {
     );
     assert!(api.requests().is_empty(), "{}", api.summary());
     // The launching user still is.
-    let mut conn = UnixStream::connect(&socket).unwrap();
+    let mut conn = connect(&socket);
     let (status, _, _) = exchange(&mut conn, "POST /v1/messages HTTP/1.1", b"{}");
     assert_eq!(status, 200);
     fs::write(t.path("probe/done"), "").unwrap();

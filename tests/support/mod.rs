@@ -9,6 +9,7 @@
 //! Each test crate uses part of it: include it as `#[allow(dead_code)] mod support;`.
 
 pub mod fake_api;
+pub mod http1;
 pub mod tui;
 
 use std::collections::{BTreeMap, HashMap};

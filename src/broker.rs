@@ -308,9 +308,311 @@ fn run(plan: &Plan, token: &Token, listener: UnixListener, launcher: Pid) -> i32
     // environment is overwritten there (the launcher's block, copied at the fork).
     sys::wipe_environ_values(&[crate::layout::TOKEN_VAR.as_bytes()]);
     let uid = nix::unistd::geteuid().as_raw();
-    let served = crate::proxy::serve(listener, plan.upstream.clone(), token, uid);
+    let options = crate::proxy::Options {
+        allowed: Box::new(move |peer, _| peer == uid),
+        admin_uid: uid,
+        log: false,
+        reload: None,
+        grace: std::time::Duration::ZERO,
+        ready: None,
+    };
+    let served = crate::proxy::serve(listener, plan.upstream.clone(), token, options);
     let _ = std::fs::remove_file(&plan.socket);
     i32::from(served.is_err())
+}
+
+// ---- `claude-iso broker serve` and `broker status` -------------------------------
+
+/// The destination from the caller's environment (`ANTHROPIC_BASE_URL`, proxies, extra
+/// CAs), without a socket.
+fn upstream_of(env: &CallerEnv) -> Result<Plan> {
+    plan(env)
+}
+
+/// Resolves `--allow-user` names or uids.
+fn allowed_uids(names: &[String]) -> Result<Vec<u32>> {
+    names
+        .iter()
+        .map(|n| match n.parse::<u32>() {
+            Ok(uid) => Ok(uid),
+            Err(_) => nix::unistd::User::from_name(n)
+                .ok()
+                .flatten()
+                .map(|u| u.uid.as_raw())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--allow-user {n}: no such user; give a user name or a uid"
+                    ))
+                }),
+        })
+        .collect()
+}
+
+/// Resolves `--allow-group` names or gids.
+fn allowed_gids(names: &[String]) -> Result<Vec<u32>> {
+    names
+        .iter()
+        .map(|n| match n.parse::<u32>() {
+            Ok(gid) => Ok(gid),
+            Err(_) => nix::unistd::Group::from_name(n)
+                .ok()
+                .flatten()
+                .map(|g| g.gid.as_raw())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--allow-group {n}: no such group; give a group name or a gid"
+                    ))
+                }),
+        })
+        .collect()
+}
+
+/// Whether a peer (uid, primary gid) is a member of one of `gids`: its primary group, or
+/// a supplementary one of its user (`getgrouplist`).
+fn in_groups(uid: u32, gid: u32, gids: &[u32]) -> bool {
+    if gids.contains(&gid) {
+        return true;
+    }
+    let Some(user) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+    else {
+        return false;
+    };
+    let Ok(name) = std::ffi::CString::new(user.name) else {
+        return false;
+    };
+    nix::unistd::getgrouplist(&name, user.gid)
+        .map(|groups| groups.iter().any(|g| gids.contains(&g.as_raw())))
+        .unwrap_or(false)
+}
+
+/// The socket `broker serve` listens on: made at `path`, or passed by systemd.
+fn service_listener(
+    path: Option<&Path>,
+    open_to_others: bool,
+    env: &CallerEnv,
+) -> Result<(UnixListener, Option<PathBuf>)> {
+    let Some(path) = path else {
+        return sys::systemd_listener(env.get("LISTEN_PID"), env.get("LISTEN_FDS"))
+            .map(|l| (l, None))
+            .ok_or_else(|| {
+                Error::Usage(
+                    "broker serve: no --socket given and no socket passed by systemd (LISTEN_FDS); pass --socket PATH or run it from a .socket unit".into(),
+                )
+            });
+    };
+    let refuse =
+        |why: String| Error::Usage(format!("broker serve: --socket {}: {why}", path.display()));
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => {
+            use std::os::unix::fs::FileTypeExt;
+            if !m.file_type().is_socket() {
+                return Err(refuse(
+                    "exists and is not a socket; remove it or choose another path".into(),
+                ));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(refuse(
+                    "a broker already listens there; stop it first or choose another path".into(),
+                ));
+            }
+            // A socket nobody listens on: a broker that was killed left it.
+            std::fs::remove_file(path).map_err(|e| refuse(error_text(&e)))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(refuse(error_text(&e))),
+    }
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(|e| refuse(error_text(&e)))?;
+    let mode = if open_to_others { 0o666 } else { 0o600 };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| refuse(error_text(&e)))?;
+    Ok((listener, Some(path.to_path_buf())))
+}
+
+/// Tells systemd the service is ready (`Type=notify`), when it asked (`NOTIFY_SOCKET`).
+fn sd_notify(env: &CallerEnv, message: &str) {
+    let Some(target) = env.get("NOTIFY_SOCKET").filter(|v| !v.is_empty()) else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = target.as_encoded_bytes();
+    if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        if let Ok(addr) = std::os::unix::net::SocketAddr::from_abstract_name(name) {
+            let _ = sock.send_to_addr(message.as_bytes(), &addr);
+        }
+    } else {
+        let _ = sock.send_to(message.as_bytes(), Path::new(target));
+    }
+}
+
+/// `claude-iso broker serve`: holds the token and forwards the requests of every allowed
+/// client, until SIGTERM.
+///
+/// # Errors
+/// No token, a bad destination, an unknown user or group, a socket that cannot be made.
+pub fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Outcome> {
+    let launch = crate::cli::LaunchArgs {
+        env_file: args.env_file.clone(),
+        ..Default::default()
+    };
+    let config = crate::config::Config::new(&launch, CallerEnv::from_process())?;
+    let plan = upstream_of(&config.env)?;
+    let uids = allowed_uids(&args.allow_user)?;
+    let gids = allowed_gids(&args.allow_group)?;
+    let (token, source) = crate::token::load(&config)?;
+    let (listener, made) = service_listener(
+        args.socket.as_deref(),
+        !uids.is_empty() || !gids.is_empty(),
+        &config.env,
+    )?;
+    let me = nix::unistd::geteuid().as_raw();
+    let shown = made.as_ref().map_or_else(
+        || "the socket systemd passed".to_owned(),
+        |p| p.display().to_string(),
+    );
+    println!(
+        "claude-iso broker: token {} from {source}; forwarding to {}; listening on {shown}",
+        token.redacted(),
+        plan.destination_line()
+    );
+    // The token is held once, in the forwarder's header.
+    sys::wipe_environ_values(&[crate::layout::TOKEN_VAR.as_bytes()]);
+    let reload_args = launch.clone();
+    let env = config.env.clone();
+    let options = crate::proxy::Options {
+        allowed: Box::new(move |uid, gid| {
+            uid == me || uids.contains(&uid) || (!gids.is_empty() && in_groups(uid, gid, &gids))
+        }),
+        admin_uid: me,
+        log: true,
+        reload: Some(Box::new(move || {
+            let config = crate::config::Config::new(&reload_args, CallerEnv::from_process())
+                .map_err(|e| e.to_string())?;
+            crate::token::load(&config)
+                .map(|(t, _)| t)
+                .map_err(|e| e.to_string())
+        })),
+        grace: std::time::Duration::from_secs(args.grace.unwrap_or(30)),
+        ready: Some(Box::new(move || {
+            sd_notify(&env, "READY=1\nSTATUS=forwarding");
+        })),
+    };
+    let served = crate::proxy::serve(listener, plan.upstream, &token, options);
+    drop(token);
+    if let Some(path) = made {
+        let _ = std::fs::remove_file(path);
+    }
+    served.map_err(|e| Error::Usage(format!("broker serve: {}", error_text(&e))))?;
+    println!("claude-iso broker: stopped");
+    Ok(crate::error::Outcome::Success)
+}
+
+/// Asks a broker for its status over its socket (an HTTP/1.1 `GET`, through hyper).
+///
+/// # Errors
+/// Nothing listens, the broker closed the connection unanswered (this user is not
+/// allowed), or the answer is not the status.
+pub fn fetch_status(socket: &Path) -> std::result::Result<serde_json::Value, String> {
+    use http_body_util::{BodyExt, Empty};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| error_text(&e))?;
+    rt.block_on(async {
+        let stream = tokio::net::UnixStream::connect(socket)
+            .await
+            .map_err(|e| format!("cannot connect to the broker at {}: {}", socket.display(), error_text(&e)))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(crate::proxy::STATUS_PATH)
+            .header(hyper::header::HOST, "localhost")
+            .body(Empty::<hyper::body::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), sender.send_request(req))
+            .await
+            .map_err(|_| "the broker did not answer within 10 s".to_owned())?
+            .map_err(|_| {
+                format!(
+                    "the broker at {} closed the connection unanswered: this user (uid {}) is not allowed (--allow-user, --allow-group)",
+                    socket.display(),
+                    nix::unistd::geteuid()
+                )
+            })?;
+        let body = answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        serde_json::from_slice(&body).map_err(|_| "the answer is not a broker's status".to_owned())
+    })
+}
+
+/// `claude-iso broker status`: requests and usage per client since the broker started.
+///
+/// # Errors
+/// No socket given, or the broker cannot be asked.
+pub fn status_main(args: &crate::cli::BrokerStatusArgs) -> Result<crate::error::Outcome> {
+    let env = CallerEnv::from_process();
+    let socket = args
+        .socket
+        .clone()
+        .or_else(|| {
+            env.get(crate::layout::BROKER_VAR)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        })
+        .ok_or_else(|| {
+            Error::Usage(
+                "broker status: which broker? pass --socket PATH (or set CLAUDE_ISO_BROKER)".into(),
+            )
+        })?;
+    let status = fetch_status(&socket).map_err(|e| Error::Usage(format!("broker status: {e}")))?;
+    if args.json {
+        crate::report::stdout_bytes(format!("{status:#}\n").as_bytes());
+        return Ok(crate::error::Outcome::Success);
+    }
+    let mut out = format!(
+        "destination {}\nuptime      {}s\n{:<16} {:>9} {:>7} {:>14} {:>14} {:>12}\n",
+        status["destination"].as_str().unwrap_or("?"),
+        status["uptime_seconds"],
+        "client",
+        "requests",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "bytes"
+    );
+    if let Some(clients) = status["clients"].as_object() {
+        for (uid, c) in clients {
+            let name = uid
+                .parse::<u32>()
+                .ok()
+                .and_then(|u| {
+                    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u))
+                        .ok()
+                        .flatten()
+                })
+                .map_or_else(|| format!("uid {uid}"), |u| format!("{} ({uid})", u.name));
+            out.push_str(&format!(
+                "{:<16} {:>9} {:>7} {:>14} {:>14} {:>12}\n",
+                name, c["requests"], c["errors"], c["input_tokens"], c["output_tokens"], c["bytes"]
+            ));
+        }
+    }
+    crate::report::stdout_bytes(out.as_bytes());
+    Ok(crate::error::Outcome::Success)
 }
 
 #[cfg(test)]

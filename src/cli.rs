@@ -266,6 +266,10 @@ pub enum Subcommand {
     /// List the homes claude-iso made (size, last launch, seeded directories, files set
     /// aside); `homes prune` removes those not launched for a while.
     Homes(HomesArgs),
+    /// A broker for a fleet: hold the token for agents that run as other users and never
+    /// hold it (`broker serve`), and show what it has served (`broker status`).
+    #[command(subcommand)]
+    Broker(BrokerCommand),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -294,6 +298,53 @@ pub struct DoctorArgs {
     // Last: its help heading would carry over to the fields after it.
     #[command(flatten)]
     pub init: InitArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum BrokerCommand {
+    /// Hold the token and forward the API requests of every allowed client that connects
+    /// to the socket, until SIGTERM (SIGHUP reads the token again).
+    Serve(BrokerServeArgs),
+    /// Show the broker's destination and its requests and usage per client since start.
+    Status(BrokerStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerServeArgs {
+    /// Listen on this Unix socket, made by the broker (0600; 0666 with --allow-user or
+    /// --allow-group, the peer check deciding). Without it: the socket systemd passes
+    /// (socket activation, LISTEN_FDS).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Also answer this user's connections (a name or a uid; repeatable). The broker's own
+    /// user is always answered.
+    #[arg(long, value_name = "USER")]
+    pub allow_user: Vec<String>,
+
+    /// Also answer connections of this group's members (a name or a gid; repeatable).
+    #[arg(long, value_name = "GROUP")]
+    pub allow_group: Vec<String>,
+
+    /// Env file holding the token (or the token alone), as for a launch
+    /// [env: CLAUDE_ISO_ENV_FILE]; also a systemd credential or the environment.
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// Seconds requests in flight may take to finish after SIGTERM [default: 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub grace: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct BrokerStatusArgs {
+    /// The broker's socket [env: CLAUDE_ISO_BROKER].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, clap::Subcommand)]

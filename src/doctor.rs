@@ -815,16 +815,17 @@ fn check_token_via(config: &Config) -> (Check, Option<crate::broker::Plan>) {
     use crate::config::TokenVia;
     if let Some(socket) = &config.broker {
         return (
-            match crate::broker::check_shared(socket) {
-                Ok(()) => check(
+            match crate::broker::fetch_status(socket) {
+                Ok(status) => check(
                     "token_via",
                     Status::Ok,
                     format!(
-                        "the shared broker at {} answers this user: claude gets the placeholder and sends its requests there",
-                        socket.display()
+                        "the shared broker at {} answers this user and forwards to {}: claude gets the placeholder and sends its requests there",
+                        socket.display(),
+                        status["destination"].as_str().unwrap_or("?")
                     ),
                 ),
-                Err(e) => check("token_via", Status::Fail, e.to_string()),
+                Err(e) => check("token_via", Status::Fail, e),
             },
             None,
         );

@@ -84,6 +84,8 @@ fn subcommand(sub: &cli::Subcommand) -> Result<Outcome> {
         cli::Subcommand::Token(cli::TokenCommand::Set(args)) => tokenstore::set(args),
         cli::Subcommand::Token(cli::TokenCommand::Status(args)) => tokenstore::status(args),
         cli::Subcommand::Homes(args) => homes::main(args),
+        cli::Subcommand::Broker(cli::BrokerCommand::Serve(args)) => broker::serve_main(args),
+        cli::Subcommand::Broker(cli::BrokerCommand::Status(args)) => broker::status_main(args),
         cli::Subcommand::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();

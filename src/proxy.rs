@@ -16,10 +16,11 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Bytes, Incoming};
@@ -109,11 +110,14 @@ impl Upstream {
 
 /// What the broker serves with: the outgoing client (built at the first request, so the
 /// trust store is read while claude starts, not before the exec), the credential header
-/// and the destination.
+/// (replaced on a reload), the destination, and what it has served.
 struct State {
     upstream: Upstream,
-    auth: HeaderValue,
+    auth: RwLock<HeaderValue>,
     client: OnceLock<Result<reqwest::Client, String>>,
+    options: Options,
+    clients: Mutex<BTreeMap<u32, ClientStats>>,
+    started: Instant,
 }
 
 impl State {
@@ -123,7 +127,48 @@ impl State {
             .as_ref()
             .map_err(String::as_str)
     }
+
+    fn auth(&self) -> HeaderValue {
+        self.auth
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
+
+/// How a broker serves: who may connect, whether it logs, reloads and reports.
+pub struct Options {
+    /// Whether a connection's peer may use the broker (its uid, gid).
+    pub allowed: Box<dyn Fn(u32, u32) -> bool + Send + Sync>,
+    /// The uids that may read the full status (`GET /_claude-iso/status`): the broker's
+    /// own user, and root.
+    pub admin_uid: u32,
+    /// One line per request (and per refused connection) on stdout, for the journal.
+    pub log: bool,
+    /// Reads the token again on SIGHUP (a rotated token takes effect for the next
+    /// request, while requests in flight finish with the old one).
+    pub reload: Option<Box<dyn Fn() -> Result<Token, String> + Send + Sync>>,
+    /// On SIGTERM: stop accepting, and let requests in flight finish for this long. Zero:
+    /// stop at once (the per-launch broker, whose command is gone).
+    pub grace: Duration,
+    /// Called once the broker listens and its client is set up (`sd_notify` READY=1).
+    pub ready: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+/// Requests and the API's usage figures per client uid, since start.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ClientStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub bytes: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_input_tokens: u64,
+    pub cache_creation_input_tokens: u64,
+}
+
+/// The path a broker answers itself (never forwarded): its status.
+pub const STATUS_PATH: &str = "/_claude-iso/status";
 
 /// The outgoing client: rustls with the system's roots (and the caller's extra CA file),
 /// no redirects followed (a redirect must not carry the token anywhere), the caller's
@@ -252,42 +297,245 @@ fn outgoing_headers(mut headers: HeaderMap, auth: &HeaderValue) -> HeaderMap {
     headers
 }
 
-async fn forward(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn forward(
+    state: Arc<State>,
+    peer: u32,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    if req.uri().path() == STATUS_PATH {
+        return Ok(status_response(&state, peer));
+    }
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+    let record = Record {
+        state: Arc::clone(&state),
+        peer,
+        method: method.to_string(),
+        path: path.clone(),
+        status: 502,
+        started,
+        bytes: 0,
+        usage: Usage::default(),
+        tail: Vec::new(),
+        done: false,
+    };
     let client = match state.client() {
         Ok(c) => c,
-        Err(e) => return Ok(bad_gateway(e)),
+        Err(e) => return Ok(tapped(bad_gateway(e), record)),
     };
     let (parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let url = format!("{}{path}", state.upstream.base);
-    let headers = outgoing_headers(parts.headers, &state.auth);
+    let headers = outgoing_headers(parts.headers, &state.auth());
     let sent = client
         .request(parts.method, url)
         .headers(headers)
         .body(reqwest::Body::wrap(body))
         .send()
         .await;
-    match sent {
+    let resp = match sent {
         Ok(resp) => {
             let resp: Response<reqwest::Body> = resp.into();
             let (mut parts, body) = resp.into_parts();
             strip_hop(&mut parts.headers);
-            Ok(Response::from_parts(
-                parts,
-                body.map_err(|e| Box::new(e) as BoxError).boxed(),
-            ))
+            Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
         }
-        Err(e) => Ok(bad_gateway(&format!(
+        Err(e) => bad_gateway(&format!(
             "cannot forward the request to {}: {}",
             state.upstream.base,
             chain(&e)
-        ))),
+        )),
+    };
+    Ok(tapped(resp, record))
+}
+
+/// `GET /_claude-iso/status`: the broker's own user (and root) get every client's
+/// figures; anyone else allowed gets their own.
+fn status_response(state: &State, peer: u32) -> Response<Body> {
+    let clients = state
+        .clients
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let shown: BTreeMap<String, ClientStats> = clients
+        .into_iter()
+        .filter(|(uid, _)| peer == state.options.admin_uid || peer == 0 || *uid == peer)
+        .map(|(uid, s)| (uid.to_string(), s))
+        .collect();
+    let body = serde_json::json!({
+        "destination": state.upstream.base,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "clients": shown,
+    });
+    let mut resp = Response::new(
+        Full::new(Bytes::from(body.to_string()))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The API's usage figures seen in a response body (the largest of each: a stream
+/// repeats them cumulatively).
+#[derive(Debug, Default, Clone, Copy)]
+struct Usage {
+    input: u64,
+    output: u64,
+    cache_read: u64,
+    cache_creation: u64,
+}
+
+impl Usage {
+    fn scan(&mut self, data: &[u8]) {
+        for (key, slot) in [
+            (&b"\"input_tokens\":"[..], &mut self.input),
+            (b"\"output_tokens\":", &mut self.output),
+            (b"\"cache_read_input_tokens\":", &mut self.cache_read),
+            (
+                b"\"cache_creation_input_tokens\":",
+                &mut self.cache_creation,
+            ),
+        ] {
+            for at in memchr::memmem::find_iter(data, key) {
+                let digits: Vec<u8> = data[at + key.len()..]
+                    .iter()
+                    .skip_while(|b| **b == b' ')
+                    .take_while(|b| b.is_ascii_digit())
+                    .copied()
+                    .collect();
+                if let Some(n) = std::str::from_utf8(&digits)
+                    .ok()
+                    .and_then(|d| d.parse::<u64>().ok())
+                {
+                    *slot = (*slot).max(n);
+                }
+            }
+        }
     }
 }
 
-/// Serves `listener` until SIGTERM (sent by the kernel when the command ends: the
-/// broker's parent-death signal) or until `stop` resolves. Connections from another
-/// user than ours are closed unanswered.
+/// One request, accounted when its response body ends (or is dropped: a client that
+/// went away).
+struct Record {
+    state: Arc<State>,
+    peer: u32,
+    method: String,
+    path: String,
+    status: u16,
+    started: Instant,
+    bytes: u64,
+    usage: Usage,
+    /// The end of the previous frame, so a figure split between frames is still seen.
+    tail: Vec<u8>,
+    done: bool,
+}
+
+impl Record {
+    fn observe(&mut self, data: &[u8]) {
+        self.bytes += data.len() as u64;
+        let mut window = std::mem::take(&mut self.tail);
+        window.extend_from_slice(data);
+        self.usage.scan(&window);
+        let keep = window.len().min(64);
+        self.tail = window[window.len() - keep..].to_vec();
+    }
+
+    fn finish(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        {
+            let mut clients = self
+                .state
+                .clients
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let c = clients.entry(self.peer).or_default();
+            c.requests += 1;
+            c.errors += u64::from(self.status >= 500);
+            c.bytes += self.bytes;
+            c.input_tokens += self.usage.input;
+            c.output_tokens += self.usage.output;
+            c.cache_read_input_tokens += self.usage.cache_read;
+            c.cache_creation_input_tokens += self.usage.cache_creation;
+        }
+        if self.state.options.log {
+            // Never headers or bodies: who, what, how it went, how much.
+            println!(
+                "uid={} {} {} {} {}ms {}B input_tokens={} output_tokens={} cache_read={} cache_creation={}",
+                self.peer,
+                self.method,
+                self.path,
+                self.status,
+                self.started.elapsed().as_millis(),
+                self.bytes,
+                self.usage.input,
+                self.usage.output,
+                self.usage.cache_read,
+                self.usage.cache_creation
+            );
+        }
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// A response body that accounts for itself as it streams.
+struct Tapped {
+    inner: Body,
+    record: Record,
+}
+
+impl hyper::body::Body for Tapped {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let polled = std::pin::Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            std::task::Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.record.observe(data);
+                }
+            }
+            std::task::Poll::Ready(None | Some(Err(_))) => this.record.finish(),
+            std::task::Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+fn tapped(resp: Response<Body>, mut record: Record) -> Response<Body> {
+    record.status = resp.status().as_u16();
+    resp.map(|inner| Tapped { inner, record }.boxed())
+}
+
+/// Serves `listener` until SIGTERM: for the per-launch broker, sent by the kernel when
+/// the command ends (its parent-death signal); for `broker serve`, by the service
+/// manager. Connections whose peer `options.allowed` refuses are closed unanswered.
 ///
 /// # Errors
 /// The runtime or the listener could not be set up.
@@ -295,47 +543,91 @@ pub fn serve(
     listener: std::os::unix::net::UnixListener,
     upstream: Upstream,
     token: &Token,
-    allowed_uid: u32,
+    options: Options,
 ) -> std::io::Result<()> {
-    let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-        .map_err(|_| std::io::Error::other("the token is not a valid header value"))?;
-    auth.set_sensitive(true);
-    let state = Arc::new(State {
-        upstream,
-        auth,
-        client: OnceLock::new(),
-    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()?;
+    let mut options = options;
+    let ready = options.ready.take();
+    let state = Arc::new(State {
+        upstream,
+        auth: RwLock::new(auth_header(token)?),
+        client: OnceLock::new(),
+        options,
+        clients: Mutex::new(BTreeMap::new()),
+        started: Instant::now(),
+    });
     rt.block_on(async move {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::UnixListener::from_std(listener)?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        if let Some(ready) = ready {
+            ready();
+        }
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
                     let Ok((stream, _)) = accepted else { continue };
-                    match stream.peer_cred() {
-                        Ok(cred) if cred.uid() == allowed_uid => {}
-                        _ => continue,
+                    let Ok(cred) = stream.peer_cred() else { continue };
+                    if !(state.options.allowed)(cred.uid(), cred.gid()) {
+                        if state.options.log {
+                            println!("refused a connection from uid={}", cred.uid());
+                        }
+                        continue;
                     }
                     let state = Arc::clone(&state);
+                    let peer = cred.uid();
+                    let service = hyper::service::service_fn(move |req| {
+                        forward(Arc::clone(&state), peer, req)
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    let conn = graceful.watch(conn);
                     tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            forward(Arc::clone(&state), req)
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .keep_alive(true)
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
+                        let _ = conn.await;
                     });
                 }
-                _ = term.recv() => return Ok(()),
+                _ = hup.recv() => {
+                    if let Some(reload) = &state.options.reload {
+                        match reload().and_then(|t| auth_header(&t).map_err(|e| e.to_string())) {
+                            Ok(h) => {
+                                *state.auth.write().unwrap_or_else(std::sync::PoisonError::into_inner) = h;
+                                if state.options.log {
+                                    println!("reloaded the token");
+                                }
+                            }
+                            Err(e) => if state.options.log {
+                                println!("reload failed, keeping the token in use: {e}");
+                            },
+                        }
+                    }
+                }
+                _ = term.recv() => break,
             }
         }
+        drop(listener);
+        let grace = state.options.grace;
+        if !grace.is_zero()
+            && tokio::time::timeout(grace, graceful.shutdown()).await.is_err()
+            && state.options.log
+        {
+            println!("stopped with requests still in flight after {}s", grace.as_secs());
+        }
+        Ok(())
     })
+}
+
+fn auth_header(token: &Token) -> std::io::Result<HeaderValue> {
+    let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        .map_err(|_| std::io::Error::other("the token is not a valid header value"))?;
+    auth.set_sensitive(true);
+    Ok(auth)
 }
 
 #[cfg(test)]

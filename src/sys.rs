@@ -209,6 +209,35 @@ pub fn close_all_but(keep: RawFd) {
     close_from(keep.max(2) + 1);
 }
 
+/// The listening Unix socket systemd passed by socket activation: descriptor 3, when
+/// `LISTEN_PID` names this process and `LISTEN_FDS` is at least 1, and only when it is
+/// a listening stream socket of the Unix family.
+#[must_use]
+pub fn systemd_listener(
+    listen_pid: Option<&std::ffi::OsStr>,
+    listen_fds: Option<&std::ffi::OsStr>,
+) -> Option<std::os::unix::net::UnixListener> {
+    use std::os::fd::{BorrowedFd, FromRawFd};
+    let pid: u32 = listen_pid?.to_str()?.parse().ok()?;
+    let fds: u32 = listen_fds?.to_str()?.parse().ok()?;
+    if pid != std::process::id() || fds < 1 {
+        return None;
+    }
+    // SAFETY: descriptor 3 is only borrowed for the two checks below; if it is not open,
+    // getsockopt fails with EBADF and nothing else happens.
+    let fd = unsafe { BorrowedFd::borrow_raw(3) };
+    let listening =
+        nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::AcceptConn).unwrap_or(false);
+    let unix = nix::sys::socket::getsockname::<nix::sys::socket::UnixAddr>(3).is_ok();
+    if !(listening && unix) {
+        return None;
+    }
+    // SAFETY: systemd passed descriptor 3 to this process (LISTEN_PID) for it to own, it
+    // is an open listening Unix stream socket (checked above), and nothing else in this
+    // process owns it.
+    Some(unsafe { std::os::unix::net::UnixListener::from_raw_fd(3) })
+}
+
 /// `_exit(2)`: ends a forked helper without running the parent's exit handlers or
 /// flushing buffers it inherited (which the parent flushes itself).
 pub fn exit_now(status: i32) -> ! {

@@ -11,6 +11,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
 use common::{TOKEN, Test, chmod, mkdir, write_mode};
 use serde_json::Value;
 
@@ -438,4 +439,144 @@ fn each_container_command_line_runs_with_dry_run() {
         // Let the sandbox be removed.
         chmod(Path::new(credentials), 0o700);
     }
+}
+
+/// The broker sidecar (examples/kubernetes/broker/): only the broker's side can reach the
+/// token; the agent shares nothing with it but the socket's volume, and points at it.
+#[test]
+fn the_broker_sidecar_alone_holds_the_token() {
+    let text = read("examples/kubernetes/broker/deployment.yaml");
+    let doc: Value = serde_norway::from_str(&text).expect("valid YAML");
+    assert_eq!(doc["kind"], "Deployment");
+    let pod = &doc["spec"]["template"]["spec"];
+    let containers = pod["containers"].as_array().unwrap();
+    let by_name = |n: &str| {
+        containers
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("no container {n}"))
+    };
+    let (broker, agent) = (by_name("broker"), by_name("claude"));
+    let secret: Vec<&str> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["secret"].is_object())
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(secret, ["token"]);
+    let mounts = |c: &Value| -> Vec<(String, String)> {
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["name"].as_str().unwrap().to_owned(),
+                    m["mountPath"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    // The agent mounts neither the Secret nor the broker's private copy, and gets no
+    // credentials directory or token variable.
+    for (name, _) in mounts(agent) {
+        assert!(
+            name != "token" && name != "credentials",
+            "the agent mounts {name}"
+        );
+    }
+    assert!(
+        agent
+            .get("env")
+            .is_none_or(|e| !e.to_string().contains("CREDENTIALS_DIRECTORY")
+                && !e.to_string().contains("CLAUDE_CODE_OAUTH_TOKEN"))
+    );
+    // They share exactly one volume, the socket's, and the agent points at the socket
+    // the broker makes there, which lets the agent's user in.
+    let shared: Vec<(String, String)> = mounts(agent)
+        .into_iter()
+        .filter(|m| mounts(broker).contains(m))
+        .collect();
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    let args = strings(&agent["args"]);
+    let sock = &args[args.iter().position(|a| a == "--broker").unwrap() + 1];
+    assert!(sock.starts_with(&format!("{}/", shared[0].1)), "{sock}");
+    let bargs = strings(&broker["args"]);
+    assert_eq!(&bargs[..2], ["broker", "serve"]);
+    assert_eq!(
+        &bargs[bargs.iter().position(|a| a == "--socket").unwrap() + 1],
+        sock
+    );
+    let agent_uid = agent["securityContext"]["runAsUser"].as_u64().unwrap();
+    let broker_uid = broker["securityContext"]["runAsUser"].as_u64().unwrap();
+    assert_ne!(agent_uid, broker_uid, "the agent runs as the broker's user");
+    assert_eq!(
+        bargs[bargs.iter().position(|a| a == "--allow-user").unwrap() + 1],
+        agent_uid.to_string()
+    );
+    // Both locked down; images pinned to a version.
+    for c in [broker, agent] {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true);
+        assert_eq!(sc["allowPrivilegeEscalation"], false);
+        assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]));
+        assert!(!c["image"].as_str().unwrap().ends_with(":latest"));
+        assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    }
+    // The agent's command line and the broker's parse as claude-iso's.
+    for argv in [args, bargs] {
+        let mut full = vec!["claude-iso".to_owned()];
+        full.extend(argv);
+        claude_iso::cli::Cli::try_parse_from(&full).unwrap_or_else(|e| panic!("{full:?}: {e}"));
+    }
+}
+
+/// The systemd broker pair and the brokered agent template (examples/systemd/): the token
+/// is a credential of the broker's unit alone; the agent's unit points at the socket the
+/// .socket unit makes and loads no credential.
+#[test]
+fn the_systemd_broker_units_fit_together() {
+    let socket = read("examples/systemd/claude-iso-broker.socket");
+    let service = read("examples/systemd/claude-iso-broker.service");
+    let agent = read("examples/systemd/claude-agent-brokered@.service");
+    let value = |text: &str, key: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_owned)
+            .collect()
+    };
+    let listen = value(&socket, "ListenStream");
+    assert_eq!(listen.len(), 1);
+    assert_eq!(
+        value(&agent, "Environment")
+            .iter()
+            .filter(|e| e.starts_with("CLAUDE_ISO_BROKER="))
+            .cloned()
+            .collect::<Vec<_>>(),
+        [format!("CLAUDE_ISO_BROKER={}", listen[0])]
+    );
+    assert!(
+        value(&agent, "LoadCredential").is_empty(),
+        "the agent loads the token"
+    );
+    assert_eq!(
+        value(&service, "LoadCredential"),
+        ["claude-oauth-token:/etc/claude-iso/token"]
+    );
+    assert_eq!(value(&service, "Type"), ["notify"]);
+    assert_eq!(value(&service, "ExecReload"), ["/bin/kill -HUP $MAINPID"]);
+    let exec = value(&service, "ExecStart");
+    assert!(exec[0].contains(" broker serve "), "{exec:?}");
+    // Socket activation: the broker makes no socket of its own.
+    assert!(!exec[0].contains("--socket"), "{exec:?}");
+    let group = value(&socket, "SocketGroup");
+    assert!(
+        exec[0].contains(&format!("--allow-group {}", group[0])),
+        "{exec:?}"
+    );
+    assert!(value(&agent, "Requires")[0].contains("claude-iso-broker.socket"));
+    // The agent's own user is not the broker's.
+    assert_eq!(value(&service, "DynamicUser"), ["yes"]);
+    assert_eq!(value(&agent, "User"), ["claude-agent"]);
 }

@@ -394,7 +394,8 @@ fn line_with<'a>(lines: &'a [String], prefix: &str) -> &'a str {
 }
 
 /// The examples this file tests; a new file in `examples/` needs a test here
-/// (`Dockerfile` and `kubernetes/` are tested in `tests/containers.rs`).
+/// (`Dockerfile`, `kubernetes/` and the units' fit in `systemd/` are tested in
+/// `tests/containers.rs`).
 const EXAMPLES: &[&str] = &[
     "Dockerfile",
     "apparmor",
@@ -402,6 +403,7 @@ const EXAMPLES: &[&str] = &[
     "kubernetes",
     "print.sh",
     "start-claude.sh",
+    "systemd",
     "token.env.example",
 ];
 
@@ -752,4 +754,61 @@ fn example_systemd_unit() {
     );
     assert!(lines.contains(&format!("env: set HOME={}", home.display())));
     assert!(line_with(&lines, "argv: ").starts_with("claude --print "));
+}
+
+#[test]
+fn example_brokered_agent_unit_reads_no_token() {
+    let unit =
+        fs::read_to_string(repo().join("examples/systemd/claude-agent-brokered@.service")).unwrap();
+    let settings = unit_settings(&unit);
+    let get = |key: &str| -> Vec<&str> {
+        settings
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    assert!(get("LoadCredential").is_empty());
+    let sb = Sandbox::new();
+    let state = sb.path("state");
+    let instance = "demo";
+    let specifiers = [
+        ('i', instance),
+        ('I', instance),
+        ('S', state.to_str().unwrap()),
+        ('p', "claude-agent-brokered"),
+    ];
+    let mode = u32::from_str_radix(get("StateDirectoryMode")[0], 8).unwrap();
+    for dir in exec_words(get("StateDirectory")[0], &specifiers) {
+        let path = state.join(&dir);
+        fs::create_dir_all(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    // No token anywhere: no env file, no credentials directory, nothing in the
+    // environment.
+    let mut env = sb.env();
+    env.remove("XDG_CONFIG_HOME");
+    env.remove("XDG_STATE_HOME");
+    for assignments in get("Environment") {
+        for word in exec_words(assignments, &specifiers) {
+            let (k, v) = word.split_once('=').expect("Environment=KEY=VALUE");
+            env.insert(k.to_owned(), v.into());
+        }
+    }
+    let words = exec_words(get("ExecStart")[0], &specifiers);
+    let mut args: Vec<&str> = vec!["--dry-run"];
+    args.extend(words[1..].iter().map(String::as_str));
+    let out = sb.run(Path::new(BIN), &args, &env);
+    assert_success("claude-agent-brokered@.service ExecStart=", &out);
+    let lines: Vec<String> = text(&out.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(lines.last().map(String::as_str), Some(PLAN_DONE));
+    assert_eq!(
+        line_with(&lines, "token: "),
+        "none read (the shared broker at /run/claude-iso-broker/api.sock holds it)"
+    );
+    assert!(
+        line_with(&lines, "token via: ")
+            .starts_with("the shared broker at /run/claude-iso-broker/api.sock"),
+        "{lines:#?}"
+    );
 }

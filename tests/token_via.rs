@@ -629,3 +629,429 @@ fn a_nested_launch_uses_the_sessions_broker_and_reads_no_token() {
         out.stdout_text()
     );
 }
+
+// ---- The broker service (`claude-iso broker serve`) ------------------------------------
+
+/// A running `claude-iso broker serve`, stopped (SIGKILL) when dropped.
+struct Service {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn wait_log(&self, needle: &str) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the broker never logged {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig).unwrap();
+    }
+}
+
+/// Starts `broker serve` in `t`'s sandbox with the env file of `t` and `args`, stdout and
+/// stderr to a log; `wrap` runs it through `/bin/sh -c` (for socket activation).
+fn serve(t: &Test, api: &FakeApi, args: &[&str], wrap: Option<(&str, i32)>) -> Service {
+    let log = t.path(format!("broker-{}.log", args.len()));
+    let out = fs::File::create(&log).unwrap();
+    let mut cmd = match wrap {
+        Some((script, fd)) => {
+            use std::os::unix::process::CommandExt;
+            let mut c = std::process::Command::new("/bin/sh");
+            c.arg("-c").arg(script).arg(common::BIN);
+            // SAFETY: dup2 is async-signal-safe and touches only descriptors.
+            unsafe {
+                c.pre_exec(move || {
+                    if nix::libc::dup2(fd, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            c
+        }
+        None => std::process::Command::new(common::BIN),
+    };
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", t.path("realhome"))
+        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .args(["broker", "serve", "--env-file"])
+        .arg(t.env_file())
+        .args(args)
+        .current_dir(t.root())
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out);
+    Service {
+        child: cmd.spawn().unwrap(),
+        log,
+    }
+}
+
+#[test]
+fn a_broker_service_serves_allowed_users_reloads_and_drains() {
+    let api = FakeApi::start("pong");
+    let t = Test::new();
+    let socket = t.path("api.sock");
+    let s = serve(
+        &t,
+        &api,
+        &[
+            "--socket",
+            socket.to_str().unwrap(),
+            "--allow-user",
+            "65534",
+            "--grace",
+            "20",
+        ],
+        None,
+    );
+    s.wait_log("listening on");
+    let log = s.log();
+    assert!(
+        !log.contains(&TOKEN[13..]),
+        "the token is in the log:\n{log}"
+    );
+    assert!(
+        log.contains("forwarding to http://127.0.0.1:")
+            && log.contains("token sk-ant-oat01-… (108 chars) from "),
+        "{log}"
+    );
+    // With an allow-list the socket is connectable by others; the peer check decides.
+    assert_eq!(
+        fs::symlink_metadata(&socket).unwrap().permissions().mode() & 0o777,
+        0o666
+    );
+
+    // 32 clients at once, 8 requests each on one connection: none is lost, all carry
+    // only the token.
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                let mut conn = connect(&socket);
+                for _ in 0..8 {
+                    let (status, _, body) = exchange(
+                        &mut conn,
+                        "POST /v1/messages HTTP/1.1\r\nAuthorization: Bearer ssh-placeholder\r\nContent-Type: application/json",
+                        br#"{"stream":true,"messages":[]}"#,
+                    );
+                    assert_eq!(status, 200);
+                    assert!(String::from_utf8_lossy(&body).contains("message_stop"));
+                }
+            })
+        })
+        .collect();
+    for th in threads {
+        th.join().unwrap();
+    }
+    let seen = api.requests();
+    assert_eq!(seen.len(), 256, "{}", api.summary());
+    assert!(
+        seen.iter()
+            .all(|r| r.authorization.as_deref() == Some(&*format!("Bearer {TOKEN}")))
+    );
+
+    // One log line per request: who, what, status, time, bytes, usage; never a header.
+    let log = s.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" POST /v1/messages "))
+        .collect();
+    assert_eq!(lines.len(), 256, "{log}");
+    let me = nix::unistd::geteuid().as_raw();
+    assert!(
+        lines[0].starts_with(&format!("uid={me} POST /v1/messages 200 "))
+            && lines[0].contains("input_tokens="),
+        "{}",
+        lines[0]
+    );
+    assert!(!log.contains("ssh-placeholder") && !log.contains(&TOKEN[13..]));
+
+    // broker status: per-client counts since start.
+    let out = std::process::Command::new(common::BIN)
+        .args(["broker", "status", "--json", "--socket"])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        status["clients"][me.to_string()]["requests"],
+        256,
+        "{status:#}"
+    );
+    assert!(
+        status["clients"][me.to_string()]["output_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{status:#}"
+    );
+
+    if common::is_root() {
+        // The allowed second user is answered; a third user is refused at connect, and
+        // only its uid is logged.
+        assert_eq!(connect_as(65534, &socket), Ok(true));
+        assert_eq!(connect_as(4242, &socket), Ok(false));
+        s.wait_log("refused a connection from uid=4242");
+    }
+
+    // SIGHUP with a new token file: the next request carries the new token, while a
+    // stream in flight completes.
+    api.set_mode(support::fake_api::Mode::Reply("pong".into()));
+    let mut slow = connect(&socket);
+    fs::write(
+        t.env_file(),
+        format!("CLAUDE_CODE_OAUTH_TOKEN={}\n", common::TOKEN_B),
+    )
+    .unwrap();
+    s.signal(nix::sys::signal::Signal::SIGHUP);
+    s.wait_log("reloaded the token");
+    let before = api.requests().len();
+    let (status, _, _) = exchange(
+        &mut slow,
+        "POST /v1/messages HTTP/1.1",
+        br#"{"messages":[]}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        api.requests()[before].authorization.as_deref(),
+        Some(&*format!("Bearer {}", common::TOKEN_B))
+    );
+
+    // TERM: the broker stops accepting, lets what is in flight finish, removes its
+    // socket and exits 0.
+    s.signal(nix::sys::signal::Signal::SIGTERM);
+    let mut s = s;
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(25),
+            "the broker did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}\n{}", s.log());
+    eprintln!("the broker stopped {:?} after TERM", start.elapsed());
+    assert!(!socket.exists());
+}
+
+#[test]
+fn a_broker_service_takes_the_socket_systemd_passes() {
+    let api = FakeApi::start("pong");
+    let t = Test::new();
+    let socket = t.path("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // What systemd-socket-activate does: descriptor 3, LISTEN_FDS=1, LISTEN_PID of the
+    // broker's own process (the shell's PID, which exec keeps).
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
+    let s = serve(
+        &t,
+        &api,
+        &[],
+        Some(("LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" \"$@\"", fd)),
+    );
+    s.wait_log("listening on the socket systemd passed");
+    drop(listener);
+    let mut conn = connect(&socket);
+    let (status, _, _) = exchange(
+        &mut conn,
+        "POST /v1/messages HTTP/1.1",
+        br#"{"messages":[]}"#,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        api.requests()[0].authorization.as_deref(),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+
+    // Without a socket of either kind: one line, 125.
+    let out = std::process::Command::new(common::BIN)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .args(["broker", "serve", "--env-file"])
+        .arg(t.env_file())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no --socket given and no socket passed by systemd (LISTEN_FDS)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_agent_launch_through_a_shared_broker_reads_no_token() {
+    let api = FakeApi::start("pong");
+    let service_side = Test::new();
+    let socket = service_side.path("api.sock");
+    let s = serve(
+        &service_side,
+        &api,
+        &["--socket", socket.to_str().unwrap()],
+        None,
+    );
+    s.wait_log("listening on");
+    // The agent has no token at all: no env file, nothing in its environment.
+    let t = Test::new()
+        .no_env_file()
+        .default_token_via()
+        .args(["--broker"])
+        .arg(&socket);
+    fs::remove_file(t.env_file()).unwrap();
+    waiting_claude(&t);
+    let running = t.spawn();
+    wait_for(&t.path("probe/ran"));
+    let env = environ(&t);
+    assert_eq!(
+        var(&env, "ANTHROPIC_UNIX_SOCKET").as_deref(),
+        socket.to_str()
+    );
+    assert_eq!(
+        var(&env, "CLAUDE_CODE_OAUTH_TOKEN").as_deref(),
+        Some("ssh-placeholder")
+    );
+    let mut conn = connect(&socket);
+    let (status, _, _) = exchange(
+        &mut conn,
+        "POST /v1/messages HTTP/1.1",
+        br#"{"messages":[]}"#,
+    );
+    assert_eq!(status, 200);
+    fs::write(t.path("probe/done"), "").unwrap();
+    running.wait().status(0).no_secrets();
+    // A broker that is not there: refused before anything is created.
+    let t = Test::new()
+        .no_env_file()
+        .default_token_via()
+        .args(["--broker"])
+        .arg(t.path("none.sock"));
+    let out = t.run();
+    out.status(125).probe_not_run();
+    assert!(
+        out.stderr_text()
+            .contains("cannot connect to the broker at "),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        !t.home().exists(),
+        "a home was created for a refused launch"
+    );
+}
+
+#[test]
+fn term_lets_a_stream_in_flight_finish() {
+    // An upstream that sends one event, then holds the rest until the test says so.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let upstream = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            seen.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 40\r\n\r\nevent: one\ndata: {}\n\n").unwrap();
+        go_rx.recv_timeout(Duration::from_secs(20)).unwrap();
+        s.write_all(b"event: two\ndata: {}\n\n").unwrap();
+    });
+    let fake = FakeApi::start("unused");
+    let t = Test::new();
+    let socket = t.path("api.sock");
+    let mut s = {
+        let log = t.path("broker.log");
+        let out = fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(common::BIN)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .args(["broker", "serve", "--grace", "20", "--env-file"])
+            .arg(t.env_file())
+            .arg("--socket")
+            .arg(&socket)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Service { child, log }
+    };
+    drop(fake);
+    s.wait_log("listening on");
+    let mut conn = connect(&socket);
+    conn.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !got.windows(10).any(|w| w == b"event: one") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    s.signal(nix::sys::signal::Signal::SIGTERM);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        s.child.try_wait().unwrap().is_none(),
+        "the broker quit with a stream in flight"
+    );
+    // A new connection is no longer accepted.
+    assert!(
+        UnixStream::connect(&socket).is_err(),
+        "still accepting after TERM"
+    );
+    go_tx.send(()).unwrap();
+    while !got.windows(10).any(|w| w == b"event: two") {
+        let n = conn.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "the stream was cut: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    upstream.join().unwrap();
+    drop(conn);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "no exit after the stream ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+}

@@ -107,6 +107,10 @@ fn is_true(node: Option<&Node>) -> bool {
     matches!(node, Some(Node::Raw(raw)) if raw.get().trim() == "true")
 }
 
+fn raw_number(n: u64) -> Node {
+    Node::Raw(RawValue::from_string(n.to_string()).expect("a number is valid JSON"))
+}
+
 /// The limit of a dialog counter, by its key.
 fn counter_limit(key: &str) -> Option<u64> {
     DIALOG_COUNTERS
@@ -271,8 +275,7 @@ pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObjec
     }
     for &(key, limit) in DIALOG_COUNTERS {
         if !is_at_least(get(&doc, key), limit) {
-            let raw = || Node::Raw(RawValue::from_string(limit.to_string()).expect("a number"));
-            *entry(&mut doc, key, raw) = raw();
+            *entry(&mut doc, key, || raw_number(limit)) = raw_number(limit);
             changes.counters.push(key);
         }
     }

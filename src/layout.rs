@@ -59,6 +59,13 @@ pub const TRUSTED: &str = "hasTrustDialogAccepted";
 ///   a server-side flag); at 3 or more it is never asked, and the renderer stays the
 ///   classic one.
 pub const DIALOG_COUNTERS: &[(&str, u64)] = &[("fullscreenUpsellSeenCount", 3)];
+/// `.claude.json` flags claude sets once a start-up question is answered; the seed sets
+/// each to `true`, the answer "No" (measured with claude 2.1.330 and 2.1.332, see
+/// `docs/claude-dialogs.md`):
+/// - `hasSeenAutoDefaultNudge`: "Make auto mode your default permission mode?", asked at
+///   start when the user settings set `permissions.defaultMode` to another mode and auto
+///   mode is available; `true` keeps the mode the settings chose.
+pub const DIALOG_FLAGS: &[&str] = &["hasSeenAutoDefaultNudge"];
 /// The newest claude release whose start-up dialogs were measured
 /// (`docs/claude-dialogs.md`); `doctor` warns about a newer one.
 pub const DIALOGS_MEASURED: &str = "2.1.332";

@@ -1,6 +1,6 @@
 //! A streaming check of `.claude.json`: is it a JSON object with
 //! `hasCompletedOnboarding: true`, every dialog counter of `layout::DIALOG_COUNTERS` at
-//! its limit or above, and `projects[dir].hasTrustDialogAccepted: true` for every wanted
+//! its limit or above, every flag of `layout::DIALOG_FLAGS` `true`, and `projects[dir].hasTrustDialogAccepted: true` for every wanted
 //! `dir`?
 //!
 //! Long-lived agent homes grow `.claude.json` to tens of megabytes of `projects` history,
@@ -23,6 +23,7 @@ const ONBOARDING: &[u8] = crate::layout::ONBOARDING.as_bytes();
 const PROJECTS: &[u8] = crate::layout::PROJECTS.as_bytes();
 const TRUSTED: &[u8] = crate::layout::TRUSTED.as_bytes();
 const COUNTERS: &[(&str, u64)] = crate::layout::DIALOG_COUNTERS;
+const FLAGS: &[&str] = crate::layout::DIALOG_FLAGS;
 
 /// `Some(true)` when everything is seeded, `Some(false)` when something is missing,
 /// `None` when the document is not a JSON object of the expected shape (or unreadable).
@@ -43,6 +44,7 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
     };
     let mut onboarded = false;
     let mut counters = [false; COUNTERS.len()];
+    let mut flags = [false; FLAGS.len()];
     let mut trusted = vec![false; trust.len()];
     s.object(true, |s| {
         // Later duplicates win, as in JavaScript's JSON.parse.
@@ -50,6 +52,8 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
             onboarded = s.value_is_true()?;
         } else if let Some(i) = COUNTERS.iter().position(|(k, _)| k.as_bytes() == s.key) {
             counters[i] = s.value_at_least(COUNTERS[i].1)?;
+        } else if let Some(i) = FLAGS.iter().position(|k| k.as_bytes() == s.key) {
+            flags[i] = s.value_is_true()?;
         } else if s.key == PROJECTS && !trust.is_empty() {
             trusted = s.projects(trust)?;
         } else {
@@ -61,7 +65,12 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
     if s.peek()?.is_some() {
         return None; // trailing content
     }
-    Some(onboarded && counters.iter().all(|c| *c) && trusted.iter().all(|t| *t))
+    Some(
+        onboarded
+            && counters.iter().all(|c| *c)
+            && flags.iter().all(|f| *f)
+            && trusted.iter().all(|t| *t),
+    )
 }
 
 struct Scanner<R> {
@@ -432,7 +441,10 @@ mod tests {
                 doc.get(*k)
                     .and_then(Value::as_f64)
                     .is_some_and(|n| n >= *limit as f64)
-            });
+            })
+            && FLAGS
+                .iter()
+                .all(|k| doc.get(*k) == Some(&Value::Bool(true)));
         if trust.is_empty() {
             return Some(onboarded);
         }
@@ -460,7 +472,7 @@ mod tests {
 
     #[test]
     fn answers() {
-        let full = json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "big": {"deep": [1, -2.5e3, {"x": "y\"\\\u{1}"}], "n": null, "f": false}, "projects": {"/a": {"hasTrustDialogAccepted": true, "o": {}}, "/b": {"hasTrustDialogAccepted": false}, "/c": {}}}).to_string();
+        let full = json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "big": {"deep": [1, -2.5e3, {"x": "y\"\\\u{1}"}], "n": null, "f": false}, "projects": {"/a": {"hasTrustDialogAccepted": true, "o": {}}, "/b": {"hasTrustDialogAccepted": false}, "/c": {}}}).to_string();
         assert_eq!(check(&full, &["/a"]), Some(true));
         assert_eq!(check(&full, &["/a", "/b"]), Some(false));
         assert_eq!(check(&full, &["/c"]), Some(false));
@@ -488,7 +500,7 @@ mod tests {
         // Escaped keys are decoded before comparing.
         assert_eq!(
             check(
-                r#"{"has\u0043ompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "projects": {"\/t\u00e9\ud83d\ude00": {"hasTrustDialogAccepted": true}}}"#,
+                r#"{"has\u0043ompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "projects": {"\/t\u00e9\ud83d\ude00": {"hasTrustDialogAccepted": true}}}"#,
                 &["/té😀"]
             ),
             Some(true)
@@ -514,7 +526,9 @@ mod tests {
     #[test]
     fn dialog_counters_must_reach_their_limit() {
         let doc = |count: &str| {
-            format!(r#"{{"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": {count}}}"#)
+            format!(
+                r#"{{"hasCompletedOnboarding": true, "hasSeenAutoDefaultNudge": true, "fullscreenUpsellSeenCount": {count}}}"#
+            )
         };
         for (count, want) in [
             ("3", Some(true)),
@@ -536,10 +550,21 @@ mod tests {
             check(r#"{"hasCompletedOnboarding": true}"#, &[]),
             Some(false)
         );
+        // The flags too.
+        for flag in [
+            "",
+            r#", "hasSeenAutoDefaultNudge": false"#,
+            r#", "hasSeenAutoDefaultNudge": 1"#,
+        ] {
+            let doc = format!(
+                r#"{{"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3{flag}}}"#
+            );
+            assert_eq!(check(&doc, &[]), Some(false), "{doc}");
+        }
         // The last duplicate counts.
         assert_eq!(
             check(
-                r#"{"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "fullscreenUpsellSeenCount": 1}"#,
+                r#"{"hasCompletedOnboarding": true, "hasSeenAutoDefaultNudge": true, "fullscreenUpsellSeenCount": 3, "fullscreenUpsellSeenCount": 1}"#,
                 &[]
             ),
             Some(false)
@@ -605,7 +630,7 @@ mod tests {
 
         #[test]
         fn mutated_json_agrees(value in arb_json(), cut in 0usize..400, byte in proptest::num::u8::ANY) {
-            let mut text = serde_json::to_vec(&serde_json::json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "x": value})).unwrap();
+            let mut text = serde_json::to_vec(&serde_json::json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "x": value})).unwrap();
             let at = cut % text.len();
             text[at] = byte;
             let got = is_seeded(&text[..], &[]);

@@ -2,7 +2,8 @@
 //! dialog (keys observed on the real CLI, see `claude-code-facts.md`):
 //! `hasCompletedOnboarding: true` and `projects[<realpath>].hasTrustDialogAccepted: true`;
 //! and no question a home that is not fresh brings up at start (the counters of
-//! [`DIALOG_COUNTERS`], raised to their limits; see `docs/claude-dialogs.md`).
+//! [`DIALOG_COUNTERS`], raised to their limits, and the flags of [`DIALOG_FLAGS`], set;
+//! see `docs/claude-dialogs.md`).
 //!
 //! The common case — already seeded — is decided by streaming through the file once,
 //! skipping everything but the two keys we own, and writes nothing. Otherwise, under our
@@ -28,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, is_type, lstat_at};
 use crate::home::ScratchHome;
 use crate::layout::{
-    CLAUDE_JSON, CLAUDE_LOCK, DIALOG_COUNTERS, LOCK_TIMEOUT, ONBOARDING, OWN_LOCK, PROJECTS,
-    STALE_AFTER, TEMP_PREFIX, TRUSTED,
+    CLAUDE_JSON, CLAUDE_LOCK, DIALOG_COUNTERS, DIALOG_FLAGS, LOCK_TIMEOUT, ONBOARDING, OWN_LOCK,
+    PROJECTS, STALE_AFTER, TEMP_PREFIX, TRUSTED,
 };
 use crate::report::Report;
 
@@ -42,6 +43,8 @@ pub struct Changes {
     pub trusted: Vec<String>,
     /// Dialog counters raised to their limit (names from [`DIALOG_COUNTERS`]).
     pub counters: Vec<&'static str>,
+    /// Dialog flags set to `true` (names from [`DIALOG_FLAGS`]).
+    pub flags: Vec<&'static str>,
     /// Values of the wrong type that had to be replaced (`projects`, `projects[dir]`).
     pub replaced: Vec<String>,
 }
@@ -52,6 +55,7 @@ impl Changes {
         !self.onboarding
             && self.trusted.is_empty()
             && self.counters.is_empty()
+            && self.flags.is_empty()
             && self.replaced.is_empty()
     }
 }
@@ -68,6 +72,9 @@ impl fmt::Display for Changes {
         for key in &self.counters {
             let limit = counter_limit(key).unwrap_or_default();
             parts.push(format!("{key}={limit}"));
+        }
+        for key in &self.flags {
+            parts.push(format!("{key}=true"));
         }
         for what in &self.replaced {
             parts.push(format!("replaced non-object {what}"));
@@ -279,6 +286,12 @@ pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObjec
             changes.counters.push(key);
         }
     }
+    for &key in DIALOG_FLAGS {
+        if !is_true(get(&doc, key)) {
+            *entry(&mut doc, key, raw_true) = raw_true();
+            changes.flags.push(key);
+        }
+    }
     if !trust.is_empty() {
         let projects = object_member(
             &mut doc,
@@ -400,6 +413,7 @@ fn fresh_keys() -> String {
                 .iter()
                 .map(|(k, limit)| format!("{k}={limit}")),
         )
+        .chain(DIALOG_FLAGS.iter().map(|k| format!("{k}=true")))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -693,9 +707,10 @@ mod tests {
         assert_eq!(c.trusted, vec!["/x", "/n"]);
         assert_eq!(
             out,
-            json!({"a": 1, "projects": {"/x": {"allowedTools": ["t"], "hasTrustDialogAccepted": true}, "/y": {"k": 2}, "/n": {"hasTrustDialogAccepted": true}}, "z": [1], "hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3})
+            json!({"a": 1, "projects": {"/x": {"allowedTools": ["t"], "hasTrustDialogAccepted": true}, "/y": {"k": 2}, "/n": {"hasTrustDialogAccepted": true}}, "z": [1], "hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true})
         );
         assert_eq!(c.counters, vec!["fullscreenUpsellSeenCount"]);
+        assert_eq!(c.flags, vec!["hasSeenAutoDefaultNudge"]);
         let (again, c) = merged(&out, &["/x", "/n"]);
         assert!(c.is_empty());
         assert_eq!(again, out);
@@ -703,7 +718,7 @@ mod tests {
 
     #[test]
     fn merge_raises_dialog_counters_and_never_lowers_them() {
-        let seeded = |count: Value| json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": count});
+        let seeded = |count: Value| json!({"hasCompletedOnboarding": true, "hasSeenAutoDefaultNudge": true, "fullscreenUpsellSeenCount": count});
         for (before, after) in [
             (json!(0), json!(3)),
             (json!(2), json!(3)),
@@ -718,7 +733,7 @@ mod tests {
             assert!(!c.onboarding);
         }
         // Kept as written when already high enough.
-        let text = "{\"hasCompletedOnboarding\": true, \"fullscreenUpsellSeenCount\": 3.50}";
+        let text = "{\"hasCompletedOnboarding\": true, \"hasSeenAutoDefaultNudge\": true, \"fullscreenUpsellSeenCount\": 3.50}";
         let (out, c) = merge(text, &[]).unwrap();
         assert!(c.is_empty());
         assert!(out.contains("3.50"), "{out}");
@@ -726,8 +741,19 @@ mod tests {
         let (_, c) = merge("{}", &[]).unwrap();
         assert_eq!(
             c.to_string(),
-            "hasCompletedOnboarding=true, fullscreenUpsellSeenCount=3"
+            "hasCompletedOnboarding=true, fullscreenUpsellSeenCount=3, hasSeenAutoDefaultNudge=true"
         );
+        // A flag already set is kept; any other value becomes true.
+        for (before, changed) in [
+            (json!(true), false),
+            (json!(false), true),
+            (json!("yes"), true),
+        ] {
+            let doc = json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": before});
+            let (out, c) = merged(&doc, &[]);
+            assert_eq!(out["hasSeenAutoDefaultNudge"], json!(true));
+            assert_eq!(c.flags.is_empty(), !changed, "{doc}");
+        }
     }
 
     #[test]
@@ -778,7 +804,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn merge_properties(
-            doc in proptest::collection::btree_map("[a-z/]{0,6}|projects|hasCompletedOnboarding|fullscreenUpsellSeenCount", arb_json(), 0..8),
+            doc in proptest::collection::btree_map("[a-z/]{0,6}|projects|hasCompletedOnboarding|fullscreenUpsellSeenCount|hasSeenAutoDefaultNudge", arb_json(), 0..8),
             trust in proptest::collection::vec("/[a-z]{0,4}|/w", 0..4),
             pretty in proptest::bool::ANY,
         ) {
@@ -796,7 +822,7 @@ mod tests {
             // Every input key is kept; keys we do not own keep their values.
             for (k, v) in &before {
                 proptest::prop_assert!(after.contains_key(k));
-                if k != "projects" && k != "hasCompletedOnboarding" && counter_limit(k).is_none() {
+                if k != "projects" && k != "hasCompletedOnboarding" && counter_limit(k).is_none() && !DIALOG_FLAGS.contains(&k.as_str()) {
                     proptest::prop_assert_eq!(&after[k], v);
                 }
             }

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use claude_iso::layout::{DIALOG_COUNTERS, DIALOGS_MEASURED, supported_claude};
+use claude_iso::layout::{DIALOG_COUNTERS, DIALOG_FLAGS, DIALOGS_MEASURED, supported_claude};
 use serde_json::{Value, json};
 use support::fake_api::FakeApi;
 use support::tui::Tmux;
@@ -124,14 +124,17 @@ fn supported_versions() -> Vec<&'static str> {
     v
 }
 
-/// The permission modes a start cycles through (`None`: claude's default).
+/// The permission modes a start cycles through (`None`: claude's default). A start with a
+/// mode passes `--scrub-tools off`: with claude's subprocess scrub on, claude forces every
+/// mode to the default (measured, 2.1.197 to 2.1.332). `bypassPermissions` is not here:
+/// claude refuses it as root, and its warning is claude's own consent question, which
+/// claude-iso does not answer (docs/claude-dialogs.md).
 const MODES: &[Option<&str>] = &[
     None,
     Some("plan"),
     Some("acceptEdits"),
     Some("auto"),
     Some("dontAsk"),
-    Some("bypassPermissions"),
 ];
 
 struct Aging<'a> {
@@ -182,12 +185,18 @@ impl Aging<'_> {
             let n = after[*key].as_f64().unwrap_or(0.0);
             assert!(n >= *limit as f64, "{label}: {key} is {n} after the seed");
         }
+        for key in DIALOG_FLAGS {
+            assert_eq!(after[*key], json!(true), "{label}: {key} after the seed");
+        }
         let Some(before) = before else { return };
         let strip = |doc: &Value| {
             let mut doc = doc.clone();
             let top = doc.as_object_mut().unwrap();
             top.remove("hasCompletedOnboarding");
             for (key, _) in DIALOG_COUNTERS {
+                top.remove(*key);
+            }
+            for key in DIALOG_FLAGS {
                 top.remove(*key);
             }
             if let Some(Value::Object(entry)) = top
@@ -228,9 +237,11 @@ impl Aging<'_> {
             self.w.env_file.to_string_lossy().into_owned(),
             "--home".into(),
             self.w.home.to_string_lossy().into_owned(),
-            "--".into(),
-            "claude".into(),
         ];
+        if mode.is_some() {
+            argv.extend(["--scrub-tools".into(), "off".into()]);
+        }
+        argv.extend(["--".into(), "claude".into()]);
         if let Some(mode) = mode {
             argv.extend(["--permission-mode".into(), mode.into()]);
         }
@@ -420,6 +431,41 @@ fn a_home_with_hundreds_of_startups_answers_the_first_prompt() {
         json["numStartups"].as_u64().unwrap_or(0) >= 734,
         "numStartups went back: {json}"
     );
+    drop(aging);
+    w.assert_decoy_unchanged();
+}
+
+/// A home whose user settings choose a permission mode (`permissions.defaultMode`):
+/// claude 2.1.330 and 2.1.332 ask "Make auto mode your default permission mode?" at every
+/// start until it is answered; claude-iso's seed answers "No" (`hasSeenAutoDefaultNudge`).
+#[test]
+fn a_home_whose_settings_choose_a_permission_mode_answers_the_first_prompt() {
+    let Some(w) =
+        World::new("a_home_whose_settings_choose_a_permission_mode_answers_the_first_prompt")
+    else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let tested = w.claude.clone();
+    let dot_claude = w.precreate_home();
+    fs::write(
+        dot_claude.join("settings.json"),
+        json!({"permissions": {"defaultMode": "acceptEdits"}}).to_string(),
+    )
+    .unwrap();
+    let mut aging = Aging {
+        project: w.dir("work/project"),
+        api: FakeApi::start(REPLY),
+        w: &w,
+        starts: 0,
+    };
+    for version in supported_versions() {
+        let claude = claude_of(version, &tested, scratch.path());
+        aging.use_claude(&claude);
+        aging.start(version, None);
+        // The mode the settings chose is the one claude runs in.
+        aging.start(version, Some("acceptEdits"));
+    }
     drop(aging);
     w.assert_decoy_unchanged();
 }

@@ -396,7 +396,7 @@ fn seeds_onboarding_and_trust_for_the_working_directory() {
     let work = t.work().to_str().unwrap().to_owned();
     assert_eq!(
         claude_json(&t.home()),
-        json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "projects": {work: {"hasTrustDialogAccepted": true}}})
+        json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "projects": {work: {"hasTrustDialogAccepted": true}}})
     );
     assert_eq!(mode_of(&t.home().join(".claude.json")), 0o600);
     assert_eq!(temp_files(&t.home()), Vec::<String>::new());
@@ -488,6 +488,7 @@ fn every_existing_key_and_value_is_preserved() {
     let mut expected = original.clone();
     expected["hasCompletedOnboarding"] = json!(true);
     expected["fullscreenUpsellSeenCount"] = json!(3);
+    expected["hasSeenAutoDefaultNudge"] = json!(true);
     expected["projects"][&work]["hasTrustDialogAccepted"] = json!(true);
     assert_eq!(claude_json(&t.home()), expected);
     assert_eq!(temp_files(&t.home()), Vec::<String>::new());
@@ -510,6 +511,7 @@ fn dialog_counters_are_raised_to_the_limit_and_never_lowered() {
             "tipsHistory": {"tip-a": 300},
             "hasCompletedOnboarding": true,
             "fullscreenUpsellSeenCount": count,
+            "hasSeenAutoDefaultNudge": true,
             "passesUpsellSeenCount": 1,
             "projects": {work.clone(): {"hasTrustDialogAccepted": true, "lastSessionId": "s"}},
         });
@@ -540,7 +542,7 @@ fn nothing_to_seed_means_no_write_at_all() {
     let work = t.work().to_str().unwrap().to_owned();
     write_mode(
         &t.home().join(".claude.json"),
-        json!({"other": 1, "hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "projects": {work: {"hasTrustDialogAccepted": true}}})
+        json!({"other": 1, "hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "projects": {work: {"hasTrustDialogAccepted": true}}})
             .to_string(),
         0o600,
     );

@@ -1,7 +1,7 @@
 //! A streaming check of `.claude.json`: is it a JSON object with
 //! `hasCompletedOnboarding: true`, every dialog counter of `layout::DIALOG_COUNTERS` at
-//! its limit or above, every flag of `layout::DIALOG_FLAGS` `true`, and `projects[dir].hasTrustDialogAccepted: true` for every wanted
-//! `dir`?
+//! its limit or above, every flag of `layout::DIALOG_FLAGS` `true`, and
+//! `projects[dir].hasTrustDialogAccepted: true` for every wanted `dir`?
 //!
 //! Long-lived agent homes grow `.claude.json` to tens of megabytes of `projects` history,
 //! and this check runs on every launch. It reads through a fixed 64 KiB buffer (memory

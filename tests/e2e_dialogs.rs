@@ -382,8 +382,7 @@ fn a_home_with_hundreds_of_startups_answers_the_first_prompt() {
     let tested = w.claude.clone();
     let project = w.dir("work/old-project");
     let real = fs::canonicalize(&project).unwrap();
-    let dot_claude = w.precreate_home();
-    let _ = dot_claude;
+    w.precreate_home();
     let long_ago = "2026-01-15T09:00:00.000Z";
     let doc = json!({
         "numStartups": 734,

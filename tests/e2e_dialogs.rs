@@ -370,6 +370,35 @@ fn a_home_aged_by_every_supported_version_answers_the_first_prompt() {
     w.assert_decoy_unchanged();
 }
 
+/// The upgrade the issue reports: a home used by the oldest supported release, then by the
+/// newest measured one (no release between), started again and again.
+#[test]
+fn a_home_used_by_the_oldest_then_the_newest_answers_every_start() {
+    let Some(w) = World::new("a_home_used_by_the_oldest_then_the_newest_answers_every_start")
+    else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let tested = w.claude.clone();
+    let versions = supported_versions();
+    let (oldest, newest) = (versions[0], versions[versions.len() - 1]);
+    let mut aging = Aging {
+        project: w.dir("work/project"),
+        api: FakeApi::start(REPLY),
+        w: &w,
+        starts: 0,
+    };
+    aging.use_claude(&claude_of(oldest, &tested, scratch.path()));
+    aging.start(oldest, None);
+    aging.start(oldest, None);
+    aging.use_claude(&claude_of(newest, &tested, scratch.path()));
+    for _ in 0..4 {
+        aging.start(newest, None);
+    }
+    drop(aging);
+    w.assert_decoy_unchanged();
+}
+
 /// A home with hundreds of recorded startups, first started long ago, release notes last
 /// seen many releases back, and the project opened before: every supported version
 /// answers the first prompt with no question.

@@ -10,7 +10,8 @@ each with allowedTools, a prompt `history` (with pasted contents: multi-line tex
 escapes, non-ASCII), per-project mcpServers, exampleFiles and last-session statistics.
 Project entries are added until the file reaches TARGET_BYTES; TRUSTED_DIR is appended
 last (as claude appends a newly opened folder) with hasTrustDialogAccepted: true, and
-hasCompletedOnboarding is true — unless --unseeded. Written the way claude writes it,
+hasCompletedOnboarding is true (with the answers to claude's start-up questions claude-iso
+seeds) — unless --unseeded. Written the way claude writes it,
 JSON.stringify(config, null, 2). Deterministic (fixed seed), no network.
 """
 import json
@@ -154,6 +155,9 @@ def main():
     if seeded:
         doc["hasCompletedOnboarding"] = True
         doc["lastOnboardingVersion"] = "2.0.37"
+        # The answers claude-iso seeds to claude's start-up questions (src/layout.rs).
+        doc["fullscreenUpsellSeenCount"] = 3
+        doc["hasSeenAutoDefaultNudge"] = True
 
     # Grow `projects` until the pretty-printed file reaches the target size.
     skeleton = len(json.dumps(doc, indent=2, ensure_ascii=False).encode())

@@ -615,16 +615,21 @@ fn version_numbers(text: &str) -> Option<Vec<u64>> {
 }
 
 /// Where `claude --version` output falls in the supported range: a warning when older
-/// than the oldest supported release, a note when newer than the pin.
+/// than the oldest supported release, a note when newer than the pin, and a warning when
+/// newer than the newest release whose start-up dialogs were measured
+/// ([`DIALOGS_MEASURED`](crate::layout::DIALOGS_MEASURED), `docs/claude-dialogs.md`): a
+/// question that release added may stop the unattended TUI.
 fn supported_range(said: &str) -> (Status, String) {
     let (oldest, pinned) = crate::layout::supported_claude();
+    let measured = crate::layout::DIALOGS_MEASURED;
     let range = format!(
         "supported: {oldest} to {pinned} (tested; newer releases are checked by CI with --latest)"
     );
-    let (Some(v), Some(lo), Some(hi)) = (
+    let (Some(v), Some(lo), Some(hi), Some(dialogs)) = (
         version_numbers(said),
         version_numbers(oldest),
         version_numbers(pinned),
+        version_numbers(measured),
     ) else {
         return (Status::Ok, format!("version not recognised; {range}"));
     };
@@ -635,10 +640,19 @@ fn supported_range(said: &str) -> (Status, String) {
                 "OLDER than the oldest supported release; {range}; update claude (the launcher hands claude the token on a descriptor, {TOKEN_FD_VAR}, which is measured to work from {oldest} on: with this claude pass --token-via env if it does not answer)"
             ),
         )
+    } else if v > dialogs.clone().max(hi.clone()) {
+        (
+            Status::Warn,
+            format!(
+                "newer than the pinned release and than {measured}, the newest whose start-up dialogs were measured (docs/claude-dialogs.md): the interactive TUI may stop on a question claude-iso does not answer yet; type a first prompt in a tmux pane to check; {range}"
+            ),
+        )
     } else if v > hi {
         (
             Status::Ok,
-            format!("newer than the pinned release; {range}"),
+            format!(
+                "newer than the pinned release (start-up dialogs measured up to {measured}); {range}"
+            ),
         )
     } else {
         (Status::Ok, range)
@@ -1216,9 +1230,28 @@ mod tests {
                 && detail.contains("--token-via env"),
             "{detail}"
         );
-        let (status, detail) = supported_range("99.0.0 (Claude Code)");
-        assert_eq!(status, Status::Ok);
-        assert!(detail.contains("newer than the pinned"), "{detail}");
+        // Issue 27: newer than the newest release whose dialogs were measured: a warning.
+        let measured = crate::layout::DIALOGS_MEASURED;
+        let (status, detail) = supported_range(&format!("{measured} (Claude Code)"));
+        assert_eq!(status, Status::Ok, "{detail}");
+        let mut next = version_numbers(measured).unwrap();
+        *next.last_mut().unwrap() += 1;
+        let next = next
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(".");
+        for newer in [next.as_str(), "99.0.0"] {
+            let (status, detail) = supported_range(&format!("{newer} (Claude Code)"));
+            assert_eq!(status, Status::Warn, "{newer}: {detail}");
+            assert!(detail.contains("newer than the pinned"), "{detail}");
+            assert!(
+                detail.contains(&format!(
+                    "than {measured}, the newest whose start-up dialogs were measured"
+                )),
+                "{detail}"
+            );
+        }
         let (status, detail) = supported_range("garbage");
         assert_eq!(status, Status::Ok);
         assert!(detail.contains("not recognised"), "{detail}");

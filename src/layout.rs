@@ -50,6 +50,25 @@ pub const ONBOARDING: &str = "hasCompletedOnboarding";
 pub const PROJECTS: &str = "projects";
 /// `.claude.json`: `projects[dir].hasTrustDialogAccepted` (suppresses the trust dialog).
 pub const TRUSTED: &str = "hasTrustDialogAccepted";
+/// `.claude.json` counters of questions the interactive claude asks at start until it has
+/// asked them this many times, each with that limit (claude's own constant; measured with
+/// claude 2.1.197 to 2.1.332, see `docs/claude-dialogs.md`). The seed raises each to its
+/// limit, which is what claude itself records when the question is answered "Not now":
+/// - `fullscreenUpsellSeenCount`: "Try the new fullscreen renderer?", which 2.1.330 and
+///   2.1.332 ask at every start of a home first used by an older claude (2.1.197 behind
+///   a server-side flag); at 3 or more it is never asked, and the renderer stays the
+///   classic one.
+pub const DIALOG_COUNTERS: &[(&str, u64)] = &[("fullscreenUpsellSeenCount", 3)];
+/// `.claude.json` flags claude sets once a start-up question is answered; the seed sets
+/// each to `true`, the answer "No" (measured with claude 2.1.330 and 2.1.332, see
+/// `docs/claude-dialogs.md`):
+/// - `hasSeenAutoDefaultNudge`: "Make auto mode your default permission mode?", asked at
+///   start when the user settings set `permissions.defaultMode` to another mode and auto
+///   mode is available; `true` keeps the mode the settings chose.
+pub const DIALOG_FLAGS: &[&str] = &["hasSeenAutoDefaultNudge"];
+/// The newest claude release whose start-up dialogs were measured
+/// (`docs/claude-dialogs.md`); `doctor` warns about a newer one.
+pub const DIALOGS_MEASURED: &str = "2.1.332";
 
 /// The variable claude reads the token from, and the key we look for in env files.
 pub const TOKEN_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";

@@ -1,6 +1,7 @@
 //! A streaming check of `.claude.json`: is it a JSON object with
-//! `hasCompletedOnboarding: true` and `projects[dir].hasTrustDialogAccepted: true` for
-//! every wanted `dir`?
+//! `hasCompletedOnboarding: true`, every dialog counter of `layout::DIALOG_COUNTERS` at
+//! its limit or above, every flag of `layout::DIALOG_FLAGS` `true`, and
+//! `projects[dir].hasTrustDialogAccepted: true` for every wanted `dir`?
 //!
 //! Long-lived agent homes grow `.claude.json` to tens of megabytes of `projects` history,
 //! and this check runs on every launch. It reads through a fixed 64 KiB buffer (memory
@@ -21,6 +22,8 @@ const MAX_DEPTH: usize = 1000;
 const ONBOARDING: &[u8] = crate::layout::ONBOARDING.as_bytes();
 const PROJECTS: &[u8] = crate::layout::PROJECTS.as_bytes();
 const TRUSTED: &[u8] = crate::layout::TRUSTED.as_bytes();
+const COUNTERS: &[(&str, u64)] = crate::layout::DIALOG_COUNTERS;
+const FLAGS: &[&str] = crate::layout::DIALOG_FLAGS;
 
 /// `Some(true)` when everything is seeded, `Some(false)` when something is missing,
 /// `None` when the document is not a JSON object of the expected shape (or unreadable).
@@ -40,11 +43,17 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
         key: Vec::new(),
     };
     let mut onboarded = false;
+    let mut counters = [false; COUNTERS.len()];
+    let mut flags = [false; FLAGS.len()];
     let mut trusted = vec![false; trust.len()];
     s.object(true, |s| {
         // Later duplicates win, as in JavaScript's JSON.parse.
         if s.key == ONBOARDING {
             onboarded = s.value_is_true()?;
+        } else if let Some(i) = COUNTERS.iter().position(|(k, _)| k.as_bytes() == s.key) {
+            counters[i] = s.value_at_least(COUNTERS[i].1)?;
+        } else if let Some(i) = FLAGS.iter().position(|k| k.as_bytes() == s.key) {
+            flags[i] = s.value_is_true()?;
         } else if s.key == PROJECTS && !trust.is_empty() {
             trusted = s.projects(trust)?;
         } else {
@@ -56,7 +65,12 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
     if s.peek()?.is_some() {
         return None; // trailing content
     }
-    Some(onboarded && trusted.iter().all(|t| *t))
+    Some(
+        onboarded
+            && counters.iter().all(|c| *c)
+            && flags.iter().all(|f| *f)
+            && trusted.iter().all(|t| *t),
+    )
 }
 
 struct Scanner<R> {
@@ -322,6 +336,29 @@ impl<R: Read> Scanner<R> {
         Some(false)
     }
 
+    /// Skips one value, saying whether it was a number of at least `limit`. A number
+    /// serde_json cannot read as an `f64` (out of range) gives `None`: the full merge
+    /// decides then.
+    fn value_at_least(&mut self, limit: u64) -> Option<bool> {
+        self.ws()?;
+        if !matches!(self.peek()?, Some(b'-' | b'0'..=b'9')) {
+            self.value(1)?;
+            return Some(false);
+        }
+        self.key.clear();
+        while let Some(b) = self.peek()? {
+            if !matches!(b, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                break;
+            }
+            self.key.push(b);
+            self.pos += 1;
+        }
+        // serde_json holds the text to JSON's number grammar (no `01`, `1.`, `-`).
+        let n: f64 = serde_json::from_slice(&self.key).ok()?;
+        #[allow(clippy::cast_precision_loss)] // the limits are small integers
+        Some(n >= limit as f64)
+    }
+
     /// An object, calling `member` after each key (left in `self.key` when
     /// `decode_keys`) and its colon, to consume the value.
     fn object(
@@ -398,7 +435,16 @@ mod tests {
         let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(text) else {
             return None;
         };
-        let onboarded = doc.get("hasCompletedOnboarding") == Some(&Value::Bool(true));
+        let onboarded = doc.get("hasCompletedOnboarding") == Some(&Value::Bool(true))
+            && COUNTERS.iter().all(|(k, limit)| {
+                #[allow(clippy::cast_precision_loss)]
+                doc.get(*k)
+                    .and_then(Value::as_f64)
+                    .is_some_and(|n| n >= *limit as f64)
+            })
+            && FLAGS
+                .iter()
+                .all(|k| doc.get(*k) == Some(&Value::Bool(true)));
         if trust.is_empty() {
             return Some(onboarded);
         }
@@ -426,7 +472,7 @@ mod tests {
 
     #[test]
     fn answers() {
-        let full = json!({"hasCompletedOnboarding": true, "big": {"deep": [1, -2.5e3, {"x": "y\"\\\u{1}"}], "n": null, "f": false}, "projects": {"/a": {"hasTrustDialogAccepted": true, "o": {}}, "/b": {"hasTrustDialogAccepted": false}, "/c": {}}}).to_string();
+        let full = json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "big": {"deep": [1, -2.5e3, {"x": "y\"\\\u{1}"}], "n": null, "f": false}, "projects": {"/a": {"hasTrustDialogAccepted": true, "o": {}}, "/b": {"hasTrustDialogAccepted": false}, "/c": {}}}).to_string();
         assert_eq!(check(&full, &["/a"]), Some(true));
         assert_eq!(check(&full, &["/a", "/b"]), Some(false));
         assert_eq!(check(&full, &["/c"]), Some(false));
@@ -454,7 +500,7 @@ mod tests {
         // Escaped keys are decoded before comparing.
         assert_eq!(
             check(
-                r#"{"has\u0043ompletedOnboarding": true, "projects": {"\/t\u00e9\ud83d\ude00": {"hasTrustDialogAccepted": true}}}"#,
+                r#"{"has\u0043ompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "projects": {"\/t\u00e9\ud83d\ude00": {"hasTrustDialogAccepted": true}}}"#,
                 &["/té😀"]
             ),
             Some(true)
@@ -475,6 +521,54 @@ mod tests {
             assert_eq!(check(bad, &[]), None, "{bad}");
             assert!(serde_json::from_str::<Value>(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn dialog_counters_must_reach_their_limit() {
+        let doc = |count: &str| {
+            format!(
+                r#"{{"hasCompletedOnboarding": true, "hasSeenAutoDefaultNudge": true, "fullscreenUpsellSeenCount": {count}}}"#
+            )
+        };
+        for (count, want) in [
+            ("3", Some(true)),
+            ("3.0", Some(true)),
+            ("250", Some(true)),
+            ("2", Some(false)),
+            ("2.999", Some(false)),
+            ("-4e1", Some(false)),
+            ("\"3\"", Some(false)),
+            ("null", Some(false)),
+            ("[3]", Some(false)),
+            ("1e999", None),
+            ("03", None),
+            ("3.", None),
+        ] {
+            assert_eq!(check(&doc(count), &[]), want, "{count}");
+        }
+        assert_eq!(
+            check(r#"{"hasCompletedOnboarding": true}"#, &[]),
+            Some(false)
+        );
+        // The flags too.
+        for flag in [
+            "",
+            r#", "hasSeenAutoDefaultNudge": false"#,
+            r#", "hasSeenAutoDefaultNudge": 1"#,
+        ] {
+            let doc = format!(
+                r#"{{"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3{flag}}}"#
+            );
+            assert_eq!(check(&doc, &[]), Some(false), "{doc}");
+        }
+        // The last duplicate counts.
+        assert_eq!(
+            check(
+                r#"{"hasCompletedOnboarding": true, "hasSeenAutoDefaultNudge": true, "fullscreenUpsellSeenCount": 3, "fullscreenUpsellSeenCount": 1}"#,
+                &[]
+            ),
+            Some(false)
+        );
     }
 
     #[test]
@@ -536,7 +630,7 @@ mod tests {
 
         #[test]
         fn mutated_json_agrees(value in arb_json(), cut in 0usize..400, byte in proptest::num::u8::ANY) {
-            let mut text = serde_json::to_vec(&serde_json::json!({"hasCompletedOnboarding": true, "x": value})).unwrap();
+            let mut text = serde_json::to_vec(&serde_json::json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "x": value})).unwrap();
             let at = cut % text.len();
             text[at] = byte;
             let got = is_seeded(&text[..], &[]);

@@ -1,6 +1,9 @@
 //! Seeding `.claude.json` so the interactive TUI shows no onboarding or folder-trust
 //! dialog (keys observed on the real CLI, see `claude-code-facts.md`):
-//! `hasCompletedOnboarding: true` and `projects[<realpath>].hasTrustDialogAccepted: true`.
+//! `hasCompletedOnboarding: true` and `projects[<realpath>].hasTrustDialogAccepted: true`;
+//! and no question a home that is not fresh brings up at start (the counters of
+//! [`DIALOG_COUNTERS`], raised to their limits, and the flags of [`DIALOG_FLAGS`], set;
+//! see `docs/claude-dialogs.md`).
 //!
 //! The common case — already seeded — is decided by streaming through the file once,
 //! skipping everything but the two keys we own, and writes nothing. Otherwise, under our
@@ -26,8 +29,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, is_type, lstat_at};
 use crate::home::ScratchHome;
 use crate::layout::{
-    CLAUDE_JSON, CLAUDE_LOCK, LOCK_TIMEOUT, ONBOARDING, OWN_LOCK, PROJECTS, STALE_AFTER,
-    TEMP_PREFIX, TRUSTED,
+    CLAUDE_JSON, CLAUDE_LOCK, DIALOG_COUNTERS, DIALOG_FLAGS, LOCK_TIMEOUT, ONBOARDING, OWN_LOCK,
+    PROJECTS, STALE_AFTER, TEMP_PREFIX, TRUSTED,
 };
 use crate::report::Report;
 
@@ -38,6 +41,10 @@ pub struct Changes {
     pub onboarding: bool,
     /// Directories whose trust was set.
     pub trusted: Vec<String>,
+    /// Dialog counters raised to their limit (names from [`DIALOG_COUNTERS`]).
+    pub counters: Vec<&'static str>,
+    /// Dialog flags set to `true` (names from [`DIALOG_FLAGS`]).
+    pub flags: Vec<&'static str>,
     /// Values of the wrong type that had to be replaced (`projects`, `projects[dir]`).
     pub replaced: Vec<String>,
 }
@@ -45,7 +52,11 @@ pub struct Changes {
 impl Changes {
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        !self.onboarding && self.trusted.is_empty() && self.replaced.is_empty()
+        !self.onboarding
+            && self.trusted.is_empty()
+            && self.counters.is_empty()
+            && self.flags.is_empty()
+            && self.replaced.is_empty()
     }
 }
 
@@ -57,6 +68,13 @@ impl fmt::Display for Changes {
         }
         for dir in &self.trusted {
             parts.push(format!("trust for {dir}"));
+        }
+        for key in &self.counters {
+            let limit = counter_limit(key).unwrap_or_default();
+            parts.push(format!("{key}={limit}"));
+        }
+        for key in &self.flags {
+            parts.push(format!("{key}=true"));
         }
         for what in &self.replaced {
             parts.push(format!("replaced non-object {what}"));
@@ -94,6 +112,26 @@ fn raw_true() -> Node {
 
 fn is_true(node: Option<&Node>) -> bool {
     matches!(node, Some(Node::Raw(raw)) if raw.get().trim() == "true")
+}
+
+fn raw_number(n: u64) -> Node {
+    Node::Raw(RawValue::from_string(n.to_string()).expect("a number is valid JSON"))
+}
+
+/// The limit of a dialog counter, by its key.
+fn counter_limit(key: &str) -> Option<u64> {
+    DIALOG_COUNTERS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, limit)| *limit)
+}
+
+/// A JSON number of at least `limit` (claude compares `(count ?? 0) >= limit`; it only
+/// ever writes numbers there, and a value of another type is replaced).
+fn is_at_least(node: Option<&Node>, limit: u64) -> bool {
+    #[allow(clippy::cast_precision_loss)] // the limits are small integers
+    let limit = limit as f64;
+    matches!(node, Some(Node::Raw(raw)) if serde_json::from_str::<f64>(raw.get()).is_ok_and(|n| n >= limit))
 }
 
 fn find(map: &RawMap, key: &str) -> Option<usize> {
@@ -229,7 +267,7 @@ fn object_member<'a>(
     }
 }
 
-/// Sets onboarding and trust in the text of a `.claude.json`. Pure. Keeps every other
+/// Sets onboarding, the dialog counters and trust in the text of a `.claude.json`. Pure. Keeps every other
 /// key, its position and its value's exact text. Idempotent: a second merge of the
 /// output changes nothing.
 ///
@@ -241,6 +279,18 @@ pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObjec
     if !is_true(get(&doc, ONBOARDING)) {
         *entry(&mut doc, ONBOARDING, raw_true) = raw_true();
         changes.onboarding = true;
+    }
+    for &(key, limit) in DIALOG_COUNTERS {
+        if !is_at_least(get(&doc, key), limit) {
+            *entry(&mut doc, key, || raw_number(limit)) = raw_number(limit);
+            changes.counters.push(key);
+        }
+    }
+    for &key in DIALOG_FLAGS {
+        if !is_true(get(&doc, key)) {
+            *entry(&mut doc, key, raw_true) = raw_true();
+            changes.flags.push(key);
+        }
     }
     if !trust.is_empty() {
         let projects = object_member(
@@ -345,13 +395,27 @@ impl SeedState {
         };
         match &self.plan {
             SeedPlan::Seeded => format!("{path} already seeded (no write)"),
-            SeedPlan::Create => format!("would create {path} with {ONBOARDING}=true{trust}"),
+            SeedPlan::Create => format!("would create {path} with {}{trust}", fresh_keys()),
             SeedPlan::Update(changes) => format!("would set {changes} in {path}"),
             SeedPlan::Replace => format!(
-                "{path} is not a JSON object: would keep it aside and seed a fresh one with {ONBOARDING}=true{trust}"
+                "{path} is not a JSON object: would keep it aside and seed a fresh one with {}{trust}",
+                fresh_keys()
             ),
         }
     }
+}
+
+/// What a fresh `.claude.json` gets besides trust: `hasCompletedOnboarding=true, …`.
+fn fresh_keys() -> String {
+    std::iter::once(format!("{ONBOARDING}=true"))
+        .chain(
+            DIALOG_COUNTERS
+                .iter()
+                .map(|(k, limit)| format!("{k}={limit}")),
+        )
+        .chain(DIALOG_FLAGS.iter().map(|k| format!("{k}=true")))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn trust_strings(trust: &[PathBuf]) -> Result<Vec<String>> {
@@ -643,11 +707,53 @@ mod tests {
         assert_eq!(c.trusted, vec!["/x", "/n"]);
         assert_eq!(
             out,
-            json!({"a": 1, "projects": {"/x": {"allowedTools": ["t"], "hasTrustDialogAccepted": true}, "/y": {"k": 2}, "/n": {"hasTrustDialogAccepted": true}}, "z": [1], "hasCompletedOnboarding": true})
+            json!({"a": 1, "projects": {"/x": {"allowedTools": ["t"], "hasTrustDialogAccepted": true}, "/y": {"k": 2}, "/n": {"hasTrustDialogAccepted": true}}, "z": [1], "hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true})
         );
+        assert_eq!(c.counters, vec!["fullscreenUpsellSeenCount"]);
+        assert_eq!(c.flags, vec!["hasSeenAutoDefaultNudge"]);
         let (again, c) = merged(&out, &["/x", "/n"]);
         assert!(c.is_empty());
         assert_eq!(again, out);
+    }
+
+    #[test]
+    fn merge_raises_dialog_counters_and_never_lowers_them() {
+        let seeded = |count: Value| json!({"hasCompletedOnboarding": true, "hasSeenAutoDefaultNudge": true, "fullscreenUpsellSeenCount": count});
+        for (before, after) in [
+            (json!(0), json!(3)),
+            (json!(2), json!(3)),
+            (json!("5"), json!(3)),
+            (json!(null), json!(3)),
+            (json!(3), json!(3)),
+            (json!(41), json!(41)),
+        ] {
+            let (out, c) = merged(&seeded(before.clone()), &[]);
+            assert_eq!(out, seeded(after.clone()), "{before}");
+            assert_eq!(c.counters.is_empty(), before == after, "{before}");
+            assert!(!c.onboarding);
+        }
+        // Kept as written when already high enough.
+        let text = "{\"hasCompletedOnboarding\": true, \"hasSeenAutoDefaultNudge\": true, \"fullscreenUpsellSeenCount\": 3.50}";
+        let (out, c) = merge(text, &[]).unwrap();
+        assert!(c.is_empty());
+        assert!(out.contains("3.50"), "{out}");
+        assert_eq!(c.to_string(), "");
+        let (_, c) = merge("{}", &[]).unwrap();
+        assert_eq!(
+            c.to_string(),
+            "hasCompletedOnboarding=true, fullscreenUpsellSeenCount=3, hasSeenAutoDefaultNudge=true"
+        );
+        // A flag already set is kept; any other value becomes true.
+        for (before, changed) in [
+            (json!(true), false),
+            (json!(false), true),
+            (json!("yes"), true),
+        ] {
+            let doc = json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": before});
+            let (out, c) = merged(&doc, &[]);
+            assert_eq!(out["hasSeenAutoDefaultNudge"], json!(true));
+            assert_eq!(c.flags.is_empty(), !changed, "{doc}");
+        }
     }
 
     #[test]
@@ -698,7 +804,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn merge_properties(
-            doc in proptest::collection::btree_map("[a-z/]{0,6}|projects|hasCompletedOnboarding", arb_json(), 0..8),
+            doc in proptest::collection::btree_map("[a-z/]{0,6}|projects|hasCompletedOnboarding|fullscreenUpsellSeenCount|hasSeenAutoDefaultNudge", arb_json(), 0..8),
             trust in proptest::collection::vec("/[a-z]{0,4}|/w", 0..4),
             pretty in proptest::bool::ANY,
         ) {
@@ -716,7 +822,7 @@ mod tests {
             // Every input key is kept; keys we do not own keep their values.
             for (k, v) in &before {
                 proptest::prop_assert!(after.contains_key(k));
-                if k != "projects" && k != "hasCompletedOnboarding" {
+                if k != "projects" && k != "hasCompletedOnboarding" && counter_limit(k).is_none() && !DIALOG_FLAGS.contains(&k.as_str()) {
                     proptest::prop_assert_eq!(&after[k], v);
                 }
             }

@@ -24,6 +24,8 @@ pub fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
                     "[a-z/\"]{0,6}",
                     Just("projects".to_owned()),
                     Just("hasCompletedOnboarding".to_owned()),
+                    Just("fullscreenUpsellSeenCount".to_owned()),
+                    Just("hasSeenAutoDefaultNudge".to_owned()),
                     Just("hasTrustDialogAccepted".to_owned()),
                     Just("/w".to_owned())
                 ],

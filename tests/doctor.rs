@@ -285,7 +285,7 @@ fn seed_reports_what_is_already_there() {
     write_mode(
         &home.join(".claude.json"),
         format!(
-            "{{\"hasCompletedOnboarding\": true, \"projects\": {{\"{}\": {{\"hasTrustDialogAccepted\": true}}}}}}",
+            "{{\"hasCompletedOnboarding\": true, \"fullscreenUpsellSeenCount\": 3, \"hasSeenAutoDefaultNudge\": true, \"projects\": {{\"{}\": {{\"hasTrustDialogAccepted\": true}}}}}}",
             work.display()
         ),
         0o600,

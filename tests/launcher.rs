@@ -396,7 +396,7 @@ fn seeds_onboarding_and_trust_for_the_working_directory() {
     let work = t.work().to_str().unwrap().to_owned();
     assert_eq!(
         claude_json(&t.home()),
-        json!({"hasCompletedOnboarding": true, "projects": {work: {"hasTrustDialogAccepted": true}}})
+        json!({"hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "projects": {work: {"hasTrustDialogAccepted": true}}})
     );
     assert_eq!(mode_of(&t.home().join(".claude.json")), 0o600);
     assert_eq!(temp_files(&t.home()), Vec::<String>::new());
@@ -487,9 +487,50 @@ fn every_existing_key_and_value_is_preserved() {
     t.run().success();
     let mut expected = original.clone();
     expected["hasCompletedOnboarding"] = json!(true);
+    expected["fullscreenUpsellSeenCount"] = json!(3);
+    expected["hasSeenAutoDefaultNudge"] = json!(true);
     expected["projects"][&work]["hasTrustDialogAccepted"] = json!(true);
     assert_eq!(claude_json(&t.home()), expected);
     assert_eq!(temp_files(&t.home()), Vec::<String>::new());
+}
+
+/// Issue 27: a home claude has used for a while, with the fullscreen question's counter
+/// below claude's limit, gets it raised to the limit and nothing else changed; a counter
+/// already past the limit is never lowered (nor the file written for it).
+#[test]
+fn dialog_counters_are_raised_to_the_limit_and_never_lowered() {
+    for (count, want) in [(json!(1), json!(3)), (json!(7), json!(7))] {
+        let t = Test::new();
+        mkdir(&t.home());
+        chmod(&t.home(), 0o700);
+        let work = t.work().to_str().unwrap().to_owned();
+        let original = json!({
+            "numStartups": 412,
+            "firstStartTime": "2026-01-01T00:00:00.000Z",
+            "lastReleaseNotesSeen": "2.1.197",
+            "tipsHistory": {"tip-a": 300},
+            "hasCompletedOnboarding": true,
+            "fullscreenUpsellSeenCount": count,
+            "hasSeenAutoDefaultNudge": true,
+            "passesUpsellSeenCount": 1,
+            "projects": {work.clone(): {"hasTrustDialogAccepted": true, "lastSessionId": "s"}},
+        });
+        let text = serde_json::to_string_pretty(&original).unwrap();
+        write_mode(&t.home().join(".claude.json"), &text, 0o600);
+        let ino = fs::metadata(t.home().join(".claude.json")).unwrap().ino();
+        t.run().success();
+        let mut expected = original.clone();
+        expected["fullscreenUpsellSeenCount"] = want.clone();
+        assert_eq!(claude_json(&t.home()), expected, "count {count}");
+        let written = fs::metadata(t.home().join(".claude.json")).unwrap().ino() != ino;
+        assert_eq!(written, count != want, "count {count}: written {written}");
+        if !written {
+            assert_eq!(
+                fs::read_to_string(t.home().join(".claude.json")).unwrap(),
+                text
+            );
+        }
+    }
 }
 
 #[test]
@@ -501,7 +542,7 @@ fn nothing_to_seed_means_no_write_at_all() {
     let work = t.work().to_str().unwrap().to_owned();
     write_mode(
         &t.home().join(".claude.json"),
-        json!({"other": 1, "hasCompletedOnboarding": true, "projects": {work: {"hasTrustDialogAccepted": true}}})
+        json!({"other": 1, "hasCompletedOnboarding": true, "fullscreenUpsellSeenCount": 3, "hasSeenAutoDefaultNudge": true, "projects": {work: {"hasTrustDialogAccepted": true}}})
             .to_string(),
         0o600,
     );

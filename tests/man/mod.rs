@@ -19,8 +19,8 @@ use claude_iso::cli::Cli;
 use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
 use claude_iso::layout::{
     ALLOW_PROJECT_AUTH_VAR, CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS,
-    DEVICE_KEYS, INIT_GRACE_VAR, INIT_VAR, LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER,
-    TOKEN_VAR,
+    DEVICE_KEYS, DIALOG_COUNTERS, DIALOG_FLAGS, DIALOGS_MEASURED, INIT_GRACE_VAR, INIT_VAR,
+    LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER, TOKEN_VAR,
 };
 use claude_iso::scrub::{KEEP, LISTED, NAMESPACES, RULES};
 use claude_iso::share::{DEFAULT_SET, REFUSED};
@@ -330,14 +330,21 @@ fn description(page: &mut Page) {
             (see **--home**), and moves any **{CLAUDE_DIR}/{CREDENTIALS}** in it aside;"
         ),
     );
+    let answers = DIALOG_COUNTERS
+        .iter()
+        .map(|(key, limit)| format!("**{key}** raised to {limit}"))
+        .chain(DIALOG_FLAGS.iter().map(|key| format!("**{key}** true")))
+        .collect::<Vec<_>>()
+        .join(", ");
     page.numbered(
         4,
         &format!(
             "seeds **{CLAUDE_JSON}** in the scratch home with **hasCompletedOnboarding** \
             and with **hasTrustDialogAccepted** for the working directory (its real path) \
             and each **--trust** directory, so the interactive TUI starts without its \
-            first-run and folder-trust dialogs. Every other key is kept. Nothing is \
-            written when both are already set;"
+            first-run and folder-trust dialogs; and with the answers to the questions \
+            claude asks at start in a home that is not fresh ({answers}). Every other key \
+            is kept. Nothing is written when all are already set;"
         ),
     );
     page.numbered(
@@ -568,6 +575,11 @@ fn subcommands(page: &mut Page, cmd: &Command) {
         shown as prefix and length only.",
         about(doctor)
     ));
+    let command_detail = format!(
+        "where **claude** resolves on **PATH**, and its version; **warn** when older than \
+        the oldest supported release, or newer than {DIALOGS_MEASURED}, the newest whose \
+        start-up questions were measured (a question it added may stop the unattended TUI)"
+    );
     for (name, what) in [
         (
             "token",
@@ -590,12 +602,10 @@ fn subcommands(page: &mut Page, cmd: &Command) {
         ),
         (
             "seed",
-            "whether onboarding and the working directory's trust are already seeded",
+            "whether onboarding, the working directory's trust and the answers to claude's \
+            start-up questions are already seeded",
         ),
-        (
-            "command",
-            "where **claude** resolves on **PATH**, and its version",
-        ),
+        ("command", command_detail.as_str()),
         (
             "environment",
             "the names, never the values, of variables the launcher would remove; **warn** \

@@ -12,6 +12,14 @@ use std::time::Duration;
 pub const CLAUDE_JSON: &str = ".claude.json";
 /// claude's config directory, relative to HOME.
 pub const CLAUDE_DIR: &str = ".claude";
+/// claude's settings file, in `.claude` of a home or a project.
+pub const SETTINGS: &str = "settings.json";
+/// A project's settings file kept out of git, in `.claude` (it beats [`SETTINGS`]).
+pub const SETTINGS_LOCAL: &str = "settings.local.json";
+/// claude's option for one more settings layer: a file or inline JSON.
+pub const FLAG_SETTINGS: &str = "--settings";
+/// What marks a git root.
+pub const GIT_DIR: &str = ".git";
 /// The credentials file claude falls back to after a 401 (and blanks on a failed refresh).
 pub const CREDENTIALS: &str = ".credentials.json";
 /// A second credential file of claude 2.1.332 and later, next to [`CREDENTIALS`].

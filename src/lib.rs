@@ -231,6 +231,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         &home_path,
         share::user_settings(&shares),
         &share::own_copies(&home_path),
+        &argv,
     );
     report.info(format!("the token goes to {}", verdict.destination.line()));
     for note in &verdict.unread {

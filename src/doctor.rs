@@ -858,10 +858,16 @@ fn check_mask(config: &Config) -> Check {
 
 fn check_scrub_tools(config: &Config) -> Check {
     match tools::decide(config.scrub_tools, tools::find_bwrap(config, &config.home)) {
-        Ok(action @ tools::Action::Remove) => {
-            check("scrub_tools", Status::Warn, tools::describe(&action))
-        }
-        Ok(action) => check("scrub_tools", Status::Ok, tools::describe(&action)),
+        Ok(action @ tools::Action::Remove) => check(
+            "scrub_tools",
+            Status::Warn,
+            tools::describe(&action, &config.workdir),
+        ),
+        Ok(action) => check(
+            "scrub_tools",
+            Status::Ok,
+            tools::describe(&action, &config.workdir),
+        ),
         Err(e) => check("scrub_tools", Status::Fail, e.to_string()),
     }
 }

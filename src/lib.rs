@@ -288,9 +288,15 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     );
     let tools = tools::decide(config.scrub_tools, tools::find_bwrap(&config, &home_path))?;
     tools::apply(&mut child.vars, &tools);
-    report.info(format!("scrub-tools: {}", tools::describe(&tools)));
+    report.info(format!(
+        "scrub-tools: {}",
+        tools::describe(&tools, &config.workdir)
+    ));
     if cli.dry_run {
-        report.plan(format!("scrub-tools: {}", tools::describe(&tools)));
+        report.plan(format!(
+            "scrub-tools: {}",
+            tools::describe(&tools, &config.workdir)
+        ));
     }
     if !child.removed.is_empty() {
         report.warn(format!(

@@ -195,7 +195,7 @@ pub fn run_checks(
         &config.home,
         shared_user,
         &crate::share::own_copies(&config.home),
-        &[],
+        guard::Command::default(),
     );
     out.push(check_project_settings(config, &verdict));
     match &shares {

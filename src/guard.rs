@@ -687,22 +687,73 @@ pub fn command_env(config: &Config) -> CallerEnv {
         .collect()
 }
 
+/// The command a launch runs, as far as the guard is concerned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Command<'a> {
+    /// The program found on `PATH` (`None`: not found, or no command, as in `doctor`).
+    pub program: Option<&'a Path>,
+    /// Its arguments, `argv[0]` first: their `--settings` are layers.
+    pub argv: &'a [OsString],
+}
+
+/// The newest claude measured not to read the local settings root's
+/// `settings.local.json` ([`Layer::RootLocal`]); 2.1.330 and later read it.
+const ROOT_LOCAL_UNREAD_UP_TO: (u32, u32, u32) = (2, 1, 197);
+
+/// The version of the claude that `program` is, when its installation says so without
+/// running it: the `version` of the `@anthropic-ai/claude-code` package.json above the
+/// file it resolves to (npm installs), or the file's own name (the native installer
+/// keeps `…/versions/2.1.332`). `None` for anything else.
+#[must_use]
+pub fn claude_version(program: &Path) -> Option<(u32, u32, u32)> {
+    let parse = |v: &str| -> Option<(u32, u32, u32)> {
+        let mut it = v.trim().splitn(3, '.');
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        let patch: String = it
+            .next()?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        Some((major, minor, patch.parse().ok()?))
+    };
+    let real = std::fs::canonicalize(program).ok()?;
+    if let Some(v) = real.file_name().and_then(OsStr::to_str).and_then(parse) {
+        return Some(v);
+    }
+    for dir in real.ancestors().skip(1).take(4) {
+        let Some(text) = read_text(&dir.join("package.json"), MAX_SETTINGS) else {
+            continue;
+        };
+        let doc: Value = serde_json::from_str(&text).ok()?;
+        if doc.get("name")?.as_str()? != "@anthropic-ai/claude-code" {
+            return None;
+        }
+        return parse(doc.get("version")?.as_str()?);
+    }
+    None
+}
+
 /// Everything the guard knows for one launch: reads each file claude would load for
 /// `config.workdir` (the user settings of `home`, the scratch home, included;
-/// `shared_user` is a `--share`d `settings.json` that replaces them at this launch; `argv`
-/// is the command's, for its `--settings`), judges every one, and works out the
-/// destination.
+/// `shared_user` is a `--share`d `settings.json` that replaces them at this launch;
+/// `command`'s `--settings` are layers, and its version says which layers choose the
+/// destination), judges every one, and works out the destination.
 #[must_use]
 pub fn inspect(
     config: &Config,
     home: &Path,
     shared: Shared<'_>,
     leaving: &[PathBuf],
-    argv: &[OsString],
+    command: Command<'_>,
 ) -> Verdict {
     let env = command_env(config);
     let cowork = cowork_on(&env);
-    let mut files = settings_files(&config.workdir, home, shared, cowork, argv);
+    let version = command.program.and_then(claude_version);
+    // Judged whatever the version (a later claude in the same place reads it), but
+    // choosing the destination only for a claude that reads it.
+    let root_local_read = version.is_none_or(|v| v > ROOT_LOCAL_UNREAD_UP_TO);
+    let mut files = settings_files(&config.workdir, home, shared, cowork, command.argv);
     // Files this launch removes or replaces before the command runs (claude-iso's own
     // unchanged copies of shared files): never applied as they are.
     files.retain(|f| !leaving.contains(&f.path));
@@ -751,8 +802,16 @@ pub fn inspect(
                     Layer::CoworkUser | Layer::SharedCowork => cowork,
                     Layer::User | Layer::SharedUser => !cowork,
                     Layer::Flag => !std::mem::replace(&mut flag_applied, true),
+                    Layer::RootLocal => root_local_read,
                     _ => true,
                 };
+                if !read && file.layer == Layer::RootLocal {
+                    let (a, b, c) = version.unwrap_or_default();
+                    unread.push(format!(
+                        "{}: judged, but claude {a}.{b}.{c} does not apply it (2.1.330 and later do)",
+                        layer_name(file)
+                    ));
+                }
                 if read {
                     docs.push((file.layer, file.path.clone(), doc));
                 }
@@ -1654,6 +1713,27 @@ mod tests {
         assert!(got.iter().all(|f| f.layer == Layer::Flag));
         // The program's own name is never a value.
         assert!(flag_settings(&os(&["--settings", "x"]), w).is_empty());
+    }
+
+    #[test]
+    fn versions_of_npm_and_native_installs() {
+        let d = tempfile::tempdir().unwrap();
+        let pkg = d.path().join("node_modules/@anthropic-ai/claude-code");
+        std::fs::create_dir_all(pkg.join("bin")).unwrap();
+        std::fs::write(
+            pkg.join("package.json"),
+            r#"{"name":"@anthropic-ai/claude-code","version":"2.1.330"}"#,
+        )
+        .unwrap();
+        std::fs::write(pkg.join("bin/claude.exe"), "").unwrap();
+        std::os::unix::fs::symlink(pkg.join("bin/claude.exe"), d.path().join("claude")).unwrap();
+        assert_eq!(claude_version(&d.path().join("claude")), Some((2, 1, 330)));
+        let native = d.path().join("versions");
+        std::fs::create_dir(&native).unwrap();
+        std::fs::write(native.join("2.1.197"), "").unwrap();
+        assert_eq!(claude_version(&native.join("2.1.197")), Some((2, 1, 197)));
+        std::fs::write(d.path().join("other"), "").unwrap();
+        assert_eq!(claude_version(&d.path().join("other")), None);
     }
 
     #[test]

@@ -231,7 +231,10 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         &home_path,
         share::user_settings(&shares),
         &share::own_copies(&home_path),
-        &argv,
+        guard::Command {
+            program: program.as_deref(),
+            argv: &argv,
+        },
     );
     report.info(format!("the token goes to {}", verdict.destination.line()));
     for note in &verdict.unread {

@@ -1578,3 +1578,67 @@ fn secret_writing_runtime_and_name_resolution_variables_are_refused() {
         assert_refused(&t, &path, &format!("env.{var}"));
     }
 }
+
+/// Makes `claude` on the sandbox's `PATH` an npm install of claude `version` (the probe,
+/// in `node_modules/@anthropic-ai/claude-code/bin/claude.exe`, linked from `bin`).
+fn claude_of_version(t: &Test, version: &str) {
+    let pkg = mkdir(&t.path(format!(
+        "npm-{version}/node_modules/@anthropic-ai/claude-code"
+    )));
+    write_mode(
+        &pkg.join("package.json"),
+        format!(r#"{{"name":"@anthropic-ai/claude-code","version":"{version}"}}"#),
+        0o644,
+    );
+    let exe = mkdir(&pkg.join("bin")).join("claude.exe");
+    common::write_executable(&exe, &std::fs::read_to_string(t.probe_path()).unwrap());
+    let link = t.path("bin/claude");
+    std::fs::remove_file(&link).unwrap();
+    symlink(&exe, &link).unwrap();
+}
+
+/// `--dry-run` names the destination the claude that will run really uses: claude
+/// 2.1.197 does not read the local settings root's `settings.local.json` (measured, see
+/// docs/claude-settings-layers.md), so for it that file is judged (a later claude in the
+/// same place reads it) but does not choose the destination; 2.1.330 and later do.
+#[test]
+fn the_destination_follows_the_version_of_the_claude_that_runs() {
+    for (version, chosen) in [
+        (
+            "2.1.197",
+            "https://api.anthropic.com (chosen by the default)",
+        ),
+        (
+            "2.1.332",
+            "http://main-local.example (chosen by env.ANTHROPIC_BASE_URL in project settings (git root, local)",
+        ),
+    ] {
+        let t = Test::new();
+        claude_of_version(&t, version);
+        let main = mkdir(&t.path("main"));
+        let wt = t.path("wt");
+        worktree(&main, &wt);
+        settings(
+            &main,
+            "settings.local.json",
+            r#"{"env":{"ANTHROPIC_BASE_URL":"http://main-local.example"}}"#,
+        );
+        let t = t.cwd(&wt).arg("--dry-run");
+        let out = t.run();
+        out.status(0).probe_not_run();
+        let text = out.stdout_text();
+        assert!(
+            text.contains(&format!("destination: {chosen}")),
+            "{version}: {text}"
+        );
+        assert!(
+            text.contains("a launch would exit 125"),
+            "{version}: {text}"
+        );
+        assert_eq!(
+            text.contains("claude 2.1.197 does not apply it"),
+            version == "2.1.197",
+            "{text}"
+        );
+    }
+}

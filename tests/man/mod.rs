@@ -1229,7 +1229,8 @@ fn security(page: &mut Page) {
         For Ubuntu, **examples/apparmor/claude-iso** in the source lets the binary \
         create its namespace.",
     );
-    page.p("**--scrub-tools** is off by default. **on** (or **auto** with bubblewrap \
+    page.p(
+        "**--scrub-tools** is off by default. **on** (or **auto** with bubblewrap \
         installed) sets **CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1**: claude then removes \
         credential variables from the environment of its Bash tool, hooks and MCP \
         servers (what a caller passes with **--keep-env**, cloud credentials outside \
@@ -1242,7 +1243,8 @@ fn security(page: &mut Page) {
         **.claude/commands/**), more in a checkout's **.git** (**commondir**, \
         **config.worktree**, **worktrees/**, ...), and appends to \
         **.git/info/exclude**; run from **HOME**, the empty **package.json** breaks \
-        npm below it. **-v**, **--dry-run** and **doctor** say where.");
+        npm below it. **-v**, **--dry-run** and **doctor** say where.",
+    );
     page.ss("Limits");
     page.bullet(
         "The mask is not a sandbox. __COMMAND__ runs as you, with all your other files, \

@@ -91,6 +91,13 @@ pub const ROUTE_VARS: &[&str] = &[
     "CLAUDE_CODE_CLIENT_CERT",
     "CLAUDE_CODE_CLIENT_KEY",
     "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
+    // TLS trust and the transport of claude's requests: claude 2.1.330+ list these with
+    // the proxy and certificate variables (found by tests/drift.rs).
+    "CLAUDE_CODE_DISABLE_LOOPED_CROSS_CERT_DROP",
+    "CLAUDE_CODE_DISABLE_SELF_NAMED_CERT_DROP",
+    "CLAUDE_CODE_PROXY_RESOLVES_HOSTS",
+    "CLAUDE_CODE_DISABLE_PROXY_SCHEME_REPAIR",
+    "CLAUDE_CODE_RUNNER_MODEL_SOCKET",
     // Name resolution: each can make the API's host name resolve to another host
     // (claude 2.1.332 keeps them, with `SSLKEYLOGFILE`, from settings a host does not own).
     "HOSTALIASES",

@@ -789,6 +789,11 @@ pub fn inspect(
             // 2.1.330+ stop with "Invalid or malformed JSON", 2.1.197 goes on without it
             // (measured). Not a refusal: a command that is not claude may take a
             // `--settings` of another format.
+            // Nor is a directory (claude: "Cannot use settings file"). A FIFO or a
+            // pipe (`--settings <(…)`) is read by claude: refused as unjudgeable.
+            (None, Layer::Flag) if std::fs::metadata(&file.path).is_ok_and(|m| m.is_dir()) => {
+                Judged::NotApplied("a directory".into())
+            }
             (None, Layer::Flag) => match read_and_judge(&file.path, &env) {
                 Judged::Refused(Finding {
                     why: Why::Unjudgeable { reason, .. },

@@ -1537,12 +1537,15 @@ fn the_commands_settings_argument_is_judged() {
         "{}",
         out.stdout_text()
     );
-    // Harmless settings, an absent file, or a value that is no JSON object (claude does
-    // not apply it) pass; the last two with a note under -v.
+    // Harmless settings, an absent file, a value that is no JSON object or a directory
+    // (claude does not apply them) pass; the last three with a note under -v. A FIFO
+    // (`--settings <(…)`: claude reads it) cannot be judged without consuming it:
+    // refused.
     let t = Test::new().command(["claude", "--settings", r#"{"model":"x"}"#]);
     t.run().success().probe();
     write_mode(&t.work().join("conf.yaml"), "env: {}\n", 0o644);
-    for value in ["absent.json", "conf.yaml", "{not json}"] {
+    mkdir(&t.work().join("conf.d"));
+    for value in ["absent.json", "conf.yaml", "{not json}", "conf.d"] {
         let t = Test::new()
             .cwd(t.work())
             .arg("-v")
@@ -1553,6 +1556,14 @@ fn the_commands_settings_argument_is_judged() {
             out.stderr_contains("claude does not apply it");
         }
     }
+    let fifo = t.work().join("pipe");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let t = Test::new().command(["claude", "--settings", fifo.to_str().unwrap()]);
+    t.run()
+        .status(125)
+        .one_line_error(&fifo.display().to_string())
+        .stderr_contains("not a regular file")
+        .probe_not_run();
 }
 
 /// Issue 21 §1: variables that make claude's runtime or TLS stack, or what claude runs,

@@ -1100,8 +1100,9 @@ fn project_settings(page: &mut Page) {
         the nearest directory above whose **.git** is a directory, a file or a link to \
         either (a dangling link or a FIFO is skipped), or for a linked git worktree its \
         main checkout, kept only when it, its **.git** and its **.claude** are the \
-        user's; each **--settings** __FILE__|__JSON__ in the command's own arguments \
-        (the last one chooses the destination); and \
+        user's (**--dry-run** names the destination of the claude that will run, its \
+        version read from its installation); each **--settings** __FILE__|__JSON__ in \
+        the command's own arguments (the last one chooses the destination); and \
         **/etc/claude-code/managed-settings.json** with \
         **/etc/claude-code/managed-settings.d/*.json**. Parent directories that are not \
         that root are not read (claude does not read them either); \

@@ -55,7 +55,9 @@ use serde_json::{Map, Value};
 use crate::caller::CallerEnv;
 use crate::config::Config;
 use crate::error::{Error, Result, error_text};
-use crate::layout::{CLAUDE_DIR, FLAG_SETTINGS, GIT_DIR, SETTINGS, SETTINGS_LOCAL, TOKEN_VAR};
+use crate::layout::{
+    CLAUDE_DIR, FLAG_SETTING_SOURCES, FLAG_SETTINGS, GIT_DIR, SETTINGS, SETTINGS_LOCAL, TOKEN_VAR,
+};
 use crate::scrub;
 
 /// A settings file larger than this is refused unread (claude's own are a few KiB).
@@ -166,6 +168,20 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// The word of claude's `--setting-sources` that keeps this layer (`None`: the
+    /// option cannot leave it out; measured: managed settings and `--settings` apply
+    /// whatever it says).
+    fn source(self) -> Option<&'static str> {
+        match self {
+            Layer::Managed | Layer::Flag => None,
+            Layer::RootLocal | Layer::Local => Some("local"),
+            Layer::Project => Some("project"),
+            Layer::User | Layer::CoworkUser | Layer::SharedUser | Layer::SharedCowork => {
+                Some("user")
+            }
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Layer::Managed => "managed settings",
@@ -531,6 +547,33 @@ pub fn flag_settings(argv: &[OsString], workdir: &Path) -> Vec<SettingsFile> {
     out
 }
 
+/// The sources the last `--setting-sources LIST` (or `--setting-sources=LIST`) of
+/// `argv` keeps: `user`, `project`, `local`, comma-separated (an empty list keeps none;
+/// measured on 2.1.197 and 2.1.332). `None` when there is none, or when the list names
+/// anything else (then it restricts nothing here). Used only for the destination: every
+/// layer is judged whatever the arguments say (a word that looks like this option may be
+/// another option's value).
+#[must_use]
+pub fn setting_sources(argv: &[OsString]) -> Option<Vec<&'static str>> {
+    let mut last = None;
+    let mut words = argv.iter().skip(1);
+    let prefix = format!("{FLAG_SETTING_SOURCES}=");
+    while let Some(word) = words.next() {
+        let word = word.to_string_lossy();
+        if word == FLAG_SETTING_SOURCES {
+            last = Some(words.next()?.to_string_lossy().into_owned());
+        } else if let Some(rest) = word.strip_prefix(&prefix) {
+            last = Some(rest.to_owned());
+        }
+    }
+    last?
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| ["user", "project", "local"].into_iter().find(|k| *k == w))
+        .collect()
+}
+
 /// The local settings root of claude 2.1.330 and later for `workdir` (a realpath): the
 /// main checkout of the git root claude finds ([`git_root`], [`main_checkout`]), unless
 /// that is `workdir` itself or `home`, or it, its `.git` or its `.claude` entry belongs
@@ -760,6 +803,7 @@ pub fn inspect(
     // Judged whatever the version (a later claude in the same place reads it), but
     // choosing the destination only for a claude that reads it.
     let root_local_read = version.is_none_or(|v| v > ROOT_LOCAL_UNREAD_UP_TO);
+    let sources = setting_sources(command.argv);
     let mut files = settings_files(&config.workdir, home, shared, cowork, command.argv);
     // Files this launch removes or replaces before the command runs (claude-iso's own
     // unchanged copies of shared files): never applied as they are.
@@ -817,7 +861,18 @@ pub fn inspect(
                     Layer::RootLocal => root_local_read,
                     _ => true,
                 };
-                if !read && file.layer == Layer::RootLocal {
+                let left_out = file
+                    .layer
+                    .source()
+                    .is_some_and(|name| sources.as_ref().is_some_and(|kept| !kept.contains(&name)));
+                if read && left_out {
+                    unread.push(format!(
+                        "{}: judged, but the command's {FLAG_SETTING_SOURCES} leaves it out",
+                        layer_name(file)
+                    ));
+                }
+                let read = read && !left_out;
+                if !read && !left_out && file.layer == Layer::RootLocal {
                     let (a, b, c) = version.unwrap_or_default();
                     unread.push(format!(
                         "{}: judged, but claude {a}.{b}.{c} does not apply it (2.1.330 and later do)",
@@ -1746,6 +1801,28 @@ mod tests {
         assert_eq!(claude_version(&native.join("2.1.197")), Some((2, 1, 197)));
         std::fs::write(d.path().join("other"), "").unwrap();
         assert_eq!(claude_version(&d.path().join("other")), None);
+    }
+
+    #[test]
+    fn setting_sources_as_claude_reads_them() {
+        let got = |w: &[&str]| setting_sources(&os(w));
+        assert_eq!(got(&["claude", "-p"]), None);
+        assert_eq!(
+            got(&["claude", "--setting-sources", "user, local"]),
+            Some(vec!["user", "local"])
+        );
+        assert_eq!(got(&["claude", "--setting-sources="]), Some(vec![]));
+        assert_eq!(
+            got(&[
+                "claude",
+                "--setting-sources",
+                "user",
+                "--setting-sources=project"
+            ]),
+            Some(vec!["project"])
+        );
+        assert_eq!(got(&["claude", "--setting-sources", "user,policy"]), None);
+        assert_eq!(got(&["claude", "--setting-sources"]), None);
     }
 
     #[test]

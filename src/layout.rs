@@ -18,6 +18,8 @@ pub const SETTINGS: &str = "settings.json";
 pub const SETTINGS_LOCAL: &str = "settings.local.json";
 /// claude's option for one more settings layer: a file or inline JSON.
 pub const FLAG_SETTINGS: &str = "--settings";
+/// claude's option that keeps only some of its settings sources (`user,project,local`).
+pub const FLAG_SETTING_SOURCES: &str = "--setting-sources";
 /// What marks a git root.
 pub const GIT_DIR: &str = ".git";
 /// The credentials file claude falls back to after a 401 (and blanks on a failed refresh).

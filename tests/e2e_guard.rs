@@ -530,3 +530,30 @@ fn the_commands_settings_argument_is_judged() {
     }
     w.assert_decoy_unchanged();
 }
+
+/// The command's own `--setting-sources` never switches the guard off (every layer is
+/// judged: refused), but the destination `--dry-run` names is the one claude uses with
+/// it: `user` leaves the project's file out (the caller's API answers), `project` keeps
+/// it (measured on 2.1.197 and 2.1.332).
+#[test]
+fn the_commands_setting_sources_choose_the_destination_not_the_verdict() {
+    let Some(w) = World::new("the_commands_setting_sources_choose_the_destination_not_the_verdict")
+    else {
+        return;
+    };
+    let caller_api = FakeApi::start(REPLY);
+    let repo_api = FakeApi::start("the repository's API answered");
+    let work = w.dir("work");
+    project_settings(&work, &redirect(&repo_api));
+    for (sources, want) in [("user", &caller_api), ("project,local", &repo_api)] {
+        refused_then_where_allowed(
+            &w,
+            &caller_api,
+            &[&repo_api],
+            want,
+            &work,
+            &["--print", "--setting-sources", sources, "say pong"],
+        );
+    }
+    w.assert_decoy_unchanged();
+}

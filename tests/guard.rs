@@ -1653,3 +1653,34 @@ fn the_destination_follows_the_version_of_the_claude_that_runs() {
         );
     }
 }
+
+/// The command's `--setting-sources` leaves layers out of the destination (claude
+/// applies only those it names; managed settings and `--settings` always), never out of
+/// the verdict; the dry run says which it left out.
+#[test]
+fn setting_sources_choose_the_destination_not_the_verdict() {
+    let t =
+        Test::new()
+            .arg("--dry-run")
+            .command(["claude", "--setting-sources", "user", "-p", "hi"]);
+    let path = settings(
+        &t.work(),
+        "settings.json",
+        r#"{"env":{"ANTHROPIC_BASE_URL":"http://project.example"}}"#,
+    );
+    let out = t.run();
+    out.status(0).probe_not_run();
+    let text = out.stdout_text();
+    assert!(
+        text.contains("destination: https://api.anthropic.com (chosen by the default)"),
+        "{text}"
+    );
+    assert!(text.contains("a launch would exit 125"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}: judged, but the command's --setting-sources leaves it out",
+            path.display()
+        )),
+        "{text}"
+    );
+}

@@ -547,27 +547,52 @@ pub fn flag_settings(argv: &[OsString], workdir: &Path) -> Vec<SettingsFile> {
     out
 }
 
+/// claude's options that take no value, which may stand right before its
+/// `--setting-sources` (see [`setting_sources`]).
+const CLAUDE_FLAGS: &[&str] = &[
+    "-p",
+    "--print",
+    "-c",
+    "--continue",
+    "--verbose",
+    "--dangerously-skip-permissions",
+];
+
 /// The sources the last `--setting-sources LIST` (or `--setting-sources=LIST`) of
 /// `argv` keeps: `user`, `project`, `local`, comma-separated (an empty list keeps none;
-/// measured on 2.1.197 and 2.1.332). `None` when there is none, or when the list names
-/// anything else (then it restricts nothing here). Used only for the destination: every
-/// layer is judged whatever the arguments say (a word that looks like this option may be
-/// another option's value).
+/// measured on 2.1.197 and 2.1.332). `None` when there is none, when its list names
+/// anything else, or when the word before it may be an option waiting for its value
+/// (`--append-system-prompt --setting-sources user` hands claude 2.1.330 and 2.1.332 a
+/// prompt, and every source applies): then it restricts nothing. `dash_values: false`
+/// is for a claude whose options never take a word starting with `-` as their value
+/// (2.1.197 honoured that `--setting-sources user`; measured). Used only for the
+/// destination: every layer is judged whatever the arguments say.
 #[must_use]
-pub fn setting_sources(argv: &[OsString]) -> Option<Vec<&'static str>> {
-    let mut last = None;
-    let mut words = argv.iter().skip(1);
+pub fn setting_sources(argv: &[OsString], dash_values: bool) -> Option<Vec<&'static str>> {
     let prefix = format!("{FLAG_SETTING_SOURCES}=");
-    while let Some(word) = words.next() {
-        let word = word.to_string_lossy();
+    let mut last = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let word = argv[i].to_string_lossy();
         if word == FLAG_SETTING_SOURCES {
-            last = Some(words.next()?.to_string_lossy().into_owned());
+            last = Some((i, argv.get(i + 1)?.to_string_lossy().into_owned()));
+            i += 1;
         } else if let Some(rest) = word.strip_prefix(&prefix) {
-            last = Some(rest.to_owned());
+            last = Some((i, rest.to_owned()));
         }
+        i += 1;
     }
-    last?
-        .split(',')
+    let (at, list) = last?;
+    let before = argv[at - 1].to_string_lossy();
+    let an_option_here = !dash_values
+        || at == 1
+        || !before.starts_with('-')
+        || before.contains('=')
+        || CLAUDE_FLAGS.contains(&&*before);
+    if !an_option_here {
+        return None;
+    }
+    list.split(',')
         .map(str::trim)
         .filter(|w| !w.is_empty())
         .map(|w| ["user", "project", "local"].into_iter().find(|k| *k == w))
@@ -803,7 +828,11 @@ pub fn inspect(
     // Judged whatever the version (a later claude in the same place reads it), but
     // choosing the destination only for a claude that reads it.
     let root_local_read = version.is_none_or(|v| v > ROOT_LOCAL_UNREAD_UP_TO);
-    let sources = setting_sources(command.argv);
+    // Options take a value starting with `-` in 2.1.330 and later, not in 2.1.197.
+    let sources = setting_sources(
+        command.argv,
+        version.is_none_or(|v| v > ROOT_LOCAL_UNREAD_UP_TO),
+    );
     let mut files = settings_files(&config.workdir, home, shared, cowork, command.argv);
     // Files this launch removes or replaces before the command runs (claude-iso's own
     // unchanged copies of shared files): never applied as they are.
@@ -1805,7 +1834,7 @@ mod tests {
 
     #[test]
     fn setting_sources_as_claude_reads_them() {
-        let got = |w: &[&str]| setting_sources(&os(w));
+        let got = |w: &[&str]| setting_sources(&os(w), true);
         assert_eq!(got(&["claude", "-p"]), None);
         assert_eq!(
             got(&["claude", "--setting-sources", "user, local"]),
@@ -1823,6 +1852,37 @@ mod tests {
         );
         assert_eq!(got(&["claude", "--setting-sources", "user,policy"]), None);
         assert_eq!(got(&["claude", "--setting-sources"]), None);
+        // After an option that may be waiting for its value, it may be that value.
+        assert_eq!(
+            got(&[
+                "claude",
+                "--append-system-prompt",
+                "--setting-sources",
+                "user"
+            ]),
+            None
+        );
+        assert_eq!(got(&["claude", "--model", "--setting-sources=user"]), None);
+        assert_eq!(
+            got(&["claude", "-p", "--setting-sources", "user"]),
+            Some(vec!["user"])
+        );
+        assert_eq!(
+            got(&["claude", "--model=x", "--setting-sources", "user"]),
+            Some(vec!["user"])
+        );
+        assert_eq!(
+            setting_sources(
+                &os(&[
+                    "claude",
+                    "--append-system-prompt",
+                    "--setting-sources",
+                    "user"
+                ]),
+                false
+            ),
+            Some(vec!["user"])
+        );
     }
 
     #[test]

@@ -534,7 +534,9 @@ fn the_commands_settings_argument_is_judged() {
 /// The command's own `--setting-sources` never switches the guard off (every layer is
 /// judged: refused), but the destination `--dry-run` names is the one claude uses with
 /// it: `user` leaves the project's file out (the caller's API answers), `project` keeps
-/// it (measured on 2.1.197 and 2.1.332).
+/// it (measured on 2.1.197 and 2.1.332), and after `--append-system-prompt` the words
+/// are that option's value and a prompt on 2.1.330+ (every source applies), the option
+/// on 2.1.197.
 #[test]
 fn the_commands_setting_sources_choose_the_destination_not_the_verdict() {
     let Some(w) = World::new("the_commands_setting_sources_choose_the_destination_not_the_verdict")
@@ -555,5 +557,26 @@ fn the_commands_setting_sources_choose_the_destination_not_the_verdict() {
             &["--print", "--setting-sources", sources, "say pong"],
         );
     }
+    // After an option waiting for its value it is that value on 2.1.330 and later:
+    // every source applies. 2.1.197 takes no value starting with `-`: the option.
+    let want = if support::claude_version() == Some("2.1.197") {
+        &caller_api
+    } else {
+        &repo_api
+    };
+    refused_then_where_allowed(
+        &w,
+        &caller_api,
+        &[&repo_api],
+        want,
+        &work,
+        &[
+            "--print",
+            "--append-system-prompt",
+            "--setting-sources",
+            "user",
+            "say pong",
+        ],
+    );
     w.assert_decoy_unchanged();
 }

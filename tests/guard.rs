@@ -1683,4 +1683,28 @@ fn setting_sources_choose_the_destination_not_the_verdict() {
         )),
         "{text}"
     );
+    // After an option that may take it as its value (claude 2.1.330 and 2.1.332 read
+    // `--append-system-prompt --setting-sources user` as a prompt and applied the
+    // project's redirect): it restricts nothing, the project's host is named.
+    let t = Test::new().arg("--dry-run").command([
+        "claude",
+        "--append-system-prompt",
+        "--setting-sources",
+        "user",
+        "-p",
+        "hi",
+    ]);
+    settings(
+        &t.work(),
+        "settings.json",
+        r#"{"env":{"ANTHROPIC_BASE_URL":"http://project.example"}}"#,
+    );
+    let out = t.run();
+    out.status(0).probe_not_run();
+    assert!(
+        out.stdout_text()
+            .contains("destination: http://project.example (chosen by"),
+        "{}",
+        out.stdout_text()
+    );
 }

@@ -580,3 +580,81 @@ fn the_commands_setting_sources_choose_the_destination_not_the_verdict() {
     );
     w.assert_decoy_unchanged();
 }
+
+/// The rows of docs/claude-settings-layers.md's "Files claude does not apply", proved
+/// against the real claude: each file below names an API of its own; claude-iso does not
+/// judge them (the launch goes ahead), and claude sends nothing there — the caller's API
+/// answers. The git root's `settings.json` from below it, a parent's settings, a main
+/// checkout's `settings.json` and a worktree's own `settings.local.json` from a
+/// worktree's subdirectory, the scratch home's `settings.local.json`,
+/// `remote-settings.json`, `managed-settings.json` and `state/hybrid-settings.json`, the
+/// `env` of `--managed-settings`, and an `--add-dir` directory's settings.
+#[test]
+fn files_claude_does_not_apply_are_neither_judged_nor_applied() {
+    let Some(w) = World::new("files_claude_does_not_apply_are_neither_judged_nor_applied") else {
+        return;
+    };
+    let caller_api = FakeApi::start(REPLY);
+    let never = FakeApi::start("an API claude must not use answered");
+    let json = redirect(&never);
+    let put = |dir: &Path, name: &str| {
+        let claude = dir.join(".claude");
+        fs::create_dir_all(&claude).unwrap();
+        fs::write(claude.join(name), &json).unwrap();
+    };
+    // A repository inside a parent that is not a git root.
+    let parent = w.dir("parent");
+    put(&parent, "settings.json");
+    put(&parent, "settings.local.json");
+    let repo = w.dir("parent/repo");
+    fs::create_dir_all(repo.join(".git")).unwrap();
+    put(&repo, "settings.json");
+    let below = w.dir("parent/repo/sub");
+    // A worktree whose main checkout has shared settings and which has its own local.
+    let main = w.dir("main");
+    let wt = w.root.join("wt");
+    worktree(&main, &wt);
+    put(&main, "settings.json");
+    put(&wt, "settings.local.json");
+    let wt_below = w.dir("wt/sub");
+    // The scratch home's files that are not its user settings.
+    let dot = w.precreate_home();
+    for name in [
+        "settings.local.json",
+        "remote-settings.json",
+        "managed-settings.json",
+    ] {
+        fs::write(dot.join(name), &json).unwrap();
+    }
+    fs::create_dir_all(dot.join("state")).unwrap();
+    fs::write(dot.join("state/hybrid-settings.json"), &json).unwrap();
+    // A directory given with --add-dir.
+    let added = w.dir("added");
+    put(&added, "settings.json");
+    put(&added, "settings.local.json");
+    let added = added.display().to_string();
+    for (cwd, args) in [
+        (&below, vec!["--print", "say pong"]),
+        (&wt_below, vec!["--print", "say pong"]),
+        (
+            &below,
+            vec!["--print", "--managed-settings", &json, "say pong"],
+        ),
+        (
+            &below,
+            vec!["--print", "--add-dir", &added, "--verbose", "say pong"],
+        ),
+    ] {
+        let mut cmd = w.launcher(&caller_api, cwd, &[], &args);
+        let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
+        assert!(run.status.success(), "{args:?}: {run}");
+        assert!(run.stdout.contains(REPLY), "{args:?}: {run}");
+        assert!(
+            never.requests().is_empty(),
+            "{args:?}: claude applied a file the table says it does not:\n{}",
+            never.summary()
+        );
+    }
+    w.assert_only_token(&caller_api);
+    w.assert_decoy_unchanged();
+}

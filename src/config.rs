@@ -379,8 +379,7 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// An `auto|on|off` option: the command line, else its variable (empty counts as
-/// unset), else `auto`.
-/// The option, else the variable, else `default`.
+/// unset), else `default`.
 fn switch(
     flag: Option<Switch>,
     env: &CallerEnv,

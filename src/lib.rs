@@ -291,15 +291,15 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     );
     let tools = tools::decide(config.scrub_tools, tools::find_bwrap(&config, &home_path))?;
     tools::apply(&mut child.vars, &tools);
-    report.info(format!(
-        "scrub-tools: {}",
-        tools::describe(&tools, &config.workdir)
-    ));
+    let passed = child
+        .vars
+        .iter()
+        .find(|(k, _)| k == tools::SCRUB_VAR)
+        .map(|(_, v)| v.as_os_str());
+    let scrub = tools::describe(&tools, &config.workdir, passed);
+    report.info(format!("scrub-tools: {scrub}"));
     if cli.dry_run {
-        report.plan(format!(
-            "scrub-tools: {}",
-            tools::describe(&tools, &config.workdir)
-        ));
+        report.plan(format!("scrub-tools: {scrub}"));
     }
     if !child.removed.is_empty() {
         report.warn(format!(

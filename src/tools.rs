@@ -109,20 +109,40 @@ pub fn apply(vars: &mut Vec<(OsString, OsString)>, action: &Action) {
     }
 }
 
-/// What to say about the action under `-v`, `--dry-run` and in `doctor`; `workdir` is
-/// where claude will run (where the stubs appear when the scrub is on).
+/// Whether a value of [`SCRUB_VAR`] turns claude's scrub on (`1`, `true`, `yes`, `on`,
+/// trimmed, in any case: claude's reading of a boolean variable).
 #[must_use]
-pub fn describe(action: &Action, workdir: &Path) -> String {
+pub fn is_on(value: &std::ffi::OsStr) -> bool {
+    value.to_str().is_some_and(|v| {
+        ["1", "true", "yes", "on"].contains(&v.trim().to_ascii_lowercase().as_str())
+    })
+}
+
+/// Where claude writes its stubs when the scrub is on, and which.
+fn stubs(workdir: &Path) -> String {
+    format!(
+        "claude creates empty stubs in {} ({}) and, in a git checkout, in its .git ({}) and appends to its .git/info/exclude",
+        workdir.display(),
+        SCRUB_STUBS.join(" "),
+        SCRUB_GIT_STUBS.join(" ")
+    )
+}
+
+/// What to say about the action under `-v`, `--dry-run` and in `doctor`; `workdir` is
+/// where claude will run (where the stubs appear when the scrub is on), `passed` the
+/// caller's value of [`SCRUB_VAR`] that `off` lets through.
+#[must_use]
+pub fn describe(action: &Action, workdir: &Path, passed: Option<&std::ffi::OsStr>) -> String {
     match action {
-        Action::PassThrough => format!(
-            "off: the caller's {SCRUB_VAR} (if any) passes through; claude's tools see the credentials they are given (--scrub-tools on keeps them out, and writes stubs into the working directory)"
+        Action::PassThrough if passed.is_some_and(is_on) => format!(
+            "off: the caller's {SCRUB_VAR} passes through and turns claude's scrub on: {}",
+            stubs(workdir)
         ),
+        Action::PassThrough => "off: claude's tools see the credentials they are given (--scrub-tools on keeps them out, and makes claude write stubs into the working directory)".to_owned(),
         Action::Set(p) => format!(
-            "{SCRUB_VAR}=1: claude keeps credentials from its Bash tool, hooks and MCP servers (bubblewrap: {}); claude creates empty stubs in {} ({}) and, in a git checkout, in its .git ({}) and appends to its .git/info/exclude",
+            "{SCRUB_VAR}=1: claude keeps credentials from its Bash tool, hooks and MCP servers (bubblewrap: {}); {}",
             p.display(),
-            workdir.display(),
-            SCRUB_STUBS.join(" "),
-            SCRUB_GIT_STUBS.join(" ")
+            stubs(workdir)
         ),
         Action::Remove => format!(
             "not set: bubblewrap was not found, so claude's tools will see the credentials in their environment; {FIX}"

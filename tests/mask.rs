@@ -562,7 +562,20 @@ fn scrub_tools_is_off_by_default() {
     let t = Test::new().arg("--dry-run");
     let out = t.run();
     out.status(0)
-        .stdout_contains("scrub-tools: off: the caller's CLAUDE_CODE_SUBPROCESS_ENV_SCRUB");
+        .stdout_contains("scrub-tools: off: claude's tools see");
+    assert!(
+        !out.stdout_text().contains("empty stubs in"),
+        "{}",
+        out.stdout_text()
+    );
+    // The caller's own switch, let through, turns the scrub on: the plan says where the
+    // stubs will appear.
+    let t = Test::new().arg("--dry-run").env(SCRUB, "1");
+    let out = t.run();
+    out.status(0).stdout_contains(&format!(
+        "scrub-tools: off: the caller's {SCRUB} passes through and turns claude's scrub on: claude creates empty stubs in {} (",
+        t.work().display()
+    ));
 }
 
 #[test]

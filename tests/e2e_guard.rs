@@ -658,3 +658,57 @@ fn files_claude_does_not_apply_are_neither_judged_nor_applied() {
     w.assert_only_token(&caller_api);
     w.assert_decoy_unchanged();
 }
+
+/// Why `SSLKEYLOGFILE` (and its family) is refused in a settings `env` block: the block
+/// reaches the programs claude runs. Allowed on purpose, a project's
+/// `SSLKEYLOGFILE` is in the environment of claude's Bash tool (where curl, git or
+/// python would write their TLS session keys to it); without the flag the launch is
+/// refused and nothing is sent.
+#[test]
+fn a_settings_sslkeylogfile_reaches_claudes_tools() {
+    let Some(w) = World::new("a_settings_sslkeylogfile_reaches_claudes_tools") else {
+        return;
+    };
+    let api = FakeApi::with_mode(support::fake_api::Mode::BashTool {
+        command: "echo TOOL-RAN; env".into(),
+        then: "done".into(),
+    });
+    let work = w.dir("work");
+    let keylog = w.root.join("keys.log");
+    let path = project_settings(
+        &work,
+        &format!(r#"{{"env":{{"SSLKEYLOGFILE":"{}"}}}}"#, keylog.display()),
+    );
+    let args = ["--print", "print the environment", "--allowedTools", "Bash"];
+    let mut cmd = w.launcher(&api, &work, &[], &args);
+    let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
+    assert_eq!(run.status.code(), Some(125), "{run}");
+    assert!(
+        run.stderr.contains(&path.display().to_string())
+            && run.stderr.contains("env.SSLKEYLOGFILE"),
+        "{run}"
+    );
+    assert!(api.requests().is_empty(), "{}", api.summary());
+
+    let mut cmd = w.launcher(&api, &work, &["--allow-project-auth"], &args);
+    let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
+    assert!(run.status.success(), "{run}");
+    w.assert_only_token(&api);
+    let bodies: Vec<String> = api
+        .message_requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert!(
+        bodies.iter().any(|b| b.contains("TOOL-RAN")),
+        "the Bash tool did not run:\n{}",
+        api.summary()
+    );
+    assert!(
+        bodies
+            .iter()
+            .any(|b| b.contains(&format!("SSLKEYLOGFILE={}", keylog.display()))),
+        "the settings' SSLKEYLOGFILE did not reach the Bash tool"
+    );
+    w.assert_decoy_unchanged();
+}

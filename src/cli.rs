@@ -120,8 +120,9 @@ pub struct LaunchArgs {
     pub mask: Option<Switch>,
 
     /// Have claude strip credentials from its tools' environment
-    /// (CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1; needs bubblewrap): auto, on (or exit 125),
-    /// off (the caller's value passes) [env: CLAUDE_ISO_SCRUB_TOOLS].
+    /// (CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1; needs bubblewrap; claude then writes empty
+    /// stubs into the working directory): off (the default; the caller's value passes),
+    /// auto (when bubblewrap is there), on (or exit 125) [env: CLAUDE_ISO_SCRUB_TOOLS].
     #[arg(long, value_name = "WHEN")]
     pub scrub_tools: Option<Switch>,
 }

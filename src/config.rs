@@ -175,12 +175,15 @@ impl Config {
         if let Some(name) = &name {
             check_name(name)?;
         }
-        let mask = switch(args.mask, &env, "--mask", "CLAUDE_ISO_MASK")?;
+        let mask = switch(args.mask, &env, "--mask", "CLAUDE_ISO_MASK", Switch::Auto)?;
+        // Off unless asked for: with it, claude writes stubs into the working directory
+        // (issue 21 §6; `tools::describe`).
         let scrub_tools = switch(
             args.scrub_tools,
             &env,
             "--scrub-tools",
             "CLAUDE_ISO_SCRUB_TOOLS",
+            Switch::Off,
         )?;
         let mut config = Config {
             env_file: env_file.map(|p| clean(&start_dir.join(p))),
@@ -393,13 +396,19 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// An `auto|on|off` option: the command line, else its variable (empty counts as
-/// unset), else `auto`.
-fn switch(flag: Option<Switch>, env: &CallerEnv, option: &str, var: &str) -> Result<Switch> {
+/// unset), else `default`.
+fn switch(
+    flag: Option<Switch>,
+    env: &CallerEnv,
+    option: &str,
+    var: &str,
+    default: Switch,
+) -> Result<Switch> {
     if let Some(s) = flag {
         return Ok(s);
     }
     match env.get(var).filter(|v| !v.is_empty()) {
-        None => Ok(Switch::Auto),
+        None => Ok(default),
         Some(v) => v.to_str().and_then(Switch::parse).ok_or_else(|| {
             Error::Usage(format!(
                 "{var} must be auto, on or off (as {option}), got {:?}",

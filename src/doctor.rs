@@ -211,6 +211,7 @@ pub fn run_checks(
         &config.home,
         shared_user,
         &crate::share::own_copies(&config.home),
+        guard::Command::default(),
     );
     out.push(check_project_settings(config, &verdict));
     match &shares {
@@ -989,11 +990,15 @@ fn check_mask(config: &Config) -> Check {
 }
 
 fn check_scrub_tools(config: &Config) -> Check {
+    // What `off` lets through: the command's value (after --unset and --keep-env).
+    let passed = guard::command_env(config)
+        .get(tools::SCRUB_VAR)
+        .map(ToOwned::to_owned);
+    let describe =
+        |action: &tools::Action| tools::describe(action, &config.workdir, passed.as_deref());
     match tools::decide(config.scrub_tools, tools::find_bwrap(config, &config.home)) {
-        Ok(action @ tools::Action::Remove) => {
-            check("scrub_tools", Status::Warn, tools::describe(&action))
-        }
-        Ok(action) => check("scrub_tools", Status::Ok, tools::describe(&action)),
+        Ok(action @ tools::Action::Remove) => check("scrub_tools", Status::Warn, describe(&action)),
+        Ok(action) => check("scrub_tools", Status::Ok, describe(&action)),
         Err(e) => check("scrub_tools", Status::Fail, e.to_string()),
     }
 }

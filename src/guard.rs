@@ -4,15 +4,21 @@
 //!
 //! A pure core ([`judge`]: one settings document → findings; [`destination`]: layers →
 //! where the token goes) and one entry, [`inspect`], used by the launcher before exec and
-//! by `doctor`. Which files claude loads was measured on the real CLI (2.1.197 and
-//! 2.1.332, fake APIs on 127.0.0.1, see README "Project settings"):
+//! by `doctor`. Which files claude loads was measured on the real CLI (2.1.197, 2.1.330
+//! and 2.1.332, fake APIs on 127.0.0.1); the per-version table, with the test proving
+//! each row, is `docs/claude-settings-layers.md`:
 //!
-//! - `<cwd>/.claude/settings.json` and `<cwd>/.claude/settings.local.json` (both versions;
-//!   `local` wins);
-//! - `<git root>/.claude/settings.local.json`, the git root being the nearest ancestor of
-//!   the cwd holding a `.git` (2.1.332, where it beats both cwd files; not 2.1.197);
 //! - `/etc/claude-code/managed-settings.json` and `/etc/claude-code/managed-settings.d/*.json`
-//!   (both; they beat everything);
+//!   (all; they beat everything);
+//! - `--settings FILE|JSON` in the command's own arguments (all; beats every project
+//!   file; the last one given wins; a relative path is the working directory's; a value
+//!   that is not a JSON object is not applied);
+//! - the "local settings root"'s `.claude/settings.local.json` (2.1.330 and 2.1.332, not
+//!   2.1.197; it beats the working directory's files): the git root found as claude finds
+//!   it ([`git_root`]), made canonical as claude makes it (a linked worktree's is its main
+//!   checkout, [`main_checkout`]), and kept only when claude would ([`local_root`]);
+//! - `<cwd>/.claude/settings.local.json` and `<cwd>/.claude/settings.json` (all; `local`
+//!   wins);
 //! - `$HOME/.claude/settings.json`: the scratch home's user settings, below the project
 //!   files and above the caller's environment. Judged like the others: the scratch home
 //!   is the command's `HOME`, so anything the command ran (a prompt-injected tool) can
@@ -28,15 +34,18 @@
 //! Everything is judged against the environment the command will get
 //! ([`command_env`]: after the scrub, `--unset` and `--keep-env`), not the caller's.
 //!
-//! Not loaded by either version: `<git root>/.claude/settings.json` (cwd below the root),
-//! and settings in parent directories that are not the git root. A file that is not
-//! valid JSON is ignored by claude; claude-iso refuses it instead (it cannot tell what
-//! another parser would read there). Symlinks are followed, as claude follows them, and
-//! the target is named in every message.
+//! Not loaded by any version: `<git root>/.claude/settings.json` (cwd below the root), a
+//! main checkout's `settings.json` from a linked worktree, a linked worktree's own
+//! `settings.local.json` from below its top, settings in parent directories that are not
+//! the local settings root, and the `env` of `--managed-settings JSON`. A file that is
+//! not valid JSON is ignored by claude; claude-iso refuses it instead (it cannot tell what
+//! another parser would read there), except for `--settings`, whose invalid values
+//! claude refuses (2.1.330+) or ignores (2.1.197). Symlinks are followed, as claude
+//! follows them, and the target is named in every message.
 
 #![forbid(unsafe_code)]
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -46,7 +55,9 @@ use serde_json::{Map, Value};
 use crate::caller::CallerEnv;
 use crate::config::Config;
 use crate::error::{Error, Result, error_text};
-use crate::layout::TOKEN_VAR;
+use crate::layout::{
+    CLAUDE_DIR, FLAG_SETTING_SOURCES, FLAG_SETTINGS, GIT_DIR, SETTINGS, SETTINGS_LOCAL, TOKEN_VAR,
+};
 use crate::scrub;
 
 /// A settings file larger than this is refused unread (claude's own are a few KiB).
@@ -82,7 +93,30 @@ pub const ROUTE_VARS: &[&str] = &[
     "CLAUDE_CODE_CLIENT_CERT",
     "CLAUDE_CODE_CLIENT_KEY",
     "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
+    // TLS trust and the transport of claude's requests: claude 2.1.330+ list these with
+    // the proxy and certificate variables (found by tests/drift.rs).
+    "CLAUDE_CODE_DISABLE_LOOPED_CROSS_CERT_DROP",
+    "CLAUDE_CODE_DISABLE_SELF_NAMED_CERT_DROP",
+    "CLAUDE_CODE_PROXY_RESOLVES_HOSTS",
+    "CLAUDE_CODE_DISABLE_PROXY_SCHEME_REPAIR",
+    "CLAUDE_CODE_RUNNER_MODEL_SOCKET",
+    // Name resolution: each can make the API's host name resolve to another host
+    // (claude 2.1.332 keeps them, with `SSLKEYLOGFILE`, from settings a host does not own).
+    "HOSTALIASES",
+    "LOCALDOMAIN",
+    "RES_OPTIONS",
 ];
+
+/// `env` entries that make claude's runtime or TLS stack, or the programs claude runs
+/// (they inherit the settings' `env`), write secrets somewhere, by exact name; every
+/// `BUN_*` and `NODE_*` variable not in [`ROUTE_VARS`] is of this family too (claude
+/// 2.1.332's own rule for what settings a host does not own may not set:
+/// `/^(?:BUN|NODE)_/` next to `SSLKEYLOGFILE`). Measured: `BUN_CONFIG_VERBOSE_FETCH=curl`
+/// in a project's settings made claude 2.1.332 print every request, the
+/// `Authorization: Bearer` token included, on its stderr.
+pub const LEAK_VARS: &[&str] = &["SSLKEYLOGFILE"];
+/// The prefixes of the runtime's variables (bun, node) in the same family.
+pub const LEAK_PREFIXES: &[&str] = &["BUN_", "NODE_"];
 
 /// The base-URL variables found in the real CLI (`grep -o '[A-Z_]*_BASE_URL'` of the
 /// 2.1.197 and 2.1.332 binaries); all are caught by the `*_BASE_URL` pattern, listed for
@@ -113,7 +147,10 @@ pub const BASE_URL_VARS: &[&str] = &[
 pub enum Layer {
     /// `/etc/claude-code/managed-settings.json` and `managed-settings.d/*.json`.
     Managed,
-    /// `<git root>/.claude/settings.local.json` (claude 2.1.332).
+    /// `--settings FILE|JSON` in the command's own arguments.
+    Flag,
+    /// `<local settings root>/.claude/settings.local.json` (claude 2.1.330 and later):
+    /// the git root as claude finds it, a linked worktree's main checkout.
     RootLocal,
     /// `<cwd>/.claude/settings.local.json`.
     Local,
@@ -131,9 +168,24 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// The word of claude's `--setting-sources` that keeps this layer (`None`: the
+    /// option cannot leave it out; measured: managed settings and `--settings` apply
+    /// whatever it says).
+    fn source(self) -> Option<&'static str> {
+        match self {
+            Layer::Managed | Layer::Flag => None,
+            Layer::RootLocal | Layer::Local => Some("local"),
+            Layer::Project => Some("project"),
+            Layer::User | Layer::CoworkUser | Layer::SharedUser | Layer::SharedCowork => {
+                Some("user")
+            }
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Layer::Managed => "managed settings",
+            Layer::Flag => "the command's --settings",
             Layer::RootLocal => "project settings (git root, local)",
             Layer::Local => "project settings (local)",
             Layer::Project => "project settings",
@@ -161,8 +213,13 @@ pub enum Why {
     Proxy(String),
     /// `NO_PROXY` that lets more hosts bypass the caller's proxy.
     NoProxyWidened { to: String },
-    /// TLS trust, client certificates, custom headers, the API socket.
+    /// TLS trust, client certificates, custom headers, the API socket, name resolution.
     Transport { to: String },
+    /// The runtime, its TLS stack or what claude runs would write secrets (TLS keys,
+    /// requests with the token) somewhere (`SSLKEYLOGFILE`, `BUN_*`, `NODE_*`).
+    Leak { to: String },
+    /// Telemetry (with prompts and tool output when `OTEL_LOG_*` ask) goes to this origin.
+    Telemetry(String),
     /// The file cannot be judged (not valid JSON, not a regular file, too large, …):
     /// why, and where the token goes as far as the other layers say.
     Unjudgeable { reason: String, to: String },
@@ -187,8 +244,9 @@ impl Why {
             | Why::Scrubbed { to }
             | Why::NoProxyWidened { to }
             | Why::Transport { to }
+            | Why::Leak { to }
             | Why::Unjudgeable { to, .. } => origin.clone_into(to),
-            Why::Destination(_) | Why::Proxy(_) => {}
+            Why::Destination(_) | Why::Proxy(_) | Why::Telemetry(_) => {}
         }
     }
 }
@@ -235,7 +293,13 @@ impl Finding {
                 "{file} sets {key}: more hosts would bypass the caller's proxy (the token goes to {to})"
             ),
             Why::Transport { to } => format!(
-                "{file} sets {key}: it changes how requests carrying the token to {to} travel (TLS trust, certificates, headers or socket)"
+                "{file} sets {key}: it changes how requests carrying the token to {to} travel (TLS trust, certificates, headers, socket or name resolution)"
+            ),
+            Why::Leak { to } => format!(
+                "{file} sets {key}: claude's runtime or TLS stack, or a program claude runs, would write secrets somewhere (TLS session keys, requests carrying the token to {to})"
+            ),
+            Why::Telemetry(to) => format!(
+                "{file} sets {key}: claude would send its telemetry (prompts and tool output when OTEL_LOG_* ask for them) to {to}"
             ),
             Why::Unjudgeable { reason, to } => format!(
                 "{file}: {reason}; claude-iso cannot tell what claude would apply from it (it could send the token elsewhere; otherwise the token goes to {to})"
@@ -247,8 +311,21 @@ impl Finding {
 /// One settings file claude would load.
 #[derive(Debug, Clone)]
 pub struct SettingsFile {
+    /// The file, or for `--settings JSON` a name for the argument.
     pub path: PathBuf,
     pub layer: Layer,
+    /// `--settings JSON`: the JSON given inline.
+    pub inline: Option<String>,
+}
+
+impl SettingsFile {
+    fn file(path: PathBuf, layer: Layer) -> SettingsFile {
+        SettingsFile {
+            path,
+            layer,
+            inline: None,
+        }
+    }
 }
 
 /// Where the token goes, and which layer chose it.
@@ -344,6 +421,7 @@ impl Verdict {
                 "remove it (the scratch home is the command's HOME: anything it ran could have written it)"
             }
             Some(Layer::SharedUser | Layer::SharedCowork) => "remove it from the shared file",
+            Some(Layer::Flag) => "remove it from the command's --settings",
             _ => "remove it, run elsewhere",
         };
         Err(Error::Settings(format!(
@@ -354,27 +432,30 @@ impl Verdict {
 }
 
 /// The settings files claude would load for `workdir`, with the scratch home's user
-/// settings (or `shared_user`, the `--share`d file that replaces them at launch) and the
-/// managed ones, highest precedence first.
+/// settings (or `shared_user`, the `--share`d file that replaces them at launch), the
+/// managed ones and each `--settings` of the command's arguments `argv`, highest
+/// precedence first.
 ///
 /// Every layer, whatever the command's arguments say: claude's `--setting-sources` can
 /// leave the project layers out, but which word of an argv is that option's list and
 /// which is another option's value only claude's own parser knows (`--append-system-prompt
 /// --setting-sources user` hands claude a prompt, not a list), and a command that is not
-/// claude may start one with other arguments.
+/// claude may start one with other arguments. For the same reason every `--settings`
+/// value in `argv` is judged, wherever it stands (see [`flag_settings`]).
 #[must_use]
 pub fn settings_files(
     workdir: &Path,
     home: &Path,
     shared: Shared<'_>,
     cowork: bool,
+    argv: &[OsString],
 ) -> Vec<SettingsFile> {
     let mut out = Vec::new();
     let managed = Path::new(MANAGED_DIR);
-    out.push(SettingsFile {
-        path: managed.join("managed-settings.json"),
-        layer: Layer::Managed,
-    });
+    out.push(SettingsFile::file(
+        managed.join("managed-settings.json"),
+        Layer::Managed,
+    ));
     if let Ok(entries) = std::fs::read_dir(managed.join("managed-settings.d")) {
         let mut names: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -383,57 +464,256 @@ pub fn settings_files(
         names.sort();
         // Later drop-ins win, as with systemd's: highest precedence first.
         names.reverse();
-        out.extend(names.into_iter().map(|path| SettingsFile {
-            path,
-            layer: Layer::Managed,
-        }));
+        out.extend(
+            names
+                .into_iter()
+                .map(|path| SettingsFile::file(path, Layer::Managed)),
+        );
     }
-    let local = workdir.join(".claude/settings.local.json");
-    if let Some(root) = git_root(workdir) {
-        let root_local = root.join(".claude/settings.local.json");
-        if root_local != local {
-            out.push(SettingsFile {
-                path: root_local,
-                layer: Layer::RootLocal,
-            });
-        }
+    out.extend(flag_settings(argv, workdir));
+    let local = workdir.join(CLAUDE_DIR).join(SETTINGS_LOCAL);
+    let root = local_root(workdir, home);
+    if root != workdir {
+        out.push(SettingsFile::file(
+            root.join(CLAUDE_DIR).join(SETTINGS_LOCAL),
+            Layer::RootLocal,
+        ));
     }
-    out.push(SettingsFile {
-        path: local,
-        layer: Layer::Local,
-    });
-    out.push(SettingsFile {
-        path: workdir.join(".claude/settings.json"),
-        layer: Layer::Project,
-    });
+    out.push(SettingsFile::file(local, Layer::Local));
+    out.push(SettingsFile::file(
+        workdir.join(CLAUDE_DIR).join(SETTINGS),
+        Layer::Project,
+    ));
     let (shared_user, shared_cowork) = (shared.settings, shared.cowork);
     let user = match shared_user {
-        Some(path) => SettingsFile {
-            path: path.to_path_buf(),
-            layer: Layer::SharedUser,
-        },
-        None => SettingsFile {
-            path: home.join(".claude/settings.json"),
-            layer: Layer::User,
-        },
+        Some(path) => SettingsFile::file(path.to_path_buf(), Layer::SharedUser),
+        None => SettingsFile::file(home.join(CLAUDE_DIR).join(SETTINGS), Layer::User),
     };
     // Judged whether or not the switch is on: claude's host can turn it on without the
     // environment (`coworkPlugins`), and a later launch with the switch set would apply
     // what the command wrote there now. The one claude reads comes first.
     let cowork_file = match shared_cowork {
-        Some(path) => SettingsFile {
-            path: path.to_path_buf(),
-            layer: Layer::SharedCowork,
-        },
-        None => SettingsFile {
-            path: home.join(".claude").join(COWORK_SETTINGS),
-            layer: Layer::CoworkUser,
-        },
+        Some(path) => SettingsFile::file(path.to_path_buf(), Layer::SharedCowork),
+        None => SettingsFile::file(
+            home.join(CLAUDE_DIR).join(COWORK_SETTINGS),
+            Layer::CoworkUser,
+        ),
     };
     if cowork {
         out.extend([cowork_file, user]);
     } else {
         out.extend([user, cowork_file]);
+    }
+    out
+}
+
+/// The `--settings` values of `argv` (`--settings V` and `--settings=V`), the last one
+/// first: claude applies the last one given (measured: 2.1.197, 2.1.330, 2.1.332).
+/// A value that, trimmed, starts with `{` and ends with `}` is inline JSON (claude's own
+/// test); anything else names a file, relative to `workdir` (claude's cwd). Every
+/// occurrence is taken, also where it may be another option's value: a word judged that
+/// claude would not apply costs at most a refusal that `--allow-project-auth` lifts.
+#[must_use]
+pub fn flag_settings(argv: &[OsString], workdir: &Path) -> Vec<SettingsFile> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = Vec::new();
+    let mut words = argv.iter().enumerate().skip(1);
+    while let Some((i, word)) = words.next() {
+        let (i, value) = if word.as_os_str() == FLAG_SETTINGS {
+            match words.next() {
+                Some((j, v)) => (j, v.clone()),
+                None => break,
+            }
+        } else {
+            let prefix = format!("{FLAG_SETTINGS}=");
+            match word.as_bytes().strip_prefix(prefix.as_bytes()) {
+                Some(rest) => (i, OsStr::from_bytes(rest).to_owned()),
+                None => continue,
+            }
+        };
+        let text = value.to_string_lossy();
+        let trimmed = text.trim();
+        if trimmed.starts_with('{') && trimmed.ends_with('}') {
+            out.push(SettingsFile {
+                path: PathBuf::from(format!("{FLAG_SETTINGS} (inline JSON, argument {i})")),
+                layer: Layer::Flag,
+                inline: Some(trimmed.to_owned()),
+            });
+        } else if !value.is_empty() {
+            out.push(SettingsFile::file(workdir.join(&value), Layer::Flag));
+        }
+    }
+    out.reverse();
+    out
+}
+
+/// claude's options that take no value, which may stand right before its
+/// `--setting-sources` (see [`setting_sources`]).
+const CLAUDE_FLAGS: &[&str] = &[
+    "-p",
+    "--print",
+    "-c",
+    "--continue",
+    "--verbose",
+    "--dangerously-skip-permissions",
+];
+
+/// The sources the last `--setting-sources LIST` (or `--setting-sources=LIST`) of
+/// `argv` keeps: `user`, `project`, `local`, comma-separated (an empty list keeps none;
+/// measured on 2.1.197 and 2.1.332). `None` when there is none, when its list names
+/// anything else, or when the word before it may be an option waiting for its value
+/// (`--append-system-prompt --setting-sources user` hands claude 2.1.330 and 2.1.332 a
+/// prompt, and every source applies): then it restricts nothing. `dash_values: false`
+/// is for a claude whose options never take a word starting with `-` as their value
+/// (2.1.197 honoured that `--setting-sources user`; measured). Used only for the
+/// destination: every layer is judged whatever the arguments say.
+#[must_use]
+pub fn setting_sources(argv: &[OsString], dash_values: bool) -> Option<Vec<&'static str>> {
+    let prefix = format!("{FLAG_SETTING_SOURCES}=");
+    let mut last = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let word = argv[i].to_string_lossy();
+        if word == FLAG_SETTING_SOURCES {
+            last = Some((i, argv.get(i + 1)?.to_string_lossy().into_owned()));
+            i += 1;
+        } else if let Some(rest) = word.strip_prefix(&prefix) {
+            last = Some((i, rest.to_owned()));
+        }
+        i += 1;
+    }
+    let (at, list) = last?;
+    let before = argv[at - 1].to_string_lossy();
+    let an_option_here = !dash_values
+        || at == 1
+        || !before.starts_with('-')
+        || before.contains('=')
+        || CLAUDE_FLAGS.contains(&&*before);
+    if !an_option_here {
+        return None;
+    }
+    list.split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| ["user", "project", "local"].into_iter().find(|k| *k == w))
+        .collect()
+}
+
+/// The local settings root of claude 2.1.330 and later for `workdir` (a realpath): the
+/// main checkout of the git root claude finds ([`git_root`], [`main_checkout`]), unless
+/// that is `workdir` itself or `home`, or it, its `.git` or its `.claude` entry belongs
+/// to another user — then `workdir` (claude 2.1.332's `uW`/`amd`: "not canonicalizing the
+/// consent store … is not owned by the current user"; measured: a main checkout whose
+/// `.claude` belongs to another user is not read).
+#[must_use]
+pub fn local_root(workdir: &Path, home: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let Some(found) = git_root(workdir) else {
+        return workdir.to_path_buf();
+    };
+    let root = main_checkout(&found).unwrap_or(found);
+    if root == workdir || root == home {
+        return workdir.to_path_buf();
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    let uid = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.uid());
+    let owned = std::fs::metadata(&root).is_ok_and(|m| m.uid() == me)
+        && uid(&root.join(GIT_DIR)).is_ok_and(|u| u == me)
+        && match uid(&root.join(CLAUDE_DIR)) {
+            Ok(u) => u == me,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+    if owned { root } else { workdir.to_path_buf() }
+}
+
+/// The nearest directory at or above `dir` whose `.git` entry claude 2.1.330 and later
+/// accept ([`accepts_git_entry`]); entries it does not accept are skipped and the walk
+/// goes on up, as claude's does (`find_git_root`).
+#[must_use]
+pub fn git_root(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors()
+        .find(|d| accepts_git_entry(&d.join(GIT_DIR)))
+        .map(Path::to_path_buf)
+}
+
+/// Whether claude 2.1.330 and later take a `.git` entry as the mark of a git root: a
+/// directory (a repository or not) or a regular file (whatever it holds), or a symlink
+/// to either. A dangling symlink, a FIFO, a socket or a device is skipped (measured on
+/// 2.1.330 and 2.1.332: `.git` as an empty directory, a file `gitdir: /nowhere`, a file
+/// of garbage, a link to a directory or a file each marked the root; a dangling link and
+/// a FIFO did not). 2.1.197 follows links with `stat` and reads no root's settings.
+#[must_use]
+pub fn accepts_git_entry(entry: &Path) -> bool {
+    match std::fs::symlink_metadata(entry) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::metadata(entry).is_ok_and(|t| t.is_dir() || t.is_file())
+        }
+        Ok(m) => m.is_dir() || m.is_file(),
+        Err(_) => false,
+    }
+}
+
+/// The main checkout of a linked worktree whose top is `root`, as claude 2.1.332 finds
+/// it (`canonicalRootByRoot`): `root/.git` a file `gitdir: ADMIN`; `ADMIN/commondir` a
+/// regular file naming the common directory `COMMON`, with `ADMIN` directly in
+/// `COMMON/worktrees`; `ADMIN/gitdir` a regular file pointing back at `root/.git`. The
+/// main checkout is then the directory holding `COMMON` (a `COMMON` not named `.git`
+/// is its own checkout unless it holds a `.git` entry). `None` when any step fails:
+/// claude then keeps `root`. Relative paths are resolved without following links, as
+/// node's `path.resolve`.
+#[must_use]
+pub fn main_checkout(root: &Path) -> Option<PathBuf> {
+    const MAX: u64 = 64 * 1024;
+    let regular = |p: &Path| -> Option<String> {
+        if !std::fs::symlink_metadata(p).ok()?.is_file() {
+            return None;
+        }
+        read_text(p, MAX)
+    };
+    let text = read_text(&root.join(GIT_DIR), MAX)?;
+    let admin = resolve(root, text.trim().strip_prefix("gitdir:")?.trim());
+    let common = resolve(&admin, regular(&admin.join("commondir"))?.trim());
+    if resolve(admin.parent()?, ".") != common.join("worktrees") {
+        return None;
+    }
+    let back = resolve(&admin, regular(&admin.join("gitdir"))?.trim());
+    if std::fs::canonicalize(back).ok()? != std::fs::canonicalize(root).ok()?.join(GIT_DIR) {
+        return None;
+    }
+    if common.file_name() != Some(OsStr::new(GIT_DIR)) {
+        return (!accepts_git_entry(&common.join(GIT_DIR))).then_some(common);
+    }
+    common.parent().map(Path::to_path_buf)
+}
+
+/// A small file's text (following links, as claude's `readFileSync`), or `None`.
+fn read_text(path: &Path, max: u64) -> Option<String> {
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC).bits())
+        .open(path)
+        .ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.take(max).read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// `base` joined with `rel` (absolute `rel` replaces it), `.` and `..` removed without
+/// looking at the file system: node's `path.resolve`.
+fn resolve(base: &Path, rel: &str) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::from("/");
+    for c in base.join(rel).components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(n) => out.push(n),
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+        }
     }
     out
 }
@@ -482,44 +762,166 @@ pub fn command_env(config: &Config) -> CallerEnv {
         .collect()
 }
 
-/// The nearest directory at or above `dir` holding a `.git` entry (a directory, or the
-/// file of a worktree or submodule — claude 2.1.332 took one with a dangling `gitdir:`).
-fn git_root(dir: &Path) -> Option<PathBuf> {
-    dir.ancestors()
-        .find(|d| std::fs::symlink_metadata(d.join(".git")).is_ok())
-        .map(Path::to_path_buf)
+/// The command a launch runs, as far as the guard is concerned.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Command<'a> {
+    /// The program found on `PATH` (`None`: not found, or no command, as in `doctor`).
+    pub program: Option<&'a Path>,
+    /// Its arguments, `argv[0]` first: their `--settings` are layers.
+    pub argv: &'a [OsString],
+}
+
+/// The newest claude measured not to read the local settings root's
+/// `settings.local.json` ([`Layer::RootLocal`]); 2.1.330 and later read it.
+const ROOT_LOCAL_UNREAD_UP_TO: (u32, u32, u32) = (2, 1, 197);
+
+/// The version of the claude that `program` is, when its installation says so without
+/// running it: the `version` of the `@anthropic-ai/claude-code` package.json above the
+/// file it resolves to (npm installs), or the file's own name (the native installer
+/// keeps `…/versions/2.1.332`). `None` for anything else.
+#[must_use]
+pub fn claude_version(program: &Path) -> Option<(u32, u32, u32)> {
+    let parse = |v: &str| -> Option<(u32, u32, u32)> {
+        let mut it = v.trim().splitn(3, '.');
+        let major = it.next()?.parse().ok()?;
+        let minor = it.next()?.parse().ok()?;
+        let patch: String = it
+            .next()?
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        Some((major, minor, patch.parse().ok()?))
+    };
+    let real = std::fs::canonicalize(program).ok()?;
+    if let Some(v) = real.file_name().and_then(OsStr::to_str).and_then(parse) {
+        return Some(v);
+    }
+    for dir in real.ancestors().skip(1).take(4) {
+        let Some(text) = read_text(&dir.join("package.json"), MAX_SETTINGS) else {
+            continue;
+        };
+        let doc: Value = serde_json::from_str(&text).ok()?;
+        if doc.get("name")?.as_str()? != "@anthropic-ai/claude-code" {
+            return None;
+        }
+        return parse(doc.get("version")?.as_str()?);
+    }
+    None
 }
 
 /// Everything the guard knows for one launch: reads each file claude would load for
 /// `config.workdir` (the user settings of `home`, the scratch home, included;
-/// `shared_user` is a `--share`d `settings.json` that replaces them at this launch),
-/// judges every one, and works out the destination.
+/// `shared_user` is a `--share`d `settings.json` that replaces them at this launch;
+/// `command`'s `--settings` are layers, and its version says which layers choose the
+/// destination), judges every one, and works out the destination.
 #[must_use]
-pub fn inspect(config: &Config, home: &Path, shared: Shared<'_>, leaving: &[PathBuf]) -> Verdict {
+pub fn inspect(
+    config: &Config,
+    home: &Path,
+    shared: Shared<'_>,
+    leaving: &[PathBuf],
+    command: Command<'_>,
+) -> Verdict {
     let env = command_env(config);
     let cowork = cowork_on(&env);
-    let mut files = settings_files(&config.workdir, home, shared, cowork);
+    let version = command.program.and_then(claude_version);
+    // Judged whatever the version (a later claude in the same place reads it), but
+    // choosing the destination only for a claude that reads it.
+    let root_local_read = version.is_none_or(|v| v > ROOT_LOCAL_UNREAD_UP_TO);
+    // Options take a value starting with `-` in 2.1.330 and later, not in 2.1.197.
+    let sources = setting_sources(
+        command.argv,
+        version.is_none_or(|v| v > ROOT_LOCAL_UNREAD_UP_TO),
+    );
+    let mut files = settings_files(&config.workdir, home, shared, cowork, command.argv);
     // Files this launch removes or replaces before the command runs (claude-iso's own
     // unchanged copies of shared files): never applied as they are.
     files.retain(|f| !leaving.contains(&f.path));
     let mut findings = Vec::new();
     let mut unread = Vec::new();
     let mut docs: Vec<(Layer, PathBuf, Map<String, Value>)> = Vec::new();
+    let mut flag_applied = false;
     for file in &files {
-        match read_and_judge(&file.path, &env) {
+        let judged = match (&file.inline, file.layer) {
+            (Some(json), _) => match parse(json.as_bytes()) {
+                Ok(doc) => {
+                    let found = judge(&doc, &env)
+                        .into_iter()
+                        .map(|(key, why)| Finding {
+                            path: file.path.clone(),
+                            target: None,
+                            key,
+                            why,
+                        })
+                        .collect();
+                    Judged::Doc(doc, found)
+                }
+                Err(reason) => Judged::NotApplied(reason),
+            },
+            // A `--settings` file that is not a JSON object is not applied: claude
+            // 2.1.330+ stop with "Invalid or malformed JSON", 2.1.197 goes on without it
+            // (measured). Not a refusal: a command that is not claude may take a
+            // `--settings` of another format.
+            // Nor is a directory (claude: "Cannot use settings file"). A FIFO or a
+            // pipe (`--settings <(…)`) is read by claude: refused as unjudgeable.
+            (None, Layer::Flag) if std::fs::metadata(&file.path).is_ok_and(|m| m.is_dir()) => {
+                Judged::NotApplied("a directory".into())
+            }
+            (None, Layer::Flag) => match read_and_judge(&file.path, &env) {
+                Judged::Refused(Finding {
+                    why: Why::Unjudgeable { reason, .. },
+                    ..
+                }) if reason.starts_with(NOT_JSON) || reason == NOT_OBJECT => {
+                    Judged::NotApplied(reason)
+                }
+                other => other,
+            },
+            (None, _) => read_and_judge(&file.path, &env),
+        };
+        match judged {
             Judged::Doc(doc, mut found) => {
                 findings.append(&mut found);
-                // The user settings claude does not read this time choose nothing.
+                // The user settings claude does not read this time choose nothing; of
+                // several `--settings`, only the last one given is applied.
                 let read = match file.layer {
                     Layer::CoworkUser | Layer::SharedCowork => cowork,
                     Layer::User | Layer::SharedUser => !cowork,
+                    Layer::Flag => !std::mem::replace(&mut flag_applied, true),
+                    Layer::RootLocal => root_local_read,
                     _ => true,
                 };
+                let left_out = file
+                    .layer
+                    .source()
+                    .is_some_and(|name| sources.as_ref().is_some_and(|kept| !kept.contains(&name)));
+                if read && left_out {
+                    unread.push(format!(
+                        "{}: judged, but the command's {FLAG_SETTING_SOURCES} leaves it out",
+                        layer_name(file)
+                    ));
+                }
+                let read = read && !left_out;
+                if !read && !left_out && file.layer == Layer::RootLocal {
+                    let (a, b, c) = version.unwrap_or_default();
+                    unread.push(format!(
+                        "{}: judged, but claude {a}.{b}.{c} does not apply it (2.1.330 and later do)",
+                        layer_name(file)
+                    ));
+                }
                 if read {
                     docs.push((file.layer, file.path.clone(), doc));
                 }
             }
             Judged::Absent => {}
+            Judged::NotApplied(reason) => {
+                if file.layer == Layer::Flag {
+                    flag_applied = true;
+                }
+                unread.push(format!(
+                    "{}: {reason}; claude does not apply it",
+                    layer_name(file)
+                ));
+            }
             Judged::Unread(note) => unread.push(format!("{}: {note}", layer_name(file))),
             Judged::Refused(finding) => findings.push(finding),
         }
@@ -552,6 +954,8 @@ enum Judged {
     Absent,
     /// Skipped: this user cannot read it, nor make it readable (why, for a note).
     Unread(String),
+    /// Read, but not a settings document claude would apply (why, for a note).
+    NotApplied(String),
     /// Cannot be judged: refused.
     Refused(Finding),
 }
@@ -563,7 +967,7 @@ enum Judged {
 pub fn judge_file(path: &Path, caller: &CallerEnv) -> Vec<Finding> {
     match read_and_judge(path, caller) {
         Judged::Doc(_, found) => found,
-        Judged::Absent | Judged::Unread(_) => Vec::new(),
+        Judged::Absent | Judged::Unread(_) | Judged::NotApplied(_) => Vec::new(),
         Judged::Refused(finding) => vec![finding],
     }
 }
@@ -754,6 +1158,10 @@ fn what_refuses(path: &Path) -> Option<(PathBuf, std::fs::Metadata, bool)> {
     None
 }
 
+/// How [`parse`]'s reasons begin: `not valid JSON (line …)`, `not a JSON object`.
+const NOT_JSON: &str = "not valid JSON";
+const NOT_OBJECT: &str = "not a JSON object";
+
 /// A settings document: a JSON object, after an optional UTF-8 byte-order mark (claude
 /// accepts one; measured).
 ///
@@ -763,9 +1171,9 @@ pub fn parse(bytes: &[u8]) -> Result<Map<String, Value>, String> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(doc)) => Ok(doc),
-        Ok(_) => Err("not a JSON object".into()),
+        Ok(_) => Err(NOT_OBJECT.into()),
         Err(e) => Err(format!(
-            "not valid JSON (line {}, column {})",
+            "{NOT_JSON} (line {}, column {})",
             e.line(),
             e.column()
         )),
@@ -830,7 +1238,7 @@ fn judge_entries(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, W
         }
         // The same URL written another way (`/` at the end, the default port, the case
         // of scheme or host) is the caller's own value too.
-        if matches!(rule, Rule::Url | Rule::Proxy)
+        if matches!(rule, Rule::Url | Rule::Proxy | Rule::Telemetry)
             && caller_value
                 .and_then(OsStr::to_str)
                 .is_some_and(|c| same_url(c, &text))
@@ -847,6 +1255,8 @@ fn judge_entries(doc: &Map<String, Value>, caller: &CallerEnv) -> Vec<(String, W
                 Why::NoProxyWidened { to: String::new() }
             }
             Rule::Transport => Why::Transport { to: String::new() },
+            Rule::Leak => Why::Leak { to: String::new() },
+            Rule::Telemetry => Why::Telemetry(origin(&text)),
         };
         out.push((key, why));
     }
@@ -913,9 +1323,12 @@ enum Rule {
     Proxy,
     NoProxy,
     Transport,
+    Leak,
+    Telemetry,
 }
 
-/// Whether an `env` name changes where or how requests travel, and how.
+/// Whether an `env` name changes where or how requests travel, makes something write
+/// secrets, or sends telemetry elsewhere, and how.
 fn route_rule(name: &str) -> Option<Rule> {
     let upper = name.to_ascii_uppercase();
     let ours = upper.starts_with("ANTHROPIC_") || upper.starts_with("CLAUDE_");
@@ -927,6 +1340,12 @@ fn route_rule(name: &str) -> Option<Rule> {
         Some(Rule::Url)
     } else if ROUTE_VARS.contains(&upper.as_str()) || (ours && upper.ends_with("_HEADERS")) {
         Some(Rule::Transport)
+    } else if LEAK_VARS.contains(&upper.as_str())
+        || LEAK_PREFIXES.iter().any(|p| upper.starts_with(p))
+    {
+        Some(Rule::Leak)
+    } else if upper.starts_with("OTEL_EXPORTER_OTLP") && upper.ends_with("ENDPOINT") {
+        Some(Rule::Telemetry)
     } else {
         None
     }
@@ -1304,6 +1723,221 @@ mod tests {
         }
         assert_eq!(route_rule("PATH"), None);
         assert_eq!(route_rule("CLAUDE_CODE_MAX_OUTPUT_TOKENS"), None);
+    }
+
+    #[test]
+    fn runtime_tls_and_name_resolution_variables_are_caught() {
+        for name in [
+            "SSLKEYLOGFILE",
+            "BUN_CONFIG_VERBOSE_FETCH",
+            "NODE_DEBUG",
+            "bun_options",
+        ] {
+            assert_eq!(route_rule(name), Some(Rule::Leak), "{name}");
+        }
+        for name in ["HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "NODE_OPTIONS"] {
+            assert_eq!(route_rule(name), Some(Rule::Transport), "{name}");
+        }
+        for name in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        ] {
+            assert_eq!(route_rule(name), Some(Rule::Telemetry), "{name}");
+        }
+        assert_eq!(route_rule("BUNDLE"), None);
+        let none = CallerEnv::default();
+        let found = judged(
+            r#"{"env":{"SSLKEYLOGFILE":"/tmp/k","OTEL_EXPORTER_OTLP_ENDPOINT":"http://u:p@otel.example:4318/v1"}}"#,
+            &none,
+        );
+        assert_eq!(
+            found,
+            [
+                (
+                    "env.SSLKEYLOGFILE".into(),
+                    Why::Leak {
+                        to: DEFAULT_DESTINATION.into()
+                    }
+                ),
+                (
+                    "env.OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+                    Why::Telemetry("http://otel.example:4318".into())
+                ),
+            ]
+        );
+        // The caller's own value changes nothing.
+        let caller = env(&[("SSLKEYLOGFILE", "/k")]);
+        assert!(judged(r#"{"env":{"SSLKEYLOGFILE":"/k"}}"#, &caller).is_empty());
+    }
+
+    fn os(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn flag_settings_in_the_arguments() {
+        let w = Path::new("/w");
+        let got = flag_settings(
+            &os(&[
+                "claude",
+                "--settings",
+                "a.json",
+                "-p",
+                "--settings= {\"env\":{}} ",
+                "--settings=/abs/b.json",
+                "--settingsx",
+                "c",
+                "--settings",
+            ]),
+            w,
+        );
+        let shown: Vec<(String, Option<String>)> = got
+            .iter()
+            .map(|f| (f.path.display().to_string(), f.inline.clone()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("/abs/b.json".to_owned(), None),
+                (
+                    "--settings (inline JSON, argument 4)".to_owned(),
+                    Some("{\"env\":{}}".to_owned())
+                ),
+                ("/w/a.json".to_owned(), None),
+            ]
+        );
+        assert!(got.iter().all(|f| f.layer == Layer::Flag));
+        // The program's own name is never a value.
+        assert!(flag_settings(&os(&["--settings", "x"]), w).is_empty());
+    }
+
+    #[test]
+    fn versions_of_npm_and_native_installs() {
+        let d = tempfile::tempdir().unwrap();
+        let pkg = d.path().join("node_modules/@anthropic-ai/claude-code");
+        std::fs::create_dir_all(pkg.join("bin")).unwrap();
+        std::fs::write(
+            pkg.join("package.json"),
+            r#"{"name":"@anthropic-ai/claude-code","version":"2.1.330"}"#,
+        )
+        .unwrap();
+        std::fs::write(pkg.join("bin/claude.exe"), "").unwrap();
+        std::os::unix::fs::symlink(pkg.join("bin/claude.exe"), d.path().join("claude")).unwrap();
+        assert_eq!(claude_version(&d.path().join("claude")), Some((2, 1, 330)));
+        let native = d.path().join("versions");
+        std::fs::create_dir(&native).unwrap();
+        std::fs::write(native.join("2.1.197"), "").unwrap();
+        assert_eq!(claude_version(&native.join("2.1.197")), Some((2, 1, 197)));
+        std::fs::write(d.path().join("other"), "").unwrap();
+        assert_eq!(claude_version(&d.path().join("other")), None);
+    }
+
+    #[test]
+    fn setting_sources_as_claude_reads_them() {
+        let got = |w: &[&str]| setting_sources(&os(w), true);
+        assert_eq!(got(&["claude", "-p"]), None);
+        assert_eq!(
+            got(&["claude", "--setting-sources", "user, local"]),
+            Some(vec!["user", "local"])
+        );
+        assert_eq!(got(&["claude", "--setting-sources="]), Some(vec![]));
+        assert_eq!(
+            got(&[
+                "claude",
+                "--setting-sources",
+                "user",
+                "--setting-sources=project"
+            ]),
+            Some(vec!["project"])
+        );
+        assert_eq!(got(&["claude", "--setting-sources", "user,policy"]), None);
+        assert_eq!(got(&["claude", "--setting-sources"]), None);
+        // After an option that may be waiting for its value, it may be that value.
+        assert_eq!(
+            got(&[
+                "claude",
+                "--append-system-prompt",
+                "--setting-sources",
+                "user"
+            ]),
+            None
+        );
+        assert_eq!(got(&["claude", "--model", "--setting-sources=user"]), None);
+        assert_eq!(
+            got(&["claude", "-p", "--setting-sources", "user"]),
+            Some(vec!["user"])
+        );
+        assert_eq!(
+            got(&["claude", "--model=x", "--setting-sources", "user"]),
+            Some(vec!["user"])
+        );
+        assert_eq!(
+            setting_sources(
+                &os(&[
+                    "claude",
+                    "--append-system-prompt",
+                    "--setting-sources",
+                    "user"
+                ]),
+                false
+            ),
+            Some(vec!["user"])
+        );
+    }
+
+    #[test]
+    fn git_entries_claude_accepts() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        std::fs::create_dir(p.join("dir")).unwrap();
+        std::fs::write(p.join("file"), "garbage").unwrap();
+        std::os::unix::fs::symlink(p.join("dir"), p.join("to-dir")).unwrap();
+        std::os::unix::fs::symlink(p.join("file"), p.join("to-file")).unwrap();
+        std::os::unix::fs::symlink(p.join("nowhere"), p.join("dangling")).unwrap();
+        nix::unistd::mkfifo(&p.join("fifo"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        for yes in ["dir", "file", "to-dir", "to-file"] {
+            assert!(accepts_git_entry(&p.join(yes)), "{yes}");
+        }
+        for no in ["dangling", "fifo", "absent"] {
+            assert!(!accepts_git_entry(&p.join(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_linked_worktrees_main_checkout() {
+        let d = tempfile::tempdir().unwrap();
+        let p = std::fs::canonicalize(d.path()).unwrap();
+        let main = p.join("main");
+        let admin = main.join(".git/worktrees/wt");
+        let wt = p.join("wt");
+        std::fs::create_dir_all(&admin).unwrap();
+        std::fs::create_dir_all(&wt).unwrap();
+        std::fs::write(wt.join(".git"), format!("gitdir: {}\n", admin.display())).unwrap();
+        std::fs::write(admin.join("commondir"), "../..\n").unwrap();
+        std::fs::write(
+            admin.join("gitdir"),
+            format!("{}\n", wt.join(".git").display()),
+        )
+        .unwrap();
+        assert_eq!(main_checkout(&wt), Some(main.clone()));
+        assert_eq!(
+            main_checkout(&main),
+            None,
+            "a .git directory is no worktree"
+        );
+        // A back-pointer elsewhere, a commondir that is not the admin dir's parent's
+        // parent, or a missing file: claude keeps the worktree's own root.
+        std::fs::write(admin.join("gitdir"), "/elsewhere/.git\n").unwrap();
+        assert_eq!(main_checkout(&wt), None);
+        std::fs::write(
+            admin.join("gitdir"),
+            format!("{}\n", wt.join(".git").display()),
+        )
+        .unwrap();
+        std::fs::write(admin.join("commondir"), "..\n").unwrap();
+        assert_eq!(main_checkout(&wt), None);
+        std::fs::remove_file(admin.join("commondir")).unwrap();
+        assert_eq!(main_checkout(&wt), None);
     }
 
     #[test]

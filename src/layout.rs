@@ -12,6 +12,16 @@ use std::time::Duration;
 pub const CLAUDE_JSON: &str = ".claude.json";
 /// claude's config directory, relative to HOME.
 pub const CLAUDE_DIR: &str = ".claude";
+/// claude's settings file, in `.claude` of a home or a project.
+pub const SETTINGS: &str = "settings.json";
+/// A project's settings file kept out of git, in `.claude` (it beats [`SETTINGS`]).
+pub const SETTINGS_LOCAL: &str = "settings.local.json";
+/// claude's option for one more settings layer: a file or inline JSON.
+pub const FLAG_SETTINGS: &str = "--settings";
+/// claude's option that keeps only some of its settings sources (`user,project,local`).
+pub const FLAG_SETTING_SOURCES: &str = "--setting-sources";
+/// What marks a git root.
+pub const GIT_DIR: &str = ".git";
 /// The credentials file claude falls back to after a 401 (and blanks on a failed refresh).
 pub const CREDENTIALS: &str = ".credentials.json";
 /// A second credential file of claude 2.1.332 and later, next to [`CREDENTIALS`].
@@ -87,6 +97,50 @@ pub const INIT_VAR: &str = "CLAUDE_ISO_INIT";
 pub const INIT_GRACE_VAR: &str = "CLAUDE_ISO_INIT_GRACE";
 /// The opt-in of `--allow-project-auth` as a variable (`1` on; unset, empty or `0` off).
 pub const ALLOW_PROJECT_AUTH_VAR: &str = "CLAUDE_ISO_ALLOW_PROJECT_AUTH";
+
+/// The empty stubs claude 2.1.197 to 2.1.332 create in the working directory when
+/// `CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1` and bubblewrap is there (measured; directories
+/// end in `/`), besides appending a "scrub-mode stubs" block to `.git/info/exclude`.
+pub const SCRUB_STUBS: &[&str] = &[
+    ".env",
+    ".env.local",
+    ".env.development",
+    ".env.development.local",
+    ".env.test",
+    ".env.test.local",
+    ".env.production",
+    ".env.production.local",
+    "package.json",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "bunfig.toml",
+    ".npmrc",
+    ".yarnrc",
+    ".yarnrc.yml",
+    ".gitmodules",
+    "node_modules/.bin/",
+    ".claude/agents/",
+    ".claude/commands/",
+];
+
+/// What the same scrub makes claude create inside a checkout's `.git` (directories end in
+/// `/`; measured: 2.1.197 the first four, 2.1.330 and 2.1.332 the rest too, 2.1.332 also
+/// `NOTES_MERGE_WORKTREE/`), each only where nothing of that name is yet.
+pub const SCRUB_GIT_STUBS: &[&str] = &[
+    "commondir",
+    "config.worktree",
+    "modules/",
+    "worktrees/",
+    "branches/",
+    "remotes/",
+    "glab-cli/",
+    "NOTES_MERGE_WORKTREE/",
+    "info/.claude-sandbox-noreplace",
+    "objects/info/alternates",
+    "objects/info/.claude-sandbox-noreplace",
+    "objects/info/commit-graphs/.claude-sandbox-noreplace",
+];
 
 /// Fixed files claude reads credentials from when their descriptor variables are unset,
 /// outside any HOME (observed in 2.1.197 to 2.1.332): scrubbing cannot hide them.

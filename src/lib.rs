@@ -257,6 +257,10 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         &home_path,
         share::user_settings(&shares),
         &share::own_copies(&home_path),
+        guard::Command {
+            program: program.as_deref(),
+            argv: &argv,
+        },
     );
     // Through a broker, the token goes where the broker forwards, whatever claude is told.
     let destination = match &broker {
@@ -322,9 +326,15 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     );
     let tools = tools::decide(config.scrub_tools, tools::find_bwrap(&config, &home_path))?;
     tools::apply(&mut child.vars, &tools);
-    report.info(format!("scrub-tools: {}", tools::describe(&tools)));
+    let passed = child
+        .vars
+        .iter()
+        .find(|(k, _)| k == tools::SCRUB_VAR)
+        .map(|(_, v)| v.as_os_str());
+    let scrub = tools::describe(&tools, &config.workdir, passed);
+    report.info(format!("scrub-tools: {scrub}"));
     if cli.dry_run {
-        report.plan(format!("scrub-tools: {}", tools::describe(&tools)));
+        report.plan(format!("scrub-tools: {scrub}"));
     }
     if !child.removed.is_empty() {
         report.warn(format!(

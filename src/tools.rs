@@ -1,7 +1,11 @@
 //! What reaches the agent's tools: claude can strip credential variables, the token
 //! included, from the environment of its Bash tool, hooks and MCP servers
 //! (`CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1`), but then refuses to start without bubblewrap.
-//! `--scrub-tools` decides whether claude-iso turns that on.
+//! `--scrub-tools` decides whether claude-iso turns that on: off by default, because
+//! claude then creates empty stubs in the working directory ([`SCRUB_STUBS`]: `.env*`,
+//! `package.json`, lock files, `.npmrc`, `node_modules/.bin/`, …) and appends a block to
+//! `.git/info/exclude` on every start (measured on 2.1.197 and 2.1.332; issue 21 §6): run
+//! from `$HOME`, the empty `package.json` breaks npm for every folder below.
 
 #![forbid(unsafe_code)]
 
@@ -13,7 +17,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::Switch;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::layout::CLAUDE_DIR;
+use crate::layout::{CLAUDE_DIR, SCRUB_GIT_STUBS, SCRUB_STUBS};
 
 /// claude's switch.
 pub const SCRUB_VAR: &str = "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB";
@@ -105,17 +109,43 @@ pub fn apply(vars: &mut Vec<(OsString, OsString)>, action: &Action) {
     }
 }
 
-/// What to say about the action under `-v`, `--dry-run` and in `doctor`.
+/// Whether a value of [`SCRUB_VAR`] turns claude's scrub on (`1`, `true`, `yes`, `on`,
+/// trimmed, in any case: claude's reading of a boolean variable).
 #[must_use]
-pub fn describe(action: &Action) -> String {
+pub fn is_on(value: &std::ffi::OsStr) -> bool {
+    value.to_str().is_some_and(|v| {
+        ["1", "true", "yes", "on"].contains(&v.trim().to_ascii_lowercase().as_str())
+    })
+}
+
+/// Where claude writes its stubs when the scrub is on, and which.
+fn stubs(workdir: &Path) -> String {
+    format!(
+        "claude creates empty stubs in {} ({}) and, in a git checkout, in its .git ({}) and appends to its .git/info/exclude",
+        workdir.display(),
+        SCRUB_STUBS.join(" "),
+        SCRUB_GIT_STUBS.join(" ")
+    )
+}
+
+/// What to say about the action under `-v`, `--dry-run` and in `doctor`; `workdir` is
+/// where claude will run (where the stubs appear when the scrub is on), `passed` the
+/// caller's value of [`SCRUB_VAR`] that `off` lets through.
+#[must_use]
+pub fn describe(action: &Action, workdir: &Path, passed: Option<&std::ffi::OsStr>) -> String {
     match action {
-        Action::PassThrough => format!("off: the caller's {SCRUB_VAR} (if any) passes through"),
+        Action::PassThrough if passed.is_some_and(is_on) => format!(
+            "off: the caller's {SCRUB_VAR} passes through and turns claude's scrub on: {}",
+            stubs(workdir)
+        ),
+        Action::PassThrough => "off: claude's tools see the credentials they are given (--scrub-tools on keeps them out, and makes claude write stubs into the working directory)".to_owned(),
         Action::Set(p) => format!(
-            "{SCRUB_VAR}=1: claude keeps the token from its Bash tool, hooks and MCP servers (bubblewrap: {})",
-            p.display()
+            "{SCRUB_VAR}=1: claude keeps credentials from its Bash tool, hooks and MCP servers (bubblewrap: {}); {}",
+            p.display(),
+            stubs(workdir)
         ),
         Action::Remove => format!(
-            "not set: bubblewrap was not found, so claude's tools will see the token in their environment; {FIX}"
+            "not set: bubblewrap was not found, so claude's tools will see the credentials in their environment; {FIX}"
         ),
     }
 }

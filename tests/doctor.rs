@@ -418,3 +418,24 @@ fn the_broker_is_named_with_its_destination() {
         "{detail}"
     );
 }
+
+/// Issue 21 §6: `doctor`'s `scrub_tools` says the scrub is off by default, and with it
+/// on names where claude will write its stubs (the working directory).
+#[test]
+fn scrub_tools_is_off_by_default_and_names_where_stubs_appear_when_on() {
+    let (_, json, _t) = doctor(Test::new());
+    let (status, detail) = check(&json, "scrub_tools");
+    assert_eq!(status, "ok", "{detail}");
+    assert!(detail.starts_with("off:"), "{detail}");
+    let t = Test::new();
+    let work = t.work();
+    let (_, json, _t) = doctor(t.env("CLAUDE_ISO_SCRUB_TOOLS", "on"));
+    let (_, detail) = check(&json, "scrub_tools");
+    assert!(
+        detail.contains(&format!(
+            "claude creates empty stubs in {} (",
+            work.display()
+        )) && detail.contains("package.json"),
+        "{detail}"
+    );
+}

@@ -820,3 +820,258 @@ fn a_new_start_up_question_fails_the_review() {
     assert!(!flagged("\"Enter plan mode?\":"), "{found:#?}");
     assert_eq!(counter_limits_in(text, "fullscreenUpsellSeenCount"), [3, 5]);
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 21 §1: the settings layers and claude's own "settings may not set" family
+// ---------------------------------------------------------------------------------------
+
+/// The table of layers, per version (`docs/claude-settings-layers.md`).
+fn layers_table() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/claude-settings-layers.md");
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every quoted string of `bytes` matching `"<word>Settings"` inside an array literal of
+/// at least three such strings: claude's names for its settings sources
+/// (`["userSettings","projectSettings",…]`).
+fn settings_sources(bytes: &[u8]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for at in memchr::memmem::find_iter(bytes, b"Settings\",\"") {
+        // Back to the opening bracket of this array, through quoted words only.
+        let start = bytes[..at]
+            .iter()
+            .rposition(|b| !(b.is_ascii_alphabetic() || *b == b'"' || *b == b','))
+            .map_or(0, |i| i);
+        if bytes[start] != b'[' {
+            continue;
+        }
+        let end = at
+            + bytes[at..]
+                .iter()
+                .position(|b| !(b.is_ascii_alphabetic() || *b == b'"' || *b == b','))
+                .unwrap_or(0);
+        if bytes.get(end) != Some(&b']') {
+            continue;
+        }
+        let words: Vec<&str> = std::str::from_utf8(&bytes[start + 1..end])
+            .unwrap_or("")
+            .split(',')
+            .map(|w| w.trim_matches('"'))
+            .collect();
+        if words.len() >= 3
+            && words.iter().all(|w| {
+                w.ends_with("Settings")
+                    && w.len() > "Settings".len()
+                    && w.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+            })
+        {
+            out.extend(words.iter().map(|w| (*w).to_owned()));
+        }
+    }
+    out
+}
+
+/// Every quoted file name of `bytes` that ends in `.json` and has `settings` in it
+/// (`"settings.local.json"`, `"managed-settings.json"`, …).
+fn settings_file_names(bytes: &[u8]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let name = |b: &u8| b.is_ascii_alphanumeric() || b"_.-".contains(b);
+    for at in memchr::memmem::find_iter(bytes, b"settings") {
+        let start = bytes[..at].iter().rposition(|b| !name(b)).unwrap_or(0);
+        let end = at + bytes[at..].iter().position(|b| !name(b)).unwrap_or(0);
+        if bytes[start] != b'"' || bytes.get(end) != Some(&b'"') {
+            continue;
+        }
+        let word = String::from_utf8_lossy(&bytes[start + 1..end]).into_owned();
+        if word.ends_with(".json") {
+            out.insert(word);
+        }
+    }
+    out
+}
+
+/// The names the table does not mention (each must appear in it between backquotes).
+fn missing_from(table: &str, names: &BTreeSet<String>) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| !table.contains(&format!("`{n}`")) && !table.contains(&format!("/{n}`")))
+        .cloned()
+        .collect()
+}
+
+/// A claude release that names a settings source or a settings file the table lacks
+/// fails here until someone has measured whether it is a layer and written the row.
+#[test]
+fn every_settings_source_and_file_of_the_installed_claude_is_in_the_table() {
+    let Some(claude) =
+        claude("every_settings_source_and_file_of_the_installed_claude_is_in_the_table")
+    else {
+        return;
+    };
+    let mut sources = BTreeSet::new();
+    let mut files = BTreeSet::new();
+    for f in bundle_files(&claude) {
+        let bytes = fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display()));
+        sources.extend(settings_sources(&bytes));
+        files.extend(settings_file_names(&bytes));
+    }
+    // The extraction works: the sources and files every release has are found.
+    for must in [
+        "userSettings",
+        "projectSettings",
+        "localSettings",
+        "policySettings",
+    ] {
+        assert!(sources.contains(must), "{must} not found: {sources:?}");
+    }
+    for must in [
+        "settings.json",
+        "settings.local.json",
+        "managed-settings.json",
+    ] {
+        assert!(files.contains(must), "{must} not found: {files:?}");
+    }
+    eprintln!("drift: settings sources {sources:?}, settings files {files:?}");
+    let table = layers_table();
+    let mut missing = missing_from(&table, &sources);
+    missing.extend(missing_from(&table, &files));
+    assert!(
+        missing.is_empty(),
+        "{} names settings sources or files that docs/claude-settings-layers.md lacks: {missing:?}; \
+         measure whether claude applies each (README \"Project settings\"), then add its row \
+         (and teach src/guard.rs the layer if it is one)",
+        claude.display()
+    );
+}
+
+#[test]
+fn the_layer_extraction_finds_a_new_source_and_file() {
+    let bundle = br#"var a=["userSettings","projectSettings","teamSettings"],b="team-settings.json",c=["userSettings","x"],d="settings.json";"#;
+    let sources = settings_sources(bundle);
+    let files = settings_file_names(bundle);
+    assert_eq!(
+        sources.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["projectSettings", "teamSettings", "userSettings"]
+    );
+    assert_eq!(
+        files.iter().map(String::as_str).collect::<Vec<_>>(),
+        ["settings.json", "team-settings.json"]
+    );
+    let table = layers_table();
+    assert_eq!(
+        missing_from(&table, &sources),
+        ["teamSettings"],
+        "the table must list claude's known sources and not a made-up one"
+    );
+    assert_eq!(missing_from(&table, &files), ["team-settings.json"]);
+}
+
+/// Names of claude's own family that a settings `env` block may set: configuration,
+/// each looked at (timeouts, TTLs, a mode switch).
+const FAMILY_HARMLESS: &[&str] = &[
+    "API_FORCE_IDLE_TIMEOUT",
+    "CLAUDE_CODE_API_KEY_HELPER_TTL_MS",
+    "CLAUDE_CODE_DISABLE_HTTPS_AGENT_KEEPING",
+    "CLAUDE_CODE_PROXY_AUTH_HELPER_TTL_MS",
+    "CLAUDE_CODE_SIMPLE",
+];
+
+/// The quoted upper-case names of every array literal of `bytes` that holds `anchor`
+/// (and, when given, `with` too).
+fn arrays_holding(bytes: &[u8], anchor: &str, with: Option<&str>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let quoted = format!("\"{anchor}\"");
+    for at in memchr::memmem::find_iter(bytes, quoted.as_bytes()) {
+        let lo = at.saturating_sub(4096);
+        let Some(open) = bytes[lo..at].iter().rposition(|b| b"[]".contains(b)) else {
+            continue;
+        };
+        if bytes[lo + open] != b'[' {
+            continue;
+        }
+        let Some(close) = bytes[at..(at + 4096).min(bytes.len())]
+            .iter()
+            .position(|b| b"[]".contains(b))
+        else {
+            continue;
+        };
+        if bytes[at + close] != b']' {
+            continue;
+        }
+        let body = String::from_utf8_lossy(&bytes[lo + open + 1..at + close]).into_owned();
+        if with.is_some_and(|w| !body.contains(&format!("\"{w}\""))) {
+            continue;
+        }
+        for word in body.split(',') {
+            let word = word.trim();
+            if let Some(name) = word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+                if !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+                {
+                    out.insert(name.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether the guard refuses `name` in a project's settings `env` block (caller's
+/// environment empty).
+fn refused(name: &str) -> bool {
+    let doc = claude_iso::guard::parse(
+        serde_json::json!({"env": {name: "x"}})
+            .to_string()
+            .as_bytes(),
+    )
+    .unwrap();
+    !claude_iso::guard::judge(&doc, &claude_iso::caller::CallerEnv::default()).is_empty()
+}
+
+/// Issue 21 §1: claude 2.1.330 and later keep a list of variables that settings a host
+/// does not own may not set (proxy, TLS, sockets, `SSLKEYLOGFILE`, name resolution;
+/// `/^(?:BUN|NODE)_/` beside it). Read out of the installed bundle, every name on it is
+/// refused by the guard, or is configuration on [`FAMILY_HARMLESS`].
+#[test]
+fn claudes_own_network_and_tls_family_is_refused() {
+    let Some(claude) = claude("claudes_own_network_and_tls_family_is_refused") else {
+        return;
+    };
+    let mut family = BTreeSet::new();
+    let mut mentions = false;
+    for f in bundle_files(&claude) {
+        let bytes = fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display()));
+        mentions |= memchr::memmem::find(&bytes, b"\"HOSTALIASES\"").is_some();
+        family.extend(arrays_holding(&bytes, "HOSTALIASES", None));
+        family.extend(arrays_holding(
+            &bytes,
+            "CLAUDE_CODE_PROXY_RESOLVES_HOSTS",
+            Some("API_FORCE_IDLE_TIMEOUT"),
+        ));
+    }
+    if !mentions {
+        // 2.1.197 has no such list: nothing of claude's own to compare with (the names
+        // themselves are refused whatever the version: tests/guard.rs).
+        eprintln!("drift: {} keeps no such list", claude.display());
+        assert!(family.is_empty());
+        return;
+    }
+    for must in ["SSLKEYLOGFILE", "HOSTALIASES", "NODE_OPTIONS"] {
+        assert!(family.contains(must), "{must} not found: {family:?}");
+    }
+    eprintln!("drift: claude's own family: {family:?}");
+    let passing: Vec<&String> = family
+        .iter()
+        .filter(|n| !FAMILY_HARMLESS.contains(&n.as_str()) && !refused(n))
+        .collect();
+    assert!(
+        passing.is_empty(),
+        "the guard lets these variables of claude's own network/TLS family through in a settings env block: {passing:?}; \
+         refuse them in src/guard.rs (ROUTE_VARS / LEAK_VARS) or, if configuration, add them to FAMILY_HARMLESS"
+    );
+    for n in ["BUN_CONFIG_VERBOSE_FETCH", "NODE_DEBUG", "BUN_OPTIONS"] {
+        assert!(refused(n), "{n}");
+    }
+}

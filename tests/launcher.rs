@@ -793,13 +793,8 @@ fn child_environment_is_the_callers_minus_credentials_plus_home_and_token() {
         .expect("the descriptor is named");
     expected.insert("CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR".into(), fd);
     expected.insert("CLAUDE_ISO".into(), "1".into());
-    // Issue 10: with bubblewrap on PATH, claude is told to keep the token from its tools.
-    if common::SYSTEM_PATH
-        .split(':')
-        .any(|d| Path::new(d).join("bwrap").exists())
-    {
-        expected.insert("CLAUDE_CODE_SUBPROCESS_ENV_SCRUB".into(), "1".into());
-    }
+    // Issue 21 §6: `--scrub-tools` is off by default (bubblewrap or not): claude's
+    // subprocess scrub is not turned on (it writes stubs into the working directory).
     assert_eq!(out.probe().env_map(), expected);
     out.probe().assert_token(TOKEN);
     assert!(expected.contains_key(&OsString::from("PATH")));

@@ -545,17 +545,80 @@ fn without_bwrap(t: Test) -> Test {
     t.env("PATH", bin)
 }
 
+/// Issue 21 §6 (this changes the contract: the default was `auto`): with the scrub on,
+/// claude writes about twenty empty stubs into the working directory on every start, so
+/// the default is `off`: the caller's value passes, bubblewrap or not.
+#[test]
+fn scrub_tools_is_off_by_default() {
+    for value in [None, Some("0"), Some("1")] {
+        let mut t = Test::new();
+        if let Some(v) = value {
+            t = t.env(SCRUB, v);
+        }
+        let out = t.run();
+        out.success();
+        assert_eq!(out.probe().var(SCRUB), value.map(Into::into), "{value:?}");
+    }
+    let t = Test::new().arg("--dry-run");
+    let out = t.run();
+    out.status(0)
+        .stdout_contains("scrub-tools: off: claude's tools see");
+    assert!(
+        !out.stdout_text().contains("empty stubs in"),
+        "{}",
+        out.stdout_text()
+    );
+    // The caller's own switch, let through, turns the scrub on: the plan says where the
+    // stubs will appear.
+    let t = Test::new().arg("--dry-run").env(SCRUB, "1");
+    let out = t.run();
+    out.status(0).stdout_contains(&format!(
+        "scrub-tools: off: the caller's {SCRUB} passes through and turns claude's scrub on: claude creates empty stubs in {} (",
+        t.work().display()
+    ));
+}
+
 #[test]
 fn scrub_tools_auto_sets_the_switch_when_bubblewrap_is_there() {
-    let run = Test::new().env(SCRUB, "0");
-    let out = run.run();
-    out.success();
-    assert_eq!(out.probe().var(SCRUB), Some("1".into()));
+    for t in [
+        Test::new().env(SCRUB, "0").args(["--scrub-tools", "auto"]),
+        Test::new()
+            .env(SCRUB, "0")
+            .env("CLAUDE_ISO_SCRUB_TOOLS", "auto"),
+    ] {
+        let out = t.run();
+        out.success();
+        assert_eq!(out.probe().var(SCRUB), Some("1".into()));
+    }
+}
+
+/// Issue 21 §6: with the scrub on, `--dry-run` (and `-v`, and `doctor`) say where
+/// claude will write its stubs, and which.
+#[test]
+fn with_the_scrub_on_the_plan_names_where_the_stubs_appear() {
+    let t = Test::new().args(["--scrub-tools", "on", "--dry-run"]);
+    let out = t.run();
+    out.status(0).probe_not_run();
+    let text = out.stdout_text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("scrub-tools:"))
+        .unwrap_or_else(|| panic!("no scrub-tools line: {text}"));
+    assert!(
+        line.contains(&format!(
+            "claude creates empty stubs in {} (",
+            t.work().display()
+        )) && line.contains("package.json")
+            && line.contains(".env.local")
+            && line.contains("node_modules/.bin/")
+            && line.contains(".git/info/exclude"),
+        "{line}"
+    );
 }
 
 #[test]
 fn scrub_tools_auto_without_bubblewrap_unsets_it_and_says_why_under_verbose() {
-    let run = without_bwrap(Test::new().env(SCRUB, "1")).arg("-v");
+    let run = without_bwrap(Test::new().env(SCRUB, "1")).args(["-v", "--scrub-tools", "auto"]);
     let out = run.run();
     out.success();
     assert_eq!(out.probe().var(SCRUB), None);
@@ -565,7 +628,10 @@ fn scrub_tools_auto_without_bubblewrap_unsets_it_and_says_why_under_verbose() {
         "{err}"
     );
     // Without -v it says nothing.
-    without_bwrap(Test::new()).run().success().stderr("");
+    without_bwrap(Test::new().args(["--scrub-tools", "auto"]))
+        .run()
+        .success()
+        .stderr("");
 }
 
 #[test]
@@ -596,7 +662,7 @@ fn scrub_tools_off_passes_the_callers_value() {
 
 #[test]
 fn scrub_tools_honours_bwrap_path_in_user_settings() {
-    let t = without_bwrap(Test::new());
+    let t = without_bwrap(Test::new()).args(["--scrub-tools", "auto"]);
     let home = mkdir(&t.home());
     common::chmod(&home, 0o700);
     let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"]

@@ -900,7 +900,7 @@ fn environment(page: &mut Page) {
     );
     page.tp(
         "**CLAUDE_ISO_SCRUB_TOOLS**",
-        "**auto**, **on** or **off**, as **--scrub-tools** (the option wins).",
+        "**off** (the default), **auto** or **on**, as **--scrub-tools** (the option wins).",
     );
     page.tp(
         "**CREDENTIALS_DIRECTORY**",
@@ -1108,12 +1108,19 @@ fn project_settings(page: &mut Page) {
     page.p(
         "Before anything is created, claude-iso reads the settings files claude would \
         apply for the working directory: **.claude/settings.json** and \
-        **.claude/settings.local.json** there, the git root's \
-        **.claude/settings.local.json** (the nearest directory above holding a **.git**; \
-        claude 2.1.332 applies it, 2.1.197 does not), and \
+        **.claude/settings.local.json** there; the **.claude/settings.local.json** of \
+        the local settings root (claude 2.1.330 and later apply it, 2.1.197 does not): \
+        the nearest directory above whose **.git** is a directory, a file or a link to \
+        either (a dangling link or a FIFO is skipped), or for a linked git worktree its \
+        main checkout, kept only when it, its **.git** and its **.claude** are the \
+        user's (**--dry-run** names the destination of the claude that will run, its \
+        version read from its installation); each **--settings** __FILE__|__JSON__ in \
+        the command's own arguments (the last one chooses the destination); and \
         **/etc/claude-code/managed-settings.json** with \
         **/etc/claude-code/managed-settings.d/*.json**. Parent directories that are not \
-        the git root are not read (claude does not read them either). The scratch \
+        that root are not read (claude does not read them either); \
+        **docs/claude-settings-layers.md** in the source has the table per claude \
+        version. The scratch \
         home's own **.claude/settings.json** (the user settings) is judged too: it is \
         the command's **HOME**, so anything the command ran can have written a \
         redirect there. A **--share**d **settings.json** replaces it at launch and is \
@@ -1140,8 +1147,12 @@ fn project_settings(page: &mut Page) {
         every other **_PROXY** in any case, a **NO_PROXY** naming a host the caller's \
         does not, **NODE_EXTRA_CA_CERTS**, **NODE_TLS_REJECT_UNAUTHORIZED**, \
         **SSL_CERT_FILE**, **SSL_CERT_DIR**, **NODE_OPTIONS**, **ANTHROPIC_UNIX_SOCKET**, \
-        claude's client-certificate variables and **ANTHROPIC_**/**CLAUDE_** \
-        **_HEADERS** such as **ANTHROPIC_CUSTOM_HEADERS**. An entry equal to the \
+        claude's client-certificate variables, **ANTHROPIC_**/**CLAUDE_** \
+        **_HEADERS** such as **ANTHROPIC_CUSTOM_HEADERS**, and **HOSTALIASES**, \
+        **LOCALDOMAIN**, **RES_OPTIONS**; an **env** entry that makes claude's runtime \
+        or TLS stack, or what claude runs, write secrets: **SSLKEYLOGFILE** and every \
+        **BUN_** and **NODE_** variable (**BUN_CONFIG_VERBOSE_FETCH** printed the token); \
+        or an OpenTelemetry exporter endpoint. An entry equal to the \
         value the command itself gets (the caller's environment after the scrub, \
         **--unset** and **--keep-env**; URLs compared without a trailing **/**, the \
         default port or the case of scheme and host) changes nothing and passes; the \
@@ -1232,10 +1243,22 @@ fn security(page: &mut Page) {
         For Ubuntu, **examples/apparmor/claude-iso** in the source lets the binary \
         create its namespace.",
     );
-    page.p("**--scrub-tools** (on when bubblewrap is installed) sets \
-        **CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1**: claude then removes credential \
-        variables, the token included, from the environment of its Bash tool, hooks \
-        and MCP servers, and a claude started by the agent needs a token of its own.");
+    page.p(
+        "**--scrub-tools** is off by default. **on** (or **auto** with bubblewrap \
+        installed) sets **CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1**: claude then removes \
+        credential variables from the environment of its Bash tool, hooks and MCP \
+        servers (what a caller passes with **--keep-env**, cloud credentials outside \
+        claude's namespaces), and a claude started by the agent needs a token of its \
+        own. The price: claude then creates empty stubs in the working directory on \
+        every start (**.env**, **.env.local**, **.env.**{__development__,__test__,\
+        __production__}[**.local**], **package.json**, **package-lock.json**, \
+        **yarn.lock**, **pnpm-lock.yaml**, **bunfig.toml**, **.npmrc**, **.yarnrc**, \
+        **.yarnrc.yml**, **.gitmodules**, **node_modules/.bin/**, **.claude/agents/**, \
+        **.claude/commands/**), more in a checkout's **.git** (**commondir**, \
+        **config.worktree**, **worktrees/**, ...), and appends to \
+        **.git/info/exclude**; run from **HOME**, the empty **package.json** breaks \
+        npm below it. **-v**, **--dry-run** and **doctor** say where.",
+    );
     page.ss("Limits");
     page.bullet(
         "The mask is not a sandbox. __COMMAND__ runs as you, with all your other files, \

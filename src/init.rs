@@ -427,14 +427,14 @@ impl Job {
     /// as the kernel discards SIGTSTP for such a group; other stops stay until a SIGCONT.
     fn stopped(&self, signo: i32) {
         self.take_terminal();
-        let signo = if [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signo) {
+        let own = if [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signo) {
             signo
         } else {
             // SIGSTOP: the kernel would never discard it, even where nobody can continue
             // the init.
             libc::SIGTSTP
         };
-        if !sys::stop_self(signo) && signo == libc::SIGTSTP {
+        if !sys::stop_self(own) && signo == libc::SIGTSTP {
             self.give_terminal();
             let target = if self.own_group {
                 -self.child.as_raw()

@@ -1136,3 +1136,55 @@ fn pid1_interactive_dash_has_the_terminal_and_exits_0() {
     let screen = tmux.screen().text;
     assert_eq!(fs::read_to_string(&status).unwrap(), "0\n", "{screen}");
 }
+
+/// The state letter of `pid` (`T`: stopped), if it exists.
+fn state_of(pid: u32) -> Option<char> {
+    processes()
+        .into_iter()
+        .find(|(p, _, _)| *p == pid)
+        .map(|(_, _, state)| state)
+}
+
+/// As PID 1 the init cannot stop itself (the kernel discards the stop for PID 1): a
+/// command stopped by SIGTSTP is continued at once (as the kernel discards SIGTSTP for a
+/// group nobody could continue), one stopped by SIGSTOP stays stopped until a SIGCONT
+/// for the init, which reaches it.
+#[test]
+fn pid1_a_stopped_command_is_continued() {
+    use nix::sys::signal::Signal::{SIGCONT, SIGSTOP, SIGTERM, SIGTSTP};
+    let t = Test::new();
+    let ready = t.path("ready");
+    let t = in_pid_namespace(t.command([
+        "sh",
+        "-c",
+        &format!("echo > {}; exec sleep 60", ready.display()),
+    ]));
+    let run = t.spawn();
+    let _cleanup = KillOnPanic(run.id());
+    let init = pid1_of(run.id());
+    wait_until("the command", Duration::from_secs(10), || ready.exists());
+    let command = processes()
+        .into_iter()
+        .find(|(_, ppid, _)| *ppid == init)
+        .map(|(pid, _, _)| pid)
+        .expect("the command");
+    signal(init, SIGTSTP);
+    // Stopped and continued, or never stopped: either way not stopped for long.
+    std::thread::sleep(Duration::from_millis(300));
+    wait_until("the command to run", Duration::from_secs(5), || {
+        state_of(command) != Some('T')
+    });
+    assert_ne!(state_of(init), Some('T'), "the init stopped");
+    signal(command, SIGSTOP);
+    wait_until("the command's stop", Duration::from_secs(5), || {
+        state_of(command) == Some('T')
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state_of(command), Some('T'), "SIGSTOP: continued anyway");
+    signal(init, SIGCONT);
+    wait_until("the command to run", Duration::from_secs(5), || {
+        state_of(command) != Some('T')
+    });
+    signal(init, SIGTERM);
+    run.wait().status(143).stderr("");
+}

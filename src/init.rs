@@ -27,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
@@ -302,10 +303,11 @@ pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Resul
                 signal_group: decision.group,
                 own_group,
                 terminal,
+                stop_requests: Cell::new(0),
             };
             let ending = supervise(&job, report);
             job.take_terminal();
-            clean_up(decision.grace, report);
+            clean_up(decision.grace, job.stop_requests.get(), report);
             Ok(Side::Init(finish(ending, pid1)))
         }
     }
@@ -370,6 +372,9 @@ struct Job {
     own_group: bool,
     /// The terminal (stdin) was the init's, and was handed to the command's group.
     terminal: bool,
+    /// How many SIGTERM and SIGINT the init was sent while the command ran (see
+    /// [`clean_up`]).
+    stop_requests: Cell<u32>,
 }
 
 impl Job {
@@ -399,6 +404,11 @@ impl Job {
             && TERMINAL_SIGNALS.iter().any(|s| *s as i32 == caught.signo)
         {
             return;
+        }
+        // (Not the terminal's copies above: claude takes two Ctrl-C to quit.)
+        if [libc::SIGTERM, libc::SIGINT].contains(&caught.signo) {
+            self.stop_requests
+                .set(self.stop_requests.get().saturating_add(1));
         }
         if caught.signo == libc::SIGCONT && self.own_group {
             self.give_terminal();
@@ -543,13 +553,20 @@ fn hurry_set() -> SigSet {
 }
 
 /// Takes, without waiting, the SIGTERM and SIGINT already pending when the command
-/// ended: they were sent to it (and forwarded, or arrived as it died), not to hurry the
-/// clean-up.
-fn drop_pending_hurry() {
+/// ended, and counts them: they were sent while it ran (or as it died), so only a second
+/// one hurries the clean-up. The terminal's copies (Ctrl-C) count for nothing: the
+/// command got its own (claude quits on a second Ctrl-C).
+fn take_pending_stop_requests() -> u32 {
     let mut set = SigSet::empty();
     set.add(Signal::SIGTERM);
     set.add(Signal::SIGINT);
-    while let Ok(Some(_)) = sys::wait_signal(&set, Some(Duration::ZERO)) {}
+    let mut n: u32 = 0;
+    while let Ok(Some(c)) = sys::wait_signal(&set, Some(Duration::ZERO)) {
+        if c.sender != getpid().as_raw() && c.code != libc::SI_KERNEL {
+            n = n.saturating_add(1);
+        }
+    }
+    n
 }
 
 /// Waits until a signal of [`hurry_set`] comes or `timeout` passes. `true`: hurry (a
@@ -563,13 +580,20 @@ fn wait_or_hurry(timeout: Duration) -> bool {
 
 /// After the command exited: SIGTERM (and SIGCONT, so a stopped one can act on it, as
 /// systemd does) to every descendant left, SIGKILL to those still there after `grace`, or
-/// at once on a second SIGTERM or SIGINT; reaping all along. Returns when none is left
-/// (or, after SIGKILL, when the rest cannot be killed: a process we may not signal).
-fn clean_up(grace: Duration, report: &Report) {
+/// at once on a second SIGTERM or SIGINT: one arriving during the grace, or the second
+/// of those the init got since the command started (`stop_requests` while it ran, plus
+/// those pending as it ended: a second one may come before the command is reaped).
+/// Reaps all along. Returns when none is left (or, after SIGKILL, when the rest cannot be
+/// killed: a process we may not signal).
+fn clean_up(grace: Duration, stop_requests: u32, report: &Report) {
     if !reap(None).children_left {
         return;
     }
-    drop_pending_hurry();
+    let grace = if stop_requests.saturating_add(take_pending_stop_requests()) >= 2 {
+        Duration::ZERO
+    } else {
+        grace
+    };
     let me = getpid();
     if !proc_is_ours() {
         // Without our /proc we cannot tell descendants from strangers. As PID 1 every

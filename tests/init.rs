@@ -961,6 +961,49 @@ fn a_second_term_or_int_during_the_grace_kills_the_leftovers_at_once() {
     }
 }
 
+/// Two SIGTERMs while the command still runs (it ends only on the second) count as a
+/// second SIGTERM too: the grace is not waited out for what it left.
+#[test]
+fn two_terms_before_the_command_ends_skip_the_grace() {
+    use nix::sys::signal::Signal::SIGTERM;
+    let t = Test::new();
+    let dir = t.root().display().to_string();
+    let t = default_signals(t.args(["--init", "--init-grace", "60"]).command([
+        "sh".to_string(),
+        "-c".into(),
+        format!(
+            "sh -c 'trap \"\" TERM; echo $$ > {dir}/stubborn.tmp; mv {dir}/stubborn.tmp {dir}/stubborn; while :; do sleep 0.05; done' &\n\
+             n=0\n\
+             trap 'n=$((n+1)); echo $n > {dir}/terms; [ $n -ge 2 ] && exit 5' TERM\n\
+             while [ ! -s {dir}/stubborn ]; do sleep 0.02; done\n\
+             echo > {dir}/ready\n\
+             while :; do sleep 0.05; done"
+        ),
+    ]));
+    let run = t.spawn();
+    let _cleanup = KillOnPanic(run.id());
+    wait_until("the command", Duration::from_secs(10), || {
+        t.path("ready").exists()
+    });
+    let stubborn = recorded_pid(&t, "stubborn");
+    signal(run.id(), SIGTERM);
+    wait_until("the first SIGTERM", Duration::from_secs(10), || {
+        fs::read_to_string(t.path("terms")).is_ok_and(|s| s == "1\n")
+    });
+    let started = Instant::now();
+    signal(run.id(), SIGTERM);
+    run.wait().status(5);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "took {took:?} of a 60 s grace"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{stubborn}")).exists(),
+        "the stubborn descendant ({stubborn}) is still there"
+    );
+}
+
 /// As PID 1 the command leads a process group of its own (as under tini), without
 /// `--init-group`.
 #[test]

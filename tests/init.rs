@@ -1231,3 +1231,42 @@ fn pid1_a_stopped_command_is_continued() {
     signal(init, SIGTERM);
     run.wait().status(143).stderr("");
 }
+
+/// claude quits on a second Ctrl-C: with `--init` on a terminal (one process group) the
+/// init gets the terminal's copies of both, and they must not cut the grace of what the
+/// command leaves (here a descendant that takes a moment to shut down on SIGTERM).
+#[test]
+fn two_ctrl_c_to_quit_the_command_leave_the_grace() {
+    let t = Test::new();
+    let dir = t.root().display().to_string();
+    let script = format!(
+        "sh -c 'trap \"sleep 0.5; echo clean > {dir}/clean; exit 0\" TERM; while :; do sleep 0.05; done' &\n\
+         n=0\n\
+         trap 'n=$((n+1)); echo ctrl-c-$n; [ $n -ge 2 ] && exit 0' INT\n\
+         echo running\n\
+         while :; do sleep 0.05; done"
+    );
+    let tmux = terminal(
+        &t,
+        &[
+            "sh".into(),
+            "-c".into(),
+            // (A handler, not an ignore, so that the command may trap SIGINT.)
+            format!(
+                "trap : INT; ci --init -- sh -c {}; echo init-status=$?",
+                quote(&script)
+            ),
+        ],
+    );
+    wait_screen(&tmux, "the command", |s| s.contains("running"));
+    tmux.keys(&["C-c"]);
+    wait_screen(&tmux, "the first Ctrl-C", |s| s.contains("ctrl-c-1"));
+    tmux.keys(&["C-c"]);
+    let screen = wait_screen(&tmux, "the init's end", |s| s.contains("init-status="));
+    assert!(screen.contains("init-status=0"), "{screen}");
+    assert_eq!(
+        fs::read_to_string(t.path("clean")).unwrap_or_default(),
+        "clean\n",
+        "the descendant was not given its grace:\n{screen}"
+    );
+}

@@ -429,10 +429,11 @@ impl Job {
     }
 
     /// The command stopped (Ctrl-Z, SIGTSTP/SIGTTIN/SIGTTOU, SIGSTOP): the init takes the
-    /// terminal back and stops too, with the same signal, so that the shell that started
-    /// it sees the job stop and gets its terminal back (with `--init-group`, Ctrl-Z stops
-    /// only the command's group). A SIGCONT for the init (`fg`, `bg`) then continues the
-    /// command ([`Job::on_signal`]). Where the kernel does not stop the init (PID 1, or a
+    /// terminal back and stops too, with the same signal (SIGTSTP for a SIGSTOP, which
+    /// the kernel would not discard where nobody can continue the init), so that the
+    /// shell that started it sees the job stop and gets its terminal back (with
+    /// `--init-group`, Ctrl-Z stops only the command's group). A SIGCONT for the init
+    /// (`fg`, `bg`) then continues the command ([`Job::on_signal`]). Where the kernel does not stop the init (PID 1, or a
     /// group nobody could continue), a command stopped by SIGTSTP is continued at once,
     /// as the kernel discards SIGTSTP for such a group; other stops stay until a SIGCONT.
     fn stopped(&self, signo: i32) {
@@ -440,8 +441,6 @@ impl Job {
         let own = if [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signo) {
             signo
         } else {
-            // SIGSTOP: the kernel would never discard it, even where nobody can continue
-            // the init.
             libc::SIGTSTP
         };
         if !sys::stop_self(own) && signo == libc::SIGTSTP {

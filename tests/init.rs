@@ -1,8 +1,15 @@
 //! `--init` (issue 12): claude-iso as PID 1 of a new PID namespace, and as a subreaper
 //! outside one. The command's orphans are reaped while it runs, signals reach it, its
-//! exit status is claude-iso's (128+N after a signal), what it leaves behind gets
-//! SIGTERM then SIGKILL within the grace period, 126/127 are unchanged, and the init
-//! holds no copy of the token.
+//! exit status is claude-iso's (128+N after a signal as PID 1; outside, the init dies of
+//! the same signal), what it leaves behind gets SIGTERM then SIGKILL within the grace
+//! period, 126/127 are unchanged, and the init holds no copy of the token.
+//!
+//! Issue 23 (round 2, with tini 0.19 as the reference): every signal 1–31 (and a
+//! real-time one) reaches the command; Ctrl-Z, `fg` and Ctrl-C work from a shell in
+//! tmux; an interactive dash as the command of PID 1 has the terminal; a shell loop stops
+//! on Ctrl-C; a second SIGTERM or SIGINT cuts the grace short. The runs start with every
+//! signal at its default action ([`default_signals`]), so the suite also passes when
+//! started in the background of a script (SIGINT and SIGQUIT inherited ignored).
 //!
 //! The `pid1_*` tests run claude-iso as PID 1 of a new PID namespace, with the same
 //! assertions as root and as any other user. As root: `unshare --pid --fork

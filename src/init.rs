@@ -242,8 +242,14 @@ pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Resul
     // foreground group to be its own; dash exits 2, "Cannot set tty process group",
     // when it is the init's, which it cannot name from inside the PID namespace).
     let own_group = decision.group || pid1;
-    // Hand the terminal to the command's own group only if it is ours to hand.
-    let terminal = own_group && tcgetpgrp(std::io::stdin().as_fd()).is_ok_and(|fg| fg == getpgrp());
+    // The command's own group gets the terminal (stdin, when it is our controlling
+    // terminal) whenever the init has it to hand: now if we are in the foreground, and
+    // later when continued there (a job started with `&`, then `fg`).
+    let fg = own_group
+        .then(|| tcgetpgrp(std::io::stdin().as_fd()).ok())
+        .flatten();
+    let terminal = fg.is_some();
+    let hand_now = fg == Some(getpgrp());
     // Orphans of the command come to us, not to PID 1 (moot when we are PID 1). Not
     // inherited by the child; set before the fork so no orphan can slip past.
     if !pid1 {
@@ -282,7 +288,7 @@ pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Resul
             if own_group {
                 // Both sides call setpgid, as shells do, so neither can act before it.
                 let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
-                if terminal {
+                if hand_now {
                     // SIGTTOU is still blocked here, so a background group may do this.
                     let _ = tcsetpgrp(std::io::stdin().as_fd(), getpid());
                 }
@@ -370,7 +376,8 @@ struct Job {
     signal_group: bool,
     /// It leads a process group of its own (`--init-group`, or the init is PID 1).
     own_group: bool,
-    /// The terminal (stdin) was the init's, and was handed to the command's group.
+    /// The command leads its own group and stdin is the init's controlling terminal:
+    /// the init hands it to the command's group whenever it has it in the foreground.
     terminal: bool,
     /// How many SIGTERM and SIGINT the init was sent while the command ran (see
     /// [`clean_up`]).
@@ -454,8 +461,7 @@ impl Job {
         }
     }
 
-    /// Takes the terminal back from the command's group, if the init handed it over and
-    /// the command's group still has it.
+    /// Takes the terminal back from the command's group, if it has it.
     fn take_terminal(&self) {
         let stdin = std::io::stdin();
         if self.terminal && tcgetpgrp(stdin.as_fd()).is_ok_and(|fg| fg == self.child) {
@@ -463,8 +469,8 @@ impl Job {
         }
     }
 
-    /// Hands the terminal to the command's group again, if the init handed it over once
-    /// and has it now (continued in the foreground: `fg`, not `bg`).
+    /// Hands the terminal to the command's group, if the init has it now (continued in
+    /// the foreground: `fg`, not `bg`).
     fn give_terminal(&self) {
         let stdin = std::io::stdin();
         if self.terminal && tcgetpgrp(stdin.as_fd()).is_ok_and(|fg| fg == getpgrp()) {

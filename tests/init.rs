@@ -1065,6 +1065,12 @@ fn prompts(screen: &str) -> usize {
     screen.matches(PROMPT).count()
 }
 
+/// How many lines of `screen` are exactly `text` (cat's copy and the terminal's echo of
+/// a typed line; a shell that read it instead says "text: command not found").
+fn lines(screen: &str, text: &str) -> usize {
+    screen.lines().filter(|l| l.trim_end() == text).count()
+}
+
 #[track_caller]
 fn wait_screen(tmux: &tui::Tmux, what: &str, done: impl FnMut(&str) -> bool) -> String {
     tmux.wait_for(Duration::from_secs(15), done)
@@ -1094,7 +1100,7 @@ fn ctrl_z_fg_and_ctrl_c_work_from_an_interactive_shell() {
         tmux.type_text("hello");
         tmux.keys(&["Enter"]);
         // The terminal's echo, then cat's copy.
-        wait_screen(&tmux, "cat's hello", |s| s.matches("hello").count() == 2);
+        wait_screen(&tmux, "cat's hello", |s| lines(s, "hello") == 2);
         tmux.keys(&["C-z"]);
         wait_screen(&tmux, "the stopped job", |s| {
             s.contains("Stopped") && prompts(s) == 2
@@ -1110,7 +1116,7 @@ fn ctrl_z_fg_and_ctrl_c_work_from_an_interactive_shell() {
         });
         tmux.type_text("again");
         tmux.keys(&["Enter"]);
-        wait_screen(&tmux, "cat's again", |s| s.matches("again").count() == 2);
+        wait_screen(&tmux, "cat's again", |s| lines(s, "again") == 2);
         tmux.keys(&["C-c"]);
         wait_screen(&tmux, "the prompt after Ctrl-C", |s| prompts(s) == 4);
         tmux.type_text("echo status=$?");
@@ -1276,4 +1282,47 @@ fn two_ctrl_c_to_quit_the_command_leave_the_grace() {
         "clean\n",
         "the descendant was not given its grace:\n{screen}"
     );
+}
+
+/// With `--init-group`, a job started in the background (`&`) that reads the terminal
+/// stops (SIGTTIN, the init too), and `fg` then gives the command the terminal: the init
+/// hands it over whenever it is continued in the foreground, not only when it started
+/// there.
+#[test]
+fn a_background_job_gets_the_terminal_on_fg() {
+    let t = Test::new();
+    let tmux = terminal(
+        &t,
+        &[
+            "bash".into(),
+            "--norc".into(),
+            "--noprofile".into(),
+            "-i".into(),
+        ],
+    );
+    wait_screen(&tmux, "the prompt", |s| prompts(s) == 1);
+    tmux.type_text("ci --init-group -- cat &");
+    tmux.keys(&["Enter"]);
+    wait_screen(&tmux, "the job", |s| s.contains("[1] "));
+    // bash reports a stop with its next prompt.
+    wait_until("the init's stop", Duration::from_secs(15), || {
+        tmux.keys(&["Enter"]);
+        std::thread::sleep(Duration::from_millis(200));
+        tmux.screen().text.contains("Stopped")
+    });
+    tmux.type_text("fg");
+    tmux.keys(&["Enter"]);
+    wait_screen(&tmux, "fg", |s| s.contains("\nci --init-group -- cat"));
+    tmux.type_text("xyz");
+    tmux.keys(&["Enter"]);
+    let screen = wait_screen(&tmux, "cat's xyz", |s| lines(s, "xyz") == 2);
+    let before = prompts(&screen);
+    tmux.keys(&["C-c"]);
+    wait_screen(&tmux, "the prompt after Ctrl-C", |s| {
+        prompts(s) == before + 1
+    });
+    tmux.type_text("echo status=$?");
+    tmux.keys(&["Enter"]);
+    let screen = wait_screen(&tmux, "the status", |s| s.contains("status="));
+    assert!(screen.contains("status=130"), "{screen}");
 }

@@ -178,8 +178,8 @@ impl LaunchArgs {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Init (PID 1)")]
 pub struct InitArgs {
-    /// Stay as a minimal init: fork, reap zombies, forward signals, exit with the
-    /// command's status [automatic when claude-iso is PID 1] [env: CLAUDE_ISO_INIT=1].
+    /// Stay as a minimal init: fork, reap zombies, forward signals, end as the command
+    /// ended [automatic when claude-iso is PID 1] [env: CLAUDE_ISO_INIT=1].
     #[arg(long, conflicts_with = "no_init")]
     pub init: bool,
 
@@ -187,8 +187,8 @@ pub struct InitArgs {
     #[arg(long)]
     pub no_init: bool,
 
-    /// With the init: put the command in its own process group and forward signals to
-    /// the whole group (implies --init).
+    /// With the init: put the command in its own process group (handing it the
+    /// terminal) and forward signals to the whole group (implies --init).
     #[arg(long, conflicts_with = "no_init")]
     pub init_group: bool,
 

@@ -8,13 +8,17 @@
 //! - the **child** goes on with the launch exactly as without the init (token, home,
 //!   seed, environment, `execve`), so every 125/126/127 is still decided and printed in
 //!   one place, by the child, and the init only passes its exit status on;
-//! - the **parent** is the init: a child subreaper that blocks the forwarded signals
-//!   and takes them with `sigtimedwait` (as tini does), reaps every zombie that reaches
-//!   it (`waitpid(-1, WNOHANG)` until none is left), forwards SIGTERM, SIGINT, SIGHUP,
-//!   SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to the command (its process group with
-//!   `--init-group`), and exits with the command's status (128+N for a death by signal
-//!   N) once the descendants the command left are gone: SIGTERM first, SIGKILL after the
-//!   grace period.
+//! - the **parent** is the init: a child subreaper that blocks every signal and takes
+//!   them with `sigtimedwait` (as tini does), reaps every zombie that reaches it
+//!   (`waitpid(-1, WNOHANG)` until none is left), forwards every signal but SIGCHLD to
+//!   the command (its process group with `--init-group`; see [`Job::on_signal`]),
+//!   follows the command's stops (job control, [`Job::stopped`]) and, once the
+//!   descendants the command left are gone (SIGTERM first, SIGKILL after the grace
+//!   period or a second SIGTERM), ends as the command ended: with its exit code, or
+//!   killed by the same signal (128+N as PID 1).
+//!
+//! The command leads a process group of its own, and gets the terminal, with
+//! `--init-group` and as PID 1 (tini's `isolate_child`); otherwise it shares the init's.
 //!
 //! The fork comes **before** the token is read: the init never reads a token file,
 //! and what it inherited of the caller's environment (a token passed as a variable) is
@@ -23,6 +27,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::cell::Cell;
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
@@ -31,7 +36,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::libc;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, getpgid, getpgrp, getpid, setpgid, tcgetpgrp, tcsetpgrp};
 
 use crate::caller::CallerEnv;
@@ -48,18 +53,6 @@ use crate::sys;
 /// shutdown plus this must fit in the runtime's period, or the runtime's SIGKILL comes
 /// first.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
-
-/// The signals the init passes on to the command (tini forwards everything; these are
-/// the ones a runtime, a terminal or an operator sends to stop or poke a service).
-pub const FORWARDED: [Signal; 7] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-];
 
 /// How long the init waits for processes to vanish after SIGKILL before it gives up on
 /// them (a process it may not signal, one stuck in the kernel).
@@ -189,10 +182,10 @@ pub fn is_pid1() -> bool {
 }
 
 /// The signal mask claude-iso started with, when [`hold_signals_if_pid1`] blocked the
-/// forwarded signals first thing.
+/// signals first thing.
 static STARTED_WITH: std::sync::OnceLock<SigSet> = std::sync::OnceLock::new();
 
-/// As PID 1, blocks the signals the init forwards first thing, as tini does: the kernel
+/// As PID 1, blocks every signal first thing, as tini does: the kernel
 /// drops a signal sent to PID 1 that has no handler, so a `docker stop` arriving while
 /// claude-iso still reads its options would be lost. Blocked, it stays pending until the
 /// init's wait loop forwards it (or, with `--no-init`, until the mask is restored just
@@ -224,30 +217,52 @@ pub enum Side {
     Init(i32),
 }
 
+/// How the command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
 /// Forks. The child returns [`Side::Command`] at once, with the signal mask and
 /// dispositions it had before (so the command inherits what claude-iso inherited). The
 /// parent zeroes `env` (and its environment block's secrets), closes every inherited
-/// descriptor above 2, supervises the command and returns [`Side::Init`] with its status.
+/// descriptor above 2, supervises the command and returns [`Side::Init`] with its status;
+/// when the command was killed by a signal and claude-iso is not PID 1, the init dies of
+/// that signal instead of returning (see [`finish`]).
 ///
 /// # Errors
 /// The signal mask cannot be set or `fork` fails (125, before anything ran).
 pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Result<Side> {
     let fail = |what: &str, e: Errno| Error::Init(format!("{what}: {}", e.desc()));
-    // Hand the terminal to the command's own group only if it is ours to hand.
-    let terminal =
-        decision.group && tcgetpgrp(std::io::stdin().as_fd()).is_ok_and(|fg| fg == getpgrp());
+    let pid1 = is_pid1();
+    // The command leads a process group of its own with --init-group, and as PID 1 (as
+    // under tini: an interactive shell as the command then finds the terminal's
+    // foreground group to be its own; dash exits 2, "Cannot set tty process group",
+    // when it is the init's, which it cannot name from inside the PID namespace).
+    let own_group = decision.group || pid1;
+    // The command's own group gets the terminal (stdin, when it is our controlling
+    // terminal) whenever the init has it to hand: now if we are in the foreground, and
+    // later when continued there (a job started with `&`, then `fg`).
+    let fg = own_group
+        .then(|| tcgetpgrp(std::io::stdin().as_fd()).ok())
+        .flatten();
+    let terminal = fg.is_some();
+    let hand_now = fg == Some(getpgrp());
     // Orphans of the command come to us, not to PID 1 (moot when we are PID 1). Not
     // inherited by the child; set before the fork so no orphan can slip past.
-    if !is_pid1() {
+    if !pid1 {
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| fail("PR_SET_CHILD_SUBREAPER", e))?;
     }
-    // Blocked before the fork, so no signal is lost before the wait loop runs; SIGTTOU
-    // and SIGTTIN too, so handing the terminal over and back cannot stop either side.
+    // Every signal is blocked before the fork, so none is lost (or kills the init)
+    // before the wait loop runs; SIGTTOU and SIGTTIN blocked also let the init hand the
+    // terminal over and back, and write to it, from a background group.
     let mut old_mask = SigSet::empty();
     sigprocmask(
         SigmaskHow::SIG_BLOCK,
-        Some(&blocked_set()),
+        Some(&SigSet::all()),
         Some(&mut old_mask),
     )
     .map_err(|e| fail("cannot block signals", e))?;
@@ -270,10 +285,10 @@ pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Resul
             Err(fail("cannot fork", e))
         }
         Ok(ForkResult::Child) => {
-            if decision.group {
+            if own_group {
                 // Both sides call setpgid, as shells do, so neither can act before it.
                 let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
-                if terminal {
+                if hand_now {
                     // SIGTTOU is still blocked here, so a background group may do this.
                     let _ = tcsetpgrp(std::io::stdin().as_fd(), getpid());
                 }
@@ -284,17 +299,39 @@ pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Resul
             Ok(Side::Command)
         }
         Ok(ForkResult::Parent { child }) => {
-            if decision.group {
+            if own_group {
                 let _ = setpgid(child, child);
             }
             forget_secrets(env);
             sys::close_from(3);
-            let status = supervise(child, decision, report);
-            if terminal && tcgetpgrp(std::io::stdin().as_fd()).is_ok_and(|fg| fg == child) {
-                let _ = tcsetpgrp(std::io::stdin().as_fd(), getpgrp());
+            let job = Job {
+                child,
+                signal_group: decision.group,
+                own_group,
+                terminal,
+                stop_requests: Cell::new(0),
+            };
+            let ending = supervise(&job, report);
+            job.take_terminal();
+            clean_up(decision.grace, job.stop_requests.get(), report);
+            Ok(Side::Init(finish(ending, pid1)))
+        }
+    }
+}
+
+/// The init's exit status for how the command ended. A command killed by signal N makes
+/// the init die of N too (not PID 1): a shell then sees what it would have seen without
+/// the init (bash and dash end a loop whose command died of SIGINT, while an exit status
+/// of 130 reads as a command that caught it and went on). As PID 1, whose death by its
+/// own signal the kernel does not allow, 128+N.
+fn finish(ending: Ending, pid1: bool) -> i32 {
+    match ending {
+        Ending::Exited(code) => code,
+        Ending::Signaled(signo) => {
+            if !pid1 {
+                sys::die_of_signal(signo);
             }
-            clean_up(decision.grace, report);
-            Ok(Side::Init(status))
+            128 + signo
         }
     }
 }
@@ -313,46 +350,157 @@ fn forget_secrets(env: &mut CallerEnv) {
     env.wipe();
 }
 
+/// The signals claude-iso blocks first thing as PID 1: all of them.
 fn blocked_set() -> SigSet {
-    let mut set = wait_set();
-    set.add(Signal::SIGTTIN);
-    set.add(Signal::SIGTTOU);
-    set
+    SigSet::all()
 }
 
-fn wait_set() -> SigSet {
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(s);
-    }
-    set.add(Signal::SIGCHLD);
-    set
+/// Signals the terminal driver (or a hangup) sends to a whole foreground process group
+/// (`si_code` `SI_KERNEL`): when the command shares the init's group, it got its own
+/// copy.
+const TERMINAL_SIGNALS: [Signal; 8] = [
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGTSTP,
+    Signal::SIGTTIN,
+    Signal::SIGTTOU,
+    Signal::SIGWINCH,
+    Signal::SIGHUP,
+    Signal::SIGCONT,
+];
+
+/// The command as the init sees it.
+struct Job {
+    child: Pid,
+    /// Signals go to its process group (`--init-group`).
+    signal_group: bool,
+    /// It leads a process group of its own (`--init-group`, or the init is PID 1).
+    own_group: bool,
+    /// The command leads its own group and stdin is the init's controlling terminal:
+    /// the init hands it to the command's group whenever it has it in the foreground.
+    terminal: bool,
+    /// How many SIGTERM and SIGINT the init was sent while the command ran (see
+    /// [`clean_up`]).
+    stop_requests: Cell<u32>,
 }
 
-/// Waits for the command, reaping every zombie and forwarding signals on the way.
-/// Returns its status: its exit code, or 128+N after a death by signal N.
-fn supervise(child: Pid, decision: &Decision, report: &Report) -> i32 {
-    let set = wait_set();
-    loop {
-        if let Reaped {
-            command: Some(status),
-            ..
-        } = reap(Some(child))
-        {
-            return status;
+impl Job {
+    /// Passes a signal on to the command (or its process group). Every signal is, as
+    /// tini does (it leaves out only SIGCHLD, the synchronous fault signals and SIGTTIN/
+    /// SIGTTOU; here those sent with `kill` are passed on too), except:
+    /// - SIGCHLD (the wait loop reaps instead);
+    /// - a signal the init sent itself (SIGPIPE from writing a warning to a closed
+    ///   stderr: the kernel sends it in the writer's name);
+    /// - the terminal's copy of SIGINT, SIGQUIT, SIGTSTP, … when the command shares the
+    ///   init's process group: the driver sent the whole group one each, and a second
+    ///   copy would make claude read one Ctrl-C as two.
+    ///
+    /// SIGCONT goes to the command's whole group when it leads one (a stopped job is
+    /// continued as a whole, as a shell's `fg` does), after the terminal is handed back.
+    fn on_signal(&self, caught: sys::Caught) {
+        if caught.signo == libc::SIGCHLD {
+            return;
         }
-        match sys::wait_signal(&set, None) {
-            Ok(Some(caught)) if caught.signal != Signal::SIGCHLD => {
-                forward(child, decision.group, caught);
+        if caught.sender == getpid().as_raw() {
+            return;
+        }
+        let shares_group =
+            !self.own_group && getpgid(Some(self.child)).is_ok_and(|pg| pg == getpgrp());
+        if shares_group
+            && caught.code == libc::SI_KERNEL
+            && TERMINAL_SIGNALS.iter().any(|s| *s as i32 == caught.signo)
+        {
+            return;
+        }
+        // (Not the terminal's copies above: claude takes two Ctrl-C to quit.)
+        if [libc::SIGTERM, libc::SIGINT].contains(&caught.signo) {
+            self.stop_requests
+                .set(self.stop_requests.get().saturating_add(1));
+        }
+        if caught.signo == libc::SIGCONT && self.own_group {
+            self.give_terminal();
+            if sys::send_signal(-self.child.as_raw(), libc::SIGCONT).is_ok() {
+                return;
             }
-            // SIGCHLD: reaped at the top of the loop. EINTR: a stop or continue.
-            Ok(_) | Err(Errno::EINTR) => {}
+        }
+        self.forward(caught.signo);
+    }
+
+    fn forward(&self, signo: i32) {
+        // The command is not reaped yet (this runs only before), so its PID, and the
+        // process group it leads, cannot have been reused.
+        if self.signal_group && sys::send_signal(-self.child.as_raw(), signo).is_ok() {
+            return;
+        }
+        let _ = sys::send_signal(self.child.as_raw(), signo);
+    }
+
+    /// The command stopped (Ctrl-Z, SIGTSTP/SIGTTIN/SIGTTOU, SIGSTOP): the init takes the
+    /// terminal back and stops too, with the same signal (SIGTSTP for a SIGSTOP, which
+    /// the kernel would not discard where nobody can continue the init), so that the
+    /// shell that started it sees the job stop and gets its terminal back (with
+    /// `--init-group`, Ctrl-Z stops only the command's group). A SIGCONT for the init
+    /// (`fg`, `bg`) then continues the command ([`Job::on_signal`]). Where the kernel does not stop the init (PID 1, or a
+    /// group nobody could continue), a command stopped by SIGTSTP is continued at once,
+    /// as the kernel discards SIGTSTP for such a group; other stops stay until a SIGCONT.
+    fn stopped(&self, signo: i32) {
+        self.take_terminal();
+        let own = if [libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU].contains(&signo) {
+            signo
+        } else {
+            libc::SIGTSTP
+        };
+        if !sys::stop_self(own) && signo == libc::SIGTSTP {
+            self.give_terminal();
+            let target = if self.own_group {
+                -self.child.as_raw()
+            } else {
+                self.child.as_raw()
+            };
+            let _ = sys::send_signal(target, libc::SIGCONT);
+        }
+    }
+
+    /// Takes the terminal back from the command's group, if it has it.
+    fn take_terminal(&self) {
+        let stdin = std::io::stdin();
+        if self.terminal && tcgetpgrp(stdin.as_fd()).is_ok_and(|fg| fg == self.child) {
+            let _ = tcsetpgrp(stdin.as_fd(), getpgrp());
+        }
+    }
+
+    /// Hands the terminal to the command's group, if the init has it now (continued in
+    /// the foreground: `fg`, not `bg`).
+    fn give_terminal(&self) {
+        let stdin = std::io::stdin();
+        if self.terminal && tcgetpgrp(stdin.as_fd()).is_ok_and(|fg| fg == getpgrp()) {
+            let _ = tcsetpgrp(stdin.as_fd(), self.child);
+        }
+    }
+}
+
+/// Waits for the command, reaping every zombie, forwarding signals and following its
+/// stops on the way. Returns how it ended.
+fn supervise(job: &Job, report: &Report) -> Ending {
+    let all = SigSet::all();
+    loop {
+        let reaped = reap(Some(job.child));
+        if let Some(ending) = reaped.command {
+            return ending;
+        }
+        if let Some(signo) = reaped.command_stopped {
+            job.stopped(signo);
+        }
+        match sys::wait_signal(&all, None) {
+            Ok(Some(caught)) => job.on_signal(caught),
+            // EINTR: a stop or continue of the init itself.
+            Ok(None) | Err(Errno::EINTR) => {}
             Err(e) => {
                 // Cannot happen with a valid set; do not spin: block in waitpid instead.
                 report.warn(format!("init: sigtimedwait: {}", e.desc()));
-                if let Ok(WaitStatus::Exited(pid, code)) = waitpid(child, None) {
-                    if pid == child {
-                        return code;
+                if let Ok(WaitStatus::Exited(pid, code)) = waitpid(job.child, None) {
+                    if pid == job.child {
+                        return Ending::Exited(code);
                     }
                 }
             }
@@ -360,80 +508,107 @@ fn supervise(child: Pid, decision: &Decision, report: &Report) -> i32 {
     }
 }
 
-/// Passes a signal on to the command (or its process group).
-fn forward(child: Pid, group: bool, caught: sys::Caught) {
-    // Ctrl-C, Ctrl-\ and a resize: the terminal driver (SI_KERNEL) already sent it to
-    // its whole foreground process group, the command included when it shares ours.
-    // A second copy would make claude read one Ctrl-C as two.
-    if !group
-        && caught.code == libc::SI_KERNEL
-        && matches!(
-            caught.signal,
-            Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH
-        )
-        && getpgid(Some(child)).is_ok_and(|pg| pg == getpgrp())
-    {
-        return;
-    }
-    // The command is not reaped yet (this runs only before), so its PID, and the
-    // process group it leads, cannot have been reused.
-    if group && kill(Pid::from_raw(-child.as_raw()), caught.signal).is_ok() {
-        return;
-    }
-    let _ = kill(child, caught.signal);
-}
-
 /// What one reaping round found.
 struct Reaped {
-    /// The command's status, when it was reaped in this round.
-    command: Option<i32>,
+    /// How the command ended, when it was reaped in this round.
+    command: Option<Ending>,
+    /// The signal that stopped the command, when it stopped in this round (and was not
+    /// continued again in it).
+    command_stopped: Option<i32>,
     /// Whether any child is left (running, or a zombie not yet seen).
     children_left: bool,
 }
 
 /// Reaps every child that has exited (`waitpid(-1, WNOHANG)` until nothing is left).
 fn reap(command: Option<Pid>) -> Reaped {
-    let mut status = None;
+    let mut reaped = Reaped {
+        command: None,
+        command_stopped: None,
+        children_left: true,
+    };
     loop {
-        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {
-                return Reaped {
-                    command: status,
-                    children_left: true,
-                };
-            }
-            Ok(WaitStatus::Exited(pid, code)) if Some(pid) == command => status = Some(code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if Some(pid) == command => {
-                status = Some(128 + sig as i32);
-            }
-            Ok(_) | Err(Errno::EINTR) => {}
+        match sys::wait_child() {
+            Ok(None) => return reaped,
+            Ok(Some((pid, state))) if Some(Pid::from_raw(pid)) == command => match state {
+                sys::ChildState::Exited(code) => reaped.command = Some(Ending::Exited(code)),
+                sys::ChildState::Signaled(signo) => {
+                    reaped.command = Some(Ending::Signaled(signo));
+                }
+                sys::ChildState::Stopped(signo) => reaped.command_stopped = Some(signo),
+                sys::ChildState::Continued => reaped.command_stopped = None,
+            },
+            Ok(Some(_)) | Err(Errno::EINTR) => {}
             // ECHILD: no child at all.
             Err(_) => {
-                return Reaped {
-                    command: status,
-                    children_left: false,
-                };
+                reaped.children_left = false;
+                return reaped;
             }
         }
     }
 }
 
-/// After the command exited: SIGTERM to every descendant left, SIGKILL to those still
-/// there after `grace`, reaping all along. Returns when none is left (or, after SIGKILL,
-/// when the rest cannot be killed: a process we may not signal).
-fn clean_up(grace: Duration, report: &Report) {
+/// Signals that cut the grace period short: a second SIGTERM (or Ctrl-C) once the
+/// command is gone asks for the leftovers to go now, as `docker stop` twice or a
+/// second Ctrl-C does for a service.
+fn hurry_set() -> SigSet {
+    let mut set = sigchld();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set
+}
+
+/// Takes, without waiting, the SIGTERM and SIGINT already pending when the command
+/// ended, and counts them: they were sent while it ran (or as it died), so only a second
+/// one hurries the clean-up. The terminal's copies (Ctrl-C) count for nothing: the
+/// command got its own (claude quits on a second Ctrl-C).
+fn take_pending_stop_requests() -> u32 {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    let mut n: u32 = 0;
+    while let Ok(Some(c)) = sys::wait_signal(&set, Some(Duration::ZERO)) {
+        if c.sender != getpid().as_raw() && c.code != libc::SI_KERNEL {
+            n = n.saturating_add(1);
+        }
+    }
+    n
+}
+
+/// Waits until a signal of [`hurry_set`] comes or `timeout` passes. `true`: hurry (a
+/// SIGTERM or SIGINT from someone else than the init itself).
+fn wait_or_hurry(timeout: Duration) -> bool {
+    matches!(
+        sys::wait_signal(&hurry_set(), Some(timeout)),
+        Ok(Some(c)) if c.signo != libc::SIGCHLD && c.sender != getpid().as_raw()
+    )
+}
+
+/// After the command exited: SIGTERM (and SIGCONT, so a stopped one can act on it, as
+/// systemd does) to every descendant left, SIGKILL to those still there after `grace`, or
+/// at once on a second SIGTERM or SIGINT: one arriving during the grace, or the second
+/// of those the init got since the command started (`stop_requests` while it ran, plus
+/// those pending as it ended: a second one may come before the command is reaped).
+/// Reaps all along. Returns when none is left (or, after SIGKILL, when the rest cannot be
+/// killed: a process we may not signal).
+fn clean_up(grace: Duration, stop_requests: u32, report: &Report) {
     if !reap(None).children_left {
         return;
     }
+    let grace = if stop_requests.saturating_add(take_pending_stop_requests()) >= 2 {
+        Duration::ZERO
+    } else {
+        grace
+    };
     let me = getpid();
     if !proc_is_ours() {
         // Without our /proc we cannot tell descendants from strangers. As PID 1 every
         // other process of the namespace is one; otherwise leave them to the next init.
         if is_pid1() {
             let _ = kill(Pid::from_raw(-1), Signal::SIGTERM);
-            wait_gone(Instant::now() + grace);
+            let _ = kill(Pid::from_raw(-1), Signal::SIGCONT);
+            wait_gone(Instant::now() + grace, true);
             let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
-            wait_gone(Instant::now() + KILL_WAIT);
+            wait_gone(Instant::now() + KILL_WAIT, false);
         } else {
             report.warn(
                 "init: /proc is not this PID namespace's, so the processes the command left cannot be found; they are left running",
@@ -448,16 +623,16 @@ fn clean_up(grace: Duration, report: &Report) {
         for pid in descendants(me) {
             if termed.insert(pid) {
                 let _ = kill(pid, Signal::SIGTERM);
+                let _ = kill(pid, Signal::SIGCONT);
             }
         }
         if !reap(None).children_left {
             return;
         }
         let now = Instant::now();
-        if now >= deadline {
+        if now >= deadline || wait_or_hurry(deadline - now) {
             break;
         }
-        let _ = sys::wait_signal(&sigchld(), Some(deadline - now));
     }
     let give_up = Instant::now() + KILL_WAIT;
     loop {
@@ -480,14 +655,22 @@ fn clean_up(grace: Duration, report: &Report) {
     }
 }
 
-/// Reaps until no child is left or `deadline` passes.
-fn wait_gone(deadline: Instant) {
+/// Reaps until no child is left or `deadline` passes (or, when `hurry`, a second
+/// SIGTERM or SIGINT comes).
+fn wait_gone(deadline: Instant, hurry: bool) {
     while reap(None).children_left {
         let now = Instant::now();
         if now >= deadline {
             return;
         }
-        let _ = sys::wait_signal(&sigchld(), Some((deadline - now).min(KILL_POLL)));
+        let timeout = (deadline - now).min(KILL_POLL);
+        if hurry {
+            if wait_or_hurry(timeout) {
+                return;
+            }
+        } else {
+            let _ = sys::wait_signal(&sigchld(), Some(timeout));
+        }
     }
 }
 

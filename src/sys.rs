@@ -76,10 +76,14 @@ pub fn restore_disposition(sig: Signal, old: &SigAction) {
 /// A signal taken off the pending set by [`wait_signal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caught {
-    pub signal: Signal,
+    /// The signal's number: a raw one, since nix's `Signal` has no real-time signals.
+    pub signo: i32,
     /// `si_code`: who sent it (`SI_USER` for `kill(2)`, `SI_KERNEL` for the terminal
     /// driver, `CLD_*` for `SIGCHLD`).
     pub code: i32,
+    /// `si_pid`: the sender, for a signal sent with `kill(2)`, `sigqueue(3)` or
+    /// `tgkill(2)` (`SI_USER`, `SI_QUEUE`, `SI_TKILL`); 0 otherwise.
+    pub sender: i32,
 }
 
 /// `sigtimedwait(2)`: takes one signal of `set` (which must be blocked) off the pending
@@ -106,10 +110,150 @@ pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> nix::Result<Optio
     }
     // SAFETY: zero-initialised, and filled in by the kernel on success.
     let info = unsafe { info.assume_init() };
+    let sender = if matches!(
+        info.si_code,
+        libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL
+    ) {
+        // SAFETY: for these codes the kernel filled in the `kill` layout, whose first
+        // field is `si_pid`.
+        unsafe { info.si_pid() }
+    } else {
+        0
+    };
     Ok(Some(Caught {
-        signal: Signal::try_from(rc)?,
+        signo: rc,
         code: info.si_code,
+        sender,
     }))
+}
+
+/// `kill(2)` with a raw signal number (nix's `Signal` has no real-time signals). A
+/// negative `pid` names a process group.
+///
+/// # Errors
+/// As `kill(2)` (`ESRCH`: no such process or group; `EPERM`).
+pub fn send_signal(pid: i32, signo: i32) -> nix::Result<()> {
+    // SAFETY: kill takes no pointers.
+    let rc = unsafe { libc::kill(pid, signo) };
+    Errno::result(rc).map(drop)
+}
+
+/// How a child changed, from `waitpid(2)`'s raw status (nix's decoding fails, after the
+/// child was reaped, on a death by a real-time signal, and its status would be lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildState {
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+    /// Stopped by this signal (`WUNTRACED`).
+    Stopped(i32),
+    /// Continued (`WCONTINUED`).
+    Continued,
+}
+
+/// `waitpid(2)` on any child, without blocking, reporting stops and continues too.
+/// `Ok(None)`: children are left, none has changed.
+///
+/// # Errors
+/// As `waitpid(2)` (`ECHILD`: no child left; `EINTR`).
+pub fn wait_child() -> nix::Result<Option<(i32, ChildState)>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: `status` is a valid, writable int for the call's duration.
+    let pid = unsafe {
+        libc::waitpid(
+            -1,
+            &raw mut status,
+            libc::WNOHANG | libc::WUNTRACED | libc::WCONTINUED,
+        )
+    };
+    let pid = Errno::result(pid)?;
+    if pid == 0 {
+        return Ok(None);
+    }
+    let state = if libc::WIFEXITED(status) {
+        ChildState::Exited(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        ChildState::Signaled(libc::WTERMSIG(status))
+    } else if libc::WIFSTOPPED(status) {
+        ChildState::Stopped(libc::WSTOPSIG(status))
+    } else {
+        ChildState::Continued
+    };
+    Ok(Some((pid, state)))
+}
+
+/// A signal set holding `signo` alone.
+fn one_signal(signo: i32) -> libc::sigset_t {
+    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: `set` is writable storage for one sigset_t, initialised by sigemptyset
+    // before sigaddset reads it (an invalid `signo` makes sigaddset fail, harmlessly).
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        libc::sigaddset(set.as_mut_ptr(), signo);
+        set.assume_init()
+    }
+}
+
+/// Sets `signo` to its default action, returning the old one (for [`put_action_back`]).
+fn default_action(signo: i32) -> libc::sigaction {
+    // SAFETY: both pointers are to valid sigaction structs for the call's duration;
+    // SIG_DFL installs no handler code. Single-threaded (the init).
+    unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signo, &raw const dfl, &raw mut old);
+        old
+    }
+}
+
+fn put_action_back(signo: i32, old: &libc::sigaction) {
+    // SAFETY: `old` is what sigaction reported for this signal in this process image.
+    unsafe { libc::sigaction(signo, old, std::ptr::null_mut()) };
+}
+
+/// Ends this process with the signal `signo`, as its default action does (so its
+/// parent sees a death by that signal, as it would have seen the command's): the action
+/// is reset to the default (Rust's runtime handles SIGSEGV and SIGBUS itself), the
+/// signal sent and then unblocked. Returns only when that did not end the process (a
+/// signal whose default action is not to terminate, or PID 1, which the kernel keeps
+/// from dying of its own signals).
+pub fn die_of_signal(signo: i32) {
+    let _ = default_action(signo);
+    let set = one_signal(signo);
+    // SAFETY: kill takes no pointers; `set` is a valid sigset_t for the call.
+    unsafe {
+        libc::kill(libc::getpid(), signo);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &raw const set, std::ptr::null_mut());
+    }
+}
+
+/// Stops this process with the stop signal `signo` (SIGTSTP, SIGTTIN or SIGTTOU; it is
+/// blocked in the init), the way the command stopped, and returns once it is continued.
+/// Returns `false` when the kernel did not stop it: it discards these signals for a
+/// process group that nobody could continue (an orphaned group, POSIX), and for PID 1.
+/// A stop is told from that by the SIGCONT left pending (blocked) by the continue: the
+/// stop signal itself removes any SIGCONT pending before it (`prepare_signal` in the
+/// kernel), so one found after came with the continue.
+pub fn stop_self(signo: i32) -> bool {
+    let old = default_action(signo);
+    let set = one_signal(signo);
+    // SAFETY: kill takes no pointers; `set` is a valid sigset_t for each call. The stop
+    // happens when the unblocked signal is delivered, on return from the first
+    // sigprocmask; the second runs once continued.
+    unsafe {
+        libc::kill(libc::getpid(), signo);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &raw const set, std::ptr::null_mut());
+        libc::sigprocmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut());
+    }
+    put_action_back(signo, &old);
+    let mut pending = std::mem::MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: `pending` is writable storage for one sigset_t, filled by sigpending
+    // before sigismember reads it.
+    unsafe {
+        libc::sigpending(pending.as_mut_ptr()) == 0
+            && libc::sigismember(pending.as_ptr(), libc::SIGCONT) == 1
+    }
 }
 
 // The C runtime's environment block (glibc and musl both export it).

@@ -850,11 +850,19 @@ fn init(page: &mut Page) {
         PID 1, or with **--init**, it forks first, before the token is read: the child \
         launches __COMMAND__ exactly as without the init (so 125, 126 and 127 mean the \
         same), and the parent stays as a minimal init in tini's mould. It is a child \
-        subreaper, reaps every zombie that reaches it, forwards SIGTERM, SIGINT, SIGHUP, \
-        SIGQUIT, SIGUSR1, SIGUSR2 and SIGWINCH to __COMMAND__ (to its process group with \
-        **--init-group**), and exits with its status (128+N after signal N). When \
-        __COMMAND__ exits, what it left behind gets SIGTERM, and SIGKILL after the grace \
-        period (**--init-grace**, default 10 seconds).",
+        subreaper, reaps every zombie that reaches it, forwards every signal but SIGCHLD \
+        to __COMMAND__ (to its process group with **--init-group**), and exits with its \
+        status (as PID 1, 128+N after signal N). When __COMMAND__ exits, what it left behind gets \
+        SIGTERM, and SIGKILL after the grace period (**--init-grace**, default 10 \
+        seconds), or at once on a second SIGTERM or SIGINT.",
+    );
+    page.p(
+        "With **--init-group**, and as PID 1 (as under tini), __COMMAND__ leads a process \
+        group of its own and gets the terminal when claude-iso has it. When __COMMAND__ \
+        stops (Ctrl-Z), the init takes the terminal back and stops too, so the shell gets \
+        it back; **fg** continues both. Not PID 1, a __COMMAND__ killed by signal N makes \
+        the init die of N too (a shell loop around it stops on Ctrl-C, as without the \
+        init).",
     );
     page.p(
         "The init holds no copy of the token (it never reads a token file; a token passed \

@@ -294,6 +294,11 @@ pub fn start(plan: &Plan, token: &Token) -> Result<()> {
 /// until the command ends.
 fn run(plan: &Plan, token: &Token, listener: UnixListener, launcher: Pid) -> i32 {
     use std::os::fd::AsRawFd;
+    // SIGTERM waits (blocked) until the forwarder handles it: a command that ends while
+    // the broker still starts must not kill it before it removes its socket.
+    let mut term = nix::sys::signal::SigSet::empty();
+    term.add(nix::sys::signal::Signal::SIGTERM);
+    let _ = term.thread_block();
     if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).is_err()
         || nix::unistd::getppid() != launcher
     {

@@ -565,6 +565,11 @@ pub fn serve(
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut hup = signal(SignalKind::hangup())?;
+        // Handled from here on: a SIGTERM the caller held back until now is delivered.
+        let mut handled = nix::sys::signal::SigSet::empty();
+        handled.add(nix::sys::signal::Signal::SIGTERM);
+        handled.add(nix::sys::signal::Signal::SIGHUP);
+        let _ = handled.thread_unblock();
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         if let Some(ready) = ready {
             ready();

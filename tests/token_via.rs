@@ -1055,3 +1055,17 @@ fn term_lets_a_stream_in_flight_finish() {
     };
     assert!(status.success());
 }
+
+#[test]
+fn a_command_that_ends_at_once_leaves_no_socket_behind() {
+    // The broker may still be starting when the command is already gone: its socket must
+    // go all the same (it did not, before SIGTERM was held during the broker's start).
+    let t = Test::new().default_token_via();
+    let dir = PathBuf::from(format!("/tmp/claude-iso-{}", nix::unistd::geteuid()));
+    for _ in 0..10 {
+        let running = t.spawn();
+        let pid = running.id();
+        running.wait().success();
+        wait_gone(&t.home(), &dir.join(format!("broker.{pid}.sock")));
+    }
+}

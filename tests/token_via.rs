@@ -1265,3 +1265,54 @@ fn the_brokers_leg_goes_through_the_callers_https_proxy() {
     assert_eq!(*targets.lock().unwrap(), vec![format!("127.0.0.1:{port}")]);
     assert_eq!(*seen.lock().unwrap(), vec![format!("Bearer {TOKEN}")]);
 }
+
+#[test]
+fn the_command_cannot_read_the_brokers_memory_or_environment() {
+    // The token comes in the caller's environment (the broker inherits that block, and
+    // overwrites the value); the command, masked where the kernel allows, tries the
+    // broker's /proc files: its own child's.
+    let api = FakeApi::start("pong");
+    let t = Test::new()
+        .default_token_via()
+        .no_env_file()
+        .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN)
+        .env("ANTHROPIC_BASE_URL", api.base_url());
+    let out_dir = t.path("probe");
+    write_executable(
+        &t.path("bin/claude"),
+        &format!(
+            r#"#!/bin/sh
+d='{out}'
+kids=$(/bin/cat /proc/$$/task/$$/children)
+for k in $kids; do
+    if /bin/grep -q claude-iso /proc/$k/cmdline 2>/dev/null; then
+        echo "$k" > "$d/broker_pid"
+        /bin/cat /proc/$k/environ > "$d/environ_read" 2>/dev/null && echo yes > "$d/environ_ok"
+        /bin/dd if=/proc/$k/mem bs=4096 count=1 skip=1 of="$d/mem_read" 2>/dev/null && echo yes > "$d/mem_ok"
+        for f in /proc/$k/fd/*; do /bin/readlink "$f"; done > "$d/fds_read" 2>/dev/null
+        [ -s "$d/fds_read" ] && echo yes > "$d/fd_ok"
+    fi
+done
+: > "$d/ran"
+"#,
+            out = out_dir.display()
+        ),
+    );
+    t.run().status(0).no_secrets();
+    assert!(
+        t.path("probe/broker_pid").exists(),
+        "the command did not find the broker among its children"
+    );
+    for what in ["environ_ok", "mem_ok", "fd_ok"] {
+        assert!(
+            !t.path("probe").join(what).exists(),
+            "the command could read the broker's {what}"
+        );
+    }
+    if let Ok(env) = fs::read(t.path("probe/environ_read")) {
+        assert!(
+            !env.windows(20)
+                .any(|w| TOKEN.as_bytes()[13..].windows(20).any(|x| x == w))
+        );
+    }
+}

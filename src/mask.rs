@@ -23,8 +23,10 @@
 
 #![forbid(unsafe_code)]
 
+use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -81,6 +83,18 @@ pub enum MountOp {
     /// Show a directory inside a hidden one again, read-only (a `PATH` entry such as
     /// claude's local install in `~/.claude/local`).
     Reveal { path: PathBuf },
+    /// A view of a directory: a read-only tmpfs over it in which each entry it holds at
+    /// launch is bound back from the real directory (writable as it was; a symlink is
+    /// copied), except the `cover` names (an empty placeholder of that kind, or nothing)
+    /// and, with `only`, every name not listed (left out). A mount on a real entry goes
+    /// away when that entry is removed or renamed outside; the view's mount points are
+    /// its own, so removing, renaming or re-creating an entry outside changes nothing
+    /// the command sees (issue 21).
+    View {
+        path: PathBuf,
+        cover: Vec<(OsString, Option<Kind>)>,
+        only: Option<Vec<OsString>>,
+    },
 }
 
 impl MountOp {
@@ -90,7 +104,8 @@ impl MountOp {
             MountOp::ReadOnly { path, .. }
             | MountOp::Writable { path }
             | MountOp::Empty { path, .. }
-            | MountOp::Reveal { path } => path,
+            | MountOp::Reveal { path }
+            | MountOp::View { path, .. } => path,
         }
     }
 
@@ -109,6 +124,36 @@ impl MountOp {
                 kind: Kind::Dir,
             } => format!("hidden {}", path.display()),
             MountOp::Reveal { path } => format!("shown read-only {}", path.display()),
+            MountOp::View {
+                path,
+                only: Some(only),
+                ..
+            } => {
+                let names: Vec<String> = only
+                    .iter()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect();
+                format!(
+                    "view {} (only {} shown)",
+                    path.display(),
+                    if names.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        names.join(" ")
+                    }
+                )
+            }
+            MountOp::View { path, cover, .. } => {
+                let names: Vec<String> = cover
+                    .iter()
+                    .map(|(n, _)| n.to_string_lossy().into_owned())
+                    .collect();
+                format!(
+                    "view {} (entries as at launch; left out or emptied: {})",
+                    path.display(),
+                    names.join(" ")
+                )
+            }
         }
     }
 }
@@ -141,7 +186,17 @@ pub struct Sources {
     pub writable: Vec<PathBuf>,
     /// The copies `--share` made in the scratch home: bound read-only onto themselves,
     /// so that the command cannot change them (root included) nor replace them.
-    pub shared: Vec<PathBuf>,
+    pub shared: Vec<(PathBuf, Kind)>,
+    /// The scratch home (also the first of `writable`): no view is made in it.
+    pub home: PathBuf,
+    /// claude-iso's state directory (`$XDG_STATE_HOME/claude-iso`): every home in it but
+    /// `home` is left out (other homes hold other agents' logins, quarantined files).
+    pub state_dir: Option<PathBuf>,
+    /// Where the per-launch credential broker keeps its socket
+    /// (`$XDG_RUNTIME_DIR/claude-iso`, `/tmp/claude-iso-<uid>`): never hidden.
+    pub broker_dirs: Vec<PathBuf>,
+    /// The scratch home holds a `.claude/.credentials.json` the launch will quarantine.
+    pub home_may_quarantine: bool,
 }
 
 impl Sources {
@@ -206,12 +261,18 @@ impl Sources {
             reveal,
             writable: vec![home.to_owned(), config.workdir.clone()],
             shared: Vec::new(),
+            home: home.to_owned(),
+            state_dir: Some(config.state_dir()),
+            broker_dirs: broker_dirs(config),
+            home_may_quarantine: std::fs::symlink_metadata(home.join(CLAUDE_DIR).join(CREDENTIALS))
+                .is_ok(),
         }
     }
 
-    /// Adds the copies `--share` makes (paths in the scratch home).
+    /// Adds the copies `--share` makes (paths in the scratch home, and whether each is a
+    /// directory: they may not exist yet when the plan is made).
     #[must_use]
-    pub fn with_shared(mut self, shared: &[PathBuf]) -> Sources {
+    pub fn with_shared(mut self, shared: &[(PathBuf, Kind)]) -> Sources {
         self.shared.extend(shared.iter().cloned());
         self
     }
@@ -235,6 +296,22 @@ impl Sources {
         }
         self
     }
+}
+
+/// Where the credential broker keeps its socket: `$XDG_RUNTIME_DIR/claude-iso` (when
+/// set) and `/tmp/claude-iso-<uid>`. The mask never hides them.
+fn broker_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = config
+        .env
+        .absolute_path("XDG_RUNTIME_DIR")
+        .map(|d| clean(d).join(crate::layout::STATE_DIR))
+        .into_iter()
+        .collect();
+    out.push(PathBuf::from(format!(
+        "/tmp/claude-iso-{}",
+        nix::unistd::geteuid().as_raw()
+    )));
+    out
 }
 
 /// The copies of `file` set aside with `tag` (`<name>.<tag>-<time>-<n>`, see
@@ -266,6 +343,55 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Adds single files to empty (the credentials file a launch quarantines out of the
+    /// scratch home after the plan was made).
+    pub fn add_files(&mut self, files: Vec<PathBuf>) {
+        for path in files {
+            let op = MountOp::Empty {
+                path,
+                kind: Kind::File,
+            };
+            if self.staging.is_some() && !self.ops.contains(&op) {
+                self.ops.push(op);
+            }
+        }
+    }
+
+    /// The places the plan hides, empties or makes read-only, and the places shown again
+    /// inside them (for [`check_descriptors`]).
+    #[must_use]
+    pub fn places(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let mut places = Vec::new();
+        let mut allowed = Vec::new();
+        for op in &self.ops {
+            match op {
+                MountOp::Empty { path, .. }
+                | MountOp::ReadOnly {
+                    path,
+                    kind: Kind::File,
+                } => places.push(path.clone()),
+                MountOp::View {
+                    path,
+                    cover,
+                    only: None,
+                } => places.extend(cover.iter().map(|(n, _)| path.join(n))),
+                MountOp::View {
+                    path,
+                    only: Some(only),
+                    ..
+                } => {
+                    places.push(path.clone());
+                    allowed.extend(only.iter().map(|n| path.join(n)));
+                }
+                MountOp::Reveal { path } | MountOp::Writable { path } => {
+                    allowed.push(path.clone());
+                }
+                MountOp::ReadOnly { .. } => {}
+            }
+        }
+        (places, allowed)
+    }
+
     /// The paths that read as empty or are hidden.
     pub fn emptied(&self) -> impl Iterator<Item = &Path> {
         self.ops.iter().filter_map(|op| match op {
@@ -293,10 +419,12 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             v.push(p);
         }
     };
+    // The scratch home may not exist yet (the plan comes before anything is made): its
+    // path is then taken as given (the launcher passes the canonical one).
     let writable: Vec<PathBuf> = sources
         .writable
         .iter()
-        .filter_map(|p| resolve(p).map(|(r, _)| r))
+        .map(|p| resolve(p).map_or_else(|| p.clone(), |(r, _)| r))
         .collect();
 
     for dir in &sources.config_dirs {
@@ -449,18 +577,17 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         }
         push(&mut writable_inside, w.clone());
     }
+    let views = views(sources, resolve, &writable, &all_hidden, &hidden, &empty)?;
     reveal.sort();
     ro_dirs.sort();
     ro_files.sort();
     hidden.sort();
     empty.sort();
-    let mut ops: Vec<MountOp> = ro_dirs
-        .iter()
-        .map(|p| MountOp::ReadOnly {
-            path: p.clone(),
-            kind: Kind::Dir,
-        })
-        .collect();
+    let mut ops: Vec<MountOp> = views;
+    ops.extend(ro_dirs.iter().map(|p| MountOp::ReadOnly {
+        path: p.clone(),
+        kind: Kind::Dir,
+    }));
     let mut keep: Vec<&PathBuf> = writable
         .iter()
         .filter(|w| ro_dirs.iter().any(|d| w.starts_with(d) && *w != d))
@@ -486,12 +613,13 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             .into_iter()
             .map(|path| MountOp::Writable { path }),
     );
-    // The shared copies last: read-only views of what is in the scratch home.
+    // The shared copies last: read-only views of what is in the scratch home (made after
+    // the plan: taken as given).
     let mut shared: Vec<(PathBuf, Kind)> = sources
         .shared
         .iter()
-        .filter_map(|p| resolve(p))
         .filter(|(p, _)| !all_hidden.iter().any(|h| p.starts_with(h)))
+        .cloned()
         .collect();
     shared.sort_by(|a, b| a.0.cmp(&b.0));
     shared.dedup_by(|a, b| a.0 == b.0);
@@ -505,8 +633,10 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
     }));
     ops.extend(shared_ops);
 
+    // Chosen even when nothing needs it yet: the launch may quarantine a credentials file
+    // after the plan is made (see `Plan::add_files`).
     let needs_staging = ops.iter().any(|op| matches!(op, MountOp::Empty { .. }));
-    let staging = if needs_staging {
+    let staging = if needs_staging || sources.home_may_quarantine {
         // Only the mount targets matter: the staging tmpfs covers its directory while the
         // masks are made and is detached afterwards, so a working directory or home
         // around it (a launch from `/`, from cron or systemd) loses nothing.
@@ -533,6 +663,140 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         None
     };
     Ok(Plan { ops, staging })
+}
+
+/// Whether a directory may be viewed: not `/` (a mount over the root is not seen by
+/// lookups that start there), not a directory others can create entries in (`/tmp`: the
+/// command and everyone else must keep creating files there), not in the scratch home.
+fn viewable_state(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.parent().is_some() && std::fs::metadata(dir).map_or(true, |m| m.mode() & 0o1002 == 0)
+}
+
+fn viewable(dir: &Path, home: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.parent().is_some()
+        && !dir.starts_with(home)
+        && std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o1002 == 0)
+}
+
+/// The views of the plan (see [`MountOp::View`]), shallowest first:
+/// - the directory holding each place the mask hides or makes read-only (each real
+///   `~/.claude`, `~/.claude.json`, `CLAUDE_CONFIG_DIR` and the like, the profile
+///   store, claude-iso's token directories), whether or not the place exists (one made
+///   during the run stays out of sight): hidden places become empty placeholders, absent
+///   ones stay absent;
+/// - claude-iso's state directory, in which only the path to the launch's own home is
+///   shown (every other home is left out).
+fn views(
+    sources: &Sources,
+    resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>,
+    writable: &[PathBuf],
+    all_hidden: &[PathBuf],
+    hidden: &[PathBuf],
+    empty: &[PathBuf],
+) -> Result<Vec<MountOp>> {
+    let home = writable
+        .first()
+        .cloned()
+        .unwrap_or_else(|| sources.home.clone());
+    let mut views: Vec<MountOp> = Vec::new();
+    let cover = |views: &mut Vec<MountOp>, dir: PathBuf, name: OsString, kind: Option<Kind>| {
+        if let Some(MountOp::View { cover, .. }) =
+            views.iter_mut().find(|v| v.path() == dir.as_path())
+        {
+            if !cover.iter().any(|(n, _)| *n == name) {
+                cover.push((name, kind));
+            }
+            return;
+        }
+        views.push(MountOp::View {
+            path: dir,
+            cover: vec![(name, kind)],
+            only: None,
+        });
+    };
+    let candidates = sources
+        .config_dirs
+        .iter()
+        .chain(&sources.claude_jsons)
+        .chain(&sources.profile_stores)
+        .chain(&sources.token_dirs);
+    for c in candidates {
+        let c = clean(c);
+        let real = resolve(&c);
+        // What the name shows: an empty placeholder (hidden or emptied), nothing (absent
+        // at launch), or the real entry bound back (made read-only by a later op).
+        let shown = match &real {
+            Some((r, k)) if hidden.contains(r) || empty.contains(r) => Some(Some(*k)),
+            Some(_) => None,
+            None => Some(None),
+        };
+        let Some(kind) = shown else {
+            continue;
+        };
+        let mut forms = vec![c.clone()];
+        if let Some((r, _)) = &real {
+            if *r != c {
+                forms.push(r.clone());
+            }
+        }
+        for f in forms {
+            let (Some(parent), Some(name)) = (f.parent(), f.file_name()) else {
+                continue;
+            };
+            let Some((dir, Kind::Dir)) = resolve(parent) else {
+                continue;
+            };
+            if all_hidden.iter().any(|h| dir.starts_with(h)) || !viewable(&dir, &home) {
+                continue;
+            }
+            cover(&mut views, dir, name.to_owned(), kind);
+        }
+    }
+    if let Some(state) = &sources.state_dir {
+        let state = resolve(state).map_or_else(|| clean(state), |(r, _)| r);
+        let near_broker = sources
+            .broker_dirs
+            .iter()
+            .any(|b| b.starts_with(&state) || state.starts_with(b));
+        if !near_broker && !state.starts_with(&home) && viewable_state(&state) {
+            match home.strip_prefix(&state) {
+                // The home in it: each directory on the way shows only the next one.
+                Ok(rel) => {
+                    let mut at = state.clone();
+                    for c in rel.components() {
+                        views.push(MountOp::View {
+                            path: at.clone(),
+                            cover: Vec::new(),
+                            only: Some(vec![c.as_os_str().to_owned()]),
+                        });
+                        at.push(c);
+                    }
+                }
+                // The home elsewhere: every home in the state directory is left out.
+                Err(_) => views.push(MountOp::View {
+                    path: state.clone(),
+                    cover: Vec::new(),
+                    only: Some(Vec::new()),
+                }),
+            }
+            for w in writable.iter().skip(1) {
+                if w.starts_with(&state) && !w.starts_with(&home) && *w != state {
+                    return Err(Error::MaskPlace {
+                        reason: format!(
+                            "{} is inside {}, claude-iso's state directory, where the mask hides every home but this launch's",
+                            w.display(),
+                            state.display()
+                        ),
+                        fix: "run from another directory (or from this launch's own home), or pass --mask off".into(),
+                    });
+                }
+            }
+        }
+    }
+    views.sort_by_key(|v| v.path().components().count());
+    Ok(views)
 }
 
 /// What `--share` must never carry in: every path the mask hides or empties for this
@@ -650,6 +914,8 @@ pub enum Step {
     Join,
     /// The helper died or said something we did not understand.
     Helper,
+    /// `/proc` belongs to another PID namespace (found before anything is tried).
+    Proc,
 }
 
 /// Why the mask could not be set up: the step, the errno, and the path when one was
@@ -674,6 +940,7 @@ impl Refusal {
                 .is_ok_and(|v| v.trim() == "1")
         };
         match (self.step, self.errno) {
+            (Step::Proc, _) => "this runs in a PID namespace whose /proc belongs to another one (/proc/self is not this process: `unshare --pid --fork` without `--mount-proc`?), so the new namespace's id maps cannot be written".into(),
             (Step::Unshare | Step::Lock, Errno::ENOSPC | Errno::EUSERS) => format!(
                 "the kernel refused a new user namespace ({e}): user.max_user_namespaces is 0 or used up"
             ),
@@ -703,6 +970,9 @@ impl Refusal {
     #[must_use]
     pub fn fix(&self) -> String {
         match (self.step, self.errno) {
+            (Step::Proc, _) => {
+                "fix: mount a /proc of this PID namespace (unshare --pid --fork --mount-proc; container runtimes do it), or pass --mask off".into()
+            }
             (Step::Unshare | Step::Lock, Errno::ENOSPC | Errno::EUSERS) => {
                 "fix: sysctl -w user.max_user_namespaces=10000 (as root), or pass --mask off".into()
             }
@@ -729,6 +999,7 @@ impl Refusal {
             Step::Lock => "locking the masks (nested namespace)",
             Step::Join => "setns",
             Step::Helper => "the helper process",
+            Step::Proc => "/proc",
         }
     }
 
@@ -748,34 +1019,164 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The launcher's hook: computes the plan for this launch and enters it according to
-/// `config.mask` (see [`enter_as`]). Returns whether this process is now masked.
+/// The launcher's first hook, before anything changes: the plan for this launch, or
+/// `None` when the launch goes on unmasked (`--mask off`, or `auto` where the mask is
+/// impossible: one warning). Every refusal of the mask is decided here: a working
+/// directory it cannot be made from, an inherited descriptor into a hidden place, and,
+/// under `--mask on`, the kernel's refusal (tried in a helper that is not joined: one
+/// `fork`, for `on` only).
 ///
 /// # Errors
-/// `--mask on` and the mask is impossible here (125).
-pub fn launch(
+/// A refusal (125).
+pub fn prepare(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
-    shared: &[PathBuf],
+    shared: &[(PathBuf, Kind)],
     report: &Report,
-) -> Result<bool> {
+) -> Result<Option<Plan>> {
     if config.mask == Switch::Off {
-        return Ok(false);
+        return Ok(None);
     }
     let sources = Sources::new(config, home)
         .with_program(program)
         .with_shared(shared);
-    match plan(&sources, &resolve_real) {
-        Ok(plan) => enter_as(config.mask, &plan, report),
+    let plan = match plan(&sources, &resolve_real) {
+        Ok(plan) => plan,
         // Not the kernel's refusal: the launch stops whatever the mode.
-        Err(e @ Error::MaskPlace { .. }) => Err(e),
+        Err(e @ Error::MaskPlace { .. }) => return Err(e),
         Err(e) if config.mask == Switch::Auto => {
             report.warn(format!("{e}; running isolated by environment only"));
-            Ok(false)
+            return Ok(None);
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e),
+    };
+    check_descriptors(&plan)?;
+    let refused = match foreign_proc() {
+        Some(r) => Some(r),
+        None if config.mask == Switch::On => probe(&plan).err(),
+        None => None,
+    };
+    match refused {
+        None => Ok(Some(plan)),
+        Some(r) if config.mask == Switch::Auto => {
+            report.warn(format!(
+                "cannot mask the real credentials ({}); running isolated by environment only; {}",
+                r.reason(),
+                r.fix()
+            ));
+            Ok(None)
+        }
+        Some(r) => Err(r.into_error()),
     }
+}
+
+/// The launcher's second hook, after the home is made: enters the plan [`prepare`]
+/// returned (see [`enter_as`]), with the credentials file the launch just quarantined out
+/// of the scratch home emptied too. Returns whether this process is now masked.
+///
+/// # Errors
+/// `--mask on` and the kernel refused after all (125).
+pub fn launch(config: &Config, plan: Option<Plan>, home: &Path, report: &Report) -> Result<bool> {
+    let Some(mut plan) = plan else {
+        return Ok(false);
+    };
+    plan.add_files(set_aside(
+        &home.join(CLAUDE_DIR).join(CREDENTIALS),
+        "quarantined",
+    ));
+    enter_as(config.mask, &plan, report)
+}
+
+/// `/proc` of another PID namespace (`unshare --pid --fork` without `--mount-proc`):
+/// `/proc/self` is not this process, and the namespace's id maps cannot be written.
+fn foreign_proc() -> Option<Refusal> {
+    let shown: u32 = std::fs::read_link("/proc/self")
+        .ok()?
+        .to_str()?
+        .parse()
+        .ok()?;
+    (shown != std::process::id()).then_some(Refusal {
+        step: Step::Proc,
+        errno: Errno::EPERM,
+        path: None,
+        in_place: false,
+    })
+}
+
+/// Refuses when a descriptor this process would hand to the command (one without
+/// close-on-exec) leads into a place the plan hides: a directory or file inside it, or
+/// a directory above it (`openat` or `/proc/self/fd/N/…` would reach the real files
+/// through it, whatever the mount namespace shows). Sockets, pipes, terminals and files
+/// elsewhere pass.
+///
+/// # Errors
+/// The first such descriptor, named with where it leads (125).
+pub fn check_descriptors(plan: &Plan) -> Result<()> {
+    let (places, allowed) = plan.places();
+    if places.is_empty() {
+        return Ok(());
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Ok(());
+    };
+    let mut fds: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    for fd in fds {
+        let cloexec = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .ok()
+            .and_then(|info| {
+                let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                u32::from_str_radix(flags.trim(), 8).ok()
+            })
+            .is_none_or(|flags| flags & 0o2_000_000 != 0);
+        if cloexec {
+            continue;
+        }
+        let link = format!("/proc/self/fd/{fd}");
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue;
+        };
+        let text = target.to_string_lossy();
+        if !text.starts_with('/') {
+            continue;
+        }
+        let target = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
+        let is_dir = std::fs::metadata(&link).is_ok_and(|m| m.is_dir());
+        if let Some(place) = leads_into(&target, is_dir, &places, &allowed) {
+            return Err(Error::MaskPlace {
+                reason: format!(
+                    "descriptor {fd} ({}) leads to {}, which the mask hides",
+                    target.display(),
+                    place.display()
+                ),
+                fix: format!("close it before the launch ({fd}<&-), or pass --mask off"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where a descriptor on `target` leads among `places` (see [`check_descriptors`]): into
+/// one (unless into one of `allowed`, shown again inside), or, for a directory, above one.
+fn leads_into<'a>(
+    target: &Path,
+    is_dir: bool,
+    places: &'a [PathBuf],
+    allowed: &[PathBuf],
+) -> Option<&'a Path> {
+    places
+        .iter()
+        .find(|p| {
+            (target.starts_with(p)
+                && !allowed
+                    .iter()
+                    .any(|a| a.starts_with(p) && target.starts_with(a)))
+                || (is_dir && p.starts_with(target))
+        })
+        .map(PathBuf::as_path)
 }
 
 /// Whether the mask would be applied here, without applying it (`--dry-run`, `doctor`).
@@ -798,7 +1199,7 @@ pub fn verdict(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
-    shared: &[PathBuf],
+    shared: &[(PathBuf, Kind)],
 ) -> Verdict {
     if config.mask == Switch::Off {
         return Verdict::Off;
@@ -811,14 +1212,34 @@ pub fn verdict(
     ) {
         Err(e @ Error::MaskPlace { .. }) => Verdict::Misplaced(e.to_string()),
         Err(e) => Verdict::Refused(None, e.to_string()),
-        Ok(plan) => match probe(&plan) {
-            Ok(()) => Verdict::Ready(plan),
-            Err(r) => {
-                let why = format!("{}; {}", r.reason(), r.fix());
-                Verdict::Refused(Some(plan), why)
-            }
+        Ok(plan) => match check_descriptors(&plan) {
+            Err(e) => Verdict::Misplaced(e.to_string()),
+            Ok(()) => match foreign_proc().map_or_else(|| probe(&plan), Err) {
+                Ok(()) => Verdict::Ready(plan),
+                Err(r) => {
+                    let why = format!("{}; {}", r.reason(), r.fix());
+                    Verdict::Refused(Some(plan), why)
+                }
+            },
         },
     }
+}
+
+/// The `--share` copies as the plan needs them: each destination in the scratch home
+/// and whether it is a directory (taken from its source: the copy is made later).
+#[must_use]
+pub fn shared_paths(shares: &[share::Share], home: &Path) -> Vec<(PathBuf, Kind)> {
+    shares
+        .iter()
+        .map(|s| {
+            let kind = if std::fs::metadata(&s.source).is_ok_and(|m| m.is_dir()) {
+                Kind::Dir
+            } else {
+                Kind::File
+            };
+            (home.join(&s.dest), kind)
+        })
+        .collect()
 }
 
 /// The `--dry-run` lines about the mask.
@@ -826,7 +1247,7 @@ pub fn dry_run(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
-    shared: &[PathBuf],
+    shared: &[(PathBuf, Kind)],
     report: &Report,
 ) {
     let v = verdict(config, home, program, shared);
@@ -988,6 +1409,7 @@ fn encode(r: std::result::Result<(), (Step, Errno)>) -> [u8; MSG_LEN] {
                 Step::Lock => (9, 0),
                 Step::Join => (10, 0),
                 Step::Helper => (11, 0),
+                Step::Proc => (12, 0),
             };
             (code, e as i32, index)
         }
@@ -1015,6 +1437,7 @@ fn decode(msg: &[u8; MSG_LEN], plan: &Plan) -> Result<(), Refusal> {
         8 => Step::Mount(index),
         9 => Step::Lock,
         10 => Step::Join,
+        12 => Step::Proc,
         _ => Step::Helper,
     };
     Err(Refusal {
@@ -1191,14 +1614,19 @@ fn build(
         });
     }
 
-    let staged = match &plan.staging {
+    let staging = plan.staging.as_ref().filter(|_| {
+        plan.ops
+            .iter()
+            .any(|op| matches!(op, MountOp::Empty { .. }))
+    });
+    let staged = match staging {
         Some(dir) => Some(stage(dir, &plan.ops).map_err(|e| (Step::Staging, e))?),
         None => None,
     };
     for (i, op) in plan.ops.iter().enumerate() {
         apply(op, staged.as_ref(), keep[i].as_ref()).map_err(|e| (Step::Mount(i), e))?;
     }
-    if let Some(dir) = &plan.staging {
+    if let Some(dir) = staging {
         nix::mount::umount2(dir, MntFlags::MNT_DETACH).map_err(|e| (Step::Staging, e))?;
     }
     if root {
@@ -1359,7 +1787,115 @@ fn apply(op: &MountOp, staged: Option<&Staged>, keep: Option<&OwnedFd>) -> nix::
             bind(&source, path, true)?;
             remount_read_only(path)
         }
+        MountOp::View { path, cover, only } => view(path, cover, only.as_deref()),
     }
+}
+
+/// Applies a [`MountOp::View`]: lists the directory (as it is now: through the views
+/// made before it), covers it with a small tmpfs, binds each entry back from the real
+/// directory through a descriptor opened before, and makes the tmpfs read-only. A
+/// directory that does not exist (any more) needs no view.
+fn view(
+    path: &Path,
+    cover: &[(OsString, Option<Kind>)],
+    only: Option<&[OsString]>,
+) -> nix::Result<()> {
+    use nix::sys::stat::SFlag;
+    let owned = match nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    ) {
+        Ok(d) => d,
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = nix::sys::stat::fstat(&owned)?;
+    let fd = owned.as_raw_fd();
+    let mut dir = nix::dir::Dir::from_fd(nix::unistd::dup(&owned)?)?;
+    let mut entries: Vec<(OsString, Option<nix::dir::Type>)> = Vec::new();
+    for e in dir.iter() {
+        let e = e?;
+        let name = std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        if only.is_some_and(|o| !o.contains(&name)) || cover.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        entries.push((name, e.file_type()));
+    }
+    let inodes = entries.len() + cover.len() + 8;
+    nix::mount::mount(
+        Some("claude-iso-view"),
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some(
+            format!(
+                "mode={:o},uid={},gid={},size=64k,nr_inodes={inodes}",
+                st.st_mode & 0o7777,
+                st.st_uid,
+                st.st_gid
+            )
+            .as_str(),
+        ),
+    )?;
+    let at = |name: &std::ffi::OsStr| path.join(name);
+    for (name, kind) in cover {
+        match kind {
+            Some(Kind::Dir) => nix::unistd::mkdir(&at(name), Mode::from_bits_truncate(0o555))?,
+            Some(Kind::File) => drop(nix::fcntl::open(
+                &at(name),
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o444),
+            )?),
+            None => {}
+        }
+    }
+    for (name, kind) in entries {
+        let kind = match kind {
+            Some(k) => k,
+            None => {
+                let st = nix::sys::stat::fstatat(
+                    &owned,
+                    name.as_os_str(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                )?;
+                match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+                    SFlag::S_IFDIR => nix::dir::Type::Directory,
+                    SFlag::S_IFLNK => nix::dir::Type::Symlink,
+                    _ => nix::dir::Type::File,
+                }
+            }
+        };
+        let target = at(&name);
+        match kind {
+            nix::dir::Type::Symlink => {
+                let to = nix::fcntl::readlinkat(&owned, name.as_os_str())?;
+                nix::unistd::symlinkat(to.as_os_str(), nix::fcntl::AT_FDCWD, &target)?;
+                continue;
+            }
+            nix::dir::Type::Directory => {
+                nix::unistd::mkdir(&target, Mode::from_bits_truncate(0o700))?;
+            }
+            _ => drop(nix::fcntl::open(
+                &target,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )?),
+        }
+        let mut source = PathBuf::from(format!("/proc/self/fd/{fd}"));
+        source.push(&name);
+        nix::mount::mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )?;
+    }
+    remount_read_only(path)
 }
 
 /// `MS_REMOUNT|MS_BIND|MS_RDONLY`, keeping the flags the mount already has: in a user
@@ -1437,6 +1973,10 @@ mod tests {
             reveal: vec![],
             writable: vec!["/scratch".into(), "/work".into()],
             shared: vec![],
+            home: "/scratch".into(),
+            state_dir: None,
+            broker_dirs: vec![],
+            home_may_quarantine: false,
         }
     }
 

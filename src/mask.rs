@@ -94,6 +94,10 @@ pub enum MountOp {
         path: PathBuf,
         cover: Vec<(OsString, Option<Kind>)>,
         only: Option<Vec<OsString>>,
+        /// Bound back read-only (`~/.claude.json`; a config dir that is the working
+        /// directory), so that what shows when a later mount on it goes away is read-only
+        /// too.
+        read_only: Vec<OsString>,
     },
 }
 
@@ -374,7 +378,13 @@ impl Plan {
                     path,
                     cover,
                     only: None,
-                } => places.extend(cover.iter().map(|(n, _)| path.join(n))),
+                    read_only,
+                } => places.extend(
+                    cover
+                        .iter()
+                        .map(|(n, _)| path.join(n))
+                        .chain(read_only.iter().map(|n| path.join(n))),
+                ),
                 MountOp::View {
                     path,
                     only: Some(only),
@@ -577,7 +587,16 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         }
         push(&mut writable_inside, w.clone());
     }
-    let views = views(sources, resolve, &writable, &all_hidden, &hidden, &empty)?;
+    let read_only: Vec<PathBuf> = ro_files.iter().chain(&ro_dirs).cloned().collect();
+    let views = views(
+        sources,
+        resolve,
+        &writable,
+        &all_hidden,
+        &hidden,
+        &empty,
+        &read_only,
+    )?;
     reveal.sort();
     ro_dirs.sort();
     ro_files.sort();
@@ -670,7 +689,8 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
 /// command and everyone else must keep creating files there), not in the scratch home.
 fn viewable_state(dir: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    dir.parent().is_some() && std::fs::metadata(dir).map_or(true, |m| m.mode() & 0o1002 == 0)
+    dir.parent().is_some()
+        && std::fs::metadata(dir).map_or(true, |m| m.mode() & 0o1002 == 0 && listable(dir))
 }
 
 fn viewable(dir: &Path, home: &Path) -> bool {
@@ -678,6 +698,18 @@ fn viewable(dir: &Path, home: &Path) -> bool {
     dir.parent().is_some()
         && !dir.starts_with(home)
         && std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o1002 == 0)
+        && listable(dir)
+}
+
+/// Whether this process can list `dir` (a view is made of what it lists; a directory it
+/// cannot list keeps the masks on its entries alone, as another user's home seen from a
+/// user namespace does).
+fn listable(dir: &Path) -> bool {
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .is_ok()
 }
 
 /// The views of the plan (see [`MountOp::View`]), shallowest first:
@@ -695,6 +727,7 @@ fn views(
     all_hidden: &[PathBuf],
     hidden: &[PathBuf],
     empty: &[PathBuf],
+    read_only: &[PathBuf],
 ) -> Result<Vec<MountOp>> {
     let home = writable
         .first()
@@ -714,6 +747,23 @@ fn views(
             path: dir,
             cover: vec![(name, kind)],
             only: None,
+            read_only: Vec::new(),
+        });
+    };
+    let mark_read_only = |views: &mut Vec<MountOp>, dir: PathBuf, name: OsString| {
+        if let Some(MountOp::View { read_only, .. }) =
+            views.iter_mut().find(|v| v.path() == dir.as_path())
+        {
+            if !read_only.contains(&name) {
+                read_only.push(name);
+            }
+            return;
+        }
+        views.push(MountOp::View {
+            path: dir,
+            cover: Vec::new(),
+            only: None,
+            read_only: vec![name],
         });
     };
     let candidates = sources
@@ -733,6 +783,20 @@ fn views(
             None => Some(None),
         };
         let Some(kind) = shown else {
+            // Bound back; read-only there already when a later op makes it read-only.
+            if let Some((r, _)) = &real {
+                if read_only.contains(r) {
+                    if let (Some(parent), Some(name)) = (r.parent(), r.file_name()) {
+                        if let Some((dir, Kind::Dir)) = resolve(parent) {
+                            if viewable(&dir, &home)
+                                && !all_hidden.iter().any(|h| dir.starts_with(h))
+                            {
+                                mark_read_only(&mut views, dir, name.to_owned());
+                            }
+                        }
+                    }
+                }
+            }
             continue;
         };
         let mut forms = vec![c.clone()];
@@ -770,6 +834,7 @@ fn views(
                             path: at.clone(),
                             cover: Vec::new(),
                             only: Some(vec![c.as_os_str().to_owned()]),
+                            read_only: Vec::new(),
                         });
                         at.push(c);
                     }
@@ -779,6 +844,7 @@ fn views(
                     path: state.clone(),
                     cover: Vec::new(),
                     only: Some(Vec::new()),
+                    read_only: Vec::new(),
                 }),
             }
             for w in writable.iter().skip(1) {
@@ -1787,7 +1853,12 @@ fn apply(op: &MountOp, staged: Option<&Staged>, keep: Option<&OwnedFd>) -> nix::
             bind(&source, path, true)?;
             remount_read_only(path)
         }
-        MountOp::View { path, cover, only } => view(path, cover, only.as_deref()),
+        MountOp::View {
+            path,
+            cover,
+            only,
+            read_only,
+        } => view(path, cover, only.as_deref(), read_only),
     }
 }
 
@@ -1799,6 +1870,7 @@ fn view(
     path: &Path,
     cover: &[(OsString, Option<Kind>)],
     only: Option<&[OsString]>,
+    read_only: &[OsString],
 ) -> nix::Result<()> {
     use nix::sys::stat::SFlag;
     let owned = match nix::fcntl::open(
@@ -1807,7 +1879,8 @@ fn view(
         Mode::empty(),
     ) {
         Ok(d) => d,
-        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => return Ok(()),
+        // Gone since the plan, or not listable: the masks on its entries still apply.
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EACCES) => return Ok(()),
         Err(e) => return Err(e),
     };
     let st = nix::sys::stat::fstat(&owned)?;
@@ -1894,6 +1967,9 @@ fn view(
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         )?;
+        if read_only.contains(&name) {
+            remount_read_only(&target)?;
+        }
     }
     remount_read_only(path)
 }

@@ -519,3 +519,70 @@ fn wait_for(ready: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// The views cannot be taken down from inside: not by unmounting them (lazily, twice to
+/// peel the placeholder too), not by remounting them writable, not from a user namespace
+/// of the command's own (root included).
+#[test]
+fn the_command_cannot_take_a_view_down() {
+    let t = Test::new();
+    let home = t.real_home();
+    let claude = mkdir(&home.join(".claude"));
+    write_mode(&claude.join(".credentials.json"), OLD, 0o600);
+    let (h, c) = (home.display(), claude.display());
+    let script = t.path("umount.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\n\
+             attempt() {{ \"$@\" >/dev/null 2>&1; echo \"after $*: [$(cat '{c}/.credentials.json' 2>/dev/null)]\"; }}\n\
+             attempt umount -l '{c}'\n\
+             attempt umount -l '{c}'\n\
+             attempt umount -l '{h}'\n\
+             attempt mount -o remount,rw '{h}'\n\
+             attempt mount -o remount,rw,bind '{h}'\n\
+             attempt unshare -U -r -m sh -c \"umount -l '{c}'; umount -l '{c}'; umount -l '{h}'; cat '{c}/.credentials.json'\"\n\
+             (touch '{h}/planted') 2>/dev/null && echo 'create: ok'\n\
+             echo END\n"
+        ),
+    );
+    let run = t.command(["/bin/sh", script.to_str().unwrap()]);
+    let out = run.run();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(said.contains("END"), "{said}");
+    assert!(!said.contains(OLD), "a view was taken down:\n{said}");
+    assert!(!said.contains("create: ok"), "{said}");
+    assert_eq!(said.matches(": []").count(), 6, "{said}");
+    assert!(!home.join("planted").exists());
+}
+
+/// A credentials file found in the scratch home is quarantined by the launch after the
+/// plan was made: it reads as empty all the same.
+#[test]
+fn a_credentials_file_quarantined_by_this_launch_reads_empty() {
+    let t = Test::new();
+    let claude = mkdir(&t.home().join(".claude"));
+    common::chmod(&t.home(), 0o700);
+    write_mode(&claude.join(".credentials.json"), OLD, 0o600);
+    let script = t.path("read.sh");
+    write_executable(
+        &script,
+        "#!/bin/sh\nfor f in \"$HOME\"/.claude/.credentials.json.quarantined-*; do echo \"$f: [$(cat \"$f\" 2>&1)]\"; done\n",
+    );
+    let run = t.command(["/bin/sh", script.to_str().unwrap()]);
+    let out = run.run();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(
+        said.contains(".quarantined-") && said.contains(": []"),
+        "{said}"
+    );
+    assert!(!said.contains(OLD), "{said}");
+    // The real file is kept, unchanged, where the quarantine put it.
+    let kept: Vec<String> = fs::read_dir(&claude)
+        .unwrap()
+        .filter_map(|e| fs::read_to_string(e.ok()?.path()).ok())
+        .collect();
+    assert!(kept.iter().any(|k| k == OLD), "{kept:?}");
+}

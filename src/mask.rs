@@ -2396,6 +2396,119 @@ mod tests {
     }
 
     #[test]
+    fn views_cover_the_directories_holding_hidden_places_and_the_state_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let home = root.join("home");
+        let state = home.join(".local/state/claude-iso");
+        let own = state.join("homes/a");
+        for d in [
+            home.join(".claude"),
+            home.join(".config/claude-iso"),
+            own.clone(),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(home.join(".claude.json"), "{}").unwrap();
+        // A sticky, world-writable directory (as /tmp) is never viewed.
+        let shared = root.join("shared");
+        std::fs::create_dir_all(shared.join("cfg")).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let s = Sources {
+            config_dirs: vec![home.join(".claude"), shared.join("cfg")],
+            claude_jsons: vec![home.join(".claude.json")],
+            profile_stores: vec![home.join(".config/anthropic")],
+            token_dirs: vec![home.join(".config/claude-iso")],
+            writable: vec![own.clone(), root.clone()],
+            home: own.clone(),
+            state_dir: Some(state.clone()),
+            ..Sources::default()
+        };
+        let p = plan(&s, &resolve_real).unwrap();
+        let views: Vec<&MountOp> = p
+            .ops
+            .iter()
+            .filter(|o| matches!(o, MountOp::View { .. }))
+            .collect();
+        let view =
+            |path: &Path, cover: &[(&str, Option<Kind>)], only: Option<&[&str]>, ro: &[&str]| {
+                MountOp::View {
+                    path: path.to_owned(),
+                    cover: cover.iter().map(|(n, k)| ((*n).into(), *k)).collect(),
+                    only: only.map(|o| o.iter().map(OsString::from).collect()),
+                    read_only: ro.iter().map(OsString::from).collect(),
+                }
+            };
+        assert_eq!(
+            views,
+            vec![
+                &view(&home, &[(".claude", Some(Dir))], None, &[".claude.json"]),
+                &view(
+                    &home.join(".config"),
+                    &[("anthropic", None), ("claude-iso", Some(Dir))],
+                    None,
+                    &[]
+                ),
+                &view(&state, &[], Some(&["homes"]), &[]),
+                &view(&state.join("homes"), &[], Some(&["a"]), &[]),
+            ]
+        );
+        // Views come before every other op; the sticky directory's config dir is masked
+        // on its own entry.
+        assert!(matches!(p.ops[0], MountOp::View { .. }));
+        assert!(p.ops.contains(&MountOp::Empty {
+            path: shared.join("cfg"),
+            kind: Dir
+        }));
+        // The home elsewhere: nothing of the state directory is shown.
+        let s = Sources {
+            writable: vec![root.join("elsewhere"), root.clone()],
+            home: root.join("elsewhere"),
+            ..s
+        };
+        let p = plan(&s, &resolve_real).unwrap();
+        assert!(
+            p.ops.contains(&view(&state, &[], Some(&[]), &[])),
+            "{:?}",
+            p.ops
+        );
+        // A working directory in another home: refused, naming the state directory.
+        let s = Sources {
+            writable: vec![root.join("elsewhere"), own],
+            ..s
+        };
+        let e = plan(&s, &resolve_real).unwrap_err().to_string();
+        assert!(
+            e.contains("state directory") && e.contains("--mask off"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn descriptors_lead_into_a_place_inside_it_or_from_a_directory_above_it() {
+        let places = vec![PathBuf::from("/h/.claude"), PathBuf::from("/s/claude-iso")];
+        let allowed = vec![PathBuf::from("/s/claude-iso/homes/a")];
+        let at = |t: &str, dir: bool| leads_into(Path::new(t), dir, &places, &allowed);
+        assert_eq!(
+            at("/h/.claude/.credentials.json", false),
+            Some(Path::new("/h/.claude"))
+        );
+        assert_eq!(at("/h/.claude", true), Some(Path::new("/h/.claude")));
+        assert_eq!(at("/h", true), Some(Path::new("/h/.claude")));
+        assert_eq!(at("/", true), Some(Path::new("/h/.claude")));
+        assert_eq!(
+            at("/s/claude-iso/homes/b", true),
+            Some(Path::new("/s/claude-iso"))
+        );
+        // A file above is no way in; the own home, a sibling and /dev/null are harmless.
+        assert_eq!(at("/h", false), None);
+        assert_eq!(at("/s/claude-iso/homes/a/x", true), None);
+        assert_eq!(at("/h/.claude.bak", true), None);
+        assert_eq!(at("/dev/null", false), None);
+    }
+
+    #[test]
     fn identity_maps() {
         assert_eq!(
             identity_map("         0          0 4294967295\n"),

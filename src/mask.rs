@@ -715,9 +715,9 @@ fn listable(dir: &Path) -> bool {
 /// The views of the plan (see [`MountOp::View`]), shallowest first:
 /// - the directory holding each place the mask hides or makes read-only (each real
 ///   `~/.claude`, `~/.claude.json`, `CLAUDE_CONFIG_DIR` and the like, the profile
-///   store, claude-iso's token directories), whether or not the place exists (one made
-///   during the run stays out of sight): hidden places become empty placeholders, absent
-///   ones stay absent;
+///   store, claude-iso's token directories) when one of them exists there at launch:
+///   hidden places become empty placeholders, absent ones stay absent (one made during
+///   the run stays out of sight);
 /// - claude-iso's state directory, in which only the path to the launch's own home is
 ///   shown (every other home is left out).
 fn views(
@@ -861,6 +861,18 @@ fn views(
             }
         }
     }
+    // A directory in which nothing the mask covers exists at launch is not viewed (each
+    // entry bound back costs a mount): the names absent there are left out only where the
+    // directory is viewed for another one.
+    views.retain(|v| match v {
+        MountOp::View {
+            only: None,
+            cover,
+            read_only,
+            ..
+        } => !read_only.is_empty() || cover.iter().any(|(_, k)| k.is_some()),
+        _ => true,
+    });
     views.sort_by_key(|v| v.path().components().count());
     Ok(views)
 }

@@ -169,12 +169,13 @@ fn removing_renaming_and_recreating_hidden_places_outside_lifts_nothing() {
     }
 }
 
-/// A login made outside during the run, where `~/.claude` did not exist at launch (the
-/// first `claude /login` of a new user): the command never sees it.
+/// A login made outside during the run, where `~/.claude` did not exist at launch (only
+/// the `~/.claude.json` any claude leaves): the command never sees it.
 #[test]
 fn a_config_dir_created_outside_during_the_run_stays_out_of_sight() {
     let t = Test::new();
     let home = mkdir(&t.real_home());
+    write_mode(&home.join(".claude.json"), "{}", 0o600);
     let claude = home.join(".claude");
     let (ready, go) = (t.path("ready"), t.path("go"));
     let script = t.path("read.sh");

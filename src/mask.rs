@@ -1911,21 +1911,22 @@ fn view(
         entries.push((name, e.file_type()));
     }
     let inodes = entries.len() + cover.len() + 8;
-    nix::mount::mount(
-        Some("claude-iso-view"),
-        path,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some(
-            format!(
-                "mode={:o},uid={},gid={},size=64k,nr_inodes={inodes}",
-                st.st_mode & 0o7777,
-                st.st_uid,
-                st.st_gid
-            )
-            .as_str(),
-        ),
-    )?;
+    let options = format!("mode={:o},size=64k,nr_inodes={inodes}", st.st_mode & 0o7777);
+    let tmpfs = |data: &str| {
+        nix::mount::mount(
+            Some("claude-iso-view"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(data),
+        )
+    };
+    // The real directory's owner, where this namespace maps it (a directory of root's
+    // seen from a user namespace is not): else the tmpfs is this process's.
+    match tmpfs(&format!("{options},uid={},gid={}", st.st_uid, st.st_gid)) {
+        Err(Errno::EINVAL) => tmpfs(&options)?,
+        other => other?,
+    }
     let at = |name: &std::ffi::OsStr| path.join(name);
     for (name, kind) in cover {
         match kind {
@@ -1942,11 +1943,14 @@ fn view(
         let kind = match kind {
             Some(k) => k,
             None => {
-                let st = nix::sys::stat::fstatat(
+                // Gone since the listing: nothing to show.
+                let Ok(st) = nix::sys::stat::fstatat(
                     &owned,
                     name.as_os_str(),
                     nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-                )?;
+                ) else {
+                    continue;
+                };
                 match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
                     SFlag::S_IFDIR => nix::dir::Type::Directory,
                     SFlag::S_IFLNK => nix::dir::Type::Symlink,
@@ -1957,7 +1961,9 @@ fn view(
         let target = at(&name);
         match kind {
             nix::dir::Type::Symlink => {
-                let to = nix::fcntl::readlinkat(&owned, name.as_os_str())?;
+                let Ok(to) = nix::fcntl::readlinkat(&owned, name.as_os_str()) else {
+                    continue;
+                };
                 nix::unistd::symlinkat(to.as_os_str(), nix::fcntl::AT_FDCWD, &target)?;
                 continue;
             }
@@ -1972,14 +1978,19 @@ fn view(
         }
         let mut source = PathBuf::from(format!("/proc/self/fd/{fd}"));
         source.push(&name);
-        nix::mount::mount(
+        // An entry that cannot be bound back (another user's FUSE mount, one removed
+        // meanwhile) stays an empty placeholder: the mask itself does not fail for it
+        // (which, after `unshare` in place, would stop the launch after the home is made).
+        if nix::mount::mount(
             Some(&source),
             &target,
             None::<&str>,
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
-        )?;
-        if read_only.contains(&name) {
+        )
+        .is_ok()
+            && read_only.contains(&name)
+        {
             remount_read_only(&target)?;
         }
     }

@@ -1129,7 +1129,7 @@ pub fn prepare(
         }
         Err(e) => return Err(e),
     };
-    check_descriptors(&plan)?;
+    check_descriptors(&plan, config.env.get("LISTEN_FDS"))?;
     let refused = match foreign_proc() {
         Some(r) => Some(r),
         None if config.mask == Switch::On => probe(&plan).err(),
@@ -1186,11 +1186,13 @@ fn foreign_proc() -> Option<Refusal> {
 /// close-on-exec) leads into a place the plan hides: a directory or file inside it, or
 /// a directory above it (`openat` or `/proc/self/fd/N/…` would reach the real files
 /// through it, whatever the mount namespace shows). Sockets, pipes, terminals and files
-/// elsewhere pass.
+/// elsewhere pass, and so do the descriptors systemd passes (`LISTEN_FDS`: 3 up to
+/// `3 + LISTEN_FDS`), which the unit chose to hand on.
 ///
 /// # Errors
 /// The first such descriptor, named with where it leads (125).
-pub fn check_descriptors(plan: &Plan) -> Result<()> {
+pub fn check_descriptors(plan: &Plan, listen_fds: Option<&std::ffi::OsStr>) -> Result<()> {
+    let systemd = 3..u32::try_from(crate::exec::token_fd_floor(listen_fds)).unwrap_or(3);
     let (places, allowed) = plan.places();
     if places.is_empty() {
         return Ok(());
@@ -1202,7 +1204,7 @@ pub fn check_descriptors(plan: &Plan) -> Result<()> {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     fds.sort_unstable();
-    for fd in fds {
+    for fd in fds.into_iter().filter(|fd| !systemd.contains(fd)) {
         let cloexec = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
             .ok()
             .and_then(|info| {
@@ -1290,7 +1292,7 @@ pub fn verdict(
     ) {
         Err(e @ Error::MaskPlace { .. }) => Verdict::Misplaced(e.to_string()),
         Err(e) => Verdict::Refused(None, e.to_string()),
-        Ok(plan) => match check_descriptors(&plan) {
+        Ok(plan) => match check_descriptors(&plan, config.env.get("LISTEN_FDS")) {
             Err(e) => Verdict::Misplaced(e.to_string()),
             Ok(()) => match foreign_proc().map_or_else(|| probe(&plan), Err) {
                 Ok(()) => Verdict::Ready(plan),

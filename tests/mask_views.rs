@@ -349,6 +349,25 @@ fn an_inherited_descriptor_into_a_hidden_place_is_refused_before_anything_is_mad
         // --mask off: nothing is hidden, the descriptor passes.
         run.args(["--mask", "off"]).run().success();
     }
+    // What systemd passes (LISTEN_FDS=1: descriptor 3) is the unit's choice and passes;
+    // the next one is the caller's and is refused.
+    let home = t.real_home();
+    let run = Test::new()
+        .env("HOME", &home)
+        .env("LISTEN_FDS", "1")
+        .wrap(&with_fd3(&home));
+    run.run().success();
+    let run = Test::new()
+        .env("HOME", &home)
+        .env("LISTEN_FDS", "1")
+        .wrap(&format!(
+            "exec 3</dev/null 4<'{}' && exec \"$0\" \"$@\"",
+            home.display()
+        ));
+    run.run()
+        .status(125)
+        .one_line_error("descriptor 4")
+        .probe_not_run();
     // Harmless descriptors pass: a directory that holds nothing hidden, a file elsewhere,
     // a pipe.
     let run = Test::new().env("HOME", t.real_home());

@@ -1228,8 +1228,8 @@ fn security(page: &mut Page) {
         "An inherited descriptor (one without close-on-exec) on a directory or file \
         inside a hidden place, or on a directory above one (**3</home/me**), would reach \
         the real files whatever the namespace shows: the launch is refused with 125, \
-        naming the descriptor and where it leads (close it: **3<&-**). Sockets \
-        (**LISTEN_FDS**), pipes, terminals and other files pass. Every refusal of the \
+        naming the descriptor and where it leads (close it: **3<&-**). Sockets, pipes, \
+        terminals, other files and what systemd passes (**LISTEN_FDS**) pass. Every refusal of the \
         mask, and under **--mask on** the kernel's (tried first in a helper), comes \
         before anything is created.",
     );

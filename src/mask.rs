@@ -349,8 +349,17 @@ pub struct Plan {
 impl Plan {
     /// Adds single files to empty (the credentials file a launch quarantines out of the
     /// scratch home after the plan was made).
+    /// Each is masked where it leads (a quarantined symlink's target), as [`plan`] does:
+    /// not when that is not a file, or lies in a place already hidden or emptied.
     pub fn add_files(&mut self, files: Vec<PathBuf>) {
-        for path in files {
+        let (places, _) = self.places();
+        for file in files {
+            let Some((path, Kind::File)) = resolve_real(&file) else {
+                continue;
+            };
+            if places.iter().any(|p| path.starts_with(p)) {
+                continue;
+            }
             let op = MountOp::Empty {
                 path,
                 kind: Kind::File,

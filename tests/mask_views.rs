@@ -606,3 +606,42 @@ fn a_credentials_file_quarantined_by_this_launch_reads_empty() {
         .collect();
     assert!(kept.iter().any(|k| k == OLD), "{kept:?}");
 }
+
+/// A credentials *symlink* in the scratch home, quarantined by this launch: masked where
+/// it leads, and the mask still goes up when that is inside a hidden place (it exited
+/// 125 unprivileged, after the home was changed, and ran unmasked as root).
+#[test]
+fn a_quarantined_credentials_symlink_keeps_the_mask() {
+    for into_hidden in [true, false] {
+        let t = Test::new();
+        let claude = mkdir(&t.real_home().join(".claude"));
+        write_mode(&claude.join(".credentials.json"), OLD, 0o600);
+        let target = if into_hidden {
+            claude.join(".credentials.json")
+        } else {
+            let f = t.path("elsewhere.json");
+            write_mode(&f, NEW, 0o600);
+            f
+        };
+        let scratch = mkdir(&t.home().join(".claude"));
+        common::chmod(&t.home(), 0o700);
+        std::os::unix::fs::symlink(&target, scratch.join(".credentials.json")).unwrap();
+        let script = t.path("read.sh");
+        write_executable(
+            &script,
+            "#!/bin/sh\nfor f in \"$HOME\"/.claude/.credentials.json.quarantined-*; do echo \"[$(cat \"$f\" 2>&1)]\"; done\necho END\n",
+        );
+        let run = t.command(["/bin/sh", script.to_str().unwrap()]);
+        let out = run.run();
+        out.status(0);
+        let said = out.stdout_text();
+        let err = out.stderr_text();
+        assert!(!err.contains("cannot mask"), "{err}");
+        assert!(said.contains("END"), "{said}");
+        assert!(!said.contains(OLD) && !said.contains(NEW), "{said}");
+        assert_eq!(
+            fs::read_to_string(&target).unwrap(),
+            if into_hidden { OLD } else { NEW }
+        );
+    }
+}

@@ -91,11 +91,17 @@ pub struct LaunchArgs {
     #[arg(long, value_name = "NAME")]
     pub unset: Vec<String>,
 
-    /// How the token reaches the command: `fd` (a pipe, read once; the default when the
-    /// command is claude) or `env` (CLAUDE_CODE_OAUTH_TOKEN; the default otherwise)
-    /// [env: CLAUDE_ISO_TOKEN_VIA].
-    #[arg(long, value_name = "WAY", value_parser = ["fd", "env"])]
+    /// How the command gets to use the token: `broker` (a process beside it holds the
+    /// token and forwards its API requests from a Unix socket; the command gets a
+    /// placeholder; the default when the command is claude), `fd` (a pipe, read once) or
+    /// `env` (CLAUDE_CODE_OAUTH_TOKEN; the default otherwise) [env: CLAUDE_ISO_TOKEN_VIA].
+    #[arg(long, value_name = "WAY", value_parser = ["broker", "fd", "env"])]
     pub token_via: Option<String>,
+
+    /// Use the shared broker listening on this socket (`claude-iso broker serve`): no
+    /// token is read, none need exist for this user [env: CLAUDE_ISO_BROKER].
+    #[arg(long, value_name = "SOCKET", conflicts_with = "token_via")]
+    pub broker: Option<PathBuf>,
 
     /// Let project settings that bring another credential or send the token elsewhere
     /// through, on purpose [env: CLAUDE_ISO_ALLOW_PROJECT_AUTH=1].
@@ -147,6 +153,9 @@ impl LaunchArgs {
         }
         if let Some(way) = &self.token_via {
             push("--token-via", way.into());
+        }
+        if let Some(p) = &self.broker {
+            push("--broker", p.into());
         }
         if let Some(m) = self.mask {
             push("--mask", m.as_str().into());

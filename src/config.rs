@@ -11,7 +11,7 @@ use crate::cli::{LaunchArgs, Switch};
 use crate::error::{Error, Result};
 use crate::fsutil::clean;
 use crate::layout::{
-    ALLOW_PROJECT_AUTH_VAR, DEFAULT_HOME, HOMES_DIR, NESTED_VAR, OWN_LOCK, STATE_DIR,
+    ALLOW_PROJECT_AUTH_VAR, BROKER_VAR, DEFAULT_HOME, HOMES_DIR, NESTED_VAR, OWN_LOCK, STATE_DIR,
 };
 
 /// How the token reaches the command.
@@ -22,17 +22,21 @@ pub enum TokenVia {
     Fd,
     /// `CLAUDE_CODE_OAUTH_TOKEN` in the command's environment.
     Env,
+    /// A broker process holds the token and forwards the command's API requests, which
+    /// come over a Unix socket (`ANTHROPIC_UNIX_SOCKET`); the command gets a placeholder
+    /// and no token in any form.
+    Broker,
 }
 
 impl TokenVia {
-    /// The way for a command: `--token-via`/`CLAUDE_ISO_TOKEN_VIA` when given, else `fd`
-    /// for claude itself (one reader, which the pipe suits) and `env` for anything else
-    /// (a server that starts many claudes needs the variable).
+    /// The way for a command: `--token-via`/`CLAUDE_ISO_TOKEN_VIA` when given, else the
+    /// broker for claude itself (the token never enters claude) and `env` for anything
+    /// else (a server that starts many claudes needs the variable).
     #[must_use]
     pub fn for_command(chosen: Option<TokenVia>, command: &std::ffi::OsStr) -> TokenVia {
         chosen.unwrap_or_else(|| {
             if Path::new(command).file_name() == Some(std::ffi::OsStr::new("claude")) {
-                TokenVia::Fd
+                TokenVia::Broker
             } else {
                 TokenVia::Env
             }
@@ -61,6 +65,9 @@ pub struct Config {
     pub unset: Vec<String>,
     /// `--token-via` / `CLAUDE_ISO_TOKEN_VIA`, if given (else chosen per command).
     pub token_via: Option<TokenVia>,
+    /// `--broker` / `CLAUDE_ISO_BROKER`, made absolute: a shared broker's socket; no
+    /// token is read.
+    pub broker: Option<PathBuf>,
     /// `--allow-project-auth` / `CLAUDE_ISO_ALLOW_PROJECT_AUTH=1`.
     pub allow_project_auth: bool,
     /// The directory claude-iso was started in.
@@ -185,6 +192,15 @@ impl Config {
             keep_env: args.keep_env.clone(),
             unset: args.unset.clone(),
             token_via: token_via(args.token_via.as_deref(), &env)?,
+            broker: args
+                .broker
+                .clone()
+                .or_else(|| {
+                    env.get(BROKER_VAR)
+                        .filter(|v| !v.is_empty())
+                        .map(PathBuf::from)
+                })
+                .map(|p| clean(&start_dir.join(p))),
             allow_project_auth: allowed(args.allow_project_auth, &env)?,
             start_dir,
             mask,
@@ -322,8 +338,9 @@ fn token_via(arg: Option<&str>, env: &CallerEnv) -> Result<Option<TokenVia>> {
     match value.as_str() {
         "fd" => Ok(Some(TokenVia::Fd)),
         "env" => Ok(Some(TokenVia::Env)),
+        "broker" => Ok(Some(TokenVia::Broker)),
         other => Err(Error::Usage(format!(
-            "{origin}={other}: expected fd or env"
+            "{origin}={other}: expected broker, fd or env"
         ))),
     }
 }

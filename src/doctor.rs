@@ -132,9 +132,25 @@ pub fn run_checks(
     // Forks a helper: done first, while no thread of ours runs.
     let mask_check = check_mask(config);
 
-    let (token_check, winner) = check_token(config);
+    // A shared broker holds the token: this user needs none (nor an env file).
+    let (token_check, winner) = match &config.broker {
+        Some(socket) => (
+            check(
+                "token",
+                Status::Ok,
+                format!(
+                    "none needed: the shared broker at {} holds it",
+                    socket.display()
+                ),
+            ),
+            None,
+        ),
+        None => check_token(config),
+    };
     out.push(token_check);
-    out.push(check_env_file(config, winner.as_ref().map(|(_, s)| s)));
+    if config.broker.is_none() {
+        out.push(check_env_file(config, winner.as_ref().map(|(_, s)| s)));
+    }
 
     // The launcher's own inspection: doctor reports exactly what a launch would do.
     let home = home::inspect(config);
@@ -216,7 +232,9 @@ pub fn run_checks(
             format!("{e}; the launcher refuses to run (exit 125)"),
         )),
     }
-    out.push(check_destination(&verdict));
+    let (via_check, broker_plan) = check_token_via(config);
+    out.push(via_check);
+    out.push(check_destination(&verdict, broker_plan.as_ref(), config));
     out.push(mask_check);
     out.push(check_scrub_tools(config));
     out.push(check_unscrubbable(
@@ -225,9 +243,10 @@ pub fn run_checks(
         Path::new(MANAGED_SETTINGS),
     ));
     if live {
-        out.push(match &winner {
-            Some((token, _)) => check_live(config, launch, init, share_args, token),
-            None => check("live", Status::Fail, "no usable token to test"),
+        out.push(match (&winner, &config.broker) {
+            (Some((token, _)), _) => check_live(config, launch, init, share_args, Some(token)),
+            (None, Some(_)) => check_live(config, launch, init, share_args, None),
+            (None, None) => check("live", Status::Fail, "no usable token to test"),
         });
     }
     out
@@ -790,8 +809,107 @@ fn check_project_settings(config: &Config, verdict: &guard::Verdict) -> Check {
     }
 }
 
-/// Where the token goes, and who chose it; a warning when it is not Anthropic's.
-fn check_destination(verdict: &guard::Verdict) -> Check {
+/// How claude will get to use the token (for claude, the command doctor checks for): the
+/// broker's plan when it is a broker of the launch's own.
+fn check_token_via(config: &Config) -> (Check, Option<crate::broker::Plan>) {
+    use crate::config::TokenVia;
+    if let Some(socket) = &config.broker {
+        return (
+            match crate::broker::check_shared(socket) {
+                Ok(()) => check(
+                    "token_via",
+                    Status::Ok,
+                    format!(
+                        "the shared broker at {} answers this user: claude gets the placeholder and sends its requests there",
+                        socket.display()
+                    ),
+                ),
+                Err(e) => check("token_via", Status::Fail, e.to_string()),
+            },
+            None,
+        );
+    }
+    match TokenVia::for_command(config.token_via, "claude".as_ref()) {
+        TokenVia::Broker => match crate::broker::plan(&config.env) {
+            Ok(plan) => (
+                check(
+                    "token_via",
+                    Status::Ok,
+                    format!(
+                        "broker: a process beside claude holds the token and forwards its API requests from a socket in {} to {}; claude gets the placeholder {}",
+                        plan.dir.display(),
+                        plan.destination_line(),
+                        crate::broker::PLACEHOLDER
+                    ),
+                ),
+                Some(plan),
+            ),
+            Err(e) => (check("token_via", Status::Fail, e.to_string()), None),
+        },
+        TokenVia::Fd => (
+            check(
+                "token_via",
+                Status::Ok,
+                format!(
+                    "fd: claude reads the token once from a pipe ({TOKEN_FD_VAR}); it is then in claude's memory"
+                ),
+            ),
+            None,
+        ),
+        TokenVia::Env => (
+            check(
+                "token_via",
+                Status::Warn,
+                "env: the token is in claude's environment, inherited by every tool it runs (--token-via broker keeps it out of claude)",
+            ),
+            None,
+        ),
+    }
+}
+
+/// Where the token goes, and who chose it; a warning when it is not Anthropic's. Through
+/// a broker, where the broker forwards, whatever claude's settings say.
+fn check_destination(
+    verdict: &guard::Verdict,
+    broker: Option<&crate::broker::Plan>,
+    config: &Config,
+) -> Check {
+    if let Some(plan) = broker {
+        let anthropic = plan.upstream.base == crate::broker::DEFAULT_BASE_URL
+            || guard::Destination {
+                origin: plan.upstream.base.clone(),
+                chosen_by: String::new(),
+                proxy: None,
+                also: Vec::new(),
+            }
+            .is_anthropic();
+        let line = format!("{} through the broker", plan.destination_line());
+        return if anthropic && plan.upstream.proxy.is_none() {
+            check(
+                "destination",
+                Status::Ok,
+                format!("the token goes to {line}"),
+            )
+        } else {
+            check(
+                "destination",
+                Status::Warn,
+                format!(
+                    "the token goes to {line}: not an Anthropic host over https; make sure you trust it"
+                ),
+            )
+        };
+    }
+    if let Some(socket) = &config.broker {
+        return check(
+            "destination",
+            Status::Ok,
+            format!(
+                "wherever the shared broker at {} forwards",
+                socket.display()
+            ),
+        );
+    }
     let d = &verdict.destination;
     if d.is_anthropic() && d.proxy.is_none() {
         check(
@@ -873,7 +991,7 @@ fn check_live(
     launch: &LaunchArgs,
     init: &InitArgs,
     share_args: &[OsString],
-    token: &Token,
+    token: Option<&Token>,
 ) -> Check {
     if let Err(e) = crate::exec::resolve(
         "claude".as_ref(),
@@ -942,8 +1060,9 @@ fn check_live(
                     .env
                     .get("ANTHROPIC_BASE_URL")
                     .map(|u| u.to_string_lossy().into_owned());
-                let said = hide_userinfo(&said, base_url.as_deref())
-                    .replace(token.expose(), &token.redacted())
+                let said = hide_userinfo(&said, base_url.as_deref());
+                let said = token
+                    .map_or(said.clone(), |t| said.replace(t.expose(), &t.redacted()))
                     .lines()
                     .next()
                     .unwrap_or("")
@@ -954,7 +1073,7 @@ fn check_live(
                     "live",
                     Status::Fail,
                     format!(
-                        "claude did not answer {LIVE_ANSWER} (exit {}): {said}; a 401 means the token is revoked or expired: run `claude setup-token` again; \"Not logged in\" from a claude older than {} means it ignores the token's descriptor ({TOKEN_FD_VAR}): pass --token-via env",
+                        "claude did not answer {LIVE_ANSWER} (exit {}): {said}; a 401 means the token is revoked or expired: run `claude setup-token`, then `claude-iso token set`; \"Not logged in\" from a claude older than {} means it ignores the placeholder or the token's descriptor: pass --token-via env",
                         if ok { "0" } else { "non-zero" },
                         crate::layout::supported_claude().0
                     ),

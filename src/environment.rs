@@ -34,6 +34,10 @@ pub enum Delivery<'a> {
     /// On this descriptor, named by `CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR`;
     /// `CLAUDE_CODE_OAUTH_TOKEN` is then not set at all.
     Fd(i32),
+    /// Through a broker listening on this socket: the command gets the socket
+    /// (`ANTHROPIC_UNIX_SOCKET`), `ANTHROPIC_BASE_URL=http://localhost` and the
+    /// placeholder `CLAUDE_CODE_OAUTH_TOKEN=ssh-placeholder`, and no token in any form.
+    Broker(&'a Path),
 }
 
 /// The child's environment and what was removed from the caller's.
@@ -61,21 +65,19 @@ impl ChildEnv {
 #[must_use]
 pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
     let removed_by_us = |name: &OsStr| crate::scrub::removed(name, plan.keep, plan.unset);
-    let token = match plan.token {
-        Delivery::Env(token) => (TOKEN_VAR, OsString::from(token.expose())),
-        Delivery::Fd(fd) => (TOKEN_FD_VAR, OsString::from(fd.to_string())),
-    };
-    let ours: [(&str, OsString); 4] = [
-        ("HOME", plan.home.as_os_str().to_owned()),
-        token,
-        (NESTED_VAR, OsString::from("1")),
-        (
-            "PWD",
-            plan.pwd
-                .map(|p| p.as_os_str().to_owned())
-                .unwrap_or_default(),
-        ),
-    ];
+    let mut ours: Vec<(&str, OsString)> = vec![("HOME", plan.home.as_os_str().to_owned())];
+    match plan.token {
+        Delivery::Env(token) => ours.push((TOKEN_VAR, OsString::from(token.expose()))),
+        Delivery::Fd(fd) => ours.push((TOKEN_FD_VAR, OsString::from(fd.to_string()))),
+        Delivery::Broker(socket) => ours.extend(crate::broker::child_vars(socket)),
+    }
+    ours.push((NESTED_VAR, OsString::from("1")));
+    ours.push((
+        "PWD",
+        plan.pwd
+            .map(|p| p.as_os_str().to_owned())
+            .unwrap_or_default(),
+    ));
     let is_ours = |name: &OsStr| {
         ours.iter()
             .any(|(k, _)| OsStr::new(k) == name && (*k != "PWD" || plan.pwd.is_some()))
@@ -92,7 +94,10 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
         }
         // Scrubbed first: a caller's CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR is reported
         // as removed even when ours takes its place.
-        if removed_by_us(k) {
+        // A variable we set anyway, which the caller already has at our value (a nested
+        // launch through its session's broker): kept, not reported as removed.
+        let same_as_ours = || ours.iter().any(|(n, val)| OsStr::new(n) == k && val == v);
+        if removed_by_us(k) && !same_as_ours() {
             let name = k.to_string_lossy().into_owned();
             removed.push(name);
             continue;
@@ -100,6 +105,11 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
         // Ours, replaced below; and in fd mode the caller's CLAUDE_CODE_OAUTH_TOKEN is
         // not passed either (the token is on the descriptor, and nowhere else).
         if is_ours(k) || (matches!(plan.token, Delivery::Fd(_)) && k == TOKEN_VAR) {
+            continue;
+        }
+        // Through the broker, neither a descriptor variable of the caller's (scrubbed
+        // above unless kept) nor any token value reaches the command.
+        if matches!(plan.token, Delivery::Broker(_)) && k == TOKEN_FD_VAR {
             continue;
         }
         vars.push((k.clone(), v.clone()));

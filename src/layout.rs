@@ -58,6 +58,8 @@ pub const TOKEN_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
 pub const TOKEN_FD_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR";
 /// Exported to the child so a nested claude-iso knows `HOME` is a scratch home.
 pub const NESTED_VAR: &str = "CLAUDE_ISO";
+/// A shared broker's socket (`--broker`): the launch reads no token.
+pub const BROKER_VAR: &str = "CLAUDE_ISO_BROKER";
 /// The systemd credential name (`LoadCredential=claude-oauth-token:…`).
 pub const CREDENTIAL_NAME: &str = "claude-oauth-token";
 /// `1` turns the init on, `0` off; unset or empty: on when claude-iso is PID 1.

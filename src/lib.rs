@@ -5,6 +5,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod broker;
 pub mod caller;
 pub mod cli;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod homes;
 pub mod init;
 pub mod layout;
 pub mod mask;
+pub mod proxy;
 pub mod report;
 pub mod scan;
 pub mod scrub;
@@ -192,17 +194,39 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         mask::share_limits(&config)
     };
     let shares = share::check(&config, &shares, &limits, config.allow_project_auth, report)?;
-    let (token, source) = token::load(&config)?;
-    report.info(format!("token {} from {source}", token.redacted()));
-    tokenstore::launch_notes(&config, &source, &token, report, cli.dry_run);
-    if cli.dry_run {
-        report.plan(format!("token: {} from {source}", token.redacted()));
-    }
-
     let argv: Vec<OsString> = if cli.command.is_empty() {
         vec![OsString::from("claude")]
     } else {
         cli.command.clone()
+    };
+    let broker = broker_choice(&config, &argv[0])?;
+    // A shared broker holds the token: this launch reads none.
+    let token = match &broker {
+        BrokerChoice::Shared(socket) => {
+            if !cli.dry_run {
+                broker::check_shared(socket)?;
+            }
+            report.info(format!(
+                "no token read: the broker at {} holds it",
+                socket.display()
+            ));
+            if cli.dry_run {
+                report.plan(format!(
+                    "token: none read (the shared broker at {} holds it)",
+                    socket.display()
+                ));
+            }
+            None
+        }
+        _ => {
+            let (token, source) = token::load(&config)?;
+            report.info(format!("token {} from {source}", token.redacted()));
+            tokenstore::launch_notes(&config, &source, &token, report, cli.dry_run);
+            if cli.dry_run {
+                report.plan(format!("token: {} from {source}", token.redacted()));
+            }
+            Some(token)
+        }
     };
     let program = match exec::resolve(&argv[0], config.path_var().as_deref(), &config.start_dir) {
         Ok(p) => Some(p),
@@ -232,12 +256,21 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         share::user_settings(&shares),
         &share::own_copies(&home_path),
     );
-    report.info(format!("the token goes to {}", verdict.destination.line()));
+    // Through a broker, the token goes where the broker forwards, whatever claude is told.
+    let destination = match &broker {
+        BrokerChoice::Own(plan) => format!("{} through the broker", plan.destination_line()),
+        BrokerChoice::Shared(socket) => format!(
+            "wherever the shared broker at {} forwards",
+            socket.display()
+        ),
+        BrokerChoice::None => verdict.destination.line(),
+    };
+    report.info(format!("the token goes to {destination}"));
     for note in &verdict.unread {
         report.info(format!("settings: {note}"));
     }
     if cli.dry_run {
-        report.plan(format!("destination: {}", verdict.destination.line()));
+        report.plan(format!("destination: {destination}"));
         for finding in &verdict.findings {
             report.plan(format!("settings: {}", finding.line()));
         }
@@ -264,15 +297,15 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         share::print_plan(&shares, &home_path, report);
     }
 
-    let via = TokenVia::for_command(config.token_via, &argv[0]);
+    let via = broker.via(&config, &argv[0]);
     // The pipe is made last, when nothing can fail before the exec but the exec itself.
-    let delivery = match via {
-        TokenVia::Env => Delivery::Env(&token),
+    let delivery = match (&broker, &token) {
+        (BrokerChoice::Own(plan), _) => Delivery::Broker(&plan.socket),
+        (BrokerChoice::Shared(socket), _) => Delivery::Broker(socket),
+        (BrokerChoice::None, Some(token)) if via == TokenVia::Env => Delivery::Env(token),
         // A dry run makes no pipe; the plan says how the descriptor is chosen.
-        TokenVia::Fd if cli.dry_run => {
-            Delivery::Fd(exec::token_fd_floor(config.env.get("LISTEN_FDS")))
-        }
-        TokenVia::Fd => Delivery::Fd(-1),
+        _ if cli.dry_run => Delivery::Fd(exec::token_fd_floor(config.env.get("LISTEN_FDS"))),
+        _ => Delivery::Fd(-1),
     };
 
     let mut child = environment::child_env(
@@ -300,16 +333,34 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     }
 
     if cli.dry_run {
-        report.plan(match via {
-            TokenVia::Fd => format!(
+        report.plan(match (&broker, via) {
+            (BrokerChoice::Own(plan), _) => format!(
+                "token via: broker (a process beside the command holds the token and forwards its API requests from {} to {}; the command gets {TOKEN_VAR}={})",
+                plan.socket.display(),
+                plan.destination_line(),
+                broker::PLACEHOLDER
+            ),
+            (BrokerChoice::Shared(socket), _) => format!(
+                "token via: the shared broker at {} (the command gets {TOKEN_VAR}={})",
+                socket.display(),
+                broker::PLACEHOLDER
+            ),
+            (BrokerChoice::None, TokenVia::Env) => format!("token via: env ({TOKEN_VAR})"),
+            (BrokerChoice::None, _) => format!(
                 "token via: fd (a pipe on the lowest free descriptor from {} on, named by {TOKEN_FD_VAR}; {TOKEN_VAR} not set)",
                 exec::token_fd_floor(config.env.get("LISTEN_FDS"))
             ),
-            TokenVia::Env => format!("token via: env ({TOKEN_VAR})"),
         });
         let shared = mask::shared_paths(&shares, &home_path);
         mask::dry_run(&config, &home_path, program.as_deref(), &shared, report);
-        print_plan(report, &config, &token, program.as_deref(), &argv, &child);
+        print_plan(
+            report,
+            &config,
+            token.as_ref(),
+            program.as_deref(),
+            &argv,
+            &child,
+        );
         return Ok(Outcome::Success);
     }
     let program = program.expect("resolved unless dry run");
@@ -330,9 +381,13 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     // The real credential files are masked from here on (home and seed needed the real
     // filesystem); the namespace starts the process at its `/`, hence the change of
     // directory.
+    // The broker is forked before the mask: it stays outside the command's namespaces.
+    if let (BrokerChoice::Own(plan), Some(token)) = (&broker, &token) {
+        broker::start(plan, token)?;
+    }
     let masked = mask::launch(&config, mask_plan, &home.path, report)?;
-    if via == TokenVia::Fd {
-        let fd = exec::token_pipe(&token, exec::token_fd_floor(config.env.get("LISTEN_FDS")))?;
+    if let (BrokerChoice::None, Some(token), TokenVia::Fd) = (&broker, &token, via) {
+        let fd = exec::token_pipe(token, exec::token_fd_floor(config.env.get("LISTEN_FDS")))?;
         child.set(TOKEN_FD_VAR, std::ffi::OsStr::new(&fd.to_string()));
     }
     drop(token);
@@ -381,15 +436,63 @@ fn not_found_hint(e: Error, command: &std::ffi::OsStr) -> Error {
     }
 }
 
+/// How the command reaches the API when it does through a broker.
+enum BrokerChoice {
+    /// No broker: the token goes to the command (`--token-via fd|env`, or not claude).
+    None,
+    /// A broker of this launch's own, forked before the exec.
+    Own(broker::Plan),
+    /// A shared broker (`--broker`, or the one of the claude-iso session this runs in):
+    /// no token is read.
+    Shared(std::path::PathBuf),
+}
+
+impl BrokerChoice {
+    fn via(&self, config: &Config, command: &std::ffi::OsStr) -> TokenVia {
+        match self {
+            BrokerChoice::None => TokenVia::for_command(config.token_via, command),
+            _ => TokenVia::Broker,
+        }
+    }
+}
+
+/// `--broker`, the session's own broker for a nested launch, a broker of our own, or
+/// none; checked before anything changes.
+fn broker_choice(config: &Config, command: &std::ffi::OsStr) -> Result<BrokerChoice> {
+    if let Some(socket) = &config.broker {
+        return Ok(BrokerChoice::Shared(socket.clone()));
+    }
+    if TokenVia::for_command(config.token_via, command) != TokenVia::Broker {
+        return Ok(BrokerChoice::None);
+    }
+    // Inside a claude-iso session that runs through a broker (the placeholder and the
+    // socket are what it gave the command), a nested launch uses that broker: the token
+    // is nowhere this process could read it.
+    let nested_socket = config
+        .env
+        .get(layout::NESTED_VAR)
+        .is_some_and(|v| !v.is_empty())
+        .then(|| config.env.absolute_path(broker::SOCKET_VAR))
+        .flatten()
+        .filter(|_| config.env.get(TOKEN_VAR) == Some(std::ffi::OsStr::new(broker::PLACEHOLDER)));
+    if let Some(socket) = nested_socket {
+        return Ok(BrokerChoice::Shared(socket.to_path_buf()));
+    }
+    Ok(BrokerChoice::Own(broker::plan(&config.env)?))
+}
+
 fn print_plan(
     report: &Report,
     config: &Config,
-    token: &token::Token,
+    token: Option<&token::Token>,
     program: Option<&std::path::Path>,
     argv: &[OsString],
     child: &environment::ChildEnv,
 ) {
-    let redact = |s: &str| s.replace(token.expose(), &token.redacted());
+    let redact = |s: &str| match token {
+        Some(token) => s.replace(token.expose(), &token.redacted()),
+        None => s.to_owned(),
+    };
     report.plan(format!("cwd: {}", config.workdir.display()));
     if let Some(program) = program {
         report.plan(format!("command: {}", program.display()));
@@ -411,8 +514,8 @@ fn print_plan(
             continue;
         }
         let k = k.to_string_lossy();
-        let v = if k == TOKEN_VAR {
-            token.redacted()
+        let v = if k == TOKEN_VAR && v != broker::PLACEHOLDER {
+            token.map_or_else(|| "<the caller's>".to_owned(), token::Token::redacted)
         } else if k == TOKEN_FD_VAR {
             // Chosen at the exec, among what is free then (not the floor itself).
             format!(

@@ -560,6 +560,7 @@ fn credential(name: &OsStr) -> Option<Reason> {
 /// Only these names: any other `CLAUDE_ISO_…` name is judged like the rest.
 pub const OWN: &[&str] = &[
     "CLAUDE_ISO_ALLOW_PROJECT_AUTH",
+    "CLAUDE_ISO_BROKER",
     "CLAUDE_ISO_ENV_FILE",
     "CLAUDE_ISO_HOME",
     "CLAUDE_ISO_INIT",

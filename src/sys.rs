@@ -171,6 +171,44 @@ pub fn close_from(first: RawFd) {
     }
 }
 
+/// Points stdin, stdout and stderr at `/dev/null`: for the broker, which must neither
+/// read the terminal nor write into claude's screen.
+pub fn detach_stdio() {
+    use std::os::fd::AsRawFd;
+    let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    else {
+        return;
+    };
+    for fd in 0..=2 {
+        // SAFETY: dup2 onto the standard descriptors, which no Rust object owns (std's
+        // stdio handles only refer to the numbers); `null` stays valid for the call.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+}
+
+/// Closes every descriptor from 3 up except `keep`: for the broker right after the
+/// fork, which keeps its listening socket and nothing the caller passed.
+pub fn close_all_but(keep: RawFd) {
+    if keep > 3 {
+        if let (Ok(first), Ok(last)) = (libc::c_uint::try_from(3), libc::c_uint::try_from(keep - 1))
+        {
+            // SAFETY: only closes descriptors below `keep`, which the broker owns none of
+            // (the listener is `keep`; nothing else was opened since the fork).
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) };
+            if rc != 0 {
+                for fd in 3..keep {
+                    // SAFETY: as above, one at a time on kernels before 5.9.
+                    unsafe { libc::close(fd) };
+                }
+            }
+        }
+    }
+    close_from(keep.max(2) + 1);
+}
+
 /// `_exit(2)`: ends a forked helper without running the parent's exit handlers or
 /// flushing buffers it inherited (which the parent flushes itself).
 pub fn exit_now(status: i32) -> ! {

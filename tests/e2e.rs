@@ -172,29 +172,46 @@ fn tui_case(test: &str, make_project: impl FnOnce(&World) -> PathBuf, via_flag: 
         })
         .unwrap_or_else(|e| panic!("claude never reached its prompt: {e}"));
     check(&ready);
-    // Issue 17: the interactive claude got the token on a pipe; its environment holds
-    // neither the token nor CLAUDE_CODE_OAUTH_TOKEN, only the descriptor's number.
+    // The interactive claude talks through the broker: its environment holds the
+    // socket and the placeholder, no descriptor variable and no piece of the token.
     let pid = tmux.pane_pid().expect("the pane's pid");
     let environ = fs::read(format!("/proc/{pid}/environ"))
         .unwrap_or_else(|e| panic!("read /proc/{pid}/environ of claude: {e}"));
     let vars: Vec<&[u8]> = environ.split(|b| *b == 0).collect();
     assert!(
         vars.iter()
-            .any(|v| v.starts_with(b"CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR=")),
-        "claude did not get the token on a descriptor"
+            .any(|v| v.starts_with(b"ANTHROPIC_UNIX_SOCKET=/")),
+        "claude was not given the broker's socket"
+    );
+    assert!(
+        vars.contains(&&b"CLAUDE_CODE_OAUTH_TOKEN=ssh-placeholder"[..]),
+        "claude was not given the placeholder"
     );
     assert!(
         !vars
             .iter()
-            .any(|v| v.starts_with(b"CLAUDE_CODE_OAUTH_TOKEN=")),
-        "CLAUDE_CODE_OAUTH_TOKEN is in the interactive claude's environment"
+            .any(|v| v.starts_with(b"CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR=")),
+        "claude got a token descriptor"
     );
     assert!(
-        !environ
-            .windows(20)
-            .any(|win| w.token.as_bytes()[13..].windows(20).any(|t| t == win)),
+        token_piece(&environ, &w.token).is_none(),
         "the token is in the interactive claude's /proc/{pid}/environ"
     );
+    // Its whole readable memory, read while the TUI runs (as root; as the same user
+    // where ptrace allows it), holds no piece of the token either.
+    match memory_with_token(pid, &w.token) {
+        Some((read, found)) => {
+            assert!(read > 16 << 20, "read only {read} bytes of claude's memory");
+            assert!(
+                found.is_none(),
+                "a piece of the token is in the interactive claude's memory, in {found:?} ({read} bytes read)"
+            );
+        }
+        None => assert!(
+            nix::unistd::geteuid().as_raw() != 0,
+            "root could not read /proc/{pid}/mem of claude"
+        ),
+    }
 
     // Keys sent while claude is still starting can be dropped: type again until the
     // input line shows the prompt (bounded; the fake answers whatever arrives).
@@ -238,6 +255,52 @@ fn tui_case(test: &str, make_project: impl FnOnce(&World) -> PathBuf, via_flag: 
     drop(tmux);
 
     w.assert_answered_in_isolation(&api, &project);
+}
+
+/// Where in `hay` a 16-byte piece of the token's secret part (after `sk-ant-oat01-`)
+/// appears, if anywhere.
+fn token_piece(hay: &[u8], token: &str) -> Option<usize> {
+    let secret = &token.as_bytes()[13..];
+    secret
+        .chunks(16)
+        .filter(|c| c.len() == 16)
+        .find_map(|piece| memchr::memmem::find(hay, piece))
+}
+
+/// Reads every readable mapping of `pid`'s memory and returns how many bytes were read
+/// and the first mapping that holds a piece of the token (`None` when `/proc/<pid>/mem`
+/// cannot be opened).
+fn memory_with_token(pid: u32, token: &str) -> Option<(usize, Option<String>)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mut mem = fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut read = 0;
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        if !perms.starts_with('r') || line.ends_with("[vvar]") || line.ends_with("[vsyscall]") {
+            continue;
+        }
+        let Some((a, b)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
+            continue;
+        };
+        let Ok(len) = usize::try_from(b - a) else {
+            continue;
+        };
+        let mut buf = vec![0u8; len];
+        if mem.seek(SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() {
+            read += len;
+            if token_piece(&buf, token).is_some() {
+                return Some((read, Some(line.to_owned())));
+            }
+        }
+    }
+    Some((read, None))
 }
 
 /// Text of claude's first-run dialogs (onboarding, its offline check, folder trust,

@@ -141,10 +141,12 @@ fn allowed_on_purpose_the_requests_go_where_settings_say_with_only_the_token() {
     );
     // Not `w.print`: it watches the caller's API, which 2.1.197 sends an unauthenticated
     // `HEAD /` to at start; the repository's API is checked below instead.
+    // With the token in claude (`--token-via fd`), the settings move the requests, token
+    // and all: what the guard exists for.
     let mut cmd = w.launcher(
         &caller_api,
         &work,
-        &["--allow-project-auth"],
+        &["--allow-project-auth", "--token-via", "fd"],
         &["--print", "say pong"],
     );
     let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
@@ -163,6 +165,7 @@ fn allowed_on_purpose_the_requests_go_where_settings_say_with_only_the_token() {
         repo_api.summary()
     );
     w.assert_only_token(&repo_api);
+
     // 2.1.197 sends an unauthenticated `HEAD /` to the caller's URL at start; no request
     // carrying any credential (or a message) may reach it.
     let leaked: Vec<_> = caller_api
@@ -175,6 +178,29 @@ fn allowed_on_purpose_the_requests_go_where_settings_say_with_only_the_token() {
         "the caller's API saw credentialed requests:\n{}",
         caller_api.summary()
     );
+    // Through the broker (the default), the same settings, let through, move nothing:
+    // claude's requests come over the socket and go where the caller chose, with the
+    // token; the repository's API gets no request at all.
+    let repo_before = repo_api.requests().len();
+    let mut cmd = w.launcher(
+        &caller_api,
+        &work,
+        &["--allow-project-auth"],
+        &["--print", "say pong"],
+    );
+    let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
+    assert!(run.status.success(), "{run}");
+    assert!(
+        run.stdout.contains("the caller's API answered"),
+        "not answered by the caller's API through the broker: {run}"
+    );
+    assert_eq!(
+        repo_api.requests().len(),
+        repo_before,
+        "the settings' API saw requests through the broker:\n{}",
+        repo_api.summary()
+    );
+    w.assert_only_token(&caller_api);
     w.assert_decoy_unchanged();
 }
 
@@ -250,7 +276,7 @@ fn a_redirect_in_the_cowork_user_settings_is_refused_and_nothing_is_sent() {
     let mut cmd = w.launcher(
         &caller_api,
         &work,
-        &["--allow-project-auth"],
+        &["--allow-project-auth", "--token-via", "fd"],
         &["--print", "say pong"],
     );
     cmd.env("CLAUDE_CODE_USE_COWORK_PLUGINS", "1");
@@ -276,5 +302,24 @@ fn a_redirect_in_the_cowork_user_settings_is_refused_and_nothing_is_sent() {
         "the caller's API saw credentialed requests:\n{}",
         caller_api.summary()
     );
+
+    // Through the broker (the default), the planted settings let through move nothing.
+    let planted_before = planted_api.requests().len();
+    let mut cmd = w.launcher(
+        &caller_api,
+        &work,
+        &["--allow-project-auth"],
+        &["--print", "say pong"],
+    );
+    cmd.env("CLAUDE_CODE_USE_COWORK_PLUGINS", "1");
+    let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
+    assert!(run.status.success(), "{run}");
+    assert_eq!(
+        planted_api.requests().len(),
+        planted_before,
+        "the cowork settings' API saw requests through the broker:\n{}",
+        planted_api.summary()
+    );
+    w.assert_only_token(&caller_api);
     w.assert_decoy_unchanged();
 }

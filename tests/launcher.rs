@@ -727,6 +727,9 @@ fn child_environment_is_the_callers_minus_credentials_plus_home_and_token() {
         .env("PWD", "/caller/pwd")
         .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN_B)
         .env("CLAUDE_ISO", "")
+        // The pipe (the harness's pin, made part of the caller's environment here, which
+        // the command inherits like any of claude-iso's own variables).
+        .env("CLAUDE_ISO_TOKEN_VIA", "fd")
         .secret(TOKEN_B);
     for (i, name) in names.iter().enumerate() {
         t = t.env(*name, secret_value(i)).secret(secret_value(i));

@@ -16,6 +16,8 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["guard"],
     &["token"],
+    &["proxy"],
+    &["broker"],
     &["home", "tokenstore"],
     &["scan"],
     &["seed"],

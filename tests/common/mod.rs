@@ -167,6 +167,7 @@ pub struct Test {
     secrets: Vec<String>,
     timeout: Duration,
     stdin: Stdin,
+    pin_fd: bool,
 }
 
 /// What claude-iso's stdin is.
@@ -225,6 +226,7 @@ impl Test {
             secrets: vec![TOKEN.to_owned()],
             timeout: Duration::from_secs(20),
             stdin: Stdin::Null,
+            pin_fd: true,
         }
     }
 
@@ -311,6 +313,13 @@ impl Test {
     /// The environment claude-iso will be started with.
     pub fn env_vars(&self) -> &[(OsString, OsString)] {
         &self.env
+    }
+
+    /// Give the probe named `claude` claude's default way to the token (the broker)
+    /// instead of the pipe the harness pins for it (see [`Test::build`]).
+    pub fn default_token_via(mut self) -> Self {
+        self.pin_fd = false;
+        self
     }
 
     /// Do not pass `--env-file`.
@@ -401,9 +410,29 @@ impl Test {
             }
             None => Command::new(BIN),
         };
-        cmd.args(self.argv_with(extra));
+        let argv = self.argv_with(extra);
+        cmd.args(&argv);
         cmd.env_clear();
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        // The probe reads the token itself: when it stands in for claude (whose default
+        // is the broker, proven by tests/broker.rs against a fake API and by the e2e
+        // suites against the real claude), the pipe, claude's way before the broker, is
+        // pinned, unless the test chooses a way itself or asks for the default.
+        let is_claude = self.command.as_ref().is_none_or(|c| {
+            c.first()
+                .is_some_and(|p| Path::new(p).file_name() == Some(OsStr::new("claude")))
+        });
+        let chosen = self
+            .env
+            .iter()
+            .any(|(k, _)| k == "CLAUDE_ISO_TOKEN_VIA" || k == "CLAUDE_ISO_BROKER")
+            || argv.iter().any(|a| {
+                let a = a.to_string_lossy();
+                a.starts_with("--token-via") || a.starts_with("--broker")
+            });
+        if self.pin_fd && is_claude && !chosen {
+            cmd.env("CLAUDE_ISO_TOKEN_VIA", "fd");
+        }
         cmd.current_dir(&self.cwd);
         let stdout = self.path(format!(".runs/{n}.stdout"));
         let stderr = self.path(format!(".runs/{n}.stderr"));

@@ -20,7 +20,7 @@ use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
 use claude_iso::layout::{
     ALLOW_PROJECT_AUTH_VAR, CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS,
     DEVICE_KEYS, INIT_GRACE_VAR, INIT_VAR, LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER,
-    TOKEN_FD_VAR, TOKEN_VAR,
+    TOKEN_VAR,
 };
 use claude_iso::scrub::{KEEP, LISTED, NAMESPACES, RULES};
 use claude_iso::share::{DEFAULT_SET, REFUSED};
@@ -345,9 +345,11 @@ fn description(page: &mut Page) {
         &format!(
             "builds __COMMAND__'s environment: the caller's, minus every variable that \
             carries or relocates another credential, plus **HOME** (the canonical path of \
-            the checked home), **{NESTED_VAR}=1** and the token: for claude, on a pipe \
-            named by **{TOKEN_FD_VAR}** (read once; **{TOKEN_VAR}** is not set), for any \
-            other command in **{TOKEN_VAR}** (see **--token-via** and ENVIRONMENT);"
+            the checked home), **{NESTED_VAR}=1** and a way to the API: for claude, a \
+            broker's socket (**ANTHROPIC_UNIX_SOCKET**, **ANTHROPIC_BASE_URL=http://localhost** \
+            and the placeholder **{TOKEN_VAR}=ssh-placeholder**; the token stays in the \
+            broker), for any other command the token in **{TOKEN_VAR}** (see \
+            **--token-via**, SECURITY and ENVIRONMENT);"
         ),
     );
     page.numbered(
@@ -355,7 +357,8 @@ fn description(page: &mut Page) {
         "changes to the **-C** directory, if given, and replaces itself with \
         __COMMAND__ (**execve**(2)): same process ID, so __COMMAND__'s exit status and \
         signals are the caller's, as with **env**(1). No file descriptor or lock of \
-        claude-iso's survives into __COMMAND__ but the token pipe.",
+        claude-iso's survives into __COMMAND__ but the token pipe of **--token-via fd**. \
+        The broker, forked just before, lives beside __COMMAND__ and ends with it.",
     );
     page.p(
         "Errors are one line on standard error, prefixed **claude-iso:**, and name \
@@ -1300,7 +1303,18 @@ fn security(page: &mut Page) {
         not an Anthropic host.",
     );
     page.bullet(
-        "With **--token-via fd** (the default for claude) the token is in no \
+        "With **--token-via broker** (the default for claude) the token never enters \
+        claude: a broker process, forked before the exec, outside the mask's namespaces, \
+        non-dumpable, holds it and forwards every request that arrives on its socket \
+        (mode 0600, in a directory only the user can enter, answered only for the \
+        launching user) to the one destination the caller chose (**ANTHROPIC_BASE_URL** \
+        or https://api.anthropic.com), with every incoming credential header removed and \
+        the token set. Settings that point claude elsewhere cannot take the token with \
+        them. What it does not prevent: a tool claude runs can use the socket (ask for \
+        inference) while the session lasts; it cannot take the token away.",
+    );
+    page.bullet(
+        "With **--token-via fd** the token is in no \
         environment: claude reads it once from a pipe, which is then empty; it is still \
         in claude's memory and in the requests claude sends. With **--token-via env** \
         (the default for any other command) it is in __COMMAND__'s environment: every \

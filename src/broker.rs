@@ -1,0 +1,350 @@
+//! The per-launch broker: a process forked before the exec that holds the token and
+//! serves claude's API requests on a Unix socket (the forwarding is [`crate::proxy`]).
+//!
+//! The command is still exec'd: it keeps the PID the caller started, and its exit
+//! status. The broker is its child, and lives exactly as long as it:
+//! - its parent-death signal is SIGTERM, sent by the kernel when the command (the
+//!   process that forked it, after its exec) ends, however it ends; the broker then
+//!   removes its socket and exits;
+//! - it checks right after setting that signal that its parent is still the launcher
+//!   (a launcher that failed in between is gone, and so is the broker);
+//! - it runs in its own process group, so the terminal's Ctrl-C, Ctrl-Z and hang-up go
+//!   to the command alone, and never to the broker.
+//!
+//! It holds the only copy of the token: the command gets `ssh-placeholder` (claude's own
+//! placeholder for a credential held by a proxy) and the socket's path. The broker is
+//! non-dumpable (inherited from the launcher, which is from its first instruction), so
+//! neither the command nor a tool it runs can read its memory or `/proc/<pid>/environ`;
+//! it is forked before the mask, so it stays outside the command's namespaces; it keeps
+//! no descriptor but its socket and `/dev/null`; and it answers only connections whose
+//! peer is the launching user (`SO_PEERCRED`).
+//!
+//! The socket lives in `$XDG_RUNTIME_DIR/claude-iso/` when that is the user's private
+//! runtime directory, else in `/tmp/claude-iso-<uid>/` (made 0700; refused when it is
+//! anyone else's or open to others), as `broker.<pid>.sock`, mode 0600.
+
+#![forbid(unsafe_code)]
+
+use std::ffi::OsString;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{ForkResult, Pid};
+
+use crate::caller::CallerEnv;
+use crate::error::{Error, Result, error_text};
+use crate::proxy::Upstream;
+use crate::sys;
+use crate::token::Token;
+
+/// The placeholder claude gets instead of the token. claude's bundle checks for exactly
+/// this value together with `ANTHROPIC_UNIX_SOCKET`: it then knows it holds no real
+/// credential (measured on 2.1.197 and 2.1.332).
+pub const PLACEHOLDER: &str = "ssh-placeholder";
+/// The variable that sends claude's API requests over a Unix socket.
+pub const SOCKET_VAR: &str = "ANTHROPIC_UNIX_SOCKET";
+/// The base URL claude is given: plain HTTP over the socket (with `https://` claude
+/// would speak TLS on the socket).
+pub const SOCKET_BASE_URL: &str = "http://localhost";
+/// The destination without `ANTHROPIC_BASE_URL`.
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+/// The longest path a Unix socket address holds (`sun_path`, less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Where the broker listens and where it forwards, worked out before anything changes.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub upstream: Upstream,
+    /// Who chose the destination: `ANTHROPIC_BASE_URL in the caller's environment` or
+    /// `the default`.
+    pub chosen_by: &'static str,
+}
+
+impl Plan {
+    /// `https://api.anthropic.com (the default)[, through the proxy P]`.
+    #[must_use]
+    pub fn destination_line(&self) -> String {
+        let mut s = format!("{} (chosen by {})", self.upstream.base, self.chosen_by);
+        if let Some(p) = &self.upstream.proxy {
+            s.push_str(&format!(", through the proxy {}", shown_proxy(p)));
+        }
+        s
+    }
+}
+
+/// A proxy URL without its userinfo (which may hold a password).
+fn shown_proxy(p: &str) -> String {
+    match p.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) if !host.contains('/') || host.find('/') > rest.find('@') => {
+                format!("{scheme}://…@{host}")
+            }
+            _ => p.to_owned(),
+        },
+        None => p.to_owned(),
+    }
+}
+
+/// The directory for broker sockets: the user's runtime directory when it is a private
+/// directory of theirs, else `/tmp/claude-iso-<uid>`.
+#[must_use]
+pub fn socket_dir(env: &CallerEnv) -> PathBuf {
+    let uid = nix::unistd::geteuid().as_raw();
+    if let Some(run) = env.absolute_path("XDG_RUNTIME_DIR") {
+        if let Ok(m) = std::fs::metadata(run) {
+            if m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0 {
+                return run.join(crate::layout::STATE_DIR);
+            }
+        }
+    }
+    PathBuf::from(format!("/tmp/claude-iso-{uid}"))
+}
+
+/// Works out the broker's socket and destination from the caller's environment.
+///
+/// # Errors
+/// `ANTHROPIC_BASE_URL` that is not an http(s) URL, or a socket path too long.
+pub fn plan(env: &CallerEnv) -> Result<Plan> {
+    let get = |name: &str| {
+        env.get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| v.to_string_lossy().into_owned())
+    };
+    let (base, chosen_by) = match get("ANTHROPIC_BASE_URL") {
+        Some(url) => (
+            Upstream::base_url(&url).map_err(|why| {
+                Error::Usage(format!(
+                    "ANTHROPIC_BASE_URL {why}; set it to the API's base URL (for example https://api.anthropic.com) or unset it"
+                ))
+            })?,
+            "ANTHROPIC_BASE_URL in the caller's environment",
+        ),
+        None => (DEFAULT_BASE_URL.to_owned(), "the default"),
+    };
+    let https = base.starts_with("https://");
+    let proxy = if https {
+        get("HTTPS_PROXY")
+            .or_else(|| get("https_proxy"))
+            .or_else(|| get("ALL_PROXY"))
+            .or_else(|| get("all_proxy"))
+    } else {
+        get("HTTP_PROXY")
+            .or_else(|| get("http_proxy"))
+            .or_else(|| get("ALL_PROXY"))
+            .or_else(|| get("all_proxy"))
+    };
+    let dir = socket_dir(env);
+    let socket = dir.join(format!("broker.{}.sock", std::process::id()));
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(Error::Usage(format!(
+            "the broker's socket path {} is longer than a Unix socket allows ({MAX_SOCKET_PATH} bytes); set XDG_RUNTIME_DIR to a shorter private directory",
+            socket.display()
+        )));
+    }
+    Ok(Plan {
+        dir,
+        socket,
+        upstream: Upstream {
+            base,
+            proxy,
+            no_proxy: get("NO_PROXY").or_else(|| get("no_proxy")),
+            extra_ca: env
+                .get("NODE_EXTRA_CA_CERTS")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        },
+        chosen_by,
+    })
+}
+
+/// The variables the command gets instead of any token.
+#[must_use]
+pub fn child_vars(socket: &Path) -> [(&'static str, OsString); 3] {
+    [
+        (SOCKET_VAR, socket.as_os_str().to_owned()),
+        ("ANTHROPIC_BASE_URL", OsString::from(SOCKET_BASE_URL)),
+        (crate::layout::TOKEN_VAR, OsString::from(PLACEHOLDER)),
+    ]
+}
+
+/// Checks that a shared broker's socket answers a connection, before anything changes.
+///
+/// # Errors
+/// Nothing listens there, or this user may not connect.
+pub fn check_shared(socket: &Path) -> Result<()> {
+    std::os::unix::net::UnixStream::connect(socket)
+        .map(drop)
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot connect to the broker at {}: {}; start it (claude-iso broker serve) or check --broker / CLAUDE_ISO_BROKER",
+                socket.display(),
+                error_text(&e)
+            ))
+        })
+}
+
+/// Makes (or checks) the private socket directory.
+fn private_dir(dir: &Path) -> Result<()> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let refuse = |why: String| {
+        Error::Usage(format!(
+            "the broker's socket directory {} {why}; remove it (or set XDG_RUNTIME_DIR to a private directory of yours)",
+            dir.display()
+        ))
+    };
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(Error::Usage(format!(
+                "cannot create the broker's socket directory {}: {}",
+                dir.display(),
+                error_text(&e)
+            )));
+        }
+    }
+    let m = std::fs::symlink_metadata(dir)
+        .map_err(|e| refuse(format!("cannot be examined ({})", error_text(&e))))?;
+    if !m.is_dir() {
+        return Err(refuse("is not a directory".into()));
+    }
+    if m.uid() != uid {
+        return Err(refuse(format!("belongs to uid {}, not to you", m.uid())));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(refuse(format!(
+            "is open to others (mode {:o})",
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Removes sockets of brokers that are gone (a broker killed with SIGKILL cannot).
+fn remove_stale(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("broker."))
+            .and_then(|n| n.strip_suffix(".sock"))
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = matches!(
+            nix::sys::signal::kill(Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Starts the broker: binds the socket (so claude can connect as soon as it starts),
+/// forks, and returns in the launcher. The broker never returns.
+///
+/// # Errors
+/// The directory or the socket cannot be made, or the fork fails.
+pub fn start(plan: &Plan, token: &Token) -> Result<()> {
+    private_dir(&plan.dir)?;
+    remove_stale(&plan.dir);
+    // A leftover of an earlier process with our PID.
+    let _ = std::fs::remove_file(&plan.socket);
+    let bind_error = |e: std::io::Error| {
+        Error::Usage(format!(
+            "cannot listen on the broker's socket {}: {}",
+            plan.socket.display(),
+            error_text(&e)
+        ))
+    };
+    // 0600 from the start: bind under a umask that leaves the socket to the user alone.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(&plan.socket);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(bind_error)?;
+    std::fs::set_permissions(&plan.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(bind_error)?;
+    let launcher = nix::unistd::getpid();
+    match sys::fork() {
+        Ok(ForkResult::Parent { .. }) => {
+            // The command must not hold the listener (it is close-on-exec too).
+            drop(listener);
+            Ok(())
+        }
+        Ok(ForkResult::Child) => {
+            let status = run(plan, token, listener, launcher);
+            sys::exit_now(status)
+        }
+        Err(e) => Err(Error::Usage(format!(
+            "cannot start the broker: fork failed: {}",
+            error_text(&std::io::Error::from(e))
+        ))),
+    }
+}
+
+/// The broker process: detach from the terminal's signals and descriptors, then serve
+/// until the command ends.
+fn run(plan: &Plan, token: &Token, listener: UnixListener, launcher: Pid) -> i32 {
+    use std::os::fd::AsRawFd;
+    if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).is_err()
+        || nix::unistd::getppid() != launcher
+    {
+        return 0;
+    }
+    let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    // Nothing of the caller's: stdio to /dev/null, every other descriptor closed but the
+    // listener.
+    sys::detach_stdio();
+    sys::close_all_but(listener.as_raw_fd());
+    // The token is held once, in the proxy's header; a token that came in our
+    // environment is overwritten there (the launcher's block, copied at the fork).
+    sys::wipe_environ_values(&[crate::layout::TOKEN_VAR.as_bytes()]);
+    let uid = nix::unistd::geteuid().as_raw();
+    let served = crate::proxy::serve(listener, plan.upstream.clone(), token, uid);
+    let _ = std::fs::remove_file(&plan.socket);
+    i32::from(served.is_err())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> CallerEnv {
+        pairs.iter().copied().collect()
+    }
+
+    #[test]
+    fn destination_is_the_callers_or_the_default() {
+        let p = plan(&env(&[])).unwrap();
+        assert_eq!(p.upstream.base, DEFAULT_BASE_URL);
+        assert_eq!(p.chosen_by, "the default");
+        let p = plan(&env(&[
+            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/"),
+            ("HTTP_PROXY", "http://u:pw@proxy:3128"),
+            ("NO_PROXY", "localhost"),
+        ]))
+        .unwrap();
+        assert_eq!(p.upstream.base, "http://127.0.0.1:9");
+        assert_eq!(p.upstream.no_proxy.as_deref(), Some("localhost"));
+        assert!(p.destination_line().contains("http://…@proxy:3128"));
+        assert!(!p.destination_line().contains("pw"));
+        assert!(plan(&env(&[("ANTHROPIC_BASE_URL", "api.example")])).is_err());
+    }
+
+    #[test]
+    fn socket_dir_falls_back_to_tmp() {
+        let d = socket_dir(&env(&[("XDG_RUNTIME_DIR", "/nonexistent-run")]));
+        assert_eq!(
+            d,
+            PathBuf::from(format!("/tmp/claude-iso-{}", nix::unistd::geteuid()))
+        );
+    }
+}

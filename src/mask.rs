@@ -147,16 +147,40 @@ impl MountOp {
                     }
                 )
             }
-            MountOp::View { path, cover, .. } => {
-                let names: Vec<String> = cover
-                    .iter()
-                    .map(|(n, _)| n.to_string_lossy().into_owned())
-                    .collect();
-                format!(
-                    "view {} (entries as at launch; left out or emptied: {})",
-                    path.display(),
-                    names.join(" ")
-                )
+            MountOp::View {
+                path,
+                cover,
+                read_only,
+                ..
+            } => {
+                let names = |v: Vec<&OsString>| {
+                    v.iter()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .collect::<Vec<String>>()
+                        .join(" ")
+                };
+                let hidden = names(
+                    cover
+                        .iter()
+                        .filter(|(_, k)| k.is_some())
+                        .map(|(n, _)| n)
+                        .collect(),
+                );
+                let absent = names(
+                    cover
+                        .iter()
+                        .filter(|(_, k)| k.is_none())
+                        .map(|(n, _)| n)
+                        .collect(),
+                );
+                let ro = names(read_only.iter().collect());
+                let mut parts = vec!["entries as at launch".to_owned()];
+                for (what, list) in [("empty", hidden), ("left out", absent), ("read-only", ro)] {
+                    if !list.is_empty() {
+                        parts.push(format!("{what}: {list}"));
+                    }
+                }
+                format!("view {} ({})", path.display(), parts.join("; "))
             }
         }
     }

@@ -1,12 +1,22 @@
 //! The mask: the real credential files made unreachable to the command and everything it
 //! starts, by the kernel, in a private mount namespace entered just before `execve`.
 //!
-//! [`plan`] is a pure function from where credentials live to a list of [`MountOp`]s:
+//! [`plan`] is a function from where credentials live to a list of [`MountOp`]s:
 //! each real config dir and the Anthropic profile store covered by an empty read-only
 //! directory, each real `~/.claude.json` bound read-only onto itself, each token file
 //! covered by an empty read-only file. A config dir that holds the working directory
 //! stays visible but read-only (that directory writable), its credential files emptied.
-//! [`enter`] applies it.
+//! First come the views ([`MountOp::View`]): the directory holding each hidden place is
+//! covered by a read-only tmpfs with its launch-time entries bound back, so that removing,
+//! renaming or re-creating a hidden place outside during the run lifts nothing (a mount
+//! on the real entry would go away with it); claude-iso's state directory shows only the
+//! launch's own home.
+//!
+//! The launcher calls [`prepare`] before anything changes (the plan, and every refusal:
+//! a misplaced working directory, an inherited descriptor into a hidden place
+//! ([`check_descriptors`]), a `/proc` of another PID namespace, and under `--mask on` the
+//! kernel's refusal, tried in a helper), then [`launch`] after the home is made, which
+//! [`enter`]s it.
 //!
 //! How it is applied (measured; see the README's "The mask"): a forked helper does the
 //! work and this process joins the result with `setns`, so a refusal at any step leaves
@@ -444,12 +454,14 @@ impl Plan {
     }
 }
 
-/// Computes the mask. Pure: `resolve` says where a path leads (symlinks followed) and
-/// what it is, or `None` when it does not exist; only existing paths are masked.
+/// Computes the mask. `resolve` says where a path leads (symlinks followed) and what it
+/// is, or `None` when it does not exist; only existing paths are masked. Pure but for
+/// the views: whether a directory may be viewed (its mode, whether this process can list
+/// it) is asked of the real filesystem (see [`views`]).
 ///
 /// # Errors
 /// The scratch home or the working directory lies inside a directory that must be
-/// hidden (the Anthropic profile store).
+/// hidden (the Anthropic profile store, another home in claude-iso's state directory).
 pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>) -> Result<Plan> {
     let mut ro_dirs: Vec<PathBuf> = Vec::new();
     let mut ro_files: Vec<PathBuf> = Vec::new();

@@ -457,7 +457,7 @@ impl Plan {
 /// Computes the mask. `resolve` says where a path leads (symlinks followed) and what it
 /// is, or `None` when it does not exist; only existing paths are masked. Pure but for
 /// the views: whether a directory may be viewed (its mode, whether this process can list
-/// it) is asked of the real filesystem (see [`views`]).
+/// it) is asked of the real filesystem (see `views`).
 ///
 /// # Errors
 /// The scratch home or the working directory lies inside a directory that must be

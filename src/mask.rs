@@ -863,6 +863,8 @@ fn views(
             cover(&mut views, dir, name.to_owned(), kind);
         }
     }
+    // The state directory's parent: viewed whether or not anything in it is covered.
+    let mut pinned: Option<PathBuf> = None;
     if let Some(state) = &sources.state_dir {
         let state = resolve(state).map_or_else(|| clean(state), |(r, _)| r);
         let near_broker = sources
@@ -870,6 +872,20 @@ fn views(
             .iter()
             .any(|b| b.starts_with(&state) || state.starts_with(b));
         if !near_broker && !state.starts_with(&home) && viewable_state(&state) {
+            // The directory holding the state directory is viewed too (every entry bound
+            // back): removing or renaming the state directory outside, and making a new
+            // one with other homes in it, then changes nothing inside either.
+            if let Some(parent) = state.parent().filter(|p| viewable(p, &home)) {
+                pinned = Some(parent.to_owned());
+                if !views.iter().any(|v| v.path() == parent) {
+                    views.push(MountOp::View {
+                        path: parent.to_owned(),
+                        cover: Vec::new(),
+                        only: None,
+                        read_only: Vec::new(),
+                    });
+                }
+            }
             match home.strip_prefix(&state) {
                 // The home in it: each directory on the way shows only the next one.
                 Ok(rel) => {
@@ -911,11 +927,15 @@ fn views(
     // directory is viewed for another one.
     views.retain(|v| match v {
         MountOp::View {
+            path,
             only: None,
             cover,
             read_only,
-            ..
-        } => !read_only.is_empty() || cover.iter().any(|(_, k)| k.is_some()),
+        } => {
+            pinned.as_ref() == Some(path)
+                || !read_only.is_empty()
+                || cover.iter().any(|(_, k)| k.is_some())
+        }
         _ => true,
     });
     views.sort_by_key(|v| v.path().components().count());
@@ -2520,6 +2540,7 @@ mod tests {
                     None,
                     &[]
                 ),
+                &view(&home.join(".local/state"), &[], None, &[]),
                 &view(&state, &[], Some(&["homes"]), &[]),
                 &view(&state.join("homes"), &[], Some(&["a"]), &[]),
             ]

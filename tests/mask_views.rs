@@ -645,3 +645,44 @@ fn a_quarantined_credentials_symlink_keeps_the_mask() {
         );
     }
 }
+
+/// The state directory itself renamed away outside, and a new one made with another
+/// home in it: the command still sees only its own home (its parent is viewed too).
+#[test]
+fn renaming_the_state_directory_outside_lifts_nothing() {
+    let t = Test::new().no_home();
+    let state = t.real_home().join(".local/state/claude-iso");
+    mkdir(&state);
+    common::chmod(&state, 0o700);
+    let (ready, go) = (t.path("ready"), t.path("go"));
+    let script = t.path("read.sh");
+    write_executable(
+        &script,
+        &format!(
+            "#!/bin/sh\n{pause}cat '{s}/homes/late/.claude/.credentials.json' 2>&1\necho \"homes: [$(ls -A '{s}/homes' 2>&1)]\"\necho x > \"$HOME/still-mine\" && echo OWN-WRITABLE\necho END\n",
+            pause = pause(&ready, &go),
+            s = state.display()
+        ),
+    );
+    let t = t
+        .args(["--name", "mine"])
+        .command(["/bin/sh", script.to_str().unwrap()]);
+    let run = t.spawn();
+    wait_for(&ready);
+    let moved = state.with_file_name("claude-iso.moved");
+    fs::rename(&state, &moved).unwrap();
+    let late = mkdir(&state.join("homes/late/.claude"));
+    write_mode(&late.join(".credentials.json"), NEW, 0o600);
+    fs::write(&go, "").unwrap();
+    let out = run.wait();
+    out.status(0);
+    let said = out.stdout_text();
+    assert!(
+        said.contains("END") && said.contains("OWN-WRITABLE"),
+        "{said}"
+    );
+    assert!(!said.contains(NEW), "{said}");
+    assert!(said.contains("homes: [mine]"), "{said}");
+    // The home was written where it now is, under the renamed directory.
+    assert!(moved.join("homes/mine/still-mine").is_file());
+}

@@ -363,8 +363,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
                 exec::token_fd_floor(config.env.get("LISTEN_FDS"))
             ),
         });
-        let shared: Vec<std::path::PathBuf> =
-            shares.iter().map(|s| home_path.join(&s.dest)).collect();
+        let shared = mask::shared_paths(&shares, &home_path);
         mask::dry_run(&config, &home_path, program.as_deref(), &shared, report);
         print_plan(
             report,
@@ -377,6 +376,9 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let program = program.expect("resolved unless dry run");
+    // The mask's plan and every refusal of it, before anything changes.
+    let shared = mask::shared_paths(&shares, &home_path);
+    let mask_plan = mask::prepare(&config, &home_path, Some(&program), &shared, report)?;
     // Claimed (`home::Claim`) until the exec: `homes prune` cannot take it meanwhile.
     let home = home::apply(&config, home_state, report)?;
     homes::stamp_launch(&home)?;
@@ -391,12 +393,11 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     // The real credential files are masked from here on (home and seed needed the real
     // filesystem); the namespace starts the process at its `/`, hence the change of
     // directory.
-    let shared: Vec<std::path::PathBuf> = shares.iter().map(|s| home.path.join(&s.dest)).collect();
     // The broker is forked before the mask: it stays outside the command's namespaces.
     if let (BrokerChoice::Own(plan), Some(token)) = (&broker, &token) {
         broker::start(plan, token)?;
     }
-    let masked = mask::launch(&config, &home.path, Some(&program), &shared, report)?;
+    let masked = mask::launch(&config, mask_plan, &home.path, report)?;
     if let (BrokerChoice::None, Some(token), TokenVia::Fd) = (&broker, &token, via) {
         let fd = exec::token_pipe(token, exec::token_fd_floor(config.env.get("LISTEN_FDS")))?;
         child.set(TOKEN_FD_VAR, std::ffi::OsStr::new(&fd.to_string()));

@@ -1803,6 +1803,9 @@ fn doctor_live_never_makes_its_home_in_a_real_config_dir() {
             Some(config.clone()),
         ),
     ] {
+        // The record exists before the run: with CLAUDE_CONFIG_DIR in the sandbox, the
+        // sandbox is a view under the mask, in which no new entry can be made.
+        write_mode(&record, "", 0o644);
         let before = (tree(&real_claude), tree(&config));
         let mut d = doctor_live(&t).env("TMPDIR", &tmpdir);
         if let Some(c) = &extra {
@@ -1881,7 +1884,12 @@ fn a_nested_run_in_a_hand_seeded_home_knows_it_is_nested() {
         .unwrap()
         .unwrap()
         .dir;
-    let t = t.command([BIN, "--dry-run", "--", "probe"]);
+    // The outer run unmasked: under the mask the real homes are views whose top level
+    // cannot gain entries, so the passwd home's default home (whose `.local` may not
+    // exist) could not be planned as creatable; this test is about nesting, not the mask.
+    let t = t
+        .args(["--mask", "off"])
+        .command([BIN, "--dry-run", "--", "probe"]);
     let out = t.run();
     out.status(0);
     let plan = out.stdout_text();

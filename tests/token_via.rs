@@ -449,9 +449,14 @@ fn an_unreachable_destination_is_a_502_that_says_why() {
     running.wait().status(0);
 }
 
-#[test]
-fn the_broker_streams_events_as_they_come() {
-    // An upstream that sends one event, then waits for the test's go before the rest.
+/// An upstream on 127.0.0.1 that answers the first request with one server-sent event,
+/// then holds the rest of the response until the test sends on the returned channel.
+/// Returns its port, that channel, and the thread (which ends once it has sent all).
+fn held_upstream() -> (
+    u16,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -463,16 +468,16 @@ fn the_broker_streams_events_as_they_come() {
             let n = s.read(&mut buf).unwrap();
             seen.extend_from_slice(&buf[..n]);
         }
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        let first = b"event: one\ndata: {}\n\n";
-        s.write_all(format!("{:x}\r\n", first.len()).as_bytes())
-            .unwrap();
-        s.write_all(first).unwrap();
-        s.write_all(b"\r\n").unwrap();
-        s.flush().unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 40\r\n\r\nevent: one\ndata: {}\n\n").unwrap();
         go_rx.recv_timeout(Duration::from_secs(20)).unwrap();
-        s.write_all(b"0\r\n\r\n").unwrap();
+        s.write_all(b"event: two\ndata: {}\n\n").unwrap();
     });
+    (port, go_tx, server)
+}
+
+#[test]
+fn the_broker_streams_events_as_they_come() {
+    let (port, go_tx, server) = held_upstream();
     let t = Test::new()
         .default_token_via()
         .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"));
@@ -971,22 +976,7 @@ fn an_agent_launch_through_a_shared_broker_reads_no_token() {
 
 #[test]
 fn term_lets_a_stream_in_flight_finish() {
-    // An upstream that sends one event, then holds the rest until the test says so.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let upstream = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 4096];
-        let mut seen = Vec::new();
-        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = s.read(&mut buf).unwrap();
-            seen.extend_from_slice(&buf[..n]);
-        }
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 40\r\n\r\nevent: one\ndata: {}\n\n").unwrap();
-        go_rx.recv_timeout(Duration::from_secs(20)).unwrap();
-        s.write_all(b"event: two\ndata: {}\n\n").unwrap();
-    });
+    let (port, go_tx, upstream) = held_upstream();
     let fake = FakeApi::start("unused");
     let t = Test::new();
     let socket = t.path("api.sock");

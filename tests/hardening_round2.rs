@@ -2001,3 +2001,41 @@ fn doctor_reports_the_refusal_of_a_home_holding_the_real_config_dir() {
         assert!(real_claude.join(".credentials.json").exists());
     }
 }
+
+/// A token file that is there but cannot be read says so: its owner and mode, who we
+/// are, and the way out — not "no token found" (issue 24). The default path included.
+#[test]
+fn an_unreadable_token_file_names_owner_mode_and_the_way_out() {
+    // Runner: its own file at mode 0000 (it may not read it either), or, as root, root's
+    // 0600 file read as nobody.
+    let t = Test::new().no_env_file();
+    let dir = mkdir(&t.path("cfg/claude-iso"));
+    let file = dir.join("token.env");
+    write_mode(&file, format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"), 0o600);
+    let (mode, owner) = if is_root() {
+        ("0600", "owner root (uid 0)")
+    } else {
+        chmod(&file, 0o000);
+        ("0000", "")
+    };
+    for t in [
+        Test::new().no_env_file().arg("--env-file").arg(&file),
+        Test::new()
+            .no_env_file()
+            .env("XDG_CONFIG_HOME", t.path("cfg")),
+    ] {
+        let t = as_runner(t);
+        let out = t.run();
+        out.status(125)
+            .one_line_error(&format!(
+                "{}: cannot open: Permission denied (",
+                file.display()
+            ))
+            .one_line_error(&format!("mode {mode}; you are "))
+            .one_line_error(owner)
+            .one_line_error(&format!("chmod 600 {}", file.display()))
+            .one_line_error("claude-iso token set --env-file")
+            .stderr_lacks("no token found")
+            .probe_not_run();
+    }
+}

@@ -1470,3 +1470,37 @@ fn claude_isos_own_variables_reach_the_command_without_a_warning() {
         );
     }
 }
+
+#[test]
+fn an_env_file_holding_the_token_alone_is_accepted() {
+    // What a systemd credential or a Kubernetes Secret holds: the token, nothing else.
+    for (name, text) in [
+        ("newline", format!("{TOKEN}\n")),
+        ("no newline", TOKEN.to_owned()),
+        ("crlf", format!("{TOKEN}\r\n")),
+        (
+            "a comment first",
+            format!("# from claude setup-token\n{TOKEN}\n"),
+        ),
+    ] {
+        let t = Test::new().env_file_text(text.as_bytes());
+        let out = t.run();
+        out.success().no_secrets();
+        assert!(
+            out.stderr_text().is_empty(),
+            "{name}: {}",
+            out.stderr_text()
+        );
+        out.probe().assert_token(TOKEN);
+    }
+    // Words that are no token: the way out, in one line.
+    for text in ["my token\n", "one\ntwo\n"] {
+        let t = Test::new().env_file_text(text.as_bytes());
+        t.run()
+            .status(125)
+            .one_line_error(
+                "token.env: holds no CLAUDE_CODE_OAUTH_TOKEN= line and is not a token alone; write CLAUDE_CODE_OAUTH_TOKEN=<token printed by `claude setup-token`>, or run `claude-iso token set`",
+            )
+            .probe_not_run();
+    }
+}

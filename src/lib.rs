@@ -53,6 +53,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     sys::set_non_dumpable();
     init::hold_signals_if_pid1();
     let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(e) = token::in_arguments(&args) {
+        report::error_line(&e.to_string());
+        return e.exit_code();
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e, &args),

@@ -156,6 +156,23 @@ impl Drop for Token {
     }
 }
 
+/// The first of claude-iso's own arguments (those before `--`) that holds a token
+/// (`claude-iso token set "$TOKEN"`, `claude-iso "$TOKEN"`, `--home "$TOKEN"`), as the
+/// error that refuses the run before anything is created: the token is in the shell's
+/// history by now, and was in `ps` for everyone while we ran.
+#[must_use]
+pub fn in_arguments(args: &[std::ffi::OsString]) -> Option<Error> {
+    let at = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .position(|a| memchr::memmem::find(a.as_encoded_bytes(), b"sk-ant-").is_some())?;
+    Some(Error::Usage(format!(
+        "argument {} is a token: it is now in your shell history, and other users could see it in `ps`; nothing was done. Store it with `claude-iso token set` (it reads the token without echo), then delete it from your history (bash: `history -d OFFSET`; or edit ~/.bash_history); if others share this machine, make a new one with `claude setup-token`",
+        at + 1
+    )))
+}
+
 /// Where the token came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {

@@ -342,10 +342,13 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     }
     if !child.removed.is_empty() {
         report.warn(format!(
-            "not passing {} to {} (each would override or relocate the token; --keep-env NAME passes one on purpose)",
+            "not passing {} to {} (each would override or relocate the token; --keep-env NAME passes one on purpose, --unset NAME removes it without this warning)",
             child.removed.join(", "),
             argv[0].to_string_lossy()
         ));
+    }
+    if !child.unset.is_empty() {
+        report.info(format!("--unset: not passing {}", child.unset.join(", ")));
     }
 
     if cli.dry_run {
@@ -542,7 +545,7 @@ fn print_plan(
         };
         report.plan(format!("env: set {k}={v}"));
     }
-    for name in &child.removed {
+    for name in child.removed.iter().chain(&child.unset) {
         report.plan(format!("env: unset {name}"));
     }
     report.plan("dry run: nothing changed, nothing run");

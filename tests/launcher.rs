@@ -833,11 +833,10 @@ fn keep_env_lets_one_through_and_unset_drops_more() {
     assert_eq!(probe.var("KEPT"), Some("kept-value".into()));
     let err = out.stderr_text();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("ANTHROPIC_AUTH_TOKEN") && err.contains("FOO"),
-        "{err}"
-    );
+    assert!(err.contains("ANTHROPIC_AUTH_TOKEN"), "{err}");
     assert!(!err.contains("ANTHROPIC_API_KEY"), "kept on purpose: {err}");
+    // Removed on request: acknowledged, not warned about (issue 24).
+    assert!(!err.contains("FOO"), "unset on purpose: {err}");
     assert!(
         !err.contains("NOT_SET") && !err.contains("foo-value"),
         "{err}"
@@ -1503,4 +1502,28 @@ fn an_env_file_holding_the_token_alone_is_accepted() {
             )
             .probe_not_run();
     }
+}
+
+/// `--unset NAME` acknowledges a variable the launch would warn about on every start
+/// (a unit's `XDG_CONFIG_HOME`): it is still removed, and no warning is printed.
+#[test]
+fn unset_silences_the_warning_about_a_variable_it_names() {
+    let t = Test::new().env("XDG_CONFIG_HOME", "/etc/xdg-elsewhere");
+    let out = t.run();
+    out.success()
+        .stderr_contains("claude-iso: warning: not passing XDG_CONFIG_HOME")
+        .stderr_contains("--unset NAME removes it without this warning");
+    assert_eq!(out.probe().var("XDG_CONFIG_HOME"), None);
+    let t = t.args(["--unset", "XDG_CONFIG_HOME"]);
+    t.reset_probe();
+    let out = t.run();
+    out.success().stderr("");
+    assert_eq!(out.probe().var("XDG_CONFIG_HOME"), None);
+    // -v still says it, and a dry run lists it.
+    let out = t.spawn_with(["-v"]).wait();
+    out.success()
+        .stderr_contains("--unset: not passing XDG_CONFIG_HOME");
+    let out = t.spawn_with(["--dry-run"]).wait();
+    out.success()
+        .stdout_contains("env: unset XDG_CONFIG_HOME\n");
 }

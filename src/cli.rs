@@ -409,3 +409,62 @@ pub struct PruneArgs {
     #[arg(long)]
     pub delete_quarantined: bool,
 }
+
+/// clap's usage error in one line, its detail kept: the missing argument's name, the
+/// possible values, the similar option, the subcommands to choose from.
+#[must_use]
+pub fn one_line(e: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    let text = e.render().to_string();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
+    ) {
+        // clap renders the subcommand's help; its usage line names the subcommand.
+        let usage = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("Usage: "))
+            .unwrap_or("claude-iso");
+        let path: Vec<&str> = usage
+            .split_whitespace()
+            .skip(1)
+            .take_while(|w| !w.starts_with(['<', '[']))
+            .collect();
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        for word in &path {
+            match cmd.find_subcommand(word) {
+                Some(sub) => cmd = sub.clone(),
+                None => break,
+            }
+        }
+        let names: Vec<&str> = cmd.get_subcommands().map(clap::Command::get_name).collect();
+        return format!(
+            "{}: a subcommand is required, one of: {} (usage: {usage})",
+            path.join(" "),
+            names.join(", ")
+        );
+    }
+    let mut out = String::new();
+    // The error, then its detail, then (after a blank line) the usage: kept up to there.
+    for l in lines.iter().take_while(|l| !l.starts_with("Usage:")) {
+        // "to pass '--x' as a value, use '-- --x'": the caller's own hint says where `--` goes.
+        if l.is_empty() || l.starts_with("tip: to pass") || l.starts_with("For more information") {
+            continue;
+        }
+        let l = l.trim_start_matches("error: ");
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') || l.starts_with('[') {
+                " "
+            } else {
+                "; "
+            });
+        }
+        out.push_str(l);
+    }
+    if out.is_empty() {
+        "invalid arguments".into()
+    } else {
+        out
+    }
+}

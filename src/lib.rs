@@ -107,12 +107,8 @@ fn usage_error(e: &clap::Error, args: &[OsString]) -> i32 {
         report::stdout_bytes(e.render().to_string().as_bytes());
         return 0;
     }
-    let text = e.render().to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
+    let line = cli::one_line(e);
+    let first = line.as_str();
     let err = Error::Usage(match forgotten_separator(e, args) {
         Some(word) => format!("{first}; put `--` before the command: claude-iso -- {word} …"),
         None => format!("{first} (see claude-iso --help)"),

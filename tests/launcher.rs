@@ -1527,3 +1527,47 @@ fn unset_silences_the_warning_about_a_variable_it_names() {
     out.success()
         .stdout_contains("env: unset XDG_CONFIG_HOME\n");
 }
+
+/// A usage error keeps clap's detail in its one line: the missing argument's name, the
+/// possible values, a similar option, the subcommands to choose from (issue 24).
+#[test]
+fn usage_errors_keep_clap_detail_in_one_line() {
+    for (args, needles) in [
+        (
+            vec!["--token-via"],
+            vec!["'--token-via <WAY>'", "[possible values: broker, fd, env]"],
+        ),
+        (
+            vec!["--mask", "bogus"],
+            vec!["invalid value 'bogus' for '--mask <WHEN>' [possible values: auto, on, off]"],
+        ),
+        (
+            vec!["completions"],
+            vec!["the following required arguments were not provided: <SHELL>"],
+        ),
+        (
+            vec!["token"],
+            vec!["token: a subcommand is required, one of: set, status"],
+        ),
+        (
+            vec!["broker"],
+            vec!["broker: a subcommand is required, one of: serve, status"],
+        ),
+        (
+            vec!["doctor", "--li"],
+            vec!["unexpected argument '--li' found; tip: a similar argument exists: '--live'"],
+        ),
+    ] {
+        let t = Test::new()
+            .no_env_file()
+            .no_home()
+            .args(args.iter().copied());
+        let out = t.run();
+        out.status(125).probe_not_run();
+        for needle in needles {
+            out.one_line_error(needle);
+        }
+        out.stderr_lacks("For more information")
+            .stderr_lacks("Usage:");
+    }
+}

@@ -2039,3 +2039,24 @@ fn an_unreadable_token_file_names_owner_mode_and_the_way_out() {
             .probe_not_run();
     }
 }
+
+/// A home that cannot be created in a system directory (`/`, owned by root) never
+/// suggests making that directory writable: it names the ways to a home of one's own
+/// (issue 24).
+#[test]
+fn a_home_that_cannot_be_created_in_a_system_directory_suggests_one_of_your_own() {
+    let t = Test::new()
+        .no_home()
+        .arg("--home")
+        .arg("/claude-iso-test-not-there/home");
+    let t = as_runner(t);
+    let out = t.run();
+    out.status(125)
+        .one_line_error(
+            "home /claude-iso-test-not-there/home: cannot create: / (owner uid 0, mode ",
+        )
+        .one_line_error("choose a home in a directory of yours: --home DIR")
+        .stderr_lacks("made writable")
+        .probe_not_run();
+    assert!(!Path::new("/claude-iso-test-not-there").exists());
+}

@@ -743,7 +743,8 @@ fn homes(page: &mut Page, cmd: &Command) {
         home given with **--home** elsewhere is not tracked. For each: its size (the \
         apparent size of every file below it, each inode once), its last launch (the \
         modification time of **{OWN_LOCK}**, which a launch renews when it is more than an \
-        hour old), the number \
+        hour old, so it is shown as the day and the hours or days since, or \"within the \
+        last hour\"), the number \
         of directories trusted in its **{CLAUDE_JSON}**, whether it is in use, and the \
         files in it that claude-iso set aside, anywhere below it (quarantined \
         credentials files, kept copies of **{CLAUDE_JSON}** and of changed **--share** \

@@ -2060,3 +2060,33 @@ fn a_home_that_cannot_be_created_in_a_system_directory_suggests_one_of_your_own(
         .probe_not_run();
     assert!(!Path::new("/claude-iso-test-not-there").exists());
 }
+
+/// `doctor --live` against a claude that gets a 401: the `live` line says what to do
+/// ("run `claude setup-token`, then `claude-iso token set`"), and the report ends with
+/// its summary line (issue 24).
+#[test]
+fn doctor_live_failure_names_the_way_out_and_the_report_ends_with_a_summary() {
+    let t = Test::new();
+    write_executable(
+        &t.path("bin/claude"),
+        "#!/bin/sh\ncase \"$1\" in --version) echo '9.9.9 (Claude Code)' ;; *) echo 'API Error: 401 {\"type\":\"error\",\"error\":{\"type\":\"authentication_error\"}}'; exit 1 ;; esac\n",
+    );
+    let doctor = doctor_live(&t).timeout(Duration::from_secs(60));
+    let out = doctor.run();
+    out.status(1);
+    let text = out.stdout_text();
+    let live = text
+        .lines()
+        .find(|l| l.starts_with("fail  live"))
+        .unwrap_or_else(|| panic!("no failed live line:\n{text}"));
+    assert!(
+        live.contains("API Error: 401")
+            && live.contains("run `claude setup-token`, then `claude-iso token set`"),
+        "{live}"
+    );
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("summary: ") && last.contains(" fail: fix the `fail` lines"),
+        "{text}"
+    );
+}

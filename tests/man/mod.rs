@@ -571,8 +571,9 @@ fn subcommands(page: &mut Page, cmd: &Command) {
     page.p(&format!(
         "{}. It inspects what a launch with the same options would do, without seeding, \
         moving or creating anything, and prints one check per line: **ok**, **warn** \
-        or **fail**, a short detail, and the fix for anything not ok. The token is \
-        shown as prefix and length only.",
+        or **fail**, a short detail, and the fix for anything not ok, then a summary \
+        line (how many of each). On a terminal, details are folded to 100 columns. The \
+        token is shown as prefix and length only.",
         about(doctor)
     ));
     let command_detail = format!(

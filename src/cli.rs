@@ -176,7 +176,7 @@ impl LaunchArgs {
 
 /// The minimal init (`--init`): options shared by the launcher and `doctor`.
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Init (PID 1)")]
+#[command(next_help_heading = "Init options (PID 1)")]
 pub struct InitArgs {
     /// Stay as a minimal init: fork, reap zombies, forward signals, end as the command
     /// ended [automatic when claude-iso is PID 1] [env: CLAUDE_ISO_INIT=1].

@@ -98,6 +98,40 @@ fn headings(roff: &str) -> Vec<String> {
         .collect()
 }
 
+/// No section twice, and the synopsis names every subcommand and every action of one
+/// (`homes`, `homes prune`, `broker serve`, …) (issue 24).
+#[test]
+fn man_page_sections_are_unique_and_the_synopsis_lists_every_subcommand() {
+    let page = text(&man::render());
+    let found = headings(&page);
+    for (i, h) in found.iter().enumerate() {
+        assert!(!found[..i].contains(h), "section {h} twice: {found:?}");
+    }
+    let synopsis: String = page
+        .split(".SH SYNOPSIS")
+        .nth(1)
+        .and_then(|rest| rest.split(".SH ").next())
+        .expect("a SYNOPSIS section")
+        .replace(r"\-", "-")
+        .replace(r"\fB", "")
+        .replace(r"\fR", "");
+    let cmd = <claude_iso::cli::Cli as clap::CommandFactory>::command();
+    for sub in cmd.get_subcommands() {
+        let name = format!("claude-iso {}", sub.get_name());
+        assert!(
+            synopsis.contains(&name),
+            "the synopsis lacks {name}:\n{synopsis}"
+        );
+        for action in sub.get_subcommands() {
+            let name = format!("claude-iso {} {}", sub.get_name(), action.get_name());
+            assert!(
+                synopsis.contains(&name),
+                "the synopsis lacks {name}:\n{synopsis}"
+            );
+        }
+    }
+}
+
 #[test]
 fn man_page_has_every_section() {
     let page = text(&man::render());

@@ -291,6 +291,20 @@ fn synopsis(page: &mut Page, cmd: &Command) {
     page.roff.control("br", []);
     page.line("**claude-iso token status** [**--json**] [**--env-file** __PATH__]");
     page.roff.control("br", []);
+    page.line("**claude-iso homes** [**--json**]");
+    page.roff.control("br", []);
+    page.line(
+        "**claude-iso homes prune** [**--older-than** __DAYS__] [**--dry-run**] \
+        [**--delete-quarantined**]",
+    );
+    page.roff.control("br", []);
+    page.line(
+        "**claude-iso broker serve** [**--socket** __PATH__] [**--allow-user** __USER__] \
+        [**--allow-group** __GROUP__] [**--env-file** __PATH__] [**--grace** __SECONDS__]",
+    );
+    page.roff.control("br", []);
+    page.line("**claude-iso broker status** [**--socket** __PATH__] [**--json**]");
+    page.roff.control("br", []);
     page.line(&format!("**claude-iso completions** {shells}"));
 }
 

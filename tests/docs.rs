@@ -846,3 +846,40 @@ fn example_brokered_agent_unit_reads_no_token() {
         "{lines:#?}"
     );
 }
+
+/// `-h` fits one screen (50 lines) and ends with examples; `--help` has the longer
+/// EXAMPLES list, with claude's resume hint as it works under claude-iso (issue 24).
+#[test]
+fn short_help_fits_a_screen_and_both_helps_have_examples() {
+    let run = |flag: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_claude-iso"))
+            .arg(flag)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flag}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let short = run("-h");
+    assert!(
+        short.lines().count() <= 50,
+        "-h has {} lines:\n{short}",
+        short.lines().count()
+    );
+    assert!(short.lines().all(|l| l.chars().count() <= 100), "{short}");
+    assert!(short.contains("\nExamples:\n"), "{short}");
+    assert!(
+        short.contains("claude-iso -- claude --resume <id>"),
+        "{short}"
+    );
+    let long = run("--help");
+    assert!(long.contains("\nExamples:\n"), "{long}");
+    for example in [
+        "claude-iso token set",
+        "claude-iso doctor --live",
+        "claude-iso -- claude --print",
+        "claude-iso -- claude --resume <id>",
+    ] {
+        assert!(long.contains(example), "--help lacks {example}");
+    }
+}

@@ -505,3 +505,25 @@ pub fn one_line(e: &clap::Error) -> String {
         out
     }
 }
+
+/// The completion script for `shell`, as clap_complete writes it, mended for bash:
+/// clap_complete names the states of a binary with a hyphen inconsistently (the loop
+/// sets `claude__iso__subcmd__token`, the cases test `claude__subcmd__iso__subcmd__token`),
+/// so every subcommand fell back to file names; and `--name` offers the existing named
+/// homes ($XDG_STATE_HOME/claude-iso/homes) instead of files.
+#[must_use]
+pub fn completion_script(shell: Shell) -> Vec<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "claude-iso", &mut script);
+    if shell != Shell::Bash {
+        return script;
+    }
+    let text = String::from_utf8_lossy(&script)
+        .replace("claude__subcmd__iso", "claude__iso")
+        .replace(
+            "                --name)\n                    COMPREPLY=($(compgen -f \"${cur}\"))",
+            "                --name)\n                    COMPREPLY=($(cd \"${XDG_STATE_HOME:-$HOME/.local/state}/claude-iso/homes\" 2>/dev/null && compgen -d -- \"${cur}\"))",
+        );
+    text.into_bytes()
+}

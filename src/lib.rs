@@ -91,10 +91,7 @@ fn subcommand(sub: &cli::Subcommand) -> Result<Outcome> {
         cli::Subcommand::Broker(cli::BrokerCommand::Serve(args)) => broker::serve_main(args),
         cli::Subcommand::Broker(cli::BrokerCommand::Status(args)) => broker::status_main(args),
         cli::Subcommand::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "claude-iso", &mut script);
-            report::stdout_bytes(&script);
+            report::stdout_bytes(&cli::completion_script(*shell));
             Ok(Outcome::Success)
         }
     }

@@ -883,3 +883,60 @@ fn short_help_fits_a_screen_and_both_helps_have_examples() {
         assert!(long.contains(example), "--help lacks {example}");
     }
 }
+
+/// Bash completes what a user types, through the function the script registers for
+/// `claude-iso` (a hyphen in the name once sent every subcommand to file names):
+/// `token <TAB>`, `doctor --li<TAB>`, and `--name <TAB>` offers the named homes
+/// (issue 24).
+#[test]
+fn bash_completes_subcommands_options_and_home_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("claude-iso.bash");
+    fs::write(&file, completions("bash")).unwrap();
+    let state = dir.path().join("state");
+    for name in ["work", "play"] {
+        fs::create_dir_all(state.join("claude-iso/homes").join(name)).unwrap();
+    }
+    // Stray files in the working directory must not be offered.
+    let cwd = dir.path().join("cwd");
+    fs::create_dir_all(&cwd).unwrap();
+    fs::write(cwd.join("a-file"), "").unwrap();
+    let complete = |words: &[&str]| -> Vec<String> {
+        let script = r#"source "$1"; shift
+            f=$(complete -p claude-iso | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+            COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+            COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+            "$f" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+            printf '%s\n' "${COMPREPLY[@]}""#;
+        let out = Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", script, "bash"])
+            .arg(&file)
+            .args(words)
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("XDG_STATE_HOME", &state)
+            .output()
+            .unwrap();
+        assert_success(&format!("completing {words:?}"), &out);
+        let mut got: Vec<String> = text(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        got.sort();
+        got
+    };
+    let token = complete(&["claude-iso", "token", ""]);
+    for want in ["set", "status"] {
+        assert!(token.contains(&want.to_owned()), "token <TAB>: {token:?}");
+    }
+    assert!(
+        !token.contains(&"a-file".to_owned()),
+        "token <TAB>: {token:?}"
+    );
+    assert_eq!(complete(&["claude-iso", "doctor", "--li"]), ["--live"]);
+    assert_eq!(complete(&["claude-iso", "token", "st"]), ["status"]);
+    assert_eq!(complete(&["claude-iso", "--name", ""]), ["play", "work"]);
+    assert_eq!(complete(&["claude-iso", "doctor", "--name", "w"]), ["work"]);
+}

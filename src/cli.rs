@@ -110,6 +110,8 @@ pub struct LaunchArgs {
     pub keep_env: Vec<String>,
 
     /// Also remove NAME from the command's environment (repeatable).
+    ///
+    /// A variable the launch removes anyway is then removed without its warning.
     #[arg(long, value_name = "NAME")]
     pub unset: Vec<String>,
 

@@ -5,6 +5,12 @@
 
 #![deny(unsafe_code)]
 
+// Namespaces, /proc, prctl and execve as Linux has them: nothing else is supported.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "claude-iso runs on Linux only (user and mount namespaces, /proc, prctl); build it on Linux, or for a Linux target (--target x86_64-unknown-linux-gnu)"
+);
+
 pub mod broker;
 pub mod caller;
 pub mod cli;

@@ -940,3 +940,60 @@ fn bash_completes_subcommands_options_and_home_names() {
     assert_eq!(complete(&["claude-iso", "--name", ""]), ["play", "work"]);
     assert_eq!(complete(&["claude-iso", "doctor", "--name", "w"]), ["work"]);
 }
+
+/// The README's synopsis names every subcommand (and each action of one), its options
+/// table every option of the launcher, and its table of contents every section
+/// (issue 24).
+#[test]
+fn readme_synopsis_options_and_contents_are_complete() {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let synopsis = readme
+        .split("```\n")
+        .nth(1)
+        .expect("a synopsis block first");
+    let cmd = <claude_iso::cli::Cli as clap::CommandFactory>::command();
+    for sub in cmd.get_subcommands() {
+        let name = format!("claude-iso {}", sub.get_name());
+        assert!(synopsis.contains(&name), "the README synopsis lacks {name}");
+        for action in sub.get_subcommands() {
+            let name = format!("claude-iso {} {}", sub.get_name(), action.get_name());
+            assert!(synopsis.contains(&name), "the README synopsis lacks {name}");
+        }
+    }
+    let table: Vec<&str> = readme
+        .split("\n## Options\n")
+        .nth(1)
+        .expect("an Options section")
+        .lines()
+        .take_while(|l| !l.starts_with("#"))
+        .filter(|l| l.starts_with("| `"))
+        .collect();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if ["help", "version"].contains(&long) {
+            continue;
+        }
+        let flag = format!("--{long}");
+        assert!(
+            table.iter().any(|row| {
+                let first = row.split(" | ").next().unwrap_or("");
+                first.contains(&format!("`{flag} "))
+                    || first.contains(&format!("`{flag}`"))
+                    || first.contains(&format!(" {flag} "))
+                    || first.contains(&format!(" {flag}`"))
+            }),
+            "the README options table lacks {flag}"
+        );
+    }
+    let contents = readme
+        .lines()
+        .find(|l| l.starts_with("**Contents:**"))
+        .expect("a table of contents");
+    for heading in readme.lines().filter_map(|l| l.strip_prefix("## ")) {
+        let shown = heading.replace('`', "");
+        assert!(
+            contents.contains(&format!("[{shown}](#")),
+            "the table of contents lacks {heading}"
+        );
+    }
+}

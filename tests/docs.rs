@@ -997,3 +997,51 @@ fn readme_synopsis_options_and_contents_are_complete() {
         );
     }
 }
+
+/// The unit's hardening lets claude-iso's mask work (a user and a mount namespace, no
+/// other kind), and `systemd-analyze verify` accepts the unit as the README and its own
+/// set-up comment install it: the binary and the man page in place (here: the built
+/// binary, and the man page on `MANPATH`) (issue 24).
+#[test]
+fn example_systemd_unit_allows_the_mask_and_verifies() {
+    let unit = fs::read_to_string(repo().join("examples/claude-agent@.service")).unwrap();
+    let settings = unit_settings(&unit);
+    let restrict: Vec<&str> = settings
+        .iter()
+        .filter(|(k, _)| k == "RestrictNamespaces")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(restrict.len(), 1, "{restrict:?}");
+    let mut allowed: Vec<&str> = restrict[0].split_whitespace().collect();
+    allowed.sort_unstable();
+    assert_eq!(
+        allowed,
+        ["mnt", "user"],
+        "RestrictNamespaces={}",
+        restrict[0]
+    );
+    assert!(unit.contains("install -m 755 ~/.cargo/bin/claude-iso /usr/local/bin/claude-iso"));
+    assert!(unit.contains("/usr/local/share/man/man1/claude-iso.1"));
+
+    let Some(analyze) = which("systemd-analyze") else {
+        eprintln!("systemd-analyze is not installed: the verify half of this test did not run");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let man1 = dir.path().join("man/man1");
+    fs::create_dir_all(&man1).unwrap();
+    fs::copy(repo().join(MAN_PAGE), man1.join("claude-iso.1")).unwrap();
+    let installed = unit.replace("/usr/local/bin/claude-iso", BIN);
+    fs::write(dir.path().join("claude-agent@.service"), installed).unwrap();
+    let out = Command::new(analyze)
+        .arg("verify")
+        .arg(dir.path().join("claude-agent@demo.service"))
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("MANPATH", dir.path().join("man"))
+        .env("SYSTEMD_LOG_LEVEL", "notice")
+        .output()
+        .unwrap();
+    assert_success("systemd-analyze verify", &out);
+    assert_eq!(text(&out.stderr), "", "systemd-analyze verify complained");
+}

@@ -1120,7 +1120,7 @@ impl Refusal {
                 "fix: sysctl -w user.max_user_namespaces=10000 (as root), or pass --mask off".into()
             }
             (Step::Unshare | Step::Lock, _) => {
-                "fix: allow user namespaces (docker: --security-opt seccomp=unconfined or a profile allowing unshare; systemd: RestrictNamespaces=no), or pass --mask off".into()
+                "fix: allow user namespaces (docker: --security-opt seccomp=unconfined or a profile allowing unshare; systemd: RestrictNamespaces=user mnt, which allows only those two), or pass --mask off".into()
             }
             (Step::Setgroups | Step::UidMap | Step::GidMap | Step::Private | Step::Staging, _) => {
                 "fix: install the AppArmor profile from examples/apparmor (see README: The mask), or pass --mask off".into()

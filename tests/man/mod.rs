@@ -291,6 +291,20 @@ fn synopsis(page: &mut Page, cmd: &Command) {
     page.roff.control("br", []);
     page.line("**claude-iso token status** [**--json**] [**--env-file** __PATH__]");
     page.roff.control("br", []);
+    page.line("**claude-iso homes** [**--json**]");
+    page.roff.control("br", []);
+    page.line(
+        "**claude-iso homes prune** [**--older-than** __DAYS__] [**--dry-run**] \
+        [**--delete-quarantined**]",
+    );
+    page.roff.control("br", []);
+    page.line(
+        "**claude-iso broker serve** [**--socket** __PATH__] [**--allow-user** __USER__] \
+        [**--allow-group** __GROUP__] [**--env-file** __PATH__] [**--grace** __SECONDS__]",
+    );
+    page.roff.control("br", []);
+    page.line("**claude-iso broker status** [**--socket** __PATH__] [**--json**]");
+    page.roff.control("br", []);
     page.line(&format!("**claude-iso completions** {shells}"));
 }
 
@@ -571,8 +585,9 @@ fn subcommands(page: &mut Page, cmd: &Command) {
     page.p(&format!(
         "{}. It inspects what a launch with the same options would do, without seeding, \
         moving or creating anything, and prints one check per line: **ok**, **warn** \
-        or **fail**, a short detail, and the fix for anything not ok. The token is \
-        shown as prefix and length only.",
+        or **fail**, a short detail, and the fix for anything not ok, then a summary \
+        line (how many of each). On a terminal, details are folded to 100 columns. The \
+        token is shown as prefix and length only.",
         about(doctor)
     ));
     let command_detail = format!(
@@ -743,7 +758,8 @@ fn homes(page: &mut Page, cmd: &Command) {
         home given with **--home** elsewhere is not tracked. For each: its size (the \
         apparent size of every file below it, each inode once), its last launch (the \
         modification time of **{OWN_LOCK}**, which a launch renews when it is more than an \
-        hour old), the number \
+        hour old, so it is shown as the day and the hours or days since, or \"within the \
+        last hour\"), the number \
         of directories trusted in its **{CLAUDE_JSON}**, whether it is in use, and the \
         files in it that claude-iso set aside, anywhere below it (quarantined \
         credentials files, kept copies of **{CLAUDE_JSON}** and of changed **--share** \

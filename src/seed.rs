@@ -476,7 +476,15 @@ pub fn inspect_for(
         Some((mut file, size)) => {
             // One byte more than the size, so a small file is read to EOF in one buffer.
             let hint = usize::try_from(size.saturating_add(1)).unwrap_or(usize::MAX);
-            if crate::scan::is_seeded_sized(&mut file, hint, &refs) == Some(true) {
+            let needles = || -> Vec<Vec<u8>> {
+                refs.iter()
+                    .map(|d| serde_json::to_vec(d).expect("a string serialises"))
+                    .collect()
+            };
+            if !detail && crate::scan::lacks_any(&file, size, &needles()) {
+                // A directory named nowhere in the file: a write is needed.
+                SeedPlan::Unseeded
+            } else if crate::scan::is_seeded_sized(&mut file, hint, &refs) == Some(true) {
                 SeedPlan::Seeded
             } else if !detail {
                 SeedPlan::Unseeded
@@ -785,7 +793,12 @@ fn own_lock(dir: &OwnedFd, home: &Path, done: impl Fn() -> bool) -> Result<Optio
     let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mut fd = openat(dir, OWN_LOCK, flags, Mode::empty())
         .map_err(|e| seed_err(&shown, format!("cannot open: {}", e.desc())))?;
-    let started = std::time::Instant::now();
+    let mut started = std::time::Instant::now();
+    // Every holder records claude's lock in the file as it takes and releases it: a
+    // change is another holder's progress, and the wait is timed from there (launches
+    // queued behind several holders in turn are not waiting for a stuck one).
+    let stamp = |fd: &OwnedFd| fstat(fd).ok().map(|st| (st.st_mtime, st.st_mtime_nsec));
+    let mut last = stamp(&fd);
     loop {
         match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
             Ok(lock) => return Ok(Some(lock)),
@@ -794,20 +807,24 @@ fn own_lock(dir: &OwnedFd, home: &Path, done: impl Fn() -> bool) -> Result<Optio
                 if done() {
                     return Ok(None);
                 }
+                let now = stamp(&fd);
+                if now != last {
+                    last = now;
+                    started = std::time::Instant::now();
+                }
                 if started.elapsed() > OWN_LOCK_TIMEOUT {
                     let holder = fstat(&fd)
                         .ok()
-                        .and_then(|st| fsutil::flock_holder(st.st_dev, st.st_ino))
-                        .map_or_else(
-                            || "another process".to_owned(),
-                            |pid| format!("process {pid}"),
-                        );
+                        .and_then(|st| fsutil::flock_holder(st.st_dev, st.st_ino));
+                    let (who, end) = match holder {
+                        Some(pid) => (format!("process {pid}"), format!(" (kill {pid})")),
+                        None => ("another process".to_owned(), String::new()),
+                    };
                     return Err(seed_err(
                         &shown,
                         format!(
-                            "{holder} has held this lock for over {}s while seeding; if it is stopped or stuck, end it (kill {})",
+                            "{who} has held this lock for over {}s while seeding; if it is stopped or stuck, end it{end}",
                             OWN_LOCK_TIMEOUT.as_secs(),
-                            holder.trim_start_matches("process ")
                         ),
                     ));
                 }

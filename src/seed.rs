@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
@@ -92,39 +93,43 @@ impl fmt::Display for Changes {
     }
 }
 
-/// An object whose members we do not own are kept as their original JSON text, byte
-/// for byte — keys included: a rewrite never re-encodes a number, an escape or a lone
+/// An object whose members we do not own are kept as their original JSON text (borrowed
+/// from the text read, never copied), byte for byte — keys included: a rewrite never re-encodes a number, an escape or a lone
 /// surrogate that claude (JavaScript) wrote and would read back, even in a key (which no
 /// Rust `String` can hold). Duplicate keys are kept; the last one counts, as in
 /// JavaScript's `JSON.parse`.
-type RawMap = Vec<Member>;
+type RawMap<'t> = Vec<Member<'t>>;
 
 #[derive(Debug)]
-struct Member {
+struct Member<'t> {
     /// The key as written, quotes included.
     raw_key: String,
     /// The key decoded, when it is valid Unicode (a lone surrogate is not).
     key: Option<String>,
-    node: Node,
+    node: Node<'t>,
 }
 
 /// A member: untouched original text, or an object we descend into.
 #[derive(Debug)]
-enum Node {
-    Raw(Box<RawValue>),
-    Object(RawMap),
+enum Node<'t> {
+    Raw(Cow<'t, RawValue>),
+    Object(RawMap<'t>),
 }
 
-fn raw_true() -> Node {
-    Node::Raw(RawValue::from_string("true".to_owned()).expect("valid JSON"))
+fn raw_true<'t>() -> Node<'t> {
+    Node::Raw(Cow::Owned(
+        RawValue::from_string("true".to_owned()).expect("valid JSON"),
+    ))
 }
 
 fn is_true(node: Option<&Node>) -> bool {
     matches!(node, Some(Node::Raw(raw)) if raw.get().trim() == "true")
 }
 
-fn raw_number(n: u64) -> Node {
-    Node::Raw(RawValue::from_string(n.to_string()).expect("a number is valid JSON"))
+fn raw_number<'t>(n: u64) -> Node<'t> {
+    Node::Raw(Cow::Owned(
+        RawValue::from_string(n.to_string()).expect("a number is valid JSON"),
+    ))
 }
 
 /// The limit of a dialog counter, by its key.
@@ -143,16 +148,20 @@ fn is_at_least(node: Option<&Node>, limit: u64) -> bool {
     matches!(node, Some(Node::Raw(raw)) if serde_json::from_str::<f64>(raw.get()).is_ok_and(|n| n >= limit))
 }
 
-fn find(map: &RawMap, key: &str) -> Option<usize> {
+fn find(map: &RawMap<'_>, key: &str) -> Option<usize> {
     map.iter().rposition(|m| m.key.as_deref() == Some(key))
 }
 
-fn get<'a>(map: &'a RawMap, key: &str) -> Option<&'a Node> {
+fn get<'a, 't>(map: &'a RawMap<'t>, key: &str) -> Option<&'a Node<'t>> {
     find(map, key).map(|i| &map[i].node)
 }
 
 /// The node of `key` (the last of duplicates), inserted at the end with `make` if missing.
-fn entry<'a>(map: &'a mut RawMap, key: &str, make: impl FnOnce() -> Node) -> &'a mut Node {
+fn entry<'a, 't>(
+    map: &'a mut RawMap<'t>,
+    key: &str,
+    make: impl FnOnce() -> Node<'t>,
+) -> &'a mut Node<'t> {
     let i = find(map, key).unwrap_or_else(|| {
         map.push(Member {
             raw_key: serde_json::to_string(key).expect("a string serialises"),
@@ -173,7 +182,7 @@ fn skip_ws(b: &[u8], mut pos: usize) -> usize {
 
 /// Parses the members of an object, keys and values kept as raw text. `None`: not a
 /// JSON object (or trailing content after it).
-fn parse_object(text: &str) -> Option<RawMap> {
+fn parse_object(text: &str) -> Option<RawMap<'_>> {
     let b = text.as_bytes();
     let mut pos = skip_ws(b, 0);
     if b.get(pos) != Some(&b'{') {
@@ -213,7 +222,7 @@ fn parse_object(text: &str) -> Option<RawMap> {
             map.push(Member {
                 raw_key: raw_key.to_owned(),
                 key,
-                node: Node::Raw(value.to_owned()),
+                node: Node::Raw(Cow::Borrowed(value)),
             });
             pos = skip_ws(b, pos);
             match b.get(pos)? {
@@ -231,7 +240,7 @@ fn parse_object(text: &str) -> Option<RawMap> {
 
 /// Writes an object the way `JSON.stringify(_, null, 2)` lays it out; raw members are
 /// written exactly as they were read.
-fn write_object(out: &mut String, map: &RawMap, indent: usize) {
+fn write_object(out: &mut String, map: &RawMap<'_>, indent: usize) {
     if map.is_empty() {
         out.push_str("{}");
         return;
@@ -257,15 +266,20 @@ fn write_object(out: &mut String, map: &RawMap, indent: usize) {
 
 /// Descends into member `key` of `map` as an object, replacing it (and saying so in
 /// `replaced`) when it is not one; creates it when missing.
-fn object_member<'a>(
-    map: &'a mut RawMap,
+fn object_member<'a, 't>(
+    map: &'a mut RawMap<'t>,
     key: &str,
     replaced: &mut Vec<String>,
     what: String,
-) -> &'a mut RawMap {
+) -> &'a mut RawMap<'t> {
     let node = entry(map, key, || Node::Object(RawMap::new()));
     if let Node::Raw(raw) = node {
-        *node = Node::Object(parse_object(raw.get()).unwrap_or_else(|| {
+        // Only values read from the text are objects; ours are `true` and numbers.
+        let parsed = match raw {
+            Cow::Borrowed(raw) => parse_object((*raw).get()),
+            Cow::Owned(_) => None,
+        };
+        *node = Node::Object(parsed.unwrap_or_else(|| {
             replaced.push(what);
             RawMap::new()
         }));
@@ -551,8 +565,10 @@ pub fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<(
 
     let original = match open_config(dir, path)? {
         None => None,
-        Some((mut file, _)) => {
-            let mut bytes = Vec::new();
+        Some((mut file, size)) => {
+            // Sized to the file (one byte more to see EOF): no regrowing, no copies.
+            let mut bytes =
+                Vec::with_capacity(usize::try_from(size.saturating_add(1)).unwrap_or(0));
             file.read_to_end(&mut bytes).map_err(|e| {
                 seed_err(
                     path,
@@ -739,7 +755,9 @@ fn collect_pending(dir: &OwnedFd, own: &str) -> Vec<(String, Vec<String>)> {
             }
             Err((fd, Errno::EWOULDBLOCK)) if !name.ends_with(".tmp") => {
                 let mut text = String::new();
+                // A request is a few paths; anything longer is not one of ours.
                 let dirs = File::from(fd)
+                    .take(MAX_PENDING)
                     .read_to_string(&mut text)
                     .ok()
                     .and_then(|_| serde_json::from_str::<Vec<String>>(&text).ok());
@@ -753,6 +771,9 @@ fn collect_pending(dir: &OwnedFd, own: &str) -> Vec<(String, Vec<String>)> {
     }
     found
 }
+
+/// The longest request file read (1 MiB: thousands of paths).
+const MAX_PENDING: u64 = 1 << 20;
 
 /// Removes the merged requests' files: their launches see it and go on.
 fn retire(dir: &OwnedFd, merged: &[(String, Vec<String>)]) {

@@ -336,38 +336,40 @@ fn upstream_of(env: &CallerEnv) -> Result<Plan> {
 
 /// Resolves `--allow-user` names or uids.
 fn allowed_uids(names: &[String]) -> Result<Vec<u32>> {
-    names
-        .iter()
-        .map(|n| match n.parse::<u32>() {
-            Ok(uid) => Ok(uid),
-            Err(_) => nix::unistd::User::from_name(n)
-                .ok()
-                .flatten()
-                .map(|u| u.uid.as_raw())
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--allow-user {n}: no such user; give a user name or a uid"
-                    ))
-                }),
-        })
-        .collect()
+    resolve_ids(names, "--allow-user", "user", |n| {
+        nix::unistd::User::from_name(n)
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+    })
 }
 
 /// Resolves `--allow-group` names or gids.
 fn allowed_gids(names: &[String]) -> Result<Vec<u32>> {
+    resolve_ids(names, "--allow-group", "group", |n| {
+        nix::unistd::Group::from_name(n)
+            .ok()
+            .flatten()
+            .map(|g| g.gid.as_raw())
+    })
+}
+
+/// Each of `names` as a number, or looked up by name; an unknown name is a usage error
+/// naming the option.
+fn resolve_ids(
+    names: &[String],
+    option: &str,
+    what: &str,
+    lookup: impl Fn(&str) -> Option<u32>,
+) -> Result<Vec<u32>> {
     names
         .iter()
-        .map(|n| match n.parse::<u32>() {
-            Ok(gid) => Ok(gid),
-            Err(_) => nix::unistd::Group::from_name(n)
-                .ok()
-                .flatten()
-                .map(|g| g.gid.as_raw())
-                .ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--allow-group {n}: no such group; give a group name or a gid"
-                    ))
-                }),
+        .map(|n| {
+            n.parse::<u32>().ok().or_else(|| lookup(n)).ok_or_else(|| {
+                Error::Usage(format!(
+                    "{option} {n}: no such {what}; give a {what} name or a numeric id"
+                ))
+            })
         })
         .collect()
 }

@@ -20,7 +20,20 @@ use clap_complete::Shell;
     disable_help_subcommand = true,
     subcommand_value_name = "SUBCOMMAND",
     subcommand_help_heading = "Subcommands",
-    after_help = "COMMAND defaults to `claude`. Everything after `--` is passed verbatim.\n\
+    after_help = "Examples:\n  \
+                  claude-iso token set                 store the token `claude setup-token` prints\n  \
+                  claude-iso                           run claude\n  \
+                  claude-iso -- claude --resume <id>   resume a session\n\
+                  More: claude-iso --help, man claude-iso",
+    after_long_help = "Examples:\n  \
+                  claude-iso token set                 store the token `claude setup-token` prints\n  \
+                  claude-iso doctor --live             check everything, and that the token works\n  \
+                  claude-iso                           run claude in the current folder\n  \
+                  claude-iso -- claude --print 'hi'    one answer, no terminal UI\n  \
+                  claude-iso -- claude --resume <id>   resume a session (claude's hint omits claude-iso)\n  \
+                  claude-iso --name work -C ~/src/app  a home of its own, in another folder\n  \
+                  claude-iso --share default           bring your CLAUDE.md, agents, commands, settings\n\n\
+                  COMMAND defaults to `claude`. Everything after `--` is passed verbatim.\n\
                   Exit status: the command's own; 125 if claude-iso fails, 126 if COMMAND \
                   cannot run, 127 if it is not found."
 )]
@@ -31,7 +44,9 @@ pub struct Cli {
     #[command(flatten)]
     pub launch: LaunchArgs,
 
-    /// Print what would happen (token shown as prefix and length only); change nothing.
+    /// Print what would happen; change nothing.
+    ///
+    /// The token is shown as prefix and length only.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
 
@@ -43,9 +58,10 @@ pub struct Cli {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Carry PATH (relative to your home) into the scratch home as a read-only copy, or
-    /// `default` for .claude/{CLAUDE.md,agents,commands,skills,output-styles,
-    /// keybindings.json,settings.json}, .gitconfig and .config/git (repeatable).
+    /// Copy PATH (in your home) into the scratch home, read-only (repeatable).
+    ///
+    /// `default` stands for .claude/{CLAUDE.md,agents,commands,skills,output-styles,
+    /// keybindings.json,settings.json}, .gitconfig and .config/git.
     /// Credential files are always refused.
     #[arg(long, value_name = "PATH|default")]
     pub share: Vec<OsString>,
@@ -62,20 +78,26 @@ pub struct Cli {
 /// Options shared by the launcher and `doctor`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct LaunchArgs {
-    /// Env file holding CLAUDE_CODE_OAUTH_TOKEN=… (mode 0600) [env: CLAUDE_ISO_ENV_FILE].
+    /// Token file (mode 0600): CLAUDE_CODE_OAUTH_TOKEN=…, or the token alone.
+    ///
+    /// [env: CLAUDE_ISO_ENV_FILE]
     #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
 
-    /// Scratch HOME [default: $XDG_STATE_HOME/claude-iso/home] [env: CLAUDE_ISO_HOME].
+    /// Scratch HOME [default: $XDG_STATE_HOME/claude-iso/home].
+    ///
+    /// [env: CLAUDE_ISO_HOME]
     #[arg(long, value_name = "DIR")]
     pub home: Option<PathBuf>,
 
-    /// Use the named home $XDG_STATE_HOME/claude-iso/homes/NAME (NAME: a letter or digit,
-    /// then up to 63 of letters, digits, '.', '_', '-') [env: CLAUDE_ISO_NAME].
+    /// Use the named home $XDG_STATE_HOME/claude-iso/homes/NAME.
+    ///
+    /// NAME: a letter or digit, then up to 63 of letters, digits, '.', '_', '-'
+    /// [env: CLAUDE_ISO_NAME].
     #[arg(long, value_name = "NAME", conflicts_with = "home")]
     pub name: Option<String>,
 
-    /// Change to DIR before running COMMAND; DIR is the folder that gets trusted.
+    /// Change to DIR before running COMMAND (the folder that gets trusted).
     #[arg(short = 'C', long = "cwd", value_name = "DIR")]
     pub cwd: Option<PathBuf>,
 
@@ -88,42 +110,52 @@ pub struct LaunchArgs {
     pub keep_env: Vec<String>,
 
     /// Also remove NAME from the command's environment (repeatable).
+    ///
+    /// A variable the launch removes anyway is then removed without its warning.
     #[arg(long, value_name = "NAME")]
     pub unset: Vec<String>,
 
-    /// How the command gets to use the token: `broker` (a process beside it holds the
-    /// token and forwards its API requests from a Unix socket; the command gets a
+    /// How the command gets the token: broker, fd or env.
+    ///
+    /// `broker` (a process beside it holds the token and forwards its API requests from a Unix socket; the command gets a
     /// placeholder; the default when the command is claude), `fd` (a pipe, read once) or
     /// `env` (CLAUDE_CODE_OAUTH_TOKEN; the default otherwise) [env: CLAUDE_ISO_TOKEN_VIA].
-    #[arg(long, value_name = "WAY", value_parser = ["broker", "fd", "env"])]
+    #[arg(long, value_name = "WAY", value_parser = ["broker", "fd", "env"], hide_possible_values = true)]
     pub token_via: Option<String>,
 
-    /// Use the shared broker listening on this socket (`claude-iso broker serve`): no
-    /// token is read, none need exist for this user [env: CLAUDE_ISO_BROKER].
+    /// Use the shared broker listening on this socket; read no token.
+    ///
+    /// The broker is `claude-iso broker serve`; no token need exist for this user
+    /// [env: CLAUDE_ISO_BROKER].
     #[arg(long, value_name = "SOCKET", conflicts_with = "token_via")]
     pub broker: Option<PathBuf>,
 
-    /// Let project settings that bring another credential or send the token elsewhere
-    /// through, on purpose [env: CLAUDE_ISO_ALLOW_PROJECT_AUTH=1].
+    /// Let project settings bring a credential or redirect the token.
+    ///
+    /// On purpose: the guard refuses them otherwise [env: CLAUDE_ISO_ALLOW_PROJECT_AUTH=1].
     #[arg(long)]
     pub allow_project_auth: bool,
 
-    /// Do not pre-trust the working directory: the interactive claude asks its own
-    /// question (onboarding is still seeded; --trust DIRs are still trusted; trust
+    /// Do not pre-trust the working directory.
+    ///
+    /// The interactive claude asks its own question (onboarding is still seeded; --trust DIRs are still trusted; trust
     /// already recorded in the home is left as it is).
     #[arg(long)]
     pub no_trust: bool,
 
-    /// Hide the real credential files from the command with a private mount namespace:
-    /// auto (when the kernel allows), on (or exit 125), off [env: CLAUDE_ISO_MASK].
-    #[arg(long, value_name = "WHEN")]
+    /// Hide the real credential files from the command: auto, on, off.
+    ///
+    /// With a private mount namespace: auto (when the kernel allows), on (or exit 125),
+    /// off [env: CLAUDE_ISO_MASK].
+    #[arg(long, value_name = "WHEN", hide_possible_values = true)]
     pub mask: Option<Switch>,
 
-    /// Have claude strip credentials from its tools' environment
-    /// (CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1; needs bubblewrap; claude then writes empty
-    /// stubs into the working directory): off (the default; the caller's value passes),
+    /// Have claude keep credentials from its tools: off, auto, on.
+    ///
+    /// CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1; needs bubblewrap; claude then writes empty
+    /// stubs into the working directory. off (the default; the caller's value passes),
     /// auto (when bubblewrap is there), on (or exit 125) [env: CLAUDE_ISO_SCRUB_TOOLS].
-    #[arg(long, value_name = "WHEN")]
+    #[arg(long, value_name = "WHEN", hide_possible_values = true)]
     pub scrub_tools: Option<Switch>,
 }
 
@@ -176,10 +208,12 @@ impl LaunchArgs {
 
 /// The minimal init (`--init`): options shared by the launcher and `doctor`.
 #[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Init (PID 1)")]
+#[command(next_help_heading = "Init options (PID 1)")]
 pub struct InitArgs {
-    /// Stay as a minimal init: fork, reap zombies, forward signals, end as the command
-    /// ended [automatic when claude-iso is PID 1] [env: CLAUDE_ISO_INIT=1].
+    /// Stay as a minimal init [automatic when claude-iso is PID 1].
+    ///
+    /// Fork, reap zombies, forward signals, end as the command ended
+    /// [env: CLAUDE_ISO_INIT=1].
     #[arg(long, conflicts_with = "no_init")]
     pub init: bool,
 
@@ -187,13 +221,16 @@ pub struct InitArgs {
     #[arg(long)]
     pub no_init: bool,
 
-    /// With the init: put the command in its own process group (handing it the
-    /// terminal) and forward signals to the whole group (implies --init).
+    /// The command in a process group of its own (implies --init).
+    ///
+    /// The group gets the terminal, and signals are forwarded to the whole group.
     #[arg(long, conflicts_with = "no_init")]
     pub init_group: bool,
 
-    /// With the init: seconds between SIGTERM and SIGKILL for processes left after the
-    /// command exits [default: 10] [env: CLAUDE_ISO_INIT_GRACE].
+    /// With the init: seconds from SIGTERM to SIGKILL for leftovers.
+    ///
+    /// Processes left after the command exits get SIGTERM, then SIGKILL after this many
+    /// seconds [default: 10] [env: CLAUDE_ISO_INIT_GRACE].
     #[arg(long, value_name = "SECONDS")]
     pub init_grace: Option<u32>,
 }
@@ -264,11 +301,13 @@ pub enum Subcommand {
     /// Store the setup-token (`token set`) or show how old it is (`token status`).
     #[command(subcommand)]
     Token(TokenCommand),
-    /// List the homes claude-iso made (size, last launch, seeded directories, files set
-    /// aside); `homes prune` removes those not launched for a while.
+    /// List the scratch homes; `homes prune` removes those not launched for a while.
+    ///
+    /// Each with its size, last launch, seeded directories and files set aside.
     Homes(HomesArgs),
-    /// A broker for a fleet: hold the token for agents that run as other users and never
-    /// hold it (`broker serve`), and show what it has served (`broker status`).
+    /// Hold the token for a fleet's agents (`broker serve`); show its use (`broker status`).
+    ///
+    /// For agents that run as other users and never hold the token.
     #[command(subcommand)]
     Broker(BrokerCommand),
     /// Print a shell completion script.
@@ -408,4 +447,85 @@ pub struct PruneArgs {
     /// Also remove homes holding a quarantined credentials file (deleting it; each one is named).
     #[arg(long)]
     pub delete_quarantined: bool,
+}
+
+/// clap's usage error in one line, its detail kept: the missing argument's name, the
+/// possible values, the similar option, the subcommands to choose from.
+#[must_use]
+pub fn one_line(e: &clap::Error) -> String {
+    use clap::error::ErrorKind;
+    let text = e.render().to_string();
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand
+    ) {
+        // clap renders the subcommand's help; its usage line names the subcommand.
+        let usage = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("Usage: "))
+            .unwrap_or("claude-iso");
+        let path: Vec<&str> = usage
+            .split_whitespace()
+            .skip(1)
+            .take_while(|w| !w.starts_with(['<', '[']))
+            .collect();
+        let mut cmd = <Cli as clap::CommandFactory>::command();
+        for word in &path {
+            match cmd.find_subcommand(word) {
+                Some(sub) => cmd = sub.clone(),
+                None => break,
+            }
+        }
+        let names: Vec<&str> = cmd.get_subcommands().map(clap::Command::get_name).collect();
+        return format!(
+            "{}: a subcommand is required, one of: {} (usage: {usage})",
+            path.join(" "),
+            names.join(", ")
+        );
+    }
+    let mut out = String::new();
+    // The error, then its detail, then (after a blank line) the usage: kept up to there.
+    for l in lines.iter().take_while(|l| !l.starts_with("Usage:")) {
+        // "to pass '--x' as a value, use '-- --x'": the caller's own hint says where `--` goes.
+        if l.is_empty() || l.starts_with("tip: to pass") || l.starts_with("For more information") {
+            continue;
+        }
+        let l = l.trim_start_matches("error: ");
+        if !out.is_empty() {
+            out.push_str(if out.ends_with(':') || l.starts_with('[') {
+                " "
+            } else {
+                "; "
+            });
+        }
+        out.push_str(l);
+    }
+    if out.is_empty() {
+        "invalid arguments".into()
+    } else {
+        out
+    }
+}
+
+/// The completion script for `shell`, as clap_complete writes it, mended for bash:
+/// clap_complete names the states of a binary with a hyphen inconsistently (the loop
+/// sets `claude__iso__subcmd__token`, the cases test `claude__subcmd__iso__subcmd__token`),
+/// so every subcommand fell back to file names; and `--name` offers the existing named
+/// homes ($XDG_STATE_HOME/claude-iso/homes) instead of files.
+#[must_use]
+pub fn completion_script(shell: Shell) -> Vec<u8> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "claude-iso", &mut script);
+    if shell != Shell::Bash {
+        return script;
+    }
+    let text = String::from_utf8_lossy(&script)
+        .replace("claude__subcmd__iso", "claude__iso")
+        .replace(
+            "                --name)\n                    COMPREPLY=($(compgen -f \"${cur}\"))",
+            "                --name)\n                    COMPREPLY=($(cd \"${XDG_STATE_HOME:-$HOME/.local/state}/claude-iso/homes\" 2>/dev/null && compgen -d -- \"${cur}\"))",
+        );
+    text.into_bytes()
 }

@@ -102,21 +102,83 @@ pub fn main(args: &DoctorArgs) -> Result<Outcome> {
         });
         let _ = writeln!(out, "{doc:#}");
     } else {
+        // On a terminal, each detail is folded to 100 columns under its own column; a
+        // pipe or a file gets one line per check (for grep).
+        let width = nix::unistd::isatty(std::io::stdout())
+            .unwrap_or(false)
+            .then_some(TEXT_WIDTH);
         for c in &checks {
-            let _ = writeln!(
-                out,
-                "{:<5} {:<17} {}",
-                c.status.to_string(),
-                c.name,
-                c.detail
-            );
+            let head = format!("{:<5} {:<17} ", c.status.to_string(), c.name);
+            let _ = writeln!(out, "{head}{}", fold(&c.detail, head.len(), width));
         }
+        let _ = writeln!(out, "{}", summary(&checks));
     }
     Ok(if ok {
         Outcome::Success
     } else {
         Outcome::Unhealthy
     })
+}
+
+/// The CA bundles distributions install as the system's trust store (Debian/Ubuntu,
+/// Fedora/RHEL, openSUSE, Alpine/Arch, and the older RHEL path).
+const SYSTEM_CA_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+    "/etc/ssl/ca-bundle.pem",
+    "/etc/ssl/cert.pem",
+];
+
+/// Whether `path` is (or resolves to) one of the system's CA bundles.
+fn names_system_bundle(path: &std::ffi::OsStr) -> bool {
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let path = real(Path::new(path));
+    SYSTEM_CA_BUNDLES
+        .iter()
+        .any(|b| Path::new(b) == path || real(Path::new(b)) == path)
+}
+
+/// The width a report on a terminal keeps to.
+const TEXT_WIDTH: usize = 100;
+
+/// `text` folded at spaces so that, after `indent` columns, no line passes `width`
+/// (a word longer than the room stays whole); continuation lines are indented.
+fn fold(text: &str, indent: usize, width: Option<usize>) -> String {
+    let Some(width) = width else {
+        return text.to_owned();
+    };
+    let room = width.saturating_sub(indent).max(20);
+    let mut out = String::new();
+    let mut line_len = 0;
+    for word in text.split(' ') {
+        let len = word.chars().count();
+        if line_len > 0 && line_len + 1 + len > room {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            line_len = 0;
+        } else if line_len > 0 {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(word);
+        line_len += len;
+    }
+    out
+}
+
+/// The report's last line: how many checks passed, warned and failed, and what to do.
+fn summary(checks: &[Check]) -> String {
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    let (ok, warn, fail) = (count(Status::Ok), count(Status::Warn), count(Status::Fail));
+    let verdict = if fail > 0 {
+        "fix the `fail` lines (exit status 1)"
+    } else if warn > 0 {
+        "nothing failed; read the `warn` lines"
+    } else {
+        "every check passed"
+    };
+    format!("summary: {ok} ok, {warn} warn, {fail} fail: {verdict}")
 }
 
 /// All checks, in report order.
@@ -681,7 +743,9 @@ fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &Path) -> Che
     let command_env = guard::command_env(config);
     let set = |name: &str| command_env.get(name).filter(|v| !v.is_empty());
     let insecure = set("NODE_TLS_REJECT_UNAUTHORIZED").is_some_and(|v| v == "0");
-    let extra_ca = set("NODE_EXTRA_CA_CERTS").is_some();
+    // A variable that names the system's own bundle (set by habit, or by an image)
+    // trusts nothing extra: no warning for it.
+    let extra_ca = set("NODE_EXTRA_CA_CERTS").is_some_and(|v| !names_system_bundle(v));
     // The caller's side of the `destination` check (the same variables: every base URL
     // and proxy claude honours); scheme and host only, never userinfo.
     let dest = guard::destination(&[], &command_env);
@@ -1349,6 +1413,46 @@ mod tests {
             check_unscrubbable(&config, &remote, &managed).status,
             Status::Ok
         );
+    }
+
+    #[test]
+    fn a_ca_variable_naming_the_system_bundle_is_not_an_extra_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = dir.path().join("remote");
+        let managed = dir.path().join("managed.json");
+        let proxied = |ca: &str| {
+            config_with(&[
+                ("HTTPS_PROXY", "http://proxy.example.com:3128"),
+                ("NODE_EXTRA_CA_CERTS", ca),
+            ])
+        };
+        for ca in SYSTEM_CA_BUNDLES {
+            let c = check_unscrubbable(&proxied(ca), &remote, &managed);
+            assert_eq!(c.status, Status::Ok, "{ca}: {}", c.detail);
+        }
+        let c = check_unscrubbable(&proxied("/etc/mitm.pem"), &remote, &managed);
+        assert_eq!(c.status, Status::Warn, "{}", c.detail);
+        assert!(c.detail.contains("NODE_EXTRA_CA_CERTS"), "{}", c.detail);
+    }
+
+    #[test]
+    fn summary_counts_and_folds() {
+        let c = |status| check("x", status, "d");
+        assert_eq!(
+            summary(&[c(Status::Ok), c(Status::Ok)]),
+            "summary: 2 ok, 0 warn, 0 fail: every check passed"
+        );
+        assert_eq!(
+            summary(&[c(Status::Ok), c(Status::Warn), c(Status::Fail)]),
+            "summary: 1 ok, 1 warn, 1 fail: fix the `fail` lines (exit status 1)"
+        );
+        let long = "word ".repeat(60);
+        let folded = fold(long.trim_end(), 24, Some(TEXT_WIDTH));
+        assert!(folded.lines().count() > 1);
+        for line in folded.lines() {
+            assert!(24 + line.trim_start().len() <= TEXT_WIDTH, "{line:?}");
+        }
+        assert_eq!(fold("a b", 24, None), "a b");
     }
 
     #[test]

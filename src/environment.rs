@@ -44,8 +44,13 @@ pub enum Delivery<'a> {
 #[derive(Debug)]
 pub struct ChildEnv {
     pub vars: Vec<(OsString, OsString)>,
-    /// Names (never values) of variables that were set and are removed.
+    /// Names (never values) of variables that were set and are removed, unasked: what
+    /// the launch warns about.
     pub removed: Vec<String>,
+    /// Names of variables that were set and are removed because `--unset` names them:
+    /// acknowledged, so not warned about (a unit that always has `XDG_CONFIG_HOME` set
+    /// says `--unset XDG_CONFIG_HOME` once instead of hearing it on every start).
+    pub unset: Vec<String>,
 }
 
 impl ChildEnv {
@@ -85,6 +90,7 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
 
     let mut vars: Vec<(OsString, OsString)> = Vec::with_capacity(caller.vars().len() + 3);
     let mut removed = Vec::new();
+    let mut unset = Vec::new();
     // Linear in the size of the environment: each name is looked up once.
     let mut seen: std::collections::HashSet<&OsStr> =
         std::collections::HashSet::with_capacity(caller.vars().len());
@@ -99,7 +105,11 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
         let same_as_ours = || ours.iter().any(|(n, val)| OsStr::new(n) == k && val == v);
         if removed_by_us(k) && !same_as_ours() {
             let name = k.to_string_lossy().into_owned();
-            removed.push(name);
+            if plan.unset.contains(&name) {
+                unset.push(name);
+            } else {
+                removed.push(name);
+            }
             continue;
         }
         // Ours, replaced below; and in fd mode the caller's CLAUDE_CODE_OAUTH_TOKEN is
@@ -119,7 +129,11 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
             vars.push((OsString::from(k), v));
         }
     }
-    ChildEnv { vars, removed }
+    ChildEnv {
+        vars,
+        removed,
+        unset,
+    }
 }
 
 #[cfg(test)]
@@ -236,7 +250,8 @@ mod tests {
         assert_eq!(get(&c, "ANTHROPIC_API_KEY"), Some("a"));
         assert_eq!(get(&c, "FOO"), None);
         assert_eq!(get(&c, "PWD"), Some("/new"));
-        assert_eq!(c.removed, vec!["FOO"]);
+        assert!(c.removed.is_empty(), "{:?}", c.removed);
+        assert_eq!(c.unset, vec!["FOO"]);
         let c = run(caller, &[], &[], None);
         assert_eq!(get(&c, "PWD"), Some("/old"));
         assert_eq!(get(&c, "FOO"), Some("1"));

@@ -547,11 +547,21 @@ fn cannot_create_in(path: &Path, parent: &Path, e: Errno) -> Error {
         Errno::EROFS => format!("{} is on a read-only file system", parent.display()),
         _ => format!("{}: {}", parent.display(), errno_text(e)),
     };
+    // A directory of the system's (root's, or on a read-only file system) is not one to
+    // open up for a scratch home: only another user's directory is worth asking about.
+    let owner = std::fs::metadata(parent)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .ok();
+    let ask_owner = match owner {
+        Some(uid) if uid != 0 && uid != me && matches!(e, Errno::EACCES | Errno::EPERM) => {
+            format!(", or ask its owner (uid {uid}) to let you write there")
+        }
+        _ => String::new(),
+    };
     home_err(
         path,
         format!(
-            "cannot create: {why}; choose a home in a directory of yours (--home DIR), or have {} made writable",
-            parent.display()
+            "cannot create: {why}; choose a home in a directory of yours: --home DIR, --name NAME with XDG_STATE_HOME=DIR, or XDG_STATE_HOME=DIR for the default home{ask_owner}"
         ),
     )
 }

@@ -539,10 +539,9 @@ fn list(config: &Config, as_json: bool) -> Result<Outcome> {
             "NAME", "SIZE", "LAST LAUNCH", "SEEDED", "PATH"
         ));
         for (_, h) in &homes {
-            let last = h.last_launch.map_or_else(
-                || "never".to_owned(),
-                |t| format!("{} ({})", utc(t), ago(now - t)),
-            );
+            let last = h
+                .last_launch
+                .map_or_else(|| "never".to_owned(), |t| last_launch(t, now));
             let seeded = h
                 .seeded_dirs
                 .map_or_else(|| "?".to_owned(), |n| n.to_string());
@@ -602,13 +601,19 @@ fn human_size(bytes: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
-fn ago(secs: i64) -> String {
-    match secs {
-        s if s < 0 => "in the future".into(),
-        s if s < 120 => format!("{s}s ago"),
-        s if s < 2 * 3600 => format!("{}m ago", s / 60),
-        s if s < 2 * 86400 => format!("{}h ago", s / 3600),
-        s => format!("{}d ago", s / 86400),
+/// A last launch as precisely as it is kept: the stamp is renewed at most every
+/// [`STAMP_EVERY`] seconds, so the launch lies somewhere in the hour after it. The day,
+/// and hours or days ago.
+fn last_launch(stamp: i64, now: i64) -> String {
+    let age = now - stamp;
+    if (0..STAMP_EVERY).contains(&age) {
+        return "within the last hour".into();
+    }
+    let day = &utc(stamp)[..10];
+    match age {
+        a if a < 0 => format!("{day} (in the future)"),
+        a if a < 2 * 86400 => format!("{day} ({}h ago)", a / 3600),
+        a => format!("{day} ({}d ago)", a / 86400),
     }
 }
 
@@ -688,7 +693,7 @@ fn prune(config: &Config, args: &PruneArgs) -> Result<Outcome> {
         }
         let last = info.last_launch.map_or_else(
             || "never launched".to_owned(),
-            |t| format!("last launch {}", utc(t)),
+            |t| format!("last launch {}", last_launch(t, now)),
         );
         let parent = &parents[found.parent];
         match prune_one(parent, &found, &info, args, limit) {
@@ -1004,6 +1009,16 @@ fn remove_contents(dir: &OwnedFd, dev: u64, depth: usize) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_launch_is_shown_as_precisely_as_it_is_kept() {
+        let stamp = 1_700_000_000; // 2023-11-14T22:13:20Z
+        assert_eq!(last_launch(stamp, stamp), "within the last hour");
+        assert_eq!(last_launch(stamp, stamp + 3599), "within the last hour");
+        assert_eq!(last_launch(stamp, stamp + 3600), "2023-11-14 (1h ago)");
+        assert_eq!(last_launch(stamp, stamp + 5 * 86400), "2023-11-14 (5d ago)");
+        assert_eq!(last_launch(stamp, stamp - 10), "2023-11-14 (in the future)");
+    }
 
     #[test]
     fn dates() {

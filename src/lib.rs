@@ -5,6 +5,12 @@
 
 #![deny(unsafe_code)]
 
+// Namespaces, /proc, prctl and execve as Linux has them: nothing else is supported.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "claude-iso runs on Linux only (user and mount namespaces, /proc, prctl); build it on Linux, or for a Linux target (--target x86_64-unknown-linux-gnu)"
+);
+
 pub mod broker;
 pub mod caller;
 pub mod cli;
@@ -53,6 +59,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
     sys::set_non_dumpable();
     init::hold_signals_if_pid1();
     let args: Vec<OsString> = args.into_iter().collect();
+    if let Some(e) = token::in_arguments(&args) {
+        report::error_line(&e.to_string());
+        return e.exit_code();
+    }
     let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e, &args),
@@ -87,10 +97,7 @@ fn subcommand(sub: &cli::Subcommand) -> Result<Outcome> {
         cli::Subcommand::Broker(cli::BrokerCommand::Serve(args)) => broker::serve_main(args),
         cli::Subcommand::Broker(cli::BrokerCommand::Status(args)) => broker::status_main(args),
         cli::Subcommand::Completions { shell } => {
-            let mut cmd = <Cli as clap::CommandFactory>::command();
-            let mut script = Vec::new();
-            clap_complete::generate(*shell, &mut cmd, "claude-iso", &mut script);
-            report::stdout_bytes(&script);
+            report::stdout_bytes(&cli::completion_script(*shell));
             Ok(Outcome::Success)
         }
     }
@@ -103,12 +110,8 @@ fn usage_error(e: &clap::Error, args: &[OsString]) -> i32 {
         report::stdout_bytes(e.render().to_string().as_bytes());
         return 0;
     }
-    let text = e.render().to_string();
-    let first = text
-        .lines()
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ");
+    let line = cli::one_line(e);
+    let first = line.as_str();
     let err = Error::Usage(match forgotten_separator(e, args) {
         Some(word) => format!("{first}; put `--` before the command: claude-iso -- {word} …"),
         None => format!("{first} (see claude-iso --help)"),
@@ -343,10 +346,13 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     }
     if !child.removed.is_empty() {
         report.warn(format!(
-            "not passing {} to {} (each would override or relocate the token; --keep-env NAME passes one on purpose)",
+            "not passing {} to {} (each would override or relocate the token; --keep-env NAME passes one on purpose, --unset NAME removes it without this warning)",
             child.removed.join(", "),
             argv[0].to_string_lossy()
         ));
+    }
+    if !child.unset.is_empty() {
+        report.info(format!("--unset: not passing {}", child.unset.join(", ")));
     }
 
     if cli.dry_run {
@@ -368,8 +374,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
                 exec::token_fd_floor(config.env.get("LISTEN_FDS"))
             ),
         });
-        let shared: Vec<std::path::PathBuf> =
-            shares.iter().map(|s| home_path.join(&s.dest)).collect();
+        let shared = mask::shared_paths(&shares, &home_path);
         mask::dry_run(&config, &home_path, program.as_deref(), &shared, report);
         print_plan(
             report,
@@ -382,6 +387,9 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         return Ok(Outcome::Success);
     }
     let program = program.expect("resolved unless dry run");
+    // The mask's plan and every refusal of it, before anything changes.
+    let shared = mask::shared_paths(&shares, &home_path);
+    let mask_plan = mask::prepare(&config, &home_path, Some(&program), &shared, report)?;
     // Claimed (`home::Claim`) until the exec: `homes prune` cannot take it meanwhile.
     let home = home::apply(&config, home_state, report)?;
     homes::stamp_launch(&home)?;
@@ -396,12 +404,11 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     // The real credential files are masked from here on (home and seed needed the real
     // filesystem); the namespace starts the process at its `/`, hence the change of
     // directory.
-    let shared: Vec<std::path::PathBuf> = shares.iter().map(|s| home.path.join(&s.dest)).collect();
     // The broker is forked before the mask: it stays outside the command's namespaces.
     if let (BrokerChoice::Own(plan), Some(token)) = (&broker, &token) {
         broker::start(plan, token)?;
     }
-    let masked = mask::launch(&config, &home.path, Some(&program), &shared, report)?;
+    let masked = mask::launch(&config, mask_plan, &home.path, report)?;
     if let (BrokerChoice::None, Some(token), TokenVia::Fd) = (&broker, &token, via) {
         let fd = exec::token_pipe(token, exec::token_fd_floor(config.env.get("LISTEN_FDS")))?;
         child.set(TOKEN_FD_VAR, std::ffi::OsStr::new(&fd.to_string()));
@@ -543,7 +550,7 @@ fn print_plan(
         };
         report.plan(format!("env: set {k}={v}"));
     }
-    for name in &child.removed {
+    for name in child.removed.iter().chain(&child.unset) {
         report.plan(format!("env: unset {name}"));
     }
     report.plan("dry run: nothing changed, nothing run");

@@ -1,12 +1,22 @@
 //! The mask: the real credential files made unreachable to the command and everything it
 //! starts, by the kernel, in a private mount namespace entered just before `execve`.
 //!
-//! [`plan`] is a pure function from where credentials live to a list of [`MountOp`]s:
+//! [`plan`] is a function from where credentials live to a list of [`MountOp`]s:
 //! each real config dir and the Anthropic profile store covered by an empty read-only
 //! directory, each real `~/.claude.json` bound read-only onto itself, each token file
 //! covered by an empty read-only file. A config dir that holds the working directory
 //! stays visible but read-only (that directory writable), its credential files emptied.
-//! [`enter`] applies it.
+//! First come the views ([`MountOp::View`]): the directory holding each hidden place is
+//! covered by a read-only tmpfs with its launch-time entries bound back, so that removing,
+//! renaming or re-creating a hidden place outside during the run lifts nothing (a mount
+//! on the real entry would go away with it); claude-iso's state directory shows only the
+//! launch's own home.
+//!
+//! The launcher calls [`prepare`] before anything changes (the plan, and every refusal:
+//! a misplaced working directory, an inherited descriptor into a hidden place
+//! ([`check_descriptors`]), a `/proc` of another PID namespace, and under `--mask on` the
+//! kernel's refusal, tried in a helper), then [`launch`] after the home is made, which
+//! [`enter`]s it.
 //!
 //! How it is applied (measured; see the README's "The mask"): a forked helper does the
 //! work and this process joins the result with `setns`, so a refusal at any step leaves
@@ -23,8 +33,10 @@
 
 #![forbid(unsafe_code)]
 
+use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -81,6 +93,22 @@ pub enum MountOp {
     /// Show a directory inside a hidden one again, read-only (a `PATH` entry such as
     /// claude's local install in `~/.claude/local`).
     Reveal { path: PathBuf },
+    /// A view of a directory: a read-only tmpfs over it in which each entry it holds at
+    /// launch is bound back from the real directory (writable as it was; a symlink is
+    /// copied), except the `cover` names (an empty placeholder of that kind, or nothing)
+    /// and, with `only`, every name not listed (left out). A mount on a real entry goes
+    /// away when that entry is removed or renamed outside; the view's mount points are
+    /// its own, so removing, renaming or re-creating an entry outside changes nothing
+    /// the command sees (issue 21).
+    View {
+        path: PathBuf,
+        cover: Vec<(OsString, Option<Kind>)>,
+        only: Option<Vec<OsString>>,
+        /// Bound back read-only (`~/.claude.json`; a config dir that is the working
+        /// directory), so that what shows when a later mount on it goes away is read-only
+        /// too.
+        read_only: Vec<OsString>,
+    },
 }
 
 impl MountOp {
@@ -90,7 +118,8 @@ impl MountOp {
             MountOp::ReadOnly { path, .. }
             | MountOp::Writable { path }
             | MountOp::Empty { path, .. }
-            | MountOp::Reveal { path } => path,
+            | MountOp::Reveal { path }
+            | MountOp::View { path, .. } => path,
         }
     }
 
@@ -109,6 +138,60 @@ impl MountOp {
                 kind: Kind::Dir,
             } => format!("hidden {}", path.display()),
             MountOp::Reveal { path } => format!("shown read-only {}", path.display()),
+            MountOp::View {
+                path,
+                only: Some(only),
+                ..
+            } => {
+                let names: Vec<String> = only
+                    .iter()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .collect();
+                format!(
+                    "view {} (only {} shown)",
+                    path.display(),
+                    if names.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        names.join(" ")
+                    }
+                )
+            }
+            MountOp::View {
+                path,
+                cover,
+                read_only,
+                ..
+            } => {
+                let names = |v: Vec<&OsString>| {
+                    v.iter()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .collect::<Vec<String>>()
+                        .join(" ")
+                };
+                let hidden = names(
+                    cover
+                        .iter()
+                        .filter(|(_, k)| k.is_some())
+                        .map(|(n, _)| n)
+                        .collect(),
+                );
+                let absent = names(
+                    cover
+                        .iter()
+                        .filter(|(_, k)| k.is_none())
+                        .map(|(n, _)| n)
+                        .collect(),
+                );
+                let ro = names(read_only.iter().collect());
+                let mut parts = vec!["entries as at launch".to_owned()];
+                for (what, list) in [("empty", hidden), ("left out", absent), ("read-only", ro)] {
+                    if !list.is_empty() {
+                        parts.push(format!("{what}: {list}"));
+                    }
+                }
+                format!("view {} ({})", path.display(), parts.join("; "))
+            }
         }
     }
 }
@@ -141,7 +224,17 @@ pub struct Sources {
     pub writable: Vec<PathBuf>,
     /// The copies `--share` made in the scratch home: bound read-only onto themselves,
     /// so that the command cannot change them (root included) nor replace them.
-    pub shared: Vec<PathBuf>,
+    pub shared: Vec<(PathBuf, Kind)>,
+    /// The scratch home (also the first of `writable`): no view is made in it.
+    pub home: PathBuf,
+    /// claude-iso's state directory (`$XDG_STATE_HOME/claude-iso`): every home in it but
+    /// `home` is left out (other homes hold other agents' logins, quarantined files).
+    pub state_dir: Option<PathBuf>,
+    /// Where the per-launch credential broker keeps its socket
+    /// (`$XDG_RUNTIME_DIR/claude-iso`, `/tmp/claude-iso-<uid>`): never hidden.
+    pub broker_dirs: Vec<PathBuf>,
+    /// The scratch home holds a `.claude/.credentials.json` the launch will quarantine.
+    pub home_may_quarantine: bool,
 }
 
 impl Sources {
@@ -206,12 +299,18 @@ impl Sources {
             reveal,
             writable: vec![home.to_owned(), config.workdir.clone()],
             shared: Vec::new(),
+            home: home.to_owned(),
+            state_dir: Some(config.state_dir()),
+            broker_dirs: broker_dirs(config),
+            home_may_quarantine: std::fs::symlink_metadata(home.join(CLAUDE_DIR).join(CREDENTIALS))
+                .is_ok(),
         }
     }
 
-    /// Adds the copies `--share` makes (paths in the scratch home).
+    /// Adds the copies `--share` makes (paths in the scratch home, and whether each is a
+    /// directory: they may not exist yet when the plan is made).
     #[must_use]
-    pub fn with_shared(mut self, shared: &[PathBuf]) -> Sources {
+    pub fn with_shared(mut self, shared: &[(PathBuf, Kind)]) -> Sources {
         self.shared.extend(shared.iter().cloned());
         self
     }
@@ -235,6 +334,22 @@ impl Sources {
         }
         self
     }
+}
+
+/// Where the credential broker keeps its socket: `$XDG_RUNTIME_DIR/claude-iso` (when
+/// set) and `/tmp/claude-iso-<uid>`. The mask never hides them.
+fn broker_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = config
+        .env
+        .absolute_path("XDG_RUNTIME_DIR")
+        .map(|d| clean(d).join(crate::layout::STATE_DIR))
+        .into_iter()
+        .collect();
+    out.push(PathBuf::from(format!(
+        "/tmp/claude-iso-{}",
+        nix::unistd::geteuid().as_raw()
+    )));
+    out
 }
 
 /// The copies of `file` set aside with `tag` (`<name>.<tag>-<time>-<n>`, see
@@ -266,6 +381,70 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Adds single files to empty (the credentials file a launch quarantines out of the
+    /// scratch home after the plan was made).
+    /// Each is masked where it leads (a quarantined symlink's target), as [`plan`] does:
+    /// not when that is not a file, or lies in a place already hidden or emptied.
+    pub fn add_files(&mut self, files: Vec<PathBuf>) {
+        let (places, _) = self.places();
+        for file in files {
+            let Some((path, Kind::File)) = resolve_real(&file) else {
+                continue;
+            };
+            if places.iter().any(|p| path.starts_with(p)) {
+                continue;
+            }
+            let op = MountOp::Empty {
+                path,
+                kind: Kind::File,
+            };
+            if self.staging.is_some() && !self.ops.contains(&op) {
+                self.ops.push(op);
+            }
+        }
+    }
+
+    /// The places the plan hides, empties or makes read-only, and the places shown again
+    /// inside them (for [`check_descriptors`]).
+    #[must_use]
+    pub fn places(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+        let mut places = Vec::new();
+        let mut allowed = Vec::new();
+        for op in &self.ops {
+            match op {
+                MountOp::Empty { path, .. }
+                | MountOp::ReadOnly {
+                    path,
+                    kind: Kind::File,
+                } => places.push(path.clone()),
+                MountOp::View {
+                    path,
+                    cover,
+                    only: None,
+                    read_only,
+                } => places.extend(
+                    cover
+                        .iter()
+                        .map(|(n, _)| path.join(n))
+                        .chain(read_only.iter().map(|n| path.join(n))),
+                ),
+                MountOp::View {
+                    path,
+                    only: Some(only),
+                    ..
+                } => {
+                    places.push(path.clone());
+                    allowed.extend(only.iter().map(|n| path.join(n)));
+                }
+                MountOp::Reveal { path } | MountOp::Writable { path } => {
+                    allowed.push(path.clone());
+                }
+                MountOp::ReadOnly { .. } => {}
+            }
+        }
+        (places, allowed)
+    }
+
     /// The paths that read as empty or are hidden.
     pub fn emptied(&self) -> impl Iterator<Item = &Path> {
         self.ops.iter().filter_map(|op| match op {
@@ -275,12 +454,14 @@ impl Plan {
     }
 }
 
-/// Computes the mask. Pure: `resolve` says where a path leads (symlinks followed) and
-/// what it is, or `None` when it does not exist; only existing paths are masked.
+/// Computes the mask. `resolve` says where a path leads (symlinks followed) and what it
+/// is, or `None` when it does not exist; only existing paths are masked. Pure but for
+/// the views: whether a directory may be viewed (its mode, whether this process can list
+/// it) is asked of the real filesystem (see `views`).
 ///
 /// # Errors
 /// The scratch home or the working directory lies inside a directory that must be
-/// hidden (the Anthropic profile store).
+/// hidden (the Anthropic profile store, another home in claude-iso's state directory).
 pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>) -> Result<Plan> {
     let mut ro_dirs: Vec<PathBuf> = Vec::new();
     let mut ro_files: Vec<PathBuf> = Vec::new();
@@ -293,10 +474,12 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             v.push(p);
         }
     };
+    // The scratch home may not exist yet (the plan comes before anything is made): its
+    // path is then taken as given (the launcher passes the canonical one).
     let writable: Vec<PathBuf> = sources
         .writable
         .iter()
-        .filter_map(|p| resolve(p).map(|(r, _)| r))
+        .map(|p| resolve(p).map_or_else(|| p.clone(), |(r, _)| r))
         .collect();
 
     for dir in &sources.config_dirs {
@@ -449,18 +632,26 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         }
         push(&mut writable_inside, w.clone());
     }
+    let read_only: Vec<PathBuf> = ro_files.iter().chain(&ro_dirs).cloned().collect();
+    let views = views(
+        sources,
+        resolve,
+        &writable,
+        &all_hidden,
+        &hidden,
+        &empty,
+        &read_only,
+    )?;
     reveal.sort();
     ro_dirs.sort();
     ro_files.sort();
     hidden.sort();
     empty.sort();
-    let mut ops: Vec<MountOp> = ro_dirs
-        .iter()
-        .map(|p| MountOp::ReadOnly {
-            path: p.clone(),
-            kind: Kind::Dir,
-        })
-        .collect();
+    let mut ops: Vec<MountOp> = views;
+    ops.extend(ro_dirs.iter().map(|p| MountOp::ReadOnly {
+        path: p.clone(),
+        kind: Kind::Dir,
+    }));
     let mut keep: Vec<&PathBuf> = writable
         .iter()
         .filter(|w| ro_dirs.iter().any(|d| w.starts_with(d) && *w != d))
@@ -486,12 +677,13 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
             .into_iter()
             .map(|path| MountOp::Writable { path }),
     );
-    // The shared copies last: read-only views of what is in the scratch home.
+    // The shared copies last: read-only views of what is in the scratch home (made after
+    // the plan: taken as given).
     let mut shared: Vec<(PathBuf, Kind)> = sources
         .shared
         .iter()
-        .filter_map(|p| resolve(p))
         .filter(|(p, _)| !all_hidden.iter().any(|h| p.starts_with(h)))
+        .cloned()
         .collect();
     shared.sort_by(|a, b| a.0.cmp(&b.0));
     shared.dedup_by(|a, b| a.0 == b.0);
@@ -505,8 +697,10 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
     }));
     ops.extend(shared_ops);
 
+    // Chosen even when nothing needs it yet: the launch may quarantine a credentials file
+    // after the plan is made (see `Plan::add_files`).
     let needs_staging = ops.iter().any(|op| matches!(op, MountOp::Empty { .. }));
-    let staging = if needs_staging {
+    let staging = if needs_staging || sources.home_may_quarantine {
         // Only the mount targets matter: the staging tmpfs covers its directory while the
         // masks are made and is detached afterwards, so a working directory or home
         // around it (a launch from `/`, from cron or systemd) loses nothing.
@@ -533,6 +727,219 @@ pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)
         None
     };
     Ok(Plan { ops, staging })
+}
+
+/// Whether a directory may be viewed: not `/` (a mount over the root is not seen by
+/// lookups that start there), not a directory others can create entries in (`/tmp`: the
+/// command and everyone else must keep creating files there), not in the scratch home.
+fn viewable_state(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.parent().is_some()
+        && std::fs::metadata(dir).map_or(true, |m| m.mode() & 0o1002 == 0 && listable(dir))
+}
+
+fn viewable(dir: &Path, home: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    dir.parent().is_some()
+        && !dir.starts_with(home)
+        && std::fs::metadata(dir).is_ok_and(|m| m.mode() & 0o1002 == 0)
+        && listable(dir)
+}
+
+/// Whether this process can list `dir` (a view is made of what it lists; a directory it
+/// cannot list keeps the masks on its entries alone, as another user's home seen from a
+/// user namespace does).
+fn listable(dir: &Path) -> bool {
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::R_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .is_ok()
+}
+
+/// The views of the plan (see [`MountOp::View`]), shallowest first:
+/// - the directory holding each place the mask hides or makes read-only (each real
+///   `~/.claude`, `~/.claude.json`, `CLAUDE_CONFIG_DIR` and the like, the profile
+///   store, claude-iso's token directories) when one of them exists there at launch:
+///   hidden places become empty placeholders, absent ones stay absent (one made during
+///   the run stays out of sight);
+/// - claude-iso's state directory, in which only the path to the launch's own home is
+///   shown (every other home is left out).
+fn views(
+    sources: &Sources,
+    resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>,
+    writable: &[PathBuf],
+    all_hidden: &[PathBuf],
+    hidden: &[PathBuf],
+    empty: &[PathBuf],
+    read_only: &[PathBuf],
+) -> Result<Vec<MountOp>> {
+    let home = writable
+        .first()
+        .cloned()
+        .unwrap_or_else(|| sources.home.clone());
+    let mut views: Vec<MountOp> = Vec::new();
+    let cover = |views: &mut Vec<MountOp>, dir: PathBuf, name: OsString, kind: Option<Kind>| {
+        if let Some(MountOp::View { cover, .. }) =
+            views.iter_mut().find(|v| v.path() == dir.as_path())
+        {
+            if !cover.iter().any(|(n, _)| *n == name) {
+                cover.push((name, kind));
+            }
+            return;
+        }
+        views.push(MountOp::View {
+            path: dir,
+            cover: vec![(name, kind)],
+            only: None,
+            read_only: Vec::new(),
+        });
+    };
+    let mark_read_only = |views: &mut Vec<MountOp>, dir: PathBuf, name: OsString| {
+        if let Some(MountOp::View { read_only, .. }) =
+            views.iter_mut().find(|v| v.path() == dir.as_path())
+        {
+            if !read_only.contains(&name) {
+                read_only.push(name);
+            }
+            return;
+        }
+        views.push(MountOp::View {
+            path: dir,
+            cover: Vec::new(),
+            only: None,
+            read_only: vec![name],
+        });
+    };
+    let candidates = sources
+        .config_dirs
+        .iter()
+        .chain(&sources.claude_jsons)
+        .chain(&sources.profile_stores)
+        .chain(&sources.token_dirs);
+    for c in candidates {
+        let c = clean(c);
+        let real = resolve(&c);
+        // What the name shows: an empty placeholder (hidden or emptied), nothing (absent
+        // at launch), or the real entry bound back (made read-only by a later op).
+        let shown = match &real {
+            Some((r, k)) if hidden.contains(r) || empty.contains(r) => Some(Some(*k)),
+            Some(_) => None,
+            None => Some(None),
+        };
+        let Some(kind) = shown else {
+            // Bound back; read-only there already when a later op makes it read-only.
+            if let Some((r, _)) = &real {
+                if read_only.contains(r) {
+                    if let (Some(parent), Some(name)) = (r.parent(), r.file_name()) {
+                        if let Some((dir, Kind::Dir)) = resolve(parent) {
+                            if viewable(&dir, &home)
+                                && !all_hidden.iter().any(|h| dir.starts_with(h))
+                            {
+                                mark_read_only(&mut views, dir, name.to_owned());
+                            }
+                        }
+                    }
+                }
+            }
+            continue;
+        };
+        let mut forms = vec![c.clone()];
+        if let Some((r, _)) = &real {
+            if *r != c {
+                forms.push(r.clone());
+            }
+        }
+        for f in forms {
+            let (Some(parent), Some(name)) = (f.parent(), f.file_name()) else {
+                continue;
+            };
+            let Some((dir, Kind::Dir)) = resolve(parent) else {
+                continue;
+            };
+            if all_hidden.iter().any(|h| dir.starts_with(h)) || !viewable(&dir, &home) {
+                continue;
+            }
+            cover(&mut views, dir, name.to_owned(), kind);
+        }
+    }
+    // The state directory's parent: viewed whether or not anything in it is covered.
+    let mut pinned: Option<PathBuf> = None;
+    if let Some(state) = &sources.state_dir {
+        let state = resolve(state).map_or_else(|| clean(state), |(r, _)| r);
+        let near_broker = sources
+            .broker_dirs
+            .iter()
+            .any(|b| b.starts_with(&state) || state.starts_with(b));
+        if !near_broker && !state.starts_with(&home) && viewable_state(&state) {
+            // The directory holding the state directory is viewed too (every entry bound
+            // back): removing or renaming the state directory outside, and making a new
+            // one with other homes in it, then changes nothing inside either.
+            if let Some(parent) = state.parent().filter(|p| viewable(p, &home)) {
+                pinned = Some(parent.to_owned());
+                if !views.iter().any(|v| v.path() == parent) {
+                    views.push(MountOp::View {
+                        path: parent.to_owned(),
+                        cover: Vec::new(),
+                        only: None,
+                        read_only: Vec::new(),
+                    });
+                }
+            }
+            match home.strip_prefix(&state) {
+                // The home in it: each directory on the way shows only the next one.
+                Ok(rel) => {
+                    let mut at = state.clone();
+                    for c in rel.components() {
+                        views.push(MountOp::View {
+                            path: at.clone(),
+                            cover: Vec::new(),
+                            only: Some(vec![c.as_os_str().to_owned()]),
+                            read_only: Vec::new(),
+                        });
+                        at.push(c);
+                    }
+                }
+                // The home elsewhere: every home in the state directory is left out.
+                Err(_) => views.push(MountOp::View {
+                    path: state.clone(),
+                    cover: Vec::new(),
+                    only: Some(Vec::new()),
+                    read_only: Vec::new(),
+                }),
+            }
+            for w in writable.iter().skip(1) {
+                if w.starts_with(&state) && !w.starts_with(&home) && *w != state {
+                    return Err(Error::MaskPlace {
+                        reason: format!(
+                            "{} is inside {}, claude-iso's state directory, where the mask hides every home but this launch's",
+                            w.display(),
+                            state.display()
+                        ),
+                        fix: "run from another directory (or from this launch's own home), or pass --mask off".into(),
+                    });
+                }
+            }
+        }
+    }
+    // A directory in which nothing the mask covers exists at launch is not viewed (each
+    // entry bound back costs a mount): the names absent there are left out only where the
+    // directory is viewed for another one.
+    views.retain(|v| match v {
+        MountOp::View {
+            path,
+            only: None,
+            cover,
+            read_only,
+        } => {
+            pinned.as_ref() == Some(path)
+                || !read_only.is_empty()
+                || cover.iter().any(|(_, k)| k.is_some())
+        }
+        _ => true,
+    });
+    views.sort_by_key(|v| v.path().components().count());
+    Ok(views)
 }
 
 /// What `--share` must never carry in: every path the mask hides or empties for this
@@ -650,6 +1057,8 @@ pub enum Step {
     Join,
     /// The helper died or said something we did not understand.
     Helper,
+    /// `/proc` belongs to another PID namespace (found before anything is tried).
+    Proc,
 }
 
 /// Why the mask could not be set up: the step, the errno, and the path when one was
@@ -674,6 +1083,7 @@ impl Refusal {
                 .is_ok_and(|v| v.trim() == "1")
         };
         match (self.step, self.errno) {
+            (Step::Proc, _) => "this runs in a PID namespace whose /proc belongs to another one (/proc/self is not this process: `unshare --pid --fork` without `--mount-proc`?), so the new namespace's id maps cannot be written".into(),
             (Step::Unshare | Step::Lock, Errno::ENOSPC | Errno::EUSERS) => format!(
                 "the kernel refused a new user namespace ({e}): user.max_user_namespaces is 0 or used up"
             ),
@@ -703,11 +1113,14 @@ impl Refusal {
     #[must_use]
     pub fn fix(&self) -> String {
         match (self.step, self.errno) {
+            (Step::Proc, _) => {
+                "fix: mount a /proc of this PID namespace (unshare --pid --fork --mount-proc; container runtimes do it), or pass --mask off".into()
+            }
             (Step::Unshare | Step::Lock, Errno::ENOSPC | Errno::EUSERS) => {
                 "fix: sysctl -w user.max_user_namespaces=10000 (as root), or pass --mask off".into()
             }
             (Step::Unshare | Step::Lock, _) => {
-                "fix: allow user namespaces (docker: --security-opt seccomp=unconfined or a profile allowing unshare; systemd: RestrictNamespaces=no), or pass --mask off".into()
+                "fix: allow user namespaces (docker: --security-opt seccomp=unconfined or a profile allowing unshare; systemd: RestrictNamespaces=user mnt, which allows only those two), or pass --mask off".into()
             }
             (Step::Setgroups | Step::UidMap | Step::GidMap | Step::Private | Step::Staging, _) => {
                 "fix: install the AppArmor profile from examples/apparmor (see README: The mask), or pass --mask off".into()
@@ -729,6 +1142,7 @@ impl Refusal {
             Step::Lock => "locking the masks (nested namespace)",
             Step::Join => "setns",
             Step::Helper => "the helper process",
+            Step::Proc => "/proc",
         }
     }
 
@@ -748,34 +1162,166 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The launcher's hook: computes the plan for this launch and enters it according to
-/// `config.mask` (see [`enter_as`]). Returns whether this process is now masked.
+/// The launcher's first hook, before anything changes: the plan for this launch, or
+/// `None` when the launch goes on unmasked (`--mask off`, or `auto` where the mask is
+/// impossible: one warning). Every refusal of the mask is decided here: a working
+/// directory it cannot be made from, an inherited descriptor into a hidden place, and,
+/// under `--mask on`, the kernel's refusal (tried in a helper that is not joined: one
+/// `fork`, for `on` only).
 ///
 /// # Errors
-/// `--mask on` and the mask is impossible here (125).
-pub fn launch(
+/// A refusal (125).
+pub fn prepare(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
-    shared: &[PathBuf],
+    shared: &[(PathBuf, Kind)],
     report: &Report,
-) -> Result<bool> {
+) -> Result<Option<Plan>> {
     if config.mask == Switch::Off {
-        return Ok(false);
+        return Ok(None);
     }
     let sources = Sources::new(config, home)
         .with_program(program)
         .with_shared(shared);
-    match plan(&sources, &resolve_real) {
-        Ok(plan) => enter_as(config.mask, &plan, report),
+    let plan = match plan(&sources, &resolve_real) {
+        Ok(plan) => plan,
         // Not the kernel's refusal: the launch stops whatever the mode.
-        Err(e @ Error::MaskPlace { .. }) => Err(e),
+        Err(e @ Error::MaskPlace { .. }) => return Err(e),
         Err(e) if config.mask == Switch::Auto => {
             report.warn(format!("{e}; running isolated by environment only"));
-            Ok(false)
+            return Ok(None);
         }
-        Err(e) => Err(e),
+        Err(e) => return Err(e),
+    };
+    check_descriptors(&plan, config.env.get("LISTEN_FDS"))?;
+    let refused = match foreign_proc() {
+        Some(r) => Some(r),
+        None if config.mask == Switch::On => probe(&plan).err(),
+        None => None,
+    };
+    match refused {
+        None => Ok(Some(plan)),
+        Some(r) if config.mask == Switch::Auto => {
+            report.warn(format!(
+                "cannot mask the real credentials ({}); running isolated by environment only; {}",
+                r.reason(),
+                r.fix()
+            ));
+            Ok(None)
+        }
+        Some(r) => Err(r.into_error()),
     }
+}
+
+/// The launcher's second hook, after the home is made: enters the plan [`prepare`]
+/// returned (see [`enter_as`]), with the credentials file the launch just quarantined out
+/// of the scratch home emptied too. Returns whether this process is now masked.
+///
+/// # Errors
+/// `--mask on` and the kernel refused after all (125).
+pub fn launch(config: &Config, plan: Option<Plan>, home: &Path, report: &Report) -> Result<bool> {
+    let Some(mut plan) = plan else {
+        return Ok(false);
+    };
+    plan.add_files(set_aside(
+        &home.join(CLAUDE_DIR).join(CREDENTIALS),
+        "quarantined",
+    ));
+    enter_as(config.mask, &plan, report)
+}
+
+/// `/proc` of another PID namespace (`unshare --pid --fork` without `--mount-proc`):
+/// `/proc/self` is not this process, and the namespace's id maps cannot be written.
+fn foreign_proc() -> Option<Refusal> {
+    let shown: u32 = std::fs::read_link("/proc/self")
+        .ok()?
+        .to_str()?
+        .parse()
+        .ok()?;
+    (shown != std::process::id()).then_some(Refusal {
+        step: Step::Proc,
+        errno: Errno::EPERM,
+        path: None,
+        in_place: false,
+    })
+}
+
+/// Refuses when a descriptor this process would hand to the command (one without
+/// close-on-exec) leads into a place the plan hides: a directory or file inside it, or
+/// a directory above it (`openat` or `/proc/self/fd/N/…` would reach the real files
+/// through it, whatever the mount namespace shows). Sockets, pipes, terminals and files
+/// elsewhere pass, and so do the descriptors systemd passes (`LISTEN_FDS`: 3 up to
+/// `3 + LISTEN_FDS`), which the unit chose to hand on.
+///
+/// # Errors
+/// The first such descriptor, named with where it leads (125).
+pub fn check_descriptors(plan: &Plan, listen_fds: Option<&std::ffi::OsStr>) -> Result<()> {
+    let systemd = 3..u32::try_from(crate::exec::token_fd_floor(listen_fds)).unwrap_or(3);
+    let (places, allowed) = plan.places();
+    if places.is_empty() {
+        return Ok(());
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Ok(());
+    };
+    let mut fds: Vec<u32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    fds.sort_unstable();
+    for fd in fds.into_iter().filter(|fd| !systemd.contains(fd)) {
+        let cloexec = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
+            .ok()
+            .and_then(|info| {
+                let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+                u32::from_str_radix(flags.trim(), 8).ok()
+            })
+            .is_none_or(|flags| flags & 0o2_000_000 != 0);
+        if cloexec {
+            continue;
+        }
+        let link = format!("/proc/self/fd/{fd}");
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue;
+        };
+        let text = target.to_string_lossy();
+        if !text.starts_with('/') {
+            continue;
+        }
+        let target = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
+        let is_dir = std::fs::metadata(&link).is_ok_and(|m| m.is_dir());
+        if let Some(place) = leads_into(&target, is_dir, &places, &allowed) {
+            return Err(Error::MaskPlace {
+                reason: format!(
+                    "descriptor {fd} ({}) leads to {}, which the mask hides",
+                    target.display(),
+                    place.display()
+                ),
+                fix: format!("close it before the launch ({fd}<&-), or pass --mask off"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Where a descriptor on `target` leads among `places` (see [`check_descriptors`]): into
+/// one (unless into one of `allowed`, shown again inside), or, for a directory, above one.
+fn leads_into<'a>(
+    target: &Path,
+    is_dir: bool,
+    places: &'a [PathBuf],
+    allowed: &[PathBuf],
+) -> Option<&'a Path> {
+    places
+        .iter()
+        .find(|p| {
+            (target.starts_with(p)
+                && !allowed
+                    .iter()
+                    .any(|a| a.starts_with(p) && target.starts_with(a)))
+                || (is_dir && p.starts_with(target))
+        })
+        .map(PathBuf::as_path)
 }
 
 /// Whether the mask would be applied here, without applying it (`--dry-run`, `doctor`).
@@ -798,7 +1344,7 @@ pub fn verdict(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
-    shared: &[PathBuf],
+    shared: &[(PathBuf, Kind)],
 ) -> Verdict {
     if config.mask == Switch::Off {
         return Verdict::Off;
@@ -811,14 +1357,34 @@ pub fn verdict(
     ) {
         Err(e @ Error::MaskPlace { .. }) => Verdict::Misplaced(e.to_string()),
         Err(e) => Verdict::Refused(None, e.to_string()),
-        Ok(plan) => match probe(&plan) {
-            Ok(()) => Verdict::Ready(plan),
-            Err(r) => {
-                let why = format!("{}; {}", r.reason(), r.fix());
-                Verdict::Refused(Some(plan), why)
-            }
+        Ok(plan) => match check_descriptors(&plan, config.env.get("LISTEN_FDS")) {
+            Err(e) => Verdict::Misplaced(e.to_string()),
+            Ok(()) => match foreign_proc().map_or_else(|| probe(&plan), Err) {
+                Ok(()) => Verdict::Ready(plan),
+                Err(r) => {
+                    let why = format!("{}; {}", r.reason(), r.fix());
+                    Verdict::Refused(Some(plan), why)
+                }
+            },
         },
     }
+}
+
+/// The `--share` copies as the plan needs them: each destination in the scratch home
+/// and whether it is a directory (taken from its source: the copy is made later).
+#[must_use]
+pub fn shared_paths(shares: &[share::Share], home: &Path) -> Vec<(PathBuf, Kind)> {
+    shares
+        .iter()
+        .map(|s| {
+            let kind = if std::fs::metadata(&s.source).is_ok_and(|m| m.is_dir()) {
+                Kind::Dir
+            } else {
+                Kind::File
+            };
+            (home.join(&s.dest), kind)
+        })
+        .collect()
 }
 
 /// The `--dry-run` lines about the mask.
@@ -826,7 +1392,7 @@ pub fn dry_run(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
-    shared: &[PathBuf],
+    shared: &[(PathBuf, Kind)],
     report: &Report,
 ) {
     let v = verdict(config, home, program, shared);
@@ -988,6 +1554,7 @@ fn encode(r: std::result::Result<(), (Step, Errno)>) -> [u8; MSG_LEN] {
                 Step::Lock => (9, 0),
                 Step::Join => (10, 0),
                 Step::Helper => (11, 0),
+                Step::Proc => (12, 0),
             };
             (code, e as i32, index)
         }
@@ -1015,6 +1582,7 @@ fn decode(msg: &[u8; MSG_LEN], plan: &Plan) -> Result<(), Refusal> {
         8 => Step::Mount(index),
         9 => Step::Lock,
         10 => Step::Join,
+        12 => Step::Proc,
         _ => Step::Helper,
     };
     Err(Refusal {
@@ -1191,14 +1759,19 @@ fn build(
         });
     }
 
-    let staged = match &plan.staging {
+    let staging = plan.staging.as_ref().filter(|_| {
+        plan.ops
+            .iter()
+            .any(|op| matches!(op, MountOp::Empty { .. }))
+    });
+    let staged = match staging {
         Some(dir) => Some(stage(dir, &plan.ops).map_err(|e| (Step::Staging, e))?),
         None => None,
     };
     for (i, op) in plan.ops.iter().enumerate() {
         apply(op, staged.as_ref(), keep[i].as_ref()).map_err(|e| (Step::Mount(i), e))?;
     }
-    if let Some(dir) = &plan.staging {
+    if let Some(dir) = staging {
         nix::mount::umount2(dir, MntFlags::MNT_DETACH).map_err(|e| (Step::Staging, e))?;
     }
     if root {
@@ -1359,7 +1932,136 @@ fn apply(op: &MountOp, staged: Option<&Staged>, keep: Option<&OwnedFd>) -> nix::
             bind(&source, path, true)?;
             remount_read_only(path)
         }
+        MountOp::View {
+            path,
+            cover,
+            only,
+            read_only,
+        } => view(path, cover, only.as_deref(), read_only),
     }
+}
+
+/// Applies a [`MountOp::View`]: lists the directory (as it is now: through the views
+/// made before it), covers it with a small tmpfs, binds each entry back from the real
+/// directory through a descriptor opened before, and makes the tmpfs read-only. A
+/// directory that does not exist (any more) needs no view.
+fn view(
+    path: &Path,
+    cover: &[(OsString, Option<Kind>)],
+    only: Option<&[OsString]>,
+    read_only: &[OsString],
+) -> nix::Result<()> {
+    use nix::sys::stat::SFlag;
+    let owned = match nix::fcntl::open(
+        path,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
+        Mode::empty(),
+    ) {
+        Ok(d) => d,
+        // Gone since the plan, or not listable: the masks on its entries still apply.
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EACCES) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let st = nix::sys::stat::fstat(&owned)?;
+    let fd = owned.as_raw_fd();
+    let mut dir = nix::dir::Dir::from_fd(nix::unistd::dup(&owned)?)?;
+    let mut entries: Vec<(OsString, Option<nix::dir::Type>)> = Vec::new();
+    for e in dir.iter() {
+        let e = e?;
+        let name = std::ffi::OsStr::from_bytes(e.file_name().to_bytes()).to_owned();
+        if name == "." || name == ".." {
+            continue;
+        }
+        if only.is_some_and(|o| !o.contains(&name)) || cover.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        entries.push((name, e.file_type()));
+    }
+    let inodes = entries.len() + cover.len() + 8;
+    let options = format!("mode={:o},size=64k,nr_inodes={inodes}", st.st_mode & 0o7777);
+    let tmpfs = |data: &str| {
+        nix::mount::mount(
+            Some("claude-iso-view"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+            Some(data),
+        )
+    };
+    // The real directory's owner, where this namespace maps it (a directory of root's
+    // seen from a user namespace is not): else the tmpfs is this process's.
+    match tmpfs(&format!("{options},uid={},gid={}", st.st_uid, st.st_gid)) {
+        Err(Errno::EINVAL) => tmpfs(&options)?,
+        other => other?,
+    }
+    let at = |name: &std::ffi::OsStr| path.join(name);
+    for (name, kind) in cover {
+        match kind {
+            Some(Kind::Dir) => nix::unistd::mkdir(&at(name), Mode::from_bits_truncate(0o555))?,
+            Some(Kind::File) => drop(nix::fcntl::open(
+                &at(name),
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o444),
+            )?),
+            None => {}
+        }
+    }
+    for (name, kind) in entries {
+        let kind = match kind {
+            Some(k) => k,
+            None => {
+                // Gone since the listing: nothing to show.
+                let Ok(st) = nix::sys::stat::fstatat(
+                    &owned,
+                    name.as_os_str(),
+                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                ) else {
+                    continue;
+                };
+                match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+                    SFlag::S_IFDIR => nix::dir::Type::Directory,
+                    SFlag::S_IFLNK => nix::dir::Type::Symlink,
+                    _ => nix::dir::Type::File,
+                }
+            }
+        };
+        let target = at(&name);
+        match kind {
+            nix::dir::Type::Symlink => {
+                let Ok(to) = nix::fcntl::readlinkat(&owned, name.as_os_str()) else {
+                    continue;
+                };
+                nix::unistd::symlinkat(to.as_os_str(), nix::fcntl::AT_FDCWD, &target)?;
+                continue;
+            }
+            nix::dir::Type::Directory => {
+                nix::unistd::mkdir(&target, Mode::from_bits_truncate(0o700))?;
+            }
+            _ => drop(nix::fcntl::open(
+                &target,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o600),
+            )?),
+        }
+        let mut source = PathBuf::from(format!("/proc/self/fd/{fd}"));
+        source.push(&name);
+        // An entry that cannot be bound back (another user's FUSE mount, one removed
+        // meanwhile) stays an empty placeholder: the mask itself does not fail for it
+        // (which, after `unshare` in place, would stop the launch after the home is made).
+        if nix::mount::mount(
+            Some(&source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .is_ok()
+            && read_only.contains(&name)
+        {
+            remount_read_only(&target)?;
+        }
+    }
+    remount_read_only(path)
 }
 
 /// `MS_REMOUNT|MS_BIND|MS_RDONLY`, keeping the flags the mount already has: in a user
@@ -1437,6 +2139,10 @@ mod tests {
             reveal: vec![],
             writable: vec!["/scratch".into(), "/work".into()],
             shared: vec![],
+            home: "/scratch".into(),
+            state_dir: None,
+            broker_dirs: vec![],
+            home_may_quarantine: false,
         }
     }
 
@@ -1777,6 +2483,120 @@ mod tests {
                 .iter()
                 .any(|(p, _)| p == Path::new("/dotfiles/claude"))
         );
+    }
+
+    #[test]
+    fn views_cover_the_directories_holding_hidden_places_and_the_state_directory() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let home = root.join("home");
+        let state = home.join(".local/state/claude-iso");
+        let own = state.join("homes/a");
+        for d in [
+            home.join(".claude"),
+            home.join(".config/claude-iso"),
+            own.clone(),
+        ] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(home.join(".claude.json"), "{}").unwrap();
+        // A sticky, world-writable directory (as /tmp) is never viewed.
+        let shared = root.join("shared");
+        std::fs::create_dir_all(shared.join("cfg")).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let s = Sources {
+            config_dirs: vec![home.join(".claude"), shared.join("cfg")],
+            claude_jsons: vec![home.join(".claude.json")],
+            profile_stores: vec![home.join(".config/anthropic")],
+            token_dirs: vec![home.join(".config/claude-iso")],
+            writable: vec![own.clone(), root.clone()],
+            home: own.clone(),
+            state_dir: Some(state.clone()),
+            ..Sources::default()
+        };
+        let p = plan(&s, &resolve_real).unwrap();
+        let views: Vec<&MountOp> = p
+            .ops
+            .iter()
+            .filter(|o| matches!(o, MountOp::View { .. }))
+            .collect();
+        let view =
+            |path: &Path, cover: &[(&str, Option<Kind>)], only: Option<&[&str]>, ro: &[&str]| {
+                MountOp::View {
+                    path: path.to_owned(),
+                    cover: cover.iter().map(|(n, k)| ((*n).into(), *k)).collect(),
+                    only: only.map(|o| o.iter().map(OsString::from).collect()),
+                    read_only: ro.iter().map(OsString::from).collect(),
+                }
+            };
+        assert_eq!(
+            views,
+            vec![
+                &view(&home, &[(".claude", Some(Dir))], None, &[".claude.json"]),
+                &view(
+                    &home.join(".config"),
+                    &[("anthropic", None), ("claude-iso", Some(Dir))],
+                    None,
+                    &[]
+                ),
+                &view(&home.join(".local/state"), &[], None, &[]),
+                &view(&state, &[], Some(&["homes"]), &[]),
+                &view(&state.join("homes"), &[], Some(&["a"]), &[]),
+            ]
+        );
+        // Views come before every other op; the sticky directory's config dir is masked
+        // on its own entry.
+        assert!(matches!(p.ops[0], MountOp::View { .. }));
+        assert!(p.ops.contains(&MountOp::Empty {
+            path: shared.join("cfg"),
+            kind: Dir
+        }));
+        // The home elsewhere: nothing of the state directory is shown.
+        let s = Sources {
+            writable: vec![root.join("elsewhere"), root.clone()],
+            home: root.join("elsewhere"),
+            ..s
+        };
+        let p = plan(&s, &resolve_real).unwrap();
+        assert!(
+            p.ops.contains(&view(&state, &[], Some(&[]), &[])),
+            "{:?}",
+            p.ops
+        );
+        // A working directory in another home: refused, naming the state directory.
+        let s = Sources {
+            writable: vec![root.join("elsewhere"), own],
+            ..s
+        };
+        let e = plan(&s, &resolve_real).unwrap_err().to_string();
+        assert!(
+            e.contains("state directory") && e.contains("--mask off"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn descriptors_lead_into_a_place_inside_it_or_from_a_directory_above_it() {
+        let places = vec![PathBuf::from("/h/.claude"), PathBuf::from("/s/claude-iso")];
+        let allowed = vec![PathBuf::from("/s/claude-iso/homes/a")];
+        let at = |t: &str, dir: bool| leads_into(Path::new(t), dir, &places, &allowed);
+        assert_eq!(
+            at("/h/.claude/.credentials.json", false),
+            Some(Path::new("/h/.claude"))
+        );
+        assert_eq!(at("/h/.claude", true), Some(Path::new("/h/.claude")));
+        assert_eq!(at("/h", true), Some(Path::new("/h/.claude")));
+        assert_eq!(at("/", true), Some(Path::new("/h/.claude")));
+        assert_eq!(
+            at("/s/claude-iso/homes/b", true),
+            Some(Path::new("/s/claude-iso"))
+        );
+        // A file above is no way in; the own home, a sibling and /dev/null are harmless.
+        assert_eq!(at("/h", false), None);
+        assert_eq!(at("/s/claude-iso/homes/a/x", true), None);
+        assert_eq!(at("/h/.claude.bak", true), None);
+        assert_eq!(at("/dev/null", false), None);
     }
 
     #[test]

@@ -252,16 +252,23 @@ fn chain(e: &dyn std::error::Error) -> String {
 /// The response to a request the broker could not forward: 502 with an Anthropic-style
 /// JSON error whose message says, in one line, what failed.
 fn bad_gateway(message: &str) -> Response<Body> {
-    let body = serde_json::json!({
-        "type": "error",
-        "error": {"type": "api_error", "message": format!("claude-iso broker: {message}")},
-    });
+    json_response(
+        StatusCode::BAD_GATEWAY,
+        &serde_json::json!({
+            "type": "error",
+            "error": {"type": "api_error", "message": format!("claude-iso broker: {message}")},
+        }),
+    )
+}
+
+/// A JSON answer of the broker's own.
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(
         Full::new(Bytes::from(body.to_string()))
             .map_err(|never| match never {})
             .boxed(),
     );
-    *resp.status_mut() = StatusCode::BAD_GATEWAY;
+    *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -365,21 +372,14 @@ fn status_response(state: &State, peer: u32) -> Response<Body> {
         .filter(|(uid, _)| peer == state.options.admin_uid || peer == 0 || *uid == peer)
         .map(|(uid, s)| (uid.to_string(), s))
         .collect();
-    let body = serde_json::json!({
-        "destination": state.upstream.base,
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "clients": shown,
-    });
-    let mut resp = Response::new(
-        Full::new(Bytes::from(body.to_string()))
-            .map_err(|never| match never {})
-            .boxed(),
-    );
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+    json_response(
+        StatusCode::OK,
+        &serde_json::json!({
+            "destination": state.upstream.base,
+            "uptime_seconds": state.started.elapsed().as_secs(),
+            "clients": shown,
+        }),
+    )
 }
 
 /// The API's usage figures seen in a response body (the largest of each: a stream

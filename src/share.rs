@@ -1378,6 +1378,20 @@ impl Sync<'_> {
     }
 
     fn set_aside(&mut self, dir: &OwnedFd, name: &OsStr, rel: &Path) -> Result<()> {
+        // An empty file holds nothing to keep: the one claude leaves where a shared
+        // `.gitconfig` goes (when a launch without that share ran) is replaced without
+        // a warning, not set aside on every launch.
+        if let Ok(Some(st)) = fsutil::lstat_at(dir, name) {
+            if is_type(&st, SFlag::S_IFREG) && st.st_size == 0 {
+                unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
+                    .map_err(|e| self.err(rel, e.desc()))?;
+                self.report.info(format!(
+                    "{}: an empty file was in the way of a shared copy; replaced",
+                    self.home.join(rel).display()
+                ));
+                return Ok(());
+            }
+        }
         let Some(n) = name.to_str() else {
             return Err(self.err(
                 rel,

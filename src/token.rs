@@ -156,6 +156,23 @@ impl Drop for Token {
     }
 }
 
+/// The first of claude-iso's own arguments (those before `--`) that holds a token
+/// (`claude-iso token set "$TOKEN"`, `claude-iso "$TOKEN"`, `--home "$TOKEN"`), as the
+/// error that refuses the run before anything is created: the token is in the shell's
+/// history by now, and was in `ps` for everyone while we ran.
+#[must_use]
+pub fn in_arguments(args: &[std::ffi::OsString]) -> Option<Error> {
+    let at = args
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .position(|a| memchr::memmem::find(a.as_encoded_bytes(), b"sk-ant-").is_some())?;
+    Some(Error::Usage(format!(
+        "argument {} is a token: it is now in your shell history, and other users could see it in `ps`; nothing was done. Store it with `claude-iso token set` (it reads the token without echo), then delete it from your history (bash: `history -d OFFSET`; or edit ~/.bash_history); if others share this machine, make a new one with `claude setup-token`",
+        at + 1
+    )))
+}
+
 /// Where the token came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -216,8 +233,13 @@ pub fn default_candidates(config: &Config) -> Vec<Source> {
 pub fn source_exists(config: &Config, source: &Source) -> bool {
     match source {
         Source::EnvFile(p) if config.env_file.as_ref() == Some(p) => true,
+        // A file that cannot even be looked at (a directory above it not searchable by
+        // us) is there as far as we can tell: reading it says why, not "no token found".
         Source::EnvFile(p) | Source::CredentialsDirectory(p) => {
-            std::fs::symlink_metadata(p).is_ok()
+            match std::fs::symlink_metadata(p) {
+                Ok(_) => true,
+                Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+            }
         }
         Source::Environment => config.env.get(TOKEN_VAR).is_some_and(|v| !v.is_empty()),
     }
@@ -279,28 +301,49 @@ pub fn read_source(config: &Config, source: &Source) -> Result<Token> {
                 reason: reason.into(),
             })
         }
-        Source::CredentialsDirectory(path) => {
+        Source::CredentialsDirectory(path) | Source::EnvFile(path) => {
             let bytes = read_private_file(path, credentials_directory(config))?;
             // A bare token holds no '=' (URL-safe base64 without padding), so any '='
-            // means the credential was written in env-file form.
+            // means the file was written in env-file form. A token alone is what a
+            // systemd credential or a Kubernetes Secret holds: taken as it is.
             if bytes.contains(&b'=') {
                 return token_from_env_file(path, &bytes);
             }
-            let text = std::str::from_utf8(&bytes).map_err(|_| Error::EnvFile {
-                path: path.clone(),
-                reason: "is not valid UTF-8; the credential must hold only the token printed by `claude setup-token`".into(),
-            })?;
-            Token::parse(text.trim_end_matches(['\n', '\r', ' ', '\t'])).map_err(|reason| {
-                Error::EnvFile {
-                    path: path.clone(),
-                    reason: format!("the token {reason}"),
-                }
-            })
+            bare_token(path, &bytes)
         }
-        Source::EnvFile(path) => {
-            let bytes = read_private_file(path, credentials_directory(config))?;
-            token_from_env_file(path, &bytes)
+    }
+}
+
+/// The token of a file that holds the token alone (no `=`), blank lines and `#`
+/// comments aside.
+fn bare_token(path: &Path, bytes: &[u8]) -> Result<Token> {
+    let err = |reason: String| Error::EnvFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let way_out = format!(
+        "write {TOKEN_VAR}=<token printed by `claude setup-token`>, or run `claude-iso token set`"
+    );
+    let text = std::str::from_utf8(bytes).map_err(|_| {
+        err(format!(
+            "is not valid UTF-8 and holds no {TOKEN_VAR}= line; {way_out}"
+        ))
+    })?;
+    let lines: Vec<&str> = text
+        .lines()
+        .map(|l| l.trim_matches([' ', '\t', '\r']))
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    match lines.as_slice() {
+        [one] if one.starts_with("sk-ant-") => {
+            Token::parse(one).map_err(|reason| err(format!("the token {reason}")))
         }
+        [] => Err(err(format!(
+            "holds no token and no {TOKEN_VAR}= line; {way_out}"
+        ))),
+        _ => Err(err(format!(
+            "holds no {TOKEN_VAR}= line and is not a token alone; {way_out}"
+        ))),
     }
 }
 
@@ -353,6 +396,48 @@ fn token_from_env_file(path: &Path, bytes: &[u8]) -> Result<Token> {
     Token::parse(&a.value).map_err(|reason| line_err(a.line, format!("{TOKEN_VAR} {reason}")))
 }
 
+/// Why a token file we may not open cannot be read: its owner and mode (or the
+/// directory in the way), and the way out.
+fn unreadable(path: &Path, e: &std::io::Error) -> String {
+    let me = nix::unistd::geteuid();
+    let retry = format!(
+        "or store the token anew with: claude-iso token set --env-file {}",
+        path.display()
+    );
+    match std::fs::metadata(path) {
+        Ok(meta) => format!(
+            "cannot open: {} (owner {}, mode {:04o}; you are {}); make it yours and private: chown {} {p} && chmod 600 {p} (as its owner or root), {retry}",
+            crate::error::error_text(e),
+            user_name(meta.uid()),
+            meta.mode() & 0o7777,
+            user_name(me.as_raw()),
+            login(me.as_raw()),
+            p = path.display(),
+        ),
+        Err(_) => format!(
+            "cannot open: {}: a directory above it is not searchable by you ({}); let yourself in (chmod u+x on that directory, as its owner), {retry}",
+            crate::error::error_text(e),
+            user_name(me.as_raw()),
+        ),
+    }
+}
+
+/// A uid as `name (uid N)`, or `uid N` when it has no name.
+fn user_name(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("{} (uid {uid})", u.name),
+        _ => format!("uid {uid}"),
+    }
+}
+
+/// A uid as chown(1) takes it: the name, or the number when it has none.
+fn login(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => u.name,
+        _ => uid.to_string(),
+    }
+}
+
 /// Opens a secret file once and checks what was opened, not the path.
 ///
 /// Non-blocking open so a FIFO cannot hang us; regular file only; owned by us or root
@@ -385,11 +470,7 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
                     crate::error::error_text(&e),
                     path.display()
                 ),
-                std::io::ErrorKind::PermissionDenied => format!(
-                    "cannot open: {}; the token file must be readable by you (uid {})",
-                    crate::error::error_text(&e),
-                    nix::unistd::geteuid()
-                ),
+                std::io::ErrorKind::PermissionDenied => unreadable(path, &e),
                 _ => format!(
                     "cannot open: {}; make it a readable token file of yours, or store the token anew with: claude-iso token set --env-file {}",
                     crate::error::error_text(&e),

@@ -429,7 +429,7 @@ pub fn other_variables(config: &Config, source: &Source) -> Vec<String> {
         return Vec::new();
     };
     let bytes = Secret(bytes);
-    if matches!(source, Source::CredentialsDirectory(_)) && !bytes.0.contains(&b'=') {
+    if !bytes.0.contains(&b'=') {
         return Vec::new();
     }
     let Ok(assignments) = envfile::parse(&bytes.0) else {

@@ -169,6 +169,16 @@ fn containers() -> Vec<(String, Value, Value)> {
 #[test]
 fn manifests_keep_the_token_in_a_file_and_lock_the_pod_down() {
     for (what, pod, c) in containers() {
+        // A versioned image, pulled only when missing: a locally built (or `kind load`ed)
+        // image is used, and `latest` never silently changes what runs.
+        for c in std::iter::once(&c).chain(pod["initContainers"].as_array().into_iter().flatten()) {
+            let image = c["image"].as_str().unwrap();
+            assert!(
+                !image.ends_with(":latest") && image.contains(':'),
+                "{what}: image {image}"
+            );
+            assert_eq!(c["imagePullPolicy"], "IfNotPresent", "{what}: {image}");
+        }
         // The token comes from the Secret mounted as a file, never from a variable.
         for var in c["env"].as_array().into_iter().flatten() {
             let name = var["name"].as_str().unwrap();
@@ -179,6 +189,16 @@ fn manifests_keep_the_token_in_a_file_and_lock_the_pod_down() {
             );
         }
         assert!(c.get("envFrom").is_none(), "{what}: envFrom");
+        // The runtime's default seccomp profile refuses the mask: off on purpose, so no
+        // start warns about it.
+        assert!(
+            c["env"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|v| v["name"] == "CLAUDE_ISO_MASK" && v["value"] == "off"),
+            "{what}: CLAUDE_ISO_MASK=off"
+        );
         let credentials = c["env"]
             .as_array()
             .into_iter()

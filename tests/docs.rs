@@ -98,6 +98,40 @@ fn headings(roff: &str) -> Vec<String> {
         .collect()
 }
 
+/// No section twice, and the synopsis names every subcommand and every action of one
+/// (`homes`, `homes prune`, `broker serve`, …) (issue 24).
+#[test]
+fn man_page_sections_are_unique_and_the_synopsis_lists_every_subcommand() {
+    let page = text(&man::render());
+    let found = headings(&page);
+    for (i, h) in found.iter().enumerate() {
+        assert!(!found[..i].contains(h), "section {h} twice: {found:?}");
+    }
+    let synopsis: String = page
+        .split(".SH SYNOPSIS")
+        .nth(1)
+        .and_then(|rest| rest.split(".SH ").next())
+        .expect("a SYNOPSIS section")
+        .replace(r"\-", "-")
+        .replace(r"\fB", "")
+        .replace(r"\fR", "");
+    let cmd = <claude_iso::cli::Cli as clap::CommandFactory>::command();
+    for sub in cmd.get_subcommands() {
+        let name = format!("claude-iso {}", sub.get_name());
+        assert!(
+            synopsis.contains(&name),
+            "the synopsis lacks {name}:\n{synopsis}"
+        );
+        for action in sub.get_subcommands() {
+            let name = format!("claude-iso {} {}", sub.get_name(), action.get_name());
+            assert!(
+                synopsis.contains(&name),
+                "the synopsis lacks {name}:\n{synopsis}"
+            );
+        }
+    }
+}
+
 #[test]
 fn man_page_has_every_section() {
     let page = text(&man::render());
@@ -811,4 +845,203 @@ fn example_brokered_agent_unit_reads_no_token() {
             .starts_with("the shared broker at /run/claude-iso-broker/api.sock"),
         "{lines:#?}"
     );
+}
+
+/// `-h` fits one screen (50 lines) and ends with examples; `--help` has the longer
+/// EXAMPLES list, with claude's resume hint as it works under claude-iso (issue 24).
+#[test]
+fn short_help_fits_a_screen_and_both_helps_have_examples() {
+    let run = |flag: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_claude-iso"))
+            .arg(flag)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{flag}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let short = run("-h");
+    assert!(
+        short.lines().count() <= 50,
+        "-h has {} lines:\n{short}",
+        short.lines().count()
+    );
+    assert!(short.lines().all(|l| l.chars().count() <= 100), "{short}");
+    assert!(short.contains("\nExamples:\n"), "{short}");
+    assert!(
+        short.contains("claude-iso -- claude --resume <id>"),
+        "{short}"
+    );
+    let long = run("--help");
+    assert!(long.contains("\nExamples:\n"), "{long}");
+    for example in [
+        "claude-iso token set",
+        "claude-iso doctor --live",
+        "claude-iso -- claude --print",
+        "claude-iso -- claude --resume <id>",
+    ] {
+        assert!(long.contains(example), "--help lacks {example}");
+    }
+}
+
+/// Bash completes what a user types, through the function the script registers for
+/// `claude-iso` (a hyphen in the name once sent every subcommand to file names):
+/// `token <TAB>`, `doctor --li<TAB>`, and `--name <TAB>` offers the named homes
+/// (issue 24).
+#[test]
+fn bash_completes_subcommands_options_and_home_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("claude-iso.bash");
+    fs::write(&file, completions("bash")).unwrap();
+    let state = dir.path().join("state");
+    for name in ["work", "play"] {
+        fs::create_dir_all(state.join("claude-iso/homes").join(name)).unwrap();
+    }
+    // Stray files in the working directory must not be offered.
+    let cwd = dir.path().join("cwd");
+    fs::create_dir_all(&cwd).unwrap();
+    fs::write(cwd.join("a-file"), "").unwrap();
+    let complete = |words: &[&str]| -> Vec<String> {
+        let script = r#"source "$1"; shift
+            f=$(complete -p claude-iso | sed -n 's/.*-F \([^ ]*\) .*/\1/p')
+            COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+            COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+            "$f" "${COMP_WORDS[0]}" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+            printf '%s\n' "${COMPREPLY[@]}""#;
+        let out = Command::new("bash")
+            .args(["--norc", "--noprofile", "-c", script, "bash"])
+            .arg(&file)
+            .args(words)
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("XDG_STATE_HOME", &state)
+            .output()
+            .unwrap();
+        assert_success(&format!("completing {words:?}"), &out);
+        let mut got: Vec<String> = text(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        got.sort();
+        got
+    };
+    let token = complete(&["claude-iso", "token", ""]);
+    for want in ["set", "status"] {
+        assert!(token.contains(&want.to_owned()), "token <TAB>: {token:?}");
+    }
+    assert!(
+        !token.contains(&"a-file".to_owned()),
+        "token <TAB>: {token:?}"
+    );
+    assert_eq!(complete(&["claude-iso", "doctor", "--li"]), ["--live"]);
+    assert_eq!(complete(&["claude-iso", "token", "st"]), ["status"]);
+    assert_eq!(complete(&["claude-iso", "--name", ""]), ["play", "work"]);
+    assert_eq!(complete(&["claude-iso", "doctor", "--name", "w"]), ["work"]);
+}
+
+/// The README's synopsis names every subcommand (and each action of one), its options
+/// table every option of the launcher, and its table of contents every section
+/// (issue 24).
+#[test]
+fn readme_synopsis_options_and_contents_are_complete() {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let synopsis = readme
+        .split("```\n")
+        .nth(1)
+        .expect("a synopsis block first");
+    let cmd = <claude_iso::cli::Cli as clap::CommandFactory>::command();
+    for sub in cmd.get_subcommands() {
+        let name = format!("claude-iso {}", sub.get_name());
+        assert!(synopsis.contains(&name), "the README synopsis lacks {name}");
+        for action in sub.get_subcommands() {
+            let name = format!("claude-iso {} {}", sub.get_name(), action.get_name());
+            assert!(synopsis.contains(&name), "the README synopsis lacks {name}");
+        }
+    }
+    let table: Vec<&str> = readme
+        .split("\n## Options\n")
+        .nth(1)
+        .expect("an Options section")
+        .lines()
+        .take_while(|l| !l.starts_with("#"))
+        .filter(|l| l.starts_with("| `"))
+        .collect();
+    for arg in cmd.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if ["help", "version"].contains(&long) {
+            continue;
+        }
+        let flag = format!("--{long}");
+        assert!(
+            table.iter().any(|row| {
+                let first = row.split(" | ").next().unwrap_or("");
+                first.contains(&format!("`{flag} "))
+                    || first.contains(&format!("`{flag}`"))
+                    || first.contains(&format!(" {flag} "))
+                    || first.contains(&format!(" {flag}`"))
+            }),
+            "the README options table lacks {flag}"
+        );
+    }
+    let contents = readme
+        .lines()
+        .find(|l| l.starts_with("**Contents:**"))
+        .expect("a table of contents");
+    for heading in readme.lines().filter_map(|l| l.strip_prefix("## ")) {
+        let shown = heading.replace('`', "");
+        assert!(
+            contents.contains(&format!("[{shown}](#")),
+            "the table of contents lacks {heading}"
+        );
+    }
+}
+
+/// The unit's hardening lets claude-iso's mask work (a user and a mount namespace, no
+/// other kind), and `systemd-analyze verify` accepts the unit as the README and its own
+/// set-up comment install it: the binary and the man page in place (here: the built
+/// binary, and the man page on `MANPATH`) (issue 24).
+#[test]
+fn example_systemd_unit_allows_the_mask_and_verifies() {
+    let unit = fs::read_to_string(repo().join("examples/claude-agent@.service")).unwrap();
+    let settings = unit_settings(&unit);
+    let restrict: Vec<&str> = settings
+        .iter()
+        .filter(|(k, _)| k == "RestrictNamespaces")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(restrict.len(), 1, "{restrict:?}");
+    let mut allowed: Vec<&str> = restrict[0].split_whitespace().collect();
+    allowed.sort_unstable();
+    assert_eq!(
+        allowed,
+        ["mnt", "user"],
+        "RestrictNamespaces={}",
+        restrict[0]
+    );
+    assert!(unit.contains("install -m 755 ~/.cargo/bin/claude-iso /usr/local/bin/claude-iso"));
+    assert!(unit.contains("/usr/local/share/man/man1/claude-iso.1"));
+
+    let Some(analyze) = which("systemd-analyze") else {
+        eprintln!("systemd-analyze is not installed: the verify half of this test did not run");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let man1 = dir.path().join("man/man1");
+    fs::create_dir_all(&man1).unwrap();
+    fs::copy(repo().join(MAN_PAGE), man1.join("claude-iso.1")).unwrap();
+    let installed = unit.replace("/usr/local/bin/claude-iso", BIN);
+    fs::write(dir.path().join("claude-agent@.service"), installed).unwrap();
+    let out = Command::new(analyze)
+        .arg("verify")
+        .arg(dir.path().join("claude-agent@demo.service"))
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("MANPATH", dir.path().join("man"))
+        .env("SYSTEMD_LOG_LEVEL", "notice")
+        .output()
+        .unwrap();
+    assert_success("systemd-analyze verify", &out);
+    assert_eq!(text(&out.stderr), "", "systemd-analyze verify complained");
 }

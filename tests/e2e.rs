@@ -258,14 +258,21 @@ fn token_piece(hay: &[u8], token: &str) -> Option<usize> {
         .find_map(|piece| memchr::memmem::find(hay, piece))
 }
 
-/// Reads every readable mapping of `pid`'s memory and returns how many bytes were read
-/// and the first mapping that holds a piece of the token (`None` when `/proc/<pid>/mem`
-/// cannot be opened).
+/// Reads every resident page of `pid`'s readable mappings and returns how many bytes
+/// were read and the first mapping that holds a piece of the token (`None` when
+/// `/proc/<pid>/mem` cannot be opened). Goes by 1 MiB chunks, skipping those whose pages
+/// `/proc/<pid>/pagemap` shows neither present nor swapped (node reserves tens of GB it
+/// never touches); chunks overlap by 16 bytes so a piece across a boundary is found.
 fn memory_with_token(pid: u32, token: &str) -> Option<(usize, Option<String>)> {
-    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+    const CHUNK: u64 = 1 << 20;
+    const PAGE: u64 = 4096;
     let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    let mut mem = fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mem = fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let pagemap = fs::File::open(format!("/proc/{pid}/pagemap")).ok();
     let mut read = 0;
+    let mut buf = vec![0u8; (CHUNK + 16) as usize];
+    let mut entries = vec![0u8; (CHUNK / PAGE * 8) as usize];
     for line in maps.lines() {
         let mut f = line.split_whitespace();
         let (Some(range), Some(perms)) = (f.next(), f.next()) else {
@@ -280,15 +287,27 @@ fn memory_with_token(pid: u32, token: &str) -> Option<(usize, Option<String>)> {
         let (Ok(a), Ok(b)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) else {
             continue;
         };
-        let Ok(len) = usize::try_from(b - a) else {
-            continue;
-        };
-        let mut buf = vec![0u8; len];
-        if mem.seek(SeekFrom::Start(a)).is_ok() && mem.read_exact(&mut buf).is_ok() {
-            read += len;
-            if token_piece(&buf, token).is_some() {
-                return Some((read, Some(line.to_owned())));
+        let mut at = a;
+        while at < b {
+            let end = (at + CHUNK).min(b);
+            let touched = pagemap.as_ref().is_none_or(|pm| {
+                let n = ((end - at) / PAGE * 8) as usize;
+                pm.read_exact_at(&mut entries[..n], at / PAGE * 8).is_err()
+                    || entries[..n].chunks(8).any(|e| {
+                        let v = u64::from_le_bytes(e.try_into().unwrap());
+                        v & (0b11 << 62) != 0
+                    })
+            });
+            if touched {
+                let len = ((end + 16).min(b) - at) as usize;
+                if mem.read_exact_at(&mut buf[..len], at).is_ok() {
+                    read += len;
+                    if token_piece(&buf[..len], token).is_some() {
+                        return Some((read, Some(line.to_owned())));
+                    }
+                }
             }
+            at = end;
         }
     }
     Some((read, None))
@@ -615,5 +634,28 @@ fn tui_shows_a_shared_custom_command() {
     assert!(
         fs::symlink_metadata(w.home.join(".claude/.credentials.json")).is_err(),
         "a credentials file appeared in the scratch home"
+    );
+}
+
+/// The control for the TUI cases' memory check: it finds a token where there is one (in
+/// a child's environment block, on its stack).
+#[test]
+fn the_memory_check_finds_a_token_where_there_is_one() {
+    let token = format!("sk-ant-oat01-{}AA", "MemCheckControl-x7".repeat(5));
+    let mut child = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .env_clear()
+        .env("SOME_VAR", &token)
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let found = memory_with_token(child.id(), &token);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (read, at) = found.expect("cannot open the child's /proc/<pid>/mem");
+    assert!(read > 0);
+    assert!(
+        at.is_some_and(|m| m.ends_with("[stack]")),
+        "not found in {read} bytes"
     );
 }

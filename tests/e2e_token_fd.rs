@@ -16,6 +16,8 @@ mod support;
 use support::fake_api::{FakeApi, Mode};
 use support::{PRINT_TIMEOUT, World, run_watched};
 
+const REPLY: &str = "pong from the fake API";
+
 /// Runs a Bash tool call that prints its environment; returns what the tool result sent
 /// back to the API said about the token: (token present, CLAUDE_CODE_OAUTH_TOKEN
 /// present, descriptor variable present).
@@ -115,4 +117,117 @@ fn through_the_broker_claudes_tools_find_no_token() {
     assert!(!token, "the token reached the Bash tool's environment");
     assert!(!fd_var, "a token descriptor variable reached the Bash tool");
     w.assert_decoy_unchanged();
+}
+
+/// Issue 25: an agent that has no token at all, through a shared `claude-iso broker
+/// serve`, gets answers from the real claude; the API sees only the broker's token. As
+/// root the agent runs as another user (65534) that cannot read the token file; without
+/// root, as the same user, with no token anywhere in its environment or env file.
+#[test]
+fn an_agent_without_a_token_answers_through_a_shared_broker() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let Some(w) = World::new("an_agent_without_a_token_answers_through_a_shared_broker") else {
+        return;
+    };
+    let api = FakeApi::start(REPLY);
+    let root = nix::unistd::geteuid().is_root();
+    let agent_uid = if root {
+        65534
+    } else {
+        nix::unistd::geteuid().as_raw()
+    };
+    let agent_gid = if root {
+        65534
+    } else {
+        nix::unistd::getegid().as_raw()
+    };
+    // A directory others can traverse: the socket, and the agent's own home and work.
+    let shared = tempfile::Builder::new()
+        .prefix("claude-iso-fleet.")
+        .tempdir()
+        .unwrap();
+    let shared = std::fs::canonicalize(shared.keep()).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = shared.join("api.sock");
+    let agent = shared.join("agent");
+    std::fs::create_dir(&agent).unwrap();
+    std::fs::create_dir(agent.join("work")).unwrap();
+    nix::unistd::chown(&agent, Some(agent_uid.into()), Some(agent_gid.into())).unwrap();
+    nix::unistd::chown(
+        &agent.join("work"),
+        Some(agent_uid.into()),
+        Some(agent_gid.into()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let log = w.logs.join("broker.log");
+    let mut broker = std::process::Command::new(support::CLAUDE_ISO)
+        .env_clear()
+        .env("PATH", support::base_path())
+        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .args(["broker", "serve", "--env-file"])
+        .arg(&w.env_file)
+        .arg("--socket")
+        .arg(&socket)
+        .args(["--allow-user", &agent_uid.to_string()])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no broker socket"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+
+    let claude_dir = w.claude.parent().unwrap().to_path_buf();
+    let as_agent = |cmd: &mut std::process::Command| {
+        cmd.env_clear()
+            .env(
+                "PATH",
+                format!("{}:{}", claude_dir.display(), support::base_path()),
+            )
+            .env("HOME", &agent)
+            .env("LANG", "C.UTF-8")
+            .envs(support::quiet_env())
+            .current_dir(agent.join("work"));
+        if root {
+            cmd.uid(agent_uid).gid(agent_gid);
+        }
+    };
+    if root {
+        // The agent's user cannot read the token the broker holds.
+        let mut cat = std::process::Command::new("/bin/cat");
+        cat.arg(&w.env_file);
+        as_agent(&mut cat);
+        assert!(
+            !cat.output().unwrap().status.success(),
+            "the agent can read the token file"
+        );
+    }
+    let mut cmd = std::process::Command::new(support::CLAUDE_ISO);
+    cmd.arg("--broker")
+        .arg(&socket)
+        .arg("--home")
+        .arg(agent.join("home"))
+        .args(["--", "claude", "--print", "say pong"]);
+    as_agent(&mut cmd);
+    let run = support::run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert!(run.status.success(), "the agent's claude failed: {run}");
+    assert!(run.stdout.contains(REPLY), "no answer: {run}");
+    w.assert_only_token(&api);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains(&format!("uid={agent_uid} POST /v1/messages")),
+        "the broker did not log the agent's request:\n{logged}"
+    );
+    assert!(!logged.contains(&w.token[13..]));
+    let _ = std::fs::remove_dir_all(&shared);
 }

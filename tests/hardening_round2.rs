@@ -1803,6 +1803,9 @@ fn doctor_live_never_makes_its_home_in_a_real_config_dir() {
             Some(config.clone()),
         ),
     ] {
+        // The record exists before the run: with CLAUDE_CONFIG_DIR in the sandbox, the
+        // sandbox is a view under the mask, in which no new entry can be made.
+        write_mode(&record, "", 0o644);
         let before = (tree(&real_claude), tree(&config));
         let mut d = doctor_live(&t).env("TMPDIR", &tmpdir);
         if let Some(c) = &extra {
@@ -1881,7 +1884,12 @@ fn a_nested_run_in_a_hand_seeded_home_knows_it_is_nested() {
         .unwrap()
         .unwrap()
         .dir;
-    let t = t.command([BIN, "--dry-run", "--", "probe"]);
+    // The outer run unmasked: under the mask the real homes are views whose top level
+    // cannot gain entries, so the passwd home's default home (whose `.local` may not
+    // exist) could not be planned as creatable; this test is about nesting, not the mask.
+    let t = t
+        .args(["--mask", "off"])
+        .command([BIN, "--dry-run", "--", "probe"]);
     let out = t.run();
     out.status(0);
     let plan = out.stdout_text();
@@ -2000,4 +2008,93 @@ fn doctor_reports_the_refusal_of_a_home_holding_the_real_config_dir() {
             .probe_not_run();
         assert!(real_claude.join(".credentials.json").exists());
     }
+}
+
+/// A token file that is there but cannot be read says so: its owner and mode, who we
+/// are, and the way out — not "no token found" (issue 24). The default path included.
+#[test]
+fn an_unreadable_token_file_names_owner_mode_and_the_way_out() {
+    // Runner: its own file at mode 0000 (it may not read it either), or, as root, root's
+    // 0600 file read as nobody.
+    let t = Test::new().no_env_file();
+    let dir = mkdir(&t.path("cfg/claude-iso"));
+    let file = dir.join("token.env");
+    write_mode(&file, format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"), 0o600);
+    let (mode, owner) = if is_root() {
+        ("0600", "owner root (uid 0)")
+    } else {
+        chmod(&file, 0o000);
+        ("0000", "")
+    };
+    for t in [
+        Test::new().no_env_file().arg("--env-file").arg(&file),
+        Test::new()
+            .no_env_file()
+            .env("XDG_CONFIG_HOME", t.path("cfg")),
+    ] {
+        let t = as_runner(t);
+        let out = t.run();
+        out.status(125)
+            .one_line_error(&format!(
+                "{}: cannot open: Permission denied (",
+                file.display()
+            ))
+            .one_line_error(&format!("mode {mode}; you are "))
+            .one_line_error(owner)
+            .one_line_error(&format!("chmod 600 {}", file.display()))
+            .one_line_error("claude-iso token set --env-file")
+            .stderr_lacks("no token found")
+            .probe_not_run();
+    }
+}
+
+/// A home that cannot be created in a system directory (`/`, owned by root) never
+/// suggests making that directory writable: it names the ways to a home of one's own
+/// (issue 24).
+#[test]
+fn a_home_that_cannot_be_created_in_a_system_directory_suggests_one_of_your_own() {
+    let t = Test::new()
+        .no_home()
+        .arg("--home")
+        .arg("/claude-iso-test-not-there/home");
+    let t = as_runner(t);
+    let out = t.run();
+    out.status(125)
+        .one_line_error(
+            "home /claude-iso-test-not-there/home: cannot create: / (owner uid 0, mode ",
+        )
+        .one_line_error("choose a home in a directory of yours: --home DIR")
+        .stderr_lacks("made writable")
+        .probe_not_run();
+    assert!(!Path::new("/claude-iso-test-not-there").exists());
+}
+
+/// `doctor --live` against a claude that gets a 401: the `live` line says what to do
+/// ("run `claude setup-token`, then `claude-iso token set`"), and the report ends with
+/// its summary line (issue 24).
+#[test]
+fn doctor_live_failure_names_the_way_out_and_the_report_ends_with_a_summary() {
+    let t = Test::new();
+    write_executable(
+        &t.path("bin/claude"),
+        "#!/bin/sh\ncase \"$1\" in --version) echo '9.9.9 (Claude Code)' ;; *) echo 'API Error: 401 {\"type\":\"error\",\"error\":{\"type\":\"authentication_error\"}}'; exit 1 ;; esac\n",
+    );
+    let doctor = doctor_live(&t).timeout(Duration::from_secs(60));
+    let out = doctor.run();
+    out.status(1);
+    let text = out.stdout_text();
+    let live = text
+        .lines()
+        .find(|l| l.starts_with("fail  live"))
+        .unwrap_or_else(|| panic!("no failed live line:\n{text}"));
+    assert!(
+        live.contains("API Error: 401")
+            && live.contains("run `claude setup-token`, then `claude-iso token set`"),
+        "{live}"
+    );
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("summary: ") && last.contains(" fail: fix the `fail` lines"),
+        "{text}"
+    );
 }

@@ -833,11 +833,10 @@ fn keep_env_lets_one_through_and_unset_drops_more() {
     assert_eq!(probe.var("KEPT"), Some("kept-value".into()));
     let err = out.stderr_text();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.contains("ANTHROPIC_AUTH_TOKEN") && err.contains("FOO"),
-        "{err}"
-    );
+    assert!(err.contains("ANTHROPIC_AUTH_TOKEN"), "{err}");
     assert!(!err.contains("ANTHROPIC_API_KEY"), "kept on purpose: {err}");
+    // Removed on request: acknowledged, not warned about (issue 24).
+    assert!(!err.contains("FOO"), "unset on purpose: {err}");
     assert!(
         !err.contains("NOT_SET") && !err.contains("foo-value"),
         "{err}"
@@ -1468,5 +1467,107 @@ fn claude_isos_own_variables_reach_the_command_without_a_warning() {
             Some(std::ffi::OsStr::new(v)),
             "{k}"
         );
+    }
+}
+
+#[test]
+fn an_env_file_holding_the_token_alone_is_accepted() {
+    // What a systemd credential or a Kubernetes Secret holds: the token, nothing else.
+    for (name, text) in [
+        ("newline", format!("{TOKEN}\n")),
+        ("no newline", TOKEN.to_owned()),
+        ("crlf", format!("{TOKEN}\r\n")),
+        (
+            "a comment first",
+            format!("# from claude setup-token\n{TOKEN}\n"),
+        ),
+    ] {
+        let t = Test::new().env_file_text(text.as_bytes());
+        let out = t.run();
+        out.success().no_secrets();
+        assert!(
+            out.stderr_text().is_empty(),
+            "{name}: {}",
+            out.stderr_text()
+        );
+        out.probe().assert_token(TOKEN);
+    }
+    // Words that are no token: the way out, in one line.
+    for text in ["my token\n", "one\ntwo\n"] {
+        let t = Test::new().env_file_text(text.as_bytes());
+        t.run()
+            .status(125)
+            .one_line_error(
+                "token.env: holds no CLAUDE_CODE_OAUTH_TOKEN= line and is not a token alone; write CLAUDE_CODE_OAUTH_TOKEN=<token printed by `claude setup-token`>, or run `claude-iso token set`",
+            )
+            .probe_not_run();
+    }
+}
+
+/// `--unset NAME` acknowledges a variable the launch would warn about on every start
+/// (a unit's `XDG_CONFIG_HOME`): it is still removed, and no warning is printed.
+#[test]
+fn unset_silences_the_warning_about_a_variable_it_names() {
+    let t = Test::new().env("XDG_CONFIG_HOME", "/etc/xdg-elsewhere");
+    let out = t.run();
+    out.success()
+        .stderr_contains("claude-iso: warning: not passing XDG_CONFIG_HOME")
+        .stderr_contains("--unset NAME removes it without this warning");
+    assert_eq!(out.probe().var("XDG_CONFIG_HOME"), None);
+    let t = t.args(["--unset", "XDG_CONFIG_HOME"]);
+    t.reset_probe();
+    let out = t.run();
+    out.success().stderr("");
+    assert_eq!(out.probe().var("XDG_CONFIG_HOME"), None);
+    // -v still says it, and a dry run lists it.
+    let out = t.spawn_with(["-v"]).wait();
+    out.success()
+        .stderr_contains("--unset: not passing XDG_CONFIG_HOME");
+    let out = t.spawn_with(["--dry-run"]).wait();
+    out.success()
+        .stdout_contains("env: unset XDG_CONFIG_HOME\n");
+}
+
+/// A usage error keeps clap's detail in its one line: the missing argument's name, the
+/// possible values, a similar option, the subcommands to choose from (issue 24).
+#[test]
+fn usage_errors_keep_clap_detail_in_one_line() {
+    for (args, needles) in [
+        (
+            vec!["--token-via"],
+            vec!["'--token-via <WAY>'", "[possible values: broker, fd, env]"],
+        ),
+        (
+            vec!["--mask", "bogus"],
+            vec!["invalid value 'bogus' for '--mask <WHEN>' [possible values: auto, on, off]"],
+        ),
+        (
+            vec!["completions"],
+            vec!["the following required arguments were not provided: <SHELL>"],
+        ),
+        (
+            vec!["token"],
+            vec!["token: a subcommand is required, one of: set, status"],
+        ),
+        (
+            vec!["broker"],
+            vec!["broker: a subcommand is required, one of: serve, status"],
+        ),
+        (
+            vec!["doctor", "--li"],
+            vec!["unexpected argument '--li' found; tip: a similar argument exists: '--live'"],
+        ),
+    ] {
+        let t = Test::new()
+            .no_env_file()
+            .no_home()
+            .args(args.iter().copied());
+        let out = t.run();
+        out.status(125).probe_not_run();
+        for needle in needles {
+            out.one_line_error(needle);
+        }
+        out.stderr_lacks("For more information")
+            .stderr_lacks("Usage:");
     }
 }

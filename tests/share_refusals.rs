@@ -847,3 +847,40 @@ fn a_share_inside_another_is_refused() {
         &["inside .claude/agents", "by default"],
     );
 }
+
+/// `--share default` where claude left an empty `.gitconfig` (a launch without the share
+/// ran in between): the empty file holds nothing, so the copy replaces it without a
+/// warning and without a set-aside file, launch after launch. A file with content in
+/// the way is still kept aside (issue 24).
+#[test]
+fn an_empty_file_in_the_way_of_a_shared_copy_is_replaced_silently() {
+    let t = state_test();
+    real_config(&t);
+    let home = default_home(&t);
+    t.spawn_with(["--share", "default"]).wait().success();
+    for _ in 0..2 {
+        // Claude, without the share, leaves an empty .gitconfig behind.
+        t.spawn_with(Vec::<&str>::new()).wait().success();
+        assert!(!home.join(".gitconfig").exists());
+        write_mode(&home.join(".gitconfig"), "", 0o644);
+        t.reset_probe();
+        let out = t.spawn_with(["--share", "default"]).wait();
+        out.success().stderr("");
+        assert_eq!(
+            fs::read_to_string(home.join(".gitconfig")).unwrap(),
+            "[user]\n\tname = Me\n"
+        );
+        let aside: Vec<String> = common::names_with_prefix(&home, ".gitconfig.");
+        assert!(aside.is_empty(), "{aside:?}");
+    }
+    // Content in the way is kept.
+    fs::remove_file(home.join(".gitconfig")).unwrap();
+    write_mode(&home.join(".gitconfig"), "[user]\n\tname = Other\n", 0o644);
+    let out = t.spawn_with(["--share", "default"]).wait();
+    out.success()
+        .stderr_contains("was in the way of a shared copy");
+    assert_eq!(
+        common::names_with_prefix(&home, ".gitconfig.unshared-").len(),
+        1
+    );
+}

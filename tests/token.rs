@@ -1129,3 +1129,46 @@ fn an_oversized_env_file_error_names_the_fix() {
         "{err}"
     );
 }
+
+/// A token typed as an argument is recognised wherever it stands before `--`: the run
+/// stops before anything is created (no home, no directory named after the token), the
+/// user is told it is in their shell history, and the token shows nowhere (issue 24).
+#[test]
+fn a_token_given_as_an_argument_is_refused_and_named() {
+    for (args, at) in [
+        (vec!["token", "set", TOKEN], 3),
+        (vec![TOKEN], 1),
+        (vec!["--home", TOKEN], 2),
+        (vec!["-n", &format!("--home={TOKEN}")], 2),
+        (vec!["--name", TOKEN, "--", "claude"], 2),
+    ] {
+        let t = Test::new()
+            .no_home()
+            .no_env_file()
+            .args(args.iter().copied())
+            .secret(TOKEN);
+        let out = t.run();
+        out.status(125)
+            .one_line_error(&format!(
+                "claude-iso: argument {at} is a token: it is now in your shell history"
+            ))
+            .one_line_error("claude-iso token set")
+            .no_secrets()
+            .probe_not_run();
+        assert!(!t.home().exists(), "{args:?}");
+        for dir in [t.root().to_owned(), t.work()] {
+            let names: Vec<String> = fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                names.iter().all(|n| !n.contains("sk-ant-")),
+                "{args:?}: {names:?} in {}",
+                dir.display()
+            );
+        }
+    }
+    // After `--` it is the command's business.
+    let t = Test::new().command(["probe", "--x", TOKEN]);
+    t.run().success();
+}

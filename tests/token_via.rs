@@ -449,9 +449,14 @@ fn an_unreachable_destination_is_a_502_that_says_why() {
     running.wait().status(0);
 }
 
-#[test]
-fn the_broker_streams_events_as_they_come() {
-    // An upstream that sends one event, then waits for the test's go before the rest.
+/// An upstream on 127.0.0.1 that answers the first request with one server-sent event,
+/// then holds the rest of the response until the test sends on the returned channel.
+/// Returns its port, that channel, and the thread (which ends once it has sent all).
+fn held_upstream() -> (
+    u16,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
@@ -463,16 +468,16 @@ fn the_broker_streams_events_as_they_come() {
             let n = s.read(&mut buf).unwrap();
             seen.extend_from_slice(&buf[..n]);
         }
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
-        let first = b"event: one\ndata: {}\n\n";
-        s.write_all(format!("{:x}\r\n", first.len()).as_bytes())
-            .unwrap();
-        s.write_all(first).unwrap();
-        s.write_all(b"\r\n").unwrap();
-        s.flush().unwrap();
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 40\r\n\r\nevent: one\ndata: {}\n\n").unwrap();
         go_rx.recv_timeout(Duration::from_secs(20)).unwrap();
-        s.write_all(b"0\r\n\r\n").unwrap();
+        s.write_all(b"event: two\ndata: {}\n\n").unwrap();
     });
+    (port, go_tx, server)
+}
+
+#[test]
+fn the_broker_streams_events_as_they_come() {
+    let (port, go_tx, server) = held_upstream();
     let t = Test::new()
         .default_token_via()
         .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"));
@@ -971,22 +976,7 @@ fn an_agent_launch_through_a_shared_broker_reads_no_token() {
 
 #[test]
 fn term_lets_a_stream_in_flight_finish() {
-    // An upstream that sends one event, then holds the rest until the test says so.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let upstream = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().unwrap();
-        let mut buf = [0u8; 4096];
-        let mut seen = Vec::new();
-        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-            let n = s.read(&mut buf).unwrap();
-            seen.extend_from_slice(&buf[..n]);
-        }
-        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: 40\r\n\r\nevent: one\ndata: {}\n\n").unwrap();
-        go_rx.recv_timeout(Duration::from_secs(20)).unwrap();
-        s.write_all(b"event: two\ndata: {}\n\n").unwrap();
-    });
+    let (port, go_tx, upstream) = held_upstream();
     let fake = FakeApi::start("unused");
     let t = Test::new();
     let socket = t.path("api.sock");
@@ -1067,5 +1057,252 @@ fn a_command_that_ends_at_once_leaves_no_socket_behind() {
         let pid = running.id();
         running.wait().success();
         wait_gone(&t.home(), &dir.join(format!("broker.{pid}.sock")));
+    }
+}
+
+// ---- TLS to the destination --------------------------------------------------------
+
+/// A test CA, and a certificate it signed for 127.0.0.1 and localhost: (CA PEM, leaf
+/// DER, leaf key DER).
+fn test_ca() -> (String, Vec<u8>, Vec<u8>) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "claude-iso test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    (ca.pem(), leaf.der().to_vec(), leaf_key.serialize_der())
+}
+
+/// An https fake API on 127.0.0.1 (rustls), answering each connection's one request with
+/// a small JSON message and recording its `Authorization` header. Returns the port.
+fn tls_api(
+    leaf: Vec<u8>,
+    key: Vec<u8>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> u16 {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(leaf)],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+            )
+            .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(stream) = stream else { continue };
+            let conn = rustls::ServerConnection::new(std::sync::Arc::clone(&config)).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, stream);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tls.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            let head = String::from_utf8_lossy(&got).to_string();
+            if let Some(auth) = head.lines().find_map(|l| {
+                l.strip_prefix("authorization: ")
+                    .or_else(|| l.strip_prefix("Authorization: "))
+            }) {
+                seen.lock().unwrap().push(auth.to_owned());
+            }
+            let body = r#"{"type":"message","content":[]}"#;
+            let _ = write!(
+                tls,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = tls.flush();
+            tls.conn.send_close_notify();
+            let _ = tls.flush();
+        }
+    });
+    port
+}
+
+#[test]
+fn the_broker_speaks_tls_with_the_callers_extra_ca() {
+    let (ca_pem, leaf, key) = test_ca();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let port = tls_api(leaf, key, std::sync::Arc::clone(&seen));
+    let t = Test::new();
+    let ca = t.path("test-ca.pem");
+    fs::write(&ca, &ca_pem).unwrap();
+    let ask = |extra: &[(&str, &Path)]| -> (u16, String) {
+        let mut t2 = Test::new()
+            .default_token_via()
+            .env("ANTHROPIC_BASE_URL", format!("https://127.0.0.1:{port}"));
+        for (k, v) in extra {
+            t2 = t2.env(*k, v.as_os_str());
+        }
+        waiting_claude(&t2);
+        let running = t2.spawn();
+        wait_for(&t2.path("probe/ran"));
+        let socket = PathBuf::from(var(&environ(&t2), "ANTHROPIC_UNIX_SOCKET").unwrap());
+        let mut conn = connect(&socket);
+        let (status, _, body) = exchange(
+            &mut conn,
+            "POST /v1/messages HTTP/1.1",
+            br#"{"messages":[]}"#,
+        );
+        fs::write(t2.path("probe/done"), "").unwrap();
+        running.wait().status(0);
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    // Not trusted by the system's store: a 502 that says why.
+    let (status, body) = ask(&[]);
+    assert_eq!(status, 502, "{body}");
+    assert!(body.to_ascii_lowercase().contains("certificate"), "{body}");
+    assert!(seen.lock().unwrap().is_empty());
+    // NODE_EXTRA_CA_CERTS (what claude users behind a TLS-inspecting proxy set).
+    let (status, body) = ask(&[("NODE_EXTRA_CA_CERTS", &ca)]);
+    assert_eq!(status, 200, "{body}");
+    // SSL_CERT_FILE replaces the system's store.
+    let (status, body) = ask(&[("SSL_CERT_FILE", &ca)]);
+    assert_eq!(status, 200, "{body}");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, vec![format!("Bearer {TOKEN}"); 2]);
+}
+
+/// An HTTP CONNECT proxy on 127.0.0.1 that records each tunnel's target and splices it
+/// through. Returns the port.
+fn connect_proxy(targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().take(8) {
+            let Ok(mut client) = client else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if client.read(&mut byte).unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(byte[0]);
+            }
+            let line = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            let target = line
+                .strip_prefix("CONNECT ")
+                .and_then(|r| r.split(' ').next())
+                .unwrap_or("")
+                .to_owned();
+            targets.lock().unwrap().push(target.clone());
+            let Ok(upstream) = std::net::TcpStream::connect(&target) else {
+                continue;
+            };
+            client
+                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                .unwrap();
+            let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            let (mut c1, mut u1) = (client, upstream);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut u2);
+                let _ = u2.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut u1, &mut c1);
+                let _ = c1.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn the_brokers_leg_goes_through_the_callers_https_proxy() {
+    let (ca_pem, leaf, key) = test_ca();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let port = tls_api(leaf, key, std::sync::Arc::clone(&seen));
+    let targets = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let proxy = connect_proxy(std::sync::Arc::clone(&targets));
+    let t = Test::new()
+        .default_token_via()
+        .env("ANTHROPIC_BASE_URL", format!("https://127.0.0.1:{port}"))
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{proxy}"));
+    let ca = t.path("ca.pem");
+    fs::write(&ca, &ca_pem).unwrap();
+    let t = t.env("NODE_EXTRA_CA_CERTS", ca);
+    waiting_claude(&t);
+    let running = t.spawn();
+    wait_for(&t.path("probe/ran"));
+    let socket = PathBuf::from(var(&environ(&t), "ANTHROPIC_UNIX_SOCKET").unwrap());
+    let mut conn = connect(&socket);
+    let (status, _, body) = exchange(&mut conn, "POST /v1/messages HTTP/1.1", b"{}");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    fs::write(t.path("probe/done"), "").unwrap();
+    running.wait().status(0);
+    assert_eq!(*targets.lock().unwrap(), vec![format!("127.0.0.1:{port}")]);
+    assert_eq!(*seen.lock().unwrap(), vec![format!("Bearer {TOKEN}")]);
+}
+
+#[test]
+fn the_command_cannot_read_the_brokers_memory_or_environment() {
+    // The token comes in the caller's environment (the broker inherits that block, and
+    // overwrites the value); the command, masked where the kernel allows, tries the
+    // broker's /proc files: its own child's.
+    let api = FakeApi::start("pong");
+    let t = Test::new()
+        .default_token_via()
+        .no_env_file()
+        .env("CLAUDE_CODE_OAUTH_TOKEN", TOKEN)
+        .env("ANTHROPIC_BASE_URL", api.base_url());
+    let out_dir = t.path("probe");
+    write_executable(
+        &t.path("bin/claude"),
+        &format!(
+            r#"#!/bin/sh
+d='{out}'
+kids=$(/bin/cat /proc/$$/task/$$/children)
+for k in $kids; do
+    if /bin/grep -q claude-iso /proc/$k/cmdline 2>/dev/null; then
+        echo "$k" > "$d/broker_pid"
+        /bin/cat /proc/$k/environ > "$d/environ_read" 2>/dev/null && echo yes > "$d/environ_ok"
+        /bin/dd if=/proc/$k/mem bs=4096 count=1 skip=1 of="$d/mem_read" 2>/dev/null && echo yes > "$d/mem_ok"
+        for f in /proc/$k/fd/*; do /bin/readlink "$f"; done > "$d/fds_read" 2>/dev/null
+        [ -s "$d/fds_read" ] && echo yes > "$d/fd_ok"
+    fi
+done
+: > "$d/ran"
+"#,
+            out = out_dir.display()
+        ),
+    );
+    t.run().status(0).no_secrets();
+    assert!(
+        t.path("probe/broker_pid").exists(),
+        "the command did not find the broker among its children"
+    );
+    for what in ["environ_ok", "mem_ok", "fd_ok"] {
+        assert!(
+            !t.path("probe").join(what).exists(),
+            "the command could read the broker's {what}"
+        );
+    }
+    if let Ok(env) = fs::read(t.path("probe/environ_read")) {
+        assert!(
+            !env.windows(20)
+                .any(|w| TOKEN.as_bytes()[13..].windows(20).any(|x| x == w))
+        );
     }
 }

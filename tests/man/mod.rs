@@ -291,6 +291,20 @@ fn synopsis(page: &mut Page, cmd: &Command) {
     page.roff.control("br", []);
     page.line("**claude-iso token status** [**--json**] [**--env-file** __PATH__]");
     page.roff.control("br", []);
+    page.line("**claude-iso homes** [**--json**]");
+    page.roff.control("br", []);
+    page.line(
+        "**claude-iso homes prune** [**--older-than** __DAYS__] [**--dry-run**] \
+        [**--delete-quarantined**]",
+    );
+    page.roff.control("br", []);
+    page.line(
+        "**claude-iso broker serve** [**--socket** __PATH__] [**--allow-user** __USER__] \
+        [**--allow-group** __GROUP__] [**--env-file** __PATH__] [**--grace** __SECONDS__]",
+    );
+    page.roff.control("br", []);
+    page.line("**claude-iso broker status** [**--socket** __PATH__] [**--json**]");
+    page.roff.control("br", []);
     page.line(&format!("**claude-iso completions** {shells}"));
 }
 
@@ -571,8 +585,9 @@ fn subcommands(page: &mut Page, cmd: &Command) {
     page.p(&format!(
         "{}. It inspects what a launch with the same options would do, without seeding, \
         moving or creating anything, and prints one check per line: **ok**, **warn** \
-        or **fail**, a short detail, and the fix for anything not ok. The token is \
-        shown as prefix and length only.",
+        or **fail**, a short detail, and the fix for anything not ok, then a summary \
+        line (how many of each). On a terminal, details are folded to 100 columns. The \
+        token is shown as prefix and length only.",
         about(doctor)
     ));
     let command_detail = format!(
@@ -743,7 +758,8 @@ fn homes(page: &mut Page, cmd: &Command) {
         home given with **--home** elsewhere is not tracked. For each: its size (the \
         apparent size of every file below it, each inode once), its last launch (the \
         modification time of **{OWN_LOCK}**, which a launch renews when it is more than an \
-        hour old), the number \
+        hour old, so it is shown as the day and the hours or days since, or \"within the \
+        last hour\"), the number \
         of directories trusted in its **{CLAUDE_JSON}**, whether it is in use, and the \
         files in it that claude-iso set aside, anywhere below it (quarantined \
         credentials files, kept copies of **{CLAUDE_JSON}** and of changed **--share** \
@@ -1245,11 +1261,37 @@ fn security(page: &mut Page) {
         **.device-keys.json** emptied; a working directory inside \
         the profile store or a token directory cannot be masked from, and the launch \
         exits 125 whatever the mode (a scratch home there is refused before it is made). \
+        In claude-iso's state directory only the launch's own home is there (other \
+        homes, and any made during the run, are left out; a working directory in \
+        another home exits 125); the broker's socket directories \
+        (**$XDG_RUNTIME_DIR/claude-iso**, **/tmp/claude-iso-**_uid_) are never hidden. \
         The scratch home, the \
         working directory and everything else are unchanged, and other processes \
         keep seeing the real files. **--dry-run** lists the masks; **doctor** checks \
         that the kernel allows them."
     ));
+    page.p(
+        "The directory holding each hidden place (each real home, **~/.config**, the \
+        directory holding **CLAUDE_CONFIG_DIR** and the like, the state directory) is \
+        shown as a view: a read-only tmpfs in which each entry it held at launch is \
+        bound back from the real directory, the hidden ones empty or absent. Removing, \
+        renaming or re-creating a hidden place outside during the run (**rm -rf \
+        ~/.claude** and a new login) changes nothing __COMMAND__ sees. In a viewed \
+        directory __COMMAND__ sees the entries of launch time, keeps writing inside \
+        them, but cannot create, remove or rename entries at its top level: working \
+        from your home itself makes its top level read-only. No view is made of \
+        **/**, of a directory others can create entries in (**/tmp**), or of one \
+        claude-iso cannot list.",
+    );
+    page.p(
+        "An inherited descriptor (one without close-on-exec) on a directory or file \
+        inside a hidden place, or on a directory above one (**3</home/me**), would reach \
+        the real files whatever the namespace shows: the launch is refused with 125, \
+        naming the descriptor and where it leads (close it: **3<&-**). Sockets, pipes, \
+        terminals, other files and what systemd passes (**LISTEN_FDS**) pass. Every refusal of the \
+        mask, and under **--mask on** the kernel's (tried first in a helper), comes \
+        before anything is created.",
+    );
     page.p(
         "Unprivileged, the namespace maps only your uid and gid: __COMMAND__ has no \
         capabilities in it and cannot remove a mask. As root, the masks are made first \
@@ -1257,7 +1299,9 @@ fn security(page: &mut Page) {
         locked. Where the kernel refuses user namespaces \
         (**user.max_user_namespaces=0**, Ubuntu's \
         **kernel.apparmor_restrict_unprivileged_userns=1**, a container's seccomp \
-        policy, systemd's **RestrictNamespaces=**), **--mask auto** prints one warning \
+        policy, systemd's **RestrictNamespaces=**), and in a PID namespace whose **/proc** \
+        belongs to another one (**unshare --pid --fork** without **--mount-proc**), \
+        **--mask auto** prints one warning \
         with the reason and the fix and runs without the mask; **--mask on** exits 125. \
         For Ubuntu, **examples/apparmor/claude-iso** in the source lets the binary \
         create its namespace.",
@@ -1287,15 +1331,16 @@ fn security(page: &mut Page) {
         later. As root it guards against accidents, not against a malicious root \
         process (root inside can still write **/etc/cron.d**). It \
         masks paths, not files: a hard link to a credentials file elsewhere, or another \
-        mount of the same file system, is not covered. A mask on a single file (the \
-        real **~/.claude.json**, an **--env-file** elsewhere, a credentials directory's \
+        mount of the same file system, is not covered. A mask on a single file no view \
+        covers (an **--env-file** elsewhere, a credentials directory's \
         file, claude's fixed **remote/** files, a credentials file in the config \
-        directory you work in) holds until something outside replaces that file by \
-        rename (claude saves **~/.claude.json** and refreshes **.credentials.json** that \
+        directory you work in, a hidden place in **/** or **/tmp**) holds until something \
+        outside replaces that file by \
+        rename (claude refreshes **.credentials.json** that \
         way): the kernel then detaches the mount in every namespace, and the new file is \
-        readable, and writable if its mode allows. Directories are masked whole and stay \
-        masked. When \
-        **~/.claude** is a symlink, the mask covers what it leads to, not the link. \
+        readable, and writable if its mode allows. When \
+        **~/.claude** is a symlink, the mask covers what it leads to, and the link is an \
+        empty placeholder. \
         Inside it setuid programs gain \
         no privileges, and files of users outside the map show as **nobody**. To keep \
         agents apart, run them as separate users or under systemd's sandboxing (see \

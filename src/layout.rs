@@ -45,6 +45,17 @@ pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 /// `.claude.json.claude-iso.<pid>.<n>.tmp`.
 pub const TEMP_PREFIX: &str = ".claude.json.claude-iso.";
 
+/// The prefix of a launch's request for trust, waiting for whichever launch holds the
+/// lock to merge it (group commit): `.claude-iso.pending.<pid>.<n>` (its temp file ends
+/// in `.tmp`). A JSON array of the directories to trust; the launch holds a `flock` on it
+/// until it is done, so a file nobody holds was left by a launch that died.
+pub const PENDING_PREFIX: &str = ".claude-iso.pending.";
+
+/// Where claude's lock directory is made before it is renamed to [`CLAUDE_LOCK`]
+/// (`.claude-iso.claude-lock.<pid>.tmp`), so that its identity is on record in our lock
+/// file before it is claude's lock.
+pub const CLAUDE_LOCK_STAGING: &str = ".claude-iso.claude-lock.";
+
 /// claude-iso's directory under `$XDG_STATE_HOME`.
 pub const STATE_DIR: &str = "claude-iso";
 /// The default scratch home, in [`STATE_DIR`].

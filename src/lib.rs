@@ -299,7 +299,12 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         }
     }
 
-    let seed_state = seed::inspect(existing.map(home::Existing::dir), &home_path, &config.trust)?;
+    let seed_state = seed::inspect_for(
+        existing.map(home::Existing::dir),
+        &home_path,
+        &config.trust,
+        cli.dry_run,
+    )?;
     if cli.dry_run {
         home::plan_lines(&home_state, report);
         report.plan(format!("seed: {}", seed_state.describe()));

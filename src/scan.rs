@@ -73,6 +73,57 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
     )
 }
 
+/// Whether one of `needles` occurs nowhere in the first `size` bytes of `file`: read
+/// from the end backwards through a 64 KiB buffer (claude appends a newly opened folder
+/// last, so a folder already there is usually found in the first read), each read
+/// overlapping the next by a needle's length. Unreadable: `false` (nothing decided).
+///
+/// With each needle a trusted directory as JSON writes it (`"<dir>"`), `true` proves the
+/// directory has no trust entry, far faster than [`is_seeded`] can: a launch that is
+/// the first in its directory then needs a write and skips the full check. (A key that
+/// was written with escapes JavaScript does not use is missed; the merge under the lock
+/// finds it and writes nothing.)
+pub fn lacks_any(file: &std::fs::File, size: u64, needles: &[Vec<u8>]) -> bool {
+    use std::os::unix::fs::FileExt;
+    let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
+    if needles.is_empty() || longest == 0 || longest >= BUF {
+        return false;
+    }
+    let finders: Vec<memchr::memmem::Finder<'_>> =
+        needles.iter().map(memchr::memmem::Finder::new).collect();
+    let mut found = vec![false; needles.len()];
+    let step = (BUF - longest) as u64;
+    let mut buf = vec![0u8; BUF];
+    let mut end = size;
+    loop {
+        let start = end.saturating_sub(step);
+        let want = usize::try_from((end - start) + (longest as u64 - 1))
+            .unwrap_or(BUF)
+            .min(usize::try_from(size - start).unwrap_or(BUF));
+        let mut got = 0;
+        while got < want {
+            match file.read_at(&mut buf[got..want], start + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        for (f, seen) in finders.iter().zip(found.iter_mut()) {
+            if !*seen && f.find(&buf[..got]).is_some() {
+                *seen = true;
+            }
+        }
+        if found.iter().all(|f| *f) {
+            return false;
+        }
+        if start == 0 {
+            return true;
+        }
+        end = start;
+    }
+}
+
 struct Scanner<R> {
     reader: R,
     buf: Box<[u8]>,
@@ -421,6 +472,40 @@ impl<R: Read> Scanner<R> {
             }
         })?;
         Some(trusted)
+    }
+}
+
+#[cfg(test)]
+mod lacks_any_tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &[u8]) -> std::fs::File {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(text).unwrap();
+        f
+    }
+
+    #[test]
+    fn finds_needles_anywhere_across_reads() {
+        let n = |s: &str| s.as_bytes().to_vec();
+        // Needles at the start, the end and straddling every read boundary.
+        for at in [0, 1, BUF - 40, BUF - 3, BUF, 3 * BUF - 7, 5 * BUF - 8] {
+            let mut text = vec![b'x'; 5 * BUF];
+            text[at..at + 8].copy_from_slice(b"\"/a/dir\"");
+            let size = text.len() as u64;
+            let f = file(&text);
+            assert!(!lacks_any(&f, size, &[n("\"/a/dir\"")]), "at {at}");
+            assert!(
+                lacks_any(&f, size, &[n("\"/a/dir\""), n("\"/b\"")]),
+                "at {at}"
+            );
+            assert!(lacks_any(&f, size, &[n("\"/a/di\"")]), "at {at}");
+        }
+        assert!(lacks_any(&file(b"{}"), 2, &[n("\"/x\"")]));
+        assert!(!lacks_any(&file(b"{}"), 2, &[]), "nothing to look for");
+        // Only the first `size` bytes count (the size seen when the file was opened).
+        assert!(lacks_any(&file(b"{} \"/x\""), 2, &[n("\"/x\"")]));
     }
 }
 

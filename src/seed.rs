@@ -9,9 +9,19 @@
 //! skipping everything but the two keys we own, and writes nothing. Otherwise, under our
 //! own `flock` and claude's `mkdir` lock, the file is read, merged (every other key kept),
 //! written to a temp file, fsynced and renamed over the original.
+//!
+//! Launches that need a write at the same time share one (group commit, issue 26): each
+//! first posts what it needs as a pending file in the home ([`PENDING_PREFIX`], written
+//! whole before it gets its name, and `flock`ed by the launch for as long as it runs);
+//! whoever gets the lock merges every pending request in one rewrite and removes those
+//! files once the new `.claude.json` is in place. A launch whose file was removed so is
+//! done without taking the lock; a pending file nobody holds is a dead launch's and is
+//! removed unmerged. A launch killed at any point leaves `.claude.json` whole (it is only
+//! ever replaced by rename) and every other launch's request pending or merged.
 
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
@@ -29,8 +39,8 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, Aside, is_type, lstat_at};
 use crate::home::ScratchHome;
 use crate::layout::{
-    CLAUDE_JSON, CLAUDE_LOCK, DIALOG_COUNTERS, DIALOG_FLAGS, LOCK_TIMEOUT, ONBOARDING, OWN_LOCK,
-    PROJECTS, STALE_AFTER, TEMP_PREFIX, TRUSTED,
+    CLAUDE_JSON, CLAUDE_LOCK, CLAUDE_LOCK_STAGING, DIALOG_COUNTERS, DIALOG_FLAGS, LOCK_TIMEOUT,
+    ONBOARDING, OWN_LOCK, PENDING_PREFIX, PROJECTS, STALE_AFTER, TEMP_PREFIX, TRUSTED,
 };
 use crate::report::Report;
 
@@ -83,39 +93,43 @@ impl fmt::Display for Changes {
     }
 }
 
-/// An object whose members we do not own are kept as their original JSON text, byte
-/// for byte — keys included: a rewrite never re-encodes a number, an escape or a lone
+/// An object whose members we do not own are kept as their original JSON text (borrowed
+/// from the text read, never copied), byte for byte — keys included: a rewrite never re-encodes a number, an escape or a lone
 /// surrogate that claude (JavaScript) wrote and would read back, even in a key (which no
 /// Rust `String` can hold). Duplicate keys are kept; the last one counts, as in
 /// JavaScript's `JSON.parse`.
-type RawMap = Vec<Member>;
+type RawMap<'t> = Vec<Member<'t>>;
 
 #[derive(Debug)]
-struct Member {
+struct Member<'t> {
     /// The key as written, quotes included.
     raw_key: String,
     /// The key decoded, when it is valid Unicode (a lone surrogate is not).
     key: Option<String>,
-    node: Node,
+    node: Node<'t>,
 }
 
 /// A member: untouched original text, or an object we descend into.
 #[derive(Debug)]
-enum Node {
-    Raw(Box<RawValue>),
-    Object(RawMap),
+enum Node<'t> {
+    Raw(Cow<'t, RawValue>),
+    Object(RawMap<'t>),
 }
 
-fn raw_true() -> Node {
-    Node::Raw(RawValue::from_string("true".to_owned()).expect("valid JSON"))
+fn raw_true<'t>() -> Node<'t> {
+    Node::Raw(Cow::Owned(
+        RawValue::from_string("true".to_owned()).expect("valid JSON"),
+    ))
 }
 
 fn is_true(node: Option<&Node>) -> bool {
     matches!(node, Some(Node::Raw(raw)) if raw.get().trim() == "true")
 }
 
-fn raw_number(n: u64) -> Node {
-    Node::Raw(RawValue::from_string(n.to_string()).expect("a number is valid JSON"))
+fn raw_number<'t>(n: u64) -> Node<'t> {
+    Node::Raw(Cow::Owned(
+        RawValue::from_string(n.to_string()).expect("a number is valid JSON"),
+    ))
 }
 
 /// The limit of a dialog counter, by its key.
@@ -134,16 +148,20 @@ fn is_at_least(node: Option<&Node>, limit: u64) -> bool {
     matches!(node, Some(Node::Raw(raw)) if serde_json::from_str::<f64>(raw.get()).is_ok_and(|n| n >= limit))
 }
 
-fn find(map: &RawMap, key: &str) -> Option<usize> {
+fn find(map: &RawMap<'_>, key: &str) -> Option<usize> {
     map.iter().rposition(|m| m.key.as_deref() == Some(key))
 }
 
-fn get<'a>(map: &'a RawMap, key: &str) -> Option<&'a Node> {
+fn get<'a, 't>(map: &'a RawMap<'t>, key: &str) -> Option<&'a Node<'t>> {
     find(map, key).map(|i| &map[i].node)
 }
 
 /// The node of `key` (the last of duplicates), inserted at the end with `make` if missing.
-fn entry<'a>(map: &'a mut RawMap, key: &str, make: impl FnOnce() -> Node) -> &'a mut Node {
+fn entry<'a, 't>(
+    map: &'a mut RawMap<'t>,
+    key: &str,
+    make: impl FnOnce() -> Node<'t>,
+) -> &'a mut Node<'t> {
     let i = find(map, key).unwrap_or_else(|| {
         map.push(Member {
             raw_key: serde_json::to_string(key).expect("a string serialises"),
@@ -164,7 +182,7 @@ fn skip_ws(b: &[u8], mut pos: usize) -> usize {
 
 /// Parses the members of an object, keys and values kept as raw text. `None`: not a
 /// JSON object (or trailing content after it).
-fn parse_object(text: &str) -> Option<RawMap> {
+fn parse_object(text: &str) -> Option<RawMap<'_>> {
     let b = text.as_bytes();
     let mut pos = skip_ws(b, 0);
     if b.get(pos) != Some(&b'{') {
@@ -204,7 +222,7 @@ fn parse_object(text: &str) -> Option<RawMap> {
             map.push(Member {
                 raw_key: raw_key.to_owned(),
                 key,
-                node: Node::Raw(value.to_owned()),
+                node: Node::Raw(Cow::Borrowed(value)),
             });
             pos = skip_ws(b, pos);
             match b.get(pos)? {
@@ -222,7 +240,7 @@ fn parse_object(text: &str) -> Option<RawMap> {
 
 /// Writes an object the way `JSON.stringify(_, null, 2)` lays it out; raw members are
 /// written exactly as they were read.
-fn write_object(out: &mut String, map: &RawMap, indent: usize) {
+fn write_object(out: &mut String, map: &RawMap<'_>, indent: usize) {
     if map.is_empty() {
         out.push_str("{}");
         return;
@@ -248,15 +266,20 @@ fn write_object(out: &mut String, map: &RawMap, indent: usize) {
 
 /// Descends into member `key` of `map` as an object, replacing it (and saying so in
 /// `replaced`) when it is not one; creates it when missing.
-fn object_member<'a>(
-    map: &'a mut RawMap,
+fn object_member<'a, 't>(
+    map: &'a mut RawMap<'t>,
     key: &str,
     replaced: &mut Vec<String>,
     what: String,
-) -> &'a mut RawMap {
+) -> &'a mut RawMap<'t> {
     let node = entry(map, key, || Node::Object(RawMap::new()));
     if let Node::Raw(raw) = node {
-        *node = Node::Object(parse_object(raw.get()).unwrap_or_else(|| {
+        // Only values read from the text are objects; ours are `true` and numbers.
+        let parsed = match raw {
+            Cow::Borrowed(raw) => parse_object((*raw).get()),
+            Cow::Owned(_) => None,
+        };
+        *node = Node::Object(parsed.unwrap_or_else(|| {
             replaced.push(what);
             RawMap::new()
         }));
@@ -371,6 +394,8 @@ pub enum SeedPlan {
     Update(Changes),
     /// Not a JSON object: kept aside, and a fresh one seeded.
     Replace,
+    /// Not seeded yet; what would change was not worked out ([`inspect_for`] a launch).
+    Unseeded,
 }
 
 /// What [`inspect`] found.
@@ -397,6 +422,7 @@ impl SeedState {
             SeedPlan::Seeded => format!("{path} already seeded (no write)"),
             SeedPlan::Create => format!("would create {path} with {}{trust}", fresh_keys()),
             SeedPlan::Update(changes) => format!("would set {changes} in {path}"),
+            SeedPlan::Unseeded => format!("would seed {path}"),
             SeedPlan::Replace => format!(
                 "{path} is not a JSON object: would keep it aside and seed a fresh one with {}{trust}",
                 fresh_keys()
@@ -436,6 +462,22 @@ fn trust_strings(trust: &[PathBuf]) -> Result<Vec<String>> {
 /// # Errors
 /// A path that is not UTF-8, or an unusable `.claude.json` (a symlink, not a regular file).
 pub fn inspect(dir: Option<&OwnedFd>, home: &Path, trust: &[PathBuf]) -> Result<SeedState> {
+    inspect_for(dir, home, trust, true)
+}
+
+/// [`inspect`] for a launch (`detail` false): a file the scan finds unseeded is planned
+/// as [`SeedPlan::Unseeded`] without merging it in memory just to list the changes —
+/// [`apply`] merges it again under the lock anyway. (With a large `.claude.json` and many
+/// launches starting together, that listing was most of a first launch's time.)
+///
+/// # Errors
+/// As [`inspect`].
+pub fn inspect_for(
+    dir: Option<&OwnedFd>,
+    home: &Path,
+    trust: &[PathBuf],
+    detail: bool,
+) -> Result<SeedState> {
     let path = home.join(CLAUDE_JSON);
     let trust = trust_strings(trust)?;
     let refs: Vec<&str> = trust.iter().map(String::as_str).collect();
@@ -448,8 +490,18 @@ pub fn inspect(dir: Option<&OwnedFd>, home: &Path, trust: &[PathBuf]) -> Result<
         Some((mut file, size)) => {
             // One byte more than the size, so a small file is read to EOF in one buffer.
             let hint = usize::try_from(size.saturating_add(1)).unwrap_or(usize::MAX);
-            if crate::scan::is_seeded_sized(&mut file, hint, &refs) == Some(true) {
+            let needles = || -> Vec<Vec<u8>> {
+                refs.iter()
+                    .map(|d| serde_json::to_vec(d).expect("a string serialises"))
+                    .collect()
+            };
+            if !detail && crate::scan::lacks_any(&file, size, &needles()) {
+                // A directory named nowhere in the file: a write is needed.
+                SeedPlan::Unseeded
+            } else if crate::scan::is_seeded_sized(&mut file, hint, &refs) == Some(true) {
                 SeedPlan::Seeded
+            } else if !detail {
+                SeedPlan::Unseeded
             } else {
                 let mut bytes = Vec::new();
                 use std::io::Seek;
@@ -485,16 +537,38 @@ pub fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<(
         report.info(format!("{} already seeded; not written", path.display()));
         return Ok(());
     }
-    let trust: Vec<&str> = state.trust.iter().map(String::as_str).collect();
     let dir = &home.dir;
-    let _own = own_lock(dir, &home.path)?;
-    let _claude = ClaudeLock::acquire(dir, &home.path, report)?;
+    let request = Pending::post(dir, &home.path, &state.trust)?;
+    let Some(own) = own_lock(dir, &home.path, || request.merged())? else {
+        report.info(format!(
+            "{} seeded by a concurrent launch (one write for all of them); not written",
+            path.display()
+        ));
+        return Ok(());
+    };
+    if request.merged() {
+        report.info(format!(
+            "{} seeded by a concurrent launch (one write for all of them); not written",
+            path.display()
+        ));
+        return Ok(());
+    }
+    let _claude = ClaudeLock::acquire(dir, &own, &home.path, report)?;
     remove_stale_temp_files(dir);
+    let others = collect_pending(dir, &request.name);
+    let mut trust: Vec<&str> = state.trust.iter().map(String::as_str).collect();
+    for dir in others.iter().flat_map(|(_, dirs)| dirs) {
+        if !trust.contains(&dir.as_str()) {
+            trust.push(dir);
+        }
+    }
 
     let original = match open_config(dir, path)? {
         None => None,
-        Some((mut file, _)) => {
-            let mut bytes = Vec::new();
+        Some((mut file, size)) => {
+            // Sized to the file (one byte more to see EOF): no regrowing, no copies.
+            let mut bytes =
+                Vec::with_capacity(usize::try_from(size.saturating_add(1)).unwrap_or(0));
             file.read_to_end(&mut bytes).map_err(|e| {
                 seed_err(
                     path,
@@ -523,7 +597,10 @@ pub fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<(
         }
     };
     if changes.is_empty() {
-        return Ok(()); // another process seeded it meanwhile
+        // Another process seeded it meanwhile: every request is already in place.
+        retire(dir, &others);
+        request.retire();
+        return Ok(());
     }
     if lossy {
         changes
@@ -550,8 +627,159 @@ pub fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<(
             )
         },
     )?;
+    // Only now, with the new file in place, are the requests done (ours too: removed
+    // before the locks go, so the next holder does not read it again).
+    retire(dir, &others);
+    request.retire();
     report.info(format!("seeded {}: {changes}", path.display()));
+    if !others.is_empty() {
+        report.info(format!(
+            "one write for {} concurrent launches",
+            others.len() + 1
+        ));
+    }
     Ok(())
+}
+
+/// This launch's request for a write, posted where the lock holder sees it: a file
+/// `<PENDING_PREFIX><pid>.<n>` holding the directories to trust as a JSON array, on
+/// which this launch holds a `flock` until it is dropped (then it is removed, if the
+/// holder that merged it has not removed it already).
+struct Pending<'a> {
+    dir: &'a OwnedFd,
+    name: String,
+    file: Flock<OwnedFd>,
+}
+
+impl<'a> Pending<'a> {
+    /// Writes the request to a temp file of its own (created with `O_EXCL`, locked
+    /// first), then links it under its final name: a holder never reads a partial one.
+    fn post(dir: &'a OwnedFd, home: &Path, trust: &[String]) -> Result<Self> {
+        use std::io::Write;
+        let body = serde_json::to_string(trust).expect("strings serialise");
+        let pid = std::process::id();
+        let flags =
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fail = |name: &str, what: &str, e: Errno| {
+            seed_err(&home.join(name), format!("cannot {what}: {}", e.desc()))
+        };
+        let mut n = 0u32;
+        loop {
+            let name = format!("{PENDING_PREFIX}{pid}.{n}");
+            let tmp = format!("{name}.tmp");
+            n += 1;
+            let fd = match openat(dir, tmp.as_str(), flags, Mode::from_bits_truncate(0o600)) {
+                Ok(fd) => fd,
+                Err(Errno::EEXIST) if n < 1000 => continue,
+                Err(e) => return Err(fail(&tmp, "create", e)),
+            };
+            let file =
+                Flock::lock(fd, FlockArg::LockExclusive).map_err(|(_, e)| fail(&tmp, "lock", e))?;
+            let written = File::from(
+                file.try_clone()
+                    .map_err(|e| seed_err(&home.join(&tmp), format!("cannot write: {e}")))?,
+            )
+            .write_all(body.as_bytes());
+            if let Err(e) = written {
+                let _ = unlinkat(dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+                return Err(seed_err(&home.join(&tmp), format!("cannot write: {e}")));
+            }
+            // A link never replaces: a name still taken (a dead launch's file of the
+            // same pid) or a temp file a holder removed as a dead launch's (it looked
+            // for our lock before we took it) means another try under a new name.
+            let linked = nix::unistd::linkat(
+                dir,
+                tmp.as_str(),
+                dir,
+                name.as_str(),
+                nix::fcntl::AtFlags::empty(),
+            );
+            let _ = unlinkat(dir, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
+            match linked {
+                Ok(()) => return Ok(Pending { dir, name, file }),
+                Err(Errno::EEXIST | Errno::ENOENT) if n < 1000 => {}
+                Err(e) => return Err(fail(&name, "create", e)),
+            }
+        }
+    }
+
+    /// Removes the file: the request is done (still locked, so never taken for a dead
+    /// launch's).
+    fn retire(&self) {
+        let _ = unlinkat(self.dir, self.name.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
+
+    /// A holder merged the request and removed its file: the write it asked for is done.
+    fn merged(&self) -> bool {
+        unlinked(&self.file)
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        // Removed while still locked, so a holder never takes it for a dead launch's.
+        if !unlinked(&self.file) {
+            self.retire();
+        }
+    }
+}
+
+/// The file behind `fd` has no name left.
+fn unlinked(fd: &Flock<OwnedFd>) -> bool {
+    fstat(&**fd).is_ok_and(|st| st.st_nlink == 0)
+}
+
+/// The requests other live launches have posted, by file name. Those no launch holds
+/// any more (it died before its request was merged; or its temp file, never linked) are
+/// removed unmerged: a dead launch runs no command that needs its trust.
+fn collect_pending(dir: &OwnedFd, own: &str) -> Vec<(String, Vec<String>)> {
+    let Ok(names) = fsutil::dir_entries(dir) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for name in names.iter().filter_map(|n| n.to_str()) {
+        if !name.starts_with(PENDING_PREFIX) || name == own {
+            continue;
+        }
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let Ok(fd) = openat(dir, name, flags, Mode::empty()) else {
+            continue;
+        };
+        if !fstat(&fd).is_ok_and(|st| is_type(&st, SFlag::S_IFREG)) {
+            continue;
+        }
+        match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+            Ok(_dead) => {
+                // Removed while we hold its lock: its owner is gone.
+                let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+            }
+            Err((fd, Errno::EWOULDBLOCK)) if !name.ends_with(".tmp") => {
+                let mut text = String::new();
+                // A request is a few paths; anything longer is not one of ours.
+                let dirs = File::from(fd)
+                    .take(MAX_PENDING)
+                    .read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| serde_json::from_str::<Vec<String>>(&text).ok());
+                // Unreadable: its launch finds it unmerged and writes for itself.
+                if let Some(dirs) = dirs {
+                    found.push((name.to_owned(), dirs));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    found
+}
+
+/// The longest request file read (1 MiB: thousands of paths).
+const MAX_PENDING: u64 = 1 << 20;
+
+/// Removes the merged requests' files: their launches see it and go on.
+fn retire(dir: &OwnedFd, merged: &[(String, Vec<String>)]) {
+    for (name, _) in merged {
+        let _ = unlinkat(dir, name.as_str(), UnlinkatFlags::NoRemoveDir);
+    }
 }
 
 /// Removes temp files of ours (`.claude.json.claude-iso.<pid>.<n>.tmp`) left by a writer
@@ -567,6 +795,9 @@ fn remove_stale_temp_files(dir: &OwnedFd) {
             && lstat_at(dir, name).is_ok_and(|st| st.is_some_and(|st| is_type(&st, SFlag::S_IFREG)))
         {
             let _ = unlinkat(dir, name, UnlinkatFlags::NoRemoveDir);
+        } else if name.starts_with(CLAUDE_LOCK_STAGING) && name.ends_with(".tmp") {
+            // A staging lock directory a killed launch made (empty, or it stays).
+            let _ = unlinkat(dir, name, UnlinkatFlags::RemoveDir);
         }
     }
 }
@@ -576,32 +807,45 @@ pub const OWN_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Our lock, taken with a bounded wait: a seeder stopped (SIGSTOP) or stuck while holding
 /// it cannot block every other launch forever.
-fn own_lock(dir: &OwnedFd, home: &Path) -> Result<Flock<OwnedFd>> {
+/// `Ok(None)`: `done` turned true while waiting (a holder wrote what this launch needs).
+fn own_lock(dir: &OwnedFd, home: &Path, done: impl Fn() -> bool) -> Result<Option<Flock<OwnedFd>>> {
     let shown = home.join(OWN_LOCK);
     // The home was marked when it was prepared; the lock file is ours alone (checked).
     let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let mut fd = openat(dir, OWN_LOCK, flags, Mode::empty())
         .map_err(|e| seed_err(&shown, format!("cannot open: {}", e.desc())))?;
-    let started = std::time::Instant::now();
+    let mut started = std::time::Instant::now();
+    // Every holder records claude's lock in the file as it takes and releases it: a
+    // change is another holder's progress, and the wait is timed from there (launches
+    // queued behind several holders in turn are not waiting for a stuck one).
+    let stamp = |fd: &OwnedFd| fstat(fd).ok().map(|st| (st.st_mtime, st.st_mtime_nsec));
+    let mut last = stamp(&fd);
     loop {
         match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(lock),
+            Ok(lock) => return Ok(Some(lock)),
             Err((back, Errno::EWOULDBLOCK)) => {
                 fd = back;
+                if done() {
+                    return Ok(None);
+                }
+                let now = stamp(&fd);
+                if now != last {
+                    last = now;
+                    started = std::time::Instant::now();
+                }
                 if started.elapsed() > OWN_LOCK_TIMEOUT {
                     let holder = fstat(&fd)
                         .ok()
-                        .and_then(|st| fsutil::flock_holder(st.st_dev, st.st_ino))
-                        .map_or_else(
-                            || "another process".to_owned(),
-                            |pid| format!("process {pid}"),
-                        );
+                        .and_then(|st| fsutil::flock_holder(st.st_dev, st.st_ino));
+                    let (who, end) = match holder {
+                        Some(pid) => (format!("process {pid}"), format!(" (kill {pid})")),
+                        None => ("another process".to_owned(), String::new()),
+                    };
                     return Err(seed_err(
                         &shown,
                         format!(
-                            "{holder} has held this lock for over {}s while seeding; if it is stopped or stuck, end it (kill {})",
+                            "{who} has held this lock for over {}s while seeding; if it is stopped or stuck, end it{end}",
                             OWN_LOCK_TIMEOUT.as_secs(),
-                            holder.trim_start_matches("process ")
                         ),
                     ));
                 }
@@ -614,18 +858,97 @@ fn own_lock(dir: &OwnedFd, home: &Path) -> Result<Flock<OwnedFd>> {
 
 /// claude's own lock on `.claude.json`, taken the way claude takes it (`mkdir`), so
 /// neither writes over the other. Removed on drop.
+///
+/// Which lock directory we made is recorded in our own lock file (inode and change
+/// time, to the nanosecond) while we hold it: a launch killed while holding it leaves a
+/// lock that the next holder of our lock knows for a dead launch's and breaks at once,
+/// instead of waiting for it to go stale while every other launch waits for our lock.
+/// (See [`take_claude_lock`] for how the record comes first.)
 struct ClaudeLock<'a> {
     dir: &'a OwnedFd,
+    own: &'a OwnedFd,
+}
+
+/// The identity of a lock directory, as recorded in our own lock file: its inode and
+/// its mtime to the nanosecond (a rename keeps the mtime; a new directory on a reused
+/// inode has another).
+fn lock_identity(st: &nix::sys::stat::FileStat) -> String {
+    format!("{} {}.{:09}\n", st.st_ino, st.st_mtime, st.st_mtime_nsec)
+}
+
+/// Takes claude's lock, its identity on record first. `Err(EEXIST)`: someone holds it.
+///
+/// Where the filesystem can rename without replacing, the directory is made under a
+/// staging name of ours, recorded, then renamed to [`CLAUDE_LOCK`] (never over an
+/// existing one: `RENAME_NOREPLACE`), so no moment exists in which it is claude's lock
+/// and not on record. Elsewhere it is made in place and recorded right after.
+fn take_claude_lock(dir: &OwnedFd, own: &OwnedFd) -> nix::Result<()> {
+    let mode = Mode::from_bits_truncate(0o700);
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let staging = format!("{CLAUDE_LOCK_STAGING}{}.tmp", std::process::id());
+        let _ = unlinkat(dir, staging.as_str(), UnlinkatFlags::RemoveDir);
+        mkdirat(dir, staging.as_str(), mode)?;
+        if let Some(st) = lstat_at(dir, staging.as_str())? {
+            record_identity(own, &lock_identity(&st));
+        }
+        let renamed = nix::fcntl::renameat2(
+            dir,
+            staging.as_str(),
+            dir,
+            CLAUDE_LOCK,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        );
+        if renamed.is_ok() {
+            return Ok(());
+        }
+        let _ = unlinkat(dir, staging.as_str(), UnlinkatFlags::RemoveDir);
+        record_identity(own, "");
+        match renamed {
+            Err(Errno::EINVAL | Errno::ENOSYS) => {} // not on this filesystem
+            other => return other,
+        }
+    }
+    mkdirat(dir, CLAUDE_LOCK, mode)?;
+    if let Some(st) = lstat_at(dir, CLAUDE_LOCK)? {
+        record_identity(own, &lock_identity(&st));
+    }
+    Ok(())
+}
+
+/// What our own lock file records (empty when no claude lock of ours is outstanding).
+fn recorded_identity(own: &OwnedFd) -> String {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 64];
+    let n = own
+        .try_clone()
+        .map(File::from)
+        .and_then(|f| f.read_at(&mut buf, 0))
+        .unwrap_or(0);
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+/// Replaces what our own lock file records (best effort: without a record, a lock left
+/// by a killed launch is broken when it goes stale, as before).
+fn record_identity(own: &OwnedFd, identity: &str) {
+    use std::os::unix::fs::FileExt;
+    if let Ok(f) = own.try_clone().map(File::from) {
+        let _ = f
+            .set_len(0)
+            .and_then(|()| f.write_all_at(identity.as_bytes(), 0));
+    }
 }
 
 impl<'a> ClaudeLock<'a> {
-    fn acquire(dir: &'a OwnedFd, home: &Path, report: &Report) -> Result<Self> {
+    fn acquire(dir: &'a OwnedFd, own: &'a OwnedFd, home: &Path, report: &Report) -> Result<Self> {
         let shown = home.join(CLAUDE_LOCK);
         let started = std::time::Instant::now();
         let mut told = false;
+        // Read before our own tries overwrite it: the lock the last holder made, if any.
+        let left = recorded_identity(own);
         loop {
-            match mkdirat(dir, CLAUDE_LOCK, Mode::from_bits_truncate(0o700)) {
-                Ok(()) => return Ok(ClaudeLock { dir }),
+            match take_claude_lock(dir, own) {
+                Ok(()) => return Ok(ClaudeLock { dir, own }),
                 Err(Errno::EEXIST) => {}
                 Err(e) => return Err(seed_err(&shown, format!("cannot lock: {}", e.desc()))),
             }
@@ -633,6 +956,17 @@ impl<'a> ClaudeLock<'a> {
             else {
                 continue; // released just now
             };
+            if !left.is_empty() && left == lock_identity(&st) {
+                // Made by a launch that held our lock before us: it is gone.
+                report.note(format!(
+                    "breaking claude's lock {} left by a claude-iso launch that ended while seeding",
+                    shown.display()
+                ));
+                match unlinkat(dir, CLAUDE_LOCK, UnlinkatFlags::RemoveDir) {
+                    Ok(()) | Err(Errno::ENOENT) => continue,
+                    Err(_) => {} // not empty: not ours after all; waited on as claude's
+                }
+            }
             let mtime = SystemTime::UNIX_EPOCH
                 + Duration::new(
                     u64::try_from(st.st_mtime).unwrap_or(0),
@@ -683,7 +1017,10 @@ impl<'a> ClaudeLock<'a> {
 
 impl Drop for ClaudeLock<'_> {
     fn drop(&mut self) {
+        // Cleared after: a record that outlives its directory (killed in between) names
+        // no other lock, since a new directory on the same inode has another change time.
         let _ = unlinkat(self.dir, CLAUDE_LOCK, UnlinkatFlags::RemoveDir);
+        record_identity(self.own, "");
     }
 }
 

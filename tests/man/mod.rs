@@ -20,7 +20,7 @@ use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
 use claude_iso::layout::{
     ALLOW_PROJECT_AUTH_VAR, CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS,
     DEVICE_KEYS, DIALOG_COUNTERS, DIALOG_FLAGS, DIALOGS_MEASURED, INIT_GRACE_VAR, INIT_VAR,
-    LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, STALE_AFTER, TOKEN_VAR,
+    LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, PENDING_PREFIX, STALE_AFTER, TOKEN_VAR,
 };
 use claude_iso::scrub::{KEEP, LISTED, NAMESPACES, RULES};
 use claude_iso::share::{DEFAULT_SET, REFUSED};
@@ -1091,10 +1091,21 @@ fn files(page: &mut Page) {
     );
     page.tp(
         &format!("__home__**/{OWN_LOCK}**"),
-        "An empty file claude-iso locks with **flock**(2) while it seeds, so concurrent \
-        launches do not lose each other's changes. It is left in place; a launch renews its \
+        "A file claude-iso locks with **flock**(2) while it seeds, so concurrent \
+        launches do not lose each other's changes; while it holds claude's lock it records \
+        that lock's inode and time here, so a lock left by a launch that was killed is \
+        broken at once. It is left in place; a launch renews its \
         modification time when it is more than an hour old, and **homes** shows it as the \
         last launch.",
+    );
+    page.tp(
+        &format!("__home__**/{PENDING_PREFIX}**__PID__**.**__N__"),
+        "A launch's request for a write of **.claude.json** (a JSON array of the \
+        directories to trust), posted before it waits for the lock and locked with \
+        **flock**(2) by that launch: whichever launch holds the lock merges every posted \
+        request in one write and then removes their files, and a launch whose file went \
+        that way writes nothing. A file no launch holds is a dead launch's and is \
+        removed unmerged.",
     );
     page.tp(
         &format!("__home__**/{CLAUDE_LOCK}/**"),

@@ -294,8 +294,24 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         }
     } else {
         verdict.enforce(config.allow_project_auth)?;
+        // Through a broker, what the finding says claude would do with the token cannot
+        // happen: the broker sends it only where it forwards.
+        let through = match &broker {
+            BrokerChoice::None => String::new(),
+            BrokerChoice::Own(plan) => format!(
+                " (claude talks through the broker, so the token still goes only to {})",
+                plan.destination_line()
+            ),
+            BrokerChoice::Shared(socket) => format!(
+                " (claude talks through the shared broker at {}, which alone holds the token)",
+                socket.display()
+            ),
+        };
         for finding in &verdict.findings {
-            report.warn(format!("letting through on purpose: {}", finding.line()));
+            report.warn(format!(
+                "letting through on purpose: {}{through}",
+                finding.line()
+            ));
         }
     }
 

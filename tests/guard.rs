@@ -184,6 +184,12 @@ fn allow_project_auth_lets_it_through_with_a_warning() {
         .stderr_contains("env.ANTHROPIC_BASE_URL")
         .no_secrets();
     out.probe();
+    // Through the broker the warning says where the token really goes.
+    let t = Test::new().default_token_via().arg("--allow-project-auth");
+    settings(&t.work(), "settings.json", json);
+    t.run().success().stderr_contains(
+        " (claude talks through the broker, so the token still goes only to https://api.anthropic.com (chosen by the default))",
+    );
 
     let t = Test::new().env("CLAUDE_ISO_ALLOW_PROJECT_AUTH", "1");
     settings(&t.work(), "settings.json", json);

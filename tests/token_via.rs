@@ -197,6 +197,16 @@ exit $(/bin/cat "$d/status" 2>/dev/null || echo 0)
     );
 }
 
+/// Starts claude-iso with [`waiting_claude`] as the command, waits until it runs, and
+/// returns it with the broker's socket it was given.
+fn start_waiting(t: &Test) -> (common::Running<'_>, PathBuf) {
+    waiting_claude(t);
+    let running = t.spawn();
+    wait_for(&t.path("probe/ran"));
+    let socket = PathBuf::from(var(&environ(t), "ANTHROPIC_UNIX_SOCKET").unwrap());
+    (running, socket)
+}
+
 fn wait_for(path: &Path) {
     let start = Instant::now();
     while !path.exists() {
@@ -386,10 +396,7 @@ fn the_broker_ends_with_the_command_even_when_it_is_killed() {
     let t = Test::new()
         .default_token_via()
         .env("ANTHROPIC_BASE_URL", api.base_url());
-    waiting_claude(&t);
-    let running = t.spawn();
-    wait_for(&t.path("probe/ran"));
-    let socket = PathBuf::from(var(&environ(&t), "ANTHROPIC_UNIX_SOCKET").unwrap());
+    let (running, socket) = start_waiting(&t);
     assert!(socket.exists());
     // The command is claude-iso's own process (exec'd: same PID).
     let pid: i32 = fs::read_to_string(t.path("probe/pid"))
@@ -422,10 +429,7 @@ fn an_unreachable_destination_is_a_502_that_says_why() {
     let t = Test::new()
         .default_token_via()
         .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"));
-    waiting_claude(&t);
-    let running = t.spawn();
-    wait_for(&t.path("probe/ran"));
-    let socket = PathBuf::from(var(&environ(&t), "ANTHROPIC_UNIX_SOCKET").unwrap());
+    let (running, socket) = start_waiting(&t);
     let mut conn = connect(&socket);
     let (status, headers, body) = exchange(&mut conn, "POST /v1/messages HTTP/1.1", b"{}");
     assert_eq!(status, 502);
@@ -481,10 +485,7 @@ fn the_broker_streams_events_as_they_come() {
     let t = Test::new()
         .default_token_via()
         .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"));
-    waiting_claude(&t);
-    let running = t.spawn();
-    wait_for(&t.path("probe/ran"));
-    let socket = PathBuf::from(var(&environ(&t), "ANTHROPIC_UNIX_SOCKET").unwrap());
+    let (running, socket) = start_waiting(&t);
     let mut conn = connect(&socket);
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -512,10 +513,7 @@ fn another_user_cannot_connect() {
     let t = Test::new()
         .default_token_via()
         .env("ANTHROPIC_BASE_URL", api.base_url());
-    waiting_claude(&t);
-    let running = t.spawn();
-    wait_for(&t.path("probe/ran"));
-    let socket = PathBuf::from(var(&environ(&t), "ANTHROPIC_UNIX_SOCKET").unwrap());
+    let (running, socket) = start_waiting(&t);
     if !common::is_root() {
         // Without root the test cannot act as another user: what keeps others out is
         // then the socket's mode and its directory's, both the user's alone.
@@ -1152,10 +1150,7 @@ fn the_broker_speaks_tls_with_the_callers_extra_ca() {
         for (k, v) in extra {
             t2 = t2.env(*k, v.as_os_str());
         }
-        waiting_claude(&t2);
-        let running = t2.spawn();
-        wait_for(&t2.path("probe/ran"));
-        let socket = PathBuf::from(var(&environ(&t2), "ANTHROPIC_UNIX_SOCKET").unwrap());
+        let (running, socket) = start_waiting(&t2);
         let mut conn = connect(&socket);
         let (status, _, body) = exchange(
             &mut conn,
@@ -1243,10 +1238,7 @@ fn the_brokers_leg_goes_through_the_callers_https_proxy() {
     let ca = t.path("ca.pem");
     fs::write(&ca, &ca_pem).unwrap();
     let t = t.env("NODE_EXTRA_CA_CERTS", ca);
-    waiting_claude(&t);
-    let running = t.spawn();
-    wait_for(&t.path("probe/ran"));
-    let socket = PathBuf::from(var(&environ(&t), "ANTHROPIC_UNIX_SOCKET").unwrap());
+    let (running, socket) = start_waiting(&t);
     let mut conn = connect(&socket);
     let (status, _, body) = exchange(&mut conn, "POST /v1/messages HTTP/1.1", b"{}");
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));

@@ -26,7 +26,7 @@
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
 
@@ -125,7 +125,19 @@ pub fn plan(env: &CallerEnv) -> Result<Plan> {
         None => (DEFAULT_BASE_URL.to_owned(), "the default"),
     };
     let https = base.starts_with("https://");
-    let proxy = if https {
+    // A plain-http destination on this machine never goes through a proxy: the token
+    // would cross to the proxy host in clear text.
+    let loopback = !https && {
+        let host = base
+            .trim_start_matches("http://")
+            .split(['/', ':'])
+            .next()
+            .unwrap_or("");
+        host == "localhost" || host.starts_with("127.") || base.starts_with("http://[::1]")
+    };
+    let proxy = if loopback {
+        None
+    } else if https {
         get("HTTPS_PROXY")
             .or_else(|| get("https_proxy"))
             .or_else(|| get("ALL_PROXY"))
@@ -223,6 +235,14 @@ fn private_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Binds a Unix socket at `path` whose file gets mode `0o777 & !umask`.
+fn bind_with_umask(path: &Path, umask: u32) -> std::io::Result<UnixListener> {
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(umask));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    bound
+}
+
 /// Removes sockets of brokers that are gone (a broker killed with SIGKILL cannot).
 fn remove_stale(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -242,7 +262,9 @@ fn remove_stale(dir: &Path) {
             nix::sys::signal::kill(Pid::from_raw(pid), None),
             Err(nix::errno::Errno::ESRCH)
         );
-        if gone {
+        // Gone in our PID namespace and nobody answering on it (another namespace that
+        // shares the directory may have a live broker with that number).
+        if gone && std::os::unix::net::UnixStream::connect(entry.path()).is_err() {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -256,8 +278,17 @@ fn remove_stale(dir: &Path) {
 pub fn start(plan: &Plan, token: &Token) -> Result<()> {
     private_dir(&plan.dir)?;
     remove_stale(&plan.dir);
-    // A leftover of an earlier process with our PID.
-    let _ = std::fs::remove_file(&plan.socket);
+    // A leftover of an earlier process with our PID; one that answers is a live broker
+    // of another PID namespace sharing the directory, and stays.
+    if plan.socket.exists() {
+        if std::os::unix::net::UnixStream::connect(&plan.socket).is_ok() {
+            return Err(Error::Usage(format!(
+                "a live broker already listens at {}; set XDG_RUNTIME_DIR to a directory of this launch's own",
+                plan.socket.display()
+            )));
+        }
+        let _ = std::fs::remove_file(&plan.socket);
+    }
     let bind_error = |e: std::io::Error| {
         Error::Usage(format!(
             "cannot listen on the broker's socket {}: {}",
@@ -265,16 +296,15 @@ pub fn start(plan: &Plan, token: &Token) -> Result<()> {
             error_text(&e)
         ))
     };
-    // 0600 from the start: bind under a umask that leaves the socket to the user alone.
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(&plan.socket);
-    nix::sys::stat::umask(old);
-    let listener = bound.map_err(bind_error)?;
-    std::fs::set_permissions(&plan.socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(bind_error)?;
+    // 0600 from the start: bind under a umask that leaves the socket to the user alone
+    // (no chmod after the fact, which would follow a symlink swapped in meanwhile).
+    let listener = bind_with_umask(&plan.socket, 0o177).map_err(bind_error)?;
     let launcher = nix::unistd::getpid();
     match sys::fork() {
-        Ok(ForkResult::Parent { .. }) => {
+        Ok(ForkResult::Parent { child }) => {
+            // Its own process group from the parent's side too, so that no terminal signal
+            // can reach it between the fork and its own setpgid.
+            let _ = nix::unistd::setpgid(child, child);
             // The command must not hold the listener (it is close-on-exec too).
             drop(listener);
             Ok(())
@@ -302,6 +332,7 @@ fn run(plan: &Plan, token: &Token, listener: UnixListener, launcher: Pid) -> i32
     if nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).is_err()
         || nix::unistd::getppid() != launcher
     {
+        let _ = std::fs::remove_file(&plan.socket);
         return 0;
     }
     let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
@@ -430,13 +461,10 @@ fn service_listener(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(refuse(error_text(&e))),
     }
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(path);
-    nix::sys::stat::umask(old);
-    let listener = bound.map_err(|e| refuse(error_text(&e)))?;
-    let mode = if open_to_others { 0o666 } else { 0o600 };
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .map_err(|e| refuse(error_text(&e)))?;
+    // The mode comes from the umask at bind time: a chmod afterwards would follow a
+    // symlink swapped in meanwhile.
+    let umask = if open_to_others { 0o111 } else { 0o177 };
+    let listener = bind_with_umask(path, umask).map_err(|e| refuse(error_text(&e)))?;
     Ok((listener, Some(path.to_path_buf())))
 }
 
@@ -636,16 +664,29 @@ mod tests {
         assert_eq!(p.upstream.base, DEFAULT_BASE_URL);
         assert_eq!(p.chosen_by, "the default");
         let p = plan(&env(&[
-            ("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/"),
+            ("ANTHROPIC_BASE_URL", "http://gateway.example:9/"),
             ("HTTP_PROXY", "http://u:pw@proxy:3128"),
             ("NO_PROXY", "localhost"),
         ]))
         .unwrap();
-        assert_eq!(p.upstream.base, "http://127.0.0.1:9");
+        assert_eq!(p.upstream.base, "http://gateway.example:9");
         assert_eq!(p.upstream.no_proxy.as_deref(), Some("localhost"));
         assert!(p.destination_line().contains("http://…@proxy:3128"));
         assert!(!p.destination_line().contains("pw"));
         assert!(plan(&env(&[("ANTHROPIC_BASE_URL", "api.example")])).is_err());
+        // Plain http on this machine never goes through a proxy (the token in clear).
+        for local in [
+            "http://127.0.0.1:9",
+            "http://localhost:8080/x",
+            "http://[::1]:9",
+        ] {
+            let p = plan(&env(&[
+                ("ANTHROPIC_BASE_URL", local),
+                ("HTTP_PROXY", "http://proxy:3128"),
+            ]))
+            .unwrap();
+            assert_eq!(p.upstream.proxy, None, "{local}");
+        }
     }
 
     #[test]

@@ -174,6 +174,69 @@ fn main() {
         .count();
     assert_eq!(bad, 0, "requests with an unexpected credential");
 
+    // `broker serve`: 32 clients at once, 50 small requests each on their own
+    // connection, against the same 32 straight to the API; then the service's peak RSS.
+    let serve_sock = dir.path().join("serve.sock");
+    let serve_log = fs::File::create(dir.path().join("serve.log")).unwrap();
+    let mut service = Command::new(&bin)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir.path())
+        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .args(["broker", "serve", "--env-file"])
+        .arg(&env_file)
+        .arg("--socket")
+        .arg(&serve_sock)
+        .stdout(serve_log)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start broker serve");
+    let started = Instant::now();
+    while !serve_sock.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "broker serve did not start"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let fleet = |brokered: bool| -> Vec<Duration> {
+        let threads: Vec<_> = (0..32)
+            .map(|_| {
+                let (serve_sock, addr) = (serve_sock.clone(), addr.clone());
+                std::thread::spawn(move || {
+                    let mut times = Vec::with_capacity(50);
+                    if brokered {
+                        let mut s = UnixStream::connect(&serve_sock).unwrap();
+                        for _ in 0..50 {
+                            times.push(timed(|| check(exchange(&mut s, head, small))));
+                        }
+                    } else {
+                        let mut s = TcpStream::connect(&addr).unwrap();
+                        for _ in 0..50 {
+                            times.push(timed(|| check(exchange(&mut s, head, small))));
+                        }
+                    }
+                    times
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect()
+    };
+    let (mut fd, mut fv) = (fleet(false), fleet(true));
+    let serve_hwm = fs::read_to_string(format!("/proc/{}/status", service.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.trim_start_matches("VmHWM:").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unreadable".to_owned());
+    let _ = Command::new("kill").arg(service.id().to_string()).status();
+    let _ = service.wait();
+
     let _ = Command::new("kill").arg(pid.to_string()).status();
     let _ = launcher.wait();
     let gone = wait_gone(&socket);
@@ -213,6 +276,21 @@ fn main() {
         ms(c50v) - ms(c50d)
     );
     println!("| broker peak RSS (VmHWM) | | {hwm} | | ≤ 12 MB |");
+    let (f50d, f50v) = (pct(&mut fd, 50.0), pct(&mut fv, 50.0));
+    let (f99d, f99v) = (pct(&mut fd, 99.0), pct(&mut fv, 99.0));
+    println!(
+        "| `broker serve`, 32 clients × 50 requests, p50 | {:.3} ms | {:.3} ms | {:.3} ms | |",
+        ms(f50d),
+        ms(f50v),
+        ms(f50v) - ms(f50d)
+    );
+    println!(
+        "| `broker serve`, 32 clients × 50 requests, p99 | {:.3} ms | {:.3} ms | {:.3} ms | |",
+        ms(f99d),
+        ms(f99v),
+        ms(f99v) - ms(f99d)
+    );
+    println!("| `broker serve` peak RSS (VmHWM) with 32 clients | | {serve_hwm} | | |");
     println!(
         "| broker gone after the command ended | | {} | | < 1 s |",
         gone.map_or("no".to_owned(), |t| format!("{:.0} ms", ms(t)))

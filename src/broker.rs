@@ -67,23 +67,26 @@ impl Plan {
     /// `https://api.anthropic.com (the default)[, through the proxy P]`.
     #[must_use]
     pub fn destination_line(&self) -> String {
-        let mut s = format!("{} (chosen by {})", self.upstream.base, self.chosen_by);
-        if let Some(p) = &self.upstream.proxy {
-            s.push_str(&format!(", through the proxy {}", shown_proxy(p)));
-        }
-        s
+        destination_line(&self.upstream, self.chosen_by)
     }
+}
+
+/// `BASE (chosen by WHO)[, through the proxy P]`, the proxy without its userinfo.
+fn destination_line(upstream: &Upstream, chosen_by: &str) -> String {
+    let mut s = format!("{} (chosen by {chosen_by})", upstream.base);
+    if let Some(p) = &upstream.proxy {
+        s.push_str(&format!(", through the proxy {}", shown_proxy(p)));
+    }
+    s
 }
 
 /// A proxy URL without its userinfo (which may hold a password).
 fn shown_proxy(p: &str) -> String {
-    match p.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) if !host.contains('/') || host.find('/') > rest.find('@') => {
-                format!("{scheme}://…@{host}")
-            }
-            _ => p.to_owned(),
-        },
+    let (scheme, rest) = p.split_once("://").unwrap_or(("", p));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) if scheme.is_empty() => format!("…@{}", &rest[at + 1..]),
+        Some(at) => format!("{scheme}://…@{}", &rest[at + 1..]),
         None => p.to_owned(),
     }
 }
@@ -108,6 +111,29 @@ pub fn socket_dir(env: &CallerEnv) -> PathBuf {
 /// # Errors
 /// `ANTHROPIC_BASE_URL` that is not an http(s) URL, or a socket path too long.
 pub fn plan(env: &CallerEnv) -> Result<Plan> {
+    let (upstream, chosen_by) = destination(env)?;
+    let dir = socket_dir(env);
+    let socket = dir.join(format!("broker.{}.sock", std::process::id()));
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(Error::Usage(format!(
+            "the broker's socket path {} is longer than a Unix socket allows ({MAX_SOCKET_PATH} bytes); set XDG_RUNTIME_DIR to a shorter private directory",
+            socket.display()
+        )));
+    }
+    Ok(Plan {
+        dir,
+        socket,
+        upstream,
+        chosen_by,
+    })
+}
+
+/// Where a broker forwards (the caller's `ANTHROPIC_BASE_URL` or the default), with
+/// the caller's proxy and extra CA file, and who chose it.
+///
+/// # Errors
+/// `ANTHROPIC_BASE_URL` that is not an http(s) URL.
+fn destination(env: &CallerEnv) -> Result<(Upstream, &'static str)> {
     let get = |name: &str| {
         env.get(name)
             .filter(|v| !v.is_empty())
@@ -148,18 +174,8 @@ pub fn plan(env: &CallerEnv) -> Result<Plan> {
             .or_else(|| get("ALL_PROXY"))
             .or_else(|| get("all_proxy"))
     };
-    let dir = socket_dir(env);
-    let socket = dir.join(format!("broker.{}.sock", std::process::id()));
-    if socket.as_os_str().len() > MAX_SOCKET_PATH {
-        return Err(Error::Usage(format!(
-            "the broker's socket path {} is longer than a Unix socket allows ({MAX_SOCKET_PATH} bytes); set XDG_RUNTIME_DIR to a shorter private directory",
-            socket.display()
-        )));
-    }
-    Ok(Plan {
-        dir,
-        socket,
-        upstream: Upstream {
+    Ok((
+        Upstream {
             base,
             proxy,
             no_proxy: get("NO_PROXY").or_else(|| get("no_proxy")),
@@ -169,7 +185,7 @@ pub fn plan(env: &CallerEnv) -> Result<Plan> {
                 .map(PathBuf::from),
         },
         chosen_by,
-    })
+    ))
 }
 
 /// The variables the command gets instead of any token.
@@ -359,12 +375,6 @@ fn run(plan: &Plan, token: &Token, listener: UnixListener, launcher: Pid) -> i32
 
 // ---- `claude-iso broker serve` and `broker status` -------------------------------
 
-/// The destination from the caller's environment (`ANTHROPIC_BASE_URL`, proxies, extra
-/// CAs), without a socket.
-fn upstream_of(env: &CallerEnv) -> Result<Plan> {
-    plan(env)
-}
-
 /// Resolves `--allow-user` names or uids.
 fn allowed_uids(names: &[String]) -> Result<Vec<u32>> {
     resolve_ids(names, "--allow-user", "user", |n| {
@@ -498,7 +508,7 @@ pub fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Ou
         ..Default::default()
     };
     let config = crate::config::Config::new(&launch, CallerEnv::from_process())?;
-    let plan = upstream_of(&config.env)?;
+    let (upstream, chosen_by) = destination(&config.env)?;
     let uids = allowed_uids(&args.allow_user)?;
     let gids = allowed_gids(&args.allow_group)?;
     let (token, source) = crate::token::load(&config)?;
@@ -515,7 +525,7 @@ pub fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Ou
     println!(
         "claude-iso broker: token {} from {source}; forwarding to {}; listening on {shown}",
         token.redacted(),
-        plan.destination_line()
+        destination_line(&upstream, chosen_by)
     );
     // The token is held once, in the forwarder's header.
     sys::wipe_environ_values(&[crate::layout::TOKEN_VAR.as_bytes()]);
@@ -539,7 +549,7 @@ pub fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Ou
             sd_notify(&env, "READY=1\nSTATUS=forwarding");
         })),
     };
-    let served = crate::proxy::serve(listener, plan.upstream, &token, options);
+    let served = crate::proxy::serve(listener, upstream, &token, options);
     drop(token);
     if let Some(path) = made {
         let _ = std::fs::remove_file(path);
@@ -674,6 +684,15 @@ mod tests {
         assert!(p.destination_line().contains("http://…@proxy:3128"));
         assert!(!p.destination_line().contains("pw"));
         assert!(plan(&env(&[("ANTHROPIC_BASE_URL", "api.example")])).is_err());
+        assert_eq!(
+            shown_proxy("http://u:pw@proxy:3128/x"),
+            "http://…@proxy:3128/x"
+        );
+        assert_eq!(shown_proxy("u:pw@proxy:3128"), "…@proxy:3128");
+        assert_eq!(
+            shown_proxy("http://proxy:3128/a@b"),
+            "http://proxy:3128/a@b"
+        );
         // Plain http on this machine never goes through a proxy (the token in clear).
         for local in [
             "http://127.0.0.1:9",

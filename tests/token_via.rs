@@ -672,7 +672,7 @@ impl Service {
 
 /// Starts `broker serve` in `t`'s sandbox with the env file of `t` and `args`, stdout and
 /// stderr to a log; `wrap` runs it through `/bin/sh -c` (for socket activation).
-fn serve(t: &Test, api: &FakeApi, args: &[&str], wrap: Option<(&str, i32)>) -> Service {
+fn serve(t: &Test, base: &str, args: &[&str], wrap: Option<(&str, i32)>) -> Service {
     let log = t.path(format!("broker-{}.log", args.len()));
     let out = fs::File::create(&log).unwrap();
     let mut cmd = match wrap {
@@ -696,7 +696,7 @@ fn serve(t: &Test, api: &FakeApi, args: &[&str], wrap: Option<(&str, i32)>) -> S
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HOME", t.path("realhome"))
-        .env("ANTHROPIC_BASE_URL", api.base_url())
+        .env("ANTHROPIC_BASE_URL", base)
         .args(["broker", "serve", "--env-file"])
         .arg(t.env_file())
         .args(args)
@@ -717,7 +717,7 @@ fn a_broker_service_serves_allowed_users_reloads_and_drains() {
     let socket = t.path("api.sock");
     let s = serve(
         &t,
-        &api,
+        &api.base_url(),
         &[
             "--socket",
             socket.to_str().unwrap(),
@@ -877,7 +877,7 @@ fn a_broker_service_takes_the_socket_systemd_passes() {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&listener);
     let s = serve(
         &t,
-        &api,
+        &api.base_url(),
         &[],
         Some(("LISTEN_FDS=1 LISTEN_PID=$$ exec \"$0\" \"$@\"", fd)),
     );
@@ -919,7 +919,7 @@ fn an_agent_launch_through_a_shared_broker_reads_no_token() {
     let socket = service_side.path("api.sock");
     let s = serve(
         &service_side,
-        &api,
+        &api.base_url(),
         &["--socket", socket.to_str().unwrap()],
         None,
     );
@@ -975,27 +975,15 @@ fn an_agent_launch_through_a_shared_broker_reads_no_token() {
 #[test]
 fn term_lets_a_stream_in_flight_finish() {
     let (port, go_tx, upstream) = held_upstream();
-    let fake = FakeApi::start("unused");
     let t = Test::new();
     let socket = t.path("api.sock");
-    let mut s = {
-        let log = t.path("broker.log");
-        let out = fs::File::create(&log).unwrap();
-        let child = std::process::Command::new(common::BIN)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"))
-            .args(["broker", "serve", "--grace", "20", "--env-file"])
-            .arg(t.env_file())
-            .arg("--socket")
-            .arg(&socket)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        Service { child, log }
-    };
-    drop(fake);
+    let base = format!("http://127.0.0.1:{port}");
+    let mut s = serve(
+        &t,
+        &base,
+        &["--grace", "20", "--socket", socket.to_str().unwrap()],
+        None,
+    );
     s.wait_log("listening on");
     let mut conn = connect(&socket);
     conn.write_all(b"POST /v1/messages HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n\r\n{}")

@@ -176,3 +176,17 @@ pub fn supported_claude() -> (&'static str, &'static str) {
     };
     (field("oldest"), field("pinned"))
 }
+
+#[cfg(test)]
+mod supported_tests {
+    /// CI installs the `dialogs=` release before the suite runs; it must be the one the
+    /// code and the dialogs suite name.
+    #[test]
+    fn the_dialogs_release_is_the_one_ci_installs() {
+        let line = super::SUPPORTED_CLAUDE
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("dialogs="))
+            .map(str::trim);
+        assert_eq!(line, Some(super::DIALOGS_MEASURED));
+    }
+}

@@ -11,33 +11,52 @@ compile_error!(
     "claude-iso runs on Linux only (user and mount namespaces, /proc, prctl); build it on Linux, or for a Linux target (--target x86_64-unknown-linux-gnu)"
 );
 
+#[path = "isolate/broker.rs"]
 pub mod broker;
 pub mod caller;
 pub mod cli;
 pub mod config;
+#[path = "ops/doctor.rs"]
 pub mod doctor;
+#[path = "token/envfile.rs"]
 pub mod envfile;
+#[path = "isolate/environment.rs"]
 pub mod environment;
 pub mod error;
+#[path = "launch/exec.rs"]
 pub mod exec;
+#[path = "sys/fsutil.rs"]
 pub mod fsutil;
+#[path = "isolate/guard.rs"]
 pub mod guard;
+#[path = "home/mod.rs"]
 pub mod home;
+#[path = "ops/homes.rs"]
 pub mod homes;
+#[path = "launch/init.rs"]
 pub mod init;
 pub mod layout;
+#[path = "isolate/mask.rs"]
 pub mod mask;
+#[path = "isolate/proxy.rs"]
 pub mod proxy;
 pub mod report;
+#[path = "home/scan.rs"]
 pub mod scan;
 pub mod scrub;
+#[path = "home/seed.rs"]
 pub mod seed;
+#[path = "isolate/share.rs"]
 pub mod share;
+#[path = "sys/mod.rs"]
 pub mod sys;
 #[cfg(test)]
 mod testgen;
+#[path = "token/mod.rs"]
 pub mod token;
+#[path = "token/store.rs"]
 pub mod tokenstore;
+#[path = "isolate/tools.rs"]
 pub mod tools;
 
 use std::ffi::OsString;

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use crate::caller::CallerEnv;
 use crate::cli::{LaunchArgs, Switch};
 use crate::error::{Error, Result};
-use crate::fsutil::clean;
 use crate::layout::{
     ALLOW_PROJECT_AUTH_VAR, BROKER_VAR, DEFAULT_HOME, HOMES_DIR, NESTED_VAR, OWN_LOCK, STATE_DIR,
 };
+use crate::sys::fsutil::clean;
 
 /// How the token reaches the command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

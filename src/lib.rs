@@ -11,53 +11,21 @@ compile_error!(
     "claude-iso runs on Linux only (user and mount namespaces, /proc, prctl); build it on Linux, or for a Linux target (--target x86_64-unknown-linux-gnu)"
 );
 
-#[path = "isolate/broker.rs"]
-pub mod broker;
 pub mod caller;
 pub mod cli;
 pub mod config;
-#[path = "ops/doctor.rs"]
-pub mod doctor;
-#[path = "token/envfile.rs"]
-pub mod envfile;
-#[path = "isolate/environment.rs"]
-pub mod environment;
 pub mod error;
-#[path = "launch/exec.rs"]
-pub mod exec;
-#[path = "sys/fsutil.rs"]
-pub mod fsutil;
-#[path = "isolate/guard.rs"]
-pub mod guard;
-#[path = "home/mod.rs"]
 pub mod home;
-#[path = "ops/homes.rs"]
-pub mod homes;
-#[path = "launch/init.rs"]
-pub mod init;
+pub mod isolate;
+pub mod launch;
 pub mod layout;
-#[path = "isolate/mask.rs"]
-pub mod mask;
-#[path = "isolate/proxy.rs"]
-pub mod proxy;
+pub mod ops;
 pub mod report;
-#[path = "home/scan.rs"]
-pub mod scan;
 pub mod scrub;
-#[path = "home/seed.rs"]
-pub mod seed;
-#[path = "isolate/share.rs"]
-pub mod share;
-#[path = "sys/mod.rs"]
 pub mod sys;
 #[cfg(test)]
 mod testgen;
-#[path = "token/mod.rs"]
 pub mod token;
-#[path = "token/store.rs"]
-pub mod tokenstore;
-#[path = "isolate/tools.rs"]
-pub mod tools;
 
 use std::ffi::OsString;
 
@@ -66,10 +34,15 @@ use clap::Parser;
 use crate::caller::CallerEnv;
 use crate::cli::Cli;
 use crate::config::{Config, TokenVia};
-use crate::environment::{Delivery, Plan};
 use crate::error::{Error, Outcome, Result, error_text};
+use crate::home::seed;
+use crate::isolate::environment::{Delivery, Plan};
+use crate::isolate::{broker, environment, guard, mask, share, tools};
+use crate::launch::{exec, init};
 use crate::layout::{TOKEN_FD_VAR, TOKEN_VAR};
+use crate::ops::{doctor, homes};
 use crate::report::{Report, Verbosity};
+use crate::token::store as tokenstore;
 
 /// The whole program: parses `args`, runs, and returns the exit status (when `execve`
 /// did not replace us).
@@ -353,7 +326,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
         (BrokerChoice::Shared(socket), _) => Delivery::Broker(socket),
         (BrokerChoice::None, Some(token)) if via == TokenVia::Env => Delivery::Env(token),
         // A dry run makes no pipe; the plan says how the descriptor is chosen.
-        _ if cli.dry_run => Delivery::Fd(exec::token_fd_floor(config.env.get("LISTEN_FDS"))),
+        _ if cli.dry_run => Delivery::Fd(token::pipe::token_fd_floor(config.env.get("LISTEN_FDS"))),
         _ => Delivery::Fd(-1),
     };
 
@@ -406,7 +379,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
             (BrokerChoice::None, TokenVia::Env) => format!("token via: env ({TOKEN_VAR})"),
             (BrokerChoice::None, _) => format!(
                 "token via: fd (a pipe on the lowest free descriptor from {} on, named by {TOKEN_FD_VAR}; {TOKEN_VAR} not set)",
-                exec::token_fd_floor(config.env.get("LISTEN_FDS"))
+                token::pipe::token_fd_floor(config.env.get("LISTEN_FDS"))
             ),
         });
         let shared = mask::shared_paths(&shares, &home_path);
@@ -445,7 +418,10 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
     }
     let masked = mask::launch(&config, mask_plan, &home.path, report)?;
     if let (BrokerChoice::None, Some(token), TokenVia::Fd) = (&broker, &token, via) {
-        let fd = exec::token_pipe(token, exec::token_fd_floor(config.env.get("LISTEN_FDS")))?;
+        let fd = token::pipe::token_pipe(
+            token,
+            token::pipe::token_fd_floor(config.env.get("LISTEN_FDS")),
+        )?;
         child.set(TOKEN_FD_VAR, std::ffi::OsStr::new(&fd.to_string()));
     }
     drop(token);

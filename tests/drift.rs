@@ -1021,13 +1021,13 @@ fn arrays_holding(bytes: &[u8], anchor: &str, with: Option<&str>) -> BTreeSet<St
 /// Whether the guard refuses `name` in a project's settings `env` block (caller's
 /// environment empty).
 fn refused(name: &str) -> bool {
-    let doc = claude_iso::guard::parse(
+    let doc = claude_iso::isolate::guard::parse(
         serde_json::json!({"env": {name: "x"}})
             .to_string()
             .as_bytes(),
     )
     .unwrap();
-    !claude_iso::guard::judge(&doc, &claude_iso::caller::CallerEnv::default()).is_empty()
+    !claude_iso::isolate::guard::judge(&doc, &claude_iso::caller::CallerEnv::default()).is_empty()
 }
 
 /// Issue 21 §1: claude 2.1.330 and later keep a list of variables that settings a host

@@ -8,6 +8,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod scan;
+pub mod seed;
+
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,12 +23,12 @@ use nix::sys::stat::{
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsutil::{
+use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, OWN_LOCK};
+use crate::report::Report;
+use crate::sys::fsutil::{
     self, Aside, canonical_dir, describe_mode, is_ours_alone, is_type, lstat_at, open_dir_at,
     open_path_dir, walk_up,
 };
-use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, OWN_LOCK};
-use crate::report::Report;
 
 /// What [`inspect`] found: the home passed every check.
 #[derive(Debug)]

@@ -36,13 +36,13 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
-use crate::fsutil::{self, Aside, is_type, lstat_at};
 use crate::home::ScratchHome;
 use crate::layout::{
     CLAUDE_JSON, CLAUDE_LOCK, CLAUDE_LOCK_STAGING, DIALOG_COUNTERS, DIALOG_FLAGS, LOCK_TIMEOUT,
     ONBOARDING, OWN_LOCK, PENDING_PREFIX, PROJECTS, STALE_AFTER, TEMP_PREFIX, TRUSTED,
 };
 use crate::report::Report;
+use crate::sys::fsutil::{self, Aside, is_type, lstat_at};
 
 /// What a merge changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -345,7 +345,7 @@ pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObjec
 #[derive(Debug, PartialEq, Eq)]
 pub struct NotAnObject;
 
-pub use crate::scan::is_seeded;
+pub use crate::home::scan::is_seeded;
 
 fn seed_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Seed {
@@ -495,10 +495,10 @@ pub fn inspect_for(
                     .map(|d| serde_json::to_vec(d).expect("a string serialises"))
                     .collect()
             };
-            if !detail && crate::scan::lacks_any(&file, size, &needles()) {
+            if !detail && crate::home::scan::lacks_any(&file, size, &needles()) {
                 // A directory named nowhere in the file: a write is needed.
                 SeedPlan::Unseeded
-            } else if crate::scan::is_seeded_sized(&mut file, hint, &refs) == Some(true) {
+            } else if crate::home::scan::is_seeded_sized(&mut file, hint, &refs) == Some(true) {
                 SeedPlan::Seeded
             } else if !detail {
                 SeedPlan::Unseeded
@@ -1125,7 +1125,7 @@ mod tests {
             assert!(out.contains(kept), "{kept} lost in {out}");
         }
         assert_eq!(
-            crate::scan::is_seeded(out.as_bytes(), &["/old"]),
+            crate::home::scan::is_seeded(out.as_bytes(), &["/old"]),
             Some(true)
         );
     }
@@ -1155,7 +1155,7 @@ mod tests {
             let (out, c) = merge(&text, &trust).unwrap();
             // Output is valid JSON, seeded, and the streaming check agrees.
             let after: serde_json::Map<String, Value> = serde_json::from_str(&out).unwrap();
-            proptest::prop_assert_eq!(crate::scan::is_seeded(out.as_bytes(), &trust), Some(true));
+            proptest::prop_assert_eq!(crate::home::scan::is_seeded(out.as_bytes(), &trust), Some(true));
             // Every input key is kept; keys we do not own keep their values.
             for (k, v) in &before {
                 proptest::prop_assert!(after.contains_key(k));
@@ -1169,7 +1169,7 @@ mod tests {
             proptest::prop_assert_eq!(&again, &out);
             // Nothing to do means the streaming check said so.
             if c.is_empty() {
-                proptest::prop_assert_eq!(crate::scan::is_seeded(text.as_bytes(), &trust), Some(true));
+                proptest::prop_assert_eq!(crate::home::scan::is_seeded(text.as_bytes(), &trust), Some(true));
             }
         }
 

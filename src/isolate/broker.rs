@@ -1,5 +1,5 @@
 //! The per-launch broker: a process forked before the exec that holds the token and
-//! serves claude's API requests on a Unix socket (the forwarding is [`crate::proxy`]).
+//! serves claude's API requests on a Unix socket (the forwarding is [`crate::isolate::proxy`]).
 //!
 //! The command is still exec'd: it keeps the PID the caller started, and its exit
 //! status. The broker is its child, and lives exactly as long as it:
@@ -34,7 +34,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::caller::CallerEnv;
 use crate::error::{Error, Result, error_text};
-use crate::proxy::Upstream;
+use crate::isolate::proxy::Upstream;
 use crate::sys;
 use crate::token::Token;
 
@@ -360,7 +360,7 @@ fn run(plan: &Plan, token: &Token, listener: UnixListener, launcher: Pid) -> i32
     // environment is overwritten there (the launcher's block, copied at the fork).
     sys::wipe_environ_values(&[crate::layout::TOKEN_VAR.as_bytes()]);
     let uid = nix::unistd::geteuid().as_raw();
-    let options = crate::proxy::Options {
+    let options = crate::isolate::proxy::Options {
         allowed: Box::new(move |peer, _| peer == uid),
         admin_uid: uid,
         log: false,
@@ -368,7 +368,7 @@ fn run(plan: &Plan, token: &Token, listener: UnixListener, launcher: Pid) -> i32
         grace: std::time::Duration::ZERO,
         ready: None,
     };
-    let served = crate::proxy::serve(listener, plan.upstream.clone(), token, options);
+    let served = crate::isolate::proxy::serve(listener, plan.upstream.clone(), token, options);
     let _ = std::fs::remove_file(&plan.socket);
     i32::from(served.is_err())
 }
@@ -531,7 +531,7 @@ pub fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Ou
     sys::wipe_environ_values(&[crate::layout::TOKEN_VAR.as_bytes()]);
     let reload_args = launch.clone();
     let env = config.env.clone();
-    let options = crate::proxy::Options {
+    let options = crate::isolate::proxy::Options {
         allowed: Box::new(move |uid, gid| {
             uid == me || uids.contains(&uid) || (!gids.is_empty() && in_groups(uid, gid, &gids))
         }),
@@ -549,7 +549,7 @@ pub fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Ou
             sd_notify(&env, "READY=1\nSTATUS=forwarding");
         })),
     };
-    let served = crate::proxy::serve(listener, upstream, &token, options);
+    let served = crate::isolate::proxy::serve(listener, upstream, &token, options);
     drop(token);
     if let Some(path) = made {
         let _ = std::fs::remove_file(path);
@@ -580,7 +580,7 @@ pub fn fetch_status(socket: &Path) -> std::result::Result<serde_json::Value, Str
                 .await
                 .map_err(|e| e.to_string())?;
         tokio::spawn(conn);
-        let req = hyper::Request::get(crate::proxy::STATUS_PATH)
+        let req = hyper::Request::get(crate::isolate::proxy::STATUS_PATH)
             .header(hyper::header::HOST, "localhost")
             .body(Empty::<hyper::body::Bytes>::new())
             .map_err(|e| e.to_string())?;

@@ -74,7 +74,7 @@ pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
     match plan.token {
         Delivery::Env(token) => ours.push((TOKEN_VAR, OsString::from(token.expose()))),
         Delivery::Fd(fd) => ours.push((TOKEN_FD_VAR, OsString::from(fd.to_string()))),
-        Delivery::Broker(socket) => ours.extend(crate::broker::child_vars(socket)),
+        Delivery::Broker(socket) => ours.extend(crate::isolate::broker::child_vars(socket)),
     }
     ours.push((NESTED_VAR, OsString::from("1")));
     ours.push((

@@ -50,10 +50,10 @@ use nix::unistd::{ForkResult, Pid};
 use crate::cli::Switch;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsutil::clean;
+use crate::isolate::share;
 use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS};
 use crate::report::Report;
-use crate::share;
+use crate::sys::fsutil::clean;
 use crate::token::{self, Source};
 
 /// Files claude reads outside any home when their descriptor variables are unset (an
@@ -1006,7 +1006,7 @@ pub fn limits(
         let tag = file
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(crate::fsutil::aside_tag);
+            .and_then(crate::sys::fsutil::aside_tag);
         if FIXED_FILES.iter().any(|f| Path::new(f) == file) {
             never(file, "a credential file claude reads outside any home");
         } else if tag == Some("quarantined") {
@@ -1257,7 +1257,7 @@ fn foreign_proc() -> Option<Refusal> {
 /// # Errors
 /// The first such descriptor, named with where it leads (125).
 pub fn check_descriptors(plan: &Plan, listen_fds: Option<&std::ffi::OsStr>) -> Result<()> {
-    let systemd = 3..u32::try_from(crate::exec::token_fd_floor(listen_fds)).unwrap_or(3);
+    let systemd = 3..u32::try_from(crate::token::pipe::token_fd_floor(listen_fds)).unwrap_or(3);
     let (places, allowed) = plan.places();
     if places.is_empty() {
         return Ok(());

@@ -40,11 +40,11 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 use crate::caller::CallerEnv;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, Aside, aside_tag, is_type};
-use crate::guard::{self, Finding, Why};
 use crate::home::ScratchHome;
+use crate::isolate::guard::{self, Finding, Why};
 use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, DEVICE_KEYS, OWN_PREFIX};
 use crate::report::Report;
+use crate::sys::fsutil::{self, Aside, aside_tag, is_type};
 
 /// The value of `--share` that stands for [`DEFAULT_SET`].
 pub const DEFAULT: &str = "default";

@@ -18,20 +18,20 @@ use serde_json::{Value, json};
 use crate::caller::CallerEnv;
 use crate::cli::{DoctorArgs, InitArgs, LaunchArgs, Switch};
 use crate::config::Config;
-use crate::environment::{self, Plan};
 use crate::error::{Outcome, Result};
-use crate::guard;
+use crate::home::seed;
 use crate::home::{self, HomeState};
-use crate::init;
+use crate::isolate::environment::{self, Plan};
+use crate::isolate::guard;
+use crate::isolate::mask;
+use crate::isolate::tools;
+use crate::launch::init;
 use crate::layout::{
     CLAUDE_DIR, CREDENTIALS, MANAGED_SETTINGS, REMOTE_CREDENTIALS, REMOTE_CREDENTIALS_DIR,
     TOKEN_FD_VAR, TOKEN_VAR,
 };
-use crate::mask;
 use crate::scrub;
-use crate::seed;
 use crate::token::{self, Source, Token};
-use crate::tools;
 
 /// The prompt of `--live`, as the claude-auth-sync runbook uses it: `claude auth status`
 /// can report success during a real 401, a real request cannot.
@@ -257,22 +257,27 @@ pub fn run_checks(
             verbosity: crate::report::Verbosity::Quiet,
             plans: false,
         };
-        crate::share::plan(&config.real_home(), &config.xdg_config_home(), share_args).and_then(
-            |planned| {
+        crate::isolate::share::plan(&config.real_home(), &config.xdg_config_home(), share_args)
+            .and_then(|planned| {
                 let limits = mask::share_limits(config);
-                crate::share::check(config, &planned, &limits, config.allow_project_auth, &quiet)
-            },
-        )
+                crate::isolate::share::check(
+                    config,
+                    &planned,
+                    &limits,
+                    config.allow_project_auth,
+                    &quiet,
+                )
+            })
     });
     let shared_user = match &shares {
-        Some(Ok(s)) => crate::share::user_settings(s),
+        Some(Ok(s)) => crate::isolate::share::user_settings(s),
         _ => guard::Shared::default(),
     };
     let verdict = guard::inspect(
         config,
         &config.home,
         shared_user,
-        &crate::share::own_copies(&config.home),
+        &crate::isolate::share::own_copies(&config.home),
         guard::Command::default(),
     );
     out.push(check_project_settings(config, &verdict));
@@ -393,10 +398,10 @@ fn check_token(config: &Config) -> (Check, Option<(Token, Source)>) {
         }
     }
     let source = (*first).clone();
-    match crate::tokenstore::recorded(config, &source, &token) {
-        crate::tokenstore::Recorded::Known { life, .. } => {
+    match crate::token::store::recorded(config, &source, &token) {
+        crate::token::store::Recorded::Known { life, .. } => {
             detail.push_str(&format!("; {}", life.describe()));
-            if let Some(w) = life.warning(crate::tokenstore::STATUS_WARN_DAYS) {
+            if let Some(w) = life.warning(crate::token::store::STATUS_WARN_DAYS) {
                 status = if life.days_left() < 0 {
                     Status::Fail
                 } else {
@@ -405,13 +410,13 @@ fn check_token(config: &Config) -> (Check, Option<(Token, Source)>) {
                 detail.push_str(&format!("; {w}"));
             }
         }
-        crate::tokenstore::Recorded::Invalid { warning, .. } => {
+        crate::token::store::Recorded::Invalid { warning, .. } => {
             if status == Status::Ok {
                 status = Status::Warn;
             }
             detail.push_str(&format!("; age unknown: {warning}"));
         }
-        crate::tokenstore::Recorded::Unknown => {
+        crate::token::store::Recorded::Unknown => {
             detail.push_str("; age unknown (`claude-iso token set` records it)");
         }
     }
@@ -458,7 +463,7 @@ fn check_env_file(config: &Config, winner: Option<&Source>) -> Check {
     } else {
         Source::EnvFile(path.clone())
     };
-    let others = crate::tokenstore::other_variables(config, &source);
+    let others = crate::token::store::other_variables(config, &source);
     let facts = if others.is_empty() {
         facts
     } else {
@@ -547,7 +552,7 @@ fn check_seed(config: &Config, existing: Option<&home::Existing>) -> Check {
 }
 
 fn check_command(config: &Config) -> Check {
-    let path = match crate::exec::resolve(
+    let path = match crate::launch::exec::resolve(
         "claude".as_ref(),
         config.path_var().as_deref(),
         &config.start_dir,
@@ -890,11 +895,11 @@ fn check_project_settings(config: &Config, verdict: &guard::Verdict) -> Check {
 
 /// How claude will get to use the token (for claude, the command doctor checks for): the
 /// broker's plan when it is a broker of the launch's own.
-fn check_token_via(config: &Config) -> (Check, Option<crate::broker::Plan>) {
+fn check_token_via(config: &Config) -> (Check, Option<crate::isolate::broker::Plan>) {
     use crate::config::TokenVia;
     if let Some(socket) = &config.broker {
         return (
-            match crate::broker::fetch_status(socket) {
+            match crate::isolate::broker::fetch_status(socket) {
                 Ok(status) => check(
                     "token_via",
                     Status::Ok,
@@ -910,7 +915,7 @@ fn check_token_via(config: &Config) -> (Check, Option<crate::broker::Plan>) {
         );
     }
     match TokenVia::for_command(config.token_via, "claude".as_ref()) {
-        TokenVia::Broker => match crate::broker::plan(&config.env) {
+        TokenVia::Broker => match crate::isolate::broker::plan(&config.env) {
             Ok(plan) => (
                 check(
                     "token_via",
@@ -919,7 +924,7 @@ fn check_token_via(config: &Config) -> (Check, Option<crate::broker::Plan>) {
                         "broker: a process beside claude holds the token and forwards its API requests from a socket in {} to {}; claude gets the placeholder {}",
                         plan.dir.display(),
                         plan.destination_line(),
-                        crate::broker::PLACEHOLDER
+                        crate::isolate::broker::PLACEHOLDER
                     ),
                 ),
                 Some(plan),
@@ -951,11 +956,11 @@ fn check_token_via(config: &Config) -> (Check, Option<crate::broker::Plan>) {
 /// a broker, where the broker forwards, whatever claude's settings say.
 fn check_destination(
     verdict: &guard::Verdict,
-    broker: Option<&crate::broker::Plan>,
+    broker: Option<&crate::isolate::broker::Plan>,
     config: &Config,
 ) -> Check {
     if let Some(plan) = broker {
-        let anthropic = plan.upstream.base == crate::broker::DEFAULT_BASE_URL
+        let anthropic = plan.upstream.base == crate::isolate::broker::DEFAULT_BASE_URL
             || guard::Destination {
                 origin: plan.upstream.base.clone(),
                 chosen_by: String::new(),
@@ -1077,7 +1082,7 @@ fn check_live(
     share_args: &[OsString],
     token: Option<&Token>,
 ) -> Check {
-    if let Err(e) = crate::exec::resolve(
+    if let Err(e) = crate::launch::exec::resolve(
         "claude".as_ref(),
         config.path_var().as_deref(),
         &config.start_dir,
@@ -1104,8 +1109,8 @@ fn check_live(
     // init also when this doctor is PID 1 and decides on one (the launch it starts is
     // not PID 1, so it would not decide so itself).
     args.extend(init.to_args());
-    if crate::init::decide(init, &config.env, crate::init::is_pid1())
-        .is_ok_and(|d| d.on && d.reason == crate::init::Reason::Pid1)
+    if crate::launch::init::decide(init, &config.env, crate::launch::init::is_pid1())
+        .is_ok_and(|d| d.on && d.reason == crate::launch::init::Reason::Pid1)
     {
         args.push("--init".into());
     }

@@ -30,13 +30,13 @@ use crate::caller::CallerEnv;
 use crate::cli::{HomesAction, HomesArgs, LaunchArgs, PruneArgs};
 use crate::config::{Config, is_valid_name};
 use crate::error::{Error, Outcome, Result};
-use crate::fsutil::{aside_tag, is_type, lstat_at, open_dir_at};
 use crate::home::ScratchHome;
 use crate::layout::{
     CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CLAUDE_TEMP_PREFIX, DEFAULT_HOME, HOMES_DIR, OWN_LOCK,
     PROJECTS, STALE_AFTER, TEMP_PREFIX, TRUSTED,
 };
 use crate::report::{redact_secrets, stdout_bytes};
+use crate::sys::fsutil::{aside_tag, is_type, lstat_at, open_dir_at};
 
 /// The version of the `homes --json` document; bumped only when a field changes meaning
 /// or disappears (new fields may be added without a bump).
@@ -195,7 +195,7 @@ fn find(config: &Config) -> Result<(Vec<Parent>, Vec<Found>)> {
         return Ok((parents, found));
     };
     let mut names =
-        crate::fsutil::dir_entries(&homes.fd).map_err(|e| home_err(&homes.path, e.desc()))?;
+        crate::sys::fsutil::dir_entries(&homes.fd).map_err(|e| home_err(&homes.path, e.desc()))?;
     names.sort();
     for entry in names {
         let shown = homes.path.join(&entry);
@@ -218,7 +218,7 @@ fn find(config: &Config) -> Result<(Vec<Parent>, Vec<Found>)> {
             Ok(Some(st)) => note(&format!(
                 "skipped {}: a {}, not a home",
                 shown.display(),
-                crate::fsutil::describe_mode(st.st_mode)
+                crate::sys::fsutil::describe_mode(st.st_mode)
             )),
             Ok(None) => {}
             Err(e) => note(&format!("skipped {}: {}", shown.display(), e.desc())),
@@ -294,11 +294,11 @@ impl Walk {
         if depth > MAX_DEPTH {
             return;
         }
-        let Ok(names) = crate::fsutil::dir_entries(dir) else {
+        let Ok(names) = crate::sys::fsutil::dir_entries(dir) else {
             return;
         };
         for name in names {
-            let Ok(Some(st)) = crate::fsutil::lstat_at(dir, name.as_os_str()) else {
+            let Ok(Some(st)) = crate::sys::fsutil::lstat_at(dir, name.as_os_str()) else {
                 continue;
             };
             let shown = name.to_string_lossy();
@@ -309,7 +309,7 @@ impl Walk {
                 if st.st_dev != dev {
                     continue;
                 }
-                if let Ok(sub) = crate::fsutil::open_dir_at(dir, name.as_os_str()) {
+                if let Ok(sub) = crate::sys::fsutil::open_dir_at(dir, name.as_os_str()) {
                     self.dir(&sub, dev, depth + 1, &format!("{prefix}{shown}/"));
                 }
             } else if self.seen.insert((st.st_dev, st.st_ino)) {
@@ -353,7 +353,7 @@ impl Walk {
 /// Directories marked trusted in the home's `.claude.json`.
 fn seeded_dirs(dir: &OwnedFd, path: &Path) -> Option<usize> {
     let shown = path.join(CLAUDE_JSON);
-    let Ok(Some((mut file, _))) = crate::seed::open_config(dir, &shown) else {
+    let Ok(Some((mut file, _))) = crate::home::seed::open_config(dir, &shown) else {
         // Missing: nothing seeded yet; unreadable: unknown.
         return lstat_at(dir, CLAUDE_JSON)
             .ok()
@@ -488,7 +488,7 @@ fn read_home(proc: &Path, out: &mut HashSet<Vec<u8>>) -> Option<usize> {
         .split(|b| *b == 0)
         .find_map(|kv| kv.strip_prefix(b"HOME="))
     {
-        let home = crate::fsutil::clean(Path::new(OsStr::from_bytes(home)));
+        let home = crate::sys::fsutil::clean(Path::new(OsStr::from_bytes(home)));
         if let Ok(real) = std::fs::canonicalize(&home) {
             out.insert(real.into_os_string().into_vec());
         }
@@ -507,7 +507,8 @@ fn collect(config: &Config) -> Result<Collected> {
     let busy = homes_of_processes();
     let mut out = Vec::new();
     for f in found {
-        let dir = match crate::fsutil::open_dir_at(&parents[f.parent].fd, f.entry.as_os_str()) {
+        let dir = match crate::sys::fsutil::open_dir_at(&parents[f.parent].fd, f.entry.as_os_str())
+        {
             Ok(fd) => fd,
             Err(e) => {
                 note(&format!("skipped {}: {}", f.path.display(), e.desc()));
@@ -772,7 +773,7 @@ fn prune_one(
     if let Some(why) = kept_for_contents(path, &info.quarantined, args) {
         return Ok(Pruned::Kept(why));
     }
-    let dir = crate::fsutil::open_dir_at(&parent.fd, found.entry.as_os_str())
+    let dir = crate::sys::fsutil::open_dir_at(&parent.fd, found.entry.as_os_str())
         .map_err(|e| home_err(path, e.desc()))?;
     let claim_fd = openat(
         &dir,
@@ -957,7 +958,7 @@ fn recheck(
 fn quarantined_in(dir: &OwnedFd) -> Vec<String> {
     let mut out = Vec::new();
     let mut scan = |d: &OwnedFd, prefix: &str| {
-        let Ok(mut names) = crate::fsutil::dir_entries(d) else {
+        let Ok(mut names) = crate::sys::fsutil::dir_entries(d) else {
             return;
         };
         names.sort();
@@ -990,12 +991,12 @@ fn remove_contents(dir: &OwnedFd, dev: u64, depth: usize) -> nix::Result<()> {
     if st.st_mode & 0o700 != 0o700 {
         fchmod(dir, Mode::from_bits_truncate(0o700))?;
     }
-    for name in crate::fsutil::dir_entries(dir)? {
-        let Some(st) = crate::fsutil::lstat_at(dir, name.as_os_str())? else {
+    for name in crate::sys::fsutil::dir_entries(dir)? {
+        let Some(st) = crate::sys::fsutil::lstat_at(dir, name.as_os_str())? else {
             continue;
         };
         if is_type(&st, SFlag::S_IFDIR) {
-            let sub = crate::fsutil::open_dir_at(dir, name.as_os_str())?;
+            let sub = crate::sys::fsutil::open_dir_at(dir, name.as_os_str())?;
             remove_contents(&sub, dev, depth + 1)?;
             drop(sub);
             unlinkat(dir, name.as_os_str(), UnlinkatFlags::RemoveDir)?;

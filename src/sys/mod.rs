@@ -6,6 +6,8 @@
 
 #![allow(unsafe_code)]
 
+pub mod fsutil;
+
 use std::os::fd::RawFd;
 use std::time::Duration;
 

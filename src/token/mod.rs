@@ -5,6 +5,10 @@
 
 #![forbid(unsafe_code)]
 
+pub mod envfile;
+pub mod pipe;
+pub mod store;
+
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs::File;
@@ -15,7 +19,6 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::config::Config;
-use crate::envfile;
 use crate::error::{Error, Result};
 use crate::layout::{CREDENTIAL_NAME, TOKEN_VAR};
 use crate::scrub;
@@ -549,7 +552,7 @@ fn not_regular(path: &Path, mode: u32) -> Error {
         path: path.to_owned(),
         reason: format!(
             "is a {}, not a regular file; point --env-file at the token file",
-            crate::fsutil::describe_mode(mode)
+            crate::sys::fsutil::describe_mode(mode)
         ),
     }
 }

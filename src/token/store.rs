@@ -32,12 +32,12 @@ use sha2::{Digest, Sha256};
 use crate::caller::CallerEnv;
 use crate::cli::{LaunchArgs, TokenSetArgs, TokenStatusArgs};
 use crate::config::Config;
-use crate::envfile;
 use crate::error::{Error, Outcome, Result, error_text};
-use crate::fsutil;
 use crate::layout::TOKEN_VAR;
 use crate::report::{self, Report};
 use crate::scrub;
+use crate::sys::fsutil;
+use crate::token::envfile;
 use crate::token::{self, Source, Token};
 
 /// How long a setup-token lasts (`claude setup-token` says one year).

@@ -17,13 +17,13 @@ use clap_mangen::roff::{Inline, Roff, bold, italic, roman};
 
 use claude_iso::cli::Cli;
 use claude_iso::error::{EXIT_CANNOT_RUN, EXIT_FAILURE, EXIT_NOT_FOUND};
+use claude_iso::isolate::share::{DEFAULT_SET, REFUSED};
 use claude_iso::layout::{
     ALLOW_PROJECT_AUTH_VAR, CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CREDENTIAL_NAME, CREDENTIALS,
     DEVICE_KEYS, DIALOG_COUNTERS, DIALOG_FLAGS, DIALOGS_MEASURED, INIT_GRACE_VAR, INIT_VAR,
     LOCK_TIMEOUT, NESTED_VAR, OWN_LOCK, PENDING_PREFIX, STALE_AFTER, TOKEN_VAR,
 };
 use claude_iso::scrub::{KEEP, LISTED, NAMESPACES, RULES};
-use claude_iso::share::{DEFAULT_SET, REFUSED};
 use claude_iso::token::MAX_ENV_FILE;
 
 /// The full `man/claude-iso.1` text.

@@ -13,7 +13,7 @@ pub const EXIT_CANNOT_RUN: i32 = 126;
 /// Exit status when the command was not found.
 pub const EXIT_NOT_FOUND: i32 = 127;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     #[error("{0}")]
     Usage(String),

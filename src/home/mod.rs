@@ -10,6 +10,7 @@
 
 pub mod scan;
 pub mod seed;
+pub mod stamp;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

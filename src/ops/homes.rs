@@ -21,8 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg, OFlag, RenameFlags, open, openat, renameat2};
-use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, futimens};
-use nix::sys::time::TimeSpec;
+use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 use serde_json::{Value, json};
 
@@ -30,7 +29,6 @@ use crate::caller::CallerEnv;
 use crate::cli::{HomesAction, HomesArgs, LaunchArgs, PruneArgs};
 use crate::config::{Config, is_valid_name};
 use crate::error::{Error, Outcome, Result};
-use crate::home::ScratchHome;
 use crate::layout::{
     CLAUDE_DIR, CLAUDE_JSON, CLAUDE_LOCK, CLAUDE_TEMP_PREFIX, DEFAULT_HOME, HOMES_DIR, OWN_LOCK,
     PROJECTS, STALE_AFTER, TEMP_PREFIX, TRUSTED,
@@ -99,34 +97,7 @@ fn home_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-/// How stale the last-launch stamp may get before a launch renews it: a launch into a
-/// home stamped less than this ago writes nothing at all (an already seeded home is not
-/// touched), and `homes prune` counts in days.
-pub const STAMP_EVERY: i64 = 3600;
-
-/// Records a launch in `home`: `.claude-iso.lock` (made by `home::apply`) gets the
-/// current time as its mtime when its mtime is more than [`STAMP_EVERY`] seconds old or
-/// in the future. `homes` reports it as the last launch and `homes prune` ages by it.
-/// Never follows a symlink.
-///
-/// # Errors
-/// The lock file cannot be opened or touched.
-pub fn stamp_launch(home: &ScratchHome) -> Result<()> {
-    let shown = home.path.join(OWN_LOCK);
-    let Some(st) = lstat_at(&home.dir, OWN_LOCK).map_err(|e| home_err(&shown, e.desc()))? else {
-        return Ok(());
-    };
-    let age = now_secs().saturating_sub(st.st_mtime);
-    if (0..STAMP_EVERY).contains(&age) {
-        return Ok(());
-    }
-    let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let fd = openat(&home.dir, OWN_LOCK, flags, Mode::empty())
-        .map_err(|e| home_err(&shown, format!("cannot open: {}", e.desc())))?;
-    let now = TimeSpec::UTIME_NOW;
-    futimens(&fd, &now, &now)
-        .map_err(|e| home_err(&shown, format!("cannot record the launch: {}", e.desc())))
-}
+pub use crate::home::stamp::{STAMP_EVERY, stamp_launch};
 
 /// `claude-iso homes [--json]` and `claude-iso homes prune`.
 ///

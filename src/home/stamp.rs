@@ -1,0 +1,58 @@
+//! The last-launch stamp of a home: the mtime of its `.claude-iso.lock`, which `homes`
+//! reports and `homes prune` ages by.
+
+#![forbid(unsafe_code)]
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{Mode, futimens};
+use nix::sys::time::TimeSpec;
+
+use crate::error::{Error, Result};
+use crate::home::ScratchHome;
+use crate::layout::OWN_LOCK;
+use crate::sys::fsutil::lstat_at;
+
+/// How stale the last-launch stamp may get before a launch renews it: a launch into a
+/// home stamped less than this ago writes nothing at all (an already seeded home is not
+/// touched), and `homes prune` counts in days.
+pub const STAMP_EVERY: i64 = 3600;
+
+/// Records a launch in `home`: `.claude-iso.lock` (made by `home::apply`) gets the
+/// current time as its mtime when its mtime is more than [`STAMP_EVERY`] seconds old or
+/// in the future. `homes` reports it as the last launch and `homes prune` ages by it.
+/// Never follows a symlink.
+///
+/// # Errors
+/// The lock file cannot be opened or touched.
+pub fn stamp_launch(home: &ScratchHome) -> Result<()> {
+    let shown = home.path.join(OWN_LOCK);
+    let Some(st) = lstat_at(&home.dir, OWN_LOCK).map_err(|e| home_err(&shown, e.desc()))? else {
+        return Ok(());
+    };
+    let age = now_secs().saturating_sub(st.st_mtime);
+    if (0..STAMP_EVERY).contains(&age) {
+        return Ok(());
+    }
+    let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let fd = openat(&home.dir, OWN_LOCK, flags, Mode::empty())
+        .map_err(|e| home_err(&shown, format!("cannot open: {}", e.desc())))?;
+    let now = TimeSpec::UTIME_NOW;
+    futimens(&fd, &now, &now)
+        .map_err(|e| home_err(&shown, format!("cannot record the launch: {}", e.desc())))
+}
+
+fn home_err(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Home {
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

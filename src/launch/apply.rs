@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use crate::config::TokenVia;
 use crate::error::{Error, Result, error_text};
 use crate::home::{self, seed, stamp};
-use crate::isolate::{broker, mask, share};
+use crate::isolate::{broker, guard, mask, share};
 use crate::launch::plan::{BrokerChoice, LaunchPlan, MaskStage};
 use crate::launch::{exec, init};
 use crate::layout::TOKEN_FD_VAR;
@@ -40,25 +40,7 @@ pub fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::Infallib
         ..
     } = plan;
     let program = program?;
-    // Through a broker, what a finding says claude would do with the token cannot
-    // happen: the broker sends it only where it forwards.
-    let through = match &broker {
-        BrokerChoice::None => String::new(),
-        BrokerChoice::Own(b) => format!(
-            " (claude talks through the broker, so the token still goes only to {})",
-            b.destination_line()
-        ),
-        BrokerChoice::Shared(socket) => format!(
-            " (claude talks through the shared broker at {}, which alone holds the token)",
-            socket.display()
-        ),
-    };
-    for finding in &settings.findings {
-        report.warn(format!(
-            "letting through on purpose: {}{through}",
-            finding.line()
-        ));
-    }
+    let_through(&settings, &broker, report);
     if let Some((token, source)) = &token {
         token::store::launch_notes(&config, source, token, report, false);
     }
@@ -103,4 +85,27 @@ pub fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::Infallib
     init::release_held_signals();
     let errno = exec::exec(&prepared);
     Err(exec::exec_error(errno, prepared.shown()))
+}
+
+/// Settings findings let through with `--allow-project-auth`: one warning each. Through a
+/// broker, what a finding says claude would do with the token cannot happen: the broker
+/// sends it only where it forwards.
+fn let_through(settings: &guard::Verdict, broker: &BrokerChoice, report: &Report) {
+    let through = match broker {
+        BrokerChoice::None => String::new(),
+        BrokerChoice::Own(b) => format!(
+            " (claude talks through the broker, so the token still goes only to {})",
+            b.destination_line()
+        ),
+        BrokerChoice::Shared(socket) => format!(
+            " (claude talks through the shared broker at {}, which alone holds the token)",
+            socket.display()
+        ),
+    };
+    for finding in &settings.findings {
+        report.warn(format!(
+            "letting through on purpose: {}{through}",
+            finding.line()
+        ));
+    }
 }

@@ -68,6 +68,7 @@ pub struct LaunchPlan {
 }
 
 /// `--share`, planned and checked.
+#[derive(Default)]
 pub struct Shares {
     pub list: Vec<share::Share>,
     /// What the mask hides or empties, which nothing shared may bring in.
@@ -137,7 +138,7 @@ pub fn inspect(
     if let BrokerChoice::Shared(socket) = &broker {
         refusals.extend(broker::check_shared(socket).err());
     }
-    let program = exec::resolve(&argv[0], config.path_var().as_deref(), &config.start_dir);
+    let program = program(&config, &argv[0]);
     if let Err(e) = &program {
         refusals.push(not_found_hint(e.clone(), &argv[0]));
     }
@@ -247,6 +248,14 @@ pub fn token_stage(
     let (token, source) = token::load(config)?;
     report.info(format!("token {} from {source}", token.redacted()));
     Ok(Some((token, source)))
+}
+
+/// COMMAND, found the way `execvp` would on the caller's `PATH`.
+///
+/// # Errors
+/// Not found (127), found but not runnable (126).
+pub fn program(config: &Config, command: &OsStr) -> Result<PathBuf> {
+    exec::resolve(command, config.path_var().as_deref(), &config.start_dir)
 }
 
 /// The settings guard, on the home the launch will use and the command it will run:

@@ -25,7 +25,7 @@ use crate::isolate::environment::{self, Plan};
 use crate::isolate::guard;
 use crate::isolate::mask;
 use crate::isolate::tools;
-use crate::launch::init;
+use crate::launch::{init, plan};
 use crate::layout::{
     CLAUDE_DIR, CREDENTIALS, MANAGED_SETTINGS, REMOTE_CREDENTIALS, REMOTE_CREDENTIALS_DIR,
     TOKEN_FD_VAR, TOKEN_VAR,
@@ -183,6 +183,63 @@ fn summary(checks: &[Check]) -> String {
 
 /// All checks, in report order.
 #[must_use]
+/// Every stage of a launch of claude, run by the launch's own stage functions on the
+/// inputs a launch gives them (the home's canonical path, the command, the shares), each
+/// result kept for its check: doctor cannot judge anything else than a launch would.
+pub struct Stages {
+    /// `--share`, when any was asked for.
+    pub shares: Option<Result<plan::Shares>>,
+    /// `claude`, resolved on `PATH`.
+    pub program: Result<PathBuf>,
+    pub home: Result<HomeState>,
+    /// The home a launch would use: its canonical path when it exists.
+    pub home_path: PathBuf,
+    pub settings: guard::Verdict,
+    pub mask: mask::Verdict,
+}
+
+impl Stages {
+    /// Runs the stages; changes nothing (the mask is tried in a helper not joined).
+    pub fn inspect(config: &Config, share_args: &[OsString]) -> Self {
+        let quiet = crate::report::Report::silent();
+        let shares =
+            (!share_args.is_empty()).then(|| plan::shares(config, share_args, false, &quiet));
+        let argv = [OsString::from("claude")];
+        let program = plan::program(config, &argv[0]);
+        let home = home::inspect(config);
+        let home_path = home
+            .as_ref()
+            .map_or_else(|_| config.home.clone(), HomeState::canonical);
+        let no_shares = plan::Shares::default();
+        let planned = match &shares {
+            Some(Ok(s)) => s,
+            _ => &no_shares,
+        };
+        let settings = plan::settings(config, &home_path, planned, program.as_deref().ok(), &argv);
+        let shared = mask::shared_paths(&planned.list, &home_path);
+        let mask = match plan::mask_stage(
+            config,
+            &home_path,
+            program.as_deref().ok(),
+            &shared,
+            plan::Purpose::Show,
+            &quiet,
+        ) {
+            Ok(plan::MaskStage::Show(verdict)) => verdict,
+            Ok(plan::MaskStage::Launch(_)) => unreachable!("shown, not launched"),
+            Err(e) => mask::Verdict::Misplaced(e.to_string()),
+        };
+        Stages {
+            shares,
+            program,
+            home,
+            home_path,
+            settings,
+            mask,
+        }
+    }
+}
+
 pub fn run_checks(
     config: &Config,
     launch: &LaunchArgs,
@@ -191,8 +248,10 @@ pub fn run_checks(
     live: bool,
 ) -> Vec<Check> {
     let mut out = Vec::new();
-    // Forks a helper: done first, while no thread of ours runs.
-    let mask_check = check_mask(config);
+    // Every stage as a launch runs it; the mask's forks a helper: done first, while no
+    // thread of ours runs.
+    let stages = Stages::inspect(config, share_args);
+    let mask_check = check_mask(config, &stages.mask);
 
     // A shared broker holds the token: this user needs none (nor an env file).
     let (token_check, winner) = match &config.broker {
@@ -215,13 +274,13 @@ pub fn run_checks(
     }
 
     // The launcher's own inspection: doctor reports exactly what a launch would do.
-    let home = home::inspect(config);
-    out.push(match &home {
+    let home = &stages.home;
+    out.push(match home {
         Ok(h) => describe_home(h),
         Err(e) => check("home", Status::Fail, e.to_string()),
     });
     let existing = home.as_ref().ok().and_then(|h| h.existing.as_ref());
-    out.push(match (&home, existing) {
+    out.push(match (home, existing) {
         (Err(_), _) => check(
             "credentials",
             Status::Warn,
@@ -241,54 +300,30 @@ pub fn run_checks(
             "no credentials file in the scratch home",
         ),
     });
-    out.push(match &home {
-        Ok(_) => check_seed(config, existing),
+    out.push(match home {
+        Ok(_) => check_seed(config, existing, &stages.home_path),
         Err(_) => check(
             "seed",
             Status::Warn,
             "not checked: the launcher refuses this home (see home)",
         ),
     });
-    out.push(check_command(config));
-    out.push(check_environment(config, winner.as_ref().map(|(t, _)| t)));
-    // The shares, judged as the launcher judges them (before anything is created).
-    let shares = (!share_args.is_empty()).then(|| {
-        let quiet = crate::report::Report {
-            verbosity: crate::report::Verbosity::Quiet,
-            plans: false,
-        };
-        crate::isolate::share::plan(&config.real_home(), &config.xdg_config_home(), share_args)
-            .and_then(|planned| {
-                let limits = mask::share_limits(config);
-                crate::isolate::share::check(
-                    config,
-                    &planned,
-                    &limits,
-                    config.allow_project_auth,
-                    &quiet,
-                )
-            })
-    });
-    let shared_user = match &shares {
-        Some(Ok(s)) => crate::isolate::share::user_settings(s),
-        _ => guard::Shared::default(),
-    };
-    let verdict = guard::inspect(
+    out.push(check_command(config, &stages.program));
+    out.push(check_environment(
         config,
-        &config.home,
-        shared_user,
-        &crate::isolate::share::own_copies(&config.home),
-        guard::Command::default(),
-    );
-    out.push(check_project_settings(config, &verdict));
-    match &shares {
+        winner.as_ref().map(|(t, _)| t),
+        &stages.home_path,
+    ));
+    out.push(check_project_settings(config, &stages.settings));
+    match &stages.shares {
         None => {}
         Some(Ok(s)) => out.push(check(
             "share",
             Status::Ok,
             format!(
                 "the launcher will copy in, read-only: {}",
-                s.iter()
+                s.list
+                    .iter()
                     .map(|s| s.dest.display().to_string())
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -302,9 +337,13 @@ pub fn run_checks(
     }
     let (via_check, broker_plan) = check_token_via(config);
     out.push(via_check);
-    out.push(check_destination(&verdict, broker_plan.as_ref(), config));
+    out.push(check_destination(
+        &stages.settings,
+        broker_plan.as_ref(),
+        config,
+    ));
     out.push(mask_check);
-    out.push(check_scrub_tools(config));
+    out.push(check_scrub_tools(config, &stages.home_path));
     out.push(check_unscrubbable(
         config,
         Path::new(REMOTE_CREDENTIALS_DIR),
@@ -524,12 +563,8 @@ fn describe_home(home: &HomeState) -> Check {
     }
 }
 
-fn check_seed(config: &Config, existing: Option<&home::Existing>) -> Check {
-    let state = seed::inspect(
-        existing.map(home::Existing::dir),
-        existing.map_or(&config.home, |e| &e.canonical),
-        &config.trust,
-    );
+fn check_seed(config: &Config, existing: Option<&home::Existing>, home_path: &Path) -> Check {
+    let state = seed::inspect(existing.map(home::Existing::dir), home_path, &config.trust);
     match state {
         Err(e) => check("seed", Status::Fail, e.to_string()),
         Ok(state) => {
@@ -551,13 +586,9 @@ fn check_seed(config: &Config, existing: Option<&home::Existing>) -> Check {
     }
 }
 
-fn check_command(config: &Config) -> Check {
-    let path = match crate::launch::exec::resolve(
-        "claude".as_ref(),
-        config.path_var().as_deref(),
-        &config.start_dir,
-    ) {
-        Ok(p) => p,
+fn check_command(config: &Config, program: &Result<PathBuf>) -> Check {
+    let path = match program {
+        Ok(p) => p.clone(),
         Err(e) => {
             return check(
                 "command",
@@ -621,7 +652,7 @@ fn check_command(config: &Config) -> Check {
     }
 }
 
-fn check_environment(config: &Config, token: Option<&Token>) -> Check {
+fn check_environment(config: &Config, token: Option<&Token>, home_path: &Path) -> Check {
     let placeholder;
     let token = if let Some(t) = token {
         t
@@ -633,7 +664,7 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
     let child = environment::child_env(
         &config.env,
         &Plan {
-            home: &config.home,
+            home: home_path,
             token: environment::Delivery::Env(token),
             pwd: None,
             keep: &config.keep_env,
@@ -1014,13 +1045,13 @@ fn check_destination(
     }
 }
 
-fn check_mask(config: &Config) -> Check {
+fn check_mask(config: &Config, verdict: &mask::Verdict) -> Check {
     let failed = if config.mask == Switch::On {
         Status::Fail
     } else {
         Status::Warn
     };
-    match mask::verdict(config, &config.home, None, &[]) {
+    match verdict {
         mask::Verdict::Misplaced(why) => check(
             "mask",
             Status::Fail,
@@ -1039,7 +1070,7 @@ fn check_mask(config: &Config) -> Check {
         mask::Verdict::Ready(plan) => check(
             "mask",
             Status::Ok,
-            format!("possible here: {}", mask::describe(&plan).join(", ")),
+            format!("possible here: {}", mask::describe(plan).join(", ")),
         ),
         mask::Verdict::Refused(plan, why) => check(
             "mask",
@@ -1051,21 +1082,22 @@ fn check_mask(config: &Config) -> Check {
                 } else {
                     "; the launcher will run isolated by environment only"
                 },
-                plan.map(|p| format!(" (would mask: {})", mask::describe(&p).join(", ")))
+                plan.as_ref()
+                    .map(|p| format!(" (would mask: {})", mask::describe(p).join(", ")))
                     .unwrap_or_default()
             ),
         ),
     }
 }
 
-fn check_scrub_tools(config: &Config) -> Check {
+fn check_scrub_tools(config: &Config, home_path: &Path) -> Check {
     // What `off` lets through: the command's value (after --unset and --keep-env).
     let passed = guard::command_env(config)
         .get(tools::SCRUB_VAR)
         .map(ToOwned::to_owned);
     let describe =
         |action: &tools::Action| tools::describe(action, &config.workdir, passed.as_deref());
-    match tools::decide(config.scrub_tools, tools::find_bwrap(config, &config.home)) {
+    match tools::decide(config.scrub_tools, tools::find_bwrap(config, home_path)) {
         Ok(action @ tools::Action::Remove) => check("scrub_tools", Status::Warn, describe(&action)),
         Ok(action) => check("scrub_tools", Status::Ok, describe(&action)),
         Err(e) => check("scrub_tools", Status::Fail, e.to_string()),

@@ -4,7 +4,9 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
 
 /// Exit status when claude-iso itself fails (as env(1) does).
 pub const EXIT_FAILURE: i32 = 125;
@@ -67,6 +69,98 @@ pub enum Error {
     /// The init (`--init`) could not start.
     #[error("init: {0}")]
     Init(String),
+
+    /// A system call on a path failed: what it was for, the path, what was being done,
+    /// and the kernel's answer, kept as the error's source.
+    #[error("{area}{path}: {op}{errno_text}", path = .path.display(), op = Op(*.op), errno_text = .errno.desc())]
+    Sys {
+        area: Area,
+        path: PathBuf,
+        /// What was being done (`"open"` shows as `cannot open: …`); `None`: said by the
+        /// errno alone.
+        op: Option<&'static str>,
+        #[source]
+        errno: Errno,
+    },
+}
+
+/// What a failed system call was for, as the start of its message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// The scratch home: `home PATH: …`.
+    Home,
+    /// A file named by itself (`.claude.json`, an env file, a token file): `PATH: …`.
+    File,
+}
+
+impl std::fmt::Display for Area {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Area::Home => f.write_str("home "),
+            Area::File => Ok(()),
+        }
+    }
+}
+
+struct Op(Option<&'static str>);
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(op) => write!(f, "cannot {op}: "),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Turns a failed system call into [`Error::Sys`], keeping the errno as its source:
+/// `fstat(&dir).on(Area::Home, path, "stat")?`.
+pub trait SysContext<T> {
+    /// The call failed while doing `op` on `path` (for `area`).
+    ///
+    /// # Errors
+    /// The call's own failure, as [`Error::Sys`].
+    fn on(self, area: Area, path: &Path, op: &'static str) -> Result<T>;
+
+    /// The call failed on `path`; the errno says enough.
+    ///
+    /// # Errors
+    /// The call's own failure, as [`Error::Sys`].
+    fn at(self, area: Area, path: &Path) -> Result<T>;
+}
+
+fn sys_error(area: Area, path: &Path, op: Option<&'static str>, errno: Errno) -> Error {
+    Error::Sys {
+        area,
+        path: path.to_owned(),
+        op,
+        errno,
+    }
+}
+
+impl<T> SysContext<T> for nix::Result<T> {
+    fn on(self, area: Area, path: &Path, op: &'static str) -> Result<T> {
+        self.map_err(|e| sys_error(area, path, Some(op), e))
+    }
+
+    fn at(self, area: Area, path: &Path) -> Result<T> {
+        self.map_err(|e| sys_error(area, path, None, e))
+    }
+}
+
+impl<T> SysContext<T> for std::io::Result<T> {
+    fn on(self, area: Area, path: &Path, op: &'static str) -> Result<T> {
+        self.map_err(|e| sys_error(area, path, Some(op), io_errno(&e)))
+    }
+
+    fn at(self, area: Area, path: &Path) -> Result<T> {
+        self.map_err(|e| sys_error(area, path, None, io_errno(&e)))
+    }
+}
+
+/// The errno of an I/O error (`EIO` for one that carries none).
+fn io_errno(e: &std::io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
 impl Error {
@@ -111,5 +205,34 @@ pub fn error_text(e: &std::io::Error) -> String {
     match e.raw_os_error() {
         Some(n) => nix::errno::Errno::from_raw(n).desc().to_owned(),
         None => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_system_call_error_says_where_what_and_why_and_keeps_its_cause() {
+        let path = Path::new("/h/.claude-iso.lock");
+        let e = Err::<(), _>(Errno::EACCES)
+            .on(Area::Home, path, "open")
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "home /h/.claude-iso.lock: cannot open: Permission denied"
+        );
+        let cause = std::error::Error::source(&e).expect("the errno is kept");
+        assert_eq!(cause.to_string(), Errno::EACCES.to_string());
+        assert_eq!(e.exit_code(), EXIT_FAILURE);
+        let io: std::io::Result<()> = Err(std::io::Error::from_raw_os_error(libc_enoent()));
+        assert_eq!(
+            io.at(Area::File, Path::new("/x")).unwrap_err().to_string(),
+            "/x: No such file or directory"
+        );
+    }
+
+    fn libc_enoent() -> i32 {
+        Errno::ENOENT as i32
     }
 }

@@ -3,14 +3,13 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, futimens};
 use nix::sys::time::TimeSpec;
 
-use crate::error::{Error, Result};
+use crate::error::{Area, Result, SysContext};
 use crate::home::ScratchHome;
 use crate::layout::OWN_LOCK;
 use crate::sys::fsutil::lstat_at;
@@ -29,7 +28,7 @@ pub const STAMP_EVERY: i64 = 3600;
 /// The lock file cannot be opened or touched.
 pub fn stamp_launch(home: &ScratchHome) -> Result<()> {
     let shown = home.path.join(OWN_LOCK);
-    let Some(st) = lstat_at(&home.dir, OWN_LOCK).map_err(|e| home_err(&shown, e.desc()))? else {
+    let Some(st) = lstat_at(&home.dir, OWN_LOCK).at(Area::Home, &shown)? else {
         return Ok(());
     };
     let age = now_secs().saturating_sub(st.st_mtime);
@@ -37,18 +36,9 @@ pub fn stamp_launch(home: &ScratchHome) -> Result<()> {
         return Ok(());
     }
     let flags = OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    let fd = openat(&home.dir, OWN_LOCK, flags, Mode::empty())
-        .map_err(|e| home_err(&shown, format!("cannot open: {}", e.desc())))?;
+    let fd = openat(&home.dir, OWN_LOCK, flags, Mode::empty()).on(Area::Home, &shown, "open")?;
     let now = TimeSpec::UTIME_NOW;
-    futimens(&fd, &now, &now)
-        .map_err(|e| home_err(&shown, format!("cannot record the launch: {}", e.desc())))
-}
-
-fn home_err(path: &Path, reason: impl Into<String>) -> Error {
-    Error::Home {
-        path: path.to_owned(),
-        reason: reason.into(),
-    }
+    futimens(&fd, &now, &now).on(Area::Home, &shown, "record the launch")
 }
 
 fn now_secs() -> i64 {

@@ -508,24 +508,73 @@ pub fn one_line(e: &clap::Error) -> String {
     }
 }
 
-/// The completion script for `shell`, as clap_complete writes it, mended for bash:
-/// clap_complete names the states of a binary with a hyphen inconsistently (the loop
-/// sets `claude__iso__subcmd__token`, the cases test `claude__subcmd__iso__subcmd__token`),
-/// so every subcommand fell back to file names; and `--name` offers the existing named
-/// homes ($XDG_STATE_HOME/claude-iso/homes) instead of files.
+/// The completion script for `shell`, as clap_complete writes it, mended: `--name`
+/// offers the existing named homes ($XDG_STATE_HOME/claude-iso/homes) instead of files,
+/// in bash, zsh and fish; and for bash, clap_complete names the states of a binary with
+/// a hyphen inconsistently (the loop sets `claude__iso__subcmd__token`, the cases test
+/// `claude__subcmd__iso__subcmd__token`), so every subcommand fell back to file names.
+/// Each replacement must match: a clap_complete that writes its scripts differently
+/// fails the completion tests instead of quietly offering files again.
 #[must_use]
 pub fn completion_script(shell: Shell) -> Vec<u8> {
     let mut cmd = <Cli as clap::CommandFactory>::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut cmd, "claude-iso", &mut script);
-    if shell != Shell::Bash {
-        return script;
-    }
-    let text = String::from_utf8_lossy(&script)
-        .replace("claude__subcmd__iso", "claude__iso")
-        .replace(
+    let text = String::from_utf8_lossy(&script);
+    let text = match shell {
+        Shell::Bash => text.replace("claude__subcmd__iso", "claude__iso").replace(
             "                --name)\n                    COMPREPLY=($(compgen -f \"${cur}\"))",
             "                --name)\n                    COMPREPLY=($(cd \"${XDG_STATE_HOME:-$HOME/.local/state}/claude-iso/homes\" 2>/dev/null && compgen -d -- \"${cur}\"))",
-        );
+        ),
+        Shell::Zsh => text
+            .replace("#compdef claude-iso\n", ZSH_HOMES)
+            .replace(
+                "/claude-iso/homes/NAME]:NAME:_default'",
+                "/claude-iso/homes/NAME]:NAME:_claude_iso_homes'",
+            ),
+        Shell::Fish => {
+            let text = text
+                .replace(
+                    "/claude-iso/homes/NAME' -r\n",
+                    "/claude-iso/homes/NAME' -r -f -a '(__fish_claude_iso_homes)'\n",
+                )
+                .replace(FISH_PARSE, FISH_PARSE_PENDING);
+            format!("{FISH_HOMES}{text}")
+        }
+        _ => text.into_owned(),
+    };
     text.into_bytes()
 }
+
+/// The named homes, for zsh's `--name`: `_files -/ -W DIR` offers the directories in
+/// DIR by name (a function, as `_arguments` splits an action's words before expanding).
+const ZSH_HOMES: &str = "#compdef claude-iso
+
+_claude_iso_homes() {
+    _files -/ -W \"${XDG_STATE_HOME:-$HOME/.local/state}/claude-iso/homes\"
+}
+";
+
+/// clap_complete's fish script decides "no subcommand yet" by parsing the line so far,
+/// which fails while a launcher option waits for its value (`claude-iso --name <TAB>`):
+/// then no launcher option's values were offered. Parsed again with a stand-in value, the
+/// line has no subcommand, as it should.
+const FISH_PARSE: &str = "    argparse -s (__fish_claude_iso_global_optspecs) -- $cmd 2>/dev/null
+    or return
+";
+const FISH_PARSE_PENDING: &str =
+    "    argparse -s (__fish_claude_iso_global_optspecs) -- $cmd 2>/dev/null
+    or argparse -s (__fish_claude_iso_global_optspecs) -- $cmd VALUE 2>/dev/null
+    or return
+";
+
+/// The named homes, for fish's `--name`: fish has no `${VAR:-default}`.
+const FISH_HOMES: &str = "function __fish_claude_iso_homes
+    set -l state $XDG_STATE_HOME
+    test -n \"$state\"; or set state $HOME/.local/state
+    for home in $state/claude-iso/homes/*/
+        basename $home
+    end
+end
+
+";

@@ -24,7 +24,8 @@ pub const FLAG_SETTING_SOURCES: &str = "--setting-sources";
 pub const GIT_DIR: &str = ".git";
 /// The credentials file claude falls back to after a 401 (and blanks on a failed refresh).
 pub const CREDENTIALS: &str = ".credentials.json";
-/// A second credential file of claude 2.1.332 and later, next to [`CREDENTIALS`].
+/// A second credential file of newer claudes, next to [`CREDENTIALS`] (since which
+/// release: `docs/claude-facts.md`).
 pub const DEVICE_KEYS: &str = ".device-keys.json";
 
 /// Our own lock file in the scratch home (claude's is `.claude.json.lock`). Its presence
@@ -72,29 +73,27 @@ pub const PROJECTS: &str = "projects";
 /// `.claude.json`: `projects[dir].hasTrustDialogAccepted` (suppresses the trust dialog).
 pub const TRUSTED: &str = "hasTrustDialogAccepted";
 /// `.claude.json` counters of questions the interactive claude asks at start until it has
-/// asked them this many times, each with that limit (claude's own constant; measured with
-/// claude 2.1.197 to 2.1.332, see `docs/claude-dialogs.md`). The seed raises each to its
-/// limit, which is what claude itself records when the question is answered "Not now":
-/// - `fullscreenUpsellSeenCount`: "Try the new fullscreen renderer?", which 2.1.330 and
-///   2.1.332 ask at every start of a home first used by an older claude (2.1.197 behind
-///   a server-side flag); at 3 or more it is never asked, and the renderer stays the
-///   classic one.
+/// asked them this many times, each with that limit (claude's own constant; which
+/// releases ask what: `docs/claude-dialogs.md`). The seed raises each to its limit, which
+/// is what claude itself records when the question is answered "Not now":
+/// - `fullscreenUpsellSeenCount`: "Try the new fullscreen renderer?", asked at every
+///   start of a home first used by an older claude; at 3 or more it is never asked, and
+///   the renderer stays the classic one.
 pub const DIALOG_COUNTERS: &[(&str, u64)] = &[("fullscreenUpsellSeenCount", 3)];
 /// `.claude.json` flags claude sets once a start-up question is answered; the seed sets
-/// each to `true`, the answer "No" (measured with claude 2.1.330 and 2.1.332, see
-/// `docs/claude-dialogs.md`):
+/// each to `true`, the answer "No" (per release: `docs/claude-dialogs.md`):
 /// - `hasSeenAutoDefaultNudge`: "Make auto mode your default permission mode?", asked at
 ///   start when the user settings set `permissions.defaultMode` to another mode and auto
 ///   mode is available; `true` keeps the mode the settings chose.
 pub const DIALOG_FLAGS: &[&str] = &["hasSeenAutoDefaultNudge"];
 /// The newest claude release whose start-up dialogs were measured
-/// (`docs/claude-dialogs.md`); `doctor` warns about a newer one.
+/// (`docs/claude-facts.md`, `docs/claude-dialogs.md`); `doctor` warns about a newer one.
 pub const DIALOGS_MEASURED: &str = "2.1.332";
 
 /// The variable claude reads the token from, and the key we look for in env files.
 pub const TOKEN_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN";
-/// Where claude reads the token from when it comes on a descriptor (claude 2.1.197 and
-/// later read it once at start, see `claude-code-facts.md`).
+/// Where claude reads the token from when it comes on a descriptor (read once at start;
+/// per release: `docs/claude-facts.md`).
 pub const TOKEN_FD_VAR: &str = "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR";
 /// Exported to the child so a nested claude-iso knows `HOME` is a scratch home.
 pub const NESTED_VAR: &str = "CLAUDE_ISO";
@@ -109,9 +108,10 @@ pub const INIT_GRACE_VAR: &str = "CLAUDE_ISO_INIT_GRACE";
 /// The opt-in of `--allow-project-auth` as a variable (`1` on; unset, empty or `0` off).
 pub const ALLOW_PROJECT_AUTH_VAR: &str = "CLAUDE_ISO_ALLOW_PROJECT_AUTH";
 
-/// The empty stubs claude 2.1.197 to 2.1.332 create in the working directory when
-/// `CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1` and bubblewrap is there (measured; directories
-/// end in `/`), besides appending a "scrub-mode stubs" block to `.git/info/exclude`.
+/// The empty stubs claude creates in the working directory when
+/// `CLAUDE_CODE_SUBPROCESS_ENV_SCRUB=1` and bubblewrap is there (measured, per release:
+/// `docs/claude-facts.md`; directories end in `/`), besides appending a "scrub-mode
+/// stubs" block to `.git/info/exclude`.
 pub const SCRUB_STUBS: &[&str] = &[
     ".env",
     ".env.local",
@@ -136,8 +136,8 @@ pub const SCRUB_STUBS: &[&str] = &[
 ];
 
 /// What the same scrub makes claude create inside a checkout's `.git` (directories end in
-/// `/`; measured: 2.1.197 the first four, 2.1.330 and 2.1.332 the rest too, 2.1.332 also
-/// `NOTES_MERGE_WORKTREE/`), each only where nothing of that name is yet.
+/// `/`; which release makes which: `docs/claude-facts.md`), each only where nothing of
+/// that name is yet.
 pub const SCRUB_GIT_STUBS: &[&str] = &[
     "commondir",
     "config.worktree",
@@ -154,7 +154,7 @@ pub const SCRUB_GIT_STUBS: &[&str] = &[
 ];
 
 /// Fixed files claude reads credentials from when their descriptor variables are unset,
-/// outside any HOME (observed in 2.1.197 to 2.1.332): scrubbing cannot hide them.
+/// outside any HOME (`docs/claude-facts.md`): scrubbing cannot hide them.
 pub const REMOTE_CREDENTIALS_DIR: &str = "/home/claude/.claude/remote";
 /// The files in [`REMOTE_CREDENTIALS_DIR`] (`.api_key` outranks the OAuth token).
 pub const REMOTE_CREDENTIALS: &[&str] = &[".oauth_token", ".api_key", ".session_ingress_token"];

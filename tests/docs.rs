@@ -941,6 +941,108 @@ fn bash_completes_subcommands_options_and_home_names() {
     assert_eq!(complete(&["claude-iso", "doctor", "--name", "w"]), ["work"]);
 }
 
+/// Named homes for `--name <TAB>` in a state directory of the test's own, with a file
+/// in the working directory that must not be offered instead.
+fn homes_and_cwd() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for name in ["work", "play"] {
+        fs::create_dir_all(state.join("claude-iso/homes").join(name)).unwrap();
+    }
+    let cwd = dir.path().join("cwd");
+    fs::create_dir_all(&cwd).unwrap();
+    fs::write(cwd.join("a-file"), "").unwrap();
+    (dir, state, cwd)
+}
+
+/// zsh offers the named homes for `--name <TAB>`, through the completion system a user's
+/// `compinit` loads, typed into an interactive zsh on a pseudo-terminal (issue 24).
+#[test]
+fn zsh_completes_home_names() {
+    let Some(zsh) = which("zsh") else {
+        eprintln!("zsh is not installed: this test did not run");
+        return;
+    };
+    let (dir, state, cwd) = homes_and_cwd();
+    let functions = dir.path().join("functions");
+    fs::create_dir_all(&functions).unwrap();
+    fs::write(functions.join("_claude-iso"), completions("zsh")).unwrap();
+    // Type `claude-iso --name <TAB><TAB>` and read the screen until a listing shows.
+    let driver = r#"zmodload zsh/zpty
+        zpty z 'zsh -f -i'
+        zpty -w z "PROMPT='> '; fpath=($1 \$fpath); autoload -Uz compinit; compinit -u -D; print READY"
+        zpty -r z line '*READY*'; zpty -r z line '*READY*'
+        zpty -n -w z $'claude-iso --name \t\t'
+        out=""
+        for i in {1..100}; do
+            while zpty -r -t z chunk; do out+=$chunk; done
+            [[ $out == *work/* ]] && break
+            sleep 0.05
+        done
+        zpty -d z
+        print -r -- "$out""#;
+    let out = Command::new(zsh)
+        .args(["-f", "-c", driver, "zsh"])
+        .arg(&functions)
+        .current_dir(&cwd)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", dir.path())
+        .env("XDG_STATE_HOME", &state)
+        .output()
+        .unwrap();
+    assert_success("zsh completing --name", &out);
+    let screen = text(&out.stdout);
+    assert!(
+        screen.contains("play/") && screen.contains("work/") && !screen.contains("a-file"),
+        "claude-iso --name <TAB> in zsh:\n{screen}"
+    );
+}
+
+/// fish offers the named homes for `--name <TAB>`, after the launcher's options and
+/// after `doctor` (issue 24).
+#[test]
+fn fish_completes_home_names() {
+    let Some(fish) = which("fish") else {
+        eprintln!("fish is not installed: this test did not run");
+        return;
+    };
+    let (dir, state, cwd) = homes_and_cwd();
+    let file = dir.path().join("claude-iso.fish");
+    fs::write(&file, completions("fish")).unwrap();
+    let complete = |line: &str| -> Vec<String> {
+        let out = Command::new(&fish)
+            .args([
+                "--no-config",
+                "-c",
+                r#"source $argv[1]; complete -C $argv[2]"#,
+            ])
+            .arg(&file)
+            .arg(line)
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", dir.path())
+            .env("XDG_STATE_HOME", &state)
+            .output()
+            .unwrap();
+        assert_success(&format!("fish completing {line:?}"), &out);
+        let mut got: Vec<String> = text(&out.stdout)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or("").to_owned())
+            .collect();
+        got.sort();
+        got
+    };
+    assert_eq!(complete("claude-iso --name "), ["play", "work"]);
+    assert_eq!(complete("claude-iso -q --name w"), ["work"]);
+    assert_eq!(complete("claude-iso doctor --name "), ["play", "work"]);
+    assert_eq!(complete("claude-iso --name=p"), ["--name=play"]);
+    // The other options are as before: a subcommand, a file for --home.
+    assert!(complete("claude-iso tok").contains(&"token".to_owned()));
+    assert_eq!(complete("claude-iso --home a-"), ["a-file"]);
+}
+
 /// The README's synopsis names every subcommand (and each action of one), its options
 /// table every option of the launcher, and its table of contents every section
 /// (issue 24).

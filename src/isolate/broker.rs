@@ -40,7 +40,7 @@ use crate::token::Token;
 
 /// The placeholder claude gets instead of the token. claude's bundle checks for exactly
 /// this value together with `ANTHROPIC_UNIX_SOCKET`: it then knows it holds no real
-/// credential (measured on 2.1.197 and 2.1.332).
+/// credential (per release: `docs/claude-facts.md`).
 pub const PLACEHOLDER: &str = "ssh-placeholder";
 /// The variable that sends claude's API requests over a Unix socket.
 pub const SOCKET_VAR: &str = "ANTHROPIC_UNIX_SOCKET";

@@ -279,7 +279,7 @@ mod tests {
             "CLAUDE_CODE_USE_FOUNDRY",
             "AWS_BEARER_TOKEN_BEDROCK",
             "XDG_CONFIG_HOME",
-            // Issue 11: found in claude 2.1.332.
+            // Issue 11: found in newer claudes (`tests/drift.rs` reviews each release).
             "CLAUDE_CODE_USE_ANTHROPIC_AWS",
             "CLAUDE_CODE_USE_ANTHROPIC_GOOGLE_CLOUD",
             "CLAUDE_CODE_USE_MANTLE",

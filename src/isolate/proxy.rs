@@ -3,8 +3,8 @@
 //!
 //! claude, started with `ANTHROPIC_UNIX_SOCKET`, `ANTHROPIC_BASE_URL=http://localhost`
 //! and the placeholder credential `ssh-placeholder`, sends every API request over the
-//! socket as plain HTTP/1.1 (claude's own remote mode; measured on 2.1.197 and 2.1.332,
-//! see `docs/claude-facts.md`). Each request is forwarded as it arrives: every credential
+//! socket as plain HTTP/1.1 (claude's own remote mode; per release:
+//! `docs/claude-facts.md`). Each request is forwarded as it arrives: every credential
 //! header it carries is removed, `Authorization: Bearer <token>` is set, the method, path,
 //! query and other headers pass unchanged, and both bodies stream (server-sent events
 //! reach claude as the API sends them).

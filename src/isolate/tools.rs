@@ -4,7 +4,7 @@
 //! `--scrub-tools` decides whether claude-iso turns that on: off by default, because
 //! claude then creates empty stubs in the working directory ([`SCRUB_STUBS`]: `.env*`,
 //! `package.json`, lock files, `.npmrc`, `node_modules/.bin/`, …) and appends a block to
-//! `.git/info/exclude` on every start (measured on 2.1.197 and 2.1.332; issue 21 §6): run
+//! `.git/info/exclude` on every start (per release: `docs/claude-facts.md`): run
 //! from `$HOME`, the empty `package.json` breaks npm for every folder below.
 
 #![forbid(unsafe_code)]

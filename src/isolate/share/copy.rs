@@ -246,20 +246,7 @@ impl Sync<'_> {
         if depth > MAX_DEPTH {
             return Err(self.err(rel, "shared directories nest too deep (a symlink loop?)"));
         }
-        let src_meta = match source {
-            Some(src) => match std::fs::metadata(src) {
-                Ok(m) => Some((src, m)),
-                Err(e) => {
-                    self.report.warn(format!(
-                        "share: cannot read {}: {}; not shared",
-                        src.display(),
-                        crate::error::error_text(&e)
-                    ));
-                    None
-                }
-            },
-            None => None,
-        };
+        let src_meta = self.source_meta(source);
         let mut real = PathBuf::new();
         if let Some((src, _)) = &src_meta {
             if let Some(why) = entry_refusal(name) {
@@ -287,39 +274,7 @@ impl Sync<'_> {
                     return Ok(());
                 }
                 let sub = self.own_dir(dir, name, rel, dst.as_ref())?;
-                let mut wanted = HashSet::new();
-                let mut entries: Vec<_> = std::fs::read_dir(src)
-                    .map_err(|e| {
-                        self.err(
-                            rel,
-                            format!(
-                                "cannot read {}: {}",
-                                src.display(),
-                                crate::error::error_text(&e)
-                            ),
-                        )
-                    })?
-                    .filter_map(std::result::Result::ok)
-                    .map(|e| e.file_name())
-                    .collect();
-                entries.sort();
-                for entry in entries {
-                    if entry.as_bytes().contains(&b'\n') {
-                        self.report.warn(format!(
-                            "share: {}: a name with a newline is not shared",
-                            src.join(&entry).display()
-                        ));
-                        continue;
-                    }
-                    wanted.insert(entry.clone());
-                    self.item(
-                        Some(&src.join(&entry)),
-                        &sub,
-                        &entry,
-                        &rel.join(&entry),
-                        depth + 1,
-                    )?;
-                }
+                let wanted = self.copy_entries(src, &sub, rel, depth)?;
                 self.visited.remove(&key);
                 self.sweep(&sub, rel, &wanted, depth)?;
                 fchmod(&sub, Mode::from_bits_truncate(0o555))
@@ -347,6 +302,67 @@ impl Sync<'_> {
             }
             None => self.remove_ours(dir, name, rel, dst.as_ref(), depth),
         }
+    }
+
+    /// The source's metadata, or `None` (warned about) when it cannot be read.
+    fn source_meta<'s>(&self, source: Option<&'s Path>) -> Option<(&'s Path, std::fs::Metadata)> {
+        let src = source?;
+        match std::fs::metadata(src) {
+            Ok(m) => Some((src, m)),
+            Err(e) => {
+                self.report.warn(format!(
+                    "share: cannot read {}: {}; not shared",
+                    src.display(),
+                    crate::error::error_text(&e)
+                ));
+                None
+            }
+        }
+    }
+
+    /// Copies each entry of the shared directory `src` into our copy `sub` (at `rel`);
+    /// returns the names copied (what `sub` keeps).
+    fn copy_entries(
+        &mut self,
+        src: &Path,
+        sub: &OwnedFd,
+        rel: &Path,
+        depth: usize,
+    ) -> Result<HashSet<OsString>> {
+        let mut wanted = HashSet::new();
+        let mut entries: Vec<_> = std::fs::read_dir(src)
+            .map_err(|e| {
+                self.err(
+                    rel,
+                    format!(
+                        "cannot read {}: {}",
+                        src.display(),
+                        crate::error::error_text(&e)
+                    ),
+                )
+            })?
+            .filter_map(std::result::Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        entries.sort();
+        for entry in entries {
+            if entry.as_bytes().contains(&b'\n') {
+                self.report.warn(format!(
+                    "share: {}: a name with a newline is not shared",
+                    src.join(&entry).display()
+                ));
+                continue;
+            }
+            wanted.insert(entry.clone());
+            self.item(
+                Some(&src.join(&entry)),
+                sub,
+                &entry,
+                &rel.join(&entry),
+                depth + 1,
+            )?;
+        }
+        Ok(wanted)
     }
 
     /// The directory `name` ready for copying into (mode 0700 for now): ours, or one in

@@ -134,7 +134,6 @@ pub fn plan(real_home: &Path, xdg_config: &Path, requests: &[OsString]) -> Resul
         }
     };
     for request in requests {
-        let shown = request.to_string_lossy();
         if request == DEFAULT {
             for rel in DEFAULT_SET {
                 let source = match rel.strip_prefix(".config/") {
@@ -149,57 +148,72 @@ pub fn plan(real_home: &Path, xdg_config: &Path, requests: &[OsString]) -> Resul
             }
             continue;
         }
-        let path = Path::new(request);
-        let rel = if let Ok(tail) = path.strip_prefix("~") {
-            tail.to_owned()
-        } else if path.is_absolute() {
-            path.strip_prefix(real_home)
-                .map_err(|_| {
-                    refuse(
-                        &shown,
-                        format!(
-                            "is not inside your home {}; only your own files can be shared",
-                            real_home.display()
-                        ),
-                    )
-                })?
-                .to_owned()
-        } else {
-            path.to_owned()
-        };
-        let mut clean = PathBuf::new();
-        for c in rel.components() {
-            match c {
-                Component::Normal(n) => clean.push(n),
-                Component::CurDir => {}
-                _ => return Err(refuse(&shown, "use a path inside your home, without '..'")),
-            }
-        }
-        if clean.as_os_str().is_empty() {
-            return Err(refuse(
-                &shown,
-                "that is your whole home; name what to share (e.g. .claude/CLAUDE.md) or 'default'",
-            ));
-        }
-        if let Some(own) = clean.components().find_map(|c| match c {
-            Component::Normal(n) if own_name(n) => Some(n),
-            _ => None,
-        }) {
-            return Err(refuse(&shown, own_name_refusal(own)));
-        }
-        if let Some(why) = refused(&clean) {
-            return Err(refuse(&shown, why));
-        }
+        let clean = home_relative(real_home, request)?;
         push(Share {
             source: real_home.join(&clean),
             dest: clean,
             explicit: true,
         });
     }
-    // One share inside another (`--share .claude/agents --share .claude/agents/a.md`,
-    // or `default` and a file it already carries) would have two copies claim one place.
-    for inner in &out {
-        if let Some(outer) = out
+    refuse_nested(&out)?;
+    Ok(out)
+}
+
+/// A `--share` path value (`~/…`, absolute inside the real home, or relative to it) as a
+/// clean path relative to the real home, refused when it leaves the home, is the home
+/// itself, or names or holds what is never shared.
+fn home_relative(real_home: &Path, request: &OsStr) -> Result<PathBuf> {
+    let shown = request.to_string_lossy();
+    let path = Path::new(request);
+    let rel = if let Ok(tail) = path.strip_prefix("~") {
+        tail.to_owned()
+    } else if path.is_absolute() {
+        path.strip_prefix(real_home)
+            .map_err(|_| {
+                refuse(
+                    &shown,
+                    format!(
+                        "is not inside your home {}; only your own files can be shared",
+                        real_home.display()
+                    ),
+                )
+            })?
+            .to_owned()
+    } else {
+        path.to_owned()
+    };
+    let mut clean = PathBuf::new();
+    for c in rel.components() {
+        match c {
+            Component::Normal(n) => clean.push(n),
+            Component::CurDir => {}
+            _ => return Err(refuse(&shown, "use a path inside your home, without '..'")),
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        return Err(refuse(
+            &shown,
+            "that is your whole home; name what to share (e.g. .claude/CLAUDE.md) or 'default'",
+        ));
+    }
+    if let Some(own) = clean.components().find_map(|c| match c {
+        Component::Normal(n) if own_name(n) => Some(n),
+        _ => None,
+    }) {
+        return Err(refuse(&shown, own_name_refusal(own)));
+    }
+    if let Some(why) = refused(&clean) {
+        return Err(refuse(&shown, why));
+    }
+    Ok(clean)
+}
+
+/// Refuses one share inside another (`--share .claude/agents --share
+/// .claude/agents/a.md`, or `default` and a file it already carries): two copies would
+/// claim one place.
+fn refuse_nested(shares: &[Share]) -> Result<()> {
+    for inner in shares {
+        if let Some(outer) = shares
             .iter()
             .find(|o| o.dest != inner.dest && inner.dest.starts_with(&o.dest))
         {
@@ -213,7 +227,7 @@ pub fn plan(real_home: &Path, xdg_config: &Path, requests: &[OsString]) -> Resul
             ));
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Why a path relative to the home may not be shared, if it may not.

@@ -505,22 +505,7 @@ impl<'a> Guard<'a> {
                 ),
             ));
         }
-        for home in &self.homes {
-            if let Ok(rel) = real.strip_prefix(home) {
-                if rel.as_os_str().is_empty() {
-                    return Err(refuse(
-                        &shown,
-                        "leads to your whole home; it is never shared",
-                    ));
-                }
-                if let Some(why) = refused(rel) {
-                    return Err(refuse(
-                        &shown,
-                        format!("leads to {}: {why}", real.display()),
-                    ));
-                }
-            }
-        }
+        self.check_in_homes(&shown, real)?;
         if let Some(h) = self
             .limits
             .hidden
@@ -535,6 +520,25 @@ impl<'a> Guard<'a> {
                         place(real, h)
                     ),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `real` in a real home: refused when it is the home itself or a path of it never
+    /// shared ([`refused`]).
+    fn check_in_homes(&self, shown: &str, real: &Path) -> Result<()> {
+        for home in &self.homes {
+            if let Ok(rel) = real.strip_prefix(home) {
+                if rel.as_os_str().is_empty() {
+                    return Err(refuse(
+                        shown,
+                        "leads to your whole home; it is never shared",
+                    ));
+                }
+                if let Some(why) = refused(rel) {
+                    return Err(refuse(shown, format!("leads to {}: {why}", real.display())));
+                }
             }
         }
         Ok(())

@@ -36,7 +36,7 @@ use crate::cli::Cli;
 use crate::config::{Config, TokenVia};
 use crate::error::{Error, Outcome, Result, error_text};
 use crate::home::seed;
-use crate::isolate::environment::{Delivery, Plan};
+use crate::isolate::environment::{ChildEnvPlan, Delivery};
 use crate::isolate::{broker, environment, guard, mask, share, tools};
 use crate::launch::{exec, init};
 use crate::layout::{TOKEN_FD_VAR, TOKEN_VAR};
@@ -332,7 +332,7 @@ fn launch(cli: &Cli, report: &Report) -> Result<Outcome> {
 
     let mut child = environment::child_env(
         &config.env,
-        &Plan {
+        &ChildEnvPlan {
             home: &home_path,
             token: delivery,
             pwd: config.chdir.then_some(config.workdir.as_path()),
@@ -475,7 +475,7 @@ enum BrokerChoice {
     /// No broker: the token goes to the command (`--token-via fd|env`, or not claude).
     None,
     /// A broker of this launch's own, forked before the exec.
-    Own(broker::Plan),
+    Own(broker::BrokerPlan),
     /// A shared broker (`--broker`, or the one of the claude-iso session this runs in):
     /// no token is read.
     Shared(std::path::PathBuf),

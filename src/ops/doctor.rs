@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::{Outcome, Result};
 use crate::home::seed;
 use crate::home::{self, HomeState};
-use crate::isolate::environment::{self, Plan};
+use crate::isolate::environment::{self, ChildEnvPlan};
 use crate::isolate::guard;
 use crate::isolate::mask;
 use crate::isolate::tools;
@@ -632,7 +632,7 @@ fn check_environment(config: &Config, token: Option<&Token>) -> Check {
     };
     let child = environment::child_env(
         &config.env,
-        &Plan {
+        &ChildEnvPlan {
             home: &config.home,
             token: environment::Delivery::Env(token),
             pwd: None,
@@ -861,7 +861,7 @@ fn hide_userinfo(text: &str, base_url: Option<&str>) -> String {
 
 /// The settings claude would apply for the working directory, judged by the guard (the
 /// launcher refuses what this reports, unless allowed on purpose).
-fn check_project_settings(config: &Config, verdict: &guard::Verdict) -> Check {
+fn check_project_settings(config: &Config, verdict: &guard::SettingsVerdict) -> Check {
     if verdict.findings.is_empty() {
         let mut detail =
             "no settings file claude would apply brings another credential or destination"
@@ -895,7 +895,7 @@ fn check_project_settings(config: &Config, verdict: &guard::Verdict) -> Check {
 
 /// How claude will get to use the token (for claude, the command doctor checks for): the
 /// broker's plan when it is a broker of the launch's own.
-fn check_token_via(config: &Config) -> (Check, Option<crate::isolate::broker::Plan>) {
+fn check_token_via(config: &Config) -> (Check, Option<crate::isolate::broker::BrokerPlan>) {
     use crate::config::TokenVia;
     if let Some(socket) = &config.broker {
         return (
@@ -955,8 +955,8 @@ fn check_token_via(config: &Config) -> (Check, Option<crate::isolate::broker::Pl
 /// Where the token goes, and who chose it; a warning when it is not Anthropic's. Through
 /// a broker, where the broker forwards, whatever claude's settings say.
 fn check_destination(
-    verdict: &guard::Verdict,
-    broker: Option<&crate::isolate::broker::Plan>,
+    verdict: &guard::SettingsVerdict,
+    broker: Option<&crate::isolate::broker::BrokerPlan>,
     config: &Config,
 ) -> Check {
     if let Some(plan) = broker {

@@ -84,7 +84,7 @@ pub use url::{
 
 /// What the guard found for one launch.
 #[derive(Debug, Clone)]
-pub struct Verdict {
+pub struct SettingsVerdict {
     /// Every file read, in precedence order.
     pub files: Vec<SettingsFile>,
     pub findings: Vec<Finding>,
@@ -95,7 +95,7 @@ pub struct Verdict {
     pub unread: Vec<String>,
 }
 
-impl Verdict {
+impl SettingsVerdict {
     /// The launcher's rule: refuse (125, one line) unless allowed on purpose.
     ///
     /// # Errors
@@ -206,7 +206,7 @@ pub fn inspect(
     shared: Shared<'_>,
     leaving: &[PathBuf],
     command: Command<'_>,
-) -> Verdict {
+) -> SettingsVerdict {
     let env = command_env(config);
     let version = command.program.and_then(claude_version);
     let mut launch = Applies {
@@ -255,7 +255,7 @@ pub fn inspect(
     for f in &mut findings {
         f.why.send_to(&destination.origin);
     }
-    Verdict {
+    SettingsVerdict {
         files,
         findings,
         destination,

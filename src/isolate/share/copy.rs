@@ -21,7 +21,7 @@ use nix::sys::statfs;
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::names::{Share, entry_refusal, refuse};
-use super::source::{Guard, Limits, MAX_DEPTH, MAX_FILE, kernel_type, open_source};
+use super::source::{Limits, MAX_DEPTH, MAX_FILE, SourceCheck, kernel_type, open_source};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::home::ScratchHome;
@@ -131,7 +131,7 @@ pub fn apply(
     }
     let mut sync = Sync {
         home: &home.path,
-        guard: Guard::new(config, limits, shares, config.allow_project_auth),
+        check: SourceCheck::new(config, limits, shares, config.allow_project_auth),
         old,
         new: Manifest::new(),
         report,
@@ -163,7 +163,7 @@ pub fn apply(
 
 struct Sync<'a> {
     home: &'a Path,
-    guard: Guard<'a>,
+    check: SourceCheck<'a>,
     old: Manifest,
     new: Manifest,
     report: &'a Report,
@@ -262,7 +262,7 @@ impl Sync<'_> {
                     ),
                 )
             })?;
-            self.guard.check_path(src, &real)?;
+            self.check.check_path(src, &real)?;
         }
         let dst = fsutil::lstat_at(dir, name).map_err(|e| self.err(rel, e.desc()))?;
         match src_meta {
@@ -406,7 +406,7 @@ impl Sync<'_> {
         // changed since `check`): a regular file, not the kernel's, not a second name of
         // a credential.
         let st = fstat(&file).map_err(|e| cannot(&e.desc()))?;
-        self.guard.check_kind(src, real, st.st_mode)?;
+        self.check.check_kind(src, real, st.st_mode)?;
         if let Some(fs) = statfs::fstatfs(&file)
             .ok()
             .and_then(|f| kernel_type(f.filesystem_type()))
@@ -416,10 +416,10 @@ impl Sync<'_> {
                 format!("is on {fs} (the kernel's); it is never shared, nor read"),
             ));
         }
-        self.guard
+        self.check
             .check_links(src, st.st_dev, st.st_ino, st.st_nlink)?;
         let bytes = read_limited(file).map_err(|e| cannot(&crate::error::error_text(&e)))?;
-        self.guard.check_settings_bytes(src, real, &bytes)?;
+        self.check.check_settings_bytes(src, real, &bytes)?;
         if let Some(st) = dst {
             let ours = self.is_ours(rel, st);
             if is_type(st, SFlag::S_IFREG) && ours && same_content(dir, name, &bytes) {

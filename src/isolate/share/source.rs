@@ -52,7 +52,7 @@ pub(super) const MAX_DEPTH: usize = 32;
 /// - a missing explicit source;
 /// - an entry (the share or anything inside a shared directory, symlinks followed) that
 ///   leads to a refused or token file or into what the mask hides ([`Limits`]);
-/// - a hard link whose other name is such a file ([`Guard::check_links`]);
+/// - a hard link whose other name is such a file ([`SourceCheck::check_links`]);
 /// - anything on a kernel filesystem (`/proc`, `/sys`, `/dev`, …), and anything but a
 ///   regular file or a directory (a FIFO, a device, a socket): never opened;
 /// - a file or directory that cannot be read, a tree nested deeper than [`MAX_DEPTH`];
@@ -73,7 +73,7 @@ pub fn check(
     if shares.is_empty() {
         return Ok(Vec::new());
     }
-    let guard = Guard::new(config, limits, shares, allow_auth);
+    let sources = SourceCheck::new(config, limits, shares, allow_auth);
     let mut out = Vec::new();
     for share in shares {
         let shown = share.source.display().to_string();
@@ -91,7 +91,7 @@ pub fn check(
             }
             Err(e) => return Err(cannot_read(&share.source, &e)),
         };
-        guard.check_entry(&share.source, &real, &mut Vec::new(), 0)?;
+        sources.check_entry(&share.source, &real, &mut Vec::new(), 0)?;
         out.push(share.clone());
     }
     Ok(out)
@@ -152,7 +152,7 @@ pub(super) fn kernel_type(kind: FsType) -> Option<&'static str> {
 }
 
 /// The refusal rules applied to what a path really is.
-pub(super) struct Guard<'a> {
+pub(super) struct SourceCheck<'a> {
     homes: Vec<PathBuf>,
     limits: &'a Limits,
     /// Each share's path with its directories resolved: what an entry leading into a
@@ -246,7 +246,7 @@ impl Names {
     }
 }
 
-impl<'a> Guard<'a> {
+impl<'a> SourceCheck<'a> {
     pub(super) fn new(
         config: &'a Config,
         limits: &'a Limits,
@@ -278,7 +278,7 @@ impl<'a> Guard<'a> {
             }
             scratch.push(dir);
         }
-        Guard {
+        SourceCheck {
             homes,
             limits,
             shared,
@@ -633,8 +633,12 @@ mod tests {
         v.iter().map(OsString::from).collect()
     }
 
-    fn guard<'a>(limits: &'a Limits, shared: &[&str], caller: &'a CallerEnv) -> Guard<'a> {
-        Guard {
+    fn source_check<'a>(
+        limits: &'a Limits,
+        shared: &[&str],
+        caller: &'a CallerEnv,
+    ) -> SourceCheck<'a> {
+        SourceCheck {
             homes: vec![PathBuf::from("/h")],
             limits,
             shared: shared.iter().map(PathBuf::from).collect(),
@@ -660,7 +664,7 @@ mod tests {
             hidden: vec!["/h/.claude".into()],
         };
         let caller = CallerEnv::default();
-        let g = guard(
+        let g = source_check(
             &limits,
             &[
                 "/h/.claude/agents",
@@ -699,7 +703,7 @@ mod tests {
             assert!(e.contains("/h/.config/git/leak") && e.contains(bad), "{e}");
         }
         // A share inside a never-shared place is refused even when named.
-        let g = guard(&limits, &["/cfg/agents"], &caller);
+        let g = source_check(&limits, &["/cfg/agents"], &caller);
         assert!(g.check_path(given, Path::new("/cfg/agents/a.md")).is_err());
     }
 

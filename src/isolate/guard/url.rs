@@ -132,7 +132,7 @@ pub const HTTP_PROXY_VARS: &[&str] = &[
     "all_proxy",
 ];
 
-/// [`destination`] over documents named by who they are.
+/// [`destination`](super::destination) over documents named by who they are.
 pub(super) fn destination_of(
     layers: &[(String, &Map<String, Value>)],
     caller: &CallerEnv,

@@ -115,7 +115,7 @@ fn load_manifest(dir: &OwnedFd) -> Manifest {
 /// Copies every share into the scratch home (see the module doc) and records the copies.
 ///
 /// # Errors
-/// A file that cannot be read or written; what [`check`] refuses, found again (the real
+/// A file that cannot be read or written; what [`check`](super::check) refuses, found again (the real
 /// home changed since).
 pub fn apply(
     config: &Config,

@@ -35,7 +35,7 @@ pub struct Limits {
     /// files of every config dir, the token files, claude's fixed remote files, the
     /// Anthropic profile stores, `.claude.json`, the config dirs named by variables.
     pub never: Vec<(PathBuf, &'static str)>,
-    /// Hidden whole by the mask, yet where the files of [`DEFAULT_SET`] live (each real
+    /// Hidden whole by the mask, yet where the files of [`DEFAULT_SET`](super::DEFAULT_SET) live (each real
     /// `~/.claude`): an entry that leads inside is refused unless it is one of the shares
     /// being made, or inside one.
     pub hidden: Vec<PathBuf>,
@@ -47,7 +47,7 @@ pub(super) const MAX_FILE: u64 = 16 << 20;
 pub(super) const MAX_DEPTH: usize = 32;
 
 /// Looks at each source once, before anything is changed, and refuses what the copy
-/// ([`apply`]) would refuse or fail on, so that a dry run and a launch agree and a
+/// ([`apply`](super::apply)) would refuse or fail on, so that a dry run and a launch agree and a
 /// refusal leaves nothing behind (not even a new named home):
 /// - a missing explicit source;
 /// - an entry (the share or anything inside a shared directory, symlinks followed) that

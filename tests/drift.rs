@@ -939,7 +939,7 @@ fn every_settings_source_and_file_of_the_installed_claude_is_in_the_table() {
         missing.is_empty(),
         "{} names settings sources or files that docs/claude-settings-layers.md lacks: {missing:?}; \
          measure whether claude applies each (README \"Project settings\"), then add its row \
-         (and teach src/isolate/guard.rs the layer if it is one)",
+         (and teach src/isolate/guard/layers.rs the layer if it is one)",
         claude.display()
     );
 }
@@ -1069,7 +1069,7 @@ fn claudes_own_network_and_tls_family_is_refused() {
     assert!(
         passing.is_empty(),
         "the guard lets these variables of claude's own network/TLS family through in a settings env block: {passing:?}; \
-         refuse them in src/isolate/guard.rs (ROUTE_VARS / LEAK_VARS) or, if configuration, add them to FAMILY_HARMLESS"
+         refuse them in src/isolate/guard/rules.rs (ROUTE_VARS / LEAK_VARS) or, if configuration, add them to FAMILY_HARMLESS"
     );
     for n in ["BUN_CONFIG_VERBOSE_FETCH", "NODE_DEBUG", "BUN_OPTIONS"] {
         assert!(refused(n), "{n}");

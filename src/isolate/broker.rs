@@ -54,7 +54,7 @@ const MAX_SOCKET_PATH: usize = 107;
 
 /// Where the broker listens and where it forwards, worked out before anything changes.
 #[derive(Debug, Clone)]
-pub struct Plan {
+pub struct BrokerPlan {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub upstream: Upstream,
@@ -63,7 +63,7 @@ pub struct Plan {
     pub chosen_by: &'static str,
 }
 
-impl Plan {
+impl BrokerPlan {
     /// `https://api.anthropic.com (the default)[, through the proxy P]`.
     #[must_use]
     pub fn destination_line(&self) -> String {
@@ -110,7 +110,7 @@ pub fn socket_dir(env: &CallerEnv) -> PathBuf {
 ///
 /// # Errors
 /// `ANTHROPIC_BASE_URL` that is not an http(s) URL, or a socket path too long.
-pub fn plan(env: &CallerEnv) -> Result<Plan> {
+pub fn plan(env: &CallerEnv) -> Result<BrokerPlan> {
     let (upstream, chosen_by) = destination(env)?;
     let dir = socket_dir(env);
     let socket = dir.join(format!("broker.{}.sock", std::process::id()));
@@ -120,7 +120,7 @@ pub fn plan(env: &CallerEnv) -> Result<Plan> {
             socket.display()
         )));
     }
-    Ok(Plan {
+    Ok(BrokerPlan {
         dir,
         socket,
         upstream,
@@ -291,7 +291,7 @@ fn remove_stale(dir: &Path) {
 ///
 /// # Errors
 /// The directory or the socket cannot be made, or the fork fails.
-pub fn start(plan: &Plan, token: &Token) -> Result<()> {
+pub fn start(plan: &BrokerPlan, token: &Token) -> Result<()> {
     private_dir(&plan.dir)?;
     remove_stale(&plan.dir);
     // A leftover of an earlier process with our PID; one that answers is a live broker
@@ -338,7 +338,7 @@ pub fn start(plan: &Plan, token: &Token) -> Result<()> {
 
 /// The broker process: detach from the terminal's signals and descriptors, then serve
 /// until the command ends.
-fn run(plan: &Plan, token: &Token, listener: UnixListener, launcher: Pid) -> i32 {
+fn run(plan: &BrokerPlan, token: &Token, listener: UnixListener, launcher: Pid) -> i32 {
     use std::os::fd::AsRawFd;
     // SIGTERM waits (blocked) until the forwarder handles it: a command that ends while
     // the broker still starts must not kill it before it removes its socket.

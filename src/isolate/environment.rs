@@ -15,7 +15,7 @@ use crate::token::Token;
 
 /// What the child's environment is built from besides the caller's.
 #[derive(Debug)]
-pub struct Plan<'a> {
+pub struct ChildEnvPlan<'a> {
     pub home: &'a Path,
     pub token: Delivery<'a>,
     /// Set `PWD` to this (when `-C` moved us).
@@ -68,7 +68,7 @@ impl ChildEnv {
 /// `CLAUDE_CODE_OAUTH_TOKEN` and `CLAUDE_ISO` are set, `PWD` follows `-C`; everything
 /// else keeps its value and order. Duplicate entries of a name collapse to the first.
 #[must_use]
-pub fn child_env(caller: &CallerEnv, plan: &Plan<'_>) -> ChildEnv {
+pub fn child_env(caller: &CallerEnv, plan: &ChildEnvPlan<'_>) -> ChildEnv {
     let removed_by_us = |name: &OsStr| crate::scrub::removed(name, plan.keep, plan.unset);
     let mut ours: Vec<(&str, OsString)> = vec![("HOME", plan.home.as_os_str().to_owned())];
     match plan.token {
@@ -161,7 +161,7 @@ mod tests {
         let t = token();
         child_env(
             &env(caller),
-            &Plan {
+            &ChildEnvPlan {
                 home: Path::new("/scratch"),
                 token: Delivery::Env(&t),
                 pwd: pwd.as_deref(),
@@ -206,7 +206,7 @@ mod tests {
             &env(
                 "CLAUDE_CODE_OAUTH_TOKEN=caller\nCLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR=9\nTERM=x\n",
             ),
-            &Plan {
+            &ChildEnvPlan {
                 home: Path::new("/scratch"),
                 token: Delivery::Fd(5),
                 pwd: None,
@@ -231,7 +231,7 @@ mod tests {
         let t = token();
         let c = child_env(
             &caller,
-            &Plan {
+            &ChildEnvPlan {
                 home: Path::new("/scratch"),
                 token: Delivery::Env(&t),
                 pwd: None,

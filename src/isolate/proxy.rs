@@ -598,34 +598,49 @@ pub fn serve(
                         let _ = conn.await;
                     });
                 }
-                _ = hup.recv() => {
-                    if let Some(reload) = &state.options.reload {
-                        match reload().and_then(|t| auth_header(&t).map_err(|e| e.to_string())) {
-                            Ok(h) => {
-                                *state.auth.write().unwrap_or_else(std::sync::PoisonError::into_inner) = h;
-                                if state.options.log {
-                                    println!("reloaded the token");
-                                }
-                            }
-                            Err(e) => if state.options.log {
-                                println!("reload failed, keeping the token in use: {e}");
-                            },
-                        }
-                    }
-                }
+                _ = hup.recv() => reload_token(&state),
                 _ = term.recv() => break,
             }
         }
         drop(listener);
         let grace = state.options.grace;
         if !grace.is_zero()
-            && tokio::time::timeout(grace, graceful.shutdown()).await.is_err()
+            && tokio::time::timeout(grace, graceful.shutdown())
+                .await
+                .is_err()
             && state.options.log
         {
-            println!("stopped with requests still in flight after {}s", grace.as_secs());
+            println!(
+                "stopped with requests still in flight after {}s",
+                grace.as_secs()
+            );
         }
         Ok(())
     })
+}
+
+/// On SIGHUP: reads the token again (`options.reload`) and sends it from the next request
+/// on; when that fails, the token in use stays.
+fn reload_token(state: &State) {
+    let Some(reload) = &state.options.reload else {
+        return;
+    };
+    match reload().and_then(|t| auth_header(&t).map_err(|e| e.to_string())) {
+        Ok(h) => {
+            *state
+                .auth
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = h;
+            if state.options.log {
+                println!("reloaded the token");
+            }
+        }
+        Err(e) => {
+            if state.options.log {
+                println!("reload failed, keeping the token in use: {e}");
+            }
+        }
+    }
 }
 
 fn auth_header(token: &Token) -> std::io::Result<HeaderValue> {

@@ -90,7 +90,7 @@ pub fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::Infallib
 /// Settings findings let through with `--allow-project-auth`: one warning each. Through a
 /// broker, what a finding says claude would do with the token cannot happen: the broker
 /// sends it only where it forwards.
-fn let_through(settings: &guard::Verdict, broker: &BrokerChoice, report: &Report) {
+fn let_through(settings: &guard::SettingsVerdict, broker: &BrokerChoice, report: &Report) {
     let through = match broker {
         BrokerChoice::None => String::new(),
         BrokerChoice::Own(b) => format!(

@@ -56,7 +56,7 @@ pub struct LaunchPlan {
     /// The home's canonical path (what the command gets as `HOME`).
     pub home_path: PathBuf,
     /// The settings guard's verdict (enforced at apply).
-    pub settings: guard::Verdict,
+    pub settings: guard::SettingsVerdict,
     pub seed: seed::SeedState,
     pub via: TokenVia,
     /// The command's environment (the token pipe's descriptor and a home made just now
@@ -88,7 +88,7 @@ pub enum BrokerChoice {
     /// No broker: the token goes to the command (`--token-via fd|env`, or not claude).
     None,
     /// A broker of this launch's own, forked before the exec.
-    Own(broker::Plan),
+    Own(broker::BrokerPlan),
     /// A shared broker (`--broker`, or the one of the claude-iso session this runs in):
     /// no token is read.
     Shared(PathBuf),
@@ -267,7 +267,7 @@ pub fn settings(
     shares: &Shares,
     program: Option<&Path>,
     argv: &[OsString],
-) -> guard::Verdict {
+) -> guard::SettingsVerdict {
     guard::inspect(
         config,
         home_path,
@@ -280,7 +280,7 @@ pub fn settings(
 /// Where the token goes: through a broker, where the broker forwards, whatever claude is
 /// told; otherwise where the settings send claude.
 #[must_use]
-pub fn destination(broker: &BrokerChoice, settings: &guard::Verdict) -> String {
+pub fn destination(broker: &BrokerChoice, settings: &guard::SettingsVerdict) -> String {
     match broker {
         BrokerChoice::Own(plan) => format!("{} through the broker", plan.destination_line()),
         BrokerChoice::Shared(socket) => format!(
@@ -324,7 +324,7 @@ fn child_env(
 ) -> ChildEnv {
     let child = environment::child_env(
         &config.env,
-        &environment::Plan {
+        &environment::ChildEnvPlan {
             home: home_path,
             token: delivery,
             pwd: config.chdir.then_some(config.workdir.as_path()),

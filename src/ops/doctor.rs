@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::error::{Outcome, Result};
 use crate::home::seed;
 use crate::home::{self, HomeState};
-use crate::isolate::environment::{self, Plan};
+use crate::isolate::environment::{self, ChildEnvPlan};
 use crate::isolate::guard;
 use crate::isolate::mask;
 use crate::isolate::tools;
@@ -194,7 +194,7 @@ pub struct Stages {
     pub home: Result<HomeState>,
     /// The home a launch would use: its canonical path when it exists.
     pub home_path: PathBuf,
-    pub settings: guard::Verdict,
+    pub settings: guard::SettingsVerdict,
     pub mask: mask::Verdict,
 }
 
@@ -663,7 +663,7 @@ fn check_environment(config: &Config, token: Option<&Token>, home_path: &Path) -
     };
     let child = environment::child_env(
         &config.env,
-        &Plan {
+        &ChildEnvPlan {
             home: home_path,
             token: environment::Delivery::Env(token),
             pwd: None,
@@ -892,7 +892,7 @@ fn hide_userinfo(text: &str, base_url: Option<&str>) -> String {
 
 /// The settings claude would apply for the working directory, judged by the guard (the
 /// launcher refuses what this reports, unless allowed on purpose).
-fn check_project_settings(config: &Config, verdict: &guard::Verdict) -> Check {
+fn check_project_settings(config: &Config, verdict: &guard::SettingsVerdict) -> Check {
     if verdict.findings.is_empty() {
         let mut detail =
             "no settings file claude would apply brings another credential or destination"
@@ -926,7 +926,7 @@ fn check_project_settings(config: &Config, verdict: &guard::Verdict) -> Check {
 
 /// How claude will get to use the token (for claude, the command doctor checks for): the
 /// broker's plan when it is a broker of the launch's own.
-fn check_token_via(config: &Config) -> (Check, Option<crate::isolate::broker::Plan>) {
+fn check_token_via(config: &Config) -> (Check, Option<crate::isolate::broker::BrokerPlan>) {
     use crate::config::TokenVia;
     if let Some(socket) = &config.broker {
         return (
@@ -986,8 +986,8 @@ fn check_token_via(config: &Config) -> (Check, Option<crate::isolate::broker::Pl
 /// Where the token goes, and who chose it; a warning when it is not Anthropic's. Through
 /// a broker, where the broker forwards, whatever claude's settings say.
 fn check_destination(
-    verdict: &guard::Verdict,
-    broker: Option<&crate::isolate::broker::Plan>,
+    verdict: &guard::SettingsVerdict,
+    broker: Option<&crate::isolate::broker::BrokerPlan>,
     config: &Config,
 ) -> Check {
     if let Some(plan) = broker {

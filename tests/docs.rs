@@ -46,6 +46,21 @@ fn which(program: &str) -> Option<PathBuf> {
     })
 }
 
+/// A shell the completion tests drive. Missing, the test says so and checks only the
+/// script's text; under CI (which installs zsh and fish with the test dependencies) a
+/// missing shell fails the test instead of letting it pass unchecked.
+fn shell(name: &str) -> Option<PathBuf> {
+    let found = which(name);
+    assert!(
+        found.is_some() || std::env::var_os("CI").is_none_or(|v| v != "true"),
+        "{name} is not installed but CI=true: scripts/install-test-deps installs it"
+    );
+    if found.is_none() {
+        eprintln!("{name} is not installed: this test did not run it");
+    }
+    found
+}
+
 // ---------------------------------------------------------------------------------------
 // The man page
 
@@ -279,7 +294,7 @@ fn zsh_completions() {
     let script = completions("zsh");
     assert!(script.starts_with("#compdef claude-iso"), "{script}");
     assert!(script.contains("--env-file") && script.contains("doctor"));
-    if let Some(zsh) = which("zsh") {
+    if let Some(zsh) = shell("zsh") {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("_claude-iso");
         fs::write(&file, &script).unwrap();
@@ -293,7 +308,7 @@ fn fish_completions() {
     let script = completions("fish");
     assert!(script.contains("complete -c claude-iso"), "{script}");
     assert!(script.contains("env-file") && script.contains("doctor"));
-    if let Some(fish) = which("fish") {
+    if let Some(fish) = shell("fish") {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("claude-iso.fish");
         fs::write(&file, &script).unwrap();
@@ -959,8 +974,7 @@ fn homes_and_cwd() -> (tempfile::TempDir, PathBuf, PathBuf) {
 /// `compinit` loads, typed into an interactive zsh on a pseudo-terminal (issue 24).
 #[test]
 fn zsh_completes_home_names() {
-    let Some(zsh) = which("zsh") else {
-        eprintln!("zsh is not installed: this test did not run");
+    let Some(zsh) = shell("zsh") else {
         return;
     };
     let (dir, state, cwd) = homes_and_cwd();
@@ -1003,8 +1017,7 @@ fn zsh_completes_home_names() {
 /// after `doctor` (issue 24).
 #[test]
 fn fish_completes_home_names() {
-    let Some(fish) = which("fish") else {
-        eprintln!("fish is not installed: this test did not run");
+    let Some(fish) = shell("fish") else {
         return;
     };
     let (dir, state, cwd) = homes_and_cwd();

@@ -31,6 +31,9 @@ pub const DEVICE_KEYS: &str = ".device-keys.json";
 /// Our own lock file in the scratch home (claude's is `.claude.json.lock`). Its presence
 /// also marks a directory as a scratch home claude-iso prepared.
 pub const OWN_LOCK: &str = ".claude-iso.lock";
+/// The record of warnings said in a home, one line per warning (a hash of its text and
+/// the day it was said): a unit that restarts all day says each once a day.
+pub const OWN_WARNED: &str = ".claude-iso.warned";
 /// What the names claude-iso itself writes at the top of a scratch home begin with
 /// ([`OWN_LOCK`], the record of shared copies `.claude-iso.shared`, their temp files):
 /// never a name a share may take.

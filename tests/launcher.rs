@@ -1504,6 +1504,34 @@ fn an_env_file_holding_the_token_alone_is_accepted() {
     }
 }
 
+/// A warning a unit would repeat on every start is said once a day per home: the second
+/// launch into the same home says nothing, another home hears it again, `-v` always
+/// does, and the record holds no words of it.
+#[test]
+fn a_repeating_warning_is_said_once_a_day_per_home() {
+    let t = Test::new().env("XDG_CONFIG_HOME", "/etc/xdg-elsewhere");
+    t.run()
+        .success()
+        .stderr_contains("claude-iso: warning: not passing XDG_CONFIG_HOME");
+    t.reset_probe();
+    let again = t.run();
+    again.success().stderr("");
+    assert_eq!(again.probe().var("XDG_CONFIG_HOME"), None, "still removed");
+    let record = fs::read_to_string(t.home().join(".claude-iso.warned")).unwrap();
+    assert!(!record.contains("XDG"), "{record}");
+    t.reset_probe();
+    t.spawn_with(["-v"])
+        .wait()
+        .success()
+        .stderr_contains("claude-iso: warning: not passing XDG_CONFIG_HOME");
+    let other = t.path("other-home");
+    let t = t.no_home().args([OsString::from("--home"), other.into()]);
+    t.reset_probe();
+    t.run()
+        .success()
+        .stderr_contains("claude-iso: warning: not passing XDG_CONFIG_HOME");
+}
+
 /// `--unset NAME` acknowledges a variable the launch would warn about on every start
 /// (a unit's `XDG_CONFIG_HOME`): it is still removed, and no warning is printed.
 #[test]

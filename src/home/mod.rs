@@ -11,6 +11,7 @@
 pub mod scan;
 pub mod seed;
 pub mod stamp;
+pub mod warned;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};

@@ -7,9 +7,9 @@ use std::ffi::OsStr;
 
 use crate::config::TokenVia;
 use crate::error::{Error, Result, error_text};
-use crate::home::{self, seed, stamp};
+use crate::home::{self, seed, stamp, warned};
 use crate::isolate::{broker, guard, mask, share};
-use crate::launch::plan::{BrokerChoice, LaunchPlan, MaskStage};
+use crate::launch::plan::{self, BrokerChoice, LaunchPlan, MaskStage};
 use crate::launch::{exec, init};
 use crate::layout::TOKEN_FD_VAR;
 use crate::report::Report;
@@ -50,6 +50,9 @@ pub fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::Infallib
     };
     // Claimed (`home::Claim`) until the exec: `homes prune` cannot take it meanwhile.
     let home = home::apply(&config, home_state, report)?;
+    if let Some(warning) = plan::removed_warning(&child, &argv[0]) {
+        warned::warn_daily(&home, report, &warning);
+    }
     stamp::stamp_launch(&home)?;
     seed::apply(&home, &seed_state, report)?;
     if !outer_home {

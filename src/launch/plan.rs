@@ -165,7 +165,7 @@ pub fn inspect(
     .map_err(|e| first(e, &refusals))?;
     let via = via(&broker, &config, &argv[0]);
     let delivery = delivery(&broker, token.as_ref().map(|(t, _)| t), via, &config);
-    let mut child = child_env(&config, &home_path, delivery, &argv[0], report);
+    let mut child = child_env(&config, &home_path, delivery, report);
     let scrub_tools =
         scrub_tools(&config, &home_path, &mut child, report).map_err(|e| first(e, &refusals))?;
     let shared = mask::shared_paths(&shares.list, &home_path);
@@ -314,12 +314,24 @@ fn delivery<'a>(
     }
 }
 
+/// The warning about variables the scrub removes unasked, if any (said by the dry run,
+/// and once a day per home by a launch: a unit always has the same variables).
+#[must_use]
+pub fn removed_warning(child: &ChildEnv, command: &OsStr) -> Option<String> {
+    (!child.removed.is_empty()).then(|| {
+        format!(
+            "not passing {} to {} (each would override or relocate the token; --keep-env NAME passes one on purpose, --unset NAME removes it without this warning)",
+            child.removed.join(", "),
+            command.to_string_lossy()
+        )
+    })
+}
+
 /// The command's environment: the caller's, scrubbed, with `HOME` and the token's way in.
 fn child_env(
     config: &Config,
     home_path: &Path,
     delivery: Delivery<'_>,
-    command: &OsStr,
     report: &Report,
 ) -> ChildEnv {
     let child = environment::child_env(
@@ -332,13 +344,6 @@ fn child_env(
             unset: &config.unset,
         },
     );
-    if !child.removed.is_empty() {
-        report.warn(format!(
-            "not passing {} to {} (each would override or relocate the token; --keep-env NAME passes one on purpose, --unset NAME removes it without this warning)",
-            child.removed.join(", "),
-            command.to_string_lossy()
-        ));
-    }
     if !child.unset.is_empty() {
         report.info(format!("--unset: not passing {}", child.unset.join(", ")));
     }

@@ -10,7 +10,7 @@ use crate::cli::Switch;
 use crate::config::TokenVia;
 use crate::home;
 use crate::isolate::{broker, mask, share};
-use crate::launch::plan::{BrokerChoice, LaunchPlan, MaskStage};
+use crate::launch::plan::{self, BrokerChoice, LaunchPlan, MaskStage};
 use crate::layout::{TOKEN_FD_VAR, TOKEN_VAR};
 use crate::report::Report;
 use crate::token::{self, Token};
@@ -19,6 +19,9 @@ use crate::token::{self, Token};
 pub fn print(plan: &LaunchPlan, init: Option<&str>, report: &Report) {
     if let Some(init) = init {
         report.plan(format!("init: {init}"));
+    }
+    if let Some(warning) = plan::removed_warning(&plan.child, &plan.argv[0]) {
+        report.warn(warning);
     }
     token_lines(plan, report);
     if let Err(e) = &plan.program {

@@ -23,7 +23,7 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 use super::names::{Share, entry_refusal, refuse};
 use super::source::{Limits, MAX_DEPTH, MAX_FILE, SourceCheck, kernel_type, open_source};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Area, Error, Result, SysContext};
 use crate::home::ScratchHome;
 use crate::report::Report;
 use crate::sys::fsutil::{self, Aside, aside_tag, is_type};
@@ -187,7 +187,7 @@ impl Sync<'_> {
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| self.err(Path::new(""), e.desc()))?;
+        .at(Area::Home, &self.home.join(Path::new("")))?;
         let mut sofar = PathBuf::new();
         for c in rel.parent().into_iter().flat_map(Path::components) {
             let Component::Normal(part) = c else { continue };
@@ -264,7 +264,7 @@ impl Sync<'_> {
             })?;
             self.check.check_path(src, &real)?;
         }
-        let dst = fsutil::lstat_at(dir, name).map_err(|e| self.err(rel, e.desc()))?;
+        let dst = fsutil::lstat_at(dir, name).at(Area::Home, &self.home.join(rel))?;
         match src_meta {
             Some((src, m)) if m.is_dir() => {
                 let key = (m.dev(), m.ino());
@@ -278,7 +278,7 @@ impl Sync<'_> {
                 self.visited.remove(&key);
                 self.sweep(&sub, rel, &wanted, depth)?;
                 fchmod(&sub, Mode::from_bits_truncate(0o555))
-                    .map_err(|e| self.err(rel, e.desc()))?;
+                    .at(Area::Home, &self.home.join(rel))?;
                 self.record(dir, name, rel);
                 Ok(())
             }
@@ -383,9 +383,8 @@ impl Sync<'_> {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(self.err(rel, format!("cannot create: {}", e.desc()))),
         }
-        let sub = fsutil::open_dir_at(dir, name)
-            .map_err(|e| self.err(rel, format!("cannot open: {}", e.desc())))?;
-        fchmod(&sub, Mode::from_bits_truncate(0o700)).map_err(|e| self.err(rel, e.desc()))?;
+        let sub = fsutil::open_dir_at(dir, name).on(Area::Home, &self.home.join(rel), "open")?;
+        fchmod(&sub, Mode::from_bits_truncate(0o700)).at(Area::Home, &self.home.join(rel))?;
         Ok(sub)
     }
 
@@ -477,7 +476,7 @@ impl Sync<'_> {
         wanted: &HashSet<OsString>,
         depth: usize,
     ) -> Result<()> {
-        let names = fsutil::dir_entries(sub).map_err(|e| self.err(rel, e.desc()))?;
+        let names = fsutil::dir_entries(sub).at(Area::Home, &self.home.join(rel))?;
         for name in names {
             // What was set aside here stays; but a copy of ours stays only while wanted,
             // whatever its name (an older claude-iso copied `*.quarantined-*` files in).
@@ -488,7 +487,7 @@ impl Sync<'_> {
                 continue;
             }
             let st =
-                fsutil::lstat_at(sub, name.as_os_str()).map_err(|e| self.err(rel, e.desc()))?;
+                fsutil::lstat_at(sub, name.as_os_str()).at(Area::Home, &self.home.join(rel))?;
             self.remove_ours(sub, &name, &rel.join(&name), st.as_ref(), depth + 1)?;
         }
         Ok(())
@@ -512,8 +511,8 @@ impl Sync<'_> {
             return Ok(());
         }
         if is_type(st, SFlag::S_IFDIR) {
-            let sub = fsutil::open_dir_at(dir, name).map_err(|e| self.err(rel, e.desc()))?;
-            fchmod(&sub, Mode::from_bits_truncate(0o700)).map_err(|e| self.err(rel, e.desc()))?;
+            let sub = fsutil::open_dir_at(dir, name).at(Area::Home, &self.home.join(rel))?;
+            fchmod(&sub, Mode::from_bits_truncate(0o700)).at(Area::Home, &self.home.join(rel))?;
             self.sweep(&sub, rel, &HashSet::new(), depth)?;
             drop(sub);
             if let Err(e) = unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
@@ -523,7 +522,7 @@ impl Sync<'_> {
                 }
             }
         } else {
-            unlinkat(dir, name, UnlinkatFlags::NoRemoveDir).map_err(|e| self.err(rel, e.desc()))?;
+            unlinkat(dir, name, UnlinkatFlags::NoRemoveDir).at(Area::Home, &self.home.join(rel))?;
         }
         Ok(())
     }
@@ -535,7 +534,7 @@ impl Sync<'_> {
         if let Ok(Some(st)) = fsutil::lstat_at(dir, name) {
             if is_type(&st, SFlag::S_IFREG) && st.st_size == 0 {
                 unlinkat(dir, name, UnlinkatFlags::NoRemoveDir)
-                    .map_err(|e| self.err(rel, e.desc()))?;
+                    .at(Area::Home, &self.home.join(rel))?;
                 self.report.info(format!(
                     "{}: an empty file was in the way of a shared copy; replaced",
                     self.home.join(rel).display()
@@ -590,7 +589,7 @@ impl Sync<'_> {
         let tmp = format!("{MANIFEST}.{}.tmp", std::process::id());
         let _ = unlinkat(root, tmp.as_str(), UnlinkatFlags::NoRemoveDir);
         let fd = openat(root, tmp.as_str(), flags, Mode::from_bits_truncate(0o600))
-            .map_err(|e| self.err(Path::new(MANIFEST), e.desc()))?;
+            .at(Area::Home, &self.home.join(Path::new(MANIFEST)))?;
         let mut file = File::from(fd);
         let result = file
             .write_all(&text)

@@ -304,12 +304,7 @@ fn read_original(dir: &OwnedFd, path: &Path) -> Result<Option<Vec<u8>>> {
 /// Under both locks: `.claude.json` read again, merged with `trust` and replaced
 /// atomically (a file that was not an object, or lost something to the merge, kept
 /// aside first). `None`: nothing to change, nothing written.
-fn rewrite(
-    dir: &OwnedFd,
-    path: &Path,
-    trust: &[&str],
-    report: &Report,
-) -> Result<Option<Changes>> {
+fn rewrite(dir: &OwnedFd, path: &Path, trust: &[&str], report: &Report) -> Result<Option<Changes>> {
     let original = read_original(dir, path)?;
     // Invalid UTF-8 is decoded the way claude (Node) reads the file: as U+FFFD.
     let decoded = original.as_deref().map(String::from_utf8_lossy);

@@ -7,13 +7,13 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg, openat};
-use nix::sys::stat::{Mode, fstat};
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::stat::fstat;
 
-use super::{DIR_FLAGS, errno_text, home_err};
+use super::{errno_text, home_err};
 use crate::error::Result;
-use crate::sys::fsutil;
+use crate::sys::fsutil::{self, NotLocked};
+use crate::sys::proc;
 
 /// A shared `flock(2)` on a home directory, taken by every launch before it changes
 /// anything in the home and held until the command is executed (the descriptor is
@@ -36,33 +36,26 @@ pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Errors
 /// The lock stays held, or the home is no longer at `path` (exit 125, nothing was run).
 pub fn claim(path: &Path, dir: &OwnedFd) -> Result<Claim> {
-    // A descriptor of its own: the lock belongs to the open file description.
-    let mut fd = openat(dir, ".", DIR_FLAGS, Mode::empty())
+    let fd = fsutil::reopen_dir(dir)
         .map_err(|e| home_err(path, format!("cannot open: {}", errno_text(e))))?;
     let started = Instant::now();
-    let claim = loop {
-        match Flock::lock(fd, FlockArg::LockSharedNonblock) {
-            Ok(claim) => break claim,
-            Err((back, Errno::EWOULDBLOCK)) => {
-                fd = back;
-                if started.elapsed() > CLAIM_TIMEOUT {
-                    let holder = fstat(&fd)
-                        .ok()
-                        .and_then(|st| fsutil::flock_holder(st.st_dev, st.st_ino))
-                        .map_or_else(|| "another process".to_owned(), |p| format!("process {p}"));
-                    return Err(home_err(
-                        path,
-                        format!(
-                            "{holder} has held this home locked for over {}s (`claude-iso homes prune` removing it?); if it is stopped or stuck, end it",
-                            CLAIM_TIMEOUT.as_secs()
-                        ),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err((_, e)) => {
-                return Err(home_err(path, format!("cannot lock: {}", errno_text(e))));
-            }
+    let claim = match fsutil::flock_polling(fd, FlockArg::LockSharedNonblock, |_| {
+        started.elapsed() > CLAIM_TIMEOUT
+    }) {
+        Ok(claim) => claim,
+        Err(NotLocked::GaveUp(fd)) => {
+            let holder = proc::lock_holder(&fd)
+                .map_or_else(|| "another process".to_owned(), |p| format!("process {p}"));
+            return Err(home_err(
+                path,
+                format!(
+                    "{holder} has held this home locked for over {}s (`claude-iso homes prune` removing it?); if it is stopped or stuck, end it",
+                    CLAIM_TIMEOUT.as_secs()
+                ),
+            ));
+        }
+        Err(NotLocked::Failed(e)) => {
+            return Err(home_err(path, format!("cannot lock: {}", errno_text(e))));
         }
     };
     let here = fstat(dir).map_err(|e| home_err(path, errno_text(e)))?;

@@ -8,7 +8,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -779,7 +779,7 @@ fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &Path) -> Che
             ));
         }
     }
-    if let Ok(text) = read_regular(managed) {
+    if let Ok(text) = crate::sys::fsutil::read_bounded(managed, 4 << 20) {
         if let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&text) {
             let mut keys = Vec::new();
             if doc.contains_key("apiKeyHelper") {
@@ -806,20 +806,6 @@ fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &Path) -> Che
     } else {
         check("unscrubbable", Status::Warn, findings.join("; "))
     }
-}
-
-/// Up to 4 MiB of a regular file, opened without blocking (a FIFO must not hang us).
-fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = std::fs::File::options()
-        .read(true)
-        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC).bits())
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::ErrorKind::InvalidInput.into());
-    }
-    let mut text = Vec::new();
-    Read::by_ref(&mut f).take(4 << 20).read_to_end(&mut text)?;
-    Ok(text)
 }
 
 /// `text` (claude's own output) with the userinfo of every URL in it masked, and the

@@ -18,7 +18,8 @@ use super::seed_err;
 use crate::error::Result;
 use crate::layout::{CLAUDE_LOCK, CLAUDE_LOCK_STAGING, LOCK_TIMEOUT, OWN_LOCK, STALE_AFTER};
 use crate::report::Report;
-use crate::sys::fsutil::{self, Aside, lstat_at};
+use crate::sys::fsutil::{self, Aside, NotLocked, lstat_at};
+use crate::sys::proc;
 
 /// How long a launch waits for another launch's seed before giving up.
 pub const OWN_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -34,7 +35,7 @@ pub(super) fn own_lock(
     let shown = home.join(OWN_LOCK);
     // The home was marked when it was prepared; the lock file is ours alone (checked).
     let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let mut fd = openat(dir, OWN_LOCK, flags, Mode::empty())
+    let fd = openat(dir, OWN_LOCK, flags, Mode::empty())
         .map_err(|e| seed_err(&shown, format!("cannot open: {}", e.desc())))?;
     let mut started = std::time::Instant::now();
     // Every holder records claude's lock in the file as it takes and releases it: a
@@ -42,39 +43,36 @@ pub(super) fn own_lock(
     // queued behind several holders in turn are not waiting for a stuck one).
     let stamp = |fd: &OwnedFd| fstat(fd).ok().map(|st| (st.st_mtime, st.st_mtime_nsec));
     let mut last = stamp(&fd);
-    loop {
-        match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => return Ok(Some(lock)),
-            Err((back, Errno::EWOULDBLOCK)) => {
-                fd = back;
-                if done() {
-                    return Ok(None);
-                }
-                let now = stamp(&fd);
-                if now != last {
-                    last = now;
-                    started = std::time::Instant::now();
-                }
-                if started.elapsed() > OWN_LOCK_TIMEOUT {
-                    let holder = fstat(&fd)
-                        .ok()
-                        .and_then(|st| fsutil::flock_holder(st.st_dev, st.st_ino));
-                    let (who, end) = match holder {
-                        Some(pid) => (format!("process {pid}"), format!(" (kill {pid})")),
-                        None => ("another process".to_owned(), String::new()),
-                    };
-                    return Err(seed_err(
-                        &shown,
-                        format!(
-                            "{who} has held this lock for over {}s while seeding; if it is stopped or stuck, end it{end}",
-                            OWN_LOCK_TIMEOUT.as_secs(),
-                        ),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err((_, e)) => return Err(seed_err(&shown, format!("cannot lock: {}", e.desc()))),
+    let mut finished = false;
+    let locked = fsutil::flock_polling(fd, FlockArg::LockExclusiveNonblock, |fd| {
+        if done() {
+            finished = true;
+            return true;
         }
+        let now = stamp(fd);
+        if now != last {
+            last = now;
+            started = std::time::Instant::now();
+        }
+        started.elapsed() > OWN_LOCK_TIMEOUT
+    });
+    match locked {
+        Ok(lock) => Ok(Some(lock)),
+        Err(NotLocked::GaveUp(_)) if finished => Ok(None),
+        Err(NotLocked::GaveUp(fd)) => {
+            let (who, end) = match proc::lock_holder(&fd) {
+                Some(pid) => (format!("process {pid}"), format!(" (kill {pid})")),
+                None => ("another process".to_owned(), String::new()),
+            };
+            Err(seed_err(
+                &shown,
+                format!(
+                    "{who} has held this lock for over {}s while seeding; if it is stopped or stuck, end it{end}",
+                    OWN_LOCK_TIMEOUT.as_secs(),
+                ),
+            ))
+        }
+        Err(NotLocked::Failed(e)) => Err(seed_err(&shown, format!("cannot lock: {}", e.desc()))),
     }
 }
 

@@ -11,13 +11,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg, OFlag, openat};
+use nix::fcntl::{FlockArg, OFlag, openat};
 use nix::sys::stat::Mode;
 
 use super::now_secs;
 use crate::layout::{CLAUDE_LOCK, OWN_LOCK, STALE_AFTER};
-use crate::sys::fsutil::lstat_at;
+use crate::sys::fsutil::{lstat_at, reopen_dir, try_flock};
 
 /// Why a home is in use, if it is (see the module doc).
 pub(super) fn in_use(dir: &OwnedFd, path: &Path, busy_homes: &Busy) -> Option<String> {
@@ -29,13 +28,8 @@ pub(super) fn in_use(dir: &OwnedFd, path: &Path, busy_homes: &Busy) -> Option<St
         return Some(why.into());
     }
     // A launch's claim (`home::Claim`): probed exclusively, and released at once.
-    if let Ok(fd) = openat(
-        dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    ) {
-        if let Err((_, Errno::EWOULDBLOCK)) = Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+    if let Ok(fd) = reopen_dir(dir) {
+        if let Ok(None) = try_flock(fd, FlockArg::LockExclusiveNonblock) {
             return Some("a launch is preparing it".into());
         }
     }
@@ -45,7 +39,7 @@ pub(super) fn in_use(dir: &OwnedFd, path: &Path, busy_homes: &Busy) -> Option<St
         OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
         Mode::empty(),
     ) {
-        if let Err((_, Errno::EWOULDBLOCK)) = Flock::lock(fd, FlockArg::LockSharedNonblock) {
+        if let Ok(None) = try_flock(fd, FlockArg::LockSharedNonblock) {
             return Some(format!("{OWN_LOCK} is locked"));
         }
     }

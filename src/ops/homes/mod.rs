@@ -19,7 +19,6 @@ use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open, openat};
@@ -38,6 +37,7 @@ use crate::layout::{
 };
 use crate::report::{redact_secrets, stdout_bytes};
 use crate::sys::fsutil::{aside_tag, is_type, lstat_at};
+use crate::sys::time::{now as now_secs, utc};
 use busy::{Busy, homes_of_processes, in_use};
 use prune::prune;
 
@@ -241,12 +241,6 @@ fn note(msg: &str) {
 
 fn secs(st: &FileStat) -> i64 {
     st.st_mtime
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Looks at one home; reads only.
@@ -490,27 +484,6 @@ fn last_launch(stamp: i64, now: i64) -> String {
         a if a < 2 * 86400 => format!("{day} ({}h ago)", a / 3600),
         a => format!("{day} ({}d ago)", a / 86400),
     }
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` for Unix seconds (days to civil date: H. Hinnant's algorithm).
-fn utc(t: i64) -> String {
-    let days = t.div_euclid(86400);
-    let rem = t.rem_euclid(86400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[cfg(test)]

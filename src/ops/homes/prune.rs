@@ -24,7 +24,7 @@ use crate::config::Config;
 use crate::error::{Error, Outcome, Result};
 use crate::layout::{CLAUDE_DIR, CLAUDE_LOCK, OWN_LOCK};
 use crate::report::redact_secrets;
-use crate::sys::fsutil::{aside_tag, is_type, lstat_at, open_dir_at};
+use crate::sys::fsutil::{aside_tag, is_type, lstat_at, open_dir_at, reopen_dir, try_flock};
 
 /// Mount points (as the kernel lists them for us) at or below `path`.
 fn mounts_below(path: &Path) -> Vec<PathBuf> {
@@ -162,19 +162,12 @@ fn prune_one(
     }
     let dir = crate::sys::fsutil::open_dir_at(&parent.fd, found.entry.as_os_str())
         .map_err(|e| home_err(path, e.desc()))?;
-    let claim_fd = openat(
-        &dir,
-        ".",
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| home_err(path, format!("cannot open: {}", e.desc())))?;
-    let claim = match Flock::lock(claim_fd, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => l,
-        Err((_, Errno::EWOULDBLOCK)) => {
-            return Ok(Pruned::Kept("in use (a launch is preparing it)".into()));
-        }
-        Err((_, e)) => return Err(home_err(path, format!("cannot lock: {}", e.desc()))),
+    let claim_fd =
+        reopen_dir(&dir).map_err(|e| home_err(path, format!("cannot open: {}", e.desc())))?;
+    let claim = match try_flock(claim_fd, FlockArg::LockExclusiveNonblock) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(Pruned::Kept("in use (a launch is preparing it)".into())),
+        Err(e) => return Err(home_err(path, format!("cannot lock: {}", e.desc()))),
     };
     let st = fstat(&dir).map_err(|e| home_err(path, e.desc()))?;
     // Our lock file, created if missing so there is something to lock: the age of a
@@ -232,14 +225,10 @@ fn lock_own(
         },
         Err(e) => return Err(home_err(shown_lock, format!("cannot open: {}", e.desc()))),
     };
-    let lock = match Flock::lock(lock, FlockArg::LockExclusiveNonblock) {
-        Ok(l) => l,
-        Err((_, Errno::EWOULDBLOCK)) => {
-            return Ok(Err(format!("in use ({OWN_LOCK} is locked)")));
-        }
-        Err((_, e)) => {
-            return Err(home_err(shown_lock, format!("cannot lock: {}", e.desc())));
-        }
+    let lock = match try_flock(lock, FlockArg::LockExclusiveNonblock) {
+        Ok(Some(l)) => l,
+        Ok(None) => return Ok(Err(format!("in use ({OWN_LOCK} is locked)"))),
+        Err(e) => return Err(home_err(shown_lock, format!("cannot lock: {}", e.desc()))),
     };
     Ok(Ok((lock, created)))
 }

@@ -23,7 +23,6 @@ mod set;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{OFlag, open, openat};
 use nix::sys::stat::Mode;
@@ -37,6 +36,8 @@ use crate::error::{Outcome, Result};
 use crate::layout::TOKEN_VAR;
 use crate::report::{self, Report};
 use crate::sys::fsutil;
+pub use crate::sys::time::date;
+use crate::sys::time::{DAY, now};
 use crate::token::envfile;
 use crate::token::{self, Source, Token};
 pub use set::set;
@@ -50,7 +51,6 @@ pub const LAUNCH_WARN_DAYS: i64 = 14;
 /// The length of every setup-token measured so far (see `token::MIN_TOKEN_LEN`).
 pub const TYPICAL_LEN: usize = 108;
 
-const DAY: i64 = 86_400;
 /// How far in the future a recorded first-stored time may be and still count as now.
 const CLOCK_SKEW: i64 = 600;
 const META_SUFFIX: &str = ".meta.json";
@@ -79,27 +79,6 @@ pub fn fingerprint(token: &Token) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
-/// `YYYY-MM-DD` (UTC) of a Unix time (Howard Hinnant's `civil_from_days`).
-#[must_use]
-pub fn date(unix: i64) -> String {
-    let z = unix.div_euclid(DAY) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
 }
 
 /// `1 day`, `2 days`.

@@ -114,37 +114,14 @@ impl Config {
                 crate::error::error_text(&e)
             ),
         })?;
-        // Under a claude-iso parent, $HOME is a scratch home (it holds our lock file):
-        // the real home is then the passwd entry's.
-        let nested = env.get(NESTED_VAR).is_some_and(|v| !v.is_empty())
-            && env
-                .absolute_path("HOME")
-                .is_some_and(|h| h.join(OWN_LOCK).exists());
-        let real_home = RealHome {
-            from_env: if nested {
-                None
-            } else {
-                env.absolute_path("HOME").map(clean)
-            },
-            from_passwd: OnceCell::new(),
-        };
+        let real_home = RealHome::from_caller(&env);
 
         let (workdir, chdir) = match &args.cwd {
             Some(dir) => (real_dir(&start_dir.join(dir), "-C")?, true),
             // getcwd already returns the resolved path claude will see.
             None => (start_dir.clone(), false),
         };
-        let mut trust = if args.no_trust {
-            Vec::new()
-        } else {
-            vec![workdir.clone()]
-        };
-        for dir in &args.trust {
-            let dir = real_dir(&start_dir.join(dir), "--trust")?;
-            if !trust.contains(&dir) {
-                trust.push(dir);
-            }
-        }
+        let trust = trust_dirs(args, &start_dir, &workdir)?;
 
         // The options' variables; empty counts as unset, like the XDG ones.
         let from_env = |name: &str| env.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
@@ -152,29 +129,8 @@ impl Config {
             .env_file
             .clone()
             .or_else(|| from_env("CLAUDE_ISO_ENV_FILE"));
-        // The command line beats the environment; within each, --home and --name
-        // (CLAUDE_ISO_HOME and CLAUDE_ISO_NAME) exclude each other.
-        let (home, name) = match (&args.home, &args.name) {
-            (Some(h), _) => (Some(h.clone()), None),
-            (None, Some(n)) => (None, Some(n.clone())),
-            (None, None) => {
-                let name = env
-                    .get("CLAUDE_ISO_NAME")
-                    .filter(|v| !v.is_empty())
-                    .map(|v| v.to_string_lossy().into_owned());
-                match (from_env("CLAUDE_ISO_HOME"), name) {
-                    (Some(_), Some(_)) => {
-                        return Err(Error::Usage(
-                            "CLAUDE_ISO_HOME and CLAUDE_ISO_NAME are both set; unset one (or pass --home or --name)".into(),
-                        ));
-                    }
-                    pair => pair,
-                }
-            }
-        };
-        if let Some(name) = &name {
-            check_name(name)?;
-        }
+        let (home, name) = home_or_name(args, &env)?;
+
         let mask = switch(args.mask, &env, "--mask", "CLAUDE_ISO_MASK", Switch::Auto)?;
         // Off unless asked for: with it, claude writes stubs into the working directory
         // (issue 21 §6; `tools::describe`).
@@ -216,14 +172,7 @@ impl Config {
             (None, Some(name)) => config.homes_dir().join(name),
             (None, None) => config.default_home(),
         };
-        for name in config.keep_env.iter().chain(&config.unset) {
-            if name.is_empty() || name.contains('=') {
-                return Err(Error::Usage(format!(
-                    "--keep-env/--unset take a variable name, got one with '=' or empty: {}",
-                    if name.contains('=') { "NAME=…" } else { "''" }
-                )));
-            }
-        }
+        check_var_names(&config.keep_env, &config.unset)?;
         Ok(config)
     }
 
@@ -329,6 +278,84 @@ impl Config {
     pub fn path_var(&self) -> Option<OsString> {
         self.env.get("PATH").map(ToOwned::to_owned)
     }
+}
+
+impl RealHome {
+    /// `$HOME`, unless it is itself a scratch home: under a claude-iso parent, $HOME is a
+    /// scratch home (it holds our lock file), and the real home is then the passwd entry's.
+    fn from_caller(env: &CallerEnv) -> RealHome {
+        let nested = env.get(NESTED_VAR).is_some_and(|v| !v.is_empty())
+            && env
+                .absolute_path("HOME")
+                .is_some_and(|h| h.join(OWN_LOCK).exists());
+        RealHome {
+            from_env: if nested {
+                None
+            } else {
+                env.absolute_path("HOME").map(clean)
+            },
+            from_passwd: OnceCell::new(),
+        }
+    }
+}
+
+/// The directories to trust, resolved: `workdir` first (unless `--no-trust`), then each
+/// `--trust`, without duplicates.
+fn trust_dirs(args: &LaunchArgs, start_dir: &Path, workdir: &Path) -> Result<Vec<PathBuf>> {
+    let mut trust = if args.no_trust {
+        Vec::new()
+    } else {
+        vec![workdir.to_path_buf()]
+    };
+    for dir in &args.trust {
+        let dir = real_dir(&start_dir.join(dir), "--trust")?;
+        if !trust.contains(&dir) {
+            trust.push(dir);
+        }
+    }
+    Ok(trust)
+}
+
+/// `--home` or `--name` (else `CLAUDE_ISO_HOME` or `CLAUDE_ISO_NAME`), at most one.
+fn home_or_name(args: &LaunchArgs, env: &CallerEnv) -> Result<(Option<PathBuf>, Option<String>)> {
+    let from_env = |name: &str| env.get(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    // The command line beats the environment; within each, --home and --name
+    // (CLAUDE_ISO_HOME and CLAUDE_ISO_NAME) exclude each other.
+    let (home, name) = match (&args.home, &args.name) {
+        (Some(h), _) => (Some(h.clone()), None),
+        (None, Some(n)) => (None, Some(n.clone())),
+        (None, None) => {
+            let name = env
+                .get("CLAUDE_ISO_NAME")
+                .filter(|v| !v.is_empty())
+                .map(|v| v.to_string_lossy().into_owned());
+            match (from_env("CLAUDE_ISO_HOME"), name) {
+                (Some(_), Some(_)) => {
+                    return Err(Error::Usage(
+                        "CLAUDE_ISO_HOME and CLAUDE_ISO_NAME are both set; unset one (or pass --home or --name)".into(),
+                    ));
+                }
+                pair => pair,
+            }
+        }
+    };
+    if let Some(name) = &name {
+        check_name(name)?;
+    }
+    Ok((home, name))
+}
+
+/// `--keep-env`/`--unset` name variables: not empty, no `=`.
+fn check_var_names(keep_env: &[String], unset: &[String]) -> Result<()> {
+    for name in keep_env.iter().chain(unset) {
+        if name.is_empty() || name.contains('=') {
+            return Err(Error::Usage(format!(
+                "--keep-env/--unset take a variable name, got one with '=' or empty: {}",
+                if name.contains('=') { "NAME=…" } else { "''" }
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn token_via(arg: Option<&str>, env: &CallerEnv) -> Result<Option<TokenVia>> {

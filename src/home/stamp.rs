@@ -3,8 +3,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, futimens};
 use nix::sys::time::TimeSpec;
@@ -31,7 +29,7 @@ pub fn stamp_launch(home: &ScratchHome) -> Result<()> {
     let Some(st) = lstat_at(&home.dir, OWN_LOCK).at(Area::Home, &shown)? else {
         return Ok(());
     };
-    let age = now_secs().saturating_sub(st.st_mtime);
+    let age = crate::sys::time::now().saturating_sub(st.st_mtime);
     if (0..STAMP_EVERY).contains(&age) {
         return Ok(());
     }
@@ -39,10 +37,4 @@ pub fn stamp_launch(home: &ScratchHome) -> Result<()> {
     let fd = openat(&home.dir, OWN_LOCK, flags, Mode::empty()).on(Area::Home, &shown, "open")?;
     let now = TimeSpec::UTIME_NOW;
     futimens(&fd, &now, &now).on(Area::Home, &shown, "record the launch")
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

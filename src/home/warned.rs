@@ -8,7 +8,6 @@
 
 use std::io::{Read, Seek, Write};
 use std::os::fd::OwnedFd;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg, OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fstat};
@@ -32,9 +31,7 @@ pub fn warn_daily(home: &ScratchHome, report: &Report, msg: &str) {
 }
 
 fn today() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400)
+    u64::try_from(crate::sys::time::now()).unwrap_or(0) / 86_400
 }
 
 /// FNV-1a of the text: the record names a warning without holding its words.

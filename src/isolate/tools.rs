@@ -10,8 +10,7 @@
 #![forbid(unsafe_code)]
 
 use std::ffi::OsString;
-use std::io::Read;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::cli::Switch;
@@ -49,19 +48,7 @@ pub fn find_bwrap(config: &Config, home: &Path) -> Option<PathBuf> {
 }
 
 fn bwrap_path_setting(file: &Path) -> Option<PathBuf> {
-    let mut f = std::fs::File::options()
-        .read(true)
-        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC).bits())
-        .open(file)
-        .ok()?;
-    if !f.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = Vec::new();
-    Read::by_ref(&mut f)
-        .take(4 << 20)
-        .read_to_end(&mut text)
-        .ok()?;
+    let text = crate::sys::fsutil::read_bounded(file, 4 << 20).ok()?;
     let doc: serde_json::Value = serde_json::from_slice(&text).ok()?;
     let p = PathBuf::from(doc.get("sandbox")?.get("bwrapPath")?.as_str()?);
     p.is_absolute().then_some(p)

@@ -46,6 +46,8 @@ use crate::layout::{INIT_GRACE_VAR, INIT_VAR, TOKEN_VAR};
 use crate::report::Report;
 use crate::scrub::is_scrubbed;
 use crate::sys;
+use crate::sys::proc::descendants;
+pub use crate::sys::proc::proc_is_ours;
 
 /// Between SIGTERM and SIGKILL for what the command leaves behind, unless
 /// `--init-grace`/`CLAUDE_ISO_INIT_GRACE` say otherwise. Kubernetes' default
@@ -256,28 +258,7 @@ pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Resul
         nix::sys::prctl::set_child_subreaper(true)
             .map_err(|e| fail("PR_SET_CHILD_SUBREAPER", e))?;
     }
-    // Every signal is blocked before the fork, so none is lost (or kills the init)
-    // before the wait loop runs; SIGTTOU and SIGTTIN blocked also let the init hand the
-    // terminal over and back, and write to it, from a background group.
-    let mut old_mask = SigSet::empty();
-    sigprocmask(
-        SigmaskHow::SIG_BLOCK,
-        Some(&SigSet::all()),
-        Some(&mut old_mask),
-    )
-    .map_err(|e| fail("cannot block signals", e))?;
-    // What the command must start with: the mask claude-iso was started with, even
-    // when the signals were already held since then.
-    if let Some(started_with) = STARTED_WITH.get() {
-        old_mask = *started_with;
-    }
-    let old_chld = match sys::default_disposition(Signal::SIGCHLD) {
-        Ok(old) => old,
-        Err(e) => {
-            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
-            return Err(fail("cannot reset SIGCHLD", e));
-        }
-    };
+    let (old_mask, old_chld) = block_signals()?;
     match sys::fork() {
         Err(e) => {
             sys::restore_disposition(Signal::SIGCHLD, &old_chld);
@@ -317,6 +298,35 @@ pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Resul
             Ok(Side::Init(finish(ending, pid1)))
         }
     }
+}
+
+/// Blocks every signal and sets SIGCHLD to its default, for the fork; returns what the
+/// command must start with (the mask and SIGCHLD's disposition to restore).
+fn block_signals() -> Result<(SigSet, nix::sys::signal::SigAction)> {
+    let fail = |what: &str, e: Errno| Error::Init(format!("{what}: {}", e.desc()));
+    // Every signal is blocked before the fork, so none is lost (or kills the init)
+    // before the wait loop runs; SIGTTOU and SIGTTIN blocked also let the init hand the
+    // terminal over and back, and write to it, from a background group.
+    let mut old_mask = SigSet::empty();
+    sigprocmask(
+        SigmaskHow::SIG_BLOCK,
+        Some(&SigSet::all()),
+        Some(&mut old_mask),
+    )
+    .map_err(|e| fail("cannot block signals", e))?;
+    // What the command must start with: the mask claude-iso was started with, even
+    // when the signals were already held since then.
+    if let Some(started_with) = STARTED_WITH.get() {
+        old_mask = *started_with;
+    }
+    let old_chld = match sys::default_disposition(Signal::SIGCHLD) {
+        Ok(old) => old,
+        Err(e) => {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old_mask), None);
+            return Err(fail("cannot reset SIGCHLD", e));
+        }
+    };
+    Ok((old_mask, old_chld))
 }
 
 /// The init's exit status for how the command ended. A command killed by signal N makes
@@ -680,61 +690,6 @@ fn sigchld() -> SigSet {
     set
 }
 
-/// Whether `/proc` shows this process's PID namespace (it does not after
-/// `unshare --pid --fork` without `--mount-proc`).
-#[must_use]
-pub fn proc_is_ours() -> bool {
-    std::fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str()?.parse::<i32>().ok())
-        == Some(getpid().as_raw())
-}
-
-/// Every process below `root` in the process tree, parents before children, read from
-/// `/proc/<pid>/stat`. A descendant that is not our child could exit and be reaped by
-/// its own parent between this scan and our `kill`, and its PID be reused meanwhile; PIDs
-/// are handed out in order, so that needs a full wrap of the PID space in that window.
-fn descendants(root: Pid) -> Vec<Pid> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pairs: Vec<(i32, i32)> = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if let Some(ppid) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .as_deref()
-            .and_then(ppid_from_stat)
-        {
-            pairs.push((pid, ppid));
-        }
-    }
-    let mut out: Vec<Pid> = Vec::new();
-    let mut frontier = vec![root.as_raw()];
-    while let Some(parent) = frontier.pop() {
-        for &(pid, ppid) in &pairs {
-            if ppid == parent && pid != root.as_raw() && !out.contains(&Pid::from_raw(pid)) {
-                out.push(Pid::from_raw(pid));
-                frontier.push(pid);
-            }
-        }
-    }
-    out
-}
-
-/// The parent PID from a `/proc/<pid>/stat` line: `pid (comm) state ppid …`, where comm
-/// may hold spaces and parentheses, so the fields are counted after the last `)`.
-fn ppid_from_stat(stat: &str) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -745,14 +700,6 @@ mod tests {
 
     fn args() -> InitArgs {
         InitArgs::default()
-    }
-
-    #[test]
-    fn ppid_is_read_after_the_last_parenthesis() {
-        assert_eq!(ppid_from_stat("42 (sh) S 7 42 42 0"), Some(7));
-        assert_eq!(ppid_from_stat("42 (a) b) (c) R 9 1 1"), Some(9));
-        assert_eq!(ppid_from_stat("42 (x y) Z 1 0"), Some(1));
-        assert_eq!(ppid_from_stat("garbage"), None);
     }
 
     #[test]

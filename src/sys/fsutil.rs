@@ -7,10 +7,10 @@
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat2};
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, RenameFlags, openat, renameat2};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
 
 /// `lstat` relative to a directory descriptor; `None` when nothing is there.
@@ -62,12 +62,6 @@ pub fn is_type(st: &FileStat, kind: SFlag) -> bool {
     st.st_mode & SFlag::S_IFMT.bits() == kind.bits()
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// How a displaced file is kept: renamed, or (when a new file will replace it
 /// atomically) hard-linked under the new name first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +77,7 @@ pub enum Aside {
 /// # Errors
 /// The rename or link failed (the file is then where it was).
 pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Result<String> {
-    let stamp = now_secs();
+    let stamp = crate::sys::time::now();
     for n in 0..10_000u32 {
         let new = format!("{name}.{tag}-{stamp}-{n}");
         let result = match how {
@@ -322,26 +316,6 @@ pub fn clean(path: &Path) -> PathBuf {
         .collect()
 }
 
-/// The PID holding a `flock` on the file with this device and inode, from `/proc/locks`
-/// (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`).
-pub fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
-    let text = std::fs::read_to_string("/proc/locks").ok()?;
-    let major = nix::sys::stat::major(dev);
-    let minor = nix::sys::stat::minor(dev);
-    text.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        let (kind, pid, id) = (fields.get(1)?, fields.get(4)?, fields.get(5)?);
-        let mut parts = id.split(':');
-        let (ma, mi, inode) = (parts.next()?, parts.next()?, parts.next()?);
-        (*kind == "FLOCK"
-            && u64::from_str_radix(ma, 16).ok()? == major
-            && u64::from_str_radix(mi, 16).ok()? == minor
-            && inode.parse::<u64>().ok()? == ino)
-            .then(|| pid.parse().ok())
-            .flatten()
-    })
-}
-
 /// The names in a directory, `.` and `..` left out. Reads through a descriptor of its
 /// own, so `dir`'s offset is untouched.
 ///
@@ -364,6 +338,90 @@ pub fn dir_entries(dir: &OwnedFd) -> nix::Result<Vec<std::ffi::OsString>> {
         }
     }
     Ok(out)
+}
+
+/// A descriptor of its own for the directory `dir` itself, to `flock` it: a lock
+/// belongs to the open file description, so one taken through `dir` would be released
+/// with any other descriptor sharing it.
+///
+/// # Errors
+/// As `openat(2)`.
+pub fn reopen_dir(dir: &OwnedFd) -> nix::Result<OwnedFd> {
+    openat(
+        dir,
+        ".",
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// A `flock` taken without waiting (`how` is a `…Nonblock` kind); `None` when someone
+/// else holds it.
+///
+/// # Errors
+/// Any other error of `flock(2)`.
+pub fn try_flock(fd: OwnedFd, how: FlockArg) -> nix::Result<Option<Flock<OwnedFd>>> {
+    match Flock::lock(fd, how) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(e),
+    }
+}
+
+/// Why [`flock_polling`] returned without the lock.
+#[derive(Debug)]
+pub enum NotLocked {
+    /// `give_up` said so; the descriptor comes back (to name who holds the lock).
+    GaveUp(OwnedFd),
+    /// `flock(2)` failed otherwise.
+    Failed(Errno),
+}
+
+/// A `flock` (`how` is a `…Nonblock` kind) tried every 20 ms while someone else holds it,
+/// until it is ours or `give_up` (asked after each refusal) says to stop: a bounded
+/// wait, where a blocking `flock` would wait for a stopped holder forever.
+///
+/// # Errors
+/// [`NotLocked`].
+pub fn flock_polling(
+    mut fd: OwnedFd,
+    how: FlockArg,
+    mut give_up: impl FnMut(&OwnedFd) -> bool,
+) -> Result<Flock<OwnedFd>, NotLocked> {
+    loop {
+        match Flock::lock(fd, how) {
+            Ok(lock) => return Ok(lock),
+            Err((back, Errno::EWOULDBLOCK)) => {
+                if give_up(&back) {
+                    return Err(NotLocked::GaveUp(back));
+                }
+                fd = back;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err((_, e)) => return Err(NotLocked::Failed(e)),
+        }
+    }
+}
+
+/// Up to `max` bytes of the regular file at `path` (symlinks followed), opened
+/// non-blocking and close-on-exec: a FIFO put in its place cannot hang us, and a device
+/// is not read.
+///
+/// # Errors
+/// The open or read failed; `InvalidInput` for anything but a regular file.
+pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::File::options()
+        .read(true)
+        .custom_flags((OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::ErrorKind::InvalidInput.into());
+    }
+    let mut bytes = Vec::new();
+    Read::by_ref(&mut f).take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]

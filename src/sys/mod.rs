@@ -7,6 +7,8 @@
 #![allow(unsafe_code)]
 
 pub mod fsutil;
+pub mod proc;
+pub mod time;
 
 use std::os::fd::RawFd;
 use std::time::Duration;

@@ -455,6 +455,33 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
         path: path.to_owned(),
         reason,
     };
+    let (mut file, meta) = open_regular(path)?;
+    check_private(path, &file, &meta, exempt_under)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).min(4096));
+    (&mut file)
+        .take(MAX_ENV_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| {
+            err(format!(
+                "cannot read: {}; make it a readable token file of yours",
+                crate::error::error_text(&e)
+            ))
+        })?;
+    if bytes.len() as u64 > MAX_ENV_FILE {
+        return Err(err(format!(
+            "is larger than {MAX_ENV_FILE} bytes (64 KiB); a token file is a few hundred: {TOO_BIG_FIX}"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Opens a token file for reading, refusing anything but a regular file (looked at
+/// before it is opened, and checked again once open).
+fn open_regular(path: &Path) -> Result<(File, std::fs::Metadata)> {
+    let err = |reason: String| Error::EnvFile {
+        path: path.to_owned(),
+        reason,
+    };
     // Looked at before it is opened: opening a device node can act (a tape rewinds, a
     // watchdog starts). The opened file is checked again below.
     if let Ok(meta) = std::fs::metadata(path) {
@@ -462,7 +489,7 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
             return Err(not_regular(path, meta.mode()));
         }
     }
-    let mut file = File::options()
+    let file = File::options()
         .read(true)
         .custom_flags(libc_flags())
         .open(path)
@@ -490,11 +517,26 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
     if !meta.file_type().is_file() {
         return Err(not_regular(path, meta.mode()));
     }
+    Ok((file, meta))
+}
+
+/// The token file is the user's (or root's), private to them unless `exempt_under` holds
+/// it as systemd built it, and not larger than a token file can be.
+fn check_private(
+    path: &Path,
+    file: &File,
+    meta: &std::fs::Metadata,
+    exempt_under: Option<&Path>,
+) -> Result<()> {
+    let err = |reason: String| Error::EnvFile {
+        path: path.to_owned(),
+        reason,
+    };
     // The empty read-only stand-in the mask of an outer claude-iso puts over a token file
     // (a nested run given the same file): say that, not "fix its mode".
     if meta.len() == 0
         && meta.mode() & 0o7777 == 0o444
-        && nix::sys::statfs::fstatfs(&file)
+        && nix::sys::statfs::fstatfs(file)
             .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::TMPFS_MAGIC)
     {
         return Err(err(
@@ -502,7 +544,7 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
                 .into(),
         ));
     }
-    let check_private = !exempt_under.is_some_and(|dir| built_by_systemd(&file, &meta, dir));
+    let check_private = !exempt_under.is_some_and(|dir| built_by_systemd(file, meta, dir));
     let me = nix::unistd::geteuid().as_raw();
     if meta.uid() != me && meta.uid() != 0 {
         return Err(err(format!(
@@ -526,22 +568,7 @@ pub fn read_private_file(path: &Path, exempt_under: Option<&Path>) -> Result<Vec
             TOO_BIG_FIX
         )));
     }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0).min(4096));
-    (&mut file)
-        .take(MAX_ENV_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| {
-            err(format!(
-                "cannot read: {}; make it a readable token file of yours",
-                crate::error::error_text(&e)
-            ))
-        })?;
-    if bytes.len() as u64 > MAX_ENV_FILE {
-        return Err(err(format!(
-            "is larger than {MAX_ENV_FILE} bytes (64 KiB); a token file is a few hundred: {TOO_BIG_FIX}"
-        )));
-    }
-    Ok(bytes)
+    Ok(())
 }
 
 /// The fix for a "token file" too large to be one.

@@ -6,8 +6,6 @@
 #![forbid(unsafe_code)]
 
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::caller::CallerEnv;
@@ -352,17 +350,7 @@ pub fn main_checkout(root: &Path) -> Option<PathBuf> {
 
 /// A small file's text (following links, as claude's `readFileSync`), or `None`.
 pub(super) fn read_text(path: &Path, max: u64) -> Option<String> {
-    let file = std::fs::File::options()
-        .read(true)
-        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC).bits())
-        .open(path)
-        .ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut text = String::new();
-    file.take(max).read_to_string(&mut text).ok()?;
-    Some(text)
+    String::from_utf8(crate::sys::fsutil::read_bounded(path, max).ok()?).ok()
 }
 
 /// `base` joined with `rel` (absolute `rel` replaces it), `.` and `..` removed without

@@ -248,7 +248,7 @@ pub(super) fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &P
             ));
         }
     }
-    if let Ok(text) = read_regular(managed) {
+    if let Ok(text) = crate::sys::fsutil::read_bounded(managed, 4 << 20) {
         if let Ok(Value::Object(doc)) = serde_json::from_slice::<Value>(&text) {
             let mut keys = Vec::new();
             if doc.contains_key("apiKeyHelper") {
@@ -275,20 +275,6 @@ pub(super) fn check_unscrubbable(config: &Config, remote_dir: &Path, managed: &P
     } else {
         check("unscrubbable", Status::Warn, findings.join("; "))
     }
-}
-
-/// Up to 4 MiB of a regular file, opened without blocking (a FIFO must not hang us).
-pub(super) fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut f = std::fs::File::options()
-        .read(true)
-        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC).bits())
-        .open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::ErrorKind::InvalidInput.into());
-    }
-    let mut text = Vec::new();
-    Read::by_ref(&mut f).take(4 << 20).read_to_end(&mut text)?;
-    Ok(text)
 }
 
 /// `text` (claude's own output) with the userinfo of every URL in it masked, and the

@@ -15,7 +15,7 @@
 //! The launcher calls [`prepare`] before anything changes (the plan, and every refusal:
 //! a misplaced working directory, an inherited descriptor into a hidden place
 //! ([`check_descriptors`]), a `/proc` of another PID namespace, and under `--mask on` the
-//! kernel's refusal, tried in a helper), then [`launch`] after the home is made, which
+//! kernel's refusal of the namespaces, tried in a helper), then [`launch`] after the home is made, which
 //! [`enter`]s it.
 //!
 //! How it is applied (measured; see the README's "The mask"): a forked helper does the
@@ -52,7 +52,7 @@ mod views;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-pub use ns::{enter, probe};
+pub use ns::{enter, probe, probe_namespaces};
 pub use plan::{Plan, limits, plan, resolve_real, share_limits};
 pub use policy::{
     Verdict, check_descriptors, dry_run, enter_as, launch, prepare, shared_paths, verdict,

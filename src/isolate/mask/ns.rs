@@ -82,6 +82,25 @@ pub fn probe(plan: &Plan) -> Result<(), Refusal> {
     run(plan, false)
 }
 
+/// Whether the kernel allows the namespaces the mask is built in, for a launch under
+/// `--mask on` before anything changes: the steps it refuses (`unshare`, the id maps,
+/// `/` made private, and for root the nested namespace that locks the masks) in a forked
+/// helper this process does not join, without the plan's mounts. The launch builds those
+/// once, in [`enter`]; a mount refused there still stops it (125). (The whole plan tried
+/// here as well cost a second build of every mount and view on each launch.)
+///
+/// # Errors
+/// The step the kernel refused.
+pub fn probe_namespaces() -> Result<(), Refusal> {
+    run(
+        &Plan {
+            ops: Vec::new(),
+            staging: None,
+        },
+        false,
+    )
+}
+
 fn refusal(step: Step, errno: Errno) -> Refusal {
     Refusal {
         step,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use super::ns::{enter, probe};
+use super::ns::{enter, probe, probe_namespaces};
 use super::plan::{Plan, plan, resolve_real};
 use super::refusal::{Refusal, Step};
 use super::sources::{Sources, set_aside};
@@ -24,8 +24,8 @@ use crate::report::Report;
 /// `None` when the launch goes on unmasked (`--mask off`, or `auto` where the mask is
 /// impossible: one warning). Every refusal of the mask is decided here: a working
 /// directory it cannot be made from, an inherited descriptor into a hidden place, and,
-/// under `--mask on`, the kernel's refusal (tried in a helper that is not joined: one
-/// `fork`, for `on` only).
+/// under `--mask on`, the kernel's refusal of the namespaces (tried in a helper that is
+/// not joined: one `fork`, for `on` only; see [`probe_namespaces`]).
 ///
 /// # Errors
 /// A refusal (125).
@@ -55,7 +55,7 @@ pub fn prepare(
     check_descriptors(&plan, config.env.get("LISTEN_FDS"))?;
     let refused = match foreign_proc() {
         Some(r) => Some(r),
-        None if config.mask == Switch::On => probe(&plan).err(),
+        None if config.mask == Switch::On => probe_namespaces().err(),
         None => None,
     };
     match refused {

@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use super::sources::Sources;
@@ -590,6 +592,22 @@ pub fn resolve_real(path: &Path) -> Option<(PathBuf, Kind)> {
     let real = std::fs::canonicalize(path).ok()?;
     let meta = std::fs::metadata(&real).ok()?;
     Some((real, if meta.is_dir() { Kind::Dir } else { Kind::File }))
+}
+
+/// [`resolve_real`], asked once per path: one plan asks about the same directories many
+/// times (the parent of each place it views, each `PATH` entry, the staging
+/// candidates), each a `canonicalize` walking every component. Made for one plan and
+/// dropped with it: nothing is kept from one launch to the next.
+pub(super) fn resolve_once() -> impl Fn(&Path) -> Option<(PathBuf, Kind)> {
+    let seen: RefCell<HashMap<PathBuf, Option<(PathBuf, Kind)>>> = RefCell::new(HashMap::new());
+    move |path: &Path| {
+        if let Some(known) = seen.borrow().get(path) {
+            return known.clone();
+        }
+        let found = resolve_real(path);
+        seen.borrow_mut().insert(path.to_owned(), found.clone());
+        found
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 
 use super::ns::{enter, probe, probe_namespaces};
-use super::plan::{Plan, plan, resolve_real};
+use super::plan::{Plan, plan, resolve_once};
 use super::refusal::{Refusal, Step};
 use super::sources::{Sources, set_aside};
 use super::{Kind, MountOp};
@@ -42,7 +42,7 @@ pub fn prepare(
     let sources = Sources::new(config, home)
         .with_program(program)
         .with_shared(shared);
-    let plan = match plan(&sources, &resolve_real) {
+    let plan = match plan(&sources, &resolve_once()) {
         Ok(plan) => plan,
         // Not the kernel's refusal: the launch stops whatever the mode.
         Err(e @ Error::MaskPlace { .. }) => return Err(e),
@@ -211,7 +211,7 @@ pub fn verdict(
         &Sources::new(config, home)
             .with_program(program)
             .with_shared(shared),
-        &resolve_real,
+        &resolve_once(),
     ) {
         Err(e @ Error::MaskPlace { .. }) => Verdict::Misplaced(e.to_string()),
         Err(e) => Verdict::Refused(None, e.to_string()),

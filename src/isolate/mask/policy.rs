@@ -128,6 +128,21 @@ pub fn check_descriptors(plan: &Plan, listen_fds: Option<&std::ffi::OsStr>) -> R
         .collect();
     fds.sort_unstable();
     for fd in fds.into_iter().filter(|fd| !systemd.contains(fd)) {
+        // Where it leads first, one readlink: a terminal, a pipe, /dev/null or a file
+        // elsewhere leads near no hidden place, even taken as a directory (which reaches
+        // more: above a place too), and needs no other question of /proc.
+        let link = format!("/proc/self/fd/{fd}");
+        let Ok(target) = std::fs::read_link(&link) else {
+            continue;
+        };
+        let text = target.to_string_lossy();
+        if !text.starts_with('/') {
+            continue;
+        }
+        let target = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
+        if leads_into(&target, true, &places, &allowed).is_none() {
+            continue;
+        }
         let cloexec = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))
             .ok()
             .and_then(|info| {
@@ -138,15 +153,6 @@ pub fn check_descriptors(plan: &Plan, listen_fds: Option<&std::ffi::OsStr>) -> R
         if cloexec {
             continue;
         }
-        let link = format!("/proc/self/fd/{fd}");
-        let Ok(target) = std::fs::read_link(&link) else {
-            continue;
-        };
-        let text = target.to_string_lossy();
-        if !text.starts_with('/') {
-            continue;
-        }
-        let target = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
         let is_dir = std::fs::metadata(&link).is_ok_and(|m| m.is_dir());
         if let Some(place) = leads_into(&target, is_dir, &places, &allowed) {
             return Err(Error::MaskPlace {

@@ -5,6 +5,7 @@
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -92,13 +93,33 @@ pub fn probe(plan: &Plan) -> Result<(), Refusal> {
 /// # Errors
 /// The step the kernel refused.
 pub fn probe_namespaces() -> Result<(), Refusal> {
-    run(
-        &Plan {
-            ops: Vec::new(),
-            staging: None,
-        },
-        false,
-    )
+    let bare = Plan {
+        ops: Vec::new(),
+        staging: None,
+    };
+    let (result, child) = start(&bare, false)?;
+    if result.is_ok() {
+        // Released, it exits (its namespaces torn down) while the launch goes on: reaped
+        // in `enter_as`, before anything is executed.
+        if let Ok(mut unreaped) = UNREAPED.lock() {
+            *unreaped = Some(child);
+            return result;
+        }
+    }
+    let _ = nix::sys::wait::waitpid(child, None);
+    result
+}
+
+/// The helper of [`probe_namespaces`], released but not yet reaped.
+static UNREAPED: Mutex<Option<Pid>> = Mutex::new(None);
+
+/// Reaps the helper [`probe_namespaces`] left (long gone by now): the command must not
+/// inherit it as a child.
+pub(super) fn reap_probe() {
+    let child = UNREAPED.lock().ok().and_then(|mut c| c.take());
+    if let Some(child) = child {
+        let _ = nix::sys::wait::waitpid(child, None);
+    }
 }
 
 fn refusal(step: Step, errno: Errno) -> Refusal {
@@ -172,6 +193,14 @@ fn decode(msg: &[u8; MSG_LEN], plan: &Plan) -> Result<(), Refusal> {
 }
 
 fn run(plan: &Plan, join: bool) -> Result<(), Refusal> {
+    let (result, child) = start(plan, join)?;
+    let _ = nix::sys::wait::waitpid(child, None);
+    result
+}
+
+/// Forks the helper and takes its answer (and, with `join`, its namespaces). The helper
+/// is released (it exits at once) but not reaped: the caller waits for it.
+fn start(plan: &Plan, join: bool) -> Result<(Result<(), Refusal>, Pid), Refusal> {
     let root = nix::unistd::geteuid().is_root();
     let (uid, gid) = (
         nix::unistd::geteuid().as_raw(),
@@ -202,8 +231,7 @@ fn run(plan: &Plan, join: bool) -> Result<(), Refusal> {
     drop(release_r);
     let result = parent(plan, child, root, join, &report_r);
     drop(release_w);
-    let _ = nix::sys::wait::waitpid(child, None);
-    result
+    Ok((result, child))
 }
 
 /// This process's side: wait for the helper, then (root) map its namespace's ids and

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use super::ns::{enter, probe, probe_namespaces};
+use super::ns::{enter, probe, probe_namespaces, reap_probe};
 use super::plan::{Plan, plan, resolve_once};
 use super::refusal::{Refusal, Step};
 use super::sources::{Sources, set_aside};
@@ -300,6 +300,7 @@ pub fn dry_run(
 /// # Errors
 /// `--mask on` and the kernel refused (125).
 pub fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<bool> {
+    reap_probe();
     if mode == Switch::Off {
         return Ok(false);
     }

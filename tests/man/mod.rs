@@ -1289,8 +1289,10 @@ fn security(page: &mut Page) {
         the real files whatever the namespace shows: the launch is refused with 125, \
         naming the descriptor and where it leads (close it: **3<&-**). Sockets, pipes, \
         terminals, other files and what systemd passes (**LISTEN_FDS**) pass. Every refusal of the \
-        mask, and under **--mask on** the kernel's (tried first in a helper), comes \
-        before anything is created.",
+        mask, and under **--mask on** the kernel's refusal of the namespaces (tried first \
+        in a helper), comes before anything is created; a single mount refused where the \
+        namespaces are allowed shows only when the mask is built, after the home is made \
+        (still 125).",
     );
     page.p(
         "Unprivileged, the namespace maps only your uid and gid: __COMMAND__ has no \

@@ -52,11 +52,9 @@ mod views;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-pub use ns::{enter, probe, probe_namespaces};
+pub use ns::{enter, probe, probe_for_launch};
 pub use plan::{Plan, limits, plan, resolve_real, share_limits};
-pub use policy::{
-    Verdict, check_descriptors, dry_run, enter_as, launch, prepare, shared_paths, verdict,
-};
+pub use policy::{Verdict, check_descriptors, enter_as, launch, prepare, shared_paths, verdict};
 pub use refusal::{Refusal, Step};
 pub use sources::Sources;
 

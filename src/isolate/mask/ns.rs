@@ -83,21 +83,16 @@ pub fn probe(plan: &Plan) -> Result<(), Refusal> {
     run(plan, false)
 }
 
-/// Whether the kernel allows the namespaces the mask is built in, for a launch under
-/// `--mask on` before anything changes: the steps it refuses (`unshare`, the id maps,
-/// `/` made private, and for root the nested namespace that locks the masks) in a forked
-/// helper this process does not join, without the plan's mounts. The launch builds those
-/// once, in [`enter`]; a mount refused there still stops it (125). (The whole plan tried
-/// here as well cost a second build of every mount and view on each launch.)
+/// Whether the plan can be applied here, for a launch under `--mask on` before anything
+/// changes: the whole plan (namespaces, id maps, every mount and view) tried in a forked
+/// helper this process does not join, so a refusal of any step comes before the home is
+/// made. Unlike [`probe`], the helper is not waited for here: released, it exits while
+/// the launch goes on, and `enter_as` reaps it before anything is executed.
 ///
 /// # Errors
 /// The step the kernel refused.
-pub fn probe_namespaces() -> Result<(), Refusal> {
-    let bare = Plan {
-        ops: Vec::new(),
-        staging: None,
-    };
-    let (result, child) = start(&bare, false)?;
+pub fn probe_for_launch(plan: &Plan) -> Result<(), Refusal> {
+    let (result, child) = start(plan, false)?;
     if result.is_ok() {
         // Released, it exits (its namespaces torn down) while the launch goes on: reaped
         // in `enter_as`, before anything is executed.
@@ -110,10 +105,10 @@ pub fn probe_namespaces() -> Result<(), Refusal> {
     result
 }
 
-/// The helper of [`probe_namespaces`], released but not yet reaped.
+/// The helper of [`probe_for_launch`], released but not yet reaped.
 static UNREAPED: Mutex<Option<Pid>> = Mutex::new(None);
 
-/// Reaps the helper [`probe_namespaces`] left (long gone by now): the command must not
+/// Reaps the helper [`probe_for_launch`] left (long gone by now): the command must not
 /// inherit it as a child.
 pub(super) fn reap_probe() {
     let child = UNREAPED.lock().ok().and_then(|mut c| c.take());

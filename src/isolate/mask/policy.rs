@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use super::ns::{enter, probe, probe_namespaces, reap_probe};
+use super::ns::{enter, probe, probe_for_launch, reap_probe};
 use super::plan::{Plan, plan, resolve_once};
 use super::refusal::{Refusal, Step};
 use super::sources::{Sources, set_aside};
@@ -24,8 +24,8 @@ use crate::report::Report;
 /// `None` when the launch goes on unmasked (`--mask off`, or `auto` where the mask is
 /// impossible: one warning). Every refusal of the mask is decided here: a working
 /// directory it cannot be made from, an inherited descriptor into a hidden place, and,
-/// under `--mask on`, the kernel's refusal of the namespaces (tried in a helper that is
-/// not joined: one `fork`, for `on` only; see [`probe_namespaces`]).
+/// under `--mask on`, the kernel's refusal of any step of the plan (tried in a helper that
+/// is not joined: one `fork`, for `on` only; see [`probe_for_launch`]).
 ///
 /// # Errors
 /// A refusal (125).
@@ -55,7 +55,7 @@ pub fn prepare(
     check_descriptors(&plan, config.env.get("LISTEN_FDS"))?;
     let refused = match foreign_proc() {
         Some(r) => Some(r),
-        None if config.mask == Switch::On => probe_namespaces().err(),
+        None if config.mask == Switch::On => probe_for_launch(&plan).err(),
         None => None,
     };
     match refused {
@@ -249,47 +249,6 @@ pub fn shared_paths(shares: &[share::Share], home: &Path) -> Vec<(PathBuf, Kind)
             (home.join(&s.dest), kind)
         })
         .collect()
-}
-
-/// The `--dry-run` lines about the mask.
-pub fn dry_run(
-    config: &Config,
-    home: &Path,
-    program: Option<&Path>,
-    shared: &[(PathBuf, Kind)],
-    report: &Report,
-) {
-    let v = verdict(config, home, program, shared);
-    let plan = match &v {
-        Verdict::Off => {
-            report.plan("mask: off: the real credential files stay reachable to the command");
-            return;
-        }
-        Verdict::Misplaced(why) => {
-            report.plan(format!("mask: {why} (a launch would exit 125)"));
-            return;
-        }
-        Verdict::Ready(p) | Verdict::Refused(Some(p), _) => Some(p),
-        Verdict::Refused(None, _) => None,
-    };
-    for op in plan.map(|p| p.ops.as_slice()).unwrap_or_default() {
-        report.plan(format!("mask: {}", op.describe()));
-    }
-    match v {
-        Verdict::Ready(p) if p.ops.is_empty() => {
-            report.plan("mask: possible here; no credential file exists to mask");
-        }
-        Verdict::Ready(_) => report.plan("mask: possible here"),
-        Verdict::Refused(_, why) => report.plan(format!(
-            "mask: NOT possible here: {why} (a launch would {})",
-            if config.mask == Switch::On {
-                "exit 125"
-            } else {
-                "warn and run isolated by environment only"
-            }
-        )),
-        Verdict::Off | Verdict::Misplaced(_) => {}
-    }
 }
 
 /// Enters the mask according to `mode`: `Off` does nothing; `Auto` warns (one line:

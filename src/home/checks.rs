@@ -13,7 +13,7 @@ use nix::sys::stat::{FileStat, SFlag, fstat, stat};
 
 use super::{Existing, LockFile, errno_text, home_err};
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Area, Error, Result, SysContext};
 use crate::layout::{CLAUDE_DIR, CLAUDE_JSON, CREDENTIALS, OWN_LOCK};
 use crate::sys::fsutil::{
     self, canonical_dir, describe_mode, is_ours_alone, is_type, lstat_at, open_dir_at,
@@ -27,7 +27,7 @@ pub(super) fn check_existing(
     dir: OwnedFd,
     created: bool,
 ) -> Result<Existing> {
-    let st = fstat(&dir).map_err(|e| home_err(path, errno_text(e)))?;
+    let st = fstat(&dir).at(Area::Home, path)?;
     let me = nix::unistd::geteuid().as_raw();
     if st.st_uid != me {
         return Err(home_err(
@@ -60,7 +60,7 @@ pub(super) fn check_existing(
             ),
         )
     })?;
-    let lock = match lstat_at(&dir, OWN_LOCK).map_err(|e| home_err(path, errno_text(e)))? {
+    let lock = match lstat_at(&dir, OWN_LOCK).at(Area::Home, path)? {
         None => LockFile::Missing,
         Some(st) if is_ours_alone(&st) => LockFile::Ours,
         Some(_) => LockFile::Foreign,
@@ -70,7 +70,7 @@ pub(super) fn check_existing(
     // (`$HOME` and `$CLAUDE_CONFIG_DIR` still are checked).
     let with_passwd = created || lock != LockFile::Ours;
     check_not_real_home(config, path, Some(&st), &canonical, with_passwd)?;
-    let claude_dir = lstat_at(&dir, CLAUDE_DIR).map_err(|e| home_err(path, errno_text(e)))?;
+    let claude_dir = lstat_at(&dir, CLAUDE_DIR).at(Area::Home, path)?;
     check_not_in_config_dir(
         config,
         path,
@@ -84,7 +84,7 @@ pub(super) fn check_existing(
         let claude = open_dir_at(&dir, CLAUDE_DIR)
             .map_err(|e| home_err(path, format!("{CLAUDE_DIR}: {}", errno_text(e))))?;
         lstat_at(&claude, CREDENTIALS)
-            .map_err(|e| home_err(&shown, errno_text(e)))?
+            .at(Area::Home, &shown)?
             .is_some()
     };
     Ok(Existing {
@@ -497,7 +497,7 @@ fn check_inside(path: &Path, dir: &OwnedFd, claude_dir: Option<&FileStat>) -> Re
             ));
         }
     }
-    if let Some(st) = lstat_at(dir, CLAUDE_JSON).map_err(|e| home_err(path, errno_text(e)))? {
+    if let Some(st) = lstat_at(dir, CLAUDE_JSON).at(Area::Home, path)? {
         if !is_type(&st, SFlag::S_IFREG) {
             return Err(home_err(
                 path,

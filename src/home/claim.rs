@@ -11,7 +11,7 @@ use nix::fcntl::{Flock, FlockArg};
 use nix::sys::stat::fstat;
 
 use super::{errno_text, home_err};
-use crate::error::Result;
+use crate::error::{Area, Result, SysContext};
 use crate::sys::fsutil::{self, NotLocked};
 use crate::sys::proc;
 
@@ -36,8 +36,7 @@ pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 /// # Errors
 /// The lock stays held, or the home is no longer at `path` (exit 125, nothing was run).
 pub fn claim(path: &Path, dir: &OwnedFd) -> Result<Claim> {
-    let fd = fsutil::reopen_dir(dir)
-        .map_err(|e| home_err(path, format!("cannot open: {}", errno_text(e))))?;
+    let fd = fsutil::reopen_dir(dir).on(Area::Home, path, "open")?;
     let started = Instant::now();
     let claim = match fsutil::flock_polling(fd, FlockArg::LockSharedNonblock, |_| {
         started.elapsed() > CLAIM_TIMEOUT
@@ -58,7 +57,7 @@ pub fn claim(path: &Path, dir: &OwnedFd) -> Result<Claim> {
             return Err(home_err(path, format!("cannot lock: {}", errno_text(e))));
         }
     };
-    let here = fstat(dir).map_err(|e| home_err(path, errno_text(e)))?;
+    let here = fstat(dir).at(Area::Home, path)?;
     let linked = nix::sys::stat::lstat(path)
         .is_ok_and(|st| st.st_dev == here.st_dev && st.st_ino == here.st_ino);
     if !linked {

@@ -13,7 +13,7 @@ use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstat, mkdirat};
 use super::checks::{cannot_create_in, check_ancestors};
 use super::{DIR_FLAGS, errno_text, home_err, home_name};
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Area, Result, SysContext};
 use crate::sys::fsutil::{is_type, lstat_at, open_dir_at, open_path_dir};
 
 /// Creates the home and its missing ancestors, each exactly 0700, one `mkdirat` at a
@@ -57,7 +57,7 @@ pub(super) fn create(config: &Config, path: &Path) -> Result<OwnedFd> {
                     Mode::from_bits_truncate(0o700),
                     FchmodatFlags::FollowSymlink,
                 )
-                .map_err(|e| home_err(&shown, format!("cannot chmod: {}", errno_text(e))))?;
+                .on(Area::Home, &shown, "chmod")?;
             }
             // Made by someone else meanwhile: it is checked like any other parent.
             Err(Errno::EEXIST) => {}
@@ -71,8 +71,7 @@ pub(super) fn create(config: &Config, path: &Path) -> Result<OwnedFd> {
         } else {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
         };
-        fd = openat(&fd, name, flags, Mode::empty())
-            .map_err(|e| home_err(&shown, format!("cannot open: {}", errno_text(e))))?;
+        fd = openat(&fd, name, flags, Mode::empty()).on(Area::Home, &shown, "open")?;
         base = path; // only for messages below the first level
     }
     Ok(fd)
@@ -88,14 +87,14 @@ fn open_appeared(path: &Path, fd: &OwnedFd) -> Result<OwnedFd> {
     // again, which a swapped symlink could send elsewhere), and the name there must
     // be that same directory, not a symlink.
     let name = home_name(path)?;
-    let st = fstat(fd).map_err(|e| home_err(path, errno_text(e)))?;
+    let st = fstat(fd).at(Area::Home, path)?;
     let parent_fd = openat(
         fd,
         "..",
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| home_err(path, format!("cannot open its parent: {}", errno_text(e))))?;
+    .on(Area::Home, path, "open its parent")?;
     let same = lstat_at(&parent_fd, name).ok().flatten().is_some_and(|l| {
         is_type(&l, SFlag::S_IFDIR) && l.st_dev == st.st_dev && l.st_ino == st.st_ino
     });
@@ -105,6 +104,5 @@ fn open_appeared(path: &Path, fd: &OwnedFd) -> Result<OwnedFd> {
             "changed while it was being created (a symlink swapped, or another process); run the command again",
         ));
     }
-    open_dir_at(&parent_fd, name)
-        .map_err(|e| home_err(path, format!("cannot open: {}", errno_text(e))))
+    open_dir_at(&parent_fd, name).on(Area::Home, path, "open")
 }

@@ -25,7 +25,7 @@ use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, fchmod};
 
 use crate::config::Config;
-use crate::error::{Error, Result};
+use crate::error::{Area, Error, Result, SysContext};
 use crate::layout::{CLAUDE_DIR, CREDENTIALS, OWN_LOCK};
 use crate::report::Report;
 use crate::sys::fsutil::{describe_mode, lstat_at, open_dir_at, open_path_dir};
@@ -234,7 +234,7 @@ pub fn apply(config: &Config, state: HomeState, report: &Report) -> Result<Scrat
     let claim = claim(&canonical, &dir)?;
     if mode & 0o077 != 0 {
         // The directory is ours (checked): tightening it changes nothing elsewhere.
-        fchmod(&dir, Mode::from_bits_truncate(0o700)).map_err(|e| home_err(path, errno_text(e)))?;
+        fchmod(&dir, Mode::from_bits_truncate(0o700)).at(Area::Home, path)?;
         report.note(format!(
             "tightened scratch home {} from mode {mode:04o} to 0700",
             canonical.display()

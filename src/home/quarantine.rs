@@ -11,7 +11,7 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, fchmod};
 
 use super::{LockFile, errno_text, home_err};
-use crate::error::Result;
+use crate::error::{Area, Result, SysContext};
 use crate::layout::{CLAUDE_DIR, CREDENTIALS, OWN_LOCK};
 use crate::report::Report;
 use crate::sys::fsutil::{self, Aside, open_dir_at};
@@ -25,8 +25,11 @@ pub(super) fn mark(path: &Path, dir: &OwnedFd, lock: LockFile, report: &Report) 
         return Ok(());
     }
     if lock == LockFile::Foreign {
-        let aside = fsutil::put_aside(dir, OWN_LOCK, "foreign", Aside::Rename)
-            .map_err(|e| home_err(&shown, format!("cannot move it aside: {}", errno_text(e))))?;
+        let aside = fsutil::put_aside(dir, OWN_LOCK, "foreign", Aside::Rename).on(
+            Area::Home,
+            &shown,
+            "move it aside",
+        )?;
         report.warn(format!(
             "{} was not a private file of yours (a hard link, another owner or not a regular file); kept it as {aside} untouched",
             shown.display()
@@ -36,8 +39,7 @@ pub(super) fn mark(path: &Path, dir: &OwnedFd, lock: LockFile, report: &Report) 
         OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     match openat(dir, OWN_LOCK, flags, Mode::from_bits_truncate(0o600)) {
         // Ours, created just now: make it exactly 0600 whatever the umask.
-        Ok(fd) => fchmod(&fd, Mode::from_bits_truncate(0o600))
-            .map_err(|e| home_err(&shown, format!("cannot chmod: {}", errno_text(e)))),
+        Ok(fd) => fchmod(&fd, Mode::from_bits_truncate(0o600)).on(Area::Home, &shown, "chmod"),
         // Another launch made it meanwhile.
         Err(Errno::EEXIST) => Ok(()),
         Err(e) => Err(home_err(

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use crate::caller::CallerEnv;
 use crate::cli::{HomesAction, HomesArgs, LaunchArgs};
 use crate::config::{Config, is_valid_name};
-use crate::error::{Error, Outcome, Result};
+use crate::error::{Area, Error, Outcome, Result, SysContext};
 use crate::layout::{
     CLAUDE_JSON, CLAUDE_TEMP_PREFIX, DEFAULT_HOME, HOMES_DIR, OWN_LOCK, PROJECTS, TEMP_PREFIX,
     TRUSTED,
@@ -153,7 +153,7 @@ fn find(config: &Config) -> Result<(Vec<Parent>, Vec<Found>)> {
         return Ok((parents, found));
     };
     if lstat_at(&state.fd, DEFAULT_HOME)
-        .map_err(|e| home_err(&state.path, e.desc()))?
+        .at(Area::Home, &state.path)?
         .is_some_and(|st| is_type(&st, SFlag::S_IFDIR))
     {
         found.push(Found {
@@ -168,8 +168,7 @@ fn find(config: &Config) -> Result<(Vec<Parent>, Vec<Found>)> {
     let Some(homes) = open_parent(&homes_path)? else {
         return Ok((parents, found));
     };
-    let mut names =
-        crate::sys::fsutil::dir_entries(&homes.fd).map_err(|e| home_err(&homes.path, e.desc()))?;
+    let mut names = crate::sys::fsutil::dir_entries(&homes.fd).at(Area::Home, &homes.path)?;
     names.sort();
     for entry in names {
         let shown = homes.path.join(&entry);
@@ -217,11 +216,11 @@ fn secs(st: &FileStat) -> i64 {
 /// Looks at one home; reads only.
 fn inspect(found: &Found, dir: &OwnedFd, busy_homes: &Busy) -> Result<HomeInfo> {
     let path = &found.path;
-    let st = fstat(dir).map_err(|e| home_err(path, e.desc()))?;
+    let st = fstat(dir).at(Area::Home, path)?;
     let mut walk = Walk::default();
     walk.dir(dir, st.st_dev, 0, "");
     walk.sort();
-    let lock = lstat_at(dir, OWN_LOCK).map_err(|e| home_err(path, e.desc()))?;
+    let lock = lstat_at(dir, OWN_LOCK).at(Area::Home, path)?;
     let last_launch = lock
         .filter(|st| is_type(st, SFlag::S_IFREG))
         .map(|st| secs(&st));

@@ -21,7 +21,7 @@ use super::{
 };
 use crate::cli::PruneArgs;
 use crate::config::Config;
-use crate::error::{Error, Outcome, Result};
+use crate::error::{Area, Error, Outcome, Result, SysContext};
 use crate::layout::{CLAUDE_DIR, CLAUDE_LOCK, OWN_LOCK};
 use crate::report::redact_secrets;
 use crate::sys::fsutil::{aside_tag, is_type, lstat_at, open_dir_at, reopen_dir, try_flock};
@@ -161,15 +161,14 @@ fn prune_one(
         return Ok(Pruned::Kept(why));
     }
     let dir = crate::sys::fsutil::open_dir_at(&parent.fd, found.entry.as_os_str())
-        .map_err(|e| home_err(path, e.desc()))?;
-    let claim_fd =
-        reopen_dir(&dir).map_err(|e| home_err(path, format!("cannot open: {}", e.desc())))?;
+        .at(Area::Home, path)?;
+    let claim_fd = reopen_dir(&dir).on(Area::Home, path, "open")?;
     let claim = match try_flock(claim_fd, FlockArg::LockExclusiveNonblock) {
         Ok(Some(l)) => l,
         Ok(None) => return Ok(Pruned::Kept("in use (a launch is preparing it)".into())),
         Err(e) => return Err(home_err(path, format!("cannot lock: {}", e.desc()))),
     };
-    let st = fstat(&dir).map_err(|e| home_err(path, e.desc()))?;
+    let st = fstat(&dir).at(Area::Home, path)?;
     // Our lock file, created if missing so there is something to lock: the age of a
     // home never launched is then its directory's, read before the creation.
     let shown_lock = path.join(OWN_LOCK);
@@ -180,9 +179,7 @@ fn prune_one(
     let stamp = if created {
         st.st_mtime
     } else {
-        fstat(&*lock)
-            .map_err(|e| home_err(&shown_lock, e.desc()))?
-            .st_mtime
+        fstat(&*lock).at(Area::Home, &shown_lock)?.st_mtime
     };
     let quarantined = match recheck(parent, found, &dir, &st, &lock, stamp, limit) {
         Err(why) => return Ok(Pruned::Kept(why)),

@@ -15,7 +15,7 @@ use nix::sys::stat::{Mode, fstat, mkdirat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
 use super::seed_err;
-use crate::error::Result;
+use crate::error::{Area, Result, SysContext};
 use crate::layout::{CLAUDE_LOCK, CLAUDE_LOCK_STAGING, LOCK_TIMEOUT, OWN_LOCK, STALE_AFTER};
 use crate::report::Report;
 use crate::sys::fsutil::{self, Aside, NotLocked, lstat_at};
@@ -35,8 +35,7 @@ pub(super) fn own_lock(
     let shown = home.join(OWN_LOCK);
     // The home was marked when it was prepared; the lock file is ours alone (checked).
     let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let fd = openat(dir, OWN_LOCK, flags, Mode::empty())
-        .map_err(|e| seed_err(&shown, format!("cannot open: {}", e.desc())))?;
+    let fd = openat(dir, OWN_LOCK, flags, Mode::empty()).on(Area::File, &shown, "open")?;
     let mut started = std::time::Instant::now();
     // Every holder records claude's lock in the file as it takes and releases it: a
     // change is another holder's progress, and the wait is timed from there (launches
@@ -177,8 +176,7 @@ impl<'a> ClaudeLock<'a> {
                 Err(Errno::EEXIST) => {}
                 Err(e) => return Err(seed_err(&shown, format!("cannot lock: {}", e.desc()))),
             }
-            let Some(st) = lstat_at(dir, CLAUDE_LOCK).map_err(|e| seed_err(&shown, e.desc()))?
-            else {
+            let Some(st) = lstat_at(dir, CLAUDE_LOCK).at(Area::File, &shown)? else {
                 continue; // released just now
             };
             if !left.is_empty() && left == lock_identity(&st) {

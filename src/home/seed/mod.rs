@@ -34,7 +34,7 @@ use nix::errno::Errno;
 use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
-use crate::error::{Error, Result};
+use crate::error::{Area, Error, Result, SysContext};
 use crate::home::ScratchHome;
 use crate::layout::{CLAUDE_JSON, DIALOG_COUNTERS, DIALOG_FLAGS, ONBOARDING, TEMP_PREFIX};
 use crate::report::Report;
@@ -58,7 +58,7 @@ pub(crate) fn open_config(dir: &OwnedFd, path: &Path) -> Result<Option<(File, u6
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     match openat(dir, CLAUDE_JSON, flags, Mode::empty()) {
         Ok(fd) => {
-            let st = fstat(&fd).map_err(|e| seed_err(path, e.desc()))?;
+            let st = fstat(&fd).at(Area::File, path)?;
             if !is_type(&st, SFlag::S_IFREG) {
                 return Err(seed_err(
                     path,
@@ -315,8 +315,11 @@ fn rewrite(dir: &OwnedFd, path: &Path, trust: &[&str], report: &Report) -> Resul
         Some(Ok(merged)) => merged,
         None => merge("{}", trust).expect("an object"),
         Some(Err(NotAnObject)) => {
-            let aside = fsutil::put_aside(dir, CLAUDE_JSON, "corrupt", Aside::Link)
-                .map_err(|e| seed_err(path, format!("cannot keep a copy of it: {}", e.desc())))?;
+            let aside = fsutil::put_aside(dir, CLAUDE_JSON, "corrupt", Aside::Link).on(
+                Area::File,
+                path,
+                "keep a copy of it",
+            )?;
             report.warn(format!(
                 "{} was not a JSON object; kept it as {aside} and seeded a fresh one",
                 path.display()
@@ -333,8 +336,11 @@ fn rewrite(dir: &OwnedFd, path: &Path, trust: &[&str], report: &Report) -> Resul
             .push("invalid UTF-8 (now U+FFFD, as claude reads it)".to_owned());
     }
     if original.is_some() && !changes.replaced.is_empty() {
-        let aside = fsutil::put_aside(dir, CLAUDE_JSON, "replaced", Aside::Link)
-            .map_err(|e| seed_err(path, format!("cannot keep a copy of it: {}", e.desc())))?;
+        let aside = fsutil::put_aside(dir, CLAUDE_JSON, "replaced", Aside::Link).on(
+            Area::File,
+            path,
+            "keep a copy of it",
+        )?;
         report.warn(format!(
             "{} had {}; kept the original as {aside}",
             path.display(),

@@ -181,7 +181,7 @@ pub fn supported_claude() -> (&'static str, &'static str) {
 }
 
 #[cfg(test)]
-mod supported_tests {
+mod tests {
     /// CI installs the `dialogs=` release before the suite runs; it must be the one the
     /// code and the dialogs suite name.
     #[test]

@@ -109,10 +109,14 @@ fn tree() -> Vec<Module> {
     out
 }
 
-/// The paths a source text names: `crate::a::b`, `crate::a::{b, c::d}`, and
-/// `super::b` (relative to `parent`; only when it names a sibling module, since inside a
-/// file's `mod tests` `super::` is the file itself). Each as its segments.
-fn uses(text: &str, parent: &[String], is_module: impl Fn(&[String]) -> bool) -> Vec<Vec<String>> {
+/// The paths a source text names outside its unit tests: `crate::a::b`,
+/// `crate::a::{b, c::d}`, and `super::b` or `super::*` (relative to `parent`: a sibling
+/// module, or an item of the parent). A file's `#[cfg(test)] mod tests` comes last and
+/// is left out (there `super::` is the file itself).
+fn uses(text: &str, parent: &[String]) -> Vec<Vec<String>> {
+    let text = text
+        .find("\n#[cfg(test)]\nmod tests {")
+        .map_or(text, |at| &text[..at]);
     let mut out = Vec::new();
     for (prefix, base) in [("crate::", &[][..]), ("super::", parent)] {
         let mut rest = text;
@@ -127,13 +131,15 @@ fn uses(text: &str, parent: &[String], is_module: impl Fn(&[String]) -> bool) ->
             {
                 continue;
             }
-            for path in expand(tail) {
-                let sibling = base.len() + 1;
+            // `use super::*`: everything of the parent.
+            let paths = if prefix == "super::" && tail.starts_with('*') {
+                vec![Vec::new()]
+            } else {
+                expand(tail)
+            };
+            for path in paths {
                 let mut full: Vec<String> = base.to_vec();
                 full.extend(path);
-                if prefix == "super::" && (full.len() < sibling || !is_module(&full[..sibling])) {
-                    continue;
-                }
                 if !full.is_empty() && !out.contains(&full) {
                     out.push(full);
                 }
@@ -226,7 +232,7 @@ fn graph(tree: &[Module]) -> (BTreeMap<String, BTreeSet<String>>, Vec<String>) {
         };
         let text = fs::read_to_string(&m.file).unwrap();
         let parent = &m.path[..m.path.len() - 1];
-        for used in uses(&text, parent, |p| modules.contains_key(p)) {
+        for used in uses(&text, parent) {
             let Some(target) = module_of(&used, &modules) else {
                 problems.push(format!(
                     "{} uses crate::{}, which is not a module (items of lib.rs are for main.rs only)",
@@ -373,8 +379,7 @@ fn the_checker_sees_what_is_used() {
         uses(
             "use crate::home::seed::OWN_LOCK; x = crate::redact(y); claude_iso::crate::z; \
              use crate::isolate::{mask, share::{self, Limits}}; super::scan::f()",
-            &p(&["home"]),
-            |m| m == p(&["home", "scan"]).as_slice()
+            &p(&["home"])
         ),
         vec![
             p(&["home", "seed", "OWN_LOCK"]),
@@ -391,8 +396,14 @@ fn the_checker_sees_what_is_used() {
     assert!(cycle(&edges).is_some());
     edges.remove("b");
     assert_eq!(cycle(&edges), None);
-    // Inside a file's tests, `super::` is the file: not a sibling.
-    assert!(uses("super::helper()", &p(&["home"]), |_| false).is_empty());
+    // A parent's item, everything of the parent; nothing of a file's own tests.
+    assert_eq!(
+        uses(
+            "super::helper(); use super::*;\n#[cfg(test)]\nmod tests {\nuse super::x;",
+            &p(&["home"])
+        ),
+        vec![p(&["home", "helper"]), p(&["home"])]
+    );
     assert_eq!(
         declared("pub mod a;\nmod b;\n#[cfg(test)]\nmod tests {\npub(crate) mod c;"),
         p(&["a", "b", "c"])

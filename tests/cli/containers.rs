@@ -5,14 +5,12 @@
 //! cannot run here; the Dockerfile is checked as text: it builds the binary with the
 //! README's command and installs the pinned claude.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::support::sandbox::{TOKEN, Test, chmod, mkdir, write_mode};
 use clap::Parser;
-use common::{TOKEN, Test, chmod, mkdir, write_mode};
 use serde_json::Value;
 
 /// The one command README.md gives for building and installing claude-iso.
@@ -420,9 +418,13 @@ fn each_container_command_line_runs_with_dry_run() {
             .find(|(k, _)| k == "CREDENTIALS_DIRECTORY")
             .unwrap()
             .1;
-        assert_eq!(common::mode_of(Path::new(credentials)) & 0o777, 0o500);
         assert_eq!(
-            common::mode_of(&Path::new(credentials).join("claude-oauth-token")) & 0o777,
+            crate::support::sandbox::mode_of(Path::new(credentials)) & 0o777,
+            0o500
+        );
+        assert_eq!(
+            crate::support::sandbox::mode_of(&Path::new(credentials).join("claude-oauth-token"))
+                & 0o777,
             0o400
         );
         let cwd = rewrite(c["workingDir"].as_str().expect("workingDir"));
@@ -440,7 +442,7 @@ fn each_container_command_line_runs_with_dry_run() {
         let plan = out.stdout_text();
         let home = &args[args.iter().position(|a| a == "--home").unwrap() + 1];
         for needle in [
-            format!("token: {}", common::redacted(TOKEN)),
+            format!("token: {}", crate::support::sandbox::redacted(TOKEN)),
             format!("{credentials}/claude-oauth-token"),
             format!("home: {home}"),
             format!("env: set HOME={home}"),

@@ -4,6 +4,7 @@
 //!
 //! Every run clears the environment, so nothing from the developer's shell leaks in.
 
+#[path = "../man/mod.rs"]
 mod man;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+use crate::support::Unchanged;
 
 const BIN: &str = env!("CARGO_BIN_EXE_claude-iso");
 const FAKE_TOKEN: &str = "sk-ant-oat01-FAKE_docs-test_g74n5sfydE3f_I2fSy6Zu4A3YhYZCy2Aeec5YZq6l_-5kbh-wEod1A79e1fzJ_tstcwiLv8y_aFi7oAA";
@@ -569,6 +572,7 @@ fn example_token_env() {
 
     // As shipped it is a template: refused, naming the line, never quoting the value.
     write_private(&file, &template);
+    let unchanged = Unchanged::new(&sb.path(""));
     let out = run(&file);
     let line = template
         .lines()
@@ -576,6 +580,7 @@ fn example_token_env() {
         .expect("a CLAUDE_CODE_OAUTH_TOKEN= line")
         + 1;
     assert_eq!(out.status.code(), Some(125), "{}", text(&out.stderr));
+    unchanged.assert("the refused dry run");
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains(&format!("token.env:{line}: ")) && stderr.contains("setup-token"),
@@ -600,8 +605,10 @@ fn example_token_env() {
 
     // And it must be private, as its comments say.
     fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    let unchanged = Unchanged::new(&sb.path(""));
     let out = run(&file);
     assert_eq!(out.status.code(), Some(125));
+    unchanged.assert("the refused dry run");
     assert!(
         text(&out.stderr).contains("chmod 600"),
         "{}",

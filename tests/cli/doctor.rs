@@ -2,11 +2,9 @@
 //! token and it changes nothing (issue 5). `--live` against the real claude is in
 //! `tests/e2e_doctor.rs`.
 
-mod common;
-
 use std::path::Path;
 
-use common::{Test, chmod, mkdir, write_mode};
+use crate::support::sandbox::{Test, chmod, mkdir, write_mode};
 use serde_json::Value;
 
 // Issue 11 adds `unscrubbable` (what scrubbing cannot remove).
@@ -194,7 +192,7 @@ fn project_settings_with_an_api_key_helper_fail() {
 fn a_redirect_in_the_scratch_homes_user_settings_fails_project_settings() {
     let t = Test::new();
     let home = mkdir(&t.home());
-    common::chmod(&home, 0o700);
+    crate::support::sandbox::chmod(&home, 0o700);
     let settings = mkdir(&home.join(".claude")).join("settings.json");
     write_mode(
         &settings,

@@ -6,14 +6,12 @@
 //! its own request is removed unmerged. The built binary, real files and processes, as
 //! root and as an unprivileged user.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Test, chmod, claude_json, mkdir, temp_files, trusts, write_mode};
+use crate::support::sandbox::{Test, chmod, claude_json, mkdir, temp_files, trusts, write_mode};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::json;
 
@@ -46,7 +44,7 @@ fn hold_own_lock(home: &Path) -> Flock<fs::File> {
 
 /// The posted requests (temp files left out).
 fn pending(home: &Path) -> Vec<String> {
-    common::names_with_prefix(home, PENDING)
+    crate::support::sandbox::names_with_prefix(home, PENDING)
         .into_iter()
         .filter(|n| !n.ends_with(".tmp"))
         .collect()
@@ -117,7 +115,10 @@ fn launches_waiting_together_share_one_write() {
         "written while the lock was held"
     );
     drop(held);
-    let outs: Vec<_> = running.into_iter().map(common::Running::wait).collect();
+    let outs: Vec<_> = running
+        .into_iter()
+        .map(crate::support::sandbox::Running::wait)
+        .collect();
     let (mut wrote, mut joined) = (0, 0);
     for out in &outs {
         out.status(0).no_secrets();

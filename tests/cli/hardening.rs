@@ -5,8 +5,6 @@
 //! to bite with root's help (a file owned by someone else, a full or read-only
 //! filesystem), the row or test says what it uses instead when not root.
 
-mod common;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
@@ -14,7 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{
+use crate::support::sandbox::{
     Output, TOKEN, Test, chmod, claude_json, is_root, mkdir, mode_of, names_with_prefix,
     secret_piece, sh, status_of, temp_files, tree, trusts, write_mode,
 };
@@ -958,7 +956,7 @@ fn home_needing_a_write(home: &Path) -> Vec<u8> {
 /// the previous `.claude.json` byte for byte, no temp file, nothing else displaced.
 #[track_caller]
 fn assert_intact(home: &Path, original: &[u8], out: &Output) {
-    out.status(125)
+    out.status_after_writing(125)
         .one_line_error(&home.join(".claude").display().to_string())
         .probe_not_run()
         .no_secrets();
@@ -1160,7 +1158,7 @@ fn verbose_output_never_shows_a_secret() {
     out.success().no_secrets();
     out.stderr_contains(&format!(
         "claude-iso: token {} from {}\n",
-        common::redacted(TOKEN),
+        crate::support::sandbox::redacted(TOKEN),
         t.env_file().display()
     ))
     .stderr_contains("claude-iso: warning: moved ")

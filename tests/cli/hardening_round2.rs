@@ -8,8 +8,6 @@
 //! `setpriv` ([`as_runner`]), with the fixtures it must own chowned to it; where a second
 //! user is needed and the run is unprivileged, the test says what covers it instead.
 
-mod common;
-
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
@@ -21,7 +19,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::support::sandbox::{
     BIN, TOKEN, Test, chmod, is_root, mkdir, mode_of, names_with_prefix, realpath, status_of,
     temp_files, tree, write_executable, write_mode,
 };
@@ -109,7 +107,7 @@ fn assert_canonical(home: &OsStr, expected: &Path, what: &str) {
 
 /// A snapshot of the sandbox without what every run writes (its output files, the
 /// probe's records).
-fn sandbox_tree(t: &Test) -> std::collections::BTreeMap<PathBuf, common::Entry> {
+fn sandbox_tree(t: &Test) -> std::collections::BTreeMap<PathBuf, crate::support::sandbox::Entry> {
     tree(t.root())
         .into_iter()
         .filter(|(p, _)| !p.starts_with(".runs") && !p.starts_with("probe"))
@@ -1407,7 +1405,10 @@ fn a_killed_seeder_leaves_nothing_behind_for_long() {
     assert_eq!(fs::read_to_string(&decoy_target).unwrap(), "keep");
     assert!(decoy_dir.is_dir());
     assert!(claudes.exists(), "claude's own temp file was removed");
-    assert!(common::trusts(&common::claude_json(&home), &t.work()));
+    assert!(crate::support::sandbox::trusts(
+        &crate::support::sandbox::claude_json(&home),
+        &t.work()
+    ));
     let mut left = temp_files(&home);
     left.sort();
     assert_eq!(
@@ -1476,7 +1477,10 @@ fn a_future_dated_claude_lock_is_broken_at_once() {
             "[{kind}] waited {:?}",
             started.elapsed()
         );
-        assert!(common::trusts(&common::claude_json(&home), &t.work()));
+        assert!(crate::support::sandbox::trusts(
+            &crate::support::sandbox::claude_json(&home),
+            &t.work()
+        ));
     }
 }
 

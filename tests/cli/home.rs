@@ -1,19 +1,19 @@
 //! Named homes, `claude-iso homes` / `homes prune`, and `--share` (issue 14): the built
 //! binary, a sandbox per test, as root and as an unprivileged user.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{Test, is_root, mkdir, mode_of, named, sh, state_dir, state_test, tree, write_mode};
+use crate::support::sandbox::{
+    Test, is_root, mkdir, mode_of, named, sh, state_dir, state_test, tree, write_mode,
+};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 
 /// Runs a subcommand (`homes …`) in the sandbox's environment.
 fn sub(t: &Test, args: &[&str]) -> (i32, String, String) {
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(crate::support::sandbox::BIN)
         .args(args)
         .env_clear()
         .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
@@ -493,8 +493,8 @@ fn prune_never_follows_a_symlink_out_of_the_homes() {
     // A read-only directory inside (as --share makes them) is removed too.
     mkdir(&home.join("ro/inner"));
     fs::write(home.join("ro/inner/f"), "x").unwrap();
-    common::chmod(&home.join("ro/inner"), 0o555);
-    common::chmod(&home.join("ro"), 0o555);
+    crate::support::sandbox::chmod(&home.join("ro/inner"), 0o555);
+    crate::support::sandbox::chmod(&home.join("ro"), 0o555);
     // A symlink where a home would be is not a home.
     symlink(&outside, state_dir(&t).join("homes/evil")).unwrap();
     let before = tree(&outside);
@@ -573,8 +573,8 @@ fn prune_race(files: usize) -> bool {
     }
     let homes = state_dir(&t).join("homes");
     let out_file = t.path("prune.out");
-    let mut prune = common::spawn_helper(
-        std::process::Command::new(common::BIN)
+    let mut prune = crate::support::sandbox::spawn_helper(
+        std::process::Command::new(crate::support::sandbox::BIN)
             .args(["homes", "prune", "--older-than", "30"])
             .env_clear()
             .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
@@ -706,7 +706,10 @@ fn a_home_a_launch_is_preparing_is_never_pruned() {
     let done = launch.wait();
     done.success();
     assert_eq!(done.probe().var("HOME").unwrap(), home.as_os_str());
-    assert!(common::trusts(&common::claude_json(&home), &other.work()));
+    assert!(crate::support::sandbox::trusts(
+        &crate::support::sandbox::claude_json(&home),
+        &other.work()
+    ));
 }
 
 /// A launch that finds its home held by a prune waits, and when the prune has moved the
@@ -890,7 +893,8 @@ fn a_file_of_the_scratch_home_in_the_way_is_kept_aside() {
         .wait();
     out.success()
         .stderr_contains("kept it as CLAUDE.md.unshared-");
-    let aside = common::names_with_prefix(&home.join(".claude"), "CLAUDE.md.unshared-");
+    let aside =
+        crate::support::sandbox::names_with_prefix(&home.join(".claude"), "CLAUDE.md.unshared-");
     assert_eq!(aside.len(), 1);
     assert_eq!(
         fs::read_to_string(home.join(".claude").join(&aside[0])).unwrap(),

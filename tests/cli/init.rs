@@ -24,16 +24,13 @@
 //! claude-iso's ownership checks pass as on a host where the user owns the path. The
 //! `init_*` tests run the init outside a PID namespace, as a subreaper.
 
-mod common;
-#[allow(dead_code)]
-#[path = "support/tui.rs"]
-mod tui;
+use crate::support::tui;
 
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{TOKEN, Test, is_root};
+use crate::support::sandbox::{TOKEN, Test, is_root};
 
 /// The grace period the tests give (short, so a test does not wait 10 s).
 const GRACE: u64 = 2;
@@ -194,7 +191,7 @@ fn pid_namespace_prefix(t: &Test) -> Vec<String> {
         ]
     } else {
         let script = t.path(".new-root.sh");
-        common::write_mode(&script, NEW_ROOT, 0o644);
+        crate::support::sandbox::write_mode(&script, NEW_ROOT, 0o644);
         vec![
             "unshare".into(),
             "--user".into(),
@@ -394,7 +391,7 @@ fn pid1_not_found_and_cannot_run_are_127_and_126() {
 }
 
 fn write_plain(path: &Path) {
-    common::write_mode(path, "echo hi\n", 0o644);
+    crate::support::sandbox::write_mode(path, "echo hi\n", 0o644);
 }
 
 #[test]
@@ -612,7 +609,7 @@ fn memory(pid: u32) -> Vec<u8> {
 }
 
 /// The first 10-byte piece of the token's secret part found in `haystack` (what
-/// `common::secret_piece` looks for, with a fast search: memory is megabytes).
+/// `crate::support::sandbox::secret_piece` looks for, with a fast search: memory is megabytes).
 fn token_piece(haystack: &[u8]) -> Option<String> {
     let body = &TOKEN.as_bytes()[13..];
     body.windows(10)
@@ -727,7 +724,7 @@ fn doctor_live_launches_with_the_init_options() {
     let t = Test::new();
     let bin = t.path("bin");
     fs::create_dir_all(&bin).unwrap();
-    common::write_executable(
+    crate::support::sandbox::write_executable(
         &bin.join("claude"),
         "#!/bin/sh\ncase \"$1\" in\n--version) echo '9.9.9 (Claude Code)' ;;\n-p) pp=$(ps -o ppid= -p $PPID | tr -d ' '); [ \"$(cat /proc/$pp/comm)\" = claude-iso ] && echo AUTH_OK || echo NO-INIT-BETWEEN ;;\nesac\nexit 0\n",
     );
@@ -798,7 +795,7 @@ fn recorder(t: &Test, signals: &[i32]) -> Vec<String> {
 
 /// Sends signal number `signo` (real-time ones included) with kill(1).
 fn send(pid: u32, signo: i32) {
-    let status = common::status_of(
+    let status = crate::support::sandbox::status_of(
         std::process::Command::new("kill")
             .arg("-s")
             .arg(signo.to_string())
@@ -1038,11 +1035,11 @@ fn quote(s: &str) -> String {
 /// sandbox, with `t`'s environment, [`PROMPT`] as `PS1`, and `ci` on `PATH`: claude-iso with the
 /// test's token and home (`ci --init-group -- cat`).
 fn terminal(t: &Test, argv: &[String]) -> tui::Tmux {
-    let ci: Vec<String> = std::iter::once(common::BIN.to_string())
+    let ci: Vec<String> = std::iter::once(crate::support::sandbox::BIN.to_string())
         .chain(t.argv().iter().map(|a| a.to_string_lossy().into_owned()))
         .map(|a| quote(&a))
         .collect();
-    common::write_executable(
+    crate::support::sandbox::write_executable(
         &t.path("bin/ci"),
         &format!("#!/bin/sh\nexec {} \"$@\"\n", ci.join(" ")),
     );
@@ -1166,7 +1163,7 @@ fn ctrl_c_stops_a_shell_loop_around_the_init() {
 fn pid1_interactive_dash_has_the_terminal_and_exits_0() {
     let t = Test::new();
     let mut argv = pid_namespace_prefix(&t);
-    argv.push(common::BIN.to_string());
+    argv.push(crate::support::sandbox::BIN.to_string());
     argv.extend(t.argv().iter().map(|a| a.to_string_lossy().into_owned()));
     argv.extend(["--".to_string(), "dash".into(), "-i".into()]);
     // The status through a file: tmux may see the terminal close and report the pane

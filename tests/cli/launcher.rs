@@ -1,8 +1,6 @@
 //! The core launcher (issue 2), end to end: the built binary, a cleared environment, a
 //! sandbox per test, and a probe command that records exactly what it received.
 
-mod common;
-
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStringExt;
@@ -10,7 +8,7 @@ use std::os::unix::fs::{MetadataExt, symlink};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use common::{
+use crate::support::sandbox::{
     TOKEN, TOKEN_B, TOKEN_C, TOKEN_D, TOKEN_E, Test, chmod, claude_json, mkdir, mode_of,
     names_with_prefix, redacted, temp_files, tree, trusts, write_mode,
 };
@@ -1230,7 +1228,10 @@ fn the_command_starts_with_sigpipe_at_its_default() {
 #[test]
 fn a_script_without_a_shebang_runs_under_sh_like_execvp() {
     let t = Test::new();
-    common::write_executable(&t.path("bin/noshebang"), "echo \"hi $1\"; exit 42\n");
+    crate::support::sandbox::write_executable(
+        &t.path("bin/noshebang"),
+        "echo \"hi $1\"; exit 42\n",
+    );
     let t = t.command(["noshebang", "there"]);
     t.run().status(42).stdout("hi there\n");
 }
@@ -1347,7 +1348,7 @@ fn a_stderr_pipe_nobody_reads_does_not_stop_the_launch() {
     let t = Test::new().env("ANTHROPIC_API_KEY", "sk-ant-api03-x");
     let (read, write) = nix::unistd::pipe().unwrap();
     drop(read);
-    let status = std::process::Command::new(common::BIN)
+    let status = std::process::Command::new(crate::support::sandbox::BIN)
         .args(t.argv())
         .env_clear()
         .envs(t.env_vars().iter().map(|(k, v)| (k, v)))

@@ -3,13 +3,13 @@
 //! bookkeeping names; and `homes` listing what a share set aside anywhere in its trees.
 //! The built binary, a sandbox per test, as root and as an unprivileged user.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{Test, chmod, is_root, mkdir, named, sh, state_dir, state_test, tree, write_mode};
+use crate::support::sandbox::{
+    Test, chmod, is_root, mkdir, named, sh, state_dir, state_test, tree, write_mode,
+};
 use serde_json::Value;
 
 /// The real credentials, with a secret that must never show.
@@ -151,21 +151,27 @@ fn a_hard_link_of_the_env_file_in_a_shared_directory_is_refused() {
     let own = mkdir(&t.real_home().join(".config/claude-iso")).join("token.env");
     write_mode(
         &own,
-        format!("CLAUDE_CODE_OAUTH_TOKEN={}\n", common::TOKEN_B),
+        format!(
+            "CLAUDE_CODE_OAUTH_TOKEN={}\n",
+            crate::support::sandbox::TOKEN_B
+        ),
         0o600,
     );
     hard_link(&own, &stuff.join("notes.txt"));
-    let t = t.secret(common::TOKEN_B);
+    let t = t.secret(crate::support::sandbox::TOKEN_B);
     refused(&t, &["--share", "stuff"], &["stuff/notes.txt", "token.env"]);
     fs::remove_file(stuff.join("notes.txt")).unwrap();
     let replaced = own.with_file_name("token.env.replaced-1700000000-1");
     write_mode(
         &replaced,
-        format!("CLAUDE_CODE_OAUTH_TOKEN={}\n", common::TOKEN_C),
+        format!(
+            "CLAUDE_CODE_OAUTH_TOKEN={}\n",
+            crate::support::sandbox::TOKEN_C
+        ),
         0o600,
     );
     hard_link(&replaced, &stuff.join("old.txt"));
-    let t = t.secret(common::TOKEN_C);
+    let t = t.secret(crate::support::sandbox::TOKEN_C);
     refused(&t, &["--share", "stuff"], &["stuff/old.txt", "replaced-"]);
 }
 
@@ -375,7 +381,7 @@ fn claude_iso_bookkeeping_names_are_never_shared() {
 // ---------------------------------------------------------------------------------------
 
 fn homes_json(t: &Test) -> Value {
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(crate::support::sandbox::BIN)
         .args(["homes", "--json"])
         .env_clear()
         .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
@@ -745,7 +751,7 @@ fn under_the_mask_shared_copies_cannot_be_changed() {
     let t = state_test();
     real_config(&t);
     let script = t.path("try.sh");
-    common::write_executable(
+    crate::support::sandbox::write_executable(
         &script,
         "#!/bin/sh\nc=\"$HOME/.claude\"\n\
          (sed -i s/Haiku/EVIL/ \"$c/CLAUDE.md\") 2>/dev/null && echo SED-OK || echo SED-REFUSED\n\
@@ -790,15 +796,18 @@ fn a_nested_run_in_the_outer_home_leaves_its_shares_alone() {
     let inner_token = t.path("inner.env");
     write_mode(
         &inner_token,
-        format!("CLAUDE_CODE_OAUTH_TOKEN={}\n", common::TOKEN),
+        format!(
+            "CLAUDE_CODE_OAUTH_TOKEN={}\n",
+            crate::support::sandbox::TOKEN
+        ),
         0o600,
     );
     let script = t.path("nested.sh");
-    common::write_executable(
+    crate::support::sandbox::write_executable(
         &script,
         &format!(
             "#!/bin/sh\n'{bin}' --env-file '{tok}' -q -- /bin/true\necho \"inner: $?\"\n'{bin}' --env-file '{tok}' --share .claude/CLAUDE.md -- /bin/true\necho \"inner shared: $?\"\ncat \"$HOME/.claude/CLAUDE.md\"\n",
-            bin = common::BIN,
+            bin = crate::support::sandbox::BIN,
             tok = inner_token.display(),
         ),
     );
@@ -870,7 +879,7 @@ fn an_empty_file_in_the_way_of_a_shared_copy_is_replaced_silently() {
             fs::read_to_string(home.join(".gitconfig")).unwrap(),
             "[user]\n\tname = Me\n"
         );
-        let aside: Vec<String> = common::names_with_prefix(&home, ".gitconfig.");
+        let aside: Vec<String> = crate::support::sandbox::names_with_prefix(&home, ".gitconfig.");
         assert!(aside.is_empty(), "{aside:?}");
     }
     // Content in the way is kept.
@@ -880,7 +889,7 @@ fn an_empty_file_in_the_way_of_a_shared_copy_is_replaced_silently() {
     out.success()
         .stderr_contains("was in the way of a shared copy");
     assert_eq!(
-        common::names_with_prefix(&home, ".gitconfig.unshared-").len(),
+        crate::support::sandbox::names_with_prefix(&home, ".gitconfig.unshared-").len(),
         1
     );
 }

@@ -1,8 +1,6 @@
 //! The token's life (issue 13): `claude-iso token set` and `token status`, the expiry
 //! warnings, the truncation check, and the messages a newcomer meets first.
 
-mod common;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
@@ -10,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::*;
+use crate::support::sandbox::*;
 use serde_json::Value;
 
 const DAY: i64 = 86_400;
@@ -42,8 +40,10 @@ fn set_in(t: &Test, token: &str, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// Runs claude-iso with `args` and `t`'s environment, in `t`'s sandbox.
+/// Runs claude-iso with `args` and `t`'s environment, in `t`'s sandbox. A refusal (125)
+/// must leave the sandbox as it was.
 fn run_in(t: &Test, args: &[&str], stdin: Option<String>) -> (i32, String, String) {
+    let unchanged = t.unchanged();
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
@@ -72,7 +72,11 @@ fn run_in(t: &Test, args: &[&str], stdin: Option<String>) -> (i32, String, Strin
             panic!("a token leaked in the output of {args:?} ({piece:?}): {s}");
         }
     }
-    (out.status.code().unwrap_or(-1), stdout, stderr)
+    let code = out.status.code().unwrap_or(-1);
+    if code == 125 {
+        unchanged.assert(&format!("the refused `claude-iso {}`", args.join(" ")));
+    }
+    (code, stdout, stderr)
 }
 
 fn now() -> i64 {

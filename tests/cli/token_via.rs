@@ -3,10 +3,6 @@
 //! itself), the token on a pipe that claude reads once, or in the environment (the
 //! default for anything else).
 
-mod common;
-#[allow(dead_code)]
-mod support;
-
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -14,9 +10,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{TOKEN, Test, write_executable};
-use support::fake_api::FakeApi;
-use support::http1::exchange;
+use crate::support::fake_api::FakeApi;
+use crate::support::http1::exchange;
+use crate::support::sandbox::{TOKEN, Test, write_executable};
 
 /// A stand-in `claude` that records the token pipe's number and its content (read twice)
 /// and the content of descriptors 3 and 4.
@@ -49,8 +45,8 @@ fn read(t: &Test, name: &str) -> String {
 #[test]
 fn claude_gets_the_token_on_a_pipe_readable_once() {
     let t = Test::new()
-        .env("CLAUDE_CODE_OAUTH_TOKEN", common::TOKEN_B)
-        .secret(common::TOKEN_B);
+        .env("CLAUDE_CODE_OAUTH_TOKEN", crate::support::sandbox::TOKEN_B)
+        .secret(crate::support::sandbox::TOKEN_B);
     // The caller's variable is a token source only without --env-file: here the env file
     // wins, and the caller's value must not reach the command either.
     fd_reader(&t);
@@ -199,7 +195,7 @@ exit $(/bin/cat "$d/status" 2>/dev/null || echo 0)
 
 /// Starts claude-iso with [`waiting_claude`] as the command, waits until it runs, and
 /// returns it with the broker's socket it was given.
-fn start_waiting(t: &Test) -> (common::Running<'_>, PathBuf) {
+fn start_waiting(t: &Test) -> (crate::support::sandbox::Running<'_>, PathBuf) {
     waiting_claude(t);
     let running = t.spawn();
     wait_for(&t.path("probe/ran"));
@@ -378,7 +374,7 @@ fn claude_talks_through_the_broker_and_only_the_token_reaches_the_api() {
     fs::write(t.path("probe/done"), "").unwrap();
     running.wait().status(7).no_secrets();
     wait_gone(&t.home(), &socket);
-    for (path, entry) in common::tree(&t.home()) {
+    for (path, entry) in crate::support::sandbox::tree(&t.home()) {
         assert!(
             !entry
                 .content
@@ -514,7 +510,7 @@ fn another_user_cannot_connect() {
         .default_token_via()
         .env("ANTHROPIC_BASE_URL", api.base_url());
     let (running, socket) = start_waiting(&t);
-    if !common::is_root() {
+    if !crate::support::sandbox::is_root() {
         // Without root the test cannot act as another user: what keeps others out is
         // then the socket's mode and its directory's, both the user's alone.
         let dir = fs::metadata(socket.parent().unwrap()).unwrap();
@@ -617,7 +613,7 @@ fn a_nested_launch_uses_the_sessions_broker_and_reads_no_token() {
         &t.path("bin/claude"),
         &format!(
             "#!/bin/sh\nexec {bin} --env-file /nonexistent/token.env --home {home}2 --dry-run -- claude\n",
-            bin = common::BIN,
+            bin = crate::support::sandbox::BIN,
             home = t.home().display()
         ),
     );
@@ -679,7 +675,7 @@ fn serve(t: &Test, base: &str, args: &[&str], wrap: Option<(&str, i32)>) -> Serv
         Some((script, fd)) => {
             use std::os::unix::process::CommandExt;
             let mut c = std::process::Command::new("/bin/sh");
-            c.arg("-c").arg(script).arg(common::BIN);
+            c.arg("-c").arg(script).arg(crate::support::sandbox::BIN);
             // SAFETY: dup2 is async-signal-safe and touches only descriptors.
             unsafe {
                 c.pre_exec(move || {
@@ -691,7 +687,7 @@ fn serve(t: &Test, base: &str, args: &[&str], wrap: Option<(&str, i32)>) -> Serv
             }
             c
         }
-        None => std::process::Command::new(common::BIN),
+        None => std::process::Command::new(crate::support::sandbox::BIN),
     };
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
@@ -791,7 +787,7 @@ fn a_broker_service_serves_allowed_users_reloads_and_drains() {
     assert!(!log.contains("ssh-placeholder") && !log.contains(&TOKEN[13..]));
 
     // broker status: per-client counts since start.
-    let out = std::process::Command::new(common::BIN)
+    let out = std::process::Command::new(crate::support::sandbox::BIN)
         .args(["broker", "status", "--json", "--socket"])
         .arg(&socket)
         .output()
@@ -815,7 +811,7 @@ fn a_broker_service_serves_allowed_users_reloads_and_drains() {
         "{status:#}"
     );
 
-    if common::is_root() {
+    if crate::support::sandbox::is_root() {
         // The allowed second user is answered; a third user is refused at connect, and
         // only its uid is logged.
         assert_eq!(connect_as(65534, &socket), Ok(true));
@@ -825,11 +821,14 @@ fn a_broker_service_serves_allowed_users_reloads_and_drains() {
 
     // SIGHUP with a new token file: the next request carries the new token, while a
     // stream in flight completes.
-    api.set_mode(support::fake_api::Mode::Reply("pong".into()));
+    api.set_mode(crate::support::fake_api::Mode::Reply("pong".into()));
     let mut slow = connect(&socket);
     fs::write(
         t.env_file(),
-        format!("CLAUDE_CODE_OAUTH_TOKEN={}\n", common::TOKEN_B),
+        format!(
+            "CLAUDE_CODE_OAUTH_TOKEN={}\n",
+            crate::support::sandbox::TOKEN_B
+        ),
     )
     .unwrap();
     s.signal(nix::sys::signal::Signal::SIGHUP);
@@ -843,7 +842,7 @@ fn a_broker_service_serves_allowed_users_reloads_and_drains() {
     assert_eq!(status, 200);
     assert_eq!(
         api.requests()[before].authorization.as_deref(),
-        Some(&*format!("Bearer {}", common::TOKEN_B))
+        Some(&*format!("Bearer {}", crate::support::sandbox::TOKEN_B))
     );
 
     // TERM: the broker stops accepting, lets what is in flight finish, removes its
@@ -896,7 +895,8 @@ fn a_broker_service_takes_the_socket_systemd_passes() {
     );
 
     // Without a socket of either kind: one line, 125.
-    let out = std::process::Command::new(common::BIN)
+    let unchanged = t.unchanged();
+    let out = std::process::Command::new(crate::support::sandbox::BIN)
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .args(["broker", "serve", "--env-file"])
@@ -904,6 +904,7 @@ fn a_broker_service_takes_the_socket_systemd_passes() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
+    unchanged.assert("the refused broker");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(

@@ -12,20 +12,17 @@
 //! `scripts/install-test-deps`. A version that cannot be found or installed fails the
 //! test. The per-version facts are in `docs/claude-dialogs.md`.
 
-#[allow(dead_code)]
-mod support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::fake_api::FakeApi;
+use crate::support::tui::Tmux;
+use crate::support::world::{World, run_timed};
 use claude_iso::layout::{DIALOG_COUNTERS, DIALOG_FLAGS, DIALOGS_MEASURED, supported_claude};
 use serde_json::{Value, json};
-use support::fake_api::FakeApi;
-use support::tui::Tmux;
-use support::{World, run_timed};
 
 const REPLY: &str = "pong from the fake API";
 
@@ -72,10 +69,10 @@ fn version_of(claude: &Path, scratch: &Path) -> Option<String> {
     let mut cmd = Command::new(claude);
     cmd.arg("--version")
         .env_clear()
-        .env("PATH", support::base_path())
+        .env("PATH", crate::support::world::base_path())
         .env("HOME", scratch)
         .env("TMPDIR", scratch)
-        .envs(support::quiet_env())
+        .envs(crate::support::world::quiet_env())
         .current_dir(scratch);
     let run = run_timed(&mut cmd, Duration::from_secs(60), scratch);
     run.status
@@ -163,7 +160,7 @@ impl Aging<'_> {
         let before = self.claude_json();
         let project = fs::canonicalize(&self.project).unwrap();
         let project = project.to_str().unwrap();
-        let mut cmd = Command::new(support::CLAUDE_ISO);
+        let mut cmd = Command::new(crate::support::world::CLAUDE_ISO);
         cmd.env_clear()
             .envs(self.w.caller_env(&self.api))
             .current_dir(&self.w.root)
@@ -232,7 +229,7 @@ impl Aging<'_> {
         let label = format!("start {n} (claude {version}, mode {mode:?})");
         self.seed_changes_only_owned_keys(&label);
         let mut argv: Vec<String> = vec![
-            support::CLAUDE_ISO.into(),
+            crate::support::world::CLAUDE_ISO.into(),
             "--env-file".into(),
             self.w.env_file.to_string_lossy().into_owned(),
             "--home".into(),

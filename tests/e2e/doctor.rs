@@ -4,19 +4,16 @@
 //! and fails against one answering 401; the token never appears in the output; doctor
 //! changes nothing).
 
-#[allow(dead_code)]
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::fake_api::FakeApi;
+use crate::support::world::{CLAUDE_ISO, World, run_timed};
 use serde_json::Value;
-use support::fake_api::FakeApi;
-use support::{CLAUDE_ISO, World, run_timed};
 
 const DOCTOR_TIMEOUT: Duration = Duration::from_secs(150);
 
-fn doctor(w: &World, api: &FakeApi) -> (support::Run, Value) {
+fn doctor(w: &World, api: &FakeApi) -> (crate::support::world::Run, Value) {
     let project = w.dir("project");
     let mut cmd = Command::new(CLAUDE_ISO);
     cmd.env_clear()

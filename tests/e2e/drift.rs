@@ -8,8 +8,6 @@
 //! `scrub::KEEP`. A release that adds such a name fails this test, naming it, until
 //! someone has looked at it: `.ci/run --latest` turns red the day it ships.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::fs;
@@ -18,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use claude_iso::scrub::{self, NAMESPACES, Reason};
 
-const CLAUDE_ENV: &str = "CLAUDE_ISO_TEST_CLAUDE";
+use crate::support::world::CLAUDE_ENV;
 
 /// Credential-looking names of claude 2.1.197, 2.1.330 and 2.1.332 that a rule removes,
 /// each looked at (the names the rules remove but no release has are not here).
@@ -363,7 +361,9 @@ fn credential_families_in_any_shape_are_removed_and_configuration_is_kept() {
         "CLAUDE_CODE_USE_POWERSHELL_TOOL",
         "DISABLE_AUTOUPDATER",
     ];
-    let mut t = common::Test::new().arg("--scrub-tools").arg("off");
+    let mut t = crate::support::sandbox::Test::new()
+        .arg("--scrub-tools")
+        .arg("off");
     for (i, name) in REMOVED.iter().enumerate() {
         let value = format!("sk-ant-api03-Rm{i:02}Xq7Zt{i:02}Lp");
         t = t.env(*name, value.clone()).secret(value);
@@ -432,7 +432,9 @@ fn second_review_shapes_are_removed_and_real_switches_kept() {
         "CLAUDE_CODE_CERT_STORE",
         "CLAUDE_CODE_KEYBOARD_LAYOUT",
     ];
-    let mut t = common::Test::new().arg("--scrub-tools").arg("off");
+    let mut t = crate::support::sandbox::Test::new()
+        .arg("--scrub-tools")
+        .arg("off");
     for (i, name) in REMOVED.iter().enumerate() {
         let value = format!("sk-ant-api03-Sr{i:02}Xq7Zt{i:02}Lp");
         t = t.env(*name, value.clone()).secret(value);

@@ -10,14 +10,11 @@
 //!
 //! Run once per claude version (`CLAUDE_ISO_TEST_CLAUDE`): 2.1.197 and the pin.
 
-#[allow(dead_code)]
-mod support;
-
 use std::fs;
 use std::path::Path;
 
-use support::fake_api::FakeApi;
-use support::{PRINT_TIMEOUT, World, run_timed};
+use crate::support::fake_api::FakeApi;
+use crate::support::world::{PRINT_TIMEOUT, World, run_timed};
 
 const REPLY: &str = "pong from the fake API";
 
@@ -50,8 +47,10 @@ fn a_repository_naming_another_api_is_refused_and_nothing_is_sent() {
     ] {
         let work = w.dir("work");
         let path = project_settings(&work, &json);
+        let unchanged = w.unchanged();
         let run = w.print(&caller_api, &work, &[], "say pong");
         assert_eq!(run.status.code(), Some(125), "{run}");
+        unchanged.assert("the refused launch");
         assert!(
             run.stderr.contains(&path.display().to_string()) && run.stderr.contains("env."),
             "the refusal does not name the file and key: {run}"
@@ -105,8 +104,10 @@ fn the_commands_setting_sources_never_skips_the_guard() {
         &["--print", "--setting-sources", "user", "say pong"][..],
     ] {
         let mut cmd = w.launcher(&caller_api, &work, &[], args);
+        let unchanged = w.unchanged();
         let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
         assert_eq!(run.status.code(), Some(125), "{args:?}: {run}");
+        unchanged.assert("the refused launch");
         assert!(
             run.stderr.contains(&path.display().to_string())
                 && run.stderr.contains("env.ANTHROPIC_BASE_URL"),
@@ -218,8 +219,10 @@ fn a_project_config_dir_pointing_at_the_real_home_is_refused() {
             w.decoy.join(".claude").display()
         ),
     );
+    let unchanged = w.unchanged();
     let run = w.print(&api, &work, &[], "say pong");
     assert_eq!(run.status.code(), Some(125), "{run}");
+    unchanged.assert("the refused launch");
     assert!(
         run.stderr.contains(&path.display().to_string())
             && run.stderr.contains("env.CLAUDE_CONFIG_DIR"),
@@ -258,8 +261,10 @@ fn a_redirect_in_the_cowork_user_settings_is_refused_and_nothing_is_sent() {
 
     let mut cmd = w.launcher(&caller_api, &work, &[], &["--print", "say pong"]);
     cmd.env("CLAUDE_CODE_USE_COWORK_PLUGINS", "1");
+    let unchanged = w.unchanged();
     let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
     assert_eq!(run.status.code(), Some(125), "{run}");
+    unchanged.assert("the refused launch");
     assert!(
         run.stderr.contains(&path.display().to_string())
             && run.stderr.contains("env.ANTHROPIC_BASE_URL")
@@ -372,8 +377,10 @@ fn refused_then_where_allowed(
     let counts = || -> Vec<usize> { all.iter().map(|a| a.message_requests().len()).collect() };
     let before = counts();
     let mut cmd = w.launcher(caller, cwd, &[], args);
+    let unchanged = w.unchanged();
     let refused = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
     assert_eq!(refused.status.code(), Some(125), "{refused}");
+    unchanged.assert("the refused launch");
     assert_eq!(
         counts(),
         before,
@@ -460,7 +467,7 @@ fn redirect(api: &FakeApi) -> String {
 /// Whether the claude under test reads the local settings root's `settings.local.json`
 /// (2.1.330 and later; not 2.1.197).
 fn reads_root_local() -> bool {
-    support::claude_version() != Some("2.1.197")
+    crate::support::world::claude_version() != Some("2.1.197")
 }
 
 /// A linked worktree made by hand as `git worktree add` makes it.
@@ -651,7 +658,7 @@ fn the_commands_setting_sources_choose_the_destination_not_the_verdict() {
     }
     // After an option waiting for its value it is that value on 2.1.330 and later:
     // every source applies. 2.1.197 takes no value starting with `-`: the option.
-    let want = if support::claude_version() == Some("2.1.197") {
+    let want = if crate::support::world::claude_version() == Some("2.1.197") {
         &caller_api
     } else {
         &repo_api
@@ -761,7 +768,7 @@ fn a_settings_sslkeylogfile_reaches_claudes_tools() {
     let Some(w) = World::new("a_settings_sslkeylogfile_reaches_claudes_tools") else {
         return;
     };
-    let api = FakeApi::with_mode(support::fake_api::Mode::BashTool {
+    let api = FakeApi::with_mode(crate::support::fake_api::Mode::BashTool {
         command: "echo TOOL-RAN; env".into(),
         then: "done".into(),
     });
@@ -773,8 +780,10 @@ fn a_settings_sslkeylogfile_reaches_claudes_tools() {
     );
     let args = ["--print", "print the environment", "--allowedTools", "Bash"];
     let mut cmd = w.launcher(&api, &work, &[], &args);
+    let unchanged = w.unchanged();
     let run = run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
     assert_eq!(run.status.code(), Some(125), "{run}");
+    unchanged.assert("the refused launch");
     assert!(
         run.stderr.contains(&path.display().to_string())
             && run.stderr.contains("env.SSLKEYLOGFILE"),

@@ -12,17 +12,14 @@
 //!
 //! Run with `scripts/test` (installs the pinned claude and sets the variable).
 
-#[allow(dead_code)]
-mod support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use support::fake_api::{FakeApi, Mode};
-use support::tui::Tmux;
-use support::{World, run_timed};
+use crate::support::fake_api::{FakeApi, Mode};
+use crate::support::tui::Tmux;
+use crate::support::world::{World, run_timed};
 
 const REPLY: &str = "pong from the fake API";
 
@@ -45,7 +42,7 @@ fn print_sends_only_the_env_file_token() {
     );
     // Through the broker (the default), no release's start-up probe reaches the API:
     // 2.1.197 probes the base URL with a credential-free `HEAD /` when it talks to the
-    // API directly (see `e2e_token_fd`'s fd runs and `support::sends_head_probe`), but not
+    // API directly (see `e2e_token_fd`'s fd runs and `crate::support::world::sends_head_probe`), but not
     // over the socket (measured on 2.1.197, 2.1.330 and 2.1.332). Every request the API
     // saw came through the broker, with the token.
     let probes = api.requests().iter().filter(|r| r.method == "HEAD").count();
@@ -53,7 +50,7 @@ fn print_sends_only_the_env_file_token() {
         probes,
         0,
         "a HEAD probe from claude {:?} through the broker:\n{}",
-        support::claude_version(),
+        crate::support::world::claude_version(),
         api.summary()
     );
 }
@@ -93,17 +90,17 @@ fn unauthorized_tries_only_the_env_token_and_keeps_claudes_status() {
     cmd.env_clear()
         .env(
             "PATH",
-            format!("{}:{}", w.bin.display(), support::base_path()),
+            format!("{}:{}", w.bin.display(), crate::support::world::base_path()),
         )
         .env("HOME", &ref_home)
         .env("TMPDIR", &w.tmpdir)
         .env("LANG", "C.UTF-8")
         .env("CLAUDE_CODE_OAUTH_TOKEN", &w.token)
         .env("ANTHROPIC_BASE_URL", reference_api.base_url())
-        .envs(support::quiet_env())
+        .envs(crate::support::world::quiet_env())
         .current_dir(&ref_work)
         .args(["--print", "say pong"]);
-    let reference = run_timed(&mut cmd, support::PRINT_TIMEOUT, &w.logs);
+    let reference = run_timed(&mut cmd, crate::support::world::PRINT_TIMEOUT, &w.logs);
     assert!(
         !reference.status.success(),
         "claude itself succeeded against a 401 API?\n{reference}"
@@ -133,7 +130,7 @@ fn tui_case(test: &str, make_project: impl FnOnce(&World) -> PathBuf, via_flag: 
         (project.clone(), vec![])
     };
     let mut argv: Vec<String> = vec![
-        support::CLAUDE_ISO.into(),
+        crate::support::world::CLAUDE_ISO.into(),
         "--env-file".into(),
         w.env_file.to_string_lossy().into_owned(),
         "--home".into(),
@@ -477,8 +474,8 @@ fn quarantined_count(dot_claude: &Path) -> usize {
 fn stray_credentials_file_is_quarantined() {
     quarantine_case("stray_credentials_file_is_quarantined", |_, path| {
         let contents = serde_json::json!({"claudeAiOauth": {
-            "accessToken": format!("sk-ant-oat01-{}-stray-access", support::DECOY_MARK),
-            "refreshToken": format!("sk-ant-ort01-{}-stray-refresh", support::DECOY_MARK),
+            "accessToken": format!("sk-ant-oat01-{}-stray-access", crate::support::world::DECOY_MARK),
+            "refreshToken": format!("sk-ant-ort01-{}-stray-refresh", crate::support::world::DECOY_MARK),
             "expiresAt": 4_102_444_800_000u64,
             "scopes": ["user:inference", "user:profile"],
         }})
@@ -575,7 +572,7 @@ fn tui_shows_a_shared_custom_command() {
     let api = FakeApi::start(REPLY);
     let project = w.dir("project");
     let argv: Vec<String> = vec![
-        support::CLAUDE_ISO.into(),
+        crate::support::world::CLAUDE_ISO.into(),
         "--env-file".into(),
         w.env_file.to_string_lossy().into_owned(),
         "--home".into(),

@@ -13,14 +13,11 @@
 //!    exactly as it was (the scrub is off); with `--scrub-tools on` claude writes the
 //!    stubs `layout::SCRUB_STUBS` names, and nothing else.
 
-#[allow(dead_code)]
-mod support;
-
 use std::fs;
 use std::process::Command;
 
-use support::fake_api::{FakeApi, Mode};
-use support::{CLAUDE_ISO, DECOY_MARK, PRINT_TIMEOUT, World, run_timed, run_watched};
+use crate::support::fake_api::{FakeApi, Mode};
+use crate::support::world::{CLAUDE_ISO, DECOY_MARK, PRINT_TIMEOUT, World, run_timed, run_watched};
 
 /// `--allow-project-auth` when this claude-iso has it (the project-settings guard of
 /// issue 10 refuses this case without it).
@@ -180,12 +177,12 @@ fn a_default_launch_creates_nothing_in_the_working_directory() {
     bubblewrap_installed();
     let api = FakeApi::start("pong");
     let work = checkout(&w, "work");
-    let before = support::snapshot(&work);
+    let before = crate::support::world::snapshot(&work);
     let run = w.print(&api, &work, &[], "say pong");
     assert!(run.status.success(), "claude-iso failed: {run}");
     assert!(run.stdout.contains("pong"), "no answer: {run}");
     w.assert_only_token(&api);
-    let after = support::snapshot(&work);
+    let after = crate::support::world::snapshot(&work);
     let changed: Vec<_> = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v))
@@ -211,10 +208,10 @@ fn with_the_scrub_on_claude_writes_the_documented_stubs() {
     bubblewrap_installed();
     let api = FakeApi::start("pong");
     let work = checkout(&w, "work");
-    let before = support::snapshot(&work);
+    let before = crate::support::world::snapshot(&work);
     let run = w.print(&api, &work, &["--scrub-tools", "on"], "say pong");
     assert!(run.status.success(), "claude-iso failed: {run}");
-    let after = support::snapshot(&work);
+    let after = crate::support::world::snapshot(&work);
     let mut documented: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
     for stub in claude_iso::layout::SCRUB_STUBS {
         let path = format!("/{}", stub.trim_end_matches('/'));

@@ -12,9 +12,6 @@
 //! `claude-iso -- claude --print …` (the TUI is covered by tests/e2e.rs).
 //! `./scripts/test` is this suite and is not run again.
 
-#[allow(dead_code)]
-mod support;
-
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -22,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::fake_api::FakeApi;
-use support::{CLAUDE_ISO, PRINT_TIMEOUT, Run, World, quiet_env, run_timed};
+use crate::support::fake_api::FakeApi;
+use crate::support::world::{CLAUDE_ISO, PRINT_TIMEOUT, Run, World, quiet_env, run_timed};
 
 const REPLY: &str = "pong from a fresh machine";
 
@@ -167,8 +164,10 @@ fn readme_set_up_works_on_a_fresh_machine() {
                         "claude-iso token set" => {
                             // The newcomer who runs claude-iso before storing a token is
                             // told the one next step.
+                            let unchanged = w.unchanged();
                             let early = m.claude_iso(&[], None, &project);
                             assert_eq!(early.status.code(), Some(125), "{early}");
+                            unchanged.assert("the refused launch");
                             assert!(
                                 early.stderr.contains("run: claude-iso token set"),
                                 "{early}"
@@ -238,7 +237,7 @@ fn readme_set_up_works_on_a_fresh_machine() {
         );
     }
     // No credentials file anywhere in the new HOME: the token is the only credential.
-    let found = support::snapshot(&home)
+    let found = crate::support::world::snapshot(&home)
         .into_keys()
         .filter(|p| p.ends_with(".credentials.json"))
         .collect::<Vec<_>>();

@@ -10,11 +10,8 @@
 //! back must not hold the token. The same run with `--token-via env` is recorded for
 //! comparison (what claude itself withholds varies by release).
 
-#[allow(dead_code)]
-mod support;
-
-use support::fake_api::{FakeApi, Mode};
-use support::{PRINT_TIMEOUT, World, run_watched};
+use crate::support::fake_api::{FakeApi, Mode};
+use crate::support::world::{PRINT_TIMEOUT, World, run_watched};
 
 const REPLY: &str = "pong from the fake API";
 
@@ -42,23 +39,23 @@ fn tool_env(w: &World, via: &str) -> (bool, bool, bool) {
     // credential-free `HEAD /` at start (not a leak: it carries nothing); 2.1.330 and
     // 2.1.332 do not; through the broker no release's probe reaches the API.
     let probes = api.requests().iter().filter(|r| r.method == "HEAD").count();
-    match (via, support::sends_head_probe()) {
+    match (via, crate::support::world::sends_head_probe()) {
         ("broker", _) | (_, Some(false)) => assert_eq!(
             probes,
             0,
             "a HEAD probe from claude {:?} ({via}):\n{}",
-            support::claude_version(),
+            crate::support::world::claude_version(),
             api.summary()
         ),
         (_, Some(true)) => assert!(
             probes > 0,
             "no HEAD probe from claude {:?} ({via}):\n{}",
-            support::claude_version(),
+            crate::support::world::claude_version(),
             api.summary()
         ),
         (_, None) => eprintln!(
             "e2e: claude {:?} sent {probes} HEAD probe(s) (not asserted for this release)",
-            support::claude_version()
+            crate::support::world::claude_version()
         ),
     }
     let results: Vec<String> = api
@@ -89,7 +86,7 @@ fn claude_does_not_hand_the_token_from_the_pipe_to_its_tools() {
     let (token, var, fd_var) = tool_env(&w, "fd");
     eprintln!(
         "claude {}: --token-via fd, scrub off: tool env has token={token} CLAUDE_CODE_OAUTH_TOKEN={var} descriptor variable={fd_var}",
-        support::claude_version().unwrap_or("?")
+        crate::support::world::claude_version().unwrap_or("?")
     );
     assert!(
         !token,
@@ -101,7 +98,7 @@ fn claude_does_not_hand_the_token_from_the_pipe_to_its_tools() {
     let (token, var, _) = tool_env(&w, "env");
     eprintln!(
         "claude {}: --token-via env, scrub off: tool env has token={token} CLAUDE_CODE_OAUTH_TOKEN={var}",
-        support::claude_version().unwrap_or("?")
+        crate::support::world::claude_version().unwrap_or("?")
     );
     w.assert_decoy_unchanged();
 }
@@ -163,9 +160,9 @@ fn an_agent_without_a_token_answers_through_a_shared_broker() {
     std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o700)).unwrap();
 
     let log = w.logs.join("broker.log");
-    let mut broker = std::process::Command::new(support::CLAUDE_ISO)
+    let mut broker = std::process::Command::new(crate::support::world::CLAUDE_ISO)
         .env_clear()
-        .env("PATH", support::base_path())
+        .env("PATH", crate::support::world::base_path())
         .env("ANTHROPIC_BASE_URL", api.base_url())
         .args(["broker", "serve", "--env-file"])
         .arg(&w.env_file)
@@ -190,11 +187,15 @@ fn an_agent_without_a_token_answers_through_a_shared_broker() {
         cmd.env_clear()
             .env(
                 "PATH",
-                format!("{}:{}", claude_dir.display(), support::base_path()),
+                format!(
+                    "{}:{}",
+                    claude_dir.display(),
+                    crate::support::world::base_path()
+                ),
             )
             .env("HOME", &agent)
             .env("LANG", "C.UTF-8")
-            .envs(support::quiet_env())
+            .envs(crate::support::world::quiet_env())
             .current_dir(agent.join("work"));
         if root {
             cmd.uid(agent_uid).gid(agent_gid);
@@ -210,14 +211,14 @@ fn an_agent_without_a_token_answers_through_a_shared_broker() {
             "the agent can read the token file"
         );
     }
-    let mut cmd = std::process::Command::new(support::CLAUDE_ISO);
+    let mut cmd = std::process::Command::new(crate::support::world::CLAUDE_ISO);
     cmd.arg("--broker")
         .arg(&socket)
         .arg("--home")
         .arg(agent.join("home"))
         .args(["--", "claude", "--print", "say pong"]);
     as_agent(&mut cmd);
-    let run = support::run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
+    let run = crate::support::world::run_timed(&mut cmd, PRINT_TIMEOUT, &w.logs);
     let _ = broker.kill();
     let _ = broker.wait();
     assert!(run.status.success(), "the agent's claude failed: {run}");

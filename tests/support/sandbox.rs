@@ -11,24 +11,23 @@
 //!   records its pid, its exact argv (`/proc/$$/cmdline`), its exact environment
 //!   (`/proc/$$/environ`), its working directory and its open descriptors;
 //! - has a timeout guard: a hung claude-iso is killed and the test fails.
-//!
-//! Unused-item warnings are off because each test crate uses a different subset.
-#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fs;
-use std::io::Read;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-/// The claude-iso binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_claude-iso");
+// The file helpers of `support`, for the suites that import everything from here (a
+// binary that uses only part of them would otherwise be told the rest is unused).
+#[allow(unused_imports)]
+pub use super::{
+    CLAUDE_ISO as BIN, Entry, Unchanged, chmod, is_root, mkdir, mode_of, realpath, tree, write_mode,
+};
 
 /// A valid setup-token, shaped like real ones: `sk-ant-oat01-` + 95 URL-safe
 /// characters, 108 in all (shorter ones are refused as truncated). The part after the
@@ -53,46 +52,12 @@ pub const SYSTEM_PATH: &str = "/usr/bin:/bin";
 /// `ETXTBSY`. Writers of executables take this lock exclusively, every spawn shares it.
 static SPAWN: RwLock<()> = RwLock::new(());
 
-/// Whether the tests run as root (some fixtures, like foreign ownership or a tmpfs,
-/// need it; the alternatives are chosen per test).
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Writes `text` to `path` with `mode`, set exactly (not through the umask).
-pub fn write_mode(path: &Path, text: impl AsRef<[u8]>, mode: u32) {
-    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    chmod(path, mode);
-}
-
 /// Writes an executable file safely (see [`SPAWN`]).
 pub fn write_executable(path: &Path, text: &str) {
     let _guard = SPAWN
         .write()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     write_mode(path, text, 0o755);
-}
-
-pub fn chmod(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode))
-        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
-}
-
-/// The permission bits of `path` (not following a symlink).
-pub fn mode_of(path: &Path) -> u32 {
-    fs::symlink_metadata(path)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-        .mode()
-        & 0o7777
-}
-
-pub fn mkdir(path: &Path) -> PathBuf {
-    fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
-    path.to_owned()
-}
-
-pub fn realpath(path: &Path) -> PathBuf {
-    fs::canonicalize(path).unwrap_or_else(|e| panic!("realpath {}: {e}", path.display()))
 }
 
 /// Runs a helper command (not claude-iso) to completion; every spawn of the test
@@ -479,13 +444,24 @@ impl Test {
             stdout,
             stderr,
             started: Instant::now(),
+            before: None,
         }
     }
 
-    /// Runs claude-iso to completion (or fails the test after the timeout).
+    /// Runs claude-iso to completion (or fails the test after the timeout). The sandbox
+    /// is snapshotted first: a refusal ([`Output::status`] `125`) must leave it as it was.
     #[track_caller]
     pub fn run(&self) -> Output<'_> {
-        self.spawn().wait()
+        let before = self.unchanged();
+        let mut running = self.spawn();
+        running.before = Some(before);
+        running.wait()
+    }
+
+    /// The sandbox as it is now, without what every run writes (its output files, the
+    /// probe's records).
+    pub fn unchanged(&self) -> Unchanged {
+        Unchanged::skipping(self.root(), &[".runs", "probe"])
     }
 
     /// Runs the probe directly (no claude-iso), with the same stdio set-up.
@@ -527,6 +503,22 @@ impl Test {
     }
 }
 
+/// Where a broker of a run could put its socket: `$XDG_RUNTIME_DIR/claude-iso` of the
+/// run's environment, else `/tmp/claude-iso-<uid>` (of the test's user, or of `nobody`
+/// for a run dropped to it).
+fn broker_socket_dirs(t: &Test) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = t
+        .env
+        .iter()
+        .filter(|(k, _)| k == "XDG_RUNTIME_DIR")
+        .map(|(_, v)| Path::new(v).join("claude-iso"))
+        .collect();
+    for uid in [nix::unistd::geteuid().as_raw(), 65534] {
+        dirs.push(PathBuf::from(format!("/tmp/claude-iso-{uid}")));
+    }
+    dirs
+}
+
 fn next_run() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -541,6 +533,8 @@ pub struct Running<'a> {
     stdout: PathBuf,
     stderr: PathBuf,
     started: Instant,
+    /// The sandbox before the run, when nothing else changes it meanwhile ([`Test::run`]).
+    before: Option<Unchanged>,
 }
 
 impl<'a> Running<'a> {
@@ -580,6 +574,8 @@ impl<'a> Running<'a> {
             status,
             stdout: fs::read(&self.stdout).unwrap(),
             stderr: fs::read(&self.stderr).unwrap(),
+            pid: self.child.id(),
+            before: self.before.take(),
         }
     }
 }
@@ -591,6 +587,9 @@ pub struct Output<'a> {
     pub status: ExitStatus,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// claude-iso's PID (a wrapper `exec`s it: the same).
+    pub pid: u32,
+    before: Option<Unchanged>,
 }
 
 impl Output<'_> {
@@ -612,7 +611,8 @@ impl Output<'_> {
         )
     }
 
-    /// The exit code is `code` (not killed by a signal).
+    /// The exit code is `code` (not killed by a signal). A refusal (`125`) also left
+    /// nothing behind ([`Output::created_nothing`]).
     #[track_caller]
     pub fn status(&self, code: i32) -> &Self {
         assert_eq!(
@@ -621,6 +621,62 @@ impl Output<'_> {
             "unexpected exit status{}",
             self.describe()
         );
+        if code == 125 {
+            self.created_nothing();
+        }
+        self
+    }
+
+    /// The exit code is `code`, from a run that began writing and failed part-way (a full
+    /// disk, a write cut short): nothing is left behind. Entries, contents, modes and
+    /// owners are as before; only directories' times may differ (a temp file was created
+    /// and removed again), and the home may keep the lock file that marks it as
+    /// claude-iso's (taken before the write).
+    #[track_caller]
+    pub fn status_after_writing(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "unexpected exit status{}",
+            self.describe()
+        );
+        if let Some(before) = &self.before {
+            let changes: Vec<String> = before
+                .changes_but_directory_times()
+                .into_iter()
+                .filter(|c| !(c.starts_with("added:") && c.ends_with("/.claude-iso.lock")))
+                .collect();
+            assert!(
+                changes.is_empty(),
+                "the run left something behind: {changes:#?}{}",
+                self.describe()
+            );
+        }
+        self
+    }
+
+    /// The run changed nothing on disk: the sandbox is as it was before (no home, no
+    /// `.claude.json`, no quarantine, no lock; checked when the test started it with
+    /// [`Test::run`], which snapshots it), and no broker socket of its PID is left.
+    #[track_caller]
+    pub fn created_nothing(&self) -> &Self {
+        if let Some(before) = &self.before {
+            let changes = before.changes();
+            assert!(
+                changes.is_empty(),
+                "the run changed the sandbox: {changes:#?}{}",
+                self.describe()
+            );
+        }
+        for dir in broker_socket_dirs(self.test) {
+            let socket = dir.join(format!("broker.{}.sock", self.pid));
+            assert!(
+                fs::symlink_metadata(&socket).is_err(),
+                "the run left a broker socket {}{}",
+                socket.display(),
+                self.describe()
+            );
+        }
         self
     }
 
@@ -906,72 +962,6 @@ impl Probe {
     /// The way the token came: `"fd"` or `"env"`.
     pub fn token_via(&self) -> &'static str {
         if self.fd_token.is_some() { "fd" } else { "env" }
-    }
-}
-
-/// One entry of a [`tree`] snapshot: everything a change would alter.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub kind: &'static str,
-    pub mode: u32,
-    pub uid: u32,
-    pub ino: u64,
-    pub mtime_ns: i128,
-    pub ctime_ns: i128,
-    pub content: Vec<u8>,
-}
-
-/// A snapshot of everything under `root` (not following symlinks): type, mode, owner,
-/// inode, mtime, ctime, file contents and link targets. Equal snapshots mean nothing
-/// was created, removed, renamed, written or chmod'ed. FIFOs are not opened.
-pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return;
-    };
-    let ft = meta.file_type();
-    let (kind, content) = if ft.is_symlink() {
-        (
-            "symlink",
-            fs::read_link(path).unwrap().into_os_string().into_vec(),
-        )
-    } else if ft.is_dir() {
-        ("dir", Vec::new())
-    } else if ft.is_file() {
-        let mut bytes = Vec::new();
-        if let Ok(mut f) = fs::File::open(path) {
-            let _ = f.read_to_end(&mut bytes);
-        }
-        ("file", bytes)
-    } else {
-        ("special", Vec::new())
-    };
-    out.insert(
-        path.strip_prefix(root).unwrap().to_owned(),
-        Entry {
-            kind,
-            mode: meta.mode(),
-            uid: meta.uid(),
-            ino: meta.ino(),
-            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
-            content,
-        },
-    );
-    if ft.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(path)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        names.sort();
-        for name in names {
-            walk(root, &path.join(name), out);
-        }
     }
 }
 

@@ -5,17 +5,12 @@
 //! The claude binary is found only through `CLAUDE_ISO_TEST_CLAUDE` (a path). Unset
 //! outside CI: every test says so loudly and returns. Unset or broken under `CI=true`,
 //! or set but broken anywhere: the test fails.
-//!
-//! Each test crate uses part of it: include it as `#[allow(dead_code)] mod support;`.
-
-pub mod fake_api;
-pub mod http1;
-pub mod tui;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,9 +18,9 @@ use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fake_api::FakeApi;
+use super::fake_api::FakeApi;
 
-pub const CLAUDE_ISO: &str = env!("CARGO_BIN_EXE_claude-iso");
+pub use super::CLAUDE_ISO;
 pub const CLAUDE_ENV: &str = "CLAUDE_ISO_TEST_CLAUDE";
 
 /// Every secret planted in the decoy home or the caller's environment contains this.
@@ -218,12 +213,12 @@ fn unique() -> String {
     )
 }
 
+/// Writes a file with `mode`, creating its parent directories.
 fn write_mode(path: &Path, contents: &str, mode: u32) {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).expect("create parent");
     }
-    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    super::write_mode(path, contents, mode);
 }
 
 /// One test's private world: a temp root holding the decoy real home, the env file,
@@ -289,6 +284,13 @@ impl World {
             decoy_before,
             verified: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The world's files as they are now (all but the logs), to show that a refused
+    /// launch changed nothing: no scratch home, no `.claude.json`, no quarantine, nothing
+    /// in the decoy real home.
+    pub fn unchanged(&self) -> super::Unchanged {
+        super::Unchanged::skipping(&self.root, &["logs"])
     }
 
     /// A new directory under the world's root.
@@ -691,42 +693,36 @@ fn files_read_since_aged(root: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Every entry under `root` (itself included): type, mode, owner, size, mtime, and the
-/// contents or symlink target. Not following symlinks.
+/// Every entry under `root` (itself included) by its path from `root` (`/`, `/a/b`):
+/// type, mode, owner, size, mtime, and the contents or symlink target. Not following
+/// symlinks. Unlike [`super::tree`], not the inode nor the ctime: setting access times
+/// (to see reads) changes the ctime.
 pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let meta = fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        let ft = meta.file_type();
-        let what = if ft.is_symlink() {
-            format!("link -> {}", fs::read_link(&p).unwrap().display())
-        } else if ft.is_dir() {
-            let mut names: Vec<_> = fs::read_dir(&p)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            names.sort();
-            stack.extend(names);
-            "dir".to_string()
-        } else if ft.is_file() {
-            format!("file {:?}", fs::read(&p).unwrap())
-        } else {
-            "other".to_string()
-        };
-        out.insert(
-            format!("/{rel}"),
-            format!(
-                "mode={:o} uid={} gid={} size={} mtime={}.{:09} {what}",
-                meta.mode(),
-                meta.uid(),
-                meta.gid(),
-                meta.size(),
-                meta.mtime(),
-                meta.mtime_nsec()
-            ),
-        );
-    }
-    out
+    super::tree(root)
+        .into_iter()
+        .map(|(rel, e)| {
+            let what = match e.kind {
+                "symlink" => format!(
+                    "link -> {}",
+                    Path::new(std::ffi::OsStr::from_bytes(&e.content)).display()
+                ),
+                "dir" => "dir".to_string(),
+                "file" => format!("file {:?}", e.content),
+                _ => "other".to_string(),
+            };
+            let mtime = e.mtime_ns;
+            (
+                format!("/{}", rel.display()),
+                format!(
+                    "mode={:o} uid={} gid={} size={} mtime={}.{:09} {what}",
+                    e.mode,
+                    e.uid,
+                    e.gid,
+                    e.size,
+                    mtime.div_euclid(1_000_000_000),
+                    mtime.rem_euclid(1_000_000_000)
+                ),
+            )
+        })
+        .collect()
 }

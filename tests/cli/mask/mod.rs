@@ -5,14 +5,14 @@
 //! `auto` warns once and runs. Every test runs as root and as an unprivileged user (CI
 //! runs each test binary both ways).
 
-mod common;
+mod views;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{
+use crate::support::sandbox::{
     Entry, TOKEN, Test, is_root, mkdir, spawn_helper, tree, write_executable, write_mode,
 };
 
@@ -393,7 +393,7 @@ fn nested_claude_iso_inside_the_mask_works() {
         &script,
         &format!(
             "#!/bin/sh\nexec '{bin}' --mask on --home '{home}' -- /bin/sh -c \"cat '{creds}' 2>/dev/null; exec '{probe}'\"\n",
-            bin = common::BIN,
+            bin = crate::support::sandbox::BIN,
             home = inner_home.display(),
             creds = creds.display(),
             probe = s.t.probe_path().display(),
@@ -664,7 +664,7 @@ fn scrub_tools_off_passes_the_callers_value() {
 fn scrub_tools_honours_bwrap_path_in_user_settings() {
     let t = without_bwrap(Test::new()).args(["--scrub-tools", "auto"]);
     let home = mkdir(&t.home());
-    common::chmod(&home, 0o700);
+    crate::support::sandbox::chmod(&home, 0o700);
     let bwrap = ["/usr/bin/bwrap", "/bin/bwrap"]
         .into_iter()
         .find(|p| Path::new(p).exists())
@@ -1045,7 +1045,7 @@ fn a_nested_run_given_the_masked_token_file_is_told_so() {
         &script,
         &format!(
             "#!/bin/sh\n'{bin}' --env-file '{file}' --home '{home}' -- /bin/true\necho \"inner: $?\"\n",
-            bin = common::BIN,
+            bin = crate::support::sandbox::BIN,
             file = env_file.display(),
             home = t.path("inner-home").display(),
         ),

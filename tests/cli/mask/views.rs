@@ -7,13 +7,11 @@
 //! with a view of its own (see README: The mask). These tests remove, rename and
 //! re-create the hidden places outside during a run and read from inside.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::{Entry, TOKEN, Test, mkdir, tree, write_executable, write_mode};
+use crate::support::sandbox::{Entry, TOKEN, Test, mkdir, tree, write_executable, write_mode};
 
 /// What the new files made outside during the run hold: none of it may reach inside.
 const NEW: &str = "NEW-MARK-made-outside";
@@ -220,7 +218,7 @@ fn other_homes_are_out_of_reach() {
         &state.join("homes/other"),
         &state.join("home"),
     ] {
-        common::chmod(d, 0o700);
+        crate::support::sandbox::chmod(d, 0o700);
     }
     let (ready, go) = (t.path("ready"), t.path("go"));
     let script = t.path("read.sh");
@@ -264,9 +262,9 @@ fn other_homes_are_out_of_reach() {
 fn the_broker_directory_is_never_hidden() {
     let t = Test::new().no_home();
     let run_dir = mkdir(&t.path("run"));
-    common::chmod(&run_dir, 0o700);
+    crate::support::sandbox::chmod(&run_dir, 0o700);
     let broker = mkdir(&run_dir.join("claude-iso"));
-    common::chmod(&broker, 0o700);
+    crate::support::sandbox::chmod(&broker, 0o700);
     write_mode(&broker.join("api.sock-stand-in"), "BROKER", 0o600);
     let script = t.path("read.sh");
     write_executable(
@@ -408,7 +406,7 @@ fn a_mask_refusal_leaves_everything_as_it_was() {
                 let t = Test::new();
                 let other = mkdir(&t.real_home().join(".local/state/claude-iso/homes/x"));
                 mkdir(&t.home());
-                common::chmod(&t.home(), 0o750);
+                crate::support::sandbox::chmod(&t.home(), 0o750);
                 t.cwd(other)
             },
             needle: "claude-iso's state directory",
@@ -583,7 +581,7 @@ fn the_command_cannot_take_a_view_down() {
 fn a_credentials_file_quarantined_by_this_launch_reads_empty() {
     let t = Test::new();
     let claude = mkdir(&t.home().join(".claude"));
-    common::chmod(&t.home(), 0o700);
+    crate::support::sandbox::chmod(&t.home(), 0o700);
     write_mode(&claude.join(".credentials.json"), OLD, 0o600);
     let script = t.path("read.sh");
     write_executable(
@@ -624,7 +622,7 @@ fn a_quarantined_credentials_symlink_keeps_the_mask() {
             f
         };
         let scratch = mkdir(&t.home().join(".claude"));
-        common::chmod(&t.home(), 0o700);
+        crate::support::sandbox::chmod(&t.home(), 0o700);
         std::os::unix::fs::symlink(&target, scratch.join(".credentials.json")).unwrap();
         let script = t.path("read.sh");
         write_executable(
@@ -653,7 +651,7 @@ fn renaming_the_state_directory_outside_lifts_nothing() {
     let t = Test::new().no_home();
     let state = t.real_home().join(".local/state/claude-iso");
     mkdir(&state);
-    common::chmod(&state, 0o700);
+    crate::support::sandbox::chmod(&state, 0o700);
     let (ready, go) = (t.path("ready"), t.path("go"));
     let script = t.path("read.sh");
     write_executable(

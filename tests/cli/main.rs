@@ -1,0 +1,23 @@
+//! The suites that need no claude: the built `claude-iso` in a sandbox per test, a probe
+//! standing in for the command (`support::sandbox`). One test binary, one module per
+//! feature. Every test passes as root and as an unprivileged user (CI runs this binary
+//! both ways).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod containers;
+mod docs;
+mod doctor;
+mod group_commit;
+mod guard;
+mod hardening;
+mod hardening_round2;
+mod home;
+mod init;
+mod launcher;
+mod layering;
+mod mask;
+mod share;
+mod token;
+mod token_via;

@@ -81,12 +81,22 @@ pub struct Entry {
 /// nothing was created, removed, renamed, written or chmod'ed. FIFOs are not opened; a
 /// directory that cannot be listed (not root, mode 0) is recorded but not entered.
 pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
+    tree_without(root, &[])
+}
+
+/// [`tree`] without the paths `skip` (relative to `root`) and what is below them: those
+/// are not even read.
+fn tree_without(root: &Path, skip: &[PathBuf]) -> BTreeMap<PathBuf, Entry> {
     let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
+    walk(root, root, skip, &mut out);
     out
 }
 
-fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
+fn walk(root: &Path, path: &Path, skip: &[PathBuf], out: &mut BTreeMap<PathBuf, Entry>) {
+    let rel = path.strip_prefix(root).unwrap();
+    if skip.iter().any(|s| rel.starts_with(s)) {
+        return;
+    }
     let Ok(meta) = fs::symlink_metadata(path) else {
         return;
     };
@@ -109,7 +119,7 @@ fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
         ("special", Vec::new())
     };
     out.insert(
-        path.strip_prefix(root).unwrap().to_owned(),
+        rel.to_owned(),
         Entry {
             kind,
             mode: meta.mode(),
@@ -129,7 +139,7 @@ fn walk(root: &Path, path: &Path, out: &mut BTreeMap<PathBuf, Entry>) {
         let mut names: Vec<_> = entries.filter_map(|e| Some(e.ok()?.file_name())).collect();
         names.sort();
         for name in names {
-            walk(root, &path.join(name), out);
+            walk(root, &path.join(name), skip, out);
         }
     }
 }
@@ -160,10 +170,7 @@ impl Unchanged {
     }
 
     fn now(&self) -> BTreeMap<PathBuf, Entry> {
-        tree(&self.root)
-            .into_iter()
-            .filter(|(p, _)| !self.skip.iter().any(|s| p.starts_with(s)))
-            .collect()
+        tree_without(&self.root, &self.skip)
     }
 
     /// What was added, removed or changed since the snapshot, one line each.

@@ -286,11 +286,12 @@ impl World {
         })
     }
 
-    /// The world's files as they are now (all but the logs), to show that a refused
-    /// launch changed nothing: no scratch home, no `.claude.json`, no quarantine, nothing
-    /// in the decoy real home.
+    /// The world's files as they are now, to show that a refused launch changed nothing:
+    /// no scratch home, no `.claude.json`, no quarantine. Not the logs, nor the decoy real
+    /// home: reading it would spoil the check that nothing read it, and
+    /// [`World::assert_decoy_unchanged`] compares it.
     pub fn unchanged(&self) -> super::Unchanged {
-        super::Unchanged::skipping(&self.root, &["logs"])
+        super::Unchanged::skipping(&self.root, &["logs", "realhome"])
     }
 
     /// A new directory under the world's root.

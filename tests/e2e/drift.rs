@@ -4,7 +4,7 @@
 //!
 //! Every name in claude's namespaces that looks like a credential
 //! (`scrub::looks_like_credential`) must be either removed — by a rule it was reviewed
-//! under ([`REVIEWED_BY_RULE`]), or by name (`scrub::LISTED`) — or be configuration on
+//! under (`scrub::REVIEWED`), or by name (`scrub::LISTED`) — or be configuration on
 //! `scrub::KEEP`. A release that adds such a name fails this test, naming it, until
 //! someone has looked at it: `.ci/run --latest` turns red the day it ships.
 
@@ -17,94 +17,6 @@ use std::path::{Path, PathBuf};
 use claude_iso::scrub::{self, NAMESPACES, Reason};
 
 use crate::support::world::CLAUDE_ENV;
-
-/// Credential-looking names of claude 2.1.197, 2.1.330 and 2.1.332 that a rule removes,
-/// each looked at (the names the rules remove but no release has are not here).
-const REVIEWED_BY_RULE: &[&str] = &[
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_AWS_API_KEY",
-    "ANTHROPIC_BEDROCK_MANTLE_API_KEY",
-    "ANTHROPIC_CONFIG_DIR",
-    "ANTHROPIC_ENVIRONMENT_KEY",
-    "ANTHROPIC_FOUNDRY_API_KEY",
-    "ANTHROPIC_FOUNDRY_AUTH_TOKEN",
-    "ANTHROPIC_IDENTITY_TOKEN",
-    "ANTHROPIC_IDENTITY_TOKEN_FILE",
-    "ANTHROPIC_PROFILE",
-    "ANTHROPIC_WEBHOOK_SIGNING_KEY",
-    "ANTHROPIC_WORK_SECRET",
-    "AWS_BEARER_TOKEN_BEDROCK",
-    "CCR_AGENT_PROXY_TOKEN_FILE_DESCRIPTOR",
-    "CCR_OAUTH_TOKEN_FILE",
-    "CLAUDE_AI_AUTHORIZE_URL",
-    "CLAUDE_AI_OAUTH_SCOPES",
-    "CLAUDE_API_KEY",
-    "CLAUDE_BG_AUTH_SNAPSHOT_PATH",
-    "CLAUDE_BG_CLAIM_AUTH",
-    "CLAUDE_BG_PTY_AUTH",
-    "CLAUDE_BG_RV_AUTH",
-    "CLAUDE_BG_SESSION_CREDENTIAL",
-    "CLAUDE_BG_SOCKET_TOKENS_PATH",
-    "CLAUDE_BRIDGE_OAUTH_TOKEN",
-    "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
-    "CLAUDE_CODE_ARTIFACTS_API_TOKEN",
-    "CLAUDE_CODE_CCR_AFFINITY_KEY",
-    "CLAUDE_CODE_CLIENT_CERT",
-    "CLAUDE_CODE_CLIENT_KEY",
-    "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
-    "CLAUDE_CODE_CUSTOM_OAUTH_URL",
-    "CLAUDE_CODE_DESIGN_OAUTH_CLIENT_ID",
-    "CLAUDE_CODE_ENABLE_PROXY_AUTH_HELPER",
-    "CLAUDE_CODE_FORCE_WINDOWS_CREDMAN",
-    "CLAUDE_CODE_GATEWAY_TOKEN",
-    "CLAUDE_CODE_GATEWAY_TOKEN_FILE_DESCRIPTOR",
-    "CLAUDE_CODE_HFI_BEARER_TOKEN",
-    "CLAUDE_CODE_HOST_AUTH_ASK_AT_START",
-    "CLAUDE_CODE_HOST_AUTH_ENV_VAR",
-    "CLAUDE_CODE_HOST_CREDS_FILE",
-    "CLAUDE_CODE_HOST_OWNED_CONFIG_DIR",
-    "CLAUDE_CODE_LAUNCHER_RUNS_API_KEY_HELPER",
-    "CLAUDE_CODE_MANAGED_SETTINGS_PATH",
-    "CLAUDE_CODE_MCP_SERVE_AUTH_TOKEN",
-    "CLAUDE_CODE_MEMORY_API_TOKEN",
-    "CLAUDE_CODE_MESSAGING_TOKEN",
-    "CLAUDE_CODE_OAUTH_CLIENT_ID",
-    "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
-    "CLAUDE_CODE_OAUTH_SCOPES",
-    "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
-    "CLAUDE_CODE_PROXY_AUTHENTICATE",
-    "CLAUDE_CODE_REMOTE_SETTINGS_PATH",
-    "CLAUDE_CODE_SDK_HAS_HOST_AUTH_REFRESH",
-    "CLAUDE_CODE_SDK_HAS_OAUTH_REFRESH",
-    "CLAUDE_CODE_SDK_HAS_SESSIONS_OAUTH_REFRESH",
-    "CLAUDE_CODE_SESSIONS_OAUTH_TOKEN",
-    "CLAUDE_CODE_SESSION_ACCESS_TOKEN",
-    "CLAUDE_CODE_SHELL_HANDOVER_KEY",
-    "CLAUDE_CODE_SKIP_ANTHROPIC_AWS_AUTH",
-    "CLAUDE_CODE_SKIP_ANTHROPIC_GOOGLE_CLOUD_AUTH",
-    "CLAUDE_CODE_SKIP_AWS_CRED_CACHE",
-    "CLAUDE_CODE_SKIP_BEDROCK_AUTH",
-    "CLAUDE_CODE_SKIP_FOUNDRY_AUTH",
-    "CLAUDE_CODE_SKIP_MANTLE_AUTH",
-    "CLAUDE_CODE_SKIP_VERTEX_AUTH",
-    "CLAUDE_CODE_SLACK_TAG_TOKEN",
-    "CLAUDE_CODE_USE_ANTHROPIC_AWS",
-    "CLAUDE_CODE_USE_ANTHROPIC_GOOGLE_CLOUD",
-    "CLAUDE_CODE_USE_BEDROCK",
-    "CLAUDE_CODE_USE_FOUNDRY",
-    "CLAUDE_CODE_USE_GATEWAY",
-    "CLAUDE_CODE_USE_MANTLE",
-    "CLAUDE_CODE_USE_VERTEX",
-    "CLAUDE_CODE_WEBSOCKET_AUTH_FILE_DESCRIPTOR",
-    "CLAUDE_CONFIG_DIR",
-    "CLAUDE_LOCAL_OAUTH_API_BASE",
-    "CLAUDE_LOCAL_OAUTH_APPS_BASE",
-    "CLAUDE_LOCAL_OAUTH_CONSOLE_BASE",
-    "CLAUDE_SECURESTORAGE_CONFIG_DIR",
-    "CLAUDE_SESSION_INGRESS_TOKEN_FILE",
-    "CLAUDE_TRUSTED_DEVICE_TOKEN",
-];
 
 /// The files of the installed claude that hold its code: the file `CLAUDE_ISO_TEST_CLAUDE`
 /// resolves to (the native executable, or `cli.js` of older packages), and the package's
@@ -180,10 +92,10 @@ fn drift(names: &BTreeSet<String>) -> Vec<String> {
         match scrub::why(os) {
             Some(Reason::Listed(_) | Reason::Replaced(_)) => {}
             Some(reason @ Reason::Rule(..)) => {
-                if !REVIEWED_BY_RULE.contains(&name.as_str()) {
+                if !scrub::REVIEWED.contains(&name.as_str()) {
                     out.push(format!(
                         "{name}: new; removed ({reason}); check what it is, then add it to \
-                         REVIEWED_BY_RULE in tests/drift.rs (or to scrub::KEEP if it is configuration)"
+                         scrub::REVIEWED in src/scrub/reviewed.rs (or to scrub::KEEP if it is configuration)"
                     ));
                 }
             }
@@ -311,10 +223,10 @@ fn extraction_takes_whole_upper_case_names_only() {
 
 #[test]
 fn reviewed_names_are_still_removed_by_a_rule() {
-    for name in REVIEWED_BY_RULE {
+    for name in scrub::REVIEWED {
         assert!(
             matches!(scrub::why(OsStr::new(name)), Some(Reason::Rule(..))),
-            "{name} is on REVIEWED_BY_RULE but no rule removes it (a rule or KEEP changed)"
+            "{name} is on scrub::REVIEWED but no rule removes it (a rule or KEEP changed)"
         );
     }
 }

@@ -432,7 +432,7 @@ fn line_with<'a>(lines: &'a [String], prefix: &str) -> &'a str {
 
 /// The examples this file tests; a new file in `examples/` needs a test here
 /// (`Dockerfile`, `kubernetes/` and the units' fit in `systemd/` are tested in
-/// `tests/containers.rs`).
+/// `tests/cli/containers.rs`).
 const EXAMPLES: &[&str] = &[
     "Dockerfile",
     "apparmor",

@@ -1,10 +1,15 @@
 //! `claude-iso doctor`: its JSON tells the truth in each situation, it never prints the
 //! token and it changes nothing (issue 5). `--live` against the real claude is in
-//! `tests/e2e_doctor.rs`.
+//! `tests/e2e/doctor.rs`.
 
-use std::path::Path;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use crate::support::sandbox::{Test, chmod, mkdir, write_mode};
+use crate::support::sandbox::{
+    Test, bind_wrap, chmod, kill, mkdir, mkdir_mode, tree, write_executable, write_mode,
+};
 use serde_json::Value;
 
 // Issue 11 adds `unscrubbable` (what scrubbing cannot remove).
@@ -435,5 +440,298 @@ fn scrub_tools_is_off_by_default_and_names_where_stubs_appear_when_on() {
             work.display()
         )) && detail.contains("package.json"),
         "{detail}"
+    );
+}
+
+/// The command line of every process whose argv contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = fs::read(e.path().join("cmdline")) {
+            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if text.contains(needle) {
+                out.push(format!("{}: {text}", e.file_name().to_string_lossy()));
+            }
+        }
+    }
+    out
+}
+
+/// A marker unique to this test run, for finding processes it left.
+fn unique(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{tag}{}{nanos:09}", std::process::id())
+}
+
+// ---------------------------------------------------------------------------------------
+// doctor honours its timeouts
+// ---------------------------------------------------------------------------------------
+
+/// A stand-in `claude` that answers, leaves `sleep <marker> &` holding the pipe, and
+/// exits: doctor (with --live) returns promptly and the sleep is gone.
+#[test]
+fn doctor_does_not_wait_for_a_background_process_holding_the_pipe() {
+    let t = Test::new().timeout(Duration::from_secs(20));
+    let marker = format!("3000.{}", unique(""));
+    write_executable(
+        &t.path("bin/claude"),
+        &format!(
+            "#!/bin/sh\nsleep {marker} &\ncase \"$1\" in\n--version) echo '9.9.9 (Claude Code)' ;;\n-p) echo AUTH_OK ;;\nesac\nexit 0\n"
+        ),
+    );
+    let doctor = doctor_live(&t).timeout(Duration::from_secs(20));
+    let started = Instant::now();
+    let out = doctor.run();
+    let took = started.elapsed();
+    out.status(0)
+        .stdout_contains("9.9.9 (Claude Code)")
+        .stdout_contains("claude answered AUTH_OK");
+    std::thread::sleep(Duration::from_millis(300));
+    let left = processes_with(&marker);
+    for p in &left {
+        if let Some(pid) = p.split(':').next().and_then(|s| s.parse::<u32>().ok()) {
+            kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    assert!(left.is_empty(), "left running: {left:?}");
+    eprintln!("doctor --live took {took:?}");
+}
+
+/// doctor never shows a password (or any userinfo) of `ANTHROPIC_BASE_URL`, whatever the
+/// password contains — not in its environment check, not in what --live prints of
+/// claude's output.
+#[test]
+fn doctor_never_prints_the_base_url_password() {
+    let t = Test::new();
+    // claude echoes its base URL back, as an error message might.
+    write_executable(
+        &t.path("bin/claude"),
+        "#!/bin/sh\ncase \"$1\" in --version) echo '9.9.9 (Claude Code)' ;; *) echo \"API Error: cannot reach $ANTHROPIC_BASE_URL\" >&2; exit 1 ;; esac\n",
+    );
+    let secret = "Pw9x7Secret";
+    for url in [
+        format!("https://user:{secret}@api.example.com/v1"),
+        format!("https://user:{secret}/x@api.example.com"),
+        format!("https://user:ab/{secret}@api.example.com"),
+        format!("https://user:{secret}?q@api.example.com"),
+        format!("https://user:{secret}#f@api.example.com"),
+        format!("https://user:{secret}@x@api.example.com"),
+        format!("https://user:{secret}\\@api.example.com"),
+        format!("user:{secret}/y@api.example.com"),
+        format!("https://{secret}@api.example.com"),
+        format!("HTTPS://user:{secret}@[::1]:8443/"),
+        format!("https://user:{secret}%40@api.example.com"),
+    ] {
+        let d = doctor_live(&t).env("ANTHROPIC_BASE_URL", &url);
+        let out = d.run();
+        let all = format!("{}{}", out.stdout_text(), out.stderr_text());
+        assert!(
+            all.contains("ANTHROPIC_BASE_URL is set"),
+            "[{url}] no note: {all}"
+        );
+        for piece in [secret, &secret[..6], &secret[5..]] {
+            assert!(!all.contains(piece), "[{url}] {piece:?} shown:\n{all}");
+        }
+        assert!(!all.contains("user:"), "[{url}] userinfo shown:\n{all}");
+    }
+}
+
+/// A stand-in claude for `doctor --live` that records `$HOME` and `$PWD` and answers.
+fn recording_claude(t: &Test) -> PathBuf {
+    let record = t.path("live-record");
+    write_executable(
+        &t.path("bin/claude"),
+        &format!(
+            "#!/bin/sh\ncase \"$1\" in --version) echo '9.9.9 (Claude Code)' ;; *) printf '%s\\n%s\\n%s\\n' \"$HOME\" \"$PWD\" \"$(pwd -P)\" > '{}'; echo AUTH_OK ;; esac\n",
+            record.display()
+        ),
+    );
+    record
+}
+
+fn doctor_live(t: &Test) -> Test {
+    Test::new()
+        .no_env_file()
+        .no_home()
+        .args(["doctor", "--live", "--env-file"])
+        .arg(t.env_file())
+        .arg("--home")
+        .arg(t.home())
+        .env("HOME", t.real_home())
+        .env("PATH", format!("{}:/usr/bin:/bin", t.path("bin").display()))
+}
+
+/// `TMPDIR` inside (or a symlink to) the real `~/.claude` or `CLAUDE_CONFIG_DIR`: the
+/// throwaway home of --live goes elsewhere, and the config dir is unchanged.
+#[test]
+fn doctor_live_never_makes_its_home_in_a_real_config_dir() {
+    let t = Test::new();
+    let record = recording_claude(&t);
+    let real_claude = mkdir(&t.real_home().join(".claude"));
+    let inside = mkdir(&real_claude.join("tmp"));
+    symlink(&real_claude, t.path("tmp-link")).unwrap();
+    let config = mkdir(&t.path("config-dir"));
+    let config_tmp = mkdir(&config.join("tmp"));
+    for (name, tmpdir, extra) in [
+        ("TMPDIR in ~/.claude", inside.clone(), None),
+        ("TMPDIR a symlink to ~/.claude", t.path("tmp-link"), None),
+        (
+            "TMPDIR in CLAUDE_CONFIG_DIR",
+            config_tmp.clone(),
+            Some(config.clone()),
+        ),
+    ] {
+        // The record exists before the run: with CLAUDE_CONFIG_DIR in the sandbox, the
+        // sandbox is a view under the mask, in which no new entry can be made.
+        write_mode(&record, "", 0o644);
+        let before = (tree(&real_claude), tree(&config));
+        let mut d = doctor_live(&t).env("TMPDIR", &tmpdir);
+        if let Some(c) = &extra {
+            d = d.env("CLAUDE_CONFIG_DIR", c);
+        }
+        let out = d.run();
+        out.stdout_contains("claude answered AUTH_OK");
+        let rec = fs::read_to_string(&record).unwrap();
+        let home = PathBuf::from(rec.lines().next().unwrap());
+        for dir in [&real_claude, &config] {
+            assert!(
+                !home.starts_with(dir),
+                "[{name}] the throwaway home {} is in {}",
+                home.display(),
+                dir.display()
+            );
+        }
+        assert!(
+            (tree(&real_claude), tree(&config)) == before,
+            "[{name}] a config dir changed"
+        );
+        fs::remove_file(&record).unwrap();
+    }
+}
+
+/// `doctor --live -C DIR` runs claude in DIR with `PWD` = DIR's realpath (the caller's
+/// stale `PWD` is not passed on).
+#[test]
+fn doctor_live_with_cwd_gives_the_command_pwd() {
+    let t = Test::new();
+    let record = recording_claude(&t);
+    let dir = mkdir(&t.path("project"));
+    symlink(&dir, t.path("project-link")).unwrap();
+    for given in [dir.clone(), t.path("project-link")] {
+        let d = doctor_live(&t)
+            .env("PWD", "/stale/pwd")
+            .arg("-C")
+            .arg(&given);
+        let out = d.run();
+        out.stdout_contains("claude answered AUTH_OK");
+        let rec = fs::read_to_string(&record).unwrap();
+        let lines: Vec<&str> = rec.lines().collect();
+        assert_eq!(
+            &lines[1..],
+            &[dir.to_str().unwrap(), dir.to_str().unwrap()],
+            "-C {}: PWD / pwd -P",
+            given.display()
+        );
+    }
+}
+
+/// `.claude` in the home a symlink to (or a bind mount of) the real `~/.claude`: doctor
+/// reports the launcher's refusal, and neither "will move it aside" nor "will seed".
+#[test]
+fn doctor_reports_the_refusal_of_a_home_holding_the_real_config_dir() {
+    for bind in [false, true] {
+        let t = Test::new().no_env_file().no_home();
+        let real_claude = mkdir(&t.real_home().join(".claude"));
+        write_mode(&real_claude.join(".credentials.json"), "{}", 0o600);
+        let home = mkdir_mode(&t.home(), 0o700);
+        let env_file = t.env_file();
+        let t = if bind {
+            let claude = mkdir(&home.join(".claude"));
+            bind_wrap(t, &real_claude, &claude)
+        } else {
+            symlink(&real_claude, home.join(".claude")).unwrap();
+            t
+        };
+        let t = t
+            .args(["doctor", "--env-file"])
+            .arg(&env_file)
+            .arg("--home")
+            .arg(&home);
+        let out = t.run();
+        out.status(1);
+        let text = out.stdout_text();
+        let home_line = text
+            .lines()
+            .find(|l| l.starts_with("fail  home"))
+            .unwrap_or_else(|| {
+                panic!("[bind: {bind}] doctor does not report the refusal:\n{text}")
+            });
+        assert!(home_line.contains(".claude"), "{home_line}");
+        for wrong in [
+            "will move",
+            "will seed",
+            "will create",
+            "would move",
+            "would seed",
+            "would create",
+        ] {
+            assert!(
+                !text.contains(wrong),
+                "[bind: {bind}] doctor says {wrong:?}:\n{text}"
+            );
+        }
+        // And the launcher refuses it the same way.
+        // (The same caller: its HOME holds the real ~/.claude.)
+        let launch = Test::new()
+            .no_env_file()
+            .no_home()
+            .env("HOME", real_claude.parent().unwrap());
+        let launch = if bind {
+            bind_wrap(launch, &real_claude, &home.join(".claude"))
+        } else {
+            launch
+        };
+        launch
+            .arg("--env-file")
+            .arg(&env_file)
+            .arg("--home")
+            .arg(&home)
+            .run()
+            .status(125)
+            .probe_not_run();
+        assert!(real_claude.join(".credentials.json").exists());
+    }
+}
+
+/// `doctor --live` against a claude that gets a 401: the `live` line says what to do
+/// ("run `claude setup-token`, then `claude-iso token set`"), and the report ends with
+/// its summary line (issue 24).
+#[test]
+fn doctor_live_failure_names_the_way_out_and_the_report_ends_with_a_summary() {
+    let t = Test::new();
+    write_executable(
+        &t.path("bin/claude"),
+        "#!/bin/sh\ncase \"$1\" in --version) echo '9.9.9 (Claude Code)' ;; *) echo 'API Error: 401 {\"type\":\"error\",\"error\":{\"type\":\"authentication_error\"}}'; exit 1 ;; esac\n",
+    );
+    let doctor = doctor_live(&t).timeout(Duration::from_secs(60));
+    let out = doctor.run();
+    out.status(1);
+    let text = out.stdout_text();
+    let live = text
+        .lines()
+        .find(|l| l.starts_with("fail  live"))
+        .unwrap_or_else(|| panic!("no failed live line:\n{text}"));
+    assert!(
+        live.contains("API Error: 401")
+            && live.contains("run `claude setup-token`, then `claude-iso token set`"),
+        "{live}"
+    );
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("summary: ") && last.contains(" fail: fix the `fail` lines"),
+        "{text}"
     );
 }

@@ -3,7 +3,7 @@
 //! launch (125, one line naming the file and the key, the command never runs) unless
 //! allowed on purpose; `--dry-run` names where the token goes; `--no-trust` leaves the
 //! working directory untrusted. Which files claude loads was measured on the real CLI
-//! (see README, "Project settings"); the e2e proof is in `tests/e2e_guard.rs`.
+//! (see README, "Project settings"); the e2e proof is in `tests/e2e/guard.rs`.
 
 use std::os::unix::fs::symlink;
 use std::path::Path;

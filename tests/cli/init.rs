@@ -24,13 +24,12 @@
 //! claude-iso's ownership checks pass as on a host where the user owns the path. The
 //! `init_*` tests run the init outside a PID namespace, as a subreaper.
 
-use crate::support::tui;
-
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::support::sandbox::{TOKEN, Test, is_root};
+use crate::support::tui;
 
 /// The grace period the tests give (short, so a test does not wait 10 s).
 const GRACE: u64 = 2;

@@ -218,7 +218,7 @@ fn graph(tree: &[Module]) -> (BTreeMap<String, BTreeSet<String>>, Vec<String>) {
         }
         let Some(mine) = layer_of(m.top()) else {
             problems.push(format!(
-                "{} ({}) has no layer in LAYERS (tests/layering.rs)",
+                "{} ({}) has no layer in LAYERS (tests/cli/layering.rs)",
                 m.name(),
                 m.file.display()
             ));

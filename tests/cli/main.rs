@@ -11,8 +11,6 @@ mod docs;
 mod doctor;
 mod group_commit;
 mod guard;
-mod hardening;
-mod hardening_round2;
 mod home;
 mod init;
 mod launcher;

@@ -4,11 +4,15 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::support::sandbox::*;
+use crate::support::sandbox::{
+    BIN, NOBODY, TOKEN, Test, as_runner, chmod, chown, is_root, mkdir, mode_of, names_with_prefix,
+    temp_files, tree, write_mode, *,
+};
 use serde_json::Value;
 
 const DAY: i64 = 86_400;
@@ -1175,4 +1179,178 @@ fn a_token_given_as_an_argument_is_refused_and_named() {
     // After `--` it is the command's business.
     let t = Test::new().command(["probe", "--x", TOKEN]);
     t.run().success();
+}
+
+// ---------------------------------------------------------------------------------------
+// $CREDENTIALS_DIRECTORY: the exemption only for what systemd builds
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn credentials_directory_exemption_variants() {
+    struct Row {
+        name: &'static str,
+        build: fn(&Test) -> PathBuf,
+        /// `None`: accepted; otherwise what the one-line refusal says.
+        refused: Option<&'static str>,
+        root_only: bool,
+        env_file: Option<&'static str>,
+    }
+    let rows = [
+        Row {
+            name: "a symlink in a 0500 dir pointing at a 0444 file outside",
+            build: |t| {
+                let outside = t.path("outside-token");
+                write_mode(&outside, TOKEN, 0o444);
+                let creds = mkdir(&t.path("creds"));
+                symlink(&outside, creds.join("claude-oauth-token")).unwrap();
+                chmod(&creds, 0o500);
+                creds
+            },
+            refused: Some("UNPROTECTED: mode 0444"),
+            root_only: false,
+            env_file: None,
+        },
+        Row {
+            name: "a symlink in a 0500 dir pointing at a 0600 file outside",
+            build: |t| {
+                let outside = t.path("outside-token");
+                write_mode(&outside, TOKEN, 0o600);
+                let creds = mkdir(&t.path("creds"));
+                symlink(&outside, creds.join("claude-oauth-token")).unwrap();
+                chmod(&creds, 0o500);
+                creds
+            },
+            refused: None,
+            root_only: false,
+            env_file: None,
+        },
+        Row {
+            name: "a nested subdirectory (env file in creds/sub, 0440)",
+            build: |t| {
+                let creds = mkdir(&t.path("creds"));
+                let sub = mkdir(&creds.join("sub"));
+                write_mode(
+                    &sub.join("token.env"),
+                    format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"),
+                    0o440,
+                );
+                chmod(&sub, 0o500);
+                chmod(&creds, 0o500);
+                creds
+            },
+            refused: Some("UNPROTECTED: mode 0440"),
+            root_only: false,
+            env_file: Some("creds/sub/token.env"),
+        },
+        Row {
+            name: "the directory has group bits (0550)",
+            build: |t| {
+                let creds = mkdir(&t.path("creds"));
+                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o440);
+                chmod(&creds, 0o550);
+                creds
+            },
+            refused: Some("UNPROTECTED: mode 0440"),
+            root_only: false,
+            env_file: None,
+        },
+        Row {
+            name: "CREDENTIALS_DIRECTORY a symlink to a systemd-like 0500 dir",
+            build: |t| {
+                let creds = mkdir(&t.path("creds-real"));
+                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o440);
+                chmod(&creds, 0o500);
+                symlink(&creds, t.path("creds")).unwrap();
+                t.path("creds")
+            },
+            refused: None,
+            root_only: false,
+            env_file: None,
+        },
+        Row {
+            name: "the directory is owned by another user (0500, file 0440)",
+            build: |t| {
+                let creds = mkdir(&t.path("creds"));
+                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o440);
+                chmod(&creds, 0o500);
+                chown(&creds, NOBODY);
+                creds
+            },
+            refused: Some("UNPROTECTED: mode 0440"),
+            root_only: true,
+            env_file: None,
+        },
+        Row {
+            name: "the file is owned by another user (in a 0500 dir of ours)",
+            build: |t| {
+                let creds = mkdir(&t.path("creds"));
+                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o400);
+                chown(&creds.join("claude-oauth-token"), NOBODY);
+                chmod(&creds, 0o500);
+                creds
+            },
+            refused: Some("owned by uid 65534"),
+            root_only: true,
+            env_file: None,
+        },
+    ];
+    for row in rows {
+        if row.root_only && !is_root() {
+            eprintln!("[{}] needs root to create another user's file", row.name);
+            continue;
+        }
+        let t = Test::new().no_env_file();
+        let creds = (row.build)(&t);
+        let mut t = t.env("CREDENTIALS_DIRECTORY", &creds);
+        if let Some(f) = row.env_file {
+            let p = t.path(f);
+            t = t.arg("--env-file").arg(p);
+        }
+        let out = t.run();
+        out.no_secrets();
+        match row.refused {
+            None => out.success().probe().assert_token(TOKEN),
+            Some(needle) => {
+                out.status(125).one_line_error(needle).probe_not_run();
+            }
+        }
+    }
+}
+
+/// A token file that is there but cannot be read says so: its owner and mode, who we
+/// are, and the way out — not "no token found" (issue 24). The default path included.
+#[test]
+fn an_unreadable_token_file_names_owner_mode_and_the_way_out() {
+    // Runner: its own file at mode 0000 (it may not read it either), or, as root, root's
+    // 0600 file read as nobody.
+    let t = Test::new().no_env_file();
+    let dir = mkdir(&t.path("cfg/claude-iso"));
+    let file = dir.join("token.env");
+    write_mode(&file, format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"), 0o600);
+    let (mode, owner) = if is_root() {
+        ("0600", "owner root (uid 0)")
+    } else {
+        chmod(&file, 0o000);
+        ("0000", "")
+    };
+    for t in [
+        Test::new().no_env_file().arg("--env-file").arg(&file),
+        Test::new()
+            .no_env_file()
+            .env("XDG_CONFIG_HOME", t.path("cfg")),
+    ] {
+        let t = as_runner(t);
+        let out = t.run();
+        out.status(125)
+            .one_line_error(&format!(
+                "{}: cannot open: Permission denied (",
+                file.display()
+            ))
+            .one_line_error(&format!("mode {mode}; you are "))
+            .one_line_error(owner)
+            .one_line_error(&format!("chmod 600 {}", file.display()))
+            .one_line_error("claude-iso token set --env-file")
+            .stderr_lacks("no token found")
+            .probe_not_run();
+    }
 }

@@ -55,7 +55,7 @@ fn question(screen: &str) -> Option<&'static str> {
         .find(|m| screen.contains(m))
 }
 
-/// The input line of claude's prompt box (as in `tests/e2e.rs`): `❯` or the older `>`,
+/// The input line of claude's prompt box (as in `tests/e2e/launch.rs`): `❯` or the older `>`,
 /// not a `❯ 1.` selection.
 fn prompt_line(screen: &str) -> Option<&str> {
     screen.lines().rev().find(|l| {

@@ -1,6 +1,6 @@
 //! End-to-end: `claude-iso doctor --live` in front of the real claude CLI (found through
 //! `CLAUDE_ISO_TEST_CLAUDE`) and a fake Messages API on 127.0.0.1, in the same hostile
-//! caller environment as `tests/e2e.rs` (issue 5: `--live` passes against a working API
+//! caller environment as `tests/e2e/launch.rs` (issue 5: `--live` passes against a working API
 //! and fails against one answering 401; the token never appears in the output; doctor
 //! changes nothing).
 

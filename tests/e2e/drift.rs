@@ -587,7 +587,7 @@ fn dialog_drift(state: &BTreeSet<String>, titles: &BTreeSet<String>) -> Vec<Stri
             "{name}: new question state in .claude.json; find the question it records \
              (docs/claude-dialogs.md), check whether it can stop the TUI at start, seed its \
              answer if so (layout::DIALOG_COUNTERS or DIALOG_FLAGS), then add it to \
-             REVIEWED_DIALOG_STATE in tests/drift.rs"
+             REVIEWED_DIALOG_STATE in tests/e2e/drift.rs"
         ));
     }
     for title in titles {
@@ -595,7 +595,7 @@ fn dialog_drift(state: &BTreeSet<String>, titles: &BTreeSet<String>) -> Vec<Stri
             out.push(format!(
                 "{title:?}: new question; check whether it can stop the TUI at start \
                  (docs/claude-dialogs.md), seed its answer if so, then add it to \
-                 REVIEWED_QUESTION_TITLES in tests/drift.rs"
+                 REVIEWED_QUESTION_TITLES in tests/e2e/drift.rs"
             ));
         }
     }
@@ -967,7 +967,7 @@ fn claudes_own_network_and_tls_family_is_refused() {
     }
     if !mentions {
         // 2.1.197 has no such list: nothing of claude's own to compare with (the names
-        // themselves are refused whatever the version: tests/guard.rs).
+        // themselves are refused whatever the version: tests/cli/guard.rs).
         eprintln!("drift: {} keeps no such list", claude.display());
         assert!(family.is_empty());
         return;

@@ -9,7 +9,7 @@
 //! suite built into `~/.cargo/bin` instead of a second release build (minutes on a
 //! small machine); `claude setup-token` needs a browser and an account, so the token
 //! it would print is the test's. The final bare `claude-iso` (the TUI) is run as
-//! `claude-iso -- claude --print …` (the TUI is covered by tests/e2e.rs).
+//! `claude-iso -- claude --print …` (the TUI is covered by tests/e2e/launch.rs).
 //! `./scripts/test` is this suite and is not run again.
 
 use std::fs;

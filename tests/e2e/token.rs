@@ -1,7 +1,7 @@
 //! End-to-end (issue 17): the token on a pipe, in front of the real claude CLI
 //! (`CLAUDE_ISO_TEST_CLAUDE`) and the fake Messages API.
 //!
-//! `--print` answering with only the token sent is what every case of `tests/e2e.rs`
+//! `--print` answering with only the token sent is what every case of `tests/e2e/launch.rs`
 //! checks (the command there is claude, so the token goes on a pipe by default), and the
 //! TUI cases there read the interactive claude's `/proc/<pid>/environ`. This file asks
 //! the one question left: does claude, having read the token from a descriptor, put it

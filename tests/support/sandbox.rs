@@ -19,7 +19,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 // The file helpers of `support`, for the suites that import everything from here (a
@@ -380,7 +381,7 @@ impl Test {
         cmd.env_clear();
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         // The probe reads the token itself: when it stands in for claude (whose default
-        // is the broker, proven by tests/broker.rs against a fake API and by the e2e
+        // is the broker, proven by tests/cli/token_via.rs against a fake API and by the e2e
         // suites against the real claude), the pipe, claude's way before the broker, is
         // pinned, unless the test chooses a way itself or asks for the default.
         let is_claude = self.command.as_ref().is_none_or(|c| {
@@ -1016,4 +1017,150 @@ pub fn state_dir(t: &Test) -> PathBuf {
 /// The named home `name` in a [`state_test`] sandbox.
 pub fn named(t: &Test, name: &str) -> PathBuf {
     state_dir(t).join("homes").join(name)
+}
+
+// ---------------------------------------------------------------------------------------
+// Fixtures and helpers several suites share: secrets a user might paste, running
+// claude-iso as another user, claude's lock, processes.
+// ---------------------------------------------------------------------------------------
+
+/// The start of an env file's token line.
+pub const TOKEN_LINE: &str = "CLAUDE_CODE_OAUTH_TOKEN=";
+
+/// An API key and a refresh token, as a user might paste them by mistake.
+pub const API_KEY: &str = "sk-ant-api03-Hk4Ws9Nq2_Bx7Yt3Lm8Cv1Zp6Rd5Jf0-Eg2Ua";
+
+pub const REFRESH: &str = "sk-ant-ort01-Pq8Vn3Xs6_Ty1Kb9Wm4Hd7Gc2Lz5-Rj0Fe";
+
+/// `nobody`: the unprivileged user root runs claude-iso as, and the "other user" of
+/// fixtures owned by someone else.
+pub const NOBODY: u32 = 65534;
+
+pub fn chown(path: &Path, uid: u32) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+}
+
+/// Gives `path` (and everything below it) to the runner (root runs only).
+pub fn own(path: &Path) {
+    if !is_root() {
+        return;
+    }
+    chown(path, NOBODY);
+    if fs::symlink_metadata(path).unwrap().is_dir() {
+        for e in fs::read_dir(path).unwrap() {
+            own(&e.unwrap().path());
+        }
+    }
+}
+
+/// Runs claude-iso unprivileged: as root, through `setpriv` as `nobody` (same PID), with
+/// the env file and the probe's output directory given to it; otherwise as is.
+pub fn as_runner(t: Test) -> Test {
+    if !is_root() {
+        return t;
+    }
+    own(&t.env_file());
+    own(&t.path("probe"));
+    t.wrap("exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\"")
+}
+
+/// Modes and contents (not times: a hard link aside changes a file's ctime) of
+/// everything under `dir`.
+pub fn modes(dir: &Path) -> Vec<(PathBuf, u32, u32, Vec<u8>)> {
+    tree(dir)
+        .into_iter()
+        .map(|(p, e)| (p, e.mode, e.uid, e.content))
+        .collect()
+}
+
+/// A directory with `mode`, set exactly.
+pub fn mkdir_mode(path: &Path, mode: u32) -> PathBuf {
+    mkdir(path);
+    chmod(path, mode);
+    path.to_owned()
+}
+
+/// Waits until `pid` holds a `flock` (claude-iso took its own lock: it is seeding).
+pub fn wait_for_flock(pid: u32, child: &mut std::process::Child) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let locks = fs::read_to_string("/proc/locks").unwrap();
+        if locks
+            .lines()
+            .any(|l| l.contains("FLOCK") && l.split_whitespace().nth(4) == Some(&pid.to_string()))
+        {
+            // A moment more for it to reach the wait for claude's lock.
+            std::thread::sleep(Duration::from_millis(200));
+            return;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("claude-iso exited ({status}) before taking its lock");
+        }
+        assert!(Instant::now() < deadline, "claude-iso never took its lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Keeps a claude lock (`.claude.json.lock`) fresh, as a live claude does, until dropped.
+pub struct HeldClaudeLock {
+    dir: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeldClaudeLock {
+    pub fn new(home: &Path) -> Self {
+        let dir = mkdir(&home.join(".claude.json.lock"));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (dir, stop) = (dir.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(f) = fs::File::open(&dir) {
+                        let _ = f.set_modified(std::time::SystemTime::now());
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            })
+        };
+        HeldClaudeLock {
+            dir,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HeldClaudeLock {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = fs::remove_dir(&self.dir);
+    }
+}
+
+pub fn kill(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Nothing is created before a refusal
+// ---------------------------------------------------------------------------------------
+
+/// A bind-mount wrapper: runs claude-iso in a private mount namespace (as root) or a
+/// user + mount namespace (unprivileged) where `$1` is bind-mounted on `$2`.
+pub fn bind_wrap(t: Test, source: &Path, target: &Path) -> Test {
+    let ns = if is_root() {
+        "unshare -m"
+    } else {
+        "unshare -Urm"
+    };
+    t.wrap(&format!(
+        "exec {ns} /bin/sh -c 'mount --bind \"$1\" \"$2\" && shift 2 && exec \"$0\" \"$@\"' \"$0\" '{}' '{}' \"$@\"",
+        source.display(),
+        target.display()
+    ))
 }

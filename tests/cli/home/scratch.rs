@@ -1,7 +1,8 @@
-//! Hardening, round 2 (issue 9) and the four bugs of issue 15 §4: the home the command
-//! gets is the home that was checked; a closed stderr never crashes us; only what we
-//! created is chmod'ed; nothing is created before a refusal; kills leave nothing that
-//! blocks; execute-only ancestors; doctor's timeouts, URLs and throwaway home.
+//! The scratch home (issues 3, 9 and 15 §4): the home the command gets is the home that
+//! was checked, whatever is swapped meanwhile; only what claude-iso created is
+//! chmod'ed; nothing is created before a refusal, nor in a real config directory; modes
+//! hold under any umask; execute-only ancestors are walked through and walk errors name
+//! the path; a home that cannot be created suggests one of the user's own.
 //!
 //! Every test passes as root and as an unprivileged user. Where permissions must bind
 //! (root ignores them), the root run starts claude-iso as `nobody` through
@@ -12,74 +13,15 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, symlink};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::sandbox::{
-    BIN, TOKEN, Test, chmod, is_root, mkdir, mode_of, names_with_prefix, realpath, status_of,
-    temp_files, tree, write_executable, write_mode,
+    NOBODY, Test, as_runner, bind_wrap, chmod, chown, is_root, mkdir, mkdir_mode, mode_of, modes,
+    names_with_prefix, own, realpath, tree, write_mode,
 };
-
-/// `nobody`: the unprivileged user root runs claude-iso as, and the "other user" of
-/// fixtures owned by someone else.
-const NOBODY: u32 = 65534;
-
-// ---------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------
-
-/// The uid claude-iso runs as under [`as_runner`].
-fn runner_uid() -> u32 {
-    if is_root() {
-        NOBODY
-    } else {
-        nix::unistd::geteuid().as_raw()
-    }
-}
-
-fn chown(path: &Path, uid: u32) {
-    std::os::unix::fs::lchown(path, Some(uid), Some(uid))
-        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
-}
-
-/// Gives `path` (and everything below it) to the runner (root runs only).
-fn own(path: &Path) {
-    if !is_root() {
-        return;
-    }
-    chown(path, NOBODY);
-    if fs::symlink_metadata(path).unwrap().is_dir() {
-        for e in fs::read_dir(path).unwrap() {
-            own(&e.unwrap().path());
-        }
-    }
-}
-
-/// Runs claude-iso unprivileged: as root, through `setpriv` as `nobody` (same PID), with
-/// the env file and the probe's output directory given to it; otherwise as is.
-fn as_runner(t: Test) -> Test {
-    if !is_root() {
-        return t;
-    }
-    own(&t.env_file());
-    own(&t.path("probe"));
-    t.wrap("exec setpriv --reuid=65534 --regid=65534 --clear-groups \"$0\" \"$@\"")
-}
-
-/// Runs a helper command as the runner (for reads that must be refused to it).
-fn runner_command(program: &str) -> Command {
-    if is_root() {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
-        c
-    } else {
-        Command::new(program)
-    }
-}
 
 /// Asserts `home` (the child's `HOME`) is exactly `expected`'s realpath, absolute, with
 /// no symlink component and nothing of `/proc`.
@@ -114,112 +56,8 @@ fn sandbox_tree(t: &Test) -> std::collections::BTreeMap<PathBuf, crate::support:
         .collect()
 }
 
-/// Modes and contents (not times: a hard link aside changes a file's ctime) of
-/// everything under `dir`.
-fn modes(dir: &Path) -> Vec<(PathBuf, u32, u32, Vec<u8>)> {
-    tree(dir)
-        .into_iter()
-        .map(|(p, e)| (p, e.mode, e.uid, e.content))
-        .collect()
-}
-
-/// A directory with `mode`, set exactly.
-fn mkdir_mode(path: &Path, mode: u32) -> PathBuf {
-    mkdir(path);
-    chmod(path, mode);
-    path.to_owned()
-}
-
-/// Waits until `pid` holds a `flock` (claude-iso took its own lock: it is seeding).
-fn wait_for_flock(pid: u32, child: &mut std::process::Child) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let locks = fs::read_to_string("/proc/locks").unwrap();
-        if locks
-            .lines()
-            .any(|l| l.contains("FLOCK") && l.split_whitespace().nth(4) == Some(&pid.to_string()))
-        {
-            // A moment more for it to reach the wait for claude's lock.
-            std::thread::sleep(Duration::from_millis(200));
-            return;
-        }
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!("claude-iso exited ({status}) before taking its lock");
-        }
-        assert!(Instant::now() < deadline, "claude-iso never took its lock");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Keeps a claude lock (`.claude.json.lock`) fresh, as a live claude does, until dropped.
-struct HeldClaudeLock {
-    dir: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl HeldClaudeLock {
-    fn new(home: &Path) -> Self {
-        let dir = mkdir(&home.join(".claude.json.lock"));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (dir, stop) = (dir.clone(), stop.clone());
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(f) = fs::File::open(&dir) {
-                        let _ = f.set_modified(std::time::SystemTime::now());
-                    }
-                    std::thread::sleep(Duration::from_millis(300));
-                }
-            })
-        };
-        HeldClaudeLock {
-            dir,
-            stop,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for HeldClaudeLock {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let _ = fs::remove_dir(&self.dir);
-    }
-}
-
-fn kill(pid: u32, sig: nix::sys::signal::Signal) {
-    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
-}
-
-/// The command line of every process whose argv contains `needle`.
-fn processes_with(needle: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = fs::read(e.path().join("cmdline")) {
-            let text = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if text.contains(needle) {
-                out.push(format!("{}: {text}", e.file_name().to_string_lossy()));
-            }
-        }
-    }
-    out
-}
-
-/// A marker unique to this test run, for finding processes it left.
-fn unique(tag: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{tag}{}{nanos:09}", std::process::id())
-}
-
 // ---------------------------------------------------------------------------------------
-// 1. The command's HOME is the canonical path of the checked directory
+// The command's HOME is the canonical path of the checked directory
 // ---------------------------------------------------------------------------------------
 
 /// Every way of spelling the home through symlinks, `/proc/self/cwd` with `-C`, `..`,
@@ -495,217 +333,7 @@ fn a_link_in_a_shared_directory_swapped_by_another_user() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 2. A closed or broken stderr; non-dumpable while holding the token
-// ---------------------------------------------------------------------------------------
-
-/// Runs claude-iso with `t`'s argv and environment but stderr (and, with `stdout_too`,
-/// stdout) a pipe whose read end is already closed. Returns the wait status.
-fn run_with_broken_pipe(t: &Test, stdout_too: bool) -> std::process::ExitStatus {
-    let (r, w) = nix::unistd::pipe().unwrap();
-    drop(r);
-    let (r2, w2) = nix::unistd::pipe().unwrap();
-    drop(r2);
-    let mut cmd = Command::new("timeout");
-    cmd.args(["-s", "KILL", "30", BIN])
-        .args(t.argv())
-        .env_clear()
-        .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
-        .current_dir(t.work())
-        .stderr(Stdio::from(w));
-    if stdout_too {
-        cmd.stdout(Stdio::from(w2));
-    } else {
-        cmd.stdout(Stdio::null());
-    }
-    status_of(&mut cmd).unwrap()
-}
-
-/// Errors, warnings and a dry-run plan written to a pipe nobody reads: the exit status
-/// is still 125/127/0, never 134 (SIGABRT), and no core file appears.
-#[test]
-fn a_broken_stderr_never_aborts() {
-    struct Row {
-        name: &'static str,
-        build: fn() -> Test,
-        code: i32,
-        probe_runs: bool,
-    }
-    let rows = [
-        Row {
-            name: "no token (125)",
-            build: || Test::new().no_env_file(),
-            code: 125,
-            probe_runs: false,
-        },
-        Row {
-            name: "usage error (125)",
-            build: || Test::new().arg("--no-such-option"),
-            code: 125,
-            probe_runs: false,
-        },
-        Row {
-            name: "home refused (125)",
-            build: || {
-                let t = Test::new();
-                mkdir_mode(&t.home(), 0o777);
-                t
-            },
-            code: 125,
-            probe_runs: false,
-        },
-        Row {
-            name: "command not found (127)",
-            build: || Test::new().command(["no-such-command-here"]),
-            code: 127,
-            probe_runs: false,
-        },
-        Row {
-            name: "cannot run (126)",
-            build: || Test::new().command(["/etc/passwd"]),
-            code: 126,
-            probe_runs: false,
-        },
-        Row {
-            name: "quarantine and tightening warnings, then the command (0)",
-            build: || {
-                let t = Test::new().env("ANTHROPIC_API_KEY", "sk-ant-api03-x");
-                let claude = mkdir(&t.home().join(".claude"));
-                chmod(&t.home(), 0o755);
-                write_mode(&claude.join(".credentials.json"), "{}", 0o600);
-                write_mode(&t.home().join(".claude.json"), "{oops", 0o600);
-                t
-            },
-            code: 0,
-            probe_runs: true,
-        },
-        Row {
-            name: "dry run, verbose (0)",
-            build: || Test::new().arg("--dry-run").arg("--verbose"),
-            code: 0,
-            probe_runs: false,
-        },
-        Row {
-            name: "doctor (1: no claude on PATH)",
-            build: || {
-                let t = Test::new().no_env_file().no_home();
-                fs::remove_file(t.path("bin/claude")).unwrap();
-                let (env_file, home) = (t.env_file(), t.home());
-                t.arg("doctor")
-                    .arg("--env-file")
-                    .arg(env_file)
-                    .arg("--home")
-                    .arg(home)
-            },
-            code: 1,
-            probe_runs: false,
-        },
-    ];
-    for row in rows {
-        for stdout_too in [false, true] {
-            let t = (row.build)();
-            let status = run_with_broken_pipe(&t, stdout_too);
-            assert_eq!(
-                (status.code(), status.signal()),
-                (Some(row.code), None),
-                "[{}, stdout broken too: {stdout_too}] status {status}",
-                row.name
-            );
-            assert_eq!(
-                t.probe().is_some(),
-                row.probe_runs,
-                "[{}] the probe ran: {}",
-                row.name,
-                t.probe().is_some()
-            );
-            let cores: Vec<_> = fs::read_dir(t.work())
-                .unwrap()
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("core"))
-                .collect();
-            assert!(cores.is_empty(), "[{}] core files: {cores:?}", row.name);
-        }
-    }
-}
-
-/// stderr closed outright (fd 2 not open) behaves like a broken pipe: same statuses.
-#[test]
-fn a_closed_stderr_never_aborts() {
-    let close = "exec 2>&- && exec \"$0\" \"$@\"";
-    Test::new().no_env_file().wrap(close).run().status(125);
-    Test::new()
-        .command(["no-such-command-here"])
-        .wrap(close)
-        .run()
-        .status(127);
-    let t = Test::new().wrap(close);
-    chmod(&mkdir(&t.home()), 0o750);
-    t.run().success();
-}
-
-/// claude-iso is not dumpable while it holds the token: run unprivileged and kept
-/// waiting on claude's lock, its `/proc/<pid>` is root's and its environ cannot be read
-/// by its own user. The command, after `execve`, is dumpable again.
-#[test]
-fn claude_iso_is_not_dumpable_but_the_command_is() {
-    let t = Test::new().arg("-v");
-    let home = mkdir_mode(&t.home(), 0o700);
-    let record = t.path("probe/owner");
-    write_executable(
-        &t.path("bin/owner-probe"),
-        &format!(
-            "#!/bin/sh\nstat -c %u /proc/$$/environ > '{}'\nexec '{}'\n",
-            record.display(),
-            t.probe_path().display()
-        ),
-    );
-    let t = t.command(["owner-probe"]);
-    own(&home);
-    let t = as_runner(t);
-    let lock = HeldClaudeLock::new(&home);
-    let mut running = t.spawn();
-    let pid = running.id();
-    wait_for_flock(pid, &mut running.child);
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    assert_eq!(
-        uid_line.split_whitespace().nth(2),
-        Some(runner_uid().to_string().as_str()),
-        "claude-iso does not run as the runner: {uid_line}"
-    );
-    // (The /proc/<pid> directory itself, mode 0555, keeps the task's owner; the files
-    // that reveal memory and environment become root's.)
-    for file in ["environ", "mem", "maps"] {
-        let uid = fs::metadata(format!("/proc/{pid}/{file}")).unwrap().uid();
-        assert_eq!(
-            uid, 0,
-            "/proc/{pid}/{file} of a non-dumpable process is root's, got uid {uid}"
-        );
-    }
-    let read = status_of(
-        runner_command("cat")
-            .arg(format!("/proc/{pid}/environ"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-    .unwrap();
-    assert!(
-        !read.success(),
-        "its own user read claude-iso's environ (the token)"
-    );
-    drop(lock);
-    let out = running.wait();
-    out.success();
-    let owner = fs::read_to_string(&record).unwrap();
-    assert_eq!(
-        owner.trim(),
-        runner_uid().to_string(),
-        "the command's /proc entry is not its own: not dumpable after execve"
-    );
-    out.probe().assert_token(TOKEN);
-}
-
-// ---------------------------------------------------------------------------------------
-// 3. Only chmod what we created
+// Only chmod what we created
 // ---------------------------------------------------------------------------------------
 
 /// A credentials file in the scratch home hard-linked to the real one (0644): it is
@@ -817,194 +445,6 @@ fn a_foreign_lock_file_is_set_aside_untouched() {
             row.name
         );
     }
-}
-
-/// A corrupt (or wrongly typed) `.claude.json` hard-linked to the real `~/.claude.json`:
-/// a fresh one is seeded, the real file keeps its bytes and mode.
-#[test]
-fn a_hard_linked_claude_json_is_replaced_not_chmoded() {
-    for (text, aside_tag) in [
-        ("{oops", ".claude.json.corrupt-"),
-        ("[1, 2]", ".claude.json.corrupt-"),
-        (
-            "{\"projects\": 3, \"mine\": true}",
-            ".claude.json.replaced-",
-        ),
-    ] {
-        let t = Test::new();
-        let real = t.real_home().join(".claude.json");
-        write_mode(&real, text, 0o644);
-        mkdir_mode(&t.real_home().join(".claude"), 0o755);
-        let before = modes(&t.real_home());
-        let home = mkdir_mode(&t.home(), 0o700);
-        fs::hard_link(&real, home.join(".claude.json")).unwrap();
-        t.run().success();
-        assert_eq!(
-            modes(&t.real_home()),
-            before,
-            "[{text}] the real home changed"
-        );
-        assert_eq!(fs::read_to_string(&real).unwrap(), text);
-        let seeded = fs::symlink_metadata(home.join(".claude.json")).unwrap();
-        assert_ne!(seeded.ino(), fs::metadata(&real).unwrap().ino());
-        assert_eq!((seeded.mode() & 0o7777, seeded.nlink()), (0o600, 1));
-        assert_eq!(names_with_prefix(&home, aside_tag).len(), 1, "[{text}]");
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// 4. $CREDENTIALS_DIRECTORY: the exemption only for what systemd builds
-// ---------------------------------------------------------------------------------------
-
-#[test]
-fn credentials_directory_exemption_variants() {
-    struct Row {
-        name: &'static str,
-        build: fn(&Test) -> PathBuf,
-        /// `None`: accepted; otherwise what the one-line refusal says.
-        refused: Option<&'static str>,
-        root_only: bool,
-        env_file: Option<&'static str>,
-    }
-    let rows = [
-        Row {
-            name: "a symlink in a 0500 dir pointing at a 0444 file outside",
-            build: |t| {
-                let outside = t.path("outside-token");
-                write_mode(&outside, TOKEN, 0o444);
-                let creds = mkdir(&t.path("creds"));
-                symlink(&outside, creds.join("claude-oauth-token")).unwrap();
-                chmod(&creds, 0o500);
-                creds
-            },
-            refused: Some("UNPROTECTED: mode 0444"),
-            root_only: false,
-            env_file: None,
-        },
-        Row {
-            name: "a symlink in a 0500 dir pointing at a 0600 file outside",
-            build: |t| {
-                let outside = t.path("outside-token");
-                write_mode(&outside, TOKEN, 0o600);
-                let creds = mkdir(&t.path("creds"));
-                symlink(&outside, creds.join("claude-oauth-token")).unwrap();
-                chmod(&creds, 0o500);
-                creds
-            },
-            refused: None,
-            root_only: false,
-            env_file: None,
-        },
-        Row {
-            name: "a nested subdirectory (env file in creds/sub, 0440)",
-            build: |t| {
-                let creds = mkdir(&t.path("creds"));
-                let sub = mkdir(&creds.join("sub"));
-                write_mode(
-                    &sub.join("token.env"),
-                    format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"),
-                    0o440,
-                );
-                chmod(&sub, 0o500);
-                chmod(&creds, 0o500);
-                creds
-            },
-            refused: Some("UNPROTECTED: mode 0440"),
-            root_only: false,
-            env_file: Some("creds/sub/token.env"),
-        },
-        Row {
-            name: "the directory has group bits (0550)",
-            build: |t| {
-                let creds = mkdir(&t.path("creds"));
-                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o440);
-                chmod(&creds, 0o550);
-                creds
-            },
-            refused: Some("UNPROTECTED: mode 0440"),
-            root_only: false,
-            env_file: None,
-        },
-        Row {
-            name: "CREDENTIALS_DIRECTORY a symlink to a systemd-like 0500 dir",
-            build: |t| {
-                let creds = mkdir(&t.path("creds-real"));
-                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o440);
-                chmod(&creds, 0o500);
-                symlink(&creds, t.path("creds")).unwrap();
-                t.path("creds")
-            },
-            refused: None,
-            root_only: false,
-            env_file: None,
-        },
-        Row {
-            name: "the directory is owned by another user (0500, file 0440)",
-            build: |t| {
-                let creds = mkdir(&t.path("creds"));
-                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o440);
-                chmod(&creds, 0o500);
-                chown(&creds, NOBODY);
-                creds
-            },
-            refused: Some("UNPROTECTED: mode 0440"),
-            root_only: true,
-            env_file: None,
-        },
-        Row {
-            name: "the file is owned by another user (in a 0500 dir of ours)",
-            build: |t| {
-                let creds = mkdir(&t.path("creds"));
-                write_mode(&creds.join("claude-oauth-token"), TOKEN, 0o400);
-                chown(&creds.join("claude-oauth-token"), NOBODY);
-                chmod(&creds, 0o500);
-                creds
-            },
-            refused: Some("owned by uid 65534"),
-            root_only: true,
-            env_file: None,
-        },
-    ];
-    for row in rows {
-        if row.root_only && !is_root() {
-            eprintln!("[{}] needs root to create another user's file", row.name);
-            continue;
-        }
-        let t = Test::new().no_env_file();
-        let creds = (row.build)(&t);
-        let mut t = t.env("CREDENTIALS_DIRECTORY", &creds);
-        if let Some(f) = row.env_file {
-            let p = t.path(f);
-            t = t.arg("--env-file").arg(p);
-        }
-        let out = t.run();
-        out.no_secrets();
-        match row.refused {
-            None => out.success().probe().assert_token(TOKEN),
-            Some(needle) => {
-                out.status(125).one_line_error(needle).probe_not_run();
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// 5. Nothing is created before a refusal
-// ---------------------------------------------------------------------------------------
-
-/// A bind-mount wrapper: runs claude-iso in a private mount namespace (as root) or a
-/// user + mount namespace (unprivileged) where `$1` is bind-mounted on `$2`.
-fn bind_wrap(t: Test, source: &Path, target: &Path) -> Test {
-    let ns = if is_root() {
-        "unshare -m"
-    } else {
-        "unshare -Urm"
-    };
-    t.wrap(&format!(
-        "exec {ns} /bin/sh -c 'mount --bind \"$1\" \"$2\" && shift 2 && exec \"$0\" \"$@\"' \"$0\" '{}' '{}' \"$@\"",
-        source.display(),
-        target.display()
-    ))
 }
 
 /// Every refusal leaves the sandbox exactly as it was (the real home included): nothing
@@ -1367,125 +807,7 @@ fn a_parent_swapped_with_the_real_config_dir_never_leaves_anything_in_it() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 6. Leftovers after kills; a stopped seeder; a future-dated lock
-// ---------------------------------------------------------------------------------------
-
-/// A launch killed (SIGKILL) while seeding blocks nothing, and the next launch that seeds
-/// removes temp files of ours left by dead writers — only those.
-#[test]
-fn a_killed_seeder_leaves_nothing_behind_for_long() {
-    let t = Test::new().arg("-v");
-    let home = mkdir_mode(&t.home(), 0o700);
-    let lock = HeldClaudeLock::new(&home);
-    let mut running = t.spawn();
-    let pid = running.id();
-    wait_for_flock(pid, &mut running.child);
-    running.child.kill().unwrap();
-    let out = running.wait();
-    out.signal(9).probe_not_run();
-    drop(lock);
-    // What a writer killed mid-write leaves, plus names that are not ours to remove.
-    let dead = home.join(format!(".claude.json.claude-iso.{pid}.0.tmp"));
-    write_mode(&dead, "{\"half\": ", 0o600);
-    let dead2 = home.join(".claude.json.claude-iso.999999999.3.tmp");
-    write_mode(&dead2, "x", 0o600);
-    let decoy_target = t.real_home().join("target");
-    write_mode(&decoy_target, "keep", 0o644);
-    let decoy_link = home.join(".claude.json.claude-iso.1.0.tmp");
-    symlink(&decoy_target, &decoy_link).unwrap();
-    let decoy_dir = mkdir(&home.join(".claude.json.claude-iso.2.0.tmp"));
-    let claudes = home.join(".claude.json.tmp.77.123");
-    write_mode(&claudes, "claude's own", 0o600);
-    t.run().success();
-    assert!(
-        !dead.exists() && !dead2.exists(),
-        "a dead writer's temp file is left"
-    );
-    assert!(fs::symlink_metadata(&decoy_link).unwrap().is_symlink());
-    assert_eq!(fs::read_to_string(&decoy_target).unwrap(), "keep");
-    assert!(decoy_dir.is_dir());
-    assert!(claudes.exists(), "claude's own temp file was removed");
-    assert!(crate::support::sandbox::trusts(
-        &crate::support::sandbox::claude_json(&home),
-        &t.work()
-    ));
-    let mut left = temp_files(&home);
-    left.sort();
-    assert_eq!(
-        left,
-        vec![
-            ".claude.json.claude-iso.1.0.tmp",
-            ".claude.json.claude-iso.2.0.tmp",
-            ".claude.json.tmp.77.123"
-        ]
-    );
-}
-
-/// A seeder stopped (SIGSTOP) while holding our lock: another launch that must seed
-/// gives up after the timeout with one line naming the holder's PID (125).
-#[test]
-fn a_stopped_seeder_is_named_after_the_timeout() {
-    let t = Test::new().arg("-v").timeout(Duration::from_secs(40));
-    let home = mkdir_mode(&t.home(), 0o700);
-    let lock = HeldClaudeLock::new(&home);
-    let mut holder = t.spawn();
-    let pid = holder.id();
-    wait_for_flock(pid, &mut holder.child);
-    kill(pid, nix::sys::signal::Signal::SIGSTOP);
-    drop(lock);
-    let second = Test::new()
-        .no_home()
-        .arg("--home")
-        .arg(&home)
-        .timeout(Duration::from_secs(40));
-    let started = Instant::now();
-    let out = second.run();
-    let waited = started.elapsed();
-    kill(pid, nix::sys::signal::Signal::SIGKILL);
-    kill(pid, nix::sys::signal::Signal::SIGCONT);
-    let _ = holder.child.wait();
-    out.status(125)
-        .one_line_error(&format!("process {pid}"))
-        .probe_not_run();
-    out.stderr_contains(".claude-iso.lock");
-    assert!(
-        waited >= Duration::from_secs(9),
-        "gave up after {waited:?}, before the timeout"
-    );
-}
-
-/// claude's lock with a time stamp in the future is broken at once, not waited on.
-#[test]
-fn a_future_dated_claude_lock_is_broken_at_once() {
-    for kind in ["directory", "file"] {
-        let t = Test::new().timeout(Duration::from_secs(15));
-        let home = mkdir_mode(&t.home(), 0o700);
-        let lock = home.join(".claude.json.lock");
-        if kind == "directory" {
-            mkdir(&lock);
-        } else {
-            write_mode(&lock, "", 0o600);
-        }
-        let future = std::time::SystemTime::now() + Duration::from_secs(86_400);
-        fs::File::open(&lock).unwrap().set_modified(future).unwrap();
-        let started = Instant::now();
-        let out = t.run();
-        out.success();
-        out.stderr_contains("in the future");
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "[{kind}] waited {:?}",
-            started.elapsed()
-        );
-        assert!(crate::support::sandbox::trusts(
-            &crate::support::sandbox::claude_json(&home),
-            &t.work()
-        ));
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// 7. Execute-only ancestors; walk errors name the path
+// Execute-only ancestors; walk errors name the path
 // ---------------------------------------------------------------------------------------
 
 /// Below a directory the runner may search but not read (0711 of root's, or 0311 and
@@ -1602,456 +924,6 @@ fn walk_errors_name_the_path() {
     chmod(&locked, 0o700);
 }
 
-// ---------------------------------------------------------------------------------------
-// 8. doctor honours its timeouts
-// ---------------------------------------------------------------------------------------
-
-/// A stand-in `claude` that answers, leaves `sleep <marker> &` holding the pipe, and
-/// exits: doctor (with --live) returns promptly and the sleep is gone.
-#[test]
-fn doctor_does_not_wait_for_a_background_process_holding_the_pipe() {
-    let t = Test::new().timeout(Duration::from_secs(20));
-    let marker = format!("3000.{}", unique(""));
-    write_executable(
-        &t.path("bin/claude"),
-        &format!(
-            "#!/bin/sh\nsleep {marker} &\ncase \"$1\" in\n--version) echo '9.9.9 (Claude Code)' ;;\n-p) echo AUTH_OK ;;\nesac\nexit 0\n"
-        ),
-    );
-    let doctor = doctor_live(&t).timeout(Duration::from_secs(20));
-    let started = Instant::now();
-    let out = doctor.run();
-    let took = started.elapsed();
-    out.status(0)
-        .stdout_contains("9.9.9 (Claude Code)")
-        .stdout_contains("claude answered AUTH_OK");
-    std::thread::sleep(Duration::from_millis(300));
-    let left = processes_with(&marker);
-    for p in &left {
-        if let Some(pid) = p.split(':').next().and_then(|s| s.parse::<u32>().ok()) {
-            kill(pid, nix::sys::signal::Signal::SIGKILL);
-        }
-    }
-    assert!(left.is_empty(), "left running: {left:?}");
-    eprintln!("doctor --live took {took:?}");
-}
-
-// ---------------------------------------------------------------------------------------
-// 9. Lone surrogates in keys
-// ---------------------------------------------------------------------------------------
-
-#[test]
-fn lone_surrogates_in_keys_survive_the_seed() {
-    let t = Test::new();
-    let home = mkdir_mode(&t.home(), 0o700);
-    let work = t.work();
-    let original = format!(
-        "{{\"\\ud800x\": 1, \"dup\\udfff\": [\"\\ud83d\"], \"dup\\udfff\": 2, \"a\\\"b\\\\\": {{\"\\udbff\": null}}, \"projects\": {{\"\\udc00\": {{}}, \"{}\": {{\"\\ud801k\": 3}}}}}}",
-        work.display()
-    );
-    write_mode(&home.join(".claude.json"), &original, 0o600);
-    t.run().success();
-    let text = fs::read_to_string(home.join(".claude.json")).unwrap();
-    for kept in [
-        "\"\\ud800x\": 1",
-        "\"dup\\udfff\": [\"\\ud83d\"]",
-        "\"dup\\udfff\": 2",
-        "\"a\\\"b\\\\\": {\"\\udbff\": null}",
-        "\"\\udc00\": {}",
-        "\"\\ud801k\": 3",
-        "\"hasCompletedOnboarding\": true",
-        "\"hasTrustDialogAccepted\": true",
-    ] {
-        assert!(text.contains(kept), "{kept} lost in {text}");
-    }
-    for tag in [".claude.json.corrupt", ".claude.json.replaced"] {
-        assert!(
-            names_with_prefix(&home, tag).is_empty(),
-            "set aside as {tag}"
-        );
-    }
-    // Seeded now: the next launch writes nothing.
-    let ino = fs::metadata(home.join(".claude.json")).unwrap().ino();
-    t.reset_probe();
-    t.run().success();
-    assert_eq!(fs::metadata(home.join(".claude.json")).unwrap().ino(), ino);
-}
-
-// ---------------------------------------------------------------------------------------
-// 10. Small ones
-// ---------------------------------------------------------------------------------------
-
-/// 100 000 caller variables: the launch (and a dry run) complete within the harness
-/// bound, and the command gets every one of them.
-#[test]
-fn a_hundred_thousand_variables() {
-    let t = Test::new();
-    let record = t.path("probe/environ");
-    let t = t.command(["/bin/cp", "/proc/self/environ", record.to_str().unwrap()]);
-    let vars: Vec<(String, String)> = (0..100_000)
-        .map(|i| (format!("V{i:06}"), "x".to_owned()))
-        .collect();
-    for dry in [false, true] {
-        let mut cmd = Command::new("timeout");
-        cmd.args(["-s", "KILL", "20", BIN]);
-        if dry {
-            cmd.arg("--dry-run");
-        }
-        cmd.args(t.argv())
-            .env_clear()
-            .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .current_dir(t.work())
-            .stdout(Stdio::null());
-        let status = status_of(&mut cmd).unwrap();
-        assert_eq!(status.code(), Some(0), "dry run: {dry}: {status}");
-    }
-    let environ = fs::read(&record).unwrap();
-    let names: std::collections::HashSet<&[u8]> = environ
-        .split(|b| *b == 0)
-        .filter_map(|kv| kv.split(|b| *b == b'=').next())
-        .collect();
-    let missing = vars
-        .iter()
-        .filter(|(k, _)| !names.contains(k.as_bytes()))
-        .count();
-    assert_eq!(missing, 0, "{missing} variables did not reach the command");
-    assert!(
-        environ
-            .split(|b| *b == 0)
-            .any(|kv| kv == format!("HOME={}", t.home().display()).as_bytes())
-    );
-}
-
-/// doctor never shows a password (or any userinfo) of `ANTHROPIC_BASE_URL`, whatever the
-/// password contains — not in its environment check, not in what --live prints of
-/// claude's output.
-#[test]
-fn doctor_never_prints_the_base_url_password() {
-    let t = Test::new();
-    // claude echoes its base URL back, as an error message might.
-    write_executable(
-        &t.path("bin/claude"),
-        "#!/bin/sh\ncase \"$1\" in --version) echo '9.9.9 (Claude Code)' ;; *) echo \"API Error: cannot reach $ANTHROPIC_BASE_URL\" >&2; exit 1 ;; esac\n",
-    );
-    let secret = "Pw9x7Secret";
-    for url in [
-        format!("https://user:{secret}@api.example.com/v1"),
-        format!("https://user:{secret}/x@api.example.com"),
-        format!("https://user:ab/{secret}@api.example.com"),
-        format!("https://user:{secret}?q@api.example.com"),
-        format!("https://user:{secret}#f@api.example.com"),
-        format!("https://user:{secret}@x@api.example.com"),
-        format!("https://user:{secret}\\@api.example.com"),
-        format!("user:{secret}/y@api.example.com"),
-        format!("https://{secret}@api.example.com"),
-        format!("HTTPS://user:{secret}@[::1]:8443/"),
-        format!("https://user:{secret}%40@api.example.com"),
-    ] {
-        let d = doctor_live(&t).env("ANTHROPIC_BASE_URL", &url);
-        let out = d.run();
-        let all = format!("{}{}", out.stdout_text(), out.stderr_text());
-        assert!(
-            all.contains("ANTHROPIC_BASE_URL is set"),
-            "[{url}] no note: {all}"
-        );
-        for piece in [secret, &secret[..6], &secret[5..]] {
-            assert!(!all.contains(piece), "[{url}] {piece:?} shown:\n{all}");
-        }
-        assert!(!all.contains("user:"), "[{url}] userinfo shown:\n{all}");
-    }
-}
-
-/// A stand-in claude for `doctor --live` that records `$HOME` and `$PWD` and answers.
-fn recording_claude(t: &Test) -> PathBuf {
-    let record = t.path("live-record");
-    write_executable(
-        &t.path("bin/claude"),
-        &format!(
-            "#!/bin/sh\ncase \"$1\" in --version) echo '9.9.9 (Claude Code)' ;; *) printf '%s\\n%s\\n%s\\n' \"$HOME\" \"$PWD\" \"$(pwd -P)\" > '{}'; echo AUTH_OK ;; esac\n",
-            record.display()
-        ),
-    );
-    record
-}
-
-fn doctor_live(t: &Test) -> Test {
-    Test::new()
-        .no_env_file()
-        .no_home()
-        .args(["doctor", "--live", "--env-file"])
-        .arg(t.env_file())
-        .arg("--home")
-        .arg(t.home())
-        .env("HOME", t.real_home())
-        .env("PATH", format!("{}:/usr/bin:/bin", t.path("bin").display()))
-}
-
-/// `TMPDIR` inside (or a symlink to) the real `~/.claude` or `CLAUDE_CONFIG_DIR`: the
-/// throwaway home of --live goes elsewhere, and the config dir is unchanged.
-#[test]
-fn doctor_live_never_makes_its_home_in_a_real_config_dir() {
-    let t = Test::new();
-    let record = recording_claude(&t);
-    let real_claude = mkdir(&t.real_home().join(".claude"));
-    let inside = mkdir(&real_claude.join("tmp"));
-    symlink(&real_claude, t.path("tmp-link")).unwrap();
-    let config = mkdir(&t.path("config-dir"));
-    let config_tmp = mkdir(&config.join("tmp"));
-    for (name, tmpdir, extra) in [
-        ("TMPDIR in ~/.claude", inside.clone(), None),
-        ("TMPDIR a symlink to ~/.claude", t.path("tmp-link"), None),
-        (
-            "TMPDIR in CLAUDE_CONFIG_DIR",
-            config_tmp.clone(),
-            Some(config.clone()),
-        ),
-    ] {
-        // The record exists before the run: with CLAUDE_CONFIG_DIR in the sandbox, the
-        // sandbox is a view under the mask, in which no new entry can be made.
-        write_mode(&record, "", 0o644);
-        let before = (tree(&real_claude), tree(&config));
-        let mut d = doctor_live(&t).env("TMPDIR", &tmpdir);
-        if let Some(c) = &extra {
-            d = d.env("CLAUDE_CONFIG_DIR", c);
-        }
-        let out = d.run();
-        out.stdout_contains("claude answered AUTH_OK");
-        let rec = fs::read_to_string(&record).unwrap();
-        let home = PathBuf::from(rec.lines().next().unwrap());
-        for dir in [&real_claude, &config] {
-            assert!(
-                !home.starts_with(dir),
-                "[{name}] the throwaway home {} is in {}",
-                home.display(),
-                dir.display()
-            );
-        }
-        assert!(
-            (tree(&real_claude), tree(&config)) == before,
-            "[{name}] a config dir changed"
-        );
-        fs::remove_file(&record).unwrap();
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// Issue 15 §4: one test per bug
-// ---------------------------------------------------------------------------------------
-
-/// A path with a slash whose lookup fails other than by a missing file is found but
-/// cannot run (126), as execvp reports it; a missing one is 127.
-#[test]
-fn a_slash_path_that_cannot_be_looked_up_is_126() {
-    let t = Test::new();
-    symlink("loop-b", t.path("loop-a")).unwrap();
-    symlink("loop-a", t.path("loop-b")).unwrap();
-    let loop_a = t.path("loop-a");
-    for (cmd, code, needle) in [
-        ("/etc/passwd/x".to_owned(), 126, "Not a directory"),
-        (loop_a.display().to_string(), 126, "symbolic links"),
-        (format!("{}/x", loop_a.display()), 126, "symbolic links"),
-        ("/no/such/dir/x".to_owned(), 127, "not found"),
-    ] {
-        let t = Test::new().command([&cmd]);
-        t.run().status(code).one_line_error(needle).probe_not_run();
-    }
-    // A directory the runner cannot search: EACCES, 126.
-    let t = Test::new();
-    let shut = mkdir_mode(&t.path("shut"), 0o700);
-    fs::copy(t.probe_path(), shut.join("probe")).unwrap();
-    // No search permission for the runner (its own directory without x, or root's).
-    chmod(&shut, 0o600);
-    let t = as_runner(t.command([shut.join("probe")]));
-    t.run()
-        .status(126)
-        .one_line_error("Permission denied")
-        .probe_not_run();
-    chmod(&shut, 0o700);
-}
-
-/// A home seeded by hand (no lock file of ours): a nested claude-iso run inside it knows
-/// `HOME` is a scratch home and plans the real (passwd) home's default, not one inside.
-#[test]
-fn a_nested_run_in_a_hand_seeded_home_knows_it_is_nested() {
-    let t = Test::new();
-    let home = mkdir_mode(&t.home(), 0o700);
-    write_mode(
-        &home.join(".claude.json"),
-        format!(
-            "{{\"hasCompletedOnboarding\": true, \"projects\": {{\"{}\": {{\"hasTrustDialogAccepted\": true}}}}}}",
-            t.work().display()
-        ),
-        0o600,
-    );
-    let passwd = nix::unistd::User::from_uid(nix::unistd::geteuid())
-        .unwrap()
-        .unwrap()
-        .dir;
-    // The outer run unmasked: under the mask the real homes are views whose top level
-    // cannot gain entries, so the passwd home's default home (whose `.local` may not
-    // exist) could not be planned as creatable; this test is about nesting, not the mask.
-    let t = t
-        .args(["--mask", "off"])
-        .command([BIN, "--dry-run", "--", "probe"]);
-    let out = t.run();
-    out.status(0);
-    let plan = out.stdout_text();
-    let line = plan
-        .lines()
-        .find(|l| l.starts_with("home: "))
-        .unwrap_or_else(|| panic!("no home line in {plan}"));
-    assert!(
-        !line.contains(&home.display().to_string()),
-        "the nested run took the scratch HOME for the real home: {line}"
-    );
-    assert!(
-        line.contains(
-            &passwd
-                .join(".local/state/claude-iso/home")
-                .display()
-                .to_string()
-        ) || line.contains(".local/state/claude-iso/home"),
-        "{line}"
-    );
-    assert!(
-        home.join(".claude-iso.lock").is_file(),
-        "the home is not marked"
-    );
-}
-
-/// `doctor --live -C DIR` runs claude in DIR with `PWD` = DIR's realpath (the caller's
-/// stale `PWD` is not passed on).
-#[test]
-fn doctor_live_with_cwd_gives_the_command_pwd() {
-    let t = Test::new();
-    let record = recording_claude(&t);
-    let dir = mkdir(&t.path("project"));
-    symlink(&dir, t.path("project-link")).unwrap();
-    for given in [dir.clone(), t.path("project-link")] {
-        let d = doctor_live(&t)
-            .env("PWD", "/stale/pwd")
-            .arg("-C")
-            .arg(&given);
-        let out = d.run();
-        out.stdout_contains("claude answered AUTH_OK");
-        let rec = fs::read_to_string(&record).unwrap();
-        let lines: Vec<&str> = rec.lines().collect();
-        assert_eq!(
-            &lines[1..],
-            &[dir.to_str().unwrap(), dir.to_str().unwrap()],
-            "-C {}: PWD / pwd -P",
-            given.display()
-        );
-    }
-}
-
-/// `.claude` in the home a symlink to (or a bind mount of) the real `~/.claude`: doctor
-/// reports the launcher's refusal, and neither "will move it aside" nor "will seed".
-#[test]
-fn doctor_reports_the_refusal_of_a_home_holding_the_real_config_dir() {
-    for bind in [false, true] {
-        let t = Test::new().no_env_file().no_home();
-        let real_claude = mkdir(&t.real_home().join(".claude"));
-        write_mode(&real_claude.join(".credentials.json"), "{}", 0o600);
-        let home = mkdir_mode(&t.home(), 0o700);
-        let env_file = t.env_file();
-        let t = if bind {
-            let claude = mkdir(&home.join(".claude"));
-            bind_wrap(t, &real_claude, &claude)
-        } else {
-            symlink(&real_claude, home.join(".claude")).unwrap();
-            t
-        };
-        let t = t
-            .args(["doctor", "--env-file"])
-            .arg(&env_file)
-            .arg("--home")
-            .arg(&home);
-        let out = t.run();
-        out.status(1);
-        let text = out.stdout_text();
-        let home_line = text
-            .lines()
-            .find(|l| l.starts_with("fail  home"))
-            .unwrap_or_else(|| {
-                panic!("[bind: {bind}] doctor does not report the refusal:\n{text}")
-            });
-        assert!(home_line.contains(".claude"), "{home_line}");
-        for wrong in [
-            "will move",
-            "will seed",
-            "will create",
-            "would move",
-            "would seed",
-            "would create",
-        ] {
-            assert!(
-                !text.contains(wrong),
-                "[bind: {bind}] doctor says {wrong:?}:\n{text}"
-            );
-        }
-        // And the launcher refuses it the same way.
-        // (The same caller: its HOME holds the real ~/.claude.)
-        let launch = Test::new()
-            .no_env_file()
-            .no_home()
-            .env("HOME", real_claude.parent().unwrap());
-        let launch = if bind {
-            bind_wrap(launch, &real_claude, &home.join(".claude"))
-        } else {
-            launch
-        };
-        launch
-            .arg("--env-file")
-            .arg(&env_file)
-            .arg("--home")
-            .arg(&home)
-            .run()
-            .status(125)
-            .probe_not_run();
-        assert!(real_claude.join(".credentials.json").exists());
-    }
-}
-
-/// A token file that is there but cannot be read says so: its owner and mode, who we
-/// are, and the way out — not "no token found" (issue 24). The default path included.
-#[test]
-fn an_unreadable_token_file_names_owner_mode_and_the_way_out() {
-    // Runner: its own file at mode 0000 (it may not read it either), or, as root, root's
-    // 0600 file read as nobody.
-    let t = Test::new().no_env_file();
-    let dir = mkdir(&t.path("cfg/claude-iso"));
-    let file = dir.join("token.env");
-    write_mode(&file, format!("CLAUDE_CODE_OAUTH_TOKEN={TOKEN}\n"), 0o600);
-    let (mode, owner) = if is_root() {
-        ("0600", "owner root (uid 0)")
-    } else {
-        chmod(&file, 0o000);
-        ("0000", "")
-    };
-    for t in [
-        Test::new().no_env_file().arg("--env-file").arg(&file),
-        Test::new()
-            .no_env_file()
-            .env("XDG_CONFIG_HOME", t.path("cfg")),
-    ] {
-        let t = as_runner(t);
-        let out = t.run();
-        out.status(125)
-            .one_line_error(&format!(
-                "{}: cannot open: Permission denied (",
-                file.display()
-            ))
-            .one_line_error(&format!("mode {mode}; you are "))
-            .one_line_error(owner)
-            .one_line_error(&format!("chmod 600 {}", file.display()))
-            .one_line_error("claude-iso token set --env-file")
-            .stderr_lacks("no token found")
-            .probe_not_run();
-    }
-}
-
 /// A home that cannot be created in a system directory (`/`, owned by root) never
 /// suggests making that directory writable: it names the ways to a home of one's own
 /// (issue 24).
@@ -2073,32 +945,91 @@ fn a_home_that_cannot_be_created_in_a_system_directory_suggests_one_of_your_own(
     assert!(!Path::new("/claude-iso-test-not-there").exists());
 }
 
-/// `doctor --live` against a claude that gets a 401: the `live` line says what to do
-/// ("run `claude setup-token`, then `claude-iso token set`"), and the report ends with
-/// its summary line (issue 24).
+// ---------------------------------------------------------------------------------------
+// Modes whatever the umask; refusals leave nothing behind
+// ---------------------------------------------------------------------------------------
+
+/// "Files and directories we create are 0600/0700 whatever the umask" — including a
+/// umask that takes the owner's own bits away; and a second launch still works (it
+/// must open the lock file the first one created).
 #[test]
-fn doctor_live_failure_names_the_way_out_and_the_report_ends_with_a_summary() {
-    let t = Test::new();
-    write_executable(
-        &t.path("bin/claude"),
-        "#!/bin/sh\ncase \"$1\" in --version) echo '9.9.9 (Claude Code)' ;; *) echo 'API Error: 401 {\"type\":\"error\",\"error\":{\"type\":\"authentication_error\"}}'; exit 1 ;; esac\n",
-    );
-    let doctor = doctor_live(&t).timeout(Duration::from_secs(60));
-    let out = doctor.run();
-    out.status(1);
-    let text = out.stdout_text();
-    let live = text
-        .lines()
-        .find(|l| l.starts_with("fail  live"))
-        .unwrap_or_else(|| panic!("no failed live line:\n{text}"));
-    assert!(
-        live.contains("API Error: 401")
-            && live.contains("run `claude setup-token`, then `claude-iso token set`"),
-        "{live}"
-    );
-    let last = text.lines().last().unwrap_or_default();
-    assert!(
-        last.starts_with("summary: ") && last.contains(" fail: fix the `fail` lines"),
-        "{text}"
-    );
+fn created_modes_hold_under_a_umask_that_removes_owner_bits() {
+    let mut wrong = Vec::new();
+    for mask in [0o277, 0o777] {
+        let t = Test::new().umask(mask).no_home();
+        let home = t.path("state/deeper/home");
+        let other = mkdir(&t.path("other"));
+        let t = t.arg("--home").arg(&home);
+        umask_case(&t, mask, &home, &other, &mut wrong);
+        // Let the sandbox be removed even where a parent ended up 0000.
+        for dir in [t.path("state"), t.path("state/deeper")] {
+            if dir.exists() {
+                chmod(&dir, 0o700);
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+fn umask_case(t: &Test, mask: u32, home: &Path, other: &Path, wrong: &mut Vec<String>) {
+    let first = t.run();
+    if first.status.code() != Some(0) {
+        wrong.push(format!(
+            "umask {mask:03o}: first launch failed: {}",
+            first.stderr_text()
+        ));
+        return;
+    }
+    t.reset_probe();
+    // A second launch needs the lock file again (a new folder to trust).
+    let second = t
+        .spawn_with(["-C".into(), other.to_owned().into_os_string()])
+        .wait();
+    if second.status.code() != Some(0) {
+        wrong.push(format!(
+            "umask {mask:03o}: second launch failed: {}",
+            second.stderr_text()
+        ));
+    }
+    for (path, mode) in [
+        (t.path("state"), 0o700),
+        (t.path("state/deeper"), 0o700),
+        (home.to_owned(), 0o700),
+        (home.join(".claude.json"), 0o600),
+        (home.join(".claude-iso.lock"), 0o600),
+    ] {
+        let found = mode_of(&path);
+        if found != mode {
+            wrong.push(format!(
+                "{} is {found:04o} under umask {mask:03o}, expected {mode:04o}",
+                path.display()
+            ));
+        }
+    }
+}
+
+/// A refused home inside the real `~/.claude` (or the caller's `CLAUDE_CONFIG_DIR`)
+/// must not leave directories behind in it.
+#[test]
+fn refusing_a_home_inside_a_real_config_dir_creates_nothing_there() {
+    let t = Test::new().no_home();
+    let real_claude = mkdir(&t.real_home().join(".claude"));
+    let config = mkdir(&t.path("config-dir"));
+    let t = t.env("CLAUDE_CONFIG_DIR", &config);
+    for dir in [&real_claude, &config] {
+        let before = tree(dir);
+        let out = t
+            .spawn_with(["--home".into(), dir.join("new/scratch").into_os_string()])
+            .wait();
+        out.status(125)
+            .one_line_error("a real claude config directory")
+            .probe_not_run();
+        let after = tree(dir);
+        let added: Vec<&PathBuf> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+        assert!(
+            added.is_empty() && after == before,
+            "refusing changed {}: new entries {added:?}",
+            dir.display()
+        );
+    }
 }

@@ -1,17 +1,27 @@
 //! The core launcher (issue 2), end to end: the built binary, a cleared environment, a
 //! sandbox per test, and a probe command that records exactly what it received.
 
+mod inputs;
+
+use crate::support::sandbox::{
+    BIN, TOKEN, TOKEN_B, TOKEN_C, TOKEN_D, TOKEN_E, Test, chmod, claude_json, is_root, mkdir,
+    mode_of, names_with_prefix, redacted, status_of, temp_files, tree, trusts, write_executable,
+    write_mode,
+};
+
+use crate::support::sandbox::{
+    API_KEY, HeldClaudeLock, NOBODY, REFRESH, TOKEN_LINE, as_runner, mkdir_mode, own,
+    wait_for_flock,
+};
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{MetadataExt, symlink};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::support::sandbox::{
-    TOKEN, TOKEN_B, TOKEN_C, TOKEN_D, TOKEN_E, Test, chmod, claude_json, mkdir, mode_of,
-    names_with_prefix, redacted, temp_files, tree, trusts, write_mode,
-};
 use serde_json::json;
 
 // ---------------------------------------------------------------------------------------
@@ -1518,4 +1528,408 @@ fn usage_errors_keep_clap_detail_in_one_line() {
         out.stderr_lacks("For more information")
             .stderr_lacks("Usage:");
     }
+}
+
+/// `--verbose` says more, but never a secret — on success, in a dry run and on refusal.
+#[test]
+fn verbose_output_never_shows_a_secret() {
+    let decoy = "sk-ant-oat01-Wd4Ks7Hn2_Jq9Lx3Bv8Mc1Tz6-Pr5Gy0Ef";
+    let t = Test::new()
+        .arg("--verbose")
+        .env("ANTHROPIC_API_KEY", API_KEY)
+        .env("CLAUDE_CODE_OAUTH_REFRESH_TOKEN", REFRESH)
+        .secret(API_KEY)
+        .secret(REFRESH)
+        .secret(decoy);
+    let claude_dir = mkdir(&t.home().join(".claude"));
+    chmod(&t.home(), 0o750);
+    write_mode(
+        &claude_dir.join(".credentials.json"),
+        format!("{{\"claudeAiOauth\":{{\"accessToken\":\"{decoy}\"}}}}"),
+        0o600,
+    );
+    write_mode(&t.home().join(".claude.json"), "{oops", 0o600);
+    let out = t.run();
+    out.success().no_secrets();
+    out.stderr_contains(&format!(
+        "claude-iso: token {} from {}\n",
+        crate::support::sandbox::redacted(TOKEN),
+        t.env_file().display()
+    ))
+    .stderr_contains("claude-iso: warning: moved ")
+    .stderr_contains("was not a JSON object")
+    .stderr_contains("claude-iso: seeded ")
+    .stderr_contains("ANTHROPIC_API_KEY, CLAUDE_CODE_OAUTH_REFRESH_TOKEN");
+
+    let t = t.arg("--dry-run");
+    t.reset_probe();
+    t.run().status(0).probe_not_run().no_secrets();
+
+    let t = t.env_file_text(format!("{TOKEN_LINE}{TOKEN}\n{TOKEN_LINE}{TOKEN}\n"));
+    t.run().status(125).one_line_error("set twice").no_secrets();
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// The uid claude-iso runs as under [`as_runner`].
+fn runner_uid() -> u32 {
+    if is_root() {
+        NOBODY
+    } else {
+        nix::unistd::geteuid().as_raw()
+    }
+}
+
+/// Runs a helper command as the runner (for reads that must be refused to it).
+fn runner_command(program: &str) -> Command {
+    if is_root() {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", program]);
+        c
+    } else {
+        Command::new(program)
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A closed or broken stderr; non-dumpable while holding the token
+// ---------------------------------------------------------------------------------------
+
+/// Runs claude-iso with `t`'s argv and environment but stderr (and, with `stdout_too`,
+/// stdout) a pipe whose read end is already closed. Returns the wait status.
+fn run_with_broken_pipe(t: &Test, stdout_too: bool) -> std::process::ExitStatus {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    drop(r);
+    let (r2, w2) = nix::unistd::pipe().unwrap();
+    drop(r2);
+    let mut cmd = Command::new("timeout");
+    cmd.args(["-s", "KILL", "30", BIN])
+        .args(t.argv())
+        .env_clear()
+        .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
+        .current_dir(t.work())
+        .stderr(Stdio::from(w));
+    if stdout_too {
+        cmd.stdout(Stdio::from(w2));
+    } else {
+        cmd.stdout(Stdio::null());
+    }
+    status_of(&mut cmd).unwrap()
+}
+
+/// Errors, warnings and a dry-run plan written to a pipe nobody reads: the exit status
+/// is still 125/127/0, never 134 (SIGABRT), and no core file appears.
+#[test]
+fn a_broken_stderr_never_aborts() {
+    struct Row {
+        name: &'static str,
+        build: fn() -> Test,
+        code: i32,
+        probe_runs: bool,
+    }
+    let rows = [
+        Row {
+            name: "no token (125)",
+            build: || Test::new().no_env_file(),
+            code: 125,
+            probe_runs: false,
+        },
+        Row {
+            name: "usage error (125)",
+            build: || Test::new().arg("--no-such-option"),
+            code: 125,
+            probe_runs: false,
+        },
+        Row {
+            name: "home refused (125)",
+            build: || {
+                let t = Test::new();
+                mkdir_mode(&t.home(), 0o777);
+                t
+            },
+            code: 125,
+            probe_runs: false,
+        },
+        Row {
+            name: "command not found (127)",
+            build: || Test::new().command(["no-such-command-here"]),
+            code: 127,
+            probe_runs: false,
+        },
+        Row {
+            name: "cannot run (126)",
+            build: || Test::new().command(["/etc/passwd"]),
+            code: 126,
+            probe_runs: false,
+        },
+        Row {
+            name: "quarantine and tightening warnings, then the command (0)",
+            build: || {
+                let t = Test::new().env("ANTHROPIC_API_KEY", "sk-ant-api03-x");
+                let claude = mkdir(&t.home().join(".claude"));
+                chmod(&t.home(), 0o755);
+                write_mode(&claude.join(".credentials.json"), "{}", 0o600);
+                write_mode(&t.home().join(".claude.json"), "{oops", 0o600);
+                t
+            },
+            code: 0,
+            probe_runs: true,
+        },
+        Row {
+            name: "dry run, verbose (0)",
+            build: || Test::new().arg("--dry-run").arg("--verbose"),
+            code: 0,
+            probe_runs: false,
+        },
+        Row {
+            name: "doctor (1: no claude on PATH)",
+            build: || {
+                let t = Test::new().no_env_file().no_home();
+                fs::remove_file(t.path("bin/claude")).unwrap();
+                let (env_file, home) = (t.env_file(), t.home());
+                t.arg("doctor")
+                    .arg("--env-file")
+                    .arg(env_file)
+                    .arg("--home")
+                    .arg(home)
+            },
+            code: 1,
+            probe_runs: false,
+        },
+    ];
+    for row in rows {
+        for stdout_too in [false, true] {
+            let t = (row.build)();
+            let status = run_with_broken_pipe(&t, stdout_too);
+            assert_eq!(
+                (status.code(), status.signal()),
+                (Some(row.code), None),
+                "[{}, stdout broken too: {stdout_too}] status {status}",
+                row.name
+            );
+            assert_eq!(
+                t.probe().is_some(),
+                row.probe_runs,
+                "[{}] the probe ran: {}",
+                row.name,
+                t.probe().is_some()
+            );
+            let cores: Vec<_> = fs::read_dir(t.work())
+                .unwrap()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("core"))
+                .collect();
+            assert!(cores.is_empty(), "[{}] core files: {cores:?}", row.name);
+        }
+    }
+}
+
+/// stderr closed outright (fd 2 not open) behaves like a broken pipe: same statuses.
+#[test]
+fn a_closed_stderr_never_aborts() {
+    let close = "exec 2>&- && exec \"$0\" \"$@\"";
+    Test::new().no_env_file().wrap(close).run().status(125);
+    Test::new()
+        .command(["no-such-command-here"])
+        .wrap(close)
+        .run()
+        .status(127);
+    let t = Test::new().wrap(close);
+    chmod(&mkdir(&t.home()), 0o750);
+    t.run().success();
+}
+
+/// claude-iso is not dumpable while it holds the token: run unprivileged and kept
+/// waiting on claude's lock, its `/proc/<pid>` is root's and its environ cannot be read
+/// by its own user. The command, after `execve`, is dumpable again.
+#[test]
+fn claude_iso_is_not_dumpable_but_the_command_is() {
+    let t = Test::new().arg("-v");
+    let home = mkdir_mode(&t.home(), 0o700);
+    let record = t.path("probe/owner");
+    write_executable(
+        &t.path("bin/owner-probe"),
+        &format!(
+            "#!/bin/sh\nstat -c %u /proc/$$/environ > '{}'\nexec '{}'\n",
+            record.display(),
+            t.probe_path().display()
+        ),
+    );
+    let t = t.command(["owner-probe"]);
+    own(&home);
+    let t = as_runner(t);
+    let lock = HeldClaudeLock::new(&home);
+    let mut running = t.spawn();
+    let pid = running.id();
+    wait_for_flock(pid, &mut running.child);
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert_eq!(
+        uid_line.split_whitespace().nth(2),
+        Some(runner_uid().to_string().as_str()),
+        "claude-iso does not run as the runner: {uid_line}"
+    );
+    // (The /proc/<pid> directory itself, mode 0555, keeps the task's owner; the files
+    // that reveal memory and environment become root's.)
+    for file in ["environ", "mem", "maps"] {
+        let uid = fs::metadata(format!("/proc/{pid}/{file}")).unwrap().uid();
+        assert_eq!(
+            uid, 0,
+            "/proc/{pid}/{file} of a non-dumpable process is root's, got uid {uid}"
+        );
+    }
+    let read = status_of(
+        runner_command("cat")
+            .arg(format!("/proc/{pid}/environ"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    assert!(
+        !read.success(),
+        "its own user read claude-iso's environ (the token)"
+    );
+    drop(lock);
+    let out = running.wait();
+    out.success();
+    let owner = fs::read_to_string(&record).unwrap();
+    assert_eq!(
+        owner.trim(),
+        runner_uid().to_string(),
+        "the command's /proc entry is not its own: not dumpable after execve"
+    );
+    out.probe().assert_token(TOKEN);
+}
+
+// ---------------------------------------------------------------------------------------
+// Small ones
+// ---------------------------------------------------------------------------------------
+
+/// 100 000 caller variables: the launch (and a dry run) complete within the harness
+/// bound, and the command gets every one of them.
+#[test]
+fn a_hundred_thousand_variables() {
+    let t = Test::new();
+    let record = t.path("probe/environ");
+    let t = t.command(["/bin/cp", "/proc/self/environ", record.to_str().unwrap()]);
+    let vars: Vec<(String, String)> = (0..100_000)
+        .map(|i| (format!("V{i:06}"), "x".to_owned()))
+        .collect();
+    for dry in [false, true] {
+        let mut cmd = Command::new("timeout");
+        cmd.args(["-s", "KILL", "20", BIN]);
+        if dry {
+            cmd.arg("--dry-run");
+        }
+        cmd.args(t.argv())
+            .env_clear()
+            .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .current_dir(t.work())
+            .stdout(Stdio::null());
+        let status = status_of(&mut cmd).unwrap();
+        assert_eq!(status.code(), Some(0), "dry run: {dry}: {status}");
+    }
+    let environ = fs::read(&record).unwrap();
+    let names: std::collections::HashSet<&[u8]> = environ
+        .split(|b| *b == 0)
+        .filter_map(|kv| kv.split(|b| *b == b'=').next())
+        .collect();
+    let missing = vars
+        .iter()
+        .filter(|(k, _)| !names.contains(k.as_bytes()))
+        .count();
+    assert_eq!(missing, 0, "{missing} variables did not reach the command");
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|kv| kv == format!("HOME={}", t.home().display()).as_bytes())
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Issue 15 §4: one test per bug
+// ---------------------------------------------------------------------------------------
+
+/// A path with a slash whose lookup fails other than by a missing file is found but
+/// cannot run (126), as execvp reports it; a missing one is 127.
+#[test]
+fn a_slash_path_that_cannot_be_looked_up_is_126() {
+    let t = Test::new();
+    symlink("loop-b", t.path("loop-a")).unwrap();
+    symlink("loop-a", t.path("loop-b")).unwrap();
+    let loop_a = t.path("loop-a");
+    for (cmd, code, needle) in [
+        ("/etc/passwd/x".to_owned(), 126, "Not a directory"),
+        (loop_a.display().to_string(), 126, "symbolic links"),
+        (format!("{}/x", loop_a.display()), 126, "symbolic links"),
+        ("/no/such/dir/x".to_owned(), 127, "not found"),
+    ] {
+        let t = Test::new().command([&cmd]);
+        t.run().status(code).one_line_error(needle).probe_not_run();
+    }
+    // A directory the runner cannot search: EACCES, 126.
+    let t = Test::new();
+    let shut = mkdir_mode(&t.path("shut"), 0o700);
+    fs::copy(t.probe_path(), shut.join("probe")).unwrap();
+    // No search permission for the runner (its own directory without x, or root's).
+    chmod(&shut, 0o600);
+    let t = as_runner(t.command([shut.join("probe")]));
+    t.run()
+        .status(126)
+        .one_line_error("Permission denied")
+        .probe_not_run();
+    chmod(&shut, 0o700);
+}
+
+/// A home seeded by hand (no lock file of ours): a nested claude-iso run inside it knows
+/// `HOME` is a scratch home and plans the real (passwd) home's default, not one inside.
+#[test]
+fn a_nested_run_in_a_hand_seeded_home_knows_it_is_nested() {
+    let t = Test::new();
+    let home = mkdir_mode(&t.home(), 0o700);
+    write_mode(
+        &home.join(".claude.json"),
+        format!(
+            "{{\"hasCompletedOnboarding\": true, \"projects\": {{\"{}\": {{\"hasTrustDialogAccepted\": true}}}}}}",
+            t.work().display()
+        ),
+        0o600,
+    );
+    let passwd = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .unwrap()
+        .unwrap()
+        .dir;
+    // The outer run unmasked: under the mask the real homes are views whose top level
+    // cannot gain entries, so the passwd home's default home (whose `.local` may not
+    // exist) could not be planned as creatable; this test is about nesting, not the mask.
+    let t = t
+        .args(["--mask", "off"])
+        .command([BIN, "--dry-run", "--", "probe"]);
+    let out = t.run();
+    out.status(0);
+    let plan = out.stdout_text();
+    let line = plan
+        .lines()
+        .find(|l| l.starts_with("home: "))
+        .unwrap_or_else(|| panic!("no home line in {plan}"));
+    assert!(
+        !line.contains(&home.display().to_string()),
+        "the nested run took the scratch HOME for the real home: {line}"
+    );
+    assert!(
+        line.contains(
+            &passwd
+                .join(".local/state/claude-iso/home")
+                .display()
+                .to_string()
+        ) || line.contains(".local/state/claude-iso/home"),
+        "{line}"
+    );
+    assert!(
+        home.join(".claude-iso.lock").is_file(),
+        "the home is not marked"
+    );
 }

@@ -458,7 +458,7 @@ fn a_mask_refusal_leaves_everything_as_it_was() {
 }
 
 /// `/bin/sh -c SCRIPT claude-iso ARGS…` where `user.max_user_namespaces` is 0 (as in
-/// tests/mask.rs).
+/// tests/cli/mask/mod.rs).
 const NO_USERNS: &str = "exec unshare -U -r /bin/sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && ! unshare -U true 2>/dev/null && exec \"$0\" \"$@\"' \"$0\" \"$@\"";
 
 /// In a new PID namespace without its own `/proc` (`unshare --pid --fork`, no

@@ -1036,6 +1036,7 @@ pub const REFRESH: &str = "sk-ant-ort01-Pq8Vn3Xs6_Ty1Kb9Wm4Hd7Gc2Lz5-Rj0Fe";
 /// fixtures owned by someone else.
 pub const NOBODY: u32 = 65534;
 
+/// Gives `path` (not a symlink's target) to `uid`, user and group.
 pub fn chown(path: &Path, uid: u32) {
     std::os::unix::fs::lchown(path, Some(uid), Some(uid))
         .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
@@ -1145,10 +1146,6 @@ impl Drop for HeldClaudeLock {
 pub fn kill(pid: u32, sig: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
 }
-
-// ---------------------------------------------------------------------------------------
-// 5. Nothing is created before a refusal
-// ---------------------------------------------------------------------------------------
 
 /// A bind-mount wrapper: runs claude-iso in a private mount namespace (as root) or a
 /// user + mount namespace (unprivileged) where `$1` is bind-mounted on `$2`.

@@ -447,6 +447,10 @@ fn a_foreign_lock_file_is_set_aside_untouched() {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Nothing is created before a refusal
+// ---------------------------------------------------------------------------------------
+
 /// Every refusal leaves the sandbox exactly as it was (the real home included): nothing
 /// created, moved, chmod'ed; the command never ran. Refusals found after the home was
 /// inspected leave a 0750 home at 0750 and its credentials file where it was.

@@ -179,10 +179,11 @@ fn a_read_only_home_leaves_the_old_claude_json_intact() {
         }
     };
     let out = t.run();
+    // Before the home is made writable again: the check compares modes too.
+    assert_intact(&home, &original, &out);
     if tmpfs.is_none() {
         chmod(&home, 0o700);
     }
-    assert_intact(&home, &original, &out);
     out.stderr_contains(expected);
 }
 

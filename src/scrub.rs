@@ -7,7 +7,7 @@
 //! Names that carry or locate a credential without following a pattern are on
 //! [`LISTED`]. The variables claude-iso sets itself ([`REPLACED`]) never pass through
 //! from the caller either. Each release of claude adds names: the rules catch the new
-//! ones that follow a pattern, and `tests/drift.rs` fails CI on any new name that looks
+//! ones that follow a pattern, and `tests/e2e/drift.rs` fails CI on any new name that looks
 //! like a credential ([`looks_like_credential`]) until it is reviewed.
 
 #![forbid(unsafe_code)]
@@ -15,6 +15,9 @@
 use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
+
+mod reviewed;
+pub use reviewed::REVIEWED;
 
 /// Prefixes of the variables claude reads its credentials and configuration from. The
 /// rules apply inside these only (`GITHUB_TOKEN` is the command's business).
@@ -226,6 +229,15 @@ pub const LISTED: &[Entry] = &[
         why: "claude reads the SDK profile chain from $XDG_CONFIG_HOME/anthropic; unset, that falls inside the scratch home",
     },
 ];
+
+/// Every credential variable known by name, the one list the tests hold the scrub to:
+/// the releases' names a rule removes ([`REVIEWED`]), then [`LISTED`].
+pub fn known_credentials() -> impl Iterator<Item = &'static str> {
+    REVIEWED
+        .iter()
+        .copied()
+        .chain(LISTED.iter().map(|e| e.name))
+}
 
 /// Match a pattern (or look like a credential), but are configuration: passed through.
 pub const KEEP: &[Entry] = &[

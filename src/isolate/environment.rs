@@ -259,53 +259,9 @@ mod tests {
 
     #[test]
     fn every_documented_variable_is_scrubbed() {
-        for name in [
-            "ANTHROPIC_API_KEY",
-            "ANTHROPIC_AUTH_TOKEN",
-            "CLAUDE_CONFIG_DIR",
-            "CLAUDE_SECURESTORAGE_CONFIG_DIR",
-            "ANTHROPIC_CONFIG_DIR",
-            "ANTHROPIC_PROFILE",
-            "ANTHROPIC_IDENTITY_TOKEN",
-            "ANTHROPIC_IDENTITY_TOKEN_FILE",
-            "ANTHROPIC_FEDERATION_RULE_ID",
-            "CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR",
-            "CLAUDE_CODE_API_KEY_FILE_DESCRIPTOR",
-            "CLAUDE_CODE_SESSION_ACCESS_TOKEN",
-            "CLAUDE_CODE_OAUTH_REFRESH_TOKEN",
-            "CLAUDE_BG_AUTH_SNAPSHOT_PATH",
-            "CLAUDE_CODE_USE_BEDROCK",
-            "CLAUDE_CODE_USE_VERTEX",
-            "CLAUDE_CODE_USE_FOUNDRY",
-            "AWS_BEARER_TOKEN_BEDROCK",
-            "XDG_CONFIG_HOME",
-            // Issue 11: found in newer claudes (`tests/drift.rs` reviews each release).
-            "CLAUDE_CODE_USE_ANTHROPIC_AWS",
-            "CLAUDE_CODE_USE_ANTHROPIC_GOOGLE_CLOUD",
-            "CLAUDE_CODE_USE_MANTLE",
-            "CLAUDE_CODE_USE_GATEWAY",
-            "ANTHROPIC_AWS_API_KEY",
-            "ANTHROPIC_FOUNDRY_API_KEY",
-            "ANTHROPIC_FOUNDRY_AUTH_TOKEN",
-            "CLAUDE_CODE_GATEWAY_TOKEN",
-            "CLAUDE_CODE_GATEWAY_TOKEN_FILE_DESCRIPTOR",
-            "CLAUDE_CODE_WEBSOCKET_AUTH_FILE_DESCRIPTOR",
-            "CCR_AGENT_PROXY_TOKEN_FILE_DESCRIPTOR",
-            "CLAUDE_CODE_HOST_CREDS_FILE",
-            "CLAUDE_CODE_PROVIDER_MANAGED_BY_HOST",
-            "CLAUDE_CODE_HOST_AUTH_ENV_VAR",
-            "CLAUDE_CODE_SESSIONS_OAUTH_TOKEN",
-            "CLAUDE_CODE_REMOTE_SESSION_ID",
-            "ANTHROPIC_UNIX_SOCKET",
-            "ANTHROPIC_CUSTOM_HEADERS",
-            "CLAUDE_CODE_CUSTOM_OAUTH_URL",
-            "CLAUDE_CODE_FEDERATION_CACHE_DIR",
-            "CLAUDE_TRUSTED_DEVICE_TOKEN",
-            "CLAUDE_BRIDGE_OAUTH_TOKEN",
-            "CLAUDE_SESSION_INGRESS_TOKEN_FILE",
-            "CLAUDE_BG_CLAIM_AUTH",
-            "AGENT_PROXY_AUTH_TOKEN",
-        ] {
+        // The one list of credential names (the tests of the launcher and the drift
+        // check read it too).
+        for name in crate::scrub::known_credentials() {
             assert!(is_scrubbed(OsStr::new(name)), "{name}");
         }
     }

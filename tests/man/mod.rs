@@ -8,7 +8,7 @@
 //! rules and lists) from their tables. An unknown name, or a value the text no longer
 //! uses, fails the render. The output is deterministic (no date; the footer names the
 //! crate version) because `man/claude-iso.1` is this output, checked in and compared by
-//! `tests/docs.rs`. Regenerate it with `CLAUDE_ISO_UPDATE_MAN=1 cargo test --test docs`.
+//! `tests/cli/docs.rs`. Regenerate it with `CLAUDE_ISO_UPDATE_MAN=1 cargo test --test cli docs::`.
 //!
 //! The markup is described at the top of the text. `**bold**` and `__italic__` become
 //! fonts; everything else is escaped for roff by the `roff` crate, and non-ASCII

@@ -1,732 +1,226 @@
-//! Harness for the end-to-end suite: the real claude CLI behind claude-iso, talking to
-//! a fake Messages API on 127.0.0.1, in a hostile caller environment that points at a
-//! decoy "real home" full of credentials.
+//! The one test harness, shared by both test binaries (`tests/cli/main.rs` and
+//! `tests/e2e/main.rs` include it as `mod support`):
 //!
-//! The claude binary is found only through `CLAUDE_ISO_TEST_CLAUDE` (a path). Unset
-//! outside CI: every test says so loudly and returns. Unset or broken under `CI=true`,
-//! or set but broken anywhere: the test fails.
+//! - [`sandbox`]: the built `claude-iso` run in a sandbox, with a probe standing in for
+//!   the command (the suites that need no claude);
+//! - [`world`]: the real claude CLI behind claude-iso, in a hostile caller environment
+//!   pointing at a decoy real home (the end-to-end suites);
+//! - [`fake_api`]: a fake Messages API on 127.0.0.1; [`http1`]: a minimal HTTP/1.1
+//!   client; [`tui`]: a tmux driver.
 //!
-//! Each test crate uses part of it: include it as `#[allow(dead_code)] mod support;`.
+//! Each binary uses a different part of it, so unused items are not warned about.
+#![allow(dead_code)]
 
 pub mod fake_api;
 pub mod http1;
+pub mod sandbox;
 pub mod tui;
+pub mod world;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::fs;
-use std::io::Write;
+use std::io::Read;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
-use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fake_api::FakeApi;
-
+/// The claude-iso binary under test.
 pub const CLAUDE_ISO: &str = env!("CARGO_BIN_EXE_claude-iso");
-pub const CLAUDE_ENV: &str = "CLAUDE_ISO_TEST_CLAUDE";
 
-/// Every secret planted in the decoy home or the caller's environment contains this.
-pub const DECOY_MARK: &str = "DECOY";
-
-/// Bound on one `claude --print` run.
-pub const PRINT_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn under_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
+/// Whether the tests run as root (some fixtures, like foreign ownership or a tmpfs,
+/// need it; the alternatives are chosen per test).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
-/// The claude binary to test, checked once per process (it must run `--version`).
-/// `None` means: skip (unset, not under CI). Panics when it must not skip.
-pub fn claude_binary(test: &str) -> Option<PathBuf> {
-    static CHECKED: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();
-    let value = std::env::var_os(CLAUDE_ENV).filter(|v| !v.is_empty());
-    let Some(value) = value else {
-        if under_ci() {
-            panic!(
-                "{CLAUDE_ENV} is not set but CI=true: the end-to-end suite must run in CI \
-                 (use scripts/test, which installs claude and sets it)"
-            );
-        }
-        // Straight to fd 2: the test harness captures eprintln! of passing tests.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !!! SKIPPING end-to-end test `{test}`: {CLAUDE_ENV} is not set.\n\
-             !!! Nothing was checked against the real claude CLI. Run `scripts/test`\n\
-             !!! (installs the pinned claude and sets {CLAUDE_ENV}) to run it.\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-        );
-        return None;
-    };
-    let checked = CHECKED.get_or_init(|| check_claude(Path::new(&value)));
-    match checked {
-        Ok((p, version)) => {
-            let _ = VERSION.set(version.clone());
-            Some(p.clone())
-        }
-        Err(e) => panic!("{CLAUDE_ENV}={value:?} is not a runnable claude: {e}"),
-    }
+/// Writes `text` to `path` with `mode`, set exactly (not through the umask).
+pub fn write_mode(path: &Path, text: impl AsRef<[u8]>, mode: u32) {
+    fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    chmod(path, mode);
 }
 
-static VERSION: OnceLock<String> = OnceLock::new();
-
-/// The tested claude's version (`2.1.197`), once [`claude_binary`] has checked it.
-pub fn claude_version() -> Option<&'static str> {
-    VERSION.get().map(String::as_str)
+pub fn chmod(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
 
-/// Whether the tested claude sends an unauthenticated `HEAD /` to the base URL at start,
-/// for the releases this was measured on (`None`: not known, tolerated either way).
-pub fn sends_head_probe() -> Option<bool> {
-    match claude_version()? {
-        "2.1.197" => Some(true),
-        "2.1.330" | "2.1.332" => Some(false),
-        _ => None,
-    }
+/// The permission bits of `path` (not following a symlink).
+pub fn mode_of(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .mode()
+        & 0o7777
 }
 
-fn check_claude(path: &Path) -> Result<(PathBuf, String), String> {
-    if !path.is_absolute() {
-        return Err("must be an absolute path".into());
-    }
-    let meta = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-        return Err("not an executable file".into());
-    }
-    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(path);
-    cmd.arg("--version")
-        .env_clear()
-        .env("PATH", base_path())
-        .env("HOME", scratch.path())
-        .env("TMPDIR", scratch.path())
-        .envs(quiet_env())
-        .current_dir(scratch.path());
-    let run = run_timed(&mut cmd, Duration::from_secs(60), scratch.path());
-    if !run.status.success() || !run.stdout.contains("Claude Code") {
-        return Err(format!("`--version` failed: {run}"));
-    }
-    eprintln!("e2e: using {} ({})", path.display(), run.stdout.trim());
-    let version = run
-        .stdout
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    Ok((path.to_path_buf(), version))
+pub fn mkdir(path: &Path) -> PathBuf {
+    fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+    path.to_owned()
 }
 
-/// Variables every test sets for claude.
-pub fn quiet_env() -> Vec<(String, String)> {
-    [
-        ("DISABLE_AUTOUPDATER", "1"),
-        ("DISABLE_TELEMETRY", "1"),
-        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
+pub fn realpath(path: &Path) -> PathBuf {
+    fs::canonicalize(path).unwrap_or_else(|e| panic!("realpath {}: {e}", path.display()))
 }
 
-/// `PATH` after the test's own bin directory.
-pub fn base_path() -> &'static str {
-    "/usr/local/bin:/usr/bin:/bin"
+/// One entry of a [`tree`] snapshot: everything a change would alter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: &'static str,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u64,
+    pub ino: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub content: Vec<u8>,
 }
 
-/// The outcome of one finished command.
-pub struct Run {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
-    pub elapsed: Duration,
+/// A snapshot of everything under `root` (not following symlinks): type, mode, owner,
+/// size, inode, mtime, ctime, file contents and link targets. Equal snapshots mean
+/// nothing was created, removed, renamed, written or chmod'ed. FIFOs are not opened; a
+/// directory that cannot be listed (not root, mode 0) is recorded but not entered.
+pub fn tree(root: &Path) -> BTreeMap<PathBuf, Entry> {
+    tree_without(root, &[])
 }
 
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:?} after {:.1?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n---",
-            self.status, self.elapsed, self.stdout, self.stderr
-        )
-    }
-}
-
-static SEQ: AtomicU64 = AtomicU64::new(0);
-
-/// Run `cmd` (stdin closed, output to files under `log_dir`); kill it and panic if it
-/// outlives `timeout`.
-pub fn run_timed(cmd: &mut Command, timeout: Duration, log_dir: &Path) -> Run {
-    run_watched(cmd, timeout, log_dir, || false)
-}
-
-/// [`run_timed`], also killing the command as soon as `abort` says so (the returned
-/// [`Run`] then has the status of the killed process).
-pub fn run_watched(
-    cmd: &mut Command,
-    timeout: Duration,
-    log_dir: &Path,
-    mut abort: impl FnMut() -> bool,
-) -> Run {
-    let n = SEQ.fetch_add(1, Ordering::SeqCst);
-    let out_path = log_dir.join(format!("run{n}.stdout"));
-    let err_path = log_dir.join(format!("run{n}.stderr"));
-    let out = fs::File::create(&out_path).expect("create stdout log");
-    let err = fs::File::create(&err_path).expect("create stderr log");
-    cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-    let start = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if abort() {
-            let _ = child.kill();
-            continue;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "timed out after {timeout:?}: {cmd:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                fs::read_to_string(&out_path).unwrap_or_default(),
-                fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    Run {
-        status,
-        stdout: fs::read_to_string(&out_path).unwrap_or_default(),
-        stderr: fs::read_to_string(&err_path).unwrap_or_default(),
-        elapsed: start.elapsed(),
-    }
-}
-
-fn unique() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "{:x}{:x}{:x}",
-        std::process::id(),
-        nanos,
-        SEQ.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-fn write_mode(path: &Path, contents: &str, mode: u32) {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).expect("create parent");
-    }
-    fs::write(path, contents).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
-}
-
-/// One test's private world: a temp root holding the decoy real home, the env file,
-/// the scratch home (created by claude-iso unless a test pre-creates it), a bin dir
-/// with `claude` in it, TMPDIR, logs.
-pub struct World {
-    _tmp: tempfile::TempDir,
-    pub root: PathBuf,
-    pub claude: PathBuf,
-    pub bin: PathBuf,
-    pub decoy: PathBuf,
-    pub env_file: PathBuf,
-    pub token: String,
-    pub home: PathBuf,
-    pub tmpdir: PathBuf,
-    pub logs: PathBuf,
-    decoy_before: BTreeMap<String, String>,
-    /// Per fake API (by URL): how many of its requests were checked and found clean.
-    verified: Mutex<HashMap<String, usize>>,
-}
-
-impl World {
-    /// `None`: skip this test (see [`claude_binary`]).
-    pub fn new(test: &str) -> Option<World> {
-        let claude = claude_binary(test)?;
-        let tmp = tempfile::Builder::new()
-            .prefix("claude-iso-e2e.")
-            .tempdir()
-            .expect("tempdir");
-        let root = fs::canonicalize(tmp.path()).expect("canonicalize tempdir");
-        let bin = root.join("bin");
-        fs::create_dir_all(&bin).unwrap();
-        std::os::unix::fs::symlink(&claude, bin.join("claude")).expect("symlink claude");
-        let tmpdir = root.join("tmp");
-        let logs = root.join("logs");
-        fs::create_dir_all(&tmpdir).unwrap();
-        fs::create_dir_all(&logs).unwrap();
-
-        let token = format!("sk-ant-oat01-e2eToken{}-{}AA", unique(), "x".repeat(80));
-        let env_file = root.join("token.env");
-        write_mode(
-            &env_file,
-            &format!("# test token\nCLAUDE_CODE_OAUTH_TOKEN={token}\n"),
-            0o600,
-        );
-
-        let decoy = root.join("realhome");
-        make_decoy_home(&decoy);
-        let decoy_before = snapshot(&decoy);
-        age_atimes(&decoy);
-
-        Some(World {
-            _tmp: tmp,
-            home: root.join("scratch-home"),
-            root,
-            claude,
-            bin,
-            decoy,
-            env_file,
-            token,
-            tmpdir,
-            logs,
-            decoy_before,
-            verified: Mutex::new(HashMap::new()),
-        })
-    }
-
-    /// A new directory under the world's root.
-    pub fn dir(&self, rel: &str) -> PathBuf {
-        let p = self.root.join(rel);
-        fs::create_dir_all(&p).unwrap();
-        p
-    }
-
-    /// The hostile environment of the caller: the basics plus every credential and
-    /// config relocation we know of, all pointing at the decoy home.
-    pub fn caller_env(&self, api: &FakeApi) -> Vec<(String, String)> {
-        let d = |rel: &str| self.decoy.join(rel).to_string_lossy().into_owned();
-        let mut env: Vec<(String, String)> = vec![
-            (
-                "PATH".into(),
-                format!("{}:{}", self.bin.display(), base_path()),
-            ),
-            ("HOME".into(), self.decoy.to_string_lossy().into_owned()),
-            ("LANG".into(), "C.UTF-8".into()),
-            ("TMPDIR".into(), self.tmpdir.to_string_lossy().into_owned()),
-            ("ANTHROPIC_BASE_URL".into(), api.base_url()),
-            // The decoys.
-            (
-                "ANTHROPIC_API_KEY".into(),
-                format!("sk-ant-api03-{DECOY_MARK}-env-api-key-AAAAAAAAAAAAAAAAAAAA"),
-            ),
-            (
-                "ANTHROPIC_AUTH_TOKEN".into(),
-                format!("{DECOY_MARK}-env-auth-token"),
-            ),
-            (
-                "CLAUDE_CODE_OAUTH_TOKEN".into(),
-                format!("sk-ant-oat01-{DECOY_MARK}-caller-env-token"),
-            ),
-            ("CLAUDE_CONFIG_DIR".into(), d(".claude")),
-            ("CLAUDE_SECURESTORAGE_CONFIG_DIR".into(), d(".claude")),
-            ("ANTHROPIC_CONFIG_DIR".into(), d(".config/anthropic")),
-            ("ANTHROPIC_PROFILE".into(), "decoy".into()),
-            ("XDG_CONFIG_HOME".into(), d(".config")),
-            // Issue 11: credentials and switches of newer releases.
-            (
-                "ANTHROPIC_CUSTOM_HEADERS".into(),
-                format!("x-api-key: sk-ant-api03-{DECOY_MARK}-custom-header"),
-            ),
-            (
-                "ANTHROPIC_FOUNDRY_API_KEY".into(),
-                format!("{DECOY_MARK}-foundry-api-key"),
-            ),
-            (
-                "CLAUDE_CODE_CUSTOM_OAUTH_URL".into(),
-                "http://127.0.0.1:9/decoy-oauth".into(),
-            ),
-            (
-                "CLAUDE_CODE_REMOTE_SESSION_ID".into(),
-                format!("{DECOY_MARK}-remote-session"),
-            ),
-        ];
-        env.extend(quiet_env());
-        env
-    }
-
-    /// A `claude-iso --env-file F --home H [pre...] -- claude [args...]` command in the
-    /// caller's hostile environment, run from `cwd`.
-    pub fn launcher(
-        &self,
-        api: &FakeApi,
-        cwd: &Path,
-        pre: &[&str],
-        claude_args: &[&str],
-    ) -> Command {
-        let mut cmd = Command::new(CLAUDE_ISO);
-        cmd.env_clear()
-            .envs(self.caller_env(api))
-            .env("PWD", cwd)
-            .current_dir(cwd)
-            .arg("--env-file")
-            .arg(&self.env_file)
-            .arg("--home")
-            .arg(&self.home)
-            .args(pre)
-            .arg("--")
-            .arg("claude")
-            .args(claude_args);
-        cmd
-    }
-
-    /// `claude-iso ... -- claude --print <prompt>` from `cwd`, bounded.
-    ///
-    /// Stops claude early and fails once the API has seen a request without the env
-    /// token (claude can retry a refused foreign credential for minutes).
-    pub fn print(&self, api: &FakeApi, cwd: &Path, pre: &[&str], prompt: &str) -> Run {
-        let mut cmd = self.launcher(api, cwd, pre, &["--print", prompt]);
-        let run = run_watched(&mut cmd, PRINT_TIMEOUT, &self.logs, || {
-            self.foreign_request(api).is_some()
-        });
-        if let Some(bad) = self.foreign_request(api) {
-            panic!(
-                "credential isolation broken: {bad}\nall requests:\n{}\nclaude-iso (stopped): {run}",
-                api.summary()
-            );
-        }
-        run
-    }
-
-    /// The first request that carried a credential other than the env file's token, or
-    /// anything of the decoys', or that asked for a message without exactly the token,
-    /// described. A request with no credential at all (claude 2.1.197 probes the base
-    /// URL with an unauthenticated `HEAD /` at start) is not a leak.
-    pub fn foreign_request(&self, api: &FakeApi) -> Option<String> {
-        let want = format!("Bearer {}", self.token);
-        // Requests already found clean stay clean: only look at the new ones.
-        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
-        let from = verified.get(&api.base_url()).copied().unwrap_or(0);
-        let (seen, bad) = api.scan_from(from, |r| {
-            let what = if r
-                .authorization
-                .as_deref()
-                .is_some_and(|a| a != want.as_str())
-            {
-                format!(
-                    "authorization {:?} is not the env file's token",
-                    r.authorization
-                )
-            } else if r.authorization.is_none() && r.is_messages() {
-                "a message request without the env file's token".to_string()
-            } else if r.x_api_key.is_some() {
-                format!("x-api-key {:?}", r.x_api_key)
-            } else if let Some((k, _)) = r.headers.iter().find(|(_, v)| v.contains(DECOY_MARK)) {
-                format!("header {k} carries a decoy secret")
-            } else if r
-                .body
-                .windows(DECOY_MARK.len())
-                .any(|w| w == DECOY_MARK.as_bytes())
-            {
-                "the body carries decoy data (the decoy home's config was read)".to_string()
-            } else {
-                return None;
-            };
-            Some(format!("{} {}: {what}", r.method, r.path))
-        });
-        if bad.is_none() {
-            verified.insert(api.base_url(), seen);
-        }
-        bad
-    }
-
-    /// The API was asked, saw only the env token, the decoy is untouched and `dir` is
-    /// trusted: what every successful case must show.
-    pub fn assert_answered_in_isolation(&self, api: &FakeApi, dir: &Path) {
-        assert!(
-            !api.message_requests().is_empty(),
-            "no POST /v1/messages:\n{}",
-            api.summary()
-        );
-        self.assert_only_token(api);
-        self.assert_decoy_unchanged();
-        self.assert_trusted(dir);
-    }
-
-    /// The API saw at least one request; none carried a credential other than the env
-    /// file's token or anything of the decoys', and every `POST /v1/messages` carried
-    /// exactly the token as a Bearer.
-    pub fn assert_only_token(&self, api: &FakeApi) {
-        assert!(
-            !api.requests().is_empty(),
-            "the fake API saw no request at all"
-        );
-        if let Some(bad) = self.foreign_request(api) {
-            panic!(
-                "credential isolation broken: {bad}\nall requests:\n{}",
-                api.summary()
-            );
-        }
-    }
-
-    /// Case 3: the decoy real home is byte-for-byte what it was (contents, modes,
-    /// owners, mtimes, symlink targets, no entry added or removed) and, where the file
-    /// system keeps access times, none of its files was even read.
-    pub fn assert_decoy_unchanged(&self) {
-        self.assert_decoy_unchanged_but_read(&[]);
-    }
-
-    /// As [`Self::assert_decoy_unchanged`], except that files under the `shared`
-    /// directories (relative to the decoy, as `--share` names them) may have been read.
-    pub fn assert_decoy_unchanged_but_read(&self, shared: &[&str]) {
-        // Access times first: the snapshot below reads every file.
-        let read: Vec<String> = files_read_since_aged(&self.decoy)
-            .into_iter()
-            .filter(|f| !shared.iter().any(|s| Path::new(f).starts_with(s)))
-            .collect();
-        let after = snapshot(&self.decoy);
-        age_atimes(&self.decoy);
-        let mut diff = String::new();
-        for (k, v) in &self.decoy_before {
-            match after.get(k) {
-                None => diff.push_str(&format!("  removed: {k}\n")),
-                Some(a) if a != v => diff.push_str(&format!("  changed: {k}\n")),
-                _ => {}
-            }
-        }
-        for k in after.keys() {
-            if !self.decoy_before.contains_key(k) {
-                diff.push_str(&format!("  added:   {k}\n"));
-            }
-        }
-        assert!(diff.is_empty(), "the decoy real home changed:\n{diff}");
-        assert!(
-            read.is_empty(),
-            "files of the decoy real home were read (its config or credential store is \
-             reachable from claude): {read:?}"
-        );
-    }
-
-    /// Writes a file into the decoy real home (as a user's own config) and takes it as
-    /// the decoy's new state.
-    pub fn add_to_decoy(&mut self, rel: &str, text: &str) {
-        write_mode(&self.decoy.join(rel), text, 0o644);
-        self.decoy_before = snapshot(&self.decoy);
-        age_atimes(&self.decoy);
-    }
-
-    /// The scratch home's `.claude.json`, parsed (panics unless it is a JSON object).
-    pub fn claude_json(&self) -> serde_json::Map<String, serde_json::Value> {
-        let path = self.home.join(".claude.json");
-        let text =
-            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-        match serde_json::from_str(&text) {
-            Ok(serde_json::Value::Object(m)) => m,
-            Ok(other) => panic!("{} is not a JSON object: {other}", path.display()),
-            Err(e) => panic!("{} is not valid JSON ({e}):\n{text}", path.display()),
-        }
-    }
-
-    /// `.claude.json` has onboarding done and trusts `dir` (by its realpath).
-    pub fn assert_trusted(&self, dir: &Path) {
-        let json = self.claude_json();
-        let real = fs::canonicalize(dir).unwrap();
-        assert_eq!(
-            json.get("hasCompletedOnboarding"),
-            Some(&serde_json::Value::Bool(true)),
-            "hasCompletedOnboarding not true"
-        );
-        let trusted = json
-            .get("projects")
-            .and_then(|p| p.get(real.to_str().unwrap()))
-            .and_then(|p| p.get("hasTrustDialogAccepted"));
-        assert_eq!(
-            trusted,
-            Some(&serde_json::Value::Bool(true)),
-            "{} not trusted in .claude.json; projects: {:?}",
-            real.display(),
-            json.get("projects")
-                .map(|p| p.as_object().map(|o| o.keys().collect::<Vec<_>>()))
-        );
-    }
-
-    /// Create the scratch home (mode 0700) and its `.claude` ahead of claude-iso.
-    pub fn precreate_home(&self) -> PathBuf {
-        let dot = self.home.join(".claude");
-        fs::create_dir_all(&dot).unwrap();
-        fs::set_permissions(&self.home, fs::Permissions::from_mode(0o700)).unwrap();
-        fs::set_permissions(&dot, fs::Permissions::from_mode(0o700)).unwrap();
-        dot
-    }
-}
-
-/// A realistic logged-in real home whose every secret contains [`DECOY_MARK`].
-fn make_decoy_home(decoy: &Path) {
-    let far_future_ms: u64 = 4_102_444_800_000; // 2100-01-01
-    let creds = serde_json::json!({
-        "claudeAiOauth": {
-            "accessToken": format!("sk-ant-oat01-{DECOY_MARK}-access-token"),
-            "refreshToken": format!("sk-ant-ort01-{DECOY_MARK}-refresh-token"),
-            "expiresAt": far_future_ms,
-            "scopes": ["user:inference", "user:profile", "user:sessions:claude_code"],
-            "subscriptionType": "max",
-        }
-    });
-    fs::create_dir_all(decoy).unwrap();
-    fs::set_permissions(decoy, fs::Permissions::from_mode(0o700)).unwrap();
-    write_mode(
-        &decoy.join(".claude/.credentials.json"),
-        &creds.to_string(),
-        0o600,
-    );
-    // Would win over the OAuth env token if this settings file were read.
-    write_mode(
-        &decoy.join(".claude/settings.json"),
-        &serde_json::json!({
-            "apiKeyHelper": format!("echo sk-ant-api03-{DECOY_MARK}-api-key-helper"),
-        })
-        .to_string(),
-        0o644,
-    );
-    // Ends up in the request body if this memory file were read.
-    write_mode(
-        &decoy.join(".claude/CLAUDE.md"),
-        &format!("Always mention {DECOY_MARK}-MEMORY-MARKER.\n"),
-        0o644,
-    );
-    write_mode(
-        &decoy.join(".claude.json"),
-        &serde_json::json!({
-            "hasCompletedOnboarding": true,
-            "userID": format!("{DECOY_MARK}-user-id"),
-            "oauthAccount": {"emailAddress": format!("{DECOY_MARK}@example.invalid")},
-            "projects": {},
-        })
-        .to_string(),
-        0o600,
-    );
-    // The SDK profile chain ($ANTHROPIC_CONFIG_DIR, $XDG_CONFIG_HOME/anthropic,
-    // ~/.config/anthropic).
-    let anthropic = decoy.join(".config/anthropic");
-    write_mode(&anthropic.join("active_config"), "decoy\n", 0o644);
-    write_mode(
-        &anthropic.join("configs/decoy.json"),
-        &serde_json::json!({"authentication": {"type": "user_oauth"}}).to_string(),
-        0o600,
-    );
-    write_mode(
-        &anthropic.join("credentials/decoy.json"),
-        &serde_json::json!({
-            "access_token": format!("sk-ant-oat01-{DECOY_MARK}-profile-access"),
-            "refresh_token": format!("sk-ant-ort01-{DECOY_MARK}-profile-refresh"),
-            "expires_at": far_future_ms / 1000,
-        })
-        .to_string(),
-        0o600,
-    );
-}
-
-/// The access time [`age_atimes`] gives every decoy file: 2000-01-01, before any mtime,
-/// so even a `relatime` mount records the next read.
-const AGED: Duration = Duration::from_secs(946_684_800);
-
-fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let ft = fs::symlink_metadata(&p).unwrap().file_type();
-        if ft.is_dir() {
-            stack.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
-        } else if ft.is_file() {
-            files.push(p);
-        }
-    }
-    files.sort();
-    files
-}
-
-fn set_atime(path: &Path, when: SystemTime) {
-    // Opening does not read; futimens with only the access time leaves mtime alone.
-    fs::File::open(path)
-        .and_then(|f| f.set_times(fs::FileTimes::new().set_accessed(when)))
-        .unwrap_or_else(|e| panic!("set atime of {}: {e}", path.display()));
-}
-
-fn atime(path: &Path) -> SystemTime {
-    fs::metadata(path).unwrap().accessed().unwrap()
-}
-
-/// Whether reading a file updates its access time here (not on `noatime` mounts).
-fn atimes_tracked() -> bool {
-    static TRACKED: OnceLock<bool> = OnceLock::new();
-    *TRACKED.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let canary = dir.path().join("canary");
-        fs::write(&canary, "x").unwrap();
-        set_atime(&canary, UNIX_EPOCH + AGED);
-        let _ = fs::read(&canary).unwrap();
-        let tracked = atime(&canary) != UNIX_EPOCH + AGED;
-        if !tracked {
-            eprintln!(
-                "e2e: this file system does not record reads (noatime); the suite cannot \
-                 check that no decoy file is read, only that none changes"
-            );
-        }
-        tracked
-    })
-}
-
-/// Set every regular file's access time under `root` to [`AGED`].
-fn age_atimes(root: &Path) {
-    for f in files_under(root) {
-        set_atime(&f, UNIX_EPOCH + AGED);
-    }
-}
-
-/// Files under `root` read since [`age_atimes`] (empty where reads are not recorded).
-fn files_read_since_aged(root: &Path) -> Vec<String> {
-    if !atimes_tracked() {
-        return Vec::new();
-    }
-    files_under(root)
-        .into_iter()
-        .filter(|f| atime(f) != UNIX_EPOCH + AGED)
-        .map(|f| f.strip_prefix(root).unwrap().display().to_string())
-        .collect()
-}
-
-/// Every entry under `root` (itself included): type, mode, owner, size, mtime, and the
-/// contents or symlink target. Not following symlinks.
-pub fn snapshot(root: &Path) -> BTreeMap<String, String> {
+/// [`tree`] without the paths `skip` (relative to `root`) and what is below them: those
+/// are not even read.
+fn tree_without(root: &Path, skip: &[PathBuf]) -> BTreeMap<PathBuf, Entry> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let meta = fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        let ft = meta.file_type();
-        let what = if ft.is_symlink() {
-            format!("link -> {}", fs::read_link(&p).unwrap().display())
-        } else if ft.is_dir() {
-            let mut names: Vec<_> = fs::read_dir(&p)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            names.sort();
-            stack.extend(names);
-            "dir".to_string()
-        } else if ft.is_file() {
-            format!("file {:?}", fs::read(&p).unwrap())
-        } else {
-            "other".to_string()
-        };
-        out.insert(
-            format!("/{rel}"),
-            format!(
-                "mode={:o} uid={} gid={} size={} mtime={}.{:09} {what}",
-                meta.mode(),
-                meta.uid(),
-                meta.gid(),
-                meta.size(),
-                meta.mtime(),
-                meta.mtime_nsec()
-            ),
-        );
-    }
+    walk(root, root, skip, &mut out);
     out
+}
+
+fn walk(root: &Path, path: &Path, skip: &[PathBuf], out: &mut BTreeMap<PathBuf, Entry>) {
+    let rel = path.strip_prefix(root).unwrap();
+    if skip.iter().any(|s| rel.starts_with(s)) {
+        return;
+    }
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    let ft = meta.file_type();
+    // Gone meanwhile (a test may change the tree while it is read): not there.
+    let (kind, content) = if ft.is_symlink() {
+        let Ok(target) = fs::read_link(path) else {
+            return;
+        };
+        ("symlink", target.into_os_string().into_vec())
+    } else if ft.is_dir() {
+        ("dir", Vec::new())
+    } else if ft.is_file() {
+        let mut bytes = Vec::new();
+        if let Ok(mut f) = fs::File::open(path) {
+            let _ = f.read_to_end(&mut bytes);
+        }
+        ("file", bytes)
+    } else {
+        ("special", Vec::new())
+    };
+    out.insert(
+        rel.to_owned(),
+        Entry {
+            kind,
+            mode: meta.mode(),
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: meta.size(),
+            ino: meta.ino(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            content,
+        },
+    );
+    if ft.is_dir() {
+        let Ok(entries) = fs::read_dir(path) else {
+            return;
+        };
+        let mut names: Vec<_> = entries.filter_map(|e| Some(e.ok()?.file_name())).collect();
+        names.sort();
+        for name in names {
+            walk(root, &path.join(name), skip, out);
+        }
+    }
+}
+
+/// The state on disk under a directory, taken before something that must change nothing
+/// there (a refusal: no home, no `.claude.json`, no quarantine, no lock, no socket), to
+/// compare with afterwards. Paths given to [`Unchanged::skipping`] (relative to the
+/// directory) are left out with everything below them.
+pub struct Unchanged {
+    root: PathBuf,
+    skip: Vec<PathBuf>,
+    before: BTreeMap<PathBuf, Entry>,
+}
+
+impl Unchanged {
+    pub fn new(root: &Path) -> Self {
+        Self::skipping(root, &[])
+    }
+
+    pub fn skipping(root: &Path, skip: &[&str]) -> Self {
+        let mut u = Unchanged {
+            root: root.to_owned(),
+            skip: skip.iter().map(PathBuf::from).collect(),
+            before: BTreeMap::new(),
+        };
+        u.before = u.now();
+        u
+    }
+
+    fn now(&self) -> BTreeMap<PathBuf, Entry> {
+        tree_without(&self.root, &self.skip)
+    }
+
+    /// What was added, removed or changed since the snapshot, one line each.
+    pub fn changes(&self) -> Vec<String> {
+        self.changes_where(|_| false)
+    }
+
+    /// [`Unchanged::changes`], except that a directory whose times (and size) alone
+    /// changed counts as unchanged: something was created in it and removed again.
+    pub fn changes_but_directory_times(&self) -> Vec<String> {
+        self.changes_where(|e| e.kind == "dir")
+    }
+
+    fn changes_where(&self, times_may_differ: impl Fn(&Entry) -> bool) -> Vec<String> {
+        let same = |a: &Entry, b: &Entry| {
+            if times_may_differ(a) {
+                (a.kind, a.mode, a.uid, a.gid, a.ino, &a.content)
+                    == (b.kind, b.mode, b.uid, b.gid, b.ino, &b.content)
+            } else {
+                a == b
+            }
+        };
+        let after = self.now();
+        let mut out = Vec::new();
+        for (p, e) in &self.before {
+            match after.get(p) {
+                None => out.push(format!("removed: {}", p.display())),
+                Some(a) if !same(e, a) => out.push(format!("changed: {}", p.display())),
+                Some(_) => {}
+            }
+        }
+        for p in after.keys().filter(|p| !self.before.contains_key(*p)) {
+            out.push(format!("added:   {}", p.display()));
+        }
+        out
+    }
+
+    /// Nothing under the directory was added, removed or changed.
+    #[track_caller]
+    pub fn assert(&self, what: &str) {
+        let changes = self.changes();
+        if !changes.is_empty() {
+            let mut list = String::new();
+            for c in &changes {
+                let _ = write!(list, "\n  {c}");
+            }
+            panic!(
+                "{what} changed what is on disk under {}:{list}",
+                self.root.display()
+            );
+        }
+    }
 }

@@ -42,7 +42,7 @@ pub const ROUTE_VARS: &[&str] = &[
     "CLAUDE_CODE_CLIENT_KEY",
     "CLAUDE_CODE_CLIENT_KEY_PASSPHRASE",
     // TLS trust and the transport of claude's requests: claude 2.1.330+ list these with
-    // the proxy and certificate variables (found by tests/drift.rs).
+    // the proxy and certificate variables (found by tests/e2e/drift.rs).
     "CLAUDE_CODE_DISABLE_LOOPED_CROSS_CERT_DROP",
     "CLAUDE_CODE_DISABLE_SELF_NAMED_CERT_DROP",
     "CLAUDE_CODE_PROXY_RESOLVES_HOSTS",

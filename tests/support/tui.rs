@@ -145,9 +145,15 @@ impl Tmux {
                 return Ok(screen.text);
             }
             if let Some(status) = screen.exited {
+                // The screen was read before the pane was seen dead: what the command
+                // wrote as it ended may be missing from it. A dead pane's screen is final.
+                let last = self.screen();
+                if done(&last.text) {
+                    return Ok(last.text);
+                }
                 return Err(format!(
                     "command exited with status {status}; screen:\n{}",
-                    screen.text
+                    last.text
                 ));
             }
             if Instant::now() >= deadline {

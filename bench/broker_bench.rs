@@ -10,6 +10,9 @@
 //! connections, and the broker's peak RSS (`VmHWM`) at the end. Prints a Markdown table.
 //! Talks to 127.0.0.1 and a Unix socket only.
 
+// A benchmark program, not the library (crate-wide lints of Cargo.toml are for it).
+#![allow(unreachable_pub, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 #[allow(dead_code)]
 #[path = "../tests/support/fake_api.rs"]
 mod fake_api;

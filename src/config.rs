@@ -394,7 +394,7 @@ fn allowed(flag: bool, env: &CallerEnv) -> Result<bool> {
 
 /// Whether `name` is a valid home name (see [`check_name`]).
 #[must_use]
-pub fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     let b = name.as_bytes();
     (1..=64).contains(&b.len())
         && b[0].is_ascii_alphanumeric()
@@ -407,7 +407,7 @@ pub fn is_valid_name(name: &str) -> bool {
 ///
 /// # Errors
 /// Any other name, with the rule.
-pub fn check_name(name: &str) -> Result<()> {
+pub(crate) fn check_name(name: &str) -> Result<()> {
     if is_valid_name(name) {
         return Ok(());
     }

@@ -13,16 +13,16 @@ compile_error!(
 
 pub mod caller;
 pub mod cli;
-pub mod config;
+pub(crate) mod config;
 pub mod error;
-pub mod home;
+pub(crate) mod home;
 pub mod isolate;
-pub mod launch;
+pub(crate) mod launch;
 pub mod layout;
-pub mod ops;
-pub mod report;
+pub(crate) mod ops;
+pub(crate) mod report;
 pub mod scrub;
-pub mod sys;
+pub(crate) mod sys;
 #[cfg(test)]
 mod testgen;
 pub mod token;

@@ -14,7 +14,7 @@ pub struct Report {
 
 /// An error, as the one line claude-iso prints before exiting non-zero. A closed or
 /// broken stderr is ignored: the exit status still tells.
-pub fn error_line(msg: &str) {
+pub(crate) fn error_line(msg: &str) {
     let _ = writeln!(
         std::io::stderr().lock(),
         "claude-iso: {}",
@@ -24,7 +24,7 @@ pub fn error_line(msg: &str) {
 
 /// Bytes for stdout (help, completions, reports); a closed stdout (`| head`) is the
 /// reader's choice, not our failure.
-pub fn stdout_bytes(bytes: &[u8]) {
+pub(crate) fn stdout_bytes(bytes: &[u8]) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(bytes);
     let _ = out.flush();
@@ -82,14 +82,14 @@ pub enum Verbosity {
 /// length: clap quotes a misplaced argument back, and that argument may be a token.
 /// What we print, made safe: secrets redacted and control characters (a newline in a
 /// path) escaped, so every message stays one line.
-pub fn redact_secrets(text: &str) -> String {
+pub(crate) fn redact_secrets(text: &str) -> String {
     escape_controls(redact_tokens(text))
 }
 
 /// Text made safe for one terminal line: control characters (a newline in a path, an
 /// escape sequence in a file we do not control) escaped.
 #[must_use]
-pub fn escape_controls(text: impl Into<String>) -> String {
+pub(crate) fn escape_controls(text: impl Into<String>) -> String {
     let text = text.into();
     if text.chars().any(char::is_control) {
         text.chars()

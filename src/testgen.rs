@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 /// Arbitrary JSON, biased towards the keys `.claude.json` seeding cares about.
-pub fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+pub(crate) fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
     use proptest::prelude::*;
     let leaf = prop_oneof![
         Just(Value::Null),

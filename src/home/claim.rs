@@ -22,11 +22,11 @@ use crate::sys::proc;
 /// it, and a launch never prepares a home being removed. The directory is locked, not
 /// `.claude-iso.lock`, so that whoever holds that file (a seeding launch, or a user's
 /// `flock(1)` keeping the home in use) never conflicts with a launch's claim.
-pub type Claim = Flock<OwnedFd>;
+pub(crate) type Claim = Flock<OwnedFd>;
 
 /// How long a launch waits for a `homes prune` (or anyone holding the home directory's
 /// `flock` exclusively) before giving up.
-pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Takes the launch's [`Claim`] on the opened home `dir`, waiting at most
 /// [`CLAIM_TIMEOUT`] for an exclusive holder (`homes prune` checking it), then makes sure
@@ -35,7 +35,7 @@ pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(10);
 ///
 /// # Errors
 /// The lock stays held, or the home is no longer at `path` (exit 125, nothing was run).
-pub fn claim(path: &Path, dir: &OwnedFd) -> Result<Claim> {
+pub(crate) fn claim(path: &Path, dir: &OwnedFd) -> Result<Claim> {
     let fd = fsutil::reopen_dir(dir).on(Area::Home, path, "open")?;
     let started = Instant::now();
     let claim = match fsutil::flock_polling(fd, FlockArg::LockSharedNonblock, |_| {

@@ -12,10 +12,10 @@ mod checks;
 mod claim;
 mod create;
 mod quarantine;
-pub mod scan;
-pub mod seed;
-pub mod stamp;
-pub mod warned;
+pub(crate) mod scan;
+pub(crate) mod seed;
+pub(crate) mod stamp;
+pub(crate) mod warned;
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -30,13 +30,13 @@ use crate::layout::{CLAUDE_DIR, CREDENTIALS, OWN_LOCK};
 use crate::report::Report;
 use crate::sys::fsutil::{describe_mode, lstat_at, open_dir_at, open_path_dir};
 use checks::{check_existing, check_new_path, prospective_path, unreachable_err};
-pub use claim::{CLAIM_TIMEOUT, Claim, claim};
+pub(crate) use claim::{Claim, claim};
 use create::create;
 use quarantine::{mark, quarantine};
 
 /// What [`inspect`] found: the home passed every check.
 #[derive(Debug)]
-pub struct HomeState {
+pub(crate) struct HomeState {
     /// The home as configured (for messages).
     pub path: PathBuf,
     /// `None`: nothing there yet; [`apply`] creates it (and missing parents), mode 0700.
@@ -49,7 +49,7 @@ impl HomeState {
     /// ancestor (symlinks and `/proc` magic links resolved now, before `-C` changes the
     /// directory, as the launch resolves them) with the missing names appended.
     #[must_use]
-    pub fn canonical(&self) -> PathBuf {
+    pub(crate) fn canonical(&self) -> PathBuf {
         match &self.existing {
             Some(e) => e.canonical.clone(),
             None => prospective_path(&self.path),
@@ -59,7 +59,7 @@ impl HomeState {
 
 /// An existing, checked home.
 #[derive(Debug)]
-pub struct Existing {
+pub(crate) struct Existing {
     dir: OwnedFd,
     /// The canonical path of the checked directory: what the command gets as `HOME`.
     pub canonical: PathBuf,
@@ -73,7 +73,7 @@ pub struct Existing {
 
 /// `.claude-iso.lock` in the home.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockFile {
+pub(crate) enum LockFile {
     Missing,
     /// A regular file of ours with one name.
     Ours,
@@ -135,7 +135,7 @@ fn home_name(path: &Path) -> Result<&str> {
 ///
 /// # Errors
 /// Any rule of the scratch home broken; see the README.
-pub fn inspect(config: &Config) -> Result<HomeState> {
+pub(crate) fn inspect(config: &Config) -> Result<HomeState> {
     let path = &config.home;
     let name = home_name(path)?;
     let parent_path = path.parent().unwrap_or(Path::new("/"));
@@ -179,7 +179,7 @@ pub fn inspect(config: &Config) -> Result<HomeState> {
 }
 
 /// Lines of the `--dry-run` plan for a home state.
-pub fn plan_lines(state: &HomeState, report: &Report) {
+pub(crate) fn plan_lines(state: &HomeState, report: &Report) {
     match &state.existing {
         None => report.plan(format!(
             "home: {} (would be created, mode 0700)",
@@ -210,7 +210,7 @@ pub fn plan_lines(state: &HomeState, report: &Report) {
 ///
 /// # Errors
 /// Creation failed, or the new directory fails a check (a race with another process).
-pub fn apply(config: &Config, state: HomeState, report: &Report) -> Result<ScratchHome> {
+pub(crate) fn apply(config: &Config, state: HomeState, report: &Report) -> Result<ScratchHome> {
     let path = &state.path;
     let existing = match state.existing {
         Some(e) => e,
@@ -254,7 +254,7 @@ pub fn apply(config: &Config, state: HomeState, report: &Report) -> Result<Scrat
 impl Existing {
     /// The opened home directory (for the seed inspection).
     #[must_use]
-    pub fn dir(&self) -> &OwnedFd {
+    pub(crate) fn dir(&self) -> &OwnedFd {
         &self.dir
     }
 }

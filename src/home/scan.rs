@@ -27,13 +27,19 @@ const FLAGS: &[&str] = crate::layout::DIALOG_FLAGS;
 
 /// `Some(true)` when everything is seeded, `Some(false)` when something is missing,
 /// `None` when the document is not a JSON object of the expected shape (or unreadable).
-pub fn is_seeded<R: Read>(reader: R, trust: &[&str]) -> Option<bool> {
+/// (The tests' entry point; the launch sizes its buffer: [`is_seeded_sized`].)
+#[cfg(test)]
+pub(crate) fn is_seeded<R: Read>(reader: R, trust: &[&str]) -> Option<bool> {
     is_seeded_sized(reader, BUF, trust)
 }
 
 /// As [`is_seeded`], with the buffer sized for a file of `size_hint` bytes (at most
 /// 64 KiB): a small file is read in one go without zeroing a large buffer.
-pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> Option<bool> {
+pub(crate) fn is_seeded_sized<R: Read>(
+    reader: R,
+    size_hint: usize,
+    trust: &[&str],
+) -> Option<bool> {
     let mut s = Scanner {
         reader,
         buf: vec![0; size_hint.clamp(1, BUF)].into_boxed_slice(),
@@ -83,7 +89,7 @@ pub fn is_seeded_sized<R: Read>(reader: R, size_hint: usize, trust: &[&str]) -> 
 /// the first in its directory then needs a write and skips the full check. (A key that
 /// was written with escapes JavaScript does not use is missed; the merge under the lock
 /// finds it and writes nothing.)
-pub fn lacks_any(file: &std::fs::File, size: u64, needles: &[Vec<u8>]) -> bool {
+pub(crate) fn lacks_any(file: &std::fs::File, size: u64, needles: &[Vec<u8>]) -> bool {
     use std::os::unix::fs::FileExt;
     let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
     if needles.is_empty() || longest == 0 || longest >= BUF {

@@ -15,7 +15,7 @@ use crate::sys::fsutil::lstat_at;
 /// How stale the last-launch stamp may get before a launch renews it: a launch into a
 /// home stamped less than this ago writes nothing at all (an already seeded home is not
 /// touched), and `homes prune` counts in days.
-pub const STAMP_EVERY: i64 = 3600;
+pub(crate) const STAMP_EVERY: i64 = 3600;
 
 /// Records a launch in `home`: `.claude-iso.lock` (made by `home::apply`) gets the
 /// current time as its mtime when its mtime is more than [`STAMP_EVERY`] seconds old or
@@ -24,7 +24,7 @@ pub const STAMP_EVERY: i64 = 3600;
 ///
 /// # Errors
 /// The lock file cannot be opened or touched.
-pub fn stamp_launch(home: &ScratchHome) -> Result<()> {
+pub(crate) fn stamp_launch(home: &ScratchHome) -> Result<()> {
     let shown = home.path.join(OWN_LOCK);
     let Some(st) = lstat_at(&home.dir, OWN_LOCK).at(Area::Home, &shown)? else {
         return Ok(());

@@ -21,7 +21,7 @@ use crate::sys::fsutil::is_type;
 const KEEP: usize = 64;
 
 /// Says `msg` as a warning unless it was said in `home` today.
-pub fn warn_daily(home: &ScratchHome, report: &Report, msg: &str) {
+pub(crate) fn warn_daily(home: &ScratchHome, report: &Report, msg: &str) {
     if report.verbosity == Verbosity::Quiet {
         return;
     }

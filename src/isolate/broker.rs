@@ -41,20 +41,20 @@ use crate::token::Token;
 /// The placeholder claude gets instead of the token. claude's bundle checks for exactly
 /// this value together with `ANTHROPIC_UNIX_SOCKET`: it then knows it holds no real
 /// credential (per release: `docs/claude-facts.md`).
-pub const PLACEHOLDER: &str = "ssh-placeholder";
+pub(crate) const PLACEHOLDER: &str = "ssh-placeholder";
 /// The variable that sends claude's API requests over a Unix socket.
-pub const SOCKET_VAR: &str = "ANTHROPIC_UNIX_SOCKET";
+pub(crate) const SOCKET_VAR: &str = "ANTHROPIC_UNIX_SOCKET";
 /// The base URL claude is given: plain HTTP over the socket (with `https://` claude
 /// would speak TLS on the socket).
-pub const SOCKET_BASE_URL: &str = "http://localhost";
+pub(crate) const SOCKET_BASE_URL: &str = "http://localhost";
 /// The destination without `ANTHROPIC_BASE_URL`.
-pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
+pub(crate) const DEFAULT_BASE_URL: &str = "https://api.anthropic.com";
 /// The longest path a Unix socket address holds (`sun_path`, less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
 /// Where the broker listens and where it forwards, worked out before anything changes.
 #[derive(Debug, Clone)]
-pub struct BrokerPlan {
+pub(crate) struct BrokerPlan {
     pub dir: PathBuf,
     pub socket: PathBuf,
     pub upstream: Upstream,
@@ -66,7 +66,7 @@ pub struct BrokerPlan {
 impl BrokerPlan {
     /// `https://api.anthropic.com (the default)[, through the proxy P]`.
     #[must_use]
-    pub fn destination_line(&self) -> String {
+    pub(crate) fn destination_line(&self) -> String {
         destination_line(&self.upstream, self.chosen_by)
     }
 }
@@ -94,7 +94,7 @@ fn shown_proxy(p: &str) -> String {
 /// The directory for broker sockets: the user's runtime directory when it is a private
 /// directory of theirs, else `/tmp/claude-iso-<uid>`.
 #[must_use]
-pub fn socket_dir(env: &CallerEnv) -> PathBuf {
+pub(crate) fn socket_dir(env: &CallerEnv) -> PathBuf {
     let uid = nix::unistd::geteuid().as_raw();
     if let Some(run) = env.absolute_path("XDG_RUNTIME_DIR") {
         if let Ok(m) = std::fs::metadata(run) {
@@ -110,7 +110,7 @@ pub fn socket_dir(env: &CallerEnv) -> PathBuf {
 ///
 /// # Errors
 /// `ANTHROPIC_BASE_URL` that is not an http(s) URL, or a socket path too long.
-pub fn plan(env: &CallerEnv) -> Result<BrokerPlan> {
+pub(crate) fn plan(env: &CallerEnv) -> Result<BrokerPlan> {
     let (upstream, chosen_by) = destination(env)?;
     let dir = socket_dir(env);
     let socket = dir.join(format!("broker.{}.sock", std::process::id()));
@@ -190,7 +190,7 @@ fn destination(env: &CallerEnv) -> Result<(Upstream, &'static str)> {
 
 /// The variables the command gets instead of any token.
 #[must_use]
-pub fn child_vars(socket: &Path) -> [(&'static str, OsString); 3] {
+pub(crate) fn child_vars(socket: &Path) -> [(&'static str, OsString); 3] {
     [
         (SOCKET_VAR, socket.as_os_str().to_owned()),
         ("ANTHROPIC_BASE_URL", OsString::from(SOCKET_BASE_URL)),
@@ -202,7 +202,7 @@ pub fn child_vars(socket: &Path) -> [(&'static str, OsString); 3] {
 ///
 /// # Errors
 /// Nothing listens there, or this user may not connect.
-pub fn check_shared(socket: &Path) -> Result<()> {
+pub(crate) fn check_shared(socket: &Path) -> Result<()> {
     std::os::unix::net::UnixStream::connect(socket)
         .map(drop)
         .map_err(|e| {
@@ -291,7 +291,7 @@ fn remove_stale(dir: &Path) {
 ///
 /// # Errors
 /// The directory or the socket cannot be made, or the fork fails.
-pub fn start(plan: &BrokerPlan, token: &Token) -> Result<()> {
+pub(crate) fn start(plan: &BrokerPlan, token: &Token) -> Result<()> {
     private_dir(&plan.dir)?;
     remove_stale(&plan.dir);
     // A leftover of an earlier process with our PID; one that answers is a live broker
@@ -502,7 +502,7 @@ fn sd_notify(env: &CallerEnv, message: &str) {
 ///
 /// # Errors
 /// No token, a bad destination, an unknown user or group, a socket that cannot be made.
-pub fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Outcome> {
+pub(crate) fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Outcome> {
     let launch = crate::cli::LaunchArgs {
         env_file: args.env_file.clone(),
         ..Default::default()
@@ -564,7 +564,7 @@ pub fn serve_main(args: &crate::cli::BrokerServeArgs) -> Result<crate::error::Ou
 /// # Errors
 /// Nothing listens, the broker closed the connection unanswered (this user is not
 /// allowed), or the answer is not the status.
-pub fn fetch_status(socket: &Path) -> std::result::Result<serde_json::Value, String> {
+pub(crate) fn fetch_status(socket: &Path) -> std::result::Result<serde_json::Value, String> {
     use http_body_util::{BodyExt, Empty};
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -608,7 +608,7 @@ pub fn fetch_status(socket: &Path) -> std::result::Result<serde_json::Value, Str
 ///
 /// # Errors
 /// No socket given, or the broker cannot be asked.
-pub fn status_main(args: &crate::cli::BrokerStatusArgs) -> Result<crate::error::Outcome> {
+pub(crate) fn status_main(args: &crate::cli::BrokerStatusArgs) -> Result<crate::error::Outcome> {
     let env = CallerEnv::from_process();
     let socket = args
         .socket

@@ -15,7 +15,7 @@ use crate::token::Token;
 
 /// What the child's environment is built from besides the caller's.
 #[derive(Debug)]
-pub struct ChildEnvPlan<'a> {
+pub(crate) struct ChildEnvPlan<'a> {
     pub home: &'a Path,
     pub token: Delivery<'a>,
     /// Set `PWD` to this (when `-C` moved us).
@@ -28,7 +28,7 @@ pub struct ChildEnvPlan<'a> {
 
 /// How the token travels to the command.
 #[derive(Debug, Clone, Copy)]
-pub enum Delivery<'a> {
+pub(crate) enum Delivery<'a> {
     /// In `CLAUDE_CODE_OAUTH_TOKEN`.
     Env(&'a Token),
     /// On this descriptor, named by `CLAUDE_CODE_OAUTH_TOKEN_FILE_DESCRIPTOR`;
@@ -42,7 +42,7 @@ pub enum Delivery<'a> {
 
 /// The child's environment and what was removed from the caller's.
 #[derive(Debug)]
-pub struct ChildEnv {
+pub(crate) struct ChildEnv {
     pub vars: Vec<(OsString, OsString)>,
     /// Names (never values) of variables that were set and are removed, unasked: what
     /// the launch warns about.
@@ -55,7 +55,7 @@ pub struct ChildEnv {
 
 impl ChildEnv {
     /// Replaces the value of a variable this module set (`HOME` once the home is made).
-    pub fn set(&mut self, name: &str, value: &std::ffi::OsStr) {
+    pub(crate) fn set(&mut self, name: &str, value: &std::ffi::OsStr) {
         if let Some(slot) = self.vars.iter_mut().find(|(k, _)| k == name) {
             slot.1 = value.to_owned();
         }
@@ -68,7 +68,7 @@ impl ChildEnv {
 /// `CLAUDE_CODE_OAUTH_TOKEN` and `CLAUDE_ISO` are set, `PWD` follows `-C`; everything
 /// else keeps its value and order. Duplicate entries of a name collapse to the first.
 #[must_use]
-pub fn child_env(caller: &CallerEnv, plan: &ChildEnvPlan<'_>) -> ChildEnv {
+pub(crate) fn child_env(caller: &CallerEnv, plan: &ChildEnvPlan<'_>) -> ChildEnv {
     let removed_by_us = |name: &OsStr| crate::scrub::removed(name, plan.keep, plan.unset);
     let mut ours: Vec<(&str, OsString)> = vec![("HOME", plan.home.as_os_str().to_owned())];
     match plan.token {

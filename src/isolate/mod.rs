@@ -4,10 +4,10 @@
 //! token on claude's behalf.
 #![forbid(unsafe_code)]
 
-pub mod broker;
-pub mod environment;
+pub(crate) mod broker;
+pub(crate) mod environment;
 pub mod guard;
-pub mod mask;
-pub mod proxy;
+pub(crate) mod mask;
+pub(crate) mod proxy;
 pub mod share;
-pub mod tools;
+pub(crate) mod tools;

@@ -34,7 +34,7 @@ type Body = BoxBody<Bytes, BoxError>;
 
 /// Headers that carry a credential or a session: never forwarded from the client, so
 /// whatever claude (or a tool using the socket) sends, only the token leaves the broker.
-pub const CREDENTIAL_HEADERS: &[&str] = &[
+pub(crate) const CREDENTIAL_HEADERS: &[&str] = &[
     "authorization",
     "proxy-authorization",
     "x-api-key",
@@ -58,7 +58,7 @@ const HOP_HEADERS: &[&str] = &[
 /// Where requests go, and how the outgoing leg is set up. Everything from the caller's
 /// environment, resolved before the fork.
 #[derive(Debug, Clone)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     /// `scheme://host[:port][/prefix]`, no trailing slash, no userinfo, no query.
     pub base: String,
     /// `HTTPS_PROXY` (or `https_proxy`, `ALL_PROXY`) for an `https` base; `HTTP_PROXY`
@@ -77,7 +77,7 @@ impl Upstream {
     ///
     /// # Errors
     /// What is wrong with it, in words (never the value: it may hold a secret).
-    pub fn base_url(value: &str) -> Result<String, &'static str> {
+    pub(crate) fn base_url(value: &str) -> Result<String, &'static str> {
         let (scheme, rest) = value
             .split_once("://")
             .ok_or("is not a URL (expected https://host[:port][/path])")?;
@@ -137,7 +137,7 @@ impl State {
 }
 
 /// How a broker serves: who may connect, whether it logs, reloads and reports.
-pub struct Options {
+pub(crate) struct Options {
     /// Whether a connection's peer may use the broker (its uid, gid).
     pub allowed: Box<dyn Fn(u32, u32) -> bool + Send + Sync>,
     /// The uids that may read the full status (`GET /_claude-iso/status`): the broker's
@@ -157,7 +157,7 @@ pub struct Options {
 
 /// Requests and the API's usage figures per client uid, since start.
 #[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct ClientStats {
+pub(crate) struct ClientStats {
     pub requests: u64,
     pub errors: u64,
     pub bytes: u64,
@@ -168,7 +168,7 @@ pub struct ClientStats {
 }
 
 /// The path a broker answers itself (never forwarded): its status.
-pub const STATUS_PATH: &str = "/_claude-iso/status";
+pub(crate) const STATUS_PATH: &str = "/_claude-iso/status";
 
 /// The outgoing client: rustls with the system's roots (and the caller's extra CA file),
 /// no redirects followed (a redirect must not carry the token anywhere), the caller's
@@ -539,7 +539,7 @@ fn tapped(resp: Response<Body>, mut record: Record) -> Response<Body> {
 ///
 /// # Errors
 /// The runtime or the listener could not be set up.
-pub fn serve(
+pub(crate) fn serve(
     listener: std::os::unix::net::UnixListener,
     upstream: Upstream,
     token: &Token,

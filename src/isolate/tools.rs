@@ -19,17 +19,17 @@ use crate::error::{Error, Result};
 use crate::layout::{CLAUDE_DIR, SCRUB_GIT_STUBS, SCRUB_STUBS};
 
 /// claude's switch.
-pub const SCRUB_VAR: &str = "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB";
+pub(crate) const SCRUB_VAR: &str = "CLAUDE_CODE_SUBPROCESS_ENV_SCRUB";
 /// Where claude reads managed settings on Linux (`sandbox.bwrapPath` is honoured there).
-pub const MANAGED_SETTINGS: &str = "/etc/claude-code/managed-settings.json";
+pub(crate) const MANAGED_SETTINGS: &str = "/etc/claude-code/managed-settings.json";
 /// The fix when bubblewrap is missing.
-pub const FIX: &str = "install bubblewrap (apt-get install bubblewrap) or set sandbox.bwrapPath in claude's user or managed settings";
+pub(crate) const FIX: &str = "install bubblewrap (apt-get install bubblewrap) or set sandbox.bwrapPath in claude's user or managed settings";
 
 /// Where claude would find bubblewrap: `sandbox.bwrapPath` in the scratch home's user
 /// settings or the managed settings (when it names an executable file), else `bwrap` on
 /// the caller's `PATH`. `None` when it would not.
 #[must_use]
-pub fn find_bwrap(config: &Config, home: &Path) -> Option<PathBuf> {
+pub(crate) fn find_bwrap(config: &Config, home: &Path) -> Option<PathBuf> {
     let settings = [
         PathBuf::from(MANAGED_SETTINGS),
         home.join(CLAUDE_DIR).join("settings.json"),
@@ -60,7 +60,7 @@ fn is_executable(p: &Path) -> bool {
 
 /// What to do with [`SCRUB_VAR`] in the child's environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Leave the caller's value (`off`).
     PassThrough,
     /// Set it to 1 (bubblewrap is there).
@@ -73,7 +73,7 @@ pub enum Action {
 ///
 /// # Errors
 /// `on` and no bubblewrap (125).
-pub fn decide(mode: Switch, bwrap: Option<PathBuf>) -> Result<Action> {
+pub(crate) fn decide(mode: Switch, bwrap: Option<PathBuf>) -> Result<Action> {
     match (mode, bwrap) {
         (Switch::Off, _) => Ok(Action::PassThrough),
         (_, Some(p)) => Ok(Action::Set(p)),
@@ -85,7 +85,7 @@ pub fn decide(mode: Switch, bwrap: Option<PathBuf>) -> Result<Action> {
 }
 
 /// Applies the action to the child's environment.
-pub fn apply(vars: &mut Vec<(OsString, OsString)>, action: &Action) {
+pub(crate) fn apply(vars: &mut Vec<(OsString, OsString)>, action: &Action) {
     match action {
         Action::PassThrough => {}
         Action::Set(_) => {
@@ -99,7 +99,7 @@ pub fn apply(vars: &mut Vec<(OsString, OsString)>, action: &Action) {
 /// Whether a value of [`SCRUB_VAR`] turns claude's scrub on (`1`, `true`, `yes`, `on`,
 /// trimmed, in any case: claude's reading of a boolean variable).
 #[must_use]
-pub fn is_on(value: &std::ffi::OsStr) -> bool {
+pub(crate) fn is_on(value: &std::ffi::OsStr) -> bool {
     value.to_str().is_some_and(|v| {
         ["1", "true", "yes", "on"].contains(&v.trim().to_ascii_lowercase().as_str())
     })
@@ -119,7 +119,11 @@ fn stubs(workdir: &Path) -> String {
 /// where claude will run (where the stubs appear when the scrub is on), `passed` the
 /// caller's value of [`SCRUB_VAR`] that `off` lets through.
 #[must_use]
-pub fn describe(action: &Action, workdir: &Path, passed: Option<&std::ffi::OsStr>) -> String {
+pub(crate) fn describe(
+    action: &Action,
+    workdir: &Path,
+    passed: Option<&std::ffi::OsStr>,
+) -> String {
     match action {
         Action::PassThrough if passed.is_some_and(is_on) => format!(
             "off: the caller's {SCRUB_VAR} passes through and turns claude's scrub on: {}",

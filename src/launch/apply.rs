@@ -20,7 +20,7 @@ use crate::token;
 ///
 /// # Errors
 /// A refusal kept in the plan, a change that fails, or the exec (125/126/127).
-pub fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::Infallible> {
+pub(crate) fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::Infallible> {
     plan.refusal()?;
     let LaunchPlan {
         config,

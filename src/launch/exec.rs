@@ -24,7 +24,11 @@ const SHELL: &str = "/bin/sh";
 ///
 /// # Errors
 /// 127 when nothing by that name exists, 126 when only non-executable files do.
-pub fn resolve(command: &OsStr, path_var: Option<&OsStr>, start_dir: &Path) -> Result<PathBuf> {
+pub(crate) fn resolve(
+    command: &OsStr,
+    path_var: Option<&OsStr>,
+    start_dir: &Path,
+) -> Result<PathBuf> {
     let shown = command.to_string_lossy().into_owned();
     if command.is_empty() {
         return Err(Error::NotFound {
@@ -82,7 +86,7 @@ fn cstring(s: &OsStr, what: &str) -> Result<CString> {
 /// Everything `execve` needs, as C strings, checked before anything is forked or run:
 /// every 125 decision about the command line is made here.
 #[derive(Debug)]
-pub struct Prepared {
+pub(crate) struct Prepared {
     path: CString,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -93,7 +97,7 @@ pub struct Prepared {
 ///
 /// # Errors
 /// 125 for an argument or variable that cannot be passed (a NUL byte).
-pub fn prepare(
+pub(crate) fn prepare(
     program: &Path,
     argv: &[OsString],
     env: &[(OsString, OsString)],
@@ -123,7 +127,7 @@ pub fn prepare(
 impl Prepared {
     /// The command as shown in messages.
     #[must_use]
-    pub fn shown(&self) -> &str {
+    pub(crate) fn shown(&self) -> &str {
         &self.shown
     }
 }
@@ -132,7 +136,7 @@ impl Prepared {
 /// first (and is ignored again if the exec fails). Returns only on failure, with the
 /// `errno` of the last `execve`.
 #[must_use]
-pub fn exec(p: &Prepared) -> Errno {
+pub(crate) fn exec(p: &Prepared) -> Errno {
     // Nothing of ours is printed after this point unless the exec fails.
     crate::sys::default_sigpipe();
     let result = match nix::unistd::execve(&p.path, &p.argv, &p.envp) {
@@ -158,7 +162,7 @@ pub fn exec(p: &Prepared) -> Errno {
 /// interpreter is missing), 126 for anything else (found, cannot run), as execvp's
 /// callers (env(1), shells) report it.
 #[must_use]
-pub fn exec_error(errno: Errno, shown: &str) -> Error {
+pub(crate) fn exec_error(errno: Errno, shown: &str) -> Error {
     match errno {
         Errno::ENOENT => Error::NotFound {
             command: shown.to_owned(),

@@ -47,14 +47,14 @@ use crate::report::Report;
 use crate::scrub::is_scrubbed;
 use crate::sys;
 use crate::sys::proc::descendants;
-pub use crate::sys::proc::proc_is_ours;
+pub(crate) use crate::sys::proc::proc_is_ours;
 
 /// Between SIGTERM and SIGKILL for what the command leaves behind, unless
 /// `--init-grace`/`CLAUDE_ISO_INIT_GRACE` say otherwise. Kubernetes' default
 /// `terminationGracePeriodSeconds` is 30 and `docker stop` waits 10: the command's own
 /// shutdown plus this must fit in the runtime's period, or the runtime's SIGKILL comes
 /// first.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// How long the init waits for processes to vanish after SIGKILL before it gives up on
 /// them (a process it may not signal, one stuck in the kernel).
@@ -64,7 +64,7 @@ const KILL_POLL: Duration = Duration::from_millis(20);
 
 /// Why the init is on or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reason {
+pub(crate) enum Reason {
     /// `--init` or `--init-group`.
     Option,
     /// `CLAUDE_ISO_INIT=1`.
@@ -82,7 +82,7 @@ pub enum Reason {
 impl Reason {
     /// As the user wrote it.
     #[must_use]
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
             Reason::Option => "--init",
             Reason::VariableOn => "CLAUDE_ISO_INIT=1",
@@ -96,7 +96,7 @@ impl Reason {
 
 /// Whether the launcher runs as an init, and how.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
+pub(crate) struct Decision {
     pub on: bool,
     pub reason: Reason,
     /// Signals go to the command's process group (`--init-group`).
@@ -109,7 +109,7 @@ pub struct Decision {
 ///
 /// # Errors
 /// A variable with a value other than the documented ones (125).
-pub fn decide(args: &InitArgs, env: &CallerEnv, pid1: bool) -> Result<Decision> {
+pub(crate) fn decide(args: &InitArgs, env: &CallerEnv, pid1: bool) -> Result<Decision> {
     let variable = match env.get(INIT_VAR).map(OsStr::as_encoded_bytes) {
         None | Some(b"") => None,
         Some(b"1") => Some(true),
@@ -164,7 +164,7 @@ pub fn decide(args: &InitArgs, env: &CallerEnv, pid1: bool) -> Result<Decision> 
 impl Decision {
     /// One line for the dry-run plan and `doctor`.
     #[must_use]
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         if !self.on {
             return format!("off ({})", self.reason.describe());
         }
@@ -179,7 +179,7 @@ impl Decision {
 
 /// Whether this process is PID 1 (of the machine, a container or a PID namespace).
 #[must_use]
-pub fn is_pid1() -> bool {
+pub(crate) fn is_pid1() -> bool {
     getpid().as_raw() == 1
 }
 
@@ -192,7 +192,7 @@ static STARTED_WITH: std::sync::OnceLock<SigSet> = std::sync::OnceLock::new();
 /// claude-iso still reads its options would be lost. Blocked, it stays pending until the
 /// init's wait loop forwards it (or, with `--no-init`, until the mask is restored just
 /// before `execve`, see [`release_held_signals`]).
-pub fn hold_signals_if_pid1() {
+pub(crate) fn hold_signals_if_pid1() {
     if !is_pid1() {
         return;
     }
@@ -204,7 +204,7 @@ pub fn hold_signals_if_pid1() {
 
 /// Restores the signal mask [`hold_signals_if_pid1`] changed (before an `execve` without
 /// the init).
-pub fn release_held_signals() {
+pub(crate) fn release_held_signals() {
     if let Some(old) = STARTED_WITH.get() {
         let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None);
     }
@@ -212,7 +212,7 @@ pub fn release_held_signals() {
 
 /// Which side of the fork returned from [`start`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     /// The child: go on with the launch.
     Command,
     /// The init, after the command and what it left have ended: exit with this status.
@@ -236,7 +236,7 @@ enum Ending {
 ///
 /// # Errors
 /// The signal mask cannot be set or `fork` fails (125, before anything ran).
-pub fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Result<Side> {
+pub(crate) fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -> Result<Side> {
     let fail = |what: &str, e: Errno| Error::Init(format!("{what}: {}", e.desc()));
     let pid1 = is_pid1();
     // The command leads a process group of its own with --init-group, and as PID 1 (as

@@ -6,11 +6,11 @@
 
 #![forbid(unsafe_code)]
 
-pub mod apply;
-pub mod exec;
-pub mod init;
-pub mod plan;
-pub mod print;
+pub(crate) mod apply;
+pub(crate) mod exec;
+pub(crate) mod init;
+pub(crate) mod plan;
+pub(crate) mod print;
 
 use crate::caller::CallerEnv;
 use crate::cli::Cli;
@@ -24,7 +24,7 @@ use plan::Purpose;
 ///
 /// # Errors
 /// Whatever stage refuses (125), or the command not found or not runnable (127/126).
-pub fn run(cli: &Cli, report: &Report) -> Result<Outcome> {
+pub(crate) fn run(cli: &Cli, report: &Report) -> Result<Outcome> {
     let mut config = Config::new(&cli.launch, CallerEnv::from_process())?;
     let init = init::decide(&cli.init, &config.env, init::is_pid1())?;
     let purpose = if cli.dry_run {

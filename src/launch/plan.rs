@@ -29,15 +29,14 @@ use crate::token::{self, Source, Token};
 /// kernel's answer to `--mask auto`, the detail of a seed it rewrites anyway); a dry run
 /// and doctor try everything, to report it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Purpose {
+pub(crate) enum Purpose {
     Launch,
     Show,
 }
 
 /// Everything a launch will do, decided; nothing changed yet.
-pub struct LaunchPlan {
+pub(crate) struct LaunchPlan {
     pub config: Config,
-    pub purpose: Purpose,
     /// COMMAND and its arguments (`claude` when none was given).
     pub argv: Vec<OsString>,
     /// This launch runs in the home of the claude-iso session it was started from.
@@ -69,14 +68,14 @@ pub struct LaunchPlan {
 
 /// `--share`, planned and checked.
 #[derive(Default)]
-pub struct Shares {
+pub(crate) struct Shares {
     pub list: Vec<share::Share>,
     /// What the mask hides or empties, which nothing shared may bring in.
     pub limits: share::Limits,
 }
 
 /// The mask, as far as the purpose needs it decided.
-pub enum MaskStage {
+pub(crate) enum MaskStage {
     /// For a launch: the plan to enter (`None`: unmasked).
     Launch(Option<mask::Plan>),
     /// For a dry run or doctor: what a launch would find, the kernel asked.
@@ -84,7 +83,7 @@ pub enum MaskStage {
 }
 
 /// How the command reaches the API when it does through a broker.
-pub enum BrokerChoice {
+pub(crate) enum BrokerChoice {
     /// No broker: the token goes to the command (`--token-via fd|env`, or not claude).
     None,
     /// A broker of this launch's own, forked before the exec.
@@ -100,13 +99,13 @@ impl LaunchPlan {
     /// # Errors
     /// A shared broker that does not answer, the command not found (127/126), settings
     /// that bring another credential or send the token elsewhere (125).
-    pub fn refusal(&self) -> Result<()> {
+    pub(crate) fn refusal(&self) -> Result<()> {
         self.refusals.first().cloned().map_or(Ok(()), Err)
     }
 
     /// Where the token goes, as one line.
     #[must_use]
-    pub fn destination(&self) -> String {
+    pub(crate) fn destination(&self) -> String {
         destination(&self.broker, &self.settings)
     }
 }
@@ -116,7 +115,7 @@ impl LaunchPlan {
 /// # Errors
 /// The first stage that cannot go on (125): a `--share` refused, no token, a home that
 /// cannot be one, an unusable `.claude.json`, the mask refused where a launch must stop.
-pub fn inspect(
+pub(crate) fn inspect(
     config: Config,
     command: &[OsString],
     requested_shares: &[OsString],
@@ -174,7 +173,6 @@ pub fn inspect(
         .map_err(|e| first(e, &refusals))?;
     Ok(LaunchPlan {
         config,
-        purpose,
         argv,
         outer_home,
         shares,
@@ -200,7 +198,7 @@ pub fn inspect(
 ///
 /// # Errors
 /// A share refused (125).
-pub fn shares(
+pub(crate) fn shares(
     config: &Config,
     requested: &[OsString],
     outer_home: bool,
@@ -233,7 +231,7 @@ pub fn shares(
 ///
 /// # Errors
 /// No token, or one that cannot be read or is not a token (125).
-pub fn token_stage(
+pub(crate) fn token_stage(
     config: &Config,
     broker: &BrokerChoice,
     report: &Report,
@@ -254,14 +252,14 @@ pub fn token_stage(
 ///
 /// # Errors
 /// Not found (127), found but not runnable (126).
-pub fn program(config: &Config, command: &OsStr) -> Result<PathBuf> {
+pub(crate) fn program(config: &Config, command: &OsStr) -> Result<PathBuf> {
     exec::resolve(command, config.path_var().as_deref(), &config.start_dir)
 }
 
 /// The settings guard, on the home the launch will use and the command it will run:
 /// settings claude would apply that bring another credential or send the token elsewhere.
 #[must_use]
-pub fn settings(
+pub(crate) fn settings(
     config: &Config,
     home_path: &Path,
     shares: &Shares,
@@ -280,7 +278,7 @@ pub fn settings(
 /// Where the token goes: through a broker, where the broker forwards, whatever claude is
 /// told; otherwise where the settings send claude.
 #[must_use]
-pub fn destination(broker: &BrokerChoice, settings: &guard::SettingsVerdict) -> String {
+pub(crate) fn destination(broker: &BrokerChoice, settings: &guard::SettingsVerdict) -> String {
     match broker {
         BrokerChoice::Own(plan) => format!("{} through the broker", plan.destination_line()),
         BrokerChoice::Shared(socket) => format!(
@@ -317,7 +315,7 @@ fn delivery<'a>(
 /// The warning about variables the scrub removes unasked, if any (said by the dry run,
 /// and once a day per home by a launch: a unit always has the same variables).
 #[must_use]
-pub fn removed_warning(child: &ChildEnv, command: &OsStr) -> Option<String> {
+pub(crate) fn removed_warning(child: &ChildEnv, command: &OsStr) -> Option<String> {
     (!child.removed.is_empty()).then(|| {
         format!(
             "not passing {} to {} (each would override or relocate the token; --keep-env NAME passes one on purpose, --unset NAME removes it without this warning)",
@@ -354,7 +352,7 @@ fn child_env(
 ///
 /// # Errors
 /// `--scrub-tools on` where bubblewrap is missing (125).
-pub fn scrub_tools(
+pub(crate) fn scrub_tools(
     config: &Config,
     home_path: &Path,
     child: &mut ChildEnv,
@@ -377,7 +375,7 @@ pub fn scrub_tools(
 /// # Errors
 /// A working directory or home the mask cannot be made from, a descriptor into a hidden
 /// place, or `--mask on` and the kernel refuses — for a launch (125).
-pub fn mask_stage(
+pub(crate) fn mask_stage(
     config: &Config,
     home_path: &Path,
     program: Option<&Path>,
@@ -426,7 +424,7 @@ fn not_found_hint(e: Error, command: &OsStr) -> Error {
 ///
 /// # Errors
 /// No private directory for the socket (125).
-pub fn broker_choice(config: &Config, command: &OsStr) -> Result<BrokerChoice> {
+pub(crate) fn broker_choice(config: &Config, command: &OsStr) -> Result<BrokerChoice> {
     if let Some(socket) = &config.broker {
         return Ok(BrokerChoice::Shared(socket.clone()));
     }

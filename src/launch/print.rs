@@ -16,7 +16,7 @@ use crate::report::Report;
 use crate::token::{self, Token};
 
 /// Prints the plan; `init` is the init's description when one would run.
-pub fn print(plan: &LaunchPlan, init: Option<&str>, report: &Report) {
+pub(crate) fn print(plan: &LaunchPlan, init: Option<&str>, report: &Report) {
     if let Some(init) = init {
         report.plan(format!("init: {init}"));
     }

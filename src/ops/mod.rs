@@ -1,5 +1,5 @@
 //! The subcommands that are not a launch: `doctor` and `homes`.
 #![forbid(unsafe_code)]
 
-pub mod doctor;
-pub mod homes;
+pub(crate) mod doctor;
+pub(crate) mod homes;

@@ -17,7 +17,7 @@ use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
 ///
 /// # Errors
 /// Any error but `ENOENT`.
-pub fn lstat_at<P: ?Sized + nix::NixPath>(
+pub(crate) fn lstat_at<P: ?Sized + nix::NixPath>(
     dir: &OwnedFd,
     name: &P,
 ) -> nix::Result<Option<FileStat>> {
@@ -32,7 +32,10 @@ pub fn lstat_at<P: ?Sized + nix::NixPath>(
 ///
 /// # Errors
 /// As `openat(2)`: `ELOOP` for a symlink, `ENOTDIR` for something else.
-pub fn open_dir_at<P: ?Sized + nix::NixPath>(dir: &OwnedFd, name: &P) -> nix::Result<OwnedFd> {
+pub(crate) fn open_dir_at<P: ?Sized + nix::NixPath>(
+    dir: &OwnedFd,
+    name: &P,
+) -> nix::Result<OwnedFd> {
     openat(
         dir,
         name,
@@ -43,7 +46,7 @@ pub fn open_dir_at<P: ?Sized + nix::NixPath>(dir: &OwnedFd, name: &P) -> nix::Re
 
 /// What kind of file a `st_mode` describes, in words.
 #[must_use]
-pub fn describe_mode(mode: u32) -> &'static str {
+pub(crate) fn describe_mode(mode: u32) -> &'static str {
     match SFlag::from_bits_truncate(mode & SFlag::S_IFMT.bits()) {
         SFlag::S_IFDIR => "directory",
         SFlag::S_IFLNK => "symlink",
@@ -58,14 +61,14 @@ pub fn describe_mode(mode: u32) -> &'static str {
 
 /// Whether `st` is of the file type `kind`.
 #[must_use]
-pub fn is_type(st: &FileStat, kind: SFlag) -> bool {
+pub(crate) fn is_type(st: &FileStat, kind: SFlag) -> bool {
     st.st_mode & SFlag::S_IFMT.bits() == kind.bits()
 }
 
 /// How a displaced file is kept: renamed, or (when a new file will replace it
 /// atomically) hard-linked under the new name first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Aside {
+pub(crate) enum Aside {
     Rename,
     Link,
 }
@@ -76,7 +79,7 @@ pub enum Aside {
 ///
 /// # Errors
 /// The rename or link failed (the file is then where it was).
-pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Result<String> {
+pub(crate) fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Result<String> {
     let stamp = crate::sys::time::now();
     for n in 0..10_000u32 {
         let new = format!("{name}.{tag}-{stamp}-{n}");
@@ -111,7 +114,7 @@ pub fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix::Resul
 
 /// The tag of a name that [`put_aside`] made: `<name>.<tag>-<time>-<n>`.
 #[must_use]
-pub fn aside_tag(name: &str) -> Option<&str> {
+pub(crate) fn aside_tag(name: &str) -> Option<&str> {
     let (_, last) = name.rsplit_once('.')?;
     let mut parts = last.splitn(3, '-');
     let tag = parts.next()?;
@@ -143,7 +146,7 @@ fn make_private(dir: &OwnedFd, name: &str, links: u64) {
 /// owned by us, with one name. Anything else is reachable elsewhere (a hard link to a
 /// real file) or not ours to change.
 #[must_use]
-pub fn is_ours_alone(st: &FileStat) -> bool {
+pub(crate) fn is_ours_alone(st: &FileStat) -> bool {
     is_type(st, SFlag::S_IFREG) && st.st_uid == nix::unistd::geteuid().as_raw() && st.st_nlink == 1
 }
 
@@ -152,7 +155,7 @@ pub fn is_ours_alone(st: &FileStat) -> bool {
 ///
 /// # Errors
 /// As `open(2)`.
-pub fn open_path_dir(path: &Path) -> nix::Result<OwnedFd> {
+pub(crate) fn open_path_dir(path: &Path) -> nix::Result<OwnedFd> {
     nix::fcntl::open(
         path,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -166,7 +169,7 @@ pub fn open_path_dir(path: &Path) -> nix::Result<OwnedFd> {
 ///
 /// # Errors
 /// What `visit` returns, or `(depth, errno)` of a step that could not be taken.
-pub fn walk_up<E>(
+pub(crate) fn walk_up<E>(
     start: &OwnedFd,
     mut visit: impl FnMut(&FileStat, usize) -> Result<(), E>,
     step_failed: impl Fn(usize, Errno) -> E,
@@ -198,7 +201,7 @@ pub fn walk_up<E>(
 /// messages only, when [`canonical_dir`] cannot confirm it (a component we may not
 /// search). `None` for a deleted directory or one outside our root.
 #[must_use]
-pub fn fd_path(fd: &OwnedFd) -> Option<PathBuf> {
+pub(crate) fn fd_path(fd: &OwnedFd) -> Option<PathBuf> {
     let link = nix::fcntl::readlink(format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str()).ok()?;
     let path = PathBuf::from(link);
     (path.is_absolute() && !path.as_os_str().as_bytes().ends_with(b" (deleted)")).then_some(path)
@@ -212,7 +215,7 @@ pub fn fd_path(fd: &OwnedFd) -> Option<PathBuf> {
 /// `ENOENT` when the directory has no path from our root (deleted, another mount
 /// namespace), `ELOOP`/`ENOTDIR` when a component is a symlink, `EXDEV` when the path
 /// leads to another directory.
-pub fn canonical_dir(dir: &OwnedFd) -> nix::Result<PathBuf> {
+pub(crate) fn canonical_dir(dir: &OwnedFd) -> nix::Result<PathBuf> {
     let link = nix::fcntl::readlink(format!("/proc/self/fd/{}", dir.as_raw_fd()).as_str())?;
     let path = PathBuf::from(link);
     if !path.is_absolute() || path.as_os_str().as_bytes().ends_with(b" (deleted)") {
@@ -254,7 +257,7 @@ pub fn canonical_dir(dir: &OwnedFd) -> nix::Result<PathBuf> {
 ///
 /// # Errors
 /// Creating, writing, syncing, keeping aside or renaming failed.
-pub fn write_atomic(
+pub(crate) fn write_atomic(
     dir: &OwnedFd,
     name: &str,
     tmp_prefix: &str,
@@ -310,7 +313,7 @@ pub fn write_atomic(
 /// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it
 /// against what is really there, which a lexical rewrite cannot know).
 #[must_use]
-pub fn clean(path: &Path) -> PathBuf {
+pub(crate) fn clean(path: &Path) -> PathBuf {
     path.components()
         .filter(|c| !matches!(c, Component::CurDir))
         .collect()
@@ -321,7 +324,7 @@ pub fn clean(path: &Path) -> PathBuf {
 ///
 /// # Errors
 /// Opening or reading the directory failed.
-pub fn dir_entries(dir: &OwnedFd) -> nix::Result<Vec<std::ffi::OsString>> {
+pub(crate) fn dir_entries(dir: &OwnedFd) -> nix::Result<Vec<std::ffi::OsString>> {
     let fd = openat(
         dir,
         ".",
@@ -346,7 +349,7 @@ pub fn dir_entries(dir: &OwnedFd) -> nix::Result<Vec<std::ffi::OsString>> {
 ///
 /// # Errors
 /// As `openat(2)`.
-pub fn reopen_dir(dir: &OwnedFd) -> nix::Result<OwnedFd> {
+pub(crate) fn reopen_dir(dir: &OwnedFd) -> nix::Result<OwnedFd> {
     openat(
         dir,
         ".",
@@ -360,7 +363,7 @@ pub fn reopen_dir(dir: &OwnedFd) -> nix::Result<OwnedFd> {
 ///
 /// # Errors
 /// Any other error of `flock(2)`.
-pub fn try_flock(fd: OwnedFd, how: FlockArg) -> nix::Result<Option<Flock<OwnedFd>>> {
+pub(crate) fn try_flock(fd: OwnedFd, how: FlockArg) -> nix::Result<Option<Flock<OwnedFd>>> {
     match Flock::lock(fd, how) {
         Ok(lock) => Ok(Some(lock)),
         Err((_, Errno::EWOULDBLOCK)) => Ok(None),
@@ -370,7 +373,7 @@ pub fn try_flock(fd: OwnedFd, how: FlockArg) -> nix::Result<Option<Flock<OwnedFd
 
 /// Why [`flock_polling`] returned without the lock.
 #[derive(Debug)]
-pub enum NotLocked {
+pub(crate) enum NotLocked {
     /// `give_up` said so; the descriptor comes back (to name who holds the lock).
     GaveUp(OwnedFd),
     /// `flock(2)` failed otherwise.
@@ -383,7 +386,7 @@ pub enum NotLocked {
 ///
 /// # Errors
 /// [`NotLocked`].
-pub fn flock_polling(
+pub(crate) fn flock_polling(
     mut fd: OwnedFd,
     how: FlockArg,
     mut give_up: impl FnMut(&OwnedFd) -> bool,
@@ -409,7 +412,7 @@ pub fn flock_polling(
 ///
 /// # Errors
 /// The open or read failed; `InvalidInput` for anything but a regular file.
-pub fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_bounded(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::File::options()

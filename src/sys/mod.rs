@@ -6,9 +6,9 @@
 
 #![allow(unsafe_code)]
 
-pub mod fsutil;
-pub mod proc;
-pub mod time;
+pub(crate) mod fsutil;
+pub(crate) mod proc;
+pub(crate) mod time;
 
 use std::os::fd::RawFd;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use nix::unistd::ForkResult;
 /// instead of killing us), and an ignored signal stays ignored across `execve`: the
 /// command, and every pipeline it runs, would not die of a broken pipe as it does when
 /// run directly. Restores the default; called just before the exec.
-pub fn default_sigpipe() {
+pub(crate) fn default_sigpipe() {
     // SAFETY: single-threaded at this point, and SIG_DFL installs no Rust handler that
     // could observe inconsistent state.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
@@ -31,7 +31,7 @@ pub fn default_sigpipe() {
 /// Ignores SIGPIPE again, as Rust's runtime had it: called when `execve` failed, so the
 /// one line we then print to a stderr nobody reads fails with `EPIPE` instead of killing
 /// us (the exit status must stay 126/127).
-pub fn ignore_sigpipe() {
+pub(crate) fn ignore_sigpipe() {
     // SAFETY: single-threaded at this point, and SIG_IGN installs no Rust handler.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
@@ -40,7 +40,7 @@ pub fn ignore_sigpipe() {
 ///
 /// # Errors
 /// As `fork(2)` (`EAGAIN`, `ENOMEM`).
-pub fn fork() -> nix::Result<ForkResult> {
+pub(crate) fn fork() -> nix::Result<ForkResult> {
     // SAFETY: claude-iso is single-threaded whenever it forks (no thread is spawned on
     // the launch path), so the child cannot inherit a lock held by another thread; the
     // child only runs code that the parent would run too before `execve` or `_exit`.
@@ -51,7 +51,7 @@ pub fn fork() -> nix::Result<ForkResult> {
 /// token is in its memory. Reset by the kernel at `execve` for the command (which is
 /// dumpable as usual), so it protects claude-iso only. Failure is ignored: on a kernel
 /// without `prctl` there is nothing better to do.
-pub fn set_non_dumpable() {
+pub(crate) fn set_non_dumpable() {
     let _ = nix::sys::prctl::set_dumpable(false);
 }
 
@@ -62,7 +62,7 @@ pub fn set_non_dumpable() {
 ///
 /// # Errors
 /// As `sigaction(2)` (`EINVAL` for `SIGKILL`/`SIGSTOP`).
-pub fn default_disposition(sig: Signal) -> nix::Result<SigAction> {
+pub(crate) fn default_disposition(sig: Signal) -> nix::Result<SigAction> {
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
     // SAFETY: single-threaded at this point, and SIG_DFL installs no handler code.
     unsafe { nix::sys::signal::sigaction(sig, &dfl) }
@@ -70,7 +70,7 @@ pub fn default_disposition(sig: Signal) -> nix::Result<SigAction> {
 
 /// Puts back a disposition returned by [`default_disposition`] (in the child, before it
 /// goes on to `execve`, so the command inherits what claude-iso inherited).
-pub fn restore_disposition(sig: Signal, old: &SigAction) {
+pub(crate) fn restore_disposition(sig: Signal, old: &SigAction) {
     // SAFETY: single-threaded; `old` is what `sigaction` reported for this signal in this
     // process image. claude-iso installs no signal handlers, so it is SIG_DFL or SIG_IGN
     // (handlers do not survive the `execve` that started us): no handler code can run.
@@ -79,7 +79,7 @@ pub fn restore_disposition(sig: Signal, old: &SigAction) {
 
 /// A signal taken off the pending set by [`wait_signal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caught {
+pub(crate) struct Caught {
     /// The signal's number: a raw one, since nix's `Signal` has no real-time signals.
     pub signo: i32,
     /// `si_code`: who sent it (`SI_USER` for `kill(2)`, `SI_KERNEL` for the terminal
@@ -96,7 +96,7 @@ pub struct Caught {
 ///
 /// # Errors
 /// `EINTR` when a signal outside `set` interrupted the wait.
-pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> nix::Result<Option<Caught>> {
+pub(crate) fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> nix::Result<Option<Caught>> {
     let ts = timeout.map(|d| libc::timespec {
         tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: d.subsec_nanos().into(),
@@ -136,7 +136,7 @@ pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> nix::Result<Optio
 ///
 /// # Errors
 /// As `kill(2)` (`ESRCH`: no such process or group; `EPERM`).
-pub fn send_signal(pid: i32, signo: i32) -> nix::Result<()> {
+pub(crate) fn send_signal(pid: i32, signo: i32) -> nix::Result<()> {
     // SAFETY: kill takes no pointers.
     let rc = unsafe { libc::kill(pid, signo) };
     Errno::result(rc).map(drop)
@@ -145,7 +145,7 @@ pub fn send_signal(pid: i32, signo: i32) -> nix::Result<()> {
 /// How a child changed, from `waitpid(2)`'s raw status (nix's decoding fails, after the
 /// child was reaped, on a death by a real-time signal, and its status would be lost).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildState {
+pub(crate) enum ChildState {
     Exited(i32),
     /// Killed by this signal.
     Signaled(i32),
@@ -160,7 +160,7 @@ pub enum ChildState {
 ///
 /// # Errors
 /// As `waitpid(2)` (`ECHILD`: no child left; `EINTR`).
-pub fn wait_child() -> nix::Result<Option<(i32, ChildState)>> {
+pub(crate) fn wait_child() -> nix::Result<Option<(i32, ChildState)>> {
     let mut status: libc::c_int = 0;
     // SAFETY: `status` is a valid, writable int for the call's duration.
     let pid = unsafe {
@@ -222,7 +222,7 @@ fn put_action_back(signo: i32, old: &libc::sigaction) {
 /// signal sent and then unblocked. Returns only when that did not end the process (a
 /// signal whose default action is not to terminate, or PID 1, which the kernel keeps
 /// from dying of its own signals).
-pub fn die_of_signal(signo: i32) {
+pub(crate) fn die_of_signal(signo: i32) {
     let _ = default_action(signo);
     let set = one_signal(signo);
     // SAFETY: kill takes no pointers; `set` is a valid sigset_t for the call.
@@ -239,7 +239,7 @@ pub fn die_of_signal(signo: i32) {
 /// A stop is told from that by the SIGCONT left pending (blocked) by the continue: the
 /// stop signal itself removes any SIGCONT pending before it (`prepare_signal` in the
 /// kernel), so one found after came with the continue.
-pub fn stop_self(signo: i32) -> bool {
+pub(crate) fn stop_self(signo: i32) -> bool {
     let old = default_action(signo);
     let set = one_signal(signo);
     // SAFETY: kill takes no pointers; `set` is a valid sigset_t for each call. The stop
@@ -269,7 +269,7 @@ unsafe extern "C" {
 /// every variable named in `names` (`NAME=secret` becomes `NAME=` followed by NULs, in
 /// place: the memory `/proc/<pid>/environ` shows). For the init after the fork: the
 /// command got its copy, the init needs none.
-pub fn wipe_environ_values(names: &[&[u8]]) {
+pub(crate) fn wipe_environ_values(names: &[&[u8]]) {
     // SAFETY: single-threaded, so nothing reads or changes the environment meanwhile;
     // `environ` is null or a null-terminated array of NUL-terminated strings owned by the
     // C runtime and writable (the initial block on our stack, or setenv's heap copies).
@@ -297,7 +297,7 @@ pub fn wipe_environ_values(names: &[&[u8]]) {
 /// `/proc/self/fd` on kernels before 5.9). Only for a process in which no live object
 /// owns such a descriptor: the init right after the fork, which keeps nothing the
 /// caller passed (a token pipe, a pipe whose reader waits for end-of-file).
-pub fn close_from(first: RawFd) {
+pub(crate) fn close_from(first: RawFd) {
     let Ok(first_u) = libc::c_uint::try_from(first) else {
         return;
     };
@@ -321,7 +321,7 @@ pub fn close_from(first: RawFd) {
 
 /// Points stdin, stdout and stderr at `/dev/null`: for the broker, which must neither
 /// read the terminal nor write into claude's screen.
-pub fn detach_stdio() {
+pub(crate) fn detach_stdio() {
     use std::os::fd::AsRawFd;
     let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
@@ -339,7 +339,7 @@ pub fn detach_stdio() {
 
 /// Closes every descriptor from 3 up except `keep`: for the broker right after the
 /// fork, which keeps its listening socket and nothing the caller passed.
-pub fn close_all_but(keep: RawFd) {
+pub(crate) fn close_all_but(keep: RawFd) {
     if keep > 3 {
         if let (Ok(first), Ok(last)) = (libc::c_uint::try_from(3), libc::c_uint::try_from(keep - 1))
         {
@@ -361,7 +361,7 @@ pub fn close_all_but(keep: RawFd) {
 /// `LISTEN_PID` names this process and `LISTEN_FDS` is at least 1, and only when it is
 /// a listening stream socket of the Unix family.
 #[must_use]
-pub fn systemd_listener(
+pub(crate) fn systemd_listener(
     listen_pid: Option<&std::ffi::OsStr>,
     listen_fds: Option<&std::ffi::OsStr>,
 ) -> Option<std::os::unix::net::UnixListener> {
@@ -388,7 +388,7 @@ pub fn systemd_listener(
 
 /// `_exit(2)`: ends a forked helper without running the parent's exit handlers or
 /// flushing buffers it inherited (which the parent flushes itself).
-pub fn exit_now(status: i32) -> ! {
+pub(crate) fn exit_now(status: i32) -> ! {
     // SAFETY: `_exit` takes no pointers and never returns; skipping atexit handlers and
     // stdio flushing is the point (they belong to the parent).
     unsafe { nix::libc::_exit(status) }

@@ -10,7 +10,7 @@ use nix::unistd::{Pid, getpid};
 /// Whether `/proc` shows this process's PID namespace (it does not after
 /// `unshare --pid --fork` without `--mount-proc`).
 #[must_use]
-pub fn proc_is_ours() -> bool {
+pub(crate) fn proc_is_ours() -> bool {
     std::fs::read_link("/proc/self")
         .ok()
         .and_then(|p| p.to_str()?.parse::<i32>().ok())
@@ -21,7 +21,7 @@ pub fn proc_is_ours() -> bool {
 /// `/proc/<pid>/stat`. A descendant that is not our child could exit and be reaped by
 /// its own parent between this scan and our `kill`, and its PID be reused meanwhile; PIDs
 /// are handed out in order, so that needs a full wrap of the PID space in that window.
-pub fn descendants(root: Pid) -> Vec<Pid> {
+pub(crate) fn descendants(root: Pid) -> Vec<Pid> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -64,7 +64,7 @@ fn ppid_from_stat(stat: &str) -> Option<i32> {
 
 /// The PID holding a `flock` on the file with this device and inode, from `/proc/locks`
 /// (`1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF`).
-pub fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
+pub(crate) fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
     let text = std::fs::read_to_string("/proc/locks").ok()?;
     let major = nix::sys::stat::major(dev);
     let minor = nix::sys::stat::minor(dev);
@@ -83,7 +83,7 @@ pub fn flock_holder(dev: u64, ino: u64) -> Option<u32> {
 }
 
 /// The PID holding a `flock` on the file open at `fd`, if `/proc/locks` names one.
-pub fn lock_holder(fd: impl AsFd) -> Option<u32> {
+pub(crate) fn lock_holder(fd: impl AsFd) -> Option<u32> {
     let st = nix::sys::stat::fstat(fd).ok()?;
     flock_holder(st.st_dev, st.st_ino)
 }

@@ -6,11 +6,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Seconds in a day (UTC has no leap seconds in Unix time).
-pub const DAY: i64 = 86_400;
+pub(crate) const DAY: i64 = 86_400;
 
 /// Now, in Unix seconds (0 for a clock before 1970).
 #[must_use]
-pub fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
@@ -18,7 +18,7 @@ pub fn now() -> i64 {
 
 /// Year, month (1–12) and day (1–31) of a day counted from 1970-01-01.
 #[must_use]
-pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
@@ -40,7 +40,7 @@ pub fn date(unix: i64) -> String {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time.
 #[must_use]
-pub fn utc(unix: i64) -> String {
+pub(crate) fn utc(unix: i64) -> String {
     let rem = unix.rem_euclid(DAY);
     format!(
         "{}T{:02}:{:02}:{:02}Z",

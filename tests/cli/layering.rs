@@ -356,6 +356,15 @@ fn no_import_runs_upward_and_no_cycle() {
 fn unsafe_only_in_sys() {
     let lib = fs::read_to_string(src().join("lib.rs")).unwrap();
     assert!(lib.contains("#![deny(unsafe_code)]"));
+    let manifest =
+        fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    for lint in [
+        "unsafe_code = \"deny\"",
+        "unreachable_pub = \"warn\"",
+        "undocumented_unsafe_blocks = \"deny\"",
+    ] {
+        assert!(manifest.contains(lint), "Cargo.toml [lints] lacks {lint}");
+    }
     let main = fs::read_to_string(src().join("main.rs")).unwrap();
     assert!(!main.contains("unsafe"), "main.rs holds no unsafe");
     for m in tree() {

@@ -3,6 +3,11 @@
 //! feature. Every test passes as root and as an unprivileged user (CI runs this binary
 //! both ways).
 
+// A test crate: its helpers are `pub` for the sibling modules that share them, and the
+// harness forks where a test needs a process of its own (crate-wide lints of Cargo.toml
+// are for the library).
+#![allow(unreachable_pub, unsafe_code, clippy::undocumented_unsafe_blocks)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

@@ -13,7 +13,7 @@ use crate::layout::{DIALOG_COUNTERS, DIALOG_FLAGS, ONBOARDING, PROJECTS, TRUSTED
 
 /// What a merge changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Changes {
+pub(crate) struct Changes {
     /// `hasCompletedOnboarding` was set.
     pub onboarding: bool,
     /// Directories whose trust was set.
@@ -28,7 +28,7 @@ pub struct Changes {
 
 impl Changes {
     #[must_use]
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         !self.onboarding
             && self.trusted.is_empty()
             && self.counters.is_empty()
@@ -263,7 +263,7 @@ fn object_member<'a, 't>(
 ///
 /// # Errors
 /// The text is not a JSON object (the caller keeps it aside and starts afresh).
-pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObject> {
+pub(crate) fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObject> {
     let mut doc = parse_object(text).ok_or(NotAnObject)?;
     let mut changes = Changes::default();
     if !is_true(get(&doc, ONBOARDING)) {
@@ -310,4 +310,4 @@ pub fn merge(text: &str, trust: &[&str]) -> Result<(String, Changes), NotAnObjec
 
 /// The text given to [`merge`] is not a JSON object.
 #[derive(Debug, PartialEq, Eq)]
-pub struct NotAnObject;
+pub(crate) struct NotAnObject;

@@ -22,7 +22,7 @@ use crate::sys::fsutil::{self, Aside, NotLocked, lstat_at};
 use crate::sys::proc;
 
 /// How long a launch waits for another launch's seed before giving up.
-pub const OWN_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const OWN_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Our lock, taken with a bounded wait: a seeder stopped (SIGSTOP) or stuck while holding
 /// it cannot block every other launch forever.

@@ -40,11 +40,8 @@ use crate::layout::{CLAUDE_JSON, DIALOG_COUNTERS, DIALOG_FLAGS, ONBOARDING, TEMP
 use crate::report::Report;
 use crate::sys::fsutil::{self, Aside, is_type};
 use commit::{Pending, collect_pending, remove_stale_temp_files, retire};
-pub use json::{Changes, NotAnObject, merge};
-pub use lock::OWN_LOCK_TIMEOUT;
+pub(crate) use json::{Changes, NotAnObject, merge};
 use lock::{ClaudeLock, own_lock};
-
-pub use crate::home::scan::is_seeded;
 
 fn seed_err(path: &Path, reason: impl Into<String>) -> Error {
     Error::Seed {
@@ -84,7 +81,7 @@ pub(crate) fn open_config(dir: &OwnedFd, path: &Path) -> Result<Option<(File, u6
 
 /// What seeding would do to a home's `.claude.json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SeedPlan {
+pub(crate) enum SeedPlan {
     /// Already seeded: nothing is written.
     Seeded,
     /// No `.claude.json` yet: one is created with onboarding and trust.
@@ -99,7 +96,7 @@ pub enum SeedPlan {
 
 /// What [`inspect`] found.
 #[derive(Debug)]
-pub struct SeedState {
+pub(crate) struct SeedState {
     /// `<home>/.claude.json`, for messages.
     pub path: PathBuf,
     /// The directories to trust, as claude records them.
@@ -110,7 +107,7 @@ pub struct SeedState {
 impl SeedState {
     /// One line for the dry-run plan or the doctor.
     #[must_use]
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let path = self.path.display();
         let trust = if self.trust.is_empty() {
             String::new()
@@ -160,7 +157,7 @@ fn trust_strings(trust: &[PathBuf]) -> Result<Vec<String>> {
 ///
 /// # Errors
 /// A path that is not UTF-8, or an unusable `.claude.json` (a symlink, not a regular file).
-pub fn inspect(dir: Option<&OwnedFd>, home: &Path, trust: &[PathBuf]) -> Result<SeedState> {
+pub(crate) fn inspect(dir: Option<&OwnedFd>, home: &Path, trust: &[PathBuf]) -> Result<SeedState> {
     inspect_for(dir, home, trust, true)
 }
 
@@ -171,7 +168,7 @@ pub fn inspect(dir: Option<&OwnedFd>, home: &Path, trust: &[PathBuf]) -> Result<
 ///
 /// # Errors
 /// As [`inspect`].
-pub fn inspect_for(
+pub(crate) fn inspect_for(
     dir: Option<&OwnedFd>,
     home: &Path,
     trust: &[PathBuf],
@@ -230,7 +227,7 @@ pub fn inspect_for(
 /// # Errors
 /// An unusable `.claude.json`, a lock that stays held, or a failed write (the previous
 /// file is then intact).
-pub fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<()> {
+pub(crate) fn apply(home: &ScratchHome, state: &SeedState, report: &Report) -> Result<()> {
     let path = &state.path;
     if state.plan == SeedPlan::Seeded {
         report.info(format!("{} already seeded; not written", path.display()));

@@ -52,15 +52,12 @@ mod views;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-pub use ns::{enter, probe, probe_for_launch};
-pub use plan::{Plan, limits, plan, resolve_real, share_limits};
-pub use policy::{Verdict, check_descriptors, enter_as, launch, prepare, shared_paths, verdict};
-pub use refusal::{Refusal, Step};
-pub use sources::Sources;
+pub(crate) use plan::{Plan, share_limits};
+pub(crate) use policy::{Verdict, launch, prepare, shared_paths, verdict};
 
 /// Files claude reads outside any home when their descriptor variables are unset (an
 /// API key there outranks the token).
-pub const FIXED_FILES: &[&str] = &[
+pub(crate) const FIXED_FILES: &[&str] = &[
     "/home/claude/.claude/remote/.oauth_token",
     "/home/claude/.claude/remote/.api_key",
     "/home/claude/.claude/remote/.session_ingress_token",
@@ -68,7 +65,7 @@ pub const FIXED_FILES: &[&str] = &[
 
 /// What a path is, as far as mounting over it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Dir,
     /// A regular file (or anything else that is not a directory).
     File,
@@ -76,7 +73,7 @@ pub enum Kind {
 
 /// One mount, in the order they are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum MountOp {
+pub(crate) enum MountOp {
     /// Bind the path onto itself read-only: nothing in it can be written, created,
     /// renamed or removed.
     ReadOnly { path: PathBuf, kind: Kind },
@@ -109,7 +106,7 @@ pub enum MountOp {
 
 impl MountOp {
     #[must_use]
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             MountOp::ReadOnly { path, .. }
             | MountOp::Writable { path }
@@ -121,7 +118,7 @@ impl MountOp {
 
     /// How the op is shown in `--dry-run` and `doctor`.
     #[must_use]
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             MountOp::ReadOnly { path, .. } => format!("read-only {}", path.display()),
             MountOp::Writable { path } => format!("kept writable {}", path.display()),
@@ -194,6 +191,6 @@ impl MountOp {
 
 /// The plan's lines for `--dry-run` and `doctor`.
 #[must_use]
-pub fn describe(plan: &Plan) -> Vec<String> {
+pub(crate) fn describe(plan: &Plan) -> Vec<String> {
     plan.ops.iter().map(MountOp::describe).collect()
 }

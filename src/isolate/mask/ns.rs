@@ -24,7 +24,7 @@ use super::refusal::{Refusal, Step};
 ///
 /// # Errors
 /// The step the kernel refused.
-pub fn enter(plan: &Plan) -> Result<(), Refusal> {
+pub(crate) fn enter(plan: &Plan) -> Result<(), Refusal> {
     if !nix::unistd::geteuid().is_root() && in_place_is_safe() {
         return enter_in_place(plan);
     }
@@ -79,7 +79,7 @@ fn enter_in_place(plan: &Plan) -> Result<(), Refusal> {
 ///
 /// # Errors
 /// The step the kernel refused.
-pub fn probe(plan: &Plan) -> Result<(), Refusal> {
+pub(crate) fn probe(plan: &Plan) -> Result<(), Refusal> {
     run(plan, false)
 }
 
@@ -91,7 +91,7 @@ pub fn probe(plan: &Plan) -> Result<(), Refusal> {
 ///
 /// # Errors
 /// The step the kernel refused.
-pub fn probe_for_launch(plan: &Plan) -> Result<(), Refusal> {
+pub(crate) fn probe_for_launch(plan: &Plan) -> Result<(), Refusal> {
     let (result, child) = start(plan, false)?;
     if result.is_ok() {
         // Released, it exits (its namespaces torn down) while the launch goes on: reaped

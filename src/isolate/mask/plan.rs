@@ -24,7 +24,7 @@ const STAGING: &[&str] = &[
 
 /// The computed mask: the mounts in order, and where their empty sources are made.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub ops: Vec<MountOp>,
     /// A directory no op touches (neither above nor below any of them), for the
     /// temporary tmpfs holding the empty file and directory.
@@ -36,7 +36,7 @@ impl Plan {
     /// scratch home after the plan was made).
     /// Each is masked where it leads (a quarantined symlink's target), as [`plan`] does:
     /// not when that is not a file, or lies in a place already hidden or emptied.
-    pub fn add_files(&mut self, files: Vec<PathBuf>) {
+    pub(crate) fn add_files(&mut self, files: Vec<PathBuf>) {
         let (places, _) = self.places();
         for file in files {
             let Some((path, Kind::File)) = resolve_real(&file) else {
@@ -58,7 +58,7 @@ impl Plan {
     /// The places the plan hides, empties or makes read-only, and the places shown again
     /// inside them (for `check_descriptors`).
     #[must_use]
-    pub fn places(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    pub(crate) fn places(&self) -> (Vec<PathBuf>, Vec<PathBuf>) {
         let mut places = Vec::new();
         let mut allowed = Vec::new();
         for op in &self.ops {
@@ -97,7 +97,8 @@ impl Plan {
     }
 
     /// The paths that read as empty or are hidden.
-    pub fn emptied(&self) -> impl Iterator<Item = &Path> {
+    #[cfg(test)]
+    pub(crate) fn emptied(&self) -> impl Iterator<Item = &Path> {
         self.ops.iter().filter_map(|op| match op {
             MountOp::Empty { path, .. } => Some(path.as_path()),
             _ => None,
@@ -113,7 +114,10 @@ impl Plan {
 /// # Errors
 /// The scratch home or the working directory lies inside a directory that must be
 /// hidden (the Anthropic profile store, another home in claude-iso's state directory).
-pub fn plan(sources: &Sources, resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>) -> Result<Plan> {
+pub(crate) fn plan(
+    sources: &Sources,
+    resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>,
+) -> Result<Plan> {
     // The scratch home may not exist yet (the plan comes before anything is made): its
     // path is then taken as given (the launcher passes the canonical one).
     let writable: Vec<PathBuf> = sources
@@ -502,7 +506,7 @@ fn staging(
 /// What `--share` must never carry in: every path the mask hides or empties for this
 /// caller, whatever the working directory (see [`share::Limits`]).
 #[must_use]
-pub fn share_limits(config: &Config) -> share::Limits {
+pub(crate) fn share_limits(config: &Config) -> share::Limits {
     let own: Vec<PathBuf> = config
         .real_homes(true)
         .iter()
@@ -515,7 +519,7 @@ pub fn share_limits(config: &Config) -> share::Limits {
 /// `resolve` says it leads. `own` are the real homes' `~/.claude`, where the files of
 /// `--share default` live: hidden, yet shareable by name; every other config dir (a
 /// variable's) is never shared.
-pub fn limits(
+pub(crate) fn limits(
     sources: &Sources,
     own: &[PathBuf],
     resolve: &dyn Fn(&Path) -> Option<(PathBuf, Kind)>,
@@ -588,7 +592,7 @@ pub fn limits(
 
 /// What the real filesystem says about a path, for [`plan`].
 #[must_use]
-pub fn resolve_real(path: &Path) -> Option<(PathBuf, Kind)> {
+pub(crate) fn resolve_real(path: &Path) -> Option<(PathBuf, Kind)> {
     let real = std::fs::canonicalize(path).ok()?;
     let meta = std::fs::metadata(&real).ok()?;
     Some((real, if meta.is_dir() { Kind::Dir } else { Kind::File }))

@@ -29,7 +29,7 @@ use crate::report::Report;
 ///
 /// # Errors
 /// A refusal (125).
-pub fn prepare(
+pub(crate) fn prepare(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
@@ -78,7 +78,12 @@ pub fn prepare(
 ///
 /// # Errors
 /// `--mask on` and the kernel refused after all (125).
-pub fn launch(config: &Config, plan: Option<Plan>, home: &Path, report: &Report) -> Result<bool> {
+pub(crate) fn launch(
+    config: &Config,
+    plan: Option<Plan>,
+    home: &Path,
+    report: &Report,
+) -> Result<bool> {
     let Some(mut plan) = plan else {
         return Ok(false);
     };
@@ -114,7 +119,7 @@ fn foreign_proc() -> Option<Refusal> {
 ///
 /// # Errors
 /// The first such descriptor, named with where it leads (125).
-pub fn check_descriptors(plan: &Plan, listen_fds: Option<&std::ffi::OsStr>) -> Result<()> {
+pub(crate) fn check_descriptors(plan: &Plan, listen_fds: Option<&std::ffi::OsStr>) -> Result<()> {
     let systemd = 3..u32::try_from(crate::token::pipe::token_fd_floor(listen_fds)).unwrap_or(3);
     let (places, allowed) = plan.places();
     if places.is_empty() {
@@ -190,7 +195,7 @@ fn leads_into<'a>(
 
 /// Whether the mask would be applied here, without applying it (`--dry-run`, `doctor`).
 #[derive(Debug)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// `--mask off`.
     Off,
     /// The kernel allows it: the plan (possibly empty).
@@ -204,7 +209,7 @@ pub enum Verdict {
 
 /// Computes the plan and tries it in a helper this process does not join.
 #[must_use]
-pub fn verdict(
+pub(crate) fn verdict(
     config: &Config,
     home: &Path,
     program: Option<&Path>,
@@ -237,7 +242,7 @@ pub fn verdict(
 /// The `--share` copies as the plan needs them: each destination in the scratch home
 /// and whether it is a directory (taken from its source: the copy is made later).
 #[must_use]
-pub fn shared_paths(shares: &[share::Share], home: &Path) -> Vec<(PathBuf, Kind)> {
+pub(crate) fn shared_paths(shares: &[share::Share], home: &Path) -> Vec<(PathBuf, Kind)> {
     shares
         .iter()
         .map(|s| {
@@ -258,7 +263,7 @@ pub fn shared_paths(shares: &[share::Share], home: &Path) -> Vec<(PathBuf, Kind)
 ///
 /// # Errors
 /// `--mask on` and the kernel refused (125).
-pub fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<bool> {
+pub(crate) fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<bool> {
     reap_probe();
     if mode == Switch::Off {
         return Ok(false);

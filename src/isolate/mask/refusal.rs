@@ -12,7 +12,7 @@ use crate::error::Error;
 
 /// The step at which the kernel refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     Fork,
     Unshare,
     Setgroups,
@@ -33,7 +33,7 @@ pub enum Step {
 /// Why the mask could not be set up: the step, the errno, and the path when one was
 /// being mounted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
+pub(crate) struct Refusal {
     pub step: Step,
     pub errno: Errno,
     pub path: Option<PathBuf>,
@@ -45,7 +45,7 @@ pub struct Refusal {
 impl Refusal {
     /// What happened, in words, with the likely cause.
     #[must_use]
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         let e = self.errno.desc();
         let apparmor = || {
             std::fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
@@ -80,7 +80,7 @@ impl Refusal {
 
     /// How to make it work, in words.
     #[must_use]
-    pub fn fix(&self) -> String {
+    pub(crate) fn fix(&self) -> String {
         match (self.step, self.errno) {
             (Step::Proc, _) => {
                 "fix: mount a /proc of this PID namespace (unshare --pid --fork --mount-proc; container runtimes do it), or pass --mask off".into()
@@ -117,7 +117,7 @@ impl Refusal {
 
     /// As an error of claude-iso (exit 125).
     #[must_use]
-    pub fn into_error(self) -> Error {
+    pub(crate) fn into_error(self) -> Error {
         Error::Mask {
             reason: self.reason(),
             fix: self.fix(),

@@ -13,7 +13,7 @@ use crate::token::{self, Source};
 
 /// Where credentials live, as the launcher knows it (paths as given; the plan resolves them).
 #[derive(Debug, Clone, Default)]
-pub struct Sources {
+pub(crate) struct Sources {
     /// Each real `~/.claude`, the caller's `CLAUDE_CONFIG_DIR` and
     /// `CLAUDE_SECURESTORAGE_CONFIG_DIR`: hidden (an empty read-only directory), or,
     /// when the working directory or the scratch home lies inside, read-only with the
@@ -55,7 +55,7 @@ pub struct Sources {
 impl Sources {
     /// Where credentials live for this launch; `home` is the scratch home.
     #[must_use]
-    pub fn new(config: &Config, home: &Path) -> Sources {
+    pub(crate) fn new(config: &Config, home: &Path) -> Sources {
         let env_dir = |name: &str| {
             config
                 .env
@@ -125,7 +125,7 @@ impl Sources {
     /// Adds the copies `--share` makes (paths in the scratch home, and whether each is a
     /// directory: they may not exist yet when the plan is made).
     #[must_use]
-    pub fn with_shared(mut self, shared: &[(PathBuf, Kind)]) -> Sources {
+    pub(crate) fn with_shared(mut self, shared: &[(PathBuf, Kind)]) -> Sources {
         self.shared.extend(shared.iter().cloned());
         self
     }
@@ -133,7 +133,7 @@ impl Sources {
     /// Adds the command's own directory, and the directory of the file it leads to, to
     /// what is shown again inside a hidden directory.
     #[must_use]
-    pub fn with_program(mut self, program: Option<&Path>) -> Sources {
+    pub(crate) fn with_program(mut self, program: Option<&Path>) -> Sources {
         let Some(program) = program.filter(|p| p.is_absolute()) else {
             return self;
         };

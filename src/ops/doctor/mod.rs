@@ -42,7 +42,7 @@ use crate::token::{self, Source, Token};
 
 /// The prompt of `--live`, as the claude-auth-sync runbook uses it: `claude auth status`
 /// can report success during a real 401, a real request cannot.
-pub const LIVE_PROMPT: &str = "Reply with exactly AUTH_OK and nothing else.";
+pub(crate) const LIVE_PROMPT: &str = "Reply with exactly AUTH_OK and nothing else.";
 const LIVE_ANSWER: &str = "AUTH_OK";
 const LIVE_TIMEOUT: Duration = Duration::from_secs(90);
 const VERSION_TIMEOUT: Duration = Duration::from_secs(20);
@@ -54,7 +54,7 @@ const QUIET_CLAUDE: &[(&str, &str)] = &[
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Ok,
     Warn,
     Fail,
@@ -72,7 +72,7 @@ impl fmt::Display for Status {
 
 /// One line of the report.
 #[derive(Debug, Clone)]
-pub struct Check {
+pub(crate) struct Check {
     pub name: &'static str,
     pub status: Status,
     pub detail: String,
@@ -91,7 +91,7 @@ fn check(name: &'static str, status: Status, detail: impl Into<String>) -> Check
 ///
 /// # Errors
 /// Bad options (125).
-pub fn main(args: &DoctorArgs) -> Result<Outcome> {
+pub(crate) fn main(args: &DoctorArgs) -> Result<Outcome> {
     let config = Config::new(&args.launch, CallerEnv::from_process())?;
     let mut checks = run_checks(&config, &args.launch, &args.init, &args.share, args.live);
     checks.extend(check_init(&args.init, &config));
@@ -193,7 +193,7 @@ fn summary(checks: &[Check]) -> String {
 /// Every stage of a launch of claude, run by the launch's own stage functions on the
 /// inputs a launch gives them (the home's canonical path, the command, the shares), each
 /// result kept for its check: doctor cannot judge anything else than a launch would.
-pub struct Stages {
+pub(crate) struct Stages {
     /// `--share`, when any was asked for.
     pub shares: Option<Result<plan::Shares>>,
     /// `claude`, resolved on `PATH`.
@@ -207,7 +207,7 @@ pub struct Stages {
 
 impl Stages {
     /// Runs the stages; changes nothing (the mask is tried in a helper not joined).
-    pub fn inspect(config: &Config, share_args: &[OsString]) -> Self {
+    pub(crate) fn inspect(config: &Config, share_args: &[OsString]) -> Self {
         let quiet = crate::report::Report::silent();
         let shares =
             (!share_args.is_empty()).then(|| plan::shares(config, share_args, false, &quiet));
@@ -247,7 +247,7 @@ impl Stages {
     }
 }
 
-pub fn run_checks(
+pub(crate) fn run_checks(
     config: &Config,
     launch: &LaunchArgs,
     init: &InitArgs,

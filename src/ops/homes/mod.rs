@@ -41,14 +41,14 @@ use prune::prune;
 
 /// The version of the `homes --json` document; bumped only when a field changes meaning
 /// or disappears (new fields may be added without a bump).
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Deepest directory nesting walked or removed.
 const MAX_DEPTH: usize = 256;
 
 /// What `homes` reports of one home.
 #[derive(Debug, Clone)]
-pub struct HomeInfo {
+pub(crate) struct HomeInfo {
     /// `None` for the default home.
     pub name: Option<String>,
     pub path: PathBuf,
@@ -73,7 +73,7 @@ pub struct HomeInfo {
 impl HomeInfo {
     /// The home's name as shown: its name, or `(default)`.
     #[must_use]
-    pub fn shown_name(&self) -> &str {
+    pub(crate) fn shown_name(&self) -> &str {
         self.name.as_deref().unwrap_or("(default)")
     }
 
@@ -100,13 +100,13 @@ fn home_err(path: &Path, reason: impl Into<String>) -> Error {
     }
 }
 
-pub use crate::home::stamp::{STAMP_EVERY, stamp_launch};
+pub(crate) use crate::home::stamp::STAMP_EVERY;
 
 /// `claude-iso homes [--json]` and `claude-iso homes prune`.
 ///
 /// # Errors
 /// Bad options, an unusable state directory, or (prune) a home that could not be removed.
-pub fn main(args: &HomesArgs) -> Result<Outcome> {
+pub(crate) fn main(args: &HomesArgs) -> Result<Outcome> {
     let config = Config::new(&LaunchArgs::default(), CallerEnv::from_process())?;
     match &args.action {
         None => list(&config, args.json),

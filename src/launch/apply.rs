@@ -69,7 +69,8 @@ pub(crate) fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::I
     // The real credential files are masked from here on (home and seed needed the real
     // filesystem); the namespace starts the process at its `/`, hence the change of
     // directory.
-    let masked = mask::launch(&config, mask_plan, &home.path, report)?;
+    let fallback = |warning: &str| warned::warn_daily(&home, report, warning);
+    let masked = mask::launch(&config, mask_plan, &home.path, report, &fallback)?;
     if let (BrokerChoice::None, Some((token, _)), TokenVia::Fd) = (&broker, &token, via) {
         let floor = token::pipe::token_fd_floor(config.env.get("LISTEN_FDS"));
         let fd = token::pipe::token_pipe(token, floor)?;

@@ -74,7 +74,9 @@ pub(crate) fn prepare(
 
 /// The launcher's second hook, after the home is made: enters the plan [`prepare`]
 /// returned (see [`enter_as`]), with the credentials file the launch just quarantined out
-/// of the scratch home emptied too. Returns whether this process is now masked.
+/// of the scratch home emptied too. Returns whether this process is now masked. `fallback`
+/// says the warning of `--mask auto` going on without the mask (a unit whose kernel
+/// refuses hears it on every start: the launch says it once a day per home).
 ///
 /// # Errors
 /// `--mask on` and the kernel refused after all (125).
@@ -83,6 +85,7 @@ pub(crate) fn launch(
     plan: Option<Plan>,
     home: &Path,
     report: &Report,
+    fallback: &dyn Fn(&str),
 ) -> Result<bool> {
     let Some(mut plan) = plan else {
         return Ok(false);
@@ -91,7 +94,7 @@ pub(crate) fn launch(
         &home.join(CLAUDE_DIR).join(CREDENTIALS),
         "quarantined",
     ));
-    enter_as(config.mask, &plan, report)
+    enter_as(config.mask, &plan, report, fallback)
 }
 
 /// `/proc` of another PID namespace (`unshare --pid --fork` without `--mount-proc`):
@@ -263,7 +266,12 @@ pub(crate) fn shared_paths(shares: &[share::Share], home: &Path) -> Vec<(PathBuf
 ///
 /// # Errors
 /// `--mask on` and the kernel refused (125).
-pub(crate) fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<bool> {
+pub(crate) fn enter_as(
+    mode: Switch,
+    plan: &Plan,
+    report: &Report,
+    fallback: &dyn Fn(&str),
+) -> Result<bool> {
     reap_probe();
     if mode == Switch::Off {
         return Ok(false);
@@ -280,7 +288,7 @@ pub(crate) fn enter_as(mode: Switch, plan: &Plan, report: &Report) -> Result<boo
             Ok(true)
         }
         Err(r) if mode == Switch::Auto && !r.in_place => {
-            report.warn(format!(
+            fallback(&format!(
                 "cannot mask the real credentials ({}); running isolated by environment only; {}",
                 r.reason(),
                 r.fix()

@@ -366,6 +366,22 @@ fn mask_auto_where_namespaces_are_refused_warns_once_and_runs() {
         "{err}"
     );
     out.probe().assert_token(TOKEN);
+    // A unit whose kernel refuses hears it once a day per home: the next start into the
+    // same home says nothing (and still runs unmasked); -v says it again.
+    run.reset_probe();
+    let again = run.run();
+    again.success().stderr("");
+    again.probe().assert_token(TOKEN);
+    run.reset_probe();
+    let verbose = run.spawn_with(["-v"]).wait();
+    verbose.success();
+    assert!(
+        verbose
+            .stderr_text()
+            .contains("claude-iso: warning: cannot mask the real credentials"),
+        "{}",
+        verbose.stderr_text()
+    );
     // The same with CLAUDE_ISO_MASK=on from the environment.
     let run = plain().wrap(NO_USERNS).env("CLAUDE_ISO_MASK", "on");
     run.run().status(125).probe_not_run();

@@ -1,7 +1,7 @@
 //! Warnings a unit would repeat on every start (a variable it always has that the launch
 //! removes, a mask the kernel always refuses): said once a day per home, recorded in the
-//! home's [`OWN_WARNED`] under an exclusive `flock`, so launches of one unit starting
-//! together say it once. `--verbose` always says them; when the record cannot be kept
+//! home's [`OWN_WARNED`] under an exclusive `flock` (not waited for: a held lock means
+//! the warning is said), so launches of one unit say it once a day. `--verbose` always says them; when the record cannot be kept
 //! the warning is said every time (better than silence).
 
 #![forbid(unsafe_code)]
@@ -58,7 +58,9 @@ fn due(home: &OwnedFd, msg: &str, day: u64) -> bool {
     {
         return true;
     }
-    let Ok(lock) = Flock::lock(std::fs::File::from(fd), FlockArg::LockExclusive) else {
+    // Not waited for: the record is in the home the command can write, so a process
+    // holding its lock must not stall a launch; the warning is then said.
+    let Ok(lock) = Flock::lock(std::fs::File::from(fd), FlockArg::LockExclusiveNonblock) else {
         return true;
     };
     let mut file: &std::fs::File = &lock;
@@ -115,6 +117,17 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(OWN_WARNED)).unwrap();
         assert!(!text.contains("text"), "{text}");
         assert_eq!(text.lines().count(), KEEP);
+    }
+
+    #[test]
+    fn a_record_someone_holds_locked_does_not_stall_the_launch() {
+        let (dir, home) = home();
+        assert!(due(&home, "a", 1));
+        let held = std::fs::File::open(dir.path().join(OWN_WARNED)).unwrap();
+        let _lock = Flock::lock(held, FlockArg::LockExclusive).unwrap();
+        // Said (not recorded), at once.
+        assert!(due(&home, "a", 1));
+        assert!(due(&home, "b", 1));
     }
 
     #[test]

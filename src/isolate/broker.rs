@@ -113,6 +113,11 @@ pub(crate) fn socket_dir(env: &CallerEnv) -> PathBuf {
 pub(crate) fn plan(env: &CallerEnv) -> Result<BrokerPlan> {
     let (upstream, chosen_by) = destination(env)?;
     let dir = socket_dir(env);
+    // An existing directory is judged now, before the launch changes anything; one that
+    // does not exist yet is made (0700) when the broker starts.
+    if std::fs::symlink_metadata(&dir).is_ok() {
+        check_private(&dir)?;
+    }
     let socket = dir.join(format!("broker.{}.sock", std::process::id()));
     if socket.as_os_str().len() > MAX_SOCKET_PATH {
         return Err(Error::Usage(format!(
@@ -216,13 +221,6 @@ pub(crate) fn check_shared(socket: &Path) -> Result<()> {
 
 /// Makes (or checks) the private socket directory.
 fn private_dir(dir: &Path) -> Result<()> {
-    let uid = nix::unistd::geteuid().as_raw();
-    let refuse = |why: String| {
-        Error::Usage(format!(
-            "the broker's socket directory {} {why}; remove it (or set XDG_RUNTIME_DIR to a private directory of yours)",
-            dir.display()
-        ))
-    };
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -234,6 +232,18 @@ fn private_dir(dir: &Path) -> Result<()> {
             )));
         }
     }
+    check_private(dir)
+}
+
+/// Refuses a socket directory that is not a directory of ours closed to others.
+fn check_private(dir: &Path) -> Result<()> {
+    let uid = nix::unistd::geteuid().as_raw();
+    let refuse = |why: String| {
+        Error::Usage(format!(
+            "the broker's socket directory {} {why}; remove it (or set XDG_RUNTIME_DIR to a private directory of yours)",
+            dir.display()
+        ))
+    };
     let m = std::fs::symlink_metadata(dir)
         .map_err(|e| refuse(format!("cannot be examined ({})", error_text(&e))))?;
     if !m.is_dir() {

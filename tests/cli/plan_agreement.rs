@@ -43,8 +43,13 @@ fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
     out
 }
 
-/// `claude-iso doctor --json` with the test's launch options, environment and directory.
+/// `claude-iso doctor --json` with the test's launch options, environment and directory
+/// (the token on a pipe, as the harness pins it for launches of the stand-in claude).
 fn doctor(t: &Test, extra: &[&str]) -> Value {
+    doctor_via(t, extra, Some("fd"))
+}
+
+fn doctor_via(t: &Test, extra: &[&str], via: Option<&str>) -> Value {
     let mut cmd = Command::new(BIN);
     cmd.arg("doctor")
         .arg("--json")
@@ -55,8 +60,10 @@ fn doctor(t: &Test, extra: &[&str]) -> Value {
         .args(extra)
         .env_clear()
         .envs(t.env_vars().iter().map(|(k, v)| (k, v)))
-        .env("CLAUDE_ISO_TOKEN_VIA", "fd")
         .current_dir(t.work());
+    if let Some(via) = via {
+        cmd.env("CLAUDE_ISO_TOKEN_VIA", via);
+    }
     let out = cmd.output().unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -225,4 +232,38 @@ fn a_working_directory_the_mask_must_hide() {
         "{mask}"
     );
     assert_eq!(snapshot(t.root()), before, "something changed");
+}
+
+/// Inside a claude-iso session that runs through a broker, a nested launch uses that
+/// broker and reads no token: the dry run and doctor say so alike.
+#[test]
+fn a_nested_launch_in_a_brokered_session() {
+    let socket = "/run/claude-iso-test-nowhere/broker.sock";
+    let t = Test::new()
+        .env("CLAUDE_ISO", "1")
+        .env("ANTHROPIC_UNIX_SOCKET", socket)
+        .env("CLAUDE_CODE_OAUTH_TOKEN", "ssh-placeholder")
+        .default_token_via();
+    let dry = Test::dry(&t);
+    assert!(
+        dry.contains(&format!(
+            "token: none read (the shared broker at {socket} holds it)"
+        )),
+        "dry run: {dry}"
+    );
+    let json = doctor_via(&t, &[], None);
+    let token = check(&json, "token");
+    assert_eq!(token["status"], "ok", "{token}");
+    assert!(
+        token["detail"].as_str().unwrap().contains(socket),
+        "doctor: {token}"
+    );
+    assert!(
+        json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "env_file"),
+        "no env file is needed: {json}"
+    );
 }

@@ -62,6 +62,28 @@ fn claude_gets_the_token_on_a_pipe_readable_once() {
     assert_eq!(read(&t, "second"), "", "the pipe is empty once read");
 }
 
+/// The broker's socket directory is judged before the launch changes anything: one open
+/// to others is refused with nothing created (the home included).
+#[test]
+fn a_socket_directory_open_to_others_is_refused_before_any_change() {
+    let t = Test::new().default_token_via().no_home();
+    let run_dir = t.path("run");
+    fs::create_dir(&run_dir).unwrap();
+    fs::set_permissions(&run_dir, fs::Permissions::from_mode(0o700)).unwrap();
+    let sockets = run_dir.join("claude-iso");
+    fs::create_dir(&sockets).unwrap();
+    fs::set_permissions(&sockets, fs::Permissions::from_mode(0o777)).unwrap();
+    let home = t.path("new-home");
+    let t = t
+        .env("XDG_RUNTIME_DIR", &run_dir)
+        .args([std::ffi::OsString::from("--home"), home.clone().into()]);
+    t.run()
+        .status(125)
+        .one_line_error("socket directory")
+        .probe_not_run();
+    assert!(fs::symlink_metadata(&home).is_err(), "the home was created");
+}
+
 #[test]
 fn other_commands_get_the_variable_as_before() {
     let t = Test::new().command(["probe", "x"]);

@@ -80,7 +80,19 @@ fn enter_in_place(plan: &Plan) -> Result<(), Refusal> {
 /// # Errors
 /// The step the kernel refused.
 pub(crate) fn probe(plan: &Plan) -> Result<(), Refusal> {
-    run(plan, false)
+    run(&as_probed(plan), false)
+}
+
+/// The plan as a probe can try it before the launch makes anything: the read-only views
+/// of shared copies that are not in the scratch home yet (the launch copies them in
+/// after the probe) are left out; every other op is on a path that exists.
+fn as_probed(plan: &Plan) -> Plan {
+    let mut probed = plan.clone();
+    probed.ops.retain(|op| {
+        !matches!(op, super::MountOp::ReadOnly { .. })
+            || std::fs::symlink_metadata(op.path()).is_ok()
+    });
+    probed
 }
 
 /// Whether the plan can be applied here, for a launch under `--mask on` before anything
@@ -92,7 +104,7 @@ pub(crate) fn probe(plan: &Plan) -> Result<(), Refusal> {
 /// # Errors
 /// The step the kernel refused.
 pub(crate) fn probe_for_launch(plan: &Plan) -> Result<(), Refusal> {
-    let (result, child) = start(plan, false)?;
+    let (result, child) = start(&as_probed(plan), false)?;
     if result.is_ok() {
         // Released, it exits (its namespaces torn down) while the launch goes on: reaped
         // in `enter_as`, before anything is executed.

@@ -318,9 +318,10 @@ pub(super) fn hide_userinfo(text: &str, base_url: Option<&str>) -> String {
 /// broker's plan when it is a broker of the launch's own.
 pub(super) fn check_token_via(
     config: &Config,
+    shared: Option<&Path>,
 ) -> (Check, Option<crate::isolate::broker::BrokerPlan>) {
     use crate::config::TokenVia;
-    if let Some(socket) = &config.broker {
+    if let Some(socket) = shared {
         return (
             match crate::isolate::broker::fetch_status(socket) {
                 Ok(status) => check(
@@ -380,7 +381,7 @@ pub(super) fn check_token_via(
 pub(super) fn check_destination(
     verdict: &guard::SettingsVerdict,
     broker: Option<&crate::isolate::broker::BrokerPlan>,
-    config: &Config,
+    shared: Option<&Path>,
 ) -> Check {
     if let Some(plan) = broker {
         let anthropic = plan.upstream.base == crate::isolate::broker::DEFAULT_BASE_URL
@@ -408,7 +409,7 @@ pub(super) fn check_destination(
             )
         };
     }
-    if let Some(socket) = &config.broker {
+    if let Some(socket) = shared {
         return check(
             "destination",
             Status::Ok,

@@ -209,8 +209,10 @@ impl Stages {
     /// Runs the stages; changes nothing (the mask is tried in a helper not joined).
     pub(crate) fn inspect(config: &Config, share_args: &[OsString]) -> Self {
         let quiet = crate::report::Report::silent();
-        let shares =
-            (!share_args.is_empty()).then(|| plan::shares(config, share_args, false, &quiet));
+        // In the home of the claude-iso session this runs in, a launch shares nothing (the
+        // outer run's copies are in use): nothing to judge.
+        let shares = (!share_args.is_empty() && !plan::in_outer_home(config))
+            .then(|| plan::shares(config, share_args, false, &quiet));
         let argv = [OsString::from("claude")];
         let program = plan::program(config, &argv[0]);
         let home = home::inspect(config);
@@ -260,8 +262,13 @@ pub(crate) fn run_checks(
     let stages = Stages::inspect(config, share_args);
     let mask_check = check_mask(config, &stages.mask);
 
-    // A shared broker holds the token: this user needs none (nor an env file).
-    let (token_check, winner) = match &config.broker {
+    // A shared broker holds the token (`--broker`, or the broker of the claude-iso session
+    // this runs in, as a launch would use it): this user needs none, nor an env file.
+    let shared = match plan::broker_choice(config, std::ffi::OsStr::new("claude")) {
+        Ok(plan::BrokerChoice::Shared(socket)) => Some(socket),
+        _ => None,
+    };
+    let (token_check, winner) = match &shared {
         Some(socket) => (
             check(
                 "token",
@@ -276,7 +283,7 @@ pub(crate) fn run_checks(
         None => check_token(config),
     };
     out.push(token_check);
-    if config.broker.is_none() {
+    if shared.is_none() {
         out.push(check_env_file(config, winner.as_ref().map(|(_, s)| s)));
     }
 
@@ -290,12 +297,12 @@ pub(crate) fn run_checks(
     ));
     out.push(check_project_settings(config, &stages.settings));
     out.extend(share_check(stages.shares.as_ref()));
-    let (via_check, broker_plan) = check_token_via(config);
+    let (via_check, broker_plan) = check_token_via(config, shared.as_deref());
     out.push(via_check);
     out.push(check_destination(
         &stages.settings,
         broker_plan.as_ref(),
-        config,
+        shared.as_deref(),
     ));
     out.push(mask_check);
     out.push(check_scrub_tools(config, &stages.home_path));
@@ -305,7 +312,7 @@ pub(crate) fn run_checks(
         Path::new(MANAGED_SETTINGS),
     ));
     if live {
-        out.push(match (&winner, &config.broker) {
+        out.push(match (&winner, &shared) {
             (Some((token, _)), _) => check_live(config, launch, init, share_args, Some(token)),
             (None, Some(_)) => check_live(config, launch, init, share_args, None),
             (None, None) => check("live", Status::Fail, "no usable token to test"),

@@ -121,6 +121,32 @@ fn shared_config_is_read_as_in_the_real_home_and_never_changed() {
     assert!(!home.join(".claude/.credentials.json").exists());
 }
 
+/// A first launch into a new named home with a share, under `--mask on`: the mask's
+/// probe comes before the copy is made, and does not count the copy's view that is not
+/// there yet as the kernel's refusal. The dry run says the mask is possible too.
+#[test]
+fn a_new_share_under_mask_on_is_not_refused() {
+    let t = state_test();
+    real_config(&t);
+    let t = t.args([
+        "--mask",
+        "on",
+        "--name",
+        "fresh",
+        "--share",
+        ".claude/settings.json",
+    ]);
+    let dry = t.spawn_with(["--dry-run"]).wait();
+    dry.status(0).stdout_contains("mask: possible here");
+    let out = t.run();
+    out.success();
+    let home = named(&t, "fresh");
+    assert_eq!(
+        fs::read_to_string(home.join(".claude/settings.json")).unwrap(),
+        "{\"theme\":\"dark\"}\n"
+    );
+}
+
 #[test]
 fn a_change_in_the_real_home_reaches_the_next_launch_and_unshared_copies_go() {
     let t = state_test();

@@ -33,7 +33,7 @@ pub(crate) fn is_seeded<R: Read>(reader: R, trust: &[&str]) -> Option<bool> {
     is_seeded_sized(reader, BUF, trust)
 }
 
-/// As [`is_seeded`], with the buffer sized for a file of `size_hint` bytes (at most
+/// Whether everything is seeded (see `is_seeded`), with the buffer sized for a file of `size_hint` bytes (at most
 /// 64 KiB): a small file is read in one go without zeroing a large buffer.
 pub(crate) fn is_seeded_sized<R: Read>(
     reader: R,
@@ -85,7 +85,7 @@ pub(crate) fn is_seeded_sized<R: Read>(
 /// overlapping the next by a needle's length. Unreadable: `false` (nothing decided).
 ///
 /// With each needle a trusted directory as JSON writes it (`"<dir>"`), `true` proves the
-/// directory has no trust entry, far faster than [`is_seeded`] can: a launch that is
+/// directory has no trust entry, far faster than [`is_seeded_sized`] can: a launch that is
 /// the first in its directory then needs a write and skips the full check. (A key that
 /// was written with escapes JavaScript does not use is missed; the merge under the lock
 /// finds it and writes nothing.)

@@ -4,44 +4,14 @@
 //! launch would exit with that status and names the same thing, doctor fails that stage
 //! with the same message — and that none of them changed anything on disk.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::Unchanged;
 use crate::support::sandbox::{Test, mkdir};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_claude-iso");
-
-/// Every path under `root` with its kind, size and mode: what "nothing changed" compares.
-fn snapshot(root: &Path) -> BTreeMap<PathBuf, String> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(dir) = todo.pop() {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            // The harness's own record of runs, and what the probe (the stand-in claude
-            // doctor runs for `--version`) writes.
-            if path.starts_with(root.join(".runs")) || path.starts_with(root.join("probe")) {
-                continue;
-            }
-            let meta = fs::symlink_metadata(&path).unwrap();
-            use std::os::unix::fs::MetadataExt;
-            out.insert(
-                path.clone(),
-                format!("{:?} {} {:o}", meta.file_type(), meta.len(), meta.mode()),
-            );
-            if meta.is_dir() {
-                todo.push(path);
-            }
-        }
-    }
-    out
-}
 
 /// `claude-iso doctor --json` with the test's launch options, environment and directory
 /// (the token on a pipe, as the harness pins it for launches of the stand-in claude).
@@ -87,7 +57,9 @@ fn check<'a>(json: &'a Value, name: &str) -> &'a Value {
 /// error line (without the `claude-iso: ` prefix), the dry run's stdout and doctor's
 /// check named `stage`. Asserts that nothing on disk changed.
 fn all_three(t: &Test, extra: &[&str], stage: &str, status: i32) -> (String, String, Value) {
-    let before = snapshot(t.root());
+    // The harness's record of runs, and what the probe (the stand-in claude doctor runs
+    // for `--version`) writes, are not the launch's.
+    let disk = Unchanged::skipping(t.root(), &[".runs", "probe"]);
     let launch = t.run();
     launch.status(status).probe_not_run();
     let error = launch
@@ -97,30 +69,21 @@ fn all_three(t: &Test, extra: &[&str], stage: &str, status: i32) -> (String, Str
         .unwrap_or_default()
         .trim_start_matches("claude-iso: ")
         .to_owned();
-    assert_eq!(
-        snapshot(t.root()),
-        before,
-        "the refused launch changed something"
-    );
-    let dry = Test::dry(t);
-    assert_eq!(snapshot(t.root()), before, "the dry run changed something");
+    let none = Vec::<String>::new();
+    assert_eq!(disk.changes(), none, "the refused launch changed something");
+    let dry = dry(t);
+    assert_eq!(disk.changes(), none, "the dry run changed something");
     let json = doctor(t, extra);
-    assert_eq!(snapshot(t.root()), before, "doctor changed something");
+    assert_eq!(disk.changes(), none, "doctor changed something");
     (error, dry, check(&json, stage).clone())
 }
 
-trait Dry {
-    fn dry(t: &Test) -> String;
-}
-
-impl Dry for Test {
-    /// `--dry-run` with the same options; its stdout (it exits 0 when it shows a refusal
-    /// it can show the rest of the plan around, 125 otherwise: both are fine here, the
-    /// text is what is compared).
-    fn dry(t: &Test) -> String {
-        let out = t.spawn_with(["--dry-run"]).wait();
-        format!("{}{}", out.stdout_text(), out.stderr_text())
-    }
+/// `--dry-run` with the same options: its stdout and stderr (it exits 0 when it shows a
+/// refusal it can show the rest of the plan around, 125 otherwise: both are fine here,
+/// the text is what is compared).
+fn dry(t: &Test) -> String {
+    let out = t.spawn_with(["--dry-run"]).wait();
+    format!("{}{}", out.stdout_text(), out.stderr_text())
 }
 
 #[test]
@@ -198,7 +161,9 @@ fn a_working_directory_the_mask_must_hide() {
     let t = Test::new();
     let inside = mkdir(&t.real_home().join(".config/anthropic/x"));
     let t = t.cwd(&inside);
-    let before = snapshot(t.root());
+    // The harness's record of runs, and what the probe (the stand-in claude doctor runs
+    // for `--version`) writes, are not the launch's.
+    let disk = Unchanged::skipping(t.root(), &[".runs", "probe"]);
     let launch = t.run();
     launch.status(125).probe_not_run();
     let error = launch.stderr_text();
@@ -206,7 +171,7 @@ fn a_working_directory_the_mask_must_hide() {
         error.contains("cannot mask the real credentials from here"),
         "{error}"
     );
-    let dry = Test::dry(&t);
+    let dry = dry(&t);
     assert!(
         dry.contains("cannot mask the real credentials from here")
             && dry.contains("(a launch would exit 125)"),
@@ -231,7 +196,7 @@ fn a_working_directory_the_mask_must_hide() {
             .contains("cannot mask the real credentials from here"),
         "{mask}"
     );
-    assert_eq!(snapshot(t.root()), before, "something changed");
+    assert_eq!(disk.changes(), Vec::<String>::new(), "something changed");
 }
 
 /// Inside a claude-iso session that runs through a broker, a nested launch uses that
@@ -244,7 +209,7 @@ fn a_nested_launch_in_a_brokered_session() {
         .env("ANTHROPIC_UNIX_SOCKET", socket)
         .env("CLAUDE_CODE_OAUTH_TOKEN", "ssh-placeholder")
         .default_token_via();
-    let dry = Test::dry(&t);
+    let dry = dry(&t);
     assert!(
         dry.contains(&format!(
             "token: none read (the shared broker at {socket} holds it)"

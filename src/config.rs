@@ -452,7 +452,7 @@ fn real_dir(path: &Path, option: &str) -> Result<PathBuf> {
             path.display()
         ))
     };
-    let real = std::fs::canonicalize(path).map_err(|e| bad(crate::error::error_text(&e)))?;
+    let real = crate::sys::fsutil::realpath(path).map_err(|e| bad(crate::error::error_text(&e)))?;
     if !real.is_dir() {
         return Err(bad("not a directory".into()));
     }

@@ -173,7 +173,7 @@ pub(super) fn prospective_path(path: &Path) -> PathBuf {
     let mut rest = Vec::new();
     let mut existing = path;
     loop {
-        if let Ok(real) = std::fs::canonicalize(existing) {
+        if let Ok(real) = crate::sys::fsutil::realpath(existing) {
             return rest.iter().rev().fold(real, |acc, c| acc.join(c));
         }
         match (existing.file_name(), existing.parent()) {

@@ -22,6 +22,8 @@ use crate::token;
 /// A refusal kept in the plan, a change that fails, or the exec (125/126/127).
 pub(crate) fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::Infallible> {
     plan.refusal()?;
+    // What the inspection learnt of paths is not carried into the changes.
+    crate::sys::fsutil::forget_paths();
     let LaunchPlan {
         config,
         argv,

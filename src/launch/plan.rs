@@ -394,7 +394,7 @@ pub(crate) fn mask_stage(
 /// Whether this claude-iso runs inside another one's session and launches into that
 /// session's own home (its `HOME`).
 pub(crate) fn in_outer_home(config: &Config) -> bool {
-    let canonical = |p: &Path| std::fs::canonicalize(p).ok();
+    let canonical = |p: &Path| crate::sys::fsutil::realpath(p).ok();
     config.env.get(NESTED_VAR).is_some_and(|v| !v.is_empty())
         && config
             .env

@@ -310,6 +310,124 @@ pub(crate) fn write_atomic(
     Ok(kept)
 }
 
+/// What one `lstat` (and, for a symlink, one `readlink`) said of a directory on the way
+/// to a path: kept by [`realpath`] for the rest of the launch.
+#[derive(Clone)]
+enum Step {
+    /// An existing directory that is not a symlink: canonical as it is.
+    Dir,
+    /// A symlink, and where it points.
+    Link(std::ffi::OsString),
+}
+
+thread_local! {
+    /// The directories [`realpath`] has seen on the way to a path, by their canonical
+    /// parent joined with their name. Only what was found to exist, and only directories
+    /// above the last component: the last is always asked again.
+    static STEPS: std::cell::RefCell<std::collections::HashMap<PathBuf, Step>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// Forgets what [`realpath`] learnt: a launch calls it before it changes anything, so
+/// what it made or moved is seen as it now is.
+pub(crate) fn forget_paths() {
+    STEPS.with(|s| s.borrow_mut().clear());
+}
+
+/// `realpath(3)` (`std::fs::canonicalize`) with the directories on the way remembered:
+/// one launch resolves dozens of paths under the same few directories (each settings
+/// layer, each place the mask hides, `PATH`), and `realpath` asks the kernel about every
+/// component of each again. The last component is always asked (it must exist, as for
+/// `realpath`); a directory above it is asked once per launch ([`forget_paths`]).
+///
+/// # Errors
+/// As `realpath`: a component missing (`ENOENT`), not a directory (`ENOTDIR`), too many
+/// symlinks (`ELOOP`), or not searchable (`EACCES`).
+pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
+    use std::ffi::OsString;
+    let path = path.as_ref();
+    use std::io::{Error, ErrorKind};
+    if path.as_os_str().is_empty() {
+        return Err(Error::from(ErrorKind::NotFound));
+    }
+    let mut out = if path.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        std::env::current_dir()?
+    };
+    // What is left to walk, the next component last.
+    let mut pending: Vec<OsString> = Vec::new();
+    push_components(&mut pending, path.as_os_str());
+    let mut links = 0u32;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            out.pop();
+            continue;
+        }
+        let candidate = out.join(&name);
+        let last = pending.is_empty();
+        let known = if last {
+            None
+        } else {
+            STEPS.with(|s| s.borrow().get(&candidate).cloned())
+        };
+        let step = match known {
+            Some(step) => step,
+            None => {
+                let step = look(&candidate, !last || ends_with_slash(path))?;
+                if !last {
+                    STEPS.with(|s| s.borrow_mut().insert(candidate.clone(), step.clone()));
+                }
+                step
+            }
+        };
+        match step {
+            Step::Dir => out = candidate,
+            Step::Link(target) => {
+                links += 1;
+                if links > 40 {
+                    return Err(Error::from_raw_os_error(Errno::ELOOP as i32));
+                }
+                if Path::new(&target).is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                push_components(&mut pending, &target);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Pushes the components of `path` onto `pending` so that the first is popped first
+/// (`.` and the root left out, `..` kept).
+fn push_components(pending: &mut Vec<std::ffi::OsString>, path: &std::ffi::OsStr) {
+    for comp in Path::new(path).components().rev() {
+        match comp {
+            Component::Normal(name) => pending.push(name.to_owned()),
+            Component::ParentDir => pending.push("..".into()),
+            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
+        }
+    }
+}
+
+fn ends_with_slash(path: &Path) -> bool {
+    path.as_os_str().as_bytes().ends_with(b"/") && path.as_os_str().len() > 1
+}
+
+/// One component: a directory, a symlink (read), or — when `dir` is not required — any
+/// other file (`Dir` then only means "canonical as it is").
+fn look(path: &Path, dir: bool) -> std::io::Result<Step> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Ok(Step::Link(std::fs::read_link(path)?.into_os_string()));
+    }
+    if dir && !kind.is_dir() {
+        return Err(std::io::Error::from_raw_os_error(Errno::ENOTDIR as i32));
+    }
+    Ok(Step::Dir)
+}
+
 /// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it
 /// against what is really there, which a lexical rewrite cannot know).
 #[must_use]
@@ -440,5 +558,73 @@ mod tests {
         assert_eq!(aside_tag(".claude.json.corrupt-1-2"), Some("corrupt"));
         assert_eq!(aside_tag(".claude.json"), None);
         assert_eq!(aside_tag(".claude.json.backup-x-1"), None);
+    }
+
+    /// `realpath` answers as `std::fs::canonicalize` does for every path built from a
+    /// tree of directories, files and symlinks (absolute, relative, chained, dangling,
+    /// looping, through `..`), asked twice (the second time from what it remembered), and
+    /// again after the tree changed and [`forget_paths`].
+    #[test]
+    fn realpath_agrees_with_canonicalize() {
+        use std::os::unix::fs::symlink;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(tmp.path()).unwrap();
+        let r = |p: &str| root.join(p);
+        for d in ["a/b/c", "x/y", "m"] {
+            std::fs::create_dir_all(r(d)).unwrap();
+        }
+        std::fs::write(r("a/b/f"), "").unwrap();
+        std::fs::write(r("x/y/g"), "").unwrap();
+        symlink(r("x/y"), r("a/abs")).unwrap();
+        symlink("b/c", r("a/rel")).unwrap();
+        symlink("../a/rel", r("m/chain")).unwrap();
+        symlink("nowhere", r("m/dangling")).unwrap();
+        symlink("loop2", r("m/loop1")).unwrap();
+        symlink("loop1", r("m/loop2")).unwrap();
+        symlink("../x/y/g", r("m/file")).unwrap();
+        symlink(".", r("m/self")).unwrap();
+        let names = [
+            "",
+            "a",
+            "a/b",
+            "a/b/c",
+            "a/b/f",
+            "a/abs",
+            "a/rel",
+            "m/chain",
+            "m/dangling",
+            "m/loop1",
+            "m/file",
+            "m/self",
+            "x/y/g",
+            "missing",
+        ];
+        let tails = [
+            "", "/..", "/../..", "/c", "/g", "/f", "/./c", "/", "/../x", "/f/..", "/g/x",
+        ];
+        let check = |label: &str| {
+            for n in names {
+                for t in tails {
+                    let p = root.join(format!("{n}{t}"));
+                    for round in 0..2 {
+                        let want = std::fs::canonicalize(&p).map_err(|e| e.raw_os_error());
+                        let got = realpath(&p).map_err(|e| e.raw_os_error());
+                        assert_eq!(got, want, "{label} {} (round {round})", p.display());
+                    }
+                }
+            }
+        };
+        check("first tree");
+        // The tree changes: the old answers must not outlive forget_paths().
+        std::fs::remove_file(r("a/abs")).unwrap();
+        symlink(r("a/b"), r("a/abs")).unwrap();
+        std::fs::rename(r("x/y"), r("x/z")).unwrap();
+        forget_paths();
+        check("changed tree");
+        // Relative paths start at the working directory.
+        assert_eq!(
+            realpath(Path::new(".")).unwrap(),
+            std::fs::canonicalize(".").unwrap()
+        );
     }
 }

@@ -596,7 +596,7 @@ fn built_by_systemd(file: &File, meta: &std::fs::Metadata, dir: &Path) -> bool {
     let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
         return false;
     };
-    let Ok(dir_real) = std::fs::canonicalize(dir) else {
+    let Ok(dir_real) = crate::sys::fsutil::realpath(dir) else {
         return false;
     };
     let Ok(dir_meta) = std::fs::metadata(&dir_real) else {

@@ -339,7 +339,9 @@ pub fn main_checkout(root: &Path) -> Option<PathBuf> {
         return None;
     }
     let back = resolve(&admin, regular(&admin.join("gitdir"))?.trim());
-    if std::fs::canonicalize(back).ok()? != std::fs::canonicalize(root).ok()?.join(GIT_DIR) {
+    if crate::sys::fsutil::realpath(back).ok()?
+        != crate::sys::fsutil::realpath(root).ok()?.join(GIT_DIR)
+    {
         return None;
     }
     if common.file_name() != Some(OsStr::new(GIT_DIR)) {

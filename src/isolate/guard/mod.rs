@@ -177,7 +177,7 @@ pub fn claude_version(program: &Path) -> Option<(u32, u32, u32)> {
             .collect();
         Some((major, minor, patch.parse().ok()?))
     };
-    let real = std::fs::canonicalize(program).ok()?;
+    let real = crate::sys::fsutil::realpath(program).ok()?;
     if let Some(v) = real.file_name().and_then(OsStr::to_str).and_then(parse) {
         return Some(v);
     }

@@ -116,7 +116,9 @@ pub(super) fn read_layer(file: &SettingsFile, env: &CallerEnv) -> Judged {
 /// Where a path leads, when a symlink is on the way (the file or a directory above it;
 /// the paths judged are built on realpaths, so any difference is a symlink).
 fn symlink_target(path: &Path) -> Option<PathBuf> {
-    std::fs::canonicalize(path).ok().filter(|real| real != path)
+    crate::sys::fsutil::realpath(path)
+        .ok()
+        .filter(|real| real != path)
 }
 
 /// What reading a settings file gave.

@@ -593,7 +593,7 @@ pub(crate) fn limits(
 /// What the real filesystem says about a path, for [`plan`].
 #[must_use]
 pub(crate) fn resolve_real(path: &Path) -> Option<(PathBuf, Kind)> {
-    let real = std::fs::canonicalize(path).ok()?;
+    let real = crate::sys::fsutil::realpath(path).ok()?;
     let meta = std::fs::metadata(&real).ok()?;
     Some((real, if meta.is_dir() { Kind::Dir } else { Kind::File }))
 }

@@ -140,7 +140,7 @@ impl Sources {
         if let Some(dir) = program.parent() {
             self.reveal.push(clean(dir));
         }
-        if let Some(dir) = std::fs::canonicalize(program)
+        if let Some(dir) = crate::sys::fsutil::realpath(program)
             .ok()
             .as_deref()
             .and_then(Path::parent)

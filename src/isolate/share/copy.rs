@@ -252,7 +252,7 @@ impl Sync<'_> {
             if let Some(why) = entry_refusal(name) {
                 return Err(refuse(&src.display().to_string(), why));
             }
-            real = std::fs::canonicalize(src).map_err(|e| {
+            real = crate::sys::fsutil::realpath(src).map_err(|e| {
                 self.err(
                     rel,
                     format!(

@@ -77,7 +77,7 @@ pub fn check(
     let mut out = Vec::new();
     for share in shares {
         let shown = share.source.display().to_string();
-        let real = match std::fs::canonicalize(&share.source) {
+        let real = match crate::sys::fsutil::realpath(&share.source) {
             Ok(real) => real,
             Err(e) if is_missing(&e) => {
                 if share.explicit {
@@ -256,22 +256,21 @@ impl<'a> SourceCheck<'a> {
         let mut homes = Vec::new();
         for h in config.real_homes(true) {
             homes.push(h.clone());
-            if let Ok(real) = std::fs::canonicalize(&h) {
+            if let Ok(real) = crate::sys::fsutil::realpath(&h) {
                 homes.push(real);
             }
         }
         let shared = shares
             .iter()
             .map(|s| match (s.source.parent(), s.source.file_name()) {
-                (Some(dir), Some(name)) => {
-                    std::fs::canonicalize(dir).map_or_else(|_| s.source.clone(), |d| d.join(name))
-                }
+                (Some(dir), Some(name)) => crate::sys::fsutil::realpath(dir)
+                    .map_or_else(|_| s.source.clone(), |d| d.join(name)),
                 _ => s.source.clone(),
             })
             .collect();
         let mut scratch = Vec::new();
         for dir in [config.state_dir(), config.home.clone()] {
-            if let Ok(real) = std::fs::canonicalize(&dir) {
+            if let Ok(real) = crate::sys::fsutil::realpath(&dir) {
                 if real != dir {
                     scratch.push(real);
                 }
@@ -331,7 +330,7 @@ impl<'a> SourceCheck<'a> {
             if let Some(why) = entry_refusal(&name) {
                 return Err(refuse(&path.display().to_string(), why));
             }
-            let real = match std::fs::canonicalize(&path) {
+            let real = match crate::sys::fsutil::realpath(&path) {
                 Ok(real) => real,
                 Err(e) if is_missing(&e) => continue,
                 Err(e) => return Err(cannot_read(&path, &e)),
@@ -450,7 +449,7 @@ impl<'a> SourceCheck<'a> {
         }
         for h in &self.limits.hidden {
             // Resolved, as the shares are: an entry is "inside a share" by its real path.
-            let real = std::fs::canonicalize(h).unwrap_or_else(|_| h.clone());
+            let real = crate::sys::fsutil::realpath(h).unwrap_or_else(|_| h.clone());
             names.add(&real, &real, None, 0);
         }
         names

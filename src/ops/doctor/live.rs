@@ -70,9 +70,9 @@ pub(super) fn check_live(
 /// real claude config directory (a `TMPDIR` inside `~/.claude`), then `/tmp`.
 pub(super) fn throwaway_base(config: &Config) -> PathBuf {
     let tmp = std::env::temp_dir();
-    let real = std::fs::canonicalize(&tmp).unwrap_or_else(|_| tmp.clone());
+    let real = crate::sys::fsutil::realpath(&tmp).unwrap_or_else(|_| tmp.clone());
     let inside = config.real_config_dirs(true).iter().any(|d| {
-        let d = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+        let d = crate::sys::fsutil::realpath(d).unwrap_or_else(|_| d.clone());
         real.starts_with(&d)
     });
     if inside { PathBuf::from("/tmp") } else { tmp }

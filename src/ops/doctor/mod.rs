@@ -139,7 +139,7 @@ const SYSTEM_CA_BUNDLES: &[&str] = &[
 
 /// Whether `path` is (or resolves to) one of the system's CA bundles.
 fn names_system_bundle(path: &std::ffi::OsStr) -> bool {
-    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let real = |p: &Path| crate::sys::fsutil::realpath(p).unwrap_or_else(|_| p.to_owned());
     let path = real(Path::new(path));
     SYSTEM_CA_BUNDLES
         .iter()

@@ -21,7 +21,7 @@ use crate::sys::fsutil::{lstat_at, reopen_dir, try_flock};
 /// Why a home is in use, if it is (see the module doc).
 pub(super) fn in_use(dir: &OwnedFd, path: &Path, busy_homes: &Busy) -> Option<String> {
     let mut names = vec![path.as_os_str().as_bytes().to_vec()];
-    if let Ok(real) = std::fs::canonicalize(path) {
+    if let Ok(real) = crate::sys::fsutil::realpath(path) {
         names.push(real.into_os_string().into_vec());
     }
     if let Some(why) = busy_homes.why(&names) {
@@ -132,7 +132,7 @@ fn read_home(proc: &Path, out: &mut HashSet<Vec<u8>>) -> Option<usize> {
         .find_map(|kv| kv.strip_prefix(b"HOME="))
     {
         let home = crate::sys::fsutil::clean(Path::new(OsStr::from_bytes(home)));
-        if let Ok(real) = std::fs::canonicalize(&home) {
+        if let Ok(real) = crate::sys::fsutil::realpath(&home) {
             out.insert(real.into_os_string().into_vec());
         }
         out.insert(home.into_os_string().into_vec());

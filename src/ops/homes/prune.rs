@@ -31,7 +31,7 @@ fn mounts_below(path: &Path) -> Vec<PathBuf> {
     let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let real = crate::sys::fsutil::realpath(path).unwrap_or_else(|_| path.to_owned());
     text.lines()
         .filter_map(|l| l.split(' ').nth(4))
         .map(unescape_mount)
@@ -340,7 +340,7 @@ pub(super) fn recheck(
     }
     let path = &found.path;
     let mut names = vec![path.as_os_str().as_bytes().to_vec()];
-    if let Ok(real) = std::fs::canonicalize(path) {
+    if let Ok(real) = crate::sys::fsutil::realpath(path) {
         names.push(real.into_os_string().into_vec());
     }
     if let Some(why) = homes_of_processes().why(&names) {

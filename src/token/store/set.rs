@@ -357,7 +357,7 @@ fn refuse_unless_regular(path: &Path, st: &nix::sys::stat::FileStat) -> Result<(
         return Ok(());
     }
     let reason = if fsutil::is_type(st, SFlag::S_IFLNK) {
-        match std::fs::canonicalize(path) {
+        match crate::sys::fsutil::realpath(path) {
             Ok(target) if target.is_file() => format!(
                 "is a symlink to {0}; token set replaces only a regular file: to update the file it points to, run: claude-iso token set --env-file {0}",
                 target.display()

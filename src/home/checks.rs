@@ -289,9 +289,11 @@ fn check_not_real_home(
     let mut homes = Vec::new();
     for real in config.real_homes(with_passwd) {
         // Both the path as given and where it leads: a symlinked $HOME has the
-        // ancestors of its target too.
+        // ancestors of its target too. A home not created yet is compared by resolved
+        // path, so the resolved one is always kept then (a `$HOME` that does not exist
+        // yet resolves to itself).
         let resolved = prospective_path(&real);
-        if resolved != real && !homes.contains(&resolved) {
+        if (st.is_none() || resolved != real) && !homes.contains(&resolved) {
             homes.push(resolved);
         }
         if st.is_some() && !homes.contains(&real) {

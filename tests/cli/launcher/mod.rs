@@ -1299,6 +1299,27 @@ fn a_refused_home_under_a_symlinked_real_home_creates_nothing() {
 }
 
 #[test]
+fn a_new_home_at_or_above_a_real_home_not_made_yet_is_refused() {
+    // `$HOME` names a directory that does not exist yet: a home about to be created
+    // there, or above it, is still the real home or an ancestor of it.
+    for (above, error) in [
+        (false, "is your real home"),
+        (true, "is an ancestor of your real home"),
+    ] {
+        let t = Test::new();
+        let real = t.path("gone/home");
+        let home = if above { t.path("gone") } else { real.clone() };
+        let t = t.no_home().env("HOME", &real).arg("--home").arg(&home);
+        t.run().status(125).one_line_error(error).probe_not_run();
+        assert!(
+            !home.exists(),
+            "created the refused home {}",
+            home.display()
+        );
+    }
+}
+
+#[test]
 fn a_stderr_pipe_nobody_reads_does_not_stop_the_launch() {
     // The warning about a removed variable hits EPIPE; the command must still run
     // (SIGPIPE goes back to its default only for the command, right before execve).

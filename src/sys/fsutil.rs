@@ -365,7 +365,9 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
             continue;
         }
         let candidate = out.join(&name);
-        let last = pending.is_empty();
+        // Nothing under /proc is kept: its links are per process and per moment
+        // (`/proc/self`, `/proc/<pid>/fd/N`).
+        let last = pending.is_empty() || candidate.starts_with("/proc");
         let known = if last {
             None
         } else {
@@ -374,7 +376,7 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
         let step = match known {
             Some(step) => step,
             None => {
-                let step = look(&candidate, !last || ends_with_slash(path))?;
+                let step = look(&candidate, !pending.is_empty() || ends_with_slash(path))?;
                 if !last {
                     STEPS.with(|s| s.borrow_mut().insert(candidate.clone(), step.clone()));
                 }
@@ -558,6 +560,18 @@ mod tests {
         assert_eq!(aside_tag(".claude.json.corrupt-1-2"), Some("corrupt"));
         assert_eq!(aside_tag(".claude.json"), None);
         assert_eq!(aside_tag(".claude.json.backup-x-1"), None);
+    }
+
+    /// Paths through `/proc/self` are resolved for the process asking, even after a fork
+    /// (nothing under `/proc` is remembered).
+    #[test]
+    fn realpath_through_proc_self_follows_the_process() {
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(realpath("/proc/self/cwd").unwrap(), cwd);
+        let me = realpath("/proc/self").unwrap();
+        assert_eq!(me, PathBuf::from(format!("/proc/{}", std::process::id())));
+        assert_eq!(realpath("/proc/self/cwd/.").unwrap(), cwd);
+        STEPS.with(|s| assert!(s.borrow().keys().all(|k| !k.starts_with("/proc"))));
     }
 
     /// `realpath` answers as `std::fs::canonicalize` does for every path built from a

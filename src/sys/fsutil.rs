@@ -346,9 +346,9 @@ pub(crate) fn forget_paths() {
 pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
     use std::ffi::OsString;
     let path = path.as_ref();
-    use std::io::{Error, ErrorKind};
+    use std::io::Error;
     if path.as_os_str().is_empty() {
-        return Err(Error::from(ErrorKind::NotFound));
+        return Err(Error::from_raw_os_error(Errno::ENOENT as i32));
     }
     let mut out = if path.is_absolute() {
         PathBuf::from("/")
@@ -360,6 +360,11 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
     push_components(&mut pending, path.as_os_str());
     let mut links = 0u32;
     while let Some(name) = pending.pop() {
+        // `.` resolves to where we are; it makes what comes before it a directory
+        // (`file/.` is ENOTDIR), which `look` asks since `.` is still pending then.
+        if name == "." {
+            continue;
+        }
         if name == ".." {
             out.pop();
             continue;
@@ -376,7 +381,7 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
         let step = match known {
             Some(step) => step,
             None => {
-                let step = look(&candidate, !pending.is_empty() || ends_with_slash(path))?;
+                let step = look(&candidate, !pending.is_empty())?;
                 if !last {
                     STEPS.with(|s| s.borrow_mut().insert(candidate.clone(), step.clone()));
                 }
@@ -400,20 +405,22 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
     Ok(out)
 }
 
-/// Pushes the components of `path` onto `pending` so that the first is popped first
-/// (`.` and the root left out, `..` kept).
+/// Pushes the components of `path` (a path, or a symlink's target) onto `pending` so
+/// that the first is popped first: split on `/` as the kernel does, `.` and `..` kept
+/// (`Path::components` drops a `.` inside or at the end), and a trailing `/` kept as a
+/// `.`: what comes before either must be a directory.
 fn push_components(pending: &mut Vec<std::ffi::OsString>, path: &std::ffi::OsStr) {
-    for comp in Path::new(path).components().rev() {
-        match comp {
-            Component::Normal(name) => pending.push(name.to_owned()),
-            Component::ParentDir => pending.push("..".into()),
-            Component::CurDir | Component::RootDir | Component::Prefix(_) => {}
-        }
+    let bytes = path.as_bytes();
+    let mut parts: Vec<&[u8]> = bytes
+        .split(|b| *b == b'/')
+        .filter(|p| !p.is_empty())
+        .collect();
+    if bytes.ends_with(b"/") && !parts.is_empty() {
+        parts.push(b".");
     }
-}
-
-fn ends_with_slash(path: &Path) -> bool {
-    path.as_os_str().as_bytes().ends_with(b"/") && path.as_os_str().len() > 1
+    for part in parts.into_iter().rev() {
+        pending.push(std::ffi::OsStr::from_bytes(part).to_owned());
+    }
 }
 
 /// One component: a directory, a symlink (read), or — when `dir` is not required — any
@@ -597,6 +604,9 @@ mod tests {
         symlink("loop1", r("m/loop2")).unwrap();
         symlink("../x/y/g", r("m/file")).unwrap();
         symlink(".", r("m/self")).unwrap();
+        symlink("../x/y/g/", r("m/fileslash")).unwrap();
+        symlink("../x/y/g/.", r("m/filedot")).unwrap();
+        symlink("../a/b/", r("m/dirslash")).unwrap();
         let names = [
             "",
             "a",
@@ -612,9 +622,13 @@ mod tests {
             "m/self",
             "x/y/g",
             "missing",
+            "m/fileslash",
+            "m/filedot",
+            "m/dirslash",
         ];
         let tails = [
-            "", "/..", "/../..", "/c", "/g", "/f", "/./c", "/", "/../x", "/f/..", "/g/x",
+            "", "/..", "/../..", "/c", "/g", "/f", "/./c", "/", "/../x", "/f/..", "/g/x", "/.",
+            "/f/.", "/g/./", "//", "/./.",
         ];
         let check = |label: &str| {
             for n in names {
@@ -635,10 +649,17 @@ mod tests {
         std::fs::rename(r("x/y"), r("x/z")).unwrap();
         forget_paths();
         check("changed tree");
-        // Relative paths start at the working directory.
+        // Relative paths start at the working directory; the empty path is ENOENT.
+        for rel in [".", "./", "./.", "src/..", "src/./lib.rs", "src/lib.rs/."] {
+            assert_eq!(
+                realpath(Path::new(rel)).map_err(|e| e.raw_os_error()),
+                std::fs::canonicalize(rel).map_err(|e| e.raw_os_error()),
+                "{rel}"
+            );
+        }
         assert_eq!(
-            realpath(Path::new(".")).unwrap(),
-            std::fs::canonicalize(".").unwrap()
+            realpath("").map_err(|e| e.raw_os_error()),
+            std::fs::canonicalize("").map_err(|e| e.raw_os_error())
         );
     }
 }

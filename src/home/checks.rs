@@ -168,13 +168,28 @@ pub(super) fn cannot_create_in(path: &Path, parent: &Path, e: Errno) -> Error {
 }
 
 /// The path a not-yet-existing home will have: its deepest existing ancestor resolved,
-/// the rest (which cannot be symlinks, as it does not exist) appended.
+/// the rest appended. A dangling symlink on the way is followed to where it would lead
+/// (a `$HOME` that is a symlink to a directory not made yet is that directory).
 pub(super) fn prospective_path(path: &Path) -> PathBuf {
+    prospective(path, 0)
+}
+
+fn prospective(path: &Path, links: u32) -> PathBuf {
     let mut rest = Vec::new();
     let mut existing = path;
     loop {
         if let Ok(real) = crate::sys::fsutil::realpath(existing) {
             return rest.iter().rev().fold(real, |acc, c| acc.join(c));
+        }
+        if links < 40 {
+            if let Ok(target) = std::fs::read_link(existing) {
+                let target = match existing.parent() {
+                    Some(parent) if target.is_relative() => parent.join(target),
+                    _ => target,
+                };
+                let base = prospective(&target, links + 1);
+                return rest.iter().rev().fold(base, |acc, c| acc.join(c));
+            }
         }
         match (existing.file_name(), existing.parent()) {
             (Some(name), Some(parent)) => {

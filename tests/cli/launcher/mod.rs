@@ -1320,6 +1320,29 @@ fn a_new_home_at_or_above_a_real_home_not_made_yet_is_refused() {
 }
 
 #[test]
+fn a_new_home_where_a_dangling_home_symlink_leads_is_refused() {
+    // `$HOME` is a symlink to a directory not made yet: a home about to be created
+    // there (or above it) would be the real home, made by claude-iso.
+    for (above, error) in [
+        (false, "is your real home"),
+        (true, "is an ancestor of your real home"),
+    ] {
+        let t = Test::new();
+        let target = t.path("tgt/home");
+        let link = t.path("hlink");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let home = if above { t.path("tgt") } else { target.clone() };
+        let t = t.no_home().env("HOME", &link).arg("--home").arg(&home);
+        t.run().status(125).one_line_error(error).probe_not_run();
+        assert!(
+            !home.exists(),
+            "created the refused home {}",
+            home.display()
+        );
+    }
+}
+
+#[test]
 fn a_stderr_pipe_nobody_reads_does_not_stop_the_launch() {
     // The warning about a removed variable hits EPIPE; the command must still run
     // (SIGPIPE goes back to its default only for the command, right before execve).

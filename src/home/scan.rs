@@ -28,10 +28,22 @@ const FLAGS: &[&str] = crate::layout::DIALOG_FLAGS;
 /// `Some(true)` when everything is seeded, `Some(false)` when something is missing,
 /// `None` when the document is not a JSON object of the expected shape (or unreadable).
 /// (The tests' entry point; the launch sizes its buffer: [`is_seeded_sized`].)
+/// Both searches (the portable one and the CPU-dispatched one) are tried, and must agree.
 #[cfg(test)]
-pub(crate) fn is_seeded<R: Read>(reader: R, trust: &[&str]) -> Option<bool> {
-    is_seeded_sized(reader, BUF, trust)
+pub(crate) fn is_seeded<R: Read>(mut reader: R, trust: &[&str]) -> Option<bool> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).ok()?;
+    let small = is_seeded_sized(&bytes[..], BUF, trust);
+    let large = is_seeded_sized(&bytes[..], SIMD_FROM, trust);
+    assert_eq!(small, large, "the two searches disagree");
+    small
 }
+
+/// From this size on, the searches use the CPU's vector instructions, found at run
+/// time. Below it the portable search is fast enough, and the launch is spared the
+/// detection: a dozen `CPUID` instructions, each a trap to the hypervisor on a VM (about
+/// 5 µs each measured here), for every agent start.
+const SIMD_FROM: usize = 256 * 1024;
 
 /// Whether everything is seeded (see `is_seeded`), with the buffer sized for a file of `size_hint` bytes (at most
 /// 64 KiB): a small file is read in one go without zeroing a large buffer.
@@ -42,6 +54,7 @@ pub(crate) fn is_seeded_sized<R: Read>(
 ) -> Option<bool> {
     let mut s = Scanner {
         reader,
+        simd: size_hint >= SIMD_FROM,
         buf: vec![0; size_hint.clamp(1, BUF)].into_boxed_slice(),
         pos: 0,
         len: 0,
@@ -95,8 +108,8 @@ pub(crate) fn lacks_any(file: &std::fs::File, size: u64, needles: &[Vec<u8>]) ->
     if needles.is_empty() || longest == 0 || longest >= BUF {
         return false;
     }
-    let finders: Vec<memchr::memmem::Finder<'_>> =
-        needles.iter().map(memchr::memmem::Finder::new).collect();
+    let simd = usize::try_from(size).map_or(true, |s| s >= SIMD_FROM);
+    let finders: Vec<Finder<'_>> = needles.iter().map(|n| Finder::new(n, simd)).collect();
     let mut found = vec![false; needles.len()];
     let step = (BUF - longest) as u64;
     let mut buf = vec![0u8; BUF];
@@ -116,7 +129,7 @@ pub(crate) fn lacks_any(file: &std::fs::File, size: u64, needles: &[Vec<u8>]) ->
             }
         }
         for (f, seen) in finders.iter().zip(found.iter_mut()) {
-            if !*seen && f.find(&buf[..got]).is_some() {
+            if !*seen && f.found(&buf[..got]) {
                 *seen = true;
             }
         }
@@ -130,8 +143,33 @@ pub(crate) fn lacks_any(file: &std::fs::File, size: u64, needles: &[Vec<u8>]) ->
     }
 }
 
+/// A substring search: portable, or dispatched on the CPU's features (see [`SIMD_FROM`]).
+enum Finder<'a> {
+    Portable(memchr::arch::all::twoway::Finder, &'a [u8]),
+    Simd(Box<memchr::memmem::Finder<'a>>),
+}
+
+impl<'a> Finder<'a> {
+    fn new(needle: &'a [u8], simd: bool) -> Finder<'a> {
+        if simd {
+            Finder::Simd(Box::new(memchr::memmem::Finder::new(needle)))
+        } else {
+            Finder::Portable(memchr::arch::all::twoway::Finder::new(needle), needle)
+        }
+    }
+
+    fn found(&self, haystack: &[u8]) -> bool {
+        match self {
+            Finder::Portable(f, needle) => f.find(haystack, needle).is_some(),
+            Finder::Simd(f) => f.find(haystack).is_some(),
+        }
+    }
+}
+
 struct Scanner<R> {
     reader: R,
+    /// Search with the CPU's vector instructions (a large file; see [`SIMD_FROM`]).
+    simd: bool,
     buf: Box<[u8]>,
     pos: usize,
     len: usize,
@@ -220,7 +258,11 @@ impl<R: Read> Scanner<R> {
             let chunk = &self.buf[self.pos..self.len];
             // SIMD search for the end of the run; the run is then checked for raw
             // control characters with a branch-free fold the compiler vectorises.
-            let stop = memchr::memchr2(b'"', b'\\', chunk);
+            let stop = if self.simd {
+                memchr::memchr2(b'"', b'\\', chunk)
+            } else {
+                memchr::arch::all::memchr::Two::new(b'"', b'\\').find(chunk)
+            };
             let run = &chunk[..stop.unwrap_or(chunk.len())];
             if run.iter().fold(false, |bad, &b| bad | (b < 0x20)) {
                 return None; // raw control character
@@ -483,6 +525,29 @@ impl<R: Read> Scanner<R> {
 
 #[cfg(test)]
 mod lacks_any_tests {
+
+    /// The portable and the dispatched search find the same needles.
+    #[test]
+    fn both_finders_agree() {
+        let hay = b"{\"projects\": {\"/a/dir\": {}, \"/b\": {}}} \xff\x00 tail";
+        for needle in [
+            &b"\"/a/dir\""[..],
+            b"\"/b\"",
+            b"\"/c\"",
+            b"tail",
+            b"\xff\x00",
+            b"{",
+        ] {
+            for at in 0..hay.len() {
+                let h = &hay[at..];
+                assert_eq!(
+                    super::Finder::new(needle, false).found(h),
+                    super::Finder::new(needle, true).found(h),
+                    "{needle:?} in {h:?}"
+                );
+            }
+        }
+    }
     use super::*;
     use std::io::Write;
 

@@ -169,7 +169,9 @@ pub fn in_arguments(args: &[std::ffi::OsString]) -> Option<Error> {
         .iter()
         .skip(1)
         .take_while(|a| *a != "--")
-        .position(|a| memchr::memmem::find(a.as_encoded_bytes(), b"sk-ant-").is_some())?;
+        // A plain search: arguments are short, and this runs at every start (memchr's
+        // would first probe the CPU's features).
+        .position(|a| a.as_encoded_bytes().windows(7).any(|w| w == b"sk-ant-"))?;
     Some(Error::Usage(format!(
         "argument {} is a token: it is now in your shell history, and other users could see it in `ps`; nothing was done. Store it with `claude-iso token set` (it reads the token without echo), then delete it from your history (bash: `history -d OFFSET`; or edit ~/.bash_history); if others share this machine, make a new one with `claude setup-token`",
         at + 1

@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, RenameFlags, openat, renameat2};
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, fstatat};
 
 /// `lstat` relative to a directory descriptor; `None` when nothing is there.
@@ -84,7 +84,7 @@ pub(crate) fn put_aside(dir: &OwnedFd, name: &str, tag: &str, how: Aside) -> nix
     for n in 0..10_000u32 {
         let new = format!("{name}.{tag}-{stamp}-{n}");
         let result = match how {
-            Aside::Rename => renameat2(dir, name, dir, new.as_str(), RenameFlags::RENAME_NOREPLACE),
+            Aside::Rename => crate::sys::rename_noreplace(dir, name, dir, new.as_str()),
             Aside::Link => nix::unistd::linkat(dir, name, dir, new.as_str(), AtFlags::empty()),
         };
         match result {

@@ -98,7 +98,12 @@ pub(crate) struct Caught {
 /// `EINTR` when a signal outside `set` interrupted the wait.
 pub(crate) fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> nix::Result<Option<Caught>> {
     let ts = timeout.map(|d| libc::timespec {
-        tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Capped at 68 years, which fits any time_t.
+        tv_sec: d
+            .as_secs()
+            .min(i32::MAX as u64)
+            .try_into()
+            .unwrap_or_default(),
         tv_nsec: d.subsec_nanos().into(),
     });
     let ts_ptr = ts.as_ref().map_or(std::ptr::null(), std::ptr::from_ref);
@@ -384,6 +389,44 @@ pub(crate) fn systemd_listener(
     // is an open listening Unix stream socket (checked above), and nothing else in this
     // process owns it.
     Some(unsafe { std::os::unix::net::UnixListener::from_raw_fd(3) })
+}
+
+/// `renameat2(2)` with `RENAME_NOREPLACE`: renames `old` (in `old_dir`) to `new` (in
+/// `new_dir`) unless `new` exists. By system call, so that it is there whatever the C
+/// library (nix offers it for glibc only).
+///
+/// # Errors
+/// `EEXIST` when `new` exists; `EINVAL` where the filesystem cannot do it; any error of
+/// `rename(2)`.
+pub(crate) fn rename_noreplace<P1, P2>(
+    old_dir: &impl std::os::fd::AsFd,
+    old: &P1,
+    new_dir: &impl std::os::fd::AsFd,
+    new: &P2,
+) -> nix::Result<()>
+where
+    P1: ?Sized + nix::NixPath,
+    P2: ?Sized + nix::NixPath,
+{
+    use std::os::fd::AsRawFd;
+    let (from, to) = (old_dir.as_fd().as_raw_fd(), new_dir.as_fd().as_raw_fd());
+    let rc = old.with_nix_path(|old| {
+        new.with_nix_path(|new| {
+            // SAFETY: both paths are NUL-terminated C strings alive for the call, and the
+            // descriptors are open (borrowed from `AsFd`); renameat2 takes nothing else.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_renameat2,
+                    from,
+                    old.as_ptr(),
+                    to,
+                    new.as_ptr(),
+                    libc::RENAME_NOREPLACE,
+                )
+            }
+        })
+    })??;
+    Errno::result(rc).map(drop)
 }
 
 /// `_exit(2)`: ends a forked helper without running the parent's exit handlers or

@@ -103,30 +103,21 @@ fn lock_identity(st: &nix::sys::stat::FileStat) -> String {
 /// and not on record. Elsewhere it is made in place and recorded right after.
 fn take_claude_lock(dir: &OwnedFd, own: &OwnedFd) -> nix::Result<()> {
     let mode = Mode::from_bits_truncate(0o700);
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let staging = format!("{CLAUDE_LOCK_STAGING}{}.tmp", std::process::id());
-        let _ = unlinkat(dir, staging.as_str(), UnlinkatFlags::RemoveDir);
-        mkdirat(dir, staging.as_str(), mode)?;
-        if let Some(st) = lstat_at(dir, staging.as_str())? {
-            record_identity(own, &lock_identity(&st));
-        }
-        let renamed = nix::fcntl::renameat2(
-            dir,
-            staging.as_str(),
-            dir,
-            CLAUDE_LOCK,
-            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
-        );
-        if renamed.is_ok() {
-            return Ok(());
-        }
-        let _ = unlinkat(dir, staging.as_str(), UnlinkatFlags::RemoveDir);
-        record_identity(own, "");
-        match renamed {
-            Err(Errno::EINVAL | Errno::ENOSYS) => {} // not on this filesystem
-            other => return other,
-        }
+    let staging = format!("{CLAUDE_LOCK_STAGING}{}.tmp", std::process::id());
+    let _ = unlinkat(dir, staging.as_str(), UnlinkatFlags::RemoveDir);
+    mkdirat(dir, staging.as_str(), mode)?;
+    if let Some(st) = lstat_at(dir, staging.as_str())? {
+        record_identity(own, &lock_identity(&st));
+    }
+    let renamed = crate::sys::rename_noreplace(dir, staging.as_str(), dir, CLAUDE_LOCK);
+    if renamed.is_ok() {
+        return Ok(());
+    }
+    let _ = unlinkat(dir, staging.as_str(), UnlinkatFlags::RemoveDir);
+    record_identity(own, "");
+    match renamed {
+        Err(Errno::EINVAL | Errno::ENOSYS) => {} // not on this filesystem
+        other => return other,
     }
     mkdirat(dir, CLAUDE_LOCK, mode)?;
     if let Some(st) = lstat_at(dir, CLAUDE_LOCK)? {

@@ -349,7 +349,8 @@ fn remount_read_only(path: &Path) -> nix::Result<()> {
         (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
         (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
         (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        // ST_RELATIME (4096: nix names it for glibc only).
+        (FsFlags::from_bits_retain(4096), MsFlags::MS_RELATIME),
     ] {
         if have.contains(st) {
             flags |= ms;

@@ -10,7 +10,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{Flock, FlockArg, OFlag, RenameFlags, openat, renameat2};
+use nix::fcntl::{Flock, FlockArg, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat};
 use nix::unistd::{UnlinkatFlags, unlinkat};
 
@@ -248,12 +248,11 @@ fn remove(
         found.entry.to_string_lossy(),
         std::process::id()
     );
-    renameat2(
+    crate::sys::rename_noreplace(
         &parent.fd,
         found.entry.as_os_str(),
         &parent.fd,
         aside.as_str(),
-        RenameFlags::RENAME_NOREPLACE,
     )
     .map_err(|e| {
         home_err(

@@ -88,6 +88,8 @@ pub(crate) fn apply(plan: LaunchPlan, report: &Report) -> Result<std::convert::I
     let prepared = exec::prepare(&program, &argv, &child.vars)?;
     // Released by the exec (close-on-exec), once the command has the home as `HOME`.
     let _claim = home.into_claim();
+    // The mask's helpers, released earlier, must not become the command's children.
+    mask::reap_helpers();
     init::release_held_signals();
     let errno = exec::exec(&prepared);
     Err(exec::exec_error(errno, prepared.shown()))

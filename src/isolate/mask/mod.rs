@@ -52,6 +52,7 @@ mod views;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+pub(crate) use ns::reap_helpers;
 pub(crate) use plan::{Plan, share_limits};
 pub(crate) use policy::{Verdict, launch, prepare, shared_paths, verdict};
 

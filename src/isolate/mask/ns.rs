@@ -28,7 +28,16 @@ pub(crate) fn enter(plan: &Plan) -> Result<(), Refusal> {
     if !nix::unistd::geteuid().is_root() && in_place_is_safe() {
         return enter_in_place(plan);
     }
-    run(plan, true)
+    let (result, child) = start(plan, true)?;
+    if result.is_ok() {
+        // Released before this process joined its namespaces, the helper exits (its
+        // copy of our memory torn down) while the launch goes on: reaped before the
+        // exec ([`reap_helpers`]).
+        leave_unreaped(child);
+    } else {
+        let _ = nix::sys::wait::waitpid(child, None);
+    }
+    result
 }
 
 /// Whether an unprivileged launch may build the namespace in this very process, without
@@ -108,23 +117,33 @@ pub(crate) fn probe_for_launch(plan: &Plan) -> Result<(), Refusal> {
     if result.is_ok() {
         // Released, it exits (its namespaces torn down) while the launch goes on: reaped
         // in `enter_as`, before anything is executed.
-        if let Ok(mut unreaped) = UNREAPED.lock() {
-            *unreaped = Some(child);
-            return result;
-        }
+        leave_unreaped(child);
+    } else {
+        let _ = nix::sys::wait::waitpid(child, None);
     }
-    let _ = nix::sys::wait::waitpid(child, None);
     result
 }
 
-/// The helper of [`probe_for_launch`], released but not yet reaped.
-static UNREAPED: Mutex<Option<Pid>> = Mutex::new(None);
+/// Helpers released but not yet reaped: the probe's, and the one whose namespaces this
+/// process joined.
+static UNREAPED: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 
-/// Reaps the helper [`probe_for_launch`] left (long gone by now): the command must not
-/// inherit it as a child.
-pub(super) fn reap_probe() {
-    let child = UNREAPED.lock().ok().and_then(|mut c| c.take());
-    if let Some(child) = child {
+/// Keeps a released helper to reap later (at once when the list cannot be had).
+fn leave_unreaped(child: Pid) {
+    match UNREAPED.lock() {
+        Ok(mut unreaped) => unreaped.push(child),
+        Err(_) => drop(nix::sys::wait::waitpid(child, None)),
+    }
+}
+
+/// Reaps the helpers released earlier (gone by now, or about to be): the command must
+/// not inherit them as children. The launch calls it right before the exec.
+pub(crate) fn reap_helpers() {
+    let children = UNREAPED
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
+    for child in children {
         let _ = nix::sys::wait::waitpid(child, None);
     }
 }
@@ -236,8 +255,7 @@ fn start(plan: &Plan, join: bool) -> Result<(Result<(), Refusal>, Pid), Refusal>
     };
     drop(report_w);
     drop(release_r);
-    let result = parent(plan, child, root, join, &report_r);
-    drop(release_w);
+    let result = parent(plan, child, root, join, &report_r, release_w);
     Ok((result, child))
 }
 
@@ -249,6 +267,7 @@ fn parent(
     root: bool,
     join: bool,
     report: &OwnedFd,
+    release: OwnedFd,
 ) -> Result<(), Refusal> {
     let mut msg = [0u8; MSG_LEN];
     let mut got = 0;
@@ -285,6 +304,10 @@ fn parent(
     };
     let user = open_ns("user")?;
     let mnt = open_ns("mnt")?;
+    // The descriptors keep the namespaces alive: the helper may go (its exit, the
+    // teardown of its copy of our memory, then overlaps with the joining and the rest of
+    // the launch).
+    drop(release);
     nix::sched::setns(&user, CloneFlags::CLONE_NEWUSER).map_err(|e| refusal(Step::Join, e))?;
     nix::sched::setns(&mnt, CloneFlags::CLONE_NEWNS).map_err(|e| refusal(Step::Join, e))?;
     Ok(())

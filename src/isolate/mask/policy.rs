@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
-use super::ns::{enter, probe, probe_for_launch, reap_probe};
+use super::ns::{enter, probe, probe_for_launch, reap_helpers};
 use super::plan::{Plan, plan, resolve_once};
 use super::refusal::{Refusal, Step};
 use super::sources::{Sources, set_aside};
@@ -272,7 +272,7 @@ pub(crate) fn enter_as(
     report: &Report,
     fallback: &dyn Fn(&str),
 ) -> Result<bool> {
-    reap_probe();
+    reap_helpers();
     if mode == Switch::Off {
         return Ok(false);
     }

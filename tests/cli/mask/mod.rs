@@ -325,6 +325,31 @@ fn the_mask_is_private_to_the_command() {
     assert_eq!(fs::read_to_string(&flag).unwrap(), "");
 }
 
+/// The command starts with no child of claude-iso's: the mask's helpers (the probe's,
+/// and, for root, the one whose namespaces the launch joined) are reaped before the exec.
+#[test]
+fn the_command_inherits_no_helper_as_a_child() {
+    for mode in ["auto", "on"] {
+        let t = plain().args(["--mask", mode, "-v"]).command([
+            "/bin/sh",
+            "-c",
+            "read -r kids < /proc/$$/task/$$/children; echo \"children: [$kids]\"",
+        ]);
+        let out = t.run();
+        out.status(0);
+        assert!(
+            out.stderr_text().contains("paths masked"),
+            "--mask {mode}: not masked: {}",
+            out.stderr_text()
+        );
+        assert_eq!(
+            out.stdout_text().trim(),
+            "children: []",
+            "--mask {mode}: the command inherited children"
+        );
+    }
+}
+
 /// `/bin/sh -c SCRIPT claude-iso ARGS…` inside a user namespace where
 /// `user.max_user_namespaces` is 0: the kernel itself refuses every new user namespace
 /// there (ENOSPC), as it does on a host with `sysctl user.max_user_namespaces=0`.

@@ -1300,45 +1300,32 @@ fn a_refused_home_under_a_symlinked_real_home_creates_nothing() {
 
 #[test]
 fn a_new_home_at_or_above_a_real_home_not_made_yet_is_refused() {
-    // `$HOME` names a directory that does not exist yet: a home about to be created
-    // there, or above it, is still the real home or an ancestor of it.
-    for (above, error) in [
-        (false, "is your real home"),
-        (true, "is an ancestor of your real home"),
-    ] {
-        let t = Test::new();
-        let real = t.path("gone/home");
-        let home = if above { t.path("gone") } else { real.clone() };
-        let t = t.no_home().env("HOME", &real).arg("--home").arg(&home);
-        t.run().status(125).one_line_error(error).probe_not_run();
-        assert!(
-            !home.exists(),
-            "created the refused home {}",
-            home.display()
-        );
-    }
-}
-
-#[test]
-fn a_new_home_where_a_dangling_home_symlink_leads_is_refused() {
-    // `$HOME` is a symlink to a directory not made yet: a home about to be created
-    // there (or above it) would be the real home, made by claude-iso.
-    for (above, error) in [
-        (false, "is your real home"),
-        (true, "is an ancestor of your real home"),
-    ] {
-        let t = Test::new();
-        let target = t.path("tgt/home");
-        let link = t.path("hlink");
-        std::os::unix::fs::symlink(&target, &link).unwrap();
-        let home = if above { t.path("tgt") } else { target.clone() };
-        let t = t.no_home().env("HOME", &link).arg("--home").arg(&home);
-        t.run().status(125).one_line_error(error).probe_not_run();
-        assert!(
-            !home.exists(),
-            "created the refused home {}",
-            home.display()
-        );
+    // `$HOME` names a directory that does not exist yet, as it is or through a dangling
+    // symlink: a home about to be created there, or above it, is still the real home or
+    // an ancestor of it, and nothing is made.
+    for through_link in [false, true] {
+        for (above, error) in [
+            (false, "is your real home"),
+            (true, "is an ancestor of your real home"),
+        ] {
+            let t = Test::new();
+            let real = t.path("gone/home");
+            let home_var = if through_link {
+                let link = t.path("hlink");
+                std::os::unix::fs::symlink(&real, &link).unwrap();
+                link
+            } else {
+                real.clone()
+            };
+            let home = if above { t.path("gone") } else { real.clone() };
+            let t = t.no_home().env("HOME", &home_var).arg("--home").arg(&home);
+            t.run().status(125).one_line_error(error).probe_not_run();
+            assert!(
+                !home.exists(),
+                "created the refused home {} (HOME through a link: {through_link})",
+                home.display()
+            );
+        }
     }
 }
 

@@ -345,8 +345,8 @@ pub(crate) fn forget_paths() {
 /// symlinks (`ELOOP`), or not searchable (`EACCES`).
 pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
     use std::ffi::OsString;
-    let path = path.as_ref();
     use std::io::Error;
+    let path = path.as_ref();
     if path.as_os_str().is_empty() {
         return Err(Error::from_raw_os_error(Errno::ENOENT as i32));
     }
@@ -370,19 +370,19 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
             continue;
         }
         let candidate = out.join(&name);
-        // Nothing under /proc is kept: its links are per process and per moment
-        // (`/proc/self`, `/proc/<pid>/fd/N`).
-        let last = pending.is_empty() || candidate.starts_with("/proc");
-        let known = if last {
-            None
-        } else {
+        // Only directories above the last component are remembered, and nothing under
+        // /proc: its links are per process and per moment (`/proc/self`, `/proc/<pid>/fd/N`).
+        let remembered = !pending.is_empty() && !candidate.starts_with("/proc");
+        let known = if remembered {
             STEPS.with(|s| s.borrow().get(&candidate).cloned())
+        } else {
+            None
         };
         let step = match known {
             Some(step) => step,
             None => {
                 let step = look(&candidate, !pending.is_empty())?;
-                if !last {
+                if remembered {
                     STEPS.with(|s| s.borrow_mut().insert(candidate.clone(), step.clone()));
                 }
                 step

@@ -266,8 +266,6 @@ pub(crate) fn start(decision: &Decision, env: &mut CallerEnv, report: &Report) -
             Err(fail("cannot fork", e))
         }
         Ok(ForkResult::Child) => {
-            // What the parent learnt of paths (`/proc/self` is another process here).
-            crate::sys::fsutil::forget_paths();
             if own_group {
                 // Both sides call setpgid, as shells do, so neither can act before it.
                 let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));

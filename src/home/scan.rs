@@ -41,8 +41,8 @@ pub(crate) fn is_seeded<R: Read>(mut reader: R, trust: &[&str]) -> Option<bool> 
 
 /// From this size on, the searches use the CPU's vector instructions, found at run
 /// time. Below it the portable search is fast enough, and the launch is spared the
-/// detection: a dozen `CPUID` instructions, each a trap to the hypervisor on a VM (about
-/// 5 µs each measured here), for every agent start.
+/// detection: seven `CPUID` instructions, each a trap to the hypervisor on a VM (about
+/// 7.5 µs each measured here), for every agent start.
 const SIMD_FROM: usize = 256 * 1024;
 
 /// Whether everything is seeded (see `is_seeded`), with the buffer sized for a file of `size_hint` bytes (at most
@@ -256,7 +256,7 @@ impl<R: Read> Scanner<R> {
                 return None;
             }
             let chunk = &self.buf[self.pos..self.len];
-            // SIMD search for the end of the run; the run is then checked for raw
+            // The end of the run (by SIMD in a large file); the run is then checked for raw
             // control characters with a branch-free fold the compiler vectorises.
             let stop = if self.simd {
                 memchr::memchr2(b'"', b'\\', chunk)

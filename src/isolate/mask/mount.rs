@@ -35,6 +35,55 @@ impl Staged {
     }
 }
 
+/// What the views applied so far already show as the mask would: a placeholder of a
+/// kind (an empty file or directory in the view's read-only tmpfs: `Some(kind)`), or an
+/// entry bound back read-only (`None`). A later [`MountOp::Empty`] or file
+/// [`MountOp::ReadOnly`] on such a place would mount over it what it already is (two
+/// mount calls each, and two more to tear down at exit), so it is skipped.
+#[derive(Default)]
+pub(super) struct Shown(Vec<(PathBuf, Option<Kind>)>);
+
+impl Shown {
+    /// Notes what an applied op shows (a view: its placeholders and read-only entries).
+    pub(super) fn record(&mut self, op: &MountOp) {
+        if let MountOp::View {
+            path,
+            cover,
+            only: None,
+            read_only,
+        } = op
+        {
+            self.0.extend(
+                cover
+                    .iter()
+                    .filter(|(_, kind)| kind.is_some())
+                    .map(|(name, kind)| (path.join(name), *kind)),
+            );
+            self.0
+                .extend(read_only.iter().map(|name| (path.join(name), None)));
+        }
+    }
+
+    /// Whether `op` would only mount over a place what an applied view already shows
+    /// there: an empty placeholder of the same kind (and nothing to show again inside
+    /// it: the staging tmpfs has its mount points), or a file bound back read-only.
+    pub(super) fn makes_redundant(&self, op: &MountOp, ops: &[MountOp]) -> bool {
+        match op {
+            MountOp::Empty { path, kind } => {
+                self.0.contains(&(path.clone(), Some(*kind)))
+                    && !ops
+                        .iter()
+                        .any(|o| matches!(o, MountOp::Reveal { path: r } if r.starts_with(path)))
+            }
+            MountOp::ReadOnly {
+                path,
+                kind: Kind::File,
+            } => self.0.contains(&(path.clone(), None)),
+            _ => false,
+        }
+    }
+}
+
 pub(super) fn stage(dir: &Path, ops: &[MountOp]) -> nix::Result<Staged> {
     let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let points = mount_points(ops)?;
@@ -144,11 +193,13 @@ fn make_points(
     Ok(with_points)
 }
 
+/// Applies one op; `false` when there was nothing to mount (a view of a directory gone
+/// since the plan).
 pub(super) fn apply(
     op: &MountOp,
     staged: Option<&Staged>,
     keep: Option<&OwnedFd>,
-) -> nix::Result<()> {
+) -> nix::Result<bool> {
     let bind = |source: &Path, target: &Path, rec: bool| {
         let mut flags = MsFlags::MS_BIND;
         if rec {
@@ -159,12 +210,12 @@ pub(super) fn apply(
     match op {
         MountOp::ReadOnly { path, kind } => {
             bind(path, path, *kind == Kind::Dir)?;
-            remount_read_only(path)
+            remount_read_only(path)?;
         }
         MountOp::Writable { path } => {
             let fd = keep.ok_or(Errno::EBADF)?;
             let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
-            bind(&source, path, true)
+            bind(&source, path, true)?;
         }
         MountOp::Empty { path, kind } => {
             let staged = staged.ok_or(Errno::ENOENT)?;
@@ -173,33 +224,34 @@ pub(super) fn apply(
                 Kind::Dir => staged.dir_for(path),
             };
             bind(source, path, false)?;
-            remount_read_only(path)
+            remount_read_only(path)?;
         }
         MountOp::Reveal { path } => {
             let fd = keep.ok_or(Errno::EBADF)?;
             let source = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
             bind(&source, path, true)?;
-            remount_read_only(path)
+            remount_read_only(path)?;
         }
         MountOp::View {
             path,
             cover,
             only,
             read_only,
-        } => view(path, cover, only.as_deref(), read_only),
+        } => return view(path, cover, only.as_deref(), read_only),
     }
+    Ok(true)
 }
 
 /// Applies a [`MountOp::View`]: lists the directory (as it is now: through the views
 /// made before it), covers it with a small tmpfs, binds each entry back from the real
 /// directory through a descriptor opened before, and makes the tmpfs read-only. A
-/// directory that does not exist (any more) needs no view.
+/// directory that does not exist (any more) needs no view (`false`).
 fn view(
     path: &Path,
     cover: &[(OsString, Option<Kind>)],
     only: Option<&[OsString]>,
     read_only: &[OsString],
-) -> nix::Result<()> {
+) -> nix::Result<bool> {
     let owned = match nix::fcntl::open(
         path,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW,
@@ -207,7 +259,7 @@ fn view(
     ) {
         Ok(d) => d,
         // Gone since the plan, or not listable: the masks on its entries still apply.
-        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EACCES) => return Ok(()),
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP | Errno::EACCES) => return Ok(false),
         Err(e) => return Err(e),
     };
     let st = nix::sys::stat::fstat(&owned)?;
@@ -244,7 +296,8 @@ fn view(
     for (name, kind) in entries {
         bind_back(&owned, path, &name, kind, read_only.contains(&name))?;
     }
-    remount_read_only(path)
+    remount_read_only(path)?;
+    Ok(true)
 }
 
 /// The entries of the directory open at `dir` a view shows (all but `.`, `..`, the

@@ -15,7 +15,7 @@ use nix::sys::stat::Mode;
 use nix::unistd::{ForkResult, Pid};
 
 use super::MountOp;
-use super::mount::{apply, stage};
+use super::mount::{Shown, apply, stage};
 use super::plan::Plan;
 use super::refusal::{Refusal, Step};
 
@@ -392,19 +392,23 @@ fn build(
         });
     }
 
-    let staging = plan.staging.as_ref().filter(|_| {
-        plan.ops
-            .iter()
-            .any(|op| matches!(op, MountOp::Empty { .. }))
-    });
-    let staged = match staging {
-        Some(dir) => Some(stage(dir, &plan.ops).map_err(|e| (Step::Staging, e))?),
-        None => None,
-    };
+    // The staging tmpfs is made when the first empty mask needs it (after the views:
+    // no op touches the staging directory), and not at all when the views already show
+    // every place to empty.
+    let mut staged = None;
+    let mut shown = Shown::default();
     for (i, op) in plan.ops.iter().enumerate() {
-        apply(op, staged.as_ref(), keep[i].as_ref()).map_err(|e| (Step::Mount(i), e))?;
+        if shown.makes_redundant(op, &plan.ops) {
+            continue;
+        }
+        if let (MountOp::Empty { .. }, None, Some(dir)) = (op, &staged, &plan.staging) {
+            staged = Some(stage(dir, &plan.ops).map_err(|e| (Step::Staging, e))?);
+        }
+        if apply(op, staged.as_ref(), keep[i].as_ref()).map_err(|e| (Step::Mount(i), e))? {
+            shown.record(op);
+        }
     }
-    if let Some(dir) = staging {
+    if let (Some(_), Some(dir)) = (&staged, &plan.staging) {
         nix::mount::umount2(dir, MntFlags::MNT_DETACH).map_err(|e| (Step::Staging, e))?;
     }
     if root {

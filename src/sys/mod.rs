@@ -429,6 +429,90 @@ where
     Errno::result(rc).map(drop)
 }
 
+/// This process's effective capabilities (bit `n` is capability `n`), by `capget(2)`;
+/// `None` when the call fails.
+pub(crate) fn effective_capabilities() -> Option<u64> {
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    // _LINUX_CAPABILITY_VERSION_3: two 32-bit words per set.
+    let mut header = Header {
+        version: 0x2008_0522,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget writes the header it is given and two `Data` words for version 3,
+    // both valid for writes for the call.
+    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut header, data.as_mut_ptr()) };
+    (rc == 0).then(|| u64::from(data[0].effective) | (u64::from(data[1].effective) << 32))
+}
+
+/// The holder's stack: it only ever runs the two system calls of [`hold`].
+const HOLDER_STACK: usize = 16 * 1024;
+
+/// What a user-namespace holder runs: block every signal it can, then wait to be killed.
+/// It shares this process's memory (`CLONE_VM`), so it touches nothing but its own stack:
+/// raw system calls, whose results it ignores (no `errno` is written).
+extern "C" fn hold(_: *mut libc::c_void) -> libc::c_int {
+    // The kernel's signal set: one bit per signal, all set (SIGKILL and SIGSTOP cannot
+    // be blocked and are left out by the kernel).
+    let all: u64 = u64::MAX;
+    // SAFETY: rt_sigprocmask and pause take the pointers given (a set on this stack, and
+    // null) and nothing else; the raw `syscall` entry would set errno only on failure,
+    // which these cannot meet with valid arguments and every signal blocked.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const all,
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        );
+        loop {
+            libc::syscall(libc::SYS_pause);
+        }
+    }
+}
+
+/// Starts a process in a new user namespace (owned by this process's user, its parent
+/// this process's namespace), which only waits to be killed: its id maps can then be
+/// written from here (by a process of the parent namespace, so any ids this process has
+/// may be mapped) and its namespace joined. It shares this process's memory instead of
+/// copying it (`clone(CLONE_VM)`: no page tables copied, nothing torn down when it
+/// goes). The caller kills it (`SIGKILL`) and reaps it before anything is executed.
+///
+/// # Errors
+/// As `clone(2)` with `CLONE_NEWUSER` (`EPERM`, `ENOSPC`, `EUSERS`, `EINVAL`, `ENOMEM`).
+pub(crate) fn spawn_userns_holder() -> nix::Result<nix::unistd::Pid> {
+    // The stack stays allocated until this process executes or exits (the holder is
+    // killed and reaped before either): leaked, 16 KiB once per launch.
+    let stack: &'static mut [u8] = Box::leak(vec![0u8; HOLDER_STACK].into_boxed_slice());
+    // x86-64 and aarch64 stacks grow down, 16-byte aligned.
+    let top = stack.as_mut_ptr_range().end as usize & !15;
+    // SAFETY: `hold` runs on its own stack (leaked above, never reused) and touches
+    // nothing of this process's memory: it blocks signals and pauses until SIGKILL,
+    // through raw system calls. Without CLONE_THREAD or CLONE_SETTLS it is another
+    // process, with SIGCHLD to tell its end; the flags ask for nothing else shared.
+    let pid = unsafe {
+        libc::clone(
+            hold,
+            top as *mut libc::c_void,
+            libc::CLONE_VM | libc::CLONE_NEWUSER | libc::SIGCHLD,
+            std::ptr::null_mut(),
+        )
+    };
+    Errno::result(pid).map(nix::unistd::Pid::from_raw)
+}
+
 /// `_exit(2)`: ends a forked helper without running the parent's exit handlers or
 /// flushing buffers it inherited (which the parent flushes itself).
 pub(crate) fn exit_now(status: i32) -> ! {

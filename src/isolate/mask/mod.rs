@@ -18,18 +18,29 @@
 //! kernel's refusal of the namespaces, tried in a helper), then [`launch`] after the home is made, which
 //! [`enter`]s it.
 //!
-//! How it is applied (measured; see the README's "The mask"): a forked helper does the
-//! work and this process joins the result with `setns`, so a refusal at any step leaves
-//! this process untouched (it can then go on isolated by environment):
-//! - unprivileged: the helper enters a new user + mount namespace with an identity map of
-//!   its uid and gid (`setgroups` denied), makes `/` private and mounts the masks. After
-//!   `execve` the command has no capabilities there, so it cannot remove them, and a
-//!   namespace of its own only gets them locked.
-//! - root: the helper enters a plain mount namespace, makes `/` private, mounts the
-//!   masks, then enters a new user + mount namespace (all ids mapped to themselves, so
-//!   root stays root for files). Mounts inherited into a less privileged namespace are
-//!   locked: root in it cannot unmount or remount them, nor reach `/proc/<pid>/root` of
-//!   processes outside.
+//! How it is applied (measured; see the README's "The mask"): in this very process, no
+//! fork, wherever a refusal part-way can still be undone or is known to come first:
+//! - unprivileged: a new user + mount namespace with an identity map of the uid and gid
+//!   (`setgroups` denied), `/` made private, the masks mounted. After `execve` the
+//!   command has no capabilities there, so it cannot remove them, and a namespace of its
+//!   own only gets them locked. A refusal at `unshare` leaves this process as it was;
+//!   one after it stops the launch (125), there being no way back.
+//! - root (in the initial user namespace, with `CAP_SYS_ADMIN` and `CAP_SYS_CHROOT`): a
+//!   plain mount namespace with the masks, then a new user namespace (all ids mapped to
+//!   themselves, so root stays root for files; made by a holder process that shares this
+//!   process's memory, since only a process outside it may write such maps) and a mount
+//!   namespace of its own. Mounts inherited into a less privileged namespace are locked:
+//!   root in it cannot unmount or remount them, nor reach `/proc/<pid>/root` of processes
+//!   outside. Until the user namespace is joined, root can go back to the mount
+//!   namespace, root and working directory it came from, so a refusal there leaves it as
+//!   it was (and `auto` goes on isolated by environment).
+//! - otherwise (root in a user namespace of its own, or without those capabilities, and
+//!   where AppArmor leaves a new user namespace without capabilities): a forked helper
+//!   does the work and this process joins the result with `setns`.
+//!
+//! A view already shows a hidden place as an empty placeholder in its read-only tmpfs
+//! (and `~/.claude.json` bound back read-only): the separate mask on it is then skipped,
+//! and the staging tmpfs is only made for the empty masks still needed.
 //!
 //! The files: the plan, pure but for `resolve` (`sources`: where credentials live for this
 //! caller; `plan`: what is hidden, emptied, read-only or shown again, and what `--share`

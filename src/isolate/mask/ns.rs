@@ -1,5 +1,6 @@
-//! The namespace mechanics: `unshare`, the id maps, the forked helper and its hand-off
-//! (`setns`), or the same work in place for an unprivileged launch.
+//! The namespace mechanics: `unshare`, the id maps, the same work in place (unprivileged;
+//! root, with its way back and the holder of the user namespace that locks the masks) or
+//! in a forked helper and its hand-off (`setns`).
 
 #![forbid(unsafe_code)]
 
@@ -20,12 +21,16 @@ use super::plan::Plan;
 use super::refusal::{Refusal, Step};
 
 /// Applies the plan and moves this process into the result. On error, this process is
-/// as it was (the work happens in a forked helper).
+/// as it was, unless the refusal is marked `in_place` (see the module's description).
 ///
 /// # Errors
 /// The step the kernel refused.
 pub(crate) fn enter(plan: &Plan) -> Result<(), Refusal> {
-    if !nix::unistd::geteuid().is_root() && in_place_is_safe() {
+    if nix::unistd::geteuid().is_root() {
+        if let Some(back) = Back::hold() {
+            return enter_in_place_as_root(plan, &back);
+        }
+    } else if in_place_is_safe() {
         return enter_in_place(plan);
     }
     let (result, child) = start(plan, true)?;
@@ -81,6 +86,106 @@ fn enter_in_place(plan: &Plan) -> Result<(), Refusal> {
         },
         in_place,
     })
+}
+
+/// The way back to where this process was, for root's launch in place: its mount
+/// namespace, root directory and working directory, held open before `unshare`.
+struct Back {
+    mnt: OwnedFd,
+    root: OwnedFd,
+    cwd: OwnedFd,
+}
+
+impl Back {
+    /// `None` when this process could not go back (it is not in the initial user
+    /// namespace, which owns every mount namespace or their owners, or lacks
+    /// `CAP_SYS_ADMIN` or `CAP_SYS_CHROOT`), or when any cannot be opened: the helper is
+    /// used then.
+    fn hold() -> Option<Back> {
+        const CAP_SYS_CHROOT: u32 = 18;
+        const CAP_SYS_ADMIN: u32 = 21;
+        // The initial user namespace's inode number (PROC_USER_INIT_INO).
+        const INITIAL_USER_NS: &str = "user:[4026531837]";
+        let needed = (1u64 << CAP_SYS_ADMIN) | (1u64 << CAP_SYS_CHROOT);
+        if crate::sys::effective_capabilities()? & needed != needed
+            || std::fs::read_link("/proc/self/ns/user").ok()?.as_os_str() != INITIAL_USER_NS
+        {
+            return None;
+        }
+        let open = |path: &str, flags: OFlag| {
+            nix::fcntl::open(path, flags | OFlag::O_CLOEXEC, Mode::empty()).ok()
+        };
+        Some(Back {
+            mnt: open("/proc/self/ns/mnt", OFlag::O_RDONLY)?,
+            root: open("/", OFlag::O_PATH | OFlag::O_DIRECTORY)?,
+            cwd: open(".", OFlag::O_PATH | OFlag::O_DIRECTORY)?,
+        })
+    }
+
+    /// Back into the mount namespace held, with the root and working directory this
+    /// process had (`setns` moves both to the namespace's root).
+    fn restore(&self) -> nix::Result<()> {
+        nix::sched::setns(&self.mnt, CloneFlags::CLONE_NEWNS)?;
+        nix::unistd::fchdir(&self.root)?;
+        nix::unistd::chroot(".")?;
+        nix::unistd::fchdir(&self.cwd)
+    }
+}
+
+/// Root's launch in this very process, without the forked helper: a new mount namespace
+/// with the masks, then a new user namespace (all ids mapped to themselves) whose own
+/// mount namespace copies it, so that the masks are locked as the helper's nested
+/// namespace locks them. The user namespace is made by a holder that shares this
+/// process's memory (its ids must be mapped by a process outside it), killed once joined.
+/// Root can go back to the mount namespace it came from: a refusal before the user
+/// namespace is joined leaves this process as it was (its root and working directory
+/// too); one after it (or a failed way back) is marked `in_place`, and stops the launch.
+fn enter_in_place_as_root(plan: &Plan, back: &Back) -> Result<(), Refusal> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| refusal(Step::Unshare, e))?;
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
+    let result = build(plan, false, uid, gid, false)
+        .map_err(|(step, e)| (step, e, false))
+        .and_then(|()| lock_in_place());
+    result.map_err(|(step, errno, joined)| Refusal {
+        step,
+        errno,
+        path: match step {
+            Step::Mount(i) => plan.ops.get(i).map(|op| op.path().to_owned()),
+            _ => None,
+        },
+        in_place: joined || back.restore().is_err(),
+    })
+}
+
+/// The lock of root's launch in place: the holder's user namespace mapped and joined,
+/// then a mount namespace of its own. `true` with an error once the user namespace is
+/// joined (there is no way back from it).
+fn lock_in_place() -> std::result::Result<(), (Step, Errno, bool)> {
+    let child = crate::sys::spawn_userns_holder().map_err(|e| (Step::Lock, e, false))?;
+    let proc_dir = PathBuf::from(format!("/proc/{child}"));
+    let result = (|| {
+        for (file, step) in [("uid_map", Step::UidMap), ("gid_map", Step::GidMap)] {
+            let own = std::fs::read_to_string(Path::new("/proc/self").join(file))
+                .map_err(|e| (step, io_errno(&e), false))?;
+            std::fs::write(proc_dir.join(file), identity_map(&own))
+                .map_err(|e| (step, io_errno(&e), false))?;
+        }
+        let user = nix::fcntl::open(
+            &proc_dir.join("ns/user"),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| (Step::Join, e, false))?;
+        nix::sched::setns(&user, CloneFlags::CLONE_NEWUSER).map_err(|e| (Step::Join, e, false))?;
+        nix::sched::unshare(CloneFlags::CLONE_NEWNS).map_err(|e| (Step::Lock, e, true))
+    })();
+    // Killed now, it is reaped before the exec ([`reap_helpers`]).
+    let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+    leave_unreaped(child);
+    result
 }
 
 /// Whether the plan can be applied here: the same work in a forked helper, which this

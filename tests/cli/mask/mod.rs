@@ -1131,3 +1131,79 @@ fn wait_for(ready: &Path) {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// Runs claude-iso under `strace` with one system call made to fail (`strace -e inject`),
+/// the command printing where it runs: its working directory, its mount namespace, and
+/// what the real credentials file reads.
+fn with_injected(t: Test, syscall: &str, inject: &str) -> Test {
+    let script = "pwd; readlink /proc/self/ns/mnt; cat \"$1\"; echo";
+    let creds = t.real_home().join(".claude/.credentials.json");
+    t.wrap(&format!(
+        "exec strace -qq -f -o /dev/null -e trace={syscall} -e inject={syscall}:{inject} \"$0\" \"$@\""
+    ))
+    .command(["/bin/sh", "-c", script, "sh", creds.to_str().unwrap()])
+}
+
+/// The launch builds the mask in place (no helper): as root, a refusal at any step before
+/// the nested user namespace is joined takes it back to its own mount namespace, root
+/// and working directory, and `auto` runs isolated by environment; a refusal once joined
+/// (or, unprivileged, after `unshare`) stops the launch (125), as nothing can go back.
+#[test]
+fn a_refusal_part_way_leaves_the_launch_where_it_was_or_stops_it() {
+    let own_ns = fs::read_link("/proc/self/ns/mnt").unwrap();
+    let unmasked = |t: Test, syscall: &str, inject: &str| {
+        let workdir = fs::canonicalize(t.path("work")).unwrap();
+        let run = with_injected(t, syscall, inject);
+        let out = run.run();
+        out.status(0);
+        let err = out.stderr_text();
+        assert!(
+            err.starts_with("claude-iso: warning: cannot mask the real credentials")
+                && err.contains("isolated by environment")
+                && err.lines().count() == 1,
+            "{syscall} {inject}: {err}"
+        );
+        let text = out.stdout_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            workdir.to_str().unwrap(),
+            "{syscall} {inject}: {text}"
+        );
+        assert_eq!(
+            lines[1],
+            own_ns.to_str().unwrap(),
+            "{syscall} {inject}: {text}"
+        );
+        assert_eq!(lines[2], MARKS[0], "{syscall} {inject}: {text}");
+    };
+    let stopped = |t: Test, syscall: &str, inject: &str| {
+        let run = with_injected(t, syscall, inject);
+        let out = run.run();
+        // Past the point of no return the home is made already (as for the unprivileged
+        // launch in place): the exit status and the one line are what is asserted.
+        assert_eq!(out.status.code(), Some(125), "{syscall} {inject}");
+        let err = out.stderr_text();
+        assert!(
+            err.starts_with("claude-iso: cannot mask the real credentials")
+                && err.lines().count() == 1,
+            "{syscall} {inject}: {err}"
+        );
+        assert_eq!(out.stdout_text(), "", "{syscall} {inject}");
+    };
+    // The first unshare refused: nothing changed, root or not.
+    unmasked(plain(), "unshare", "error=EPERM:when=1");
+    if is_root() {
+        // `/` made private, the staging tmpfs, the token file's mask: refused after the
+        // mount namespace is made, before anything is joined.
+        unmasked(plain(), "mount", "error=EPERM:when=1");
+        unmasked(plain(), "mount", "error=EPERM:when=2");
+        // The holder of the user namespace that locks the masks, and joining it.
+        unmasked(plain(), "clone", "error=ENOSPC:when=1");
+        unmasked(plain(), "setns", "error=EPERM:when=1");
+        // The nested mount namespace, once the user namespace is joined.
+        stopped(plain(), "unshare", "error=ENOMEM:when=2");
+    } else {
+        stopped(plain(), "mount", "error=EPERM:when=1");
+    }
+}

@@ -459,28 +459,27 @@ pub(crate) fn effective_capabilities() -> Option<u64> {
 /// The holder's stack: it only ever runs the two system calls of [`hold`].
 const HOLDER_STACK: usize = 16 * 1024;
 
-/// What a user-namespace holder runs: block every signal it can, then wait to be killed.
-/// It shares this process's memory (`CLONE_VM`), so it touches nothing but its own stack:
-/// raw system calls, whose results it ignores (no `errno` is written).
+/// What a user-namespace holder runs: wait, every signal blocked since its birth, until
+/// it is killed; should the wait ever return (a seccomp filter refusing `ppoll`), exit.
+/// It shares this process's memory (`CLONE_VM`) and its thread-local storage, so it
+/// touches nothing but its own stack: raw system calls, `ppoll` with no descriptors and
+/// no timeout (present on every architecture, unlike `pause`). Only a failing call would
+/// write `errno`, once, before the holder exits.
 extern "C" fn hold(_: *mut libc::c_void) -> libc::c_int {
-    // The kernel's signal set: one bit per signal, all set (SIGKILL and SIGSTOP cannot
-    // be blocked and are left out by the kernel).
-    let all: u64 = u64::MAX;
-    // SAFETY: rt_sigprocmask and pause take the pointers given (a set on this stack, and
-    // null) and nothing else; the raw `syscall` entry would set errno only on failure,
-    // which these cannot meet with valid arguments and every signal blocked.
+    // SAFETY: ppoll with no descriptors, no timeout and no signal mask reads no memory;
+    // exit takes an integer and does not return.
     unsafe {
         libc::syscall(
-            libc::SYS_rt_sigprocmask,
-            libc::SIG_SETMASK,
-            &raw const all,
-            std::ptr::null_mut::<u64>(),
-            std::mem::size_of::<u64>(),
+            libc::SYS_ppoll,
+            std::ptr::null_mut::<libc::pollfd>(),
+            0,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<libc::sigset_t>(),
+            0,
         );
-        loop {
-            libc::syscall(libc::SYS_pause);
-        }
+        libc::syscall(libc::SYS_exit, 0);
     }
+    0
 }
 
 /// Starts a process in a new user namespace (owned by this process's user, its parent
@@ -488,29 +487,42 @@ extern "C" fn hold(_: *mut libc::c_void) -> libc::c_int {
 /// written from here (by a process of the parent namespace, so any ids this process has
 /// may be mapped) and its namespace joined. It shares this process's memory instead of
 /// copying it (`clone(CLONE_VM)`: no page tables copied, nothing torn down when it
-/// goes). The caller kills it (`SIGKILL`) and reaps it before anything is executed.
+/// goes). It is born with every signal blocked (none can run a handler in it), and
+/// with no exit signal: the kernel never reaps it on its own (even with `SIGCHLD`
+/// ignored), so its PID names it until it is reaped, and this process is sent no
+/// `SIGCHLD` for it. The caller kills it (`SIGKILL`) and reaps it (`__WALL`) before
+/// anything is executed.
 ///
 /// # Errors
 /// As `clone(2)` with `CLONE_NEWUSER` (`EPERM`, `ENOSPC`, `EUSERS`, `EINVAL`, `ENOMEM`).
 pub(crate) fn spawn_userns_holder() -> nix::Result<nix::unistd::Pid> {
+    use nix::sys::signal::{SigmaskHow, sigprocmask};
     // The stack stays allocated until this process executes or exits (the holder is
     // killed and reaped before either): leaked, 16 KiB once per launch.
     let stack: &'static mut [u8] = Box::leak(vec![0u8; HOLDER_STACK].into_boxed_slice());
-    // x86-64 and aarch64 stacks grow down, 16-byte aligned.
+    // Stacks grow down on every architecture Linux runs Rust on; 16-byte aligned.
     let top = stack.as_mut_ptr_range().end as usize & !15;
+    let mut old = SigSet::empty();
+    sigprocmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    )?;
     // SAFETY: `hold` runs on its own stack (leaked above, never reused) and touches
-    // nothing of this process's memory: it blocks signals and pauses until SIGKILL,
-    // through raw system calls. Without CLONE_THREAD or CLONE_SETTLS it is another
-    // process, with SIGCHLD to tell its end; the flags ask for nothing else shared.
+    // nothing of this process's memory (see `hold`). Without CLONE_THREAD or
+    // CLONE_SETTLS it is another process; the flags ask for nothing else shared. Its
+    // signal mask (all blocked) is set here around the call and put back after it.
     let pid = unsafe {
         libc::clone(
             hold,
             top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_NEWUSER | libc::SIGCHLD,
+            libc::CLONE_VM | libc::CLONE_NEWUSER,
             std::ptr::null_mut(),
         )
     };
-    Errno::result(pid).map(nix::unistd::Pid::from_raw)
+    let result = Errno::result(pid).map(nix::unistd::Pid::from_raw);
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
+    result
 }
 
 /// `_exit(2)`: ends a forked helper without running the parent's exit handlers or

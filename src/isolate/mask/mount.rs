@@ -411,3 +411,69 @@ fn remount_read_only(path: &Path) -> nix::Result<()> {
     }
     nix::mount::mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(only: Option<Vec<OsString>>) -> MountOp {
+        MountOp::View {
+            path: "/h".into(),
+            cover: vec![
+                (".claude".into(), Some(Kind::Dir)),
+                ("creds".into(), Some(Kind::File)),
+                ("gone".into(), None),
+            ],
+            only,
+            read_only: vec![".claude.json".into()],
+        }
+    }
+
+    fn empty(p: &str, kind: Kind) -> MountOp {
+        MountOp::Empty {
+            path: p.into(),
+            kind,
+        }
+    }
+
+    fn read_only(p: &str, kind: Kind) -> MountOp {
+        MountOp::ReadOnly {
+            path: p.into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn only_what_an_applied_view_already_shows_is_skipped() {
+        let ops = vec![view(None)];
+        let mut shown = Shown::default();
+        // Before the view is applied (or when it was not: a directory gone), nothing.
+        assert!(!shown.makes_redundant(&empty("/h/.claude", Kind::Dir), &ops));
+        shown.record(&ops[0]);
+        // The same place, the same kind: the placeholder already is the mask.
+        assert!(shown.makes_redundant(&empty("/h/.claude", Kind::Dir), &ops));
+        assert!(shown.makes_redundant(&empty("/h/creds", Kind::File), &ops));
+        assert!(shown.makes_redundant(&read_only("/h/.claude.json", Kind::File), &ops));
+        // Another kind, a name left out (no placeholder), another path, a read-only
+        // directory: mounted as planned.
+        assert!(!shown.makes_redundant(&empty("/h/.claude", Kind::File), &ops));
+        assert!(!shown.makes_redundant(&empty("/h/gone", Kind::Dir), &ops));
+        assert!(!shown.makes_redundant(&empty("/h/.claude/x", Kind::Dir), &ops));
+        assert!(!shown.makes_redundant(&empty("/other/.claude", Kind::Dir), &ops));
+        assert!(!shown.makes_redundant(&read_only("/h/.claude.json", Kind::Dir), &ops));
+        assert!(!shown.makes_redundant(&read_only("/h/.claude", Kind::File), &ops));
+        // Something shown again inside the hidden directory needs its mount point there:
+        // the staging tmpfs's own empty directory, so the mask is mounted.
+        let with_reveal = vec![
+            view(None),
+            MountOp::Reveal {
+                path: "/h/.claude/local".into(),
+            },
+        ];
+        assert!(!shown.makes_redundant(&empty("/h/.claude", Kind::Dir), &with_reveal));
+        // A view showing only some names records nothing.
+        let mut only = Shown::default();
+        only.record(&view(Some(vec!["a".into()])));
+        assert!(!only.makes_redundant(&empty("/h/.claude", Kind::Dir), &ops));
+    }
+}

@@ -123,13 +123,40 @@ impl Back {
     }
 
     /// Back into the mount namespace held, with the root and working directory this
-    /// process had (`setns` moves both to the namespace's root).
+    /// process had (`setns` moves both to the namespace's root). The root is changed
+    /// back only where it differs (a process in a chroot; the kernel refuses it a new
+    /// user namespace, so the lock fails there and brings it here): a service whose
+    /// seccomp filter refuses `chroot` (and `mount`) gets back without it.
     fn restore(&self) -> nix::Result<()> {
         nix::sched::setns(&self.mnt, CloneFlags::CLONE_NEWNS)?;
-        nix::unistd::fchdir(&self.root)?;
-        nix::unistd::chroot(".")?;
+        let now = nix::fcntl::open(
+            "/",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
+        if where_it_is(&now)? != where_it_is(&self.root)? {
+            nix::unistd::fchdir(&self.root)?;
+            nix::unistd::chroot(".")?;
+        }
         nix::unistd::fchdir(&self.cwd)
     }
+}
+
+/// Which directory of which mount an open directory is: its device and inode, and its
+/// mount's id (from `/proc/self/fdinfo`; the same directory bound elsewhere is another
+/// mount).
+fn where_it_is(fd: &OwnedFd) -> nix::Result<(u64, u64, String)> {
+    use std::os::fd::AsRawFd;
+    let st = nix::sys::stat::fstat(fd)?;
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+        .map_err(|e| io_errno(&e))?;
+    let mnt_id = info
+        .lines()
+        .find_map(|l| l.strip_prefix("mnt_id:"))
+        .map(|v| v.trim().to_owned())
+        .ok_or(Errno::EIO)?;
+    #[allow(clippy::useless_conversion)]
+    Ok((u64::from(st.st_dev), u64::from(st.st_ino), mnt_id))
 }
 
 /// Root's launch in this very process, without the forked helper: a new mount namespace
@@ -237,7 +264,10 @@ static UNREAPED: Mutex<Vec<Pid>> = Mutex::new(Vec::new());
 fn leave_unreaped(child: Pid) {
     match UNREAPED.lock() {
         Ok(mut unreaped) => unreaped.push(child),
-        Err(_) => drop(nix::sys::wait::waitpid(child, None)),
+        Err(_) => drop(nix::sys::wait::waitpid(
+            child,
+            Some(nix::sys::wait::WaitPidFlag::__WALL),
+        )),
     }
 }
 
@@ -249,7 +279,8 @@ pub(crate) fn reap_helpers() {
         .map(|mut c| std::mem::take(&mut *c))
         .unwrap_or_default();
     for child in children {
-        let _ = nix::sys::wait::waitpid(child, None);
+        // __WALL: the user-namespace holder has no exit signal (a "clone" child).
+        let _ = nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::__WALL));
     }
 }
 

@@ -1132,78 +1132,89 @@ fn wait_for(ready: &Path) {
     }
 }
 
-/// Runs claude-iso under `strace` with one system call made to fail (`strace -e inject`),
-/// the command printing where it runs: its working directory, its mount namespace, and
-/// what the real credentials file reads.
-fn with_injected(t: Test, syscall: &str, inject: &str) -> Test {
+/// Runs claude-iso under `strace` with system calls made to fail (`strace -e inject`:
+/// `(name, how)` pairs), the command printing where it runs: its working directory, its
+/// mount namespace, and what the real credentials file reads.
+fn with_injected(t: Test, inject: &[(&str, &str)]) -> Test {
     let script = "pwd; readlink /proc/self/ns/mnt; cat \"$1\"; echo";
     let creds = t.real_home().join(".claude/.credentials.json");
+    let names: Vec<&str> = inject.iter().map(|(name, _)| *name).collect();
+    let injects: Vec<String> = inject
+        .iter()
+        .map(|(name, how)| format!("-e inject={name}:{how}"))
+        .collect();
     t.wrap(&format!(
-        "exec strace -qq -f -o /dev/null -e trace={syscall} -e inject={syscall}:{inject} \"$0\" \"$@\""
+        "exec strace -qq -f -o /dev/null -e trace={} {} \"$0\" \"$@\"",
+        names.join(","),
+        injects.join(" ")
     ))
     .command(["/bin/sh", "-c", script, "sh", creds.to_str().unwrap()])
 }
 
 /// The launch builds the mask in place (no helper): as root, a refusal at any step before
 /// the nested user namespace is joined takes it back to its own mount namespace, root
-/// and working directory, and `auto` runs isolated by environment; a refusal once joined
-/// (or, unprivileged, after `unshare`) stops the launch (125), as nothing can go back.
+/// and working directory, and `auto` runs isolated by environment, saying which step
+/// was refused; a refusal once joined (or, unprivileged, after `unshare`) stops the
+/// launch (125), as nothing can go back.
 #[test]
 fn a_refusal_part_way_leaves_the_launch_where_it_was_or_stops_it() {
     let own_ns = fs::read_link("/proc/self/ns/mnt").unwrap();
-    let unmasked = |t: Test, syscall: &str, inject: &str| {
+    let unmasked = |inject: &[(&str, &str)], reason: &str| {
+        let t = plain();
         let workdir = fs::canonicalize(t.path("work")).unwrap();
-        let run = with_injected(t, syscall, inject);
+        let run = with_injected(t, inject);
         let out = run.run();
         out.status(0);
         let err = out.stderr_text();
         assert!(
             err.starts_with("claude-iso: warning: cannot mask the real credentials")
+                && err.contains(reason)
                 && err.contains("isolated by environment")
                 && err.lines().count() == 1,
-            "{syscall} {inject}: {err}"
+            "{inject:?}: {err}"
         );
         let text = out.stdout_text();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            workdir.to_str().unwrap(),
-            "{syscall} {inject}: {text}"
-        );
-        assert_eq!(
-            lines[1],
-            own_ns.to_str().unwrap(),
-            "{syscall} {inject}: {text}"
-        );
-        assert_eq!(lines[2], MARKS[0], "{syscall} {inject}: {text}");
+        assert_eq!(lines[0], workdir.to_str().unwrap(), "{inject:?}: {text}");
+        assert_eq!(lines[1], own_ns.to_str().unwrap(), "{inject:?}: {text}");
+        assert_eq!(lines[2], MARKS[0], "{inject:?}: {text}");
     };
-    let stopped = |t: Test, syscall: &str, inject: &str| {
-        let run = with_injected(t, syscall, inject);
+    let stopped = |inject: &[(&str, &str)], reason: &str| {
+        let run = with_injected(plain(), inject);
         let out = run.run();
         // Past the point of no return the home is made already (as for the unprivileged
         // launch in place): the exit status and the one line are what is asserted.
-        assert_eq!(out.status.code(), Some(125), "{syscall} {inject}");
+        assert_eq!(out.status.code(), Some(125), "{inject:?}");
         let err = out.stderr_text();
         assert!(
             err.starts_with("claude-iso: cannot mask the real credentials")
+                && err.contains(reason)
                 && err.lines().count() == 1,
-            "{syscall} {inject}: {err}"
+            "{inject:?}: {err}"
         );
-        assert_eq!(out.stdout_text(), "", "{syscall} {inject}");
+        assert_eq!(out.stdout_text(), "", "{inject:?}");
     };
     // The first unshare refused: nothing changed, root or not.
-    unmasked(plain(), "unshare", "error=EPERM:when=1");
+    unmasked(&[("unshare", "error=EPERM:when=1")], "unshare");
     if is_root() {
-        // `/` made private, the staging tmpfs, the token file's mask: refused after the
-        // mount namespace is made, before anything is joined.
-        unmasked(plain(), "mount", "error=EPERM:when=1");
-        unmasked(plain(), "mount", "error=EPERM:when=2");
-        // The holder of the user namespace that locks the masks, and joining it.
-        unmasked(plain(), "clone", "error=ENOSPC:when=1");
-        unmasked(plain(), "setns", "error=EPERM:when=1");
+        // Refused after the mount namespace is made, before anything is joined: `/` made
+        // private, the first view's tmpfs.
+        unmasked(&[("mount", "error=EPERM:when=1")], "making / private");
+        unmasked(&[("mount", "error=EPERM:when=2")], "cannot mount over");
+        // The same where a seccomp filter refuses chroot too (systemd's
+        // SystemCallFilter=@system-service): the way back needs no chroot when the root
+        // directory is the namespace's.
+        unmasked(
+            &[("mount", "error=EPERM"), ("chroot", "error=EPERM")],
+            "making / private",
+        );
+        // The holder of the user namespace that locks the masks (a clone with
+        // CLONE_NEWUSER: the helper's fork would say "fork"), and joining it.
+        unmasked(&[("clone", "error=ENOSPC:when=1")], "max_user_namespaces");
+        unmasked(&[("setns", "error=EPERM:when=1")], "setns");
         // The nested mount namespace, once the user namespace is joined.
-        stopped(plain(), "unshare", "error=ENOMEM:when=2");
+        stopped(&[("unshare", "error=ENOMEM:when=2")], "locking the masks");
     } else {
-        stopped(plain(), "mount", "error=EPERM:when=1");
+        stopped(&[("mount", "error=EPERM:when=1")], "making / private");
     }
 }

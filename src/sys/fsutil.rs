@@ -324,7 +324,10 @@ thread_local! {
     /// The directories [`realpath`] has seen on the way to a path, by their canonical
     /// parent joined with their name. Only what was found to exist, and only directories
     /// above the last component: the last is always asked again.
-    static STEPS: std::cell::RefCell<std::collections::HashMap<PathBuf, Step>> =
+    /// Keyed by the path's bytes: every key is built the same way (names joined onto
+    /// `/`), so equal bytes are equal paths, and a byte hash is much cheaper than
+    /// `Path`'s, which walks the components.
+    static STEPS: std::cell::RefCell<std::collections::HashMap<std::ffi::OsString, Step>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
@@ -372,9 +375,9 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
         let candidate = out.join(&name);
         // Only directories above the last component are remembered, and nothing under
         // /proc: its links are per process and per moment (`/proc/self`, `/proc/<pid>/fd/N`).
-        let remembered = !pending.is_empty() && !candidate.starts_with("/proc");
+        let remembered = !pending.is_empty() && !under_proc(&candidate);
         let known = if remembered {
-            STEPS.with(|s| s.borrow().get(&candidate).cloned())
+            STEPS.with(|s| s.borrow().get(candidate.as_os_str()).cloned())
         } else {
             None
         };
@@ -383,7 +386,10 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
             None => {
                 let step = look(&candidate, !pending.is_empty())?;
                 if remembered {
-                    STEPS.with(|s| s.borrow_mut().insert(candidate.clone(), step.clone()));
+                    STEPS.with(|s| {
+                        s.borrow_mut()
+                            .insert(candidate.as_os_str().to_owned(), step.clone())
+                    });
                 }
                 step
             }
@@ -403,6 +409,24 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
         }
     }
     Ok(out)
+}
+
+/// Whether an absolute path built by [`realpath`] is `/proc` or lies under it.
+fn under_proc(path: &Path) -> bool {
+    is_within(path, Path::new("/proc"))
+}
+
+/// `path.starts_with(base)` for canonical paths (absolute, no `.`, `..`, doubled or
+/// trailing `/`: what [`realpath`] and the kernel's `readlink` of `/proc/self/fd` give),
+/// by their bytes: `Path::starts_with` walks the components of both, and the launch asks
+/// it hundreds of times.
+#[must_use]
+pub(crate) fn is_within(path: &Path, base: &Path) -> bool {
+    let (path, base) = (path.as_os_str().as_bytes(), base.as_os_str().as_bytes());
+    base == b"/"
+        || path
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
 }
 
 /// Pushes the components of `path` (a path, or a symlink's target) onto `pending` so
@@ -559,6 +583,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn is_within_agrees_with_path_starts_with_on_canonical_paths() {
+        let paths = [
+            "/",
+            "/a",
+            "/a/b",
+            "/ab",
+            "/a/bc",
+            "/proc",
+            "/procfs",
+            "/proc/self",
+        ];
+        for p in paths {
+            for b in paths {
+                assert_eq!(
+                    is_within(Path::new(p), Path::new(b)),
+                    Path::new(p).starts_with(b),
+                    "{p} within {b}"
+                );
+            }
+        }
+        assert!(under_proc(Path::new("/proc/1/fd")));
+        assert!(!under_proc(Path::new("/procfs/x")));
+    }
+
+    #[test]
     fn aside_tags() {
         assert_eq!(
             aside_tag(".credentials.json.quarantined-1700000000-0"),
@@ -578,7 +627,13 @@ mod tests {
         let me = realpath("/proc/self").unwrap();
         assert_eq!(me, PathBuf::from(format!("/proc/{}", std::process::id())));
         assert_eq!(realpath("/proc/self/cwd/.").unwrap(), cwd);
-        STEPS.with(|s| assert!(s.borrow().keys().all(|k| !k.starts_with("/proc"))));
+        STEPS.with(|s| {
+            assert!(
+                s.borrow()
+                    .keys()
+                    .all(|k| !Path::new(k).starts_with("/proc"))
+            );
+        });
     }
 
     /// `realpath` answers as `std::fs::canonicalize` does for every path built from a

@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::sources::Sources;
@@ -603,13 +604,16 @@ pub(crate) fn resolve_real(path: &Path) -> Option<(PathBuf, Kind)> {
 /// candidates), each a `canonicalize` walking every component. Made for one plan and
 /// dropped with it: nothing is kept from one launch to the next.
 pub(super) fn resolve_once() -> impl Fn(&Path) -> Option<(PathBuf, Kind)> {
-    let seen: RefCell<HashMap<PathBuf, Option<(PathBuf, Kind)>>> = RefCell::new(HashMap::new());
+    // Keyed by the path's bytes (a byte hash; `Path`'s walks the components): the same
+    // path spelled two ways is only asked twice.
+    let seen: RefCell<HashMap<OsString, Option<(PathBuf, Kind)>>> = RefCell::new(HashMap::new());
     move |path: &Path| {
-        if let Some(known) = seen.borrow().get(path) {
+        if let Some(known) = seen.borrow().get(path.as_os_str()) {
             return known.clone();
         }
         let found = resolve_real(path);
-        seen.borrow_mut().insert(path.to_owned(), found.clone());
+        seen.borrow_mut()
+            .insert(path.as_os_str().to_owned(), found.clone());
         found
     }
 }

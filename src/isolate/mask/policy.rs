@@ -184,14 +184,14 @@ fn leads_into<'a>(
     places: &'a [PathBuf],
     allowed: &[PathBuf],
 ) -> Option<&'a Path> {
+    // Every path here is canonical (the plan's, and the kernel's readlink of the
+    // descriptor): compared by bytes.
+    let within = crate::sys::fsutil::is_within;
     places
         .iter()
         .find(|p| {
-            (target.starts_with(p)
-                && !allowed
-                    .iter()
-                    .any(|a| a.starts_with(p) && target.starts_with(a)))
-                || (is_dir && p.starts_with(target))
+            (within(target, p) && !allowed.iter().any(|a| within(a, p) && within(target, a)))
+                || (is_dir && within(p, target))
         })
         .map(PathBuf::as_path)
 }

@@ -496,18 +496,26 @@ extern "C" fn hold(_: *mut libc::c_void) -> libc::c_int {
 /// # Errors
 /// As `clone(2)` with `CLONE_NEWUSER` (`EPERM`, `ENOSPC`, `EUSERS`, `EINVAL`, `ENOMEM`).
 pub(crate) fn spawn_userns_holder() -> nix::Result<nix::unistd::Pid> {
-    use nix::sys::signal::{SigmaskHow, sigprocmask};
     // The stack stays allocated until this process executes or exits (the holder is
     // killed and reaped before either): leaked, 16 KiB once per launch.
     let stack: &'static mut [u8] = Box::leak(vec![0u8; HOLDER_STACK].into_boxed_slice());
     // Stacks grow down on every architecture Linux runs Rust on; 16-byte aligned.
     let top = stack.as_mut_ptr_range().end as usize & !15;
-    let mut old = SigSet::empty();
-    sigprocmask(
-        SigmaskHow::SIG_SETMASK,
-        Some(&SigSet::all()),
-        Some(&mut old),
-    )?;
+    // Every signal, by the system call itself: glibc's sigprocmask leaves out the two
+    // it keeps for itself (32 and 33), which would then stay deliverable to the holder.
+    let all: u64 = u64::MAX;
+    let mut old: u64 = 0;
+    // SAFETY: rt_sigprocmask reads the set given and writes the old one, both u64s on
+    // this stack (the kernel's sigset is 8 bytes), and takes nothing else.
+    Errno::result(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const all,
+            &raw mut old,
+            std::mem::size_of::<u64>(),
+        )
+    })?;
     // SAFETY: `hold` runs on its own stack (leaked above, never reused) and touches
     // nothing of this process's memory (see `hold`). Without CLONE_THREAD or
     // CLONE_SETTLS it is another process; the flags ask for nothing else shared. Its
@@ -520,9 +528,18 @@ pub(crate) fn spawn_userns_holder() -> nix::Result<nix::unistd::Pid> {
             std::ptr::null_mut(),
         )
     };
-    let result = Errno::result(pid).map(nix::unistd::Pid::from_raw);
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None)?;
-    result
+    // SAFETY: as above; the mask this process had is put back (it cannot fail with the
+    // set it returned, and the holder must be returned, to be killed, whatever happens).
+    let _ = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &raw const old,
+            std::ptr::null_mut::<u64>(),
+            std::mem::size_of::<u64>(),
+        )
+    };
+    Errno::result(pid).map(nix::unistd::Pid::from_raw)
 }
 
 /// `_exit(2)`: ends a forked helper without running the parent's exit handlers or

@@ -134,7 +134,9 @@ impl Back {
             OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )?;
-        if where_it_is(&now)? != where_it_is(&self.root)? {
+        let (here, held) = (where_it_is(&now)?, where_it_is(&self.root)?);
+        // A mount id unknown (a kernel before 3.15 has none in fdinfo): changed back.
+        if here != held || here.2.is_none() {
             nix::unistd::fchdir(&self.root)?;
             nix::unistd::chroot(".")?;
         }
@@ -144,17 +146,17 @@ impl Back {
 
 /// Which directory of which mount an open directory is: its device and inode, and its
 /// mount's id (from `/proc/self/fdinfo`; the same directory bound elsewhere is another
-/// mount).
-fn where_it_is(fd: &OwnedFd) -> nix::Result<(u64, u64, String)> {
+/// mount), `None` when it cannot be read.
+fn where_it_is(fd: &OwnedFd) -> nix::Result<(u64, u64, Option<String>)> {
     use std::os::fd::AsRawFd;
     let st = nix::sys::stat::fstat(fd)?;
-    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
-        .map_err(|e| io_errno(&e))?;
-    let mnt_id = info
-        .lines()
-        .find_map(|l| l.strip_prefix("mnt_id:"))
-        .map(|v| v.trim().to_owned())
-        .ok_or(Errno::EIO)?;
+    let mnt_id = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd()))
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("mnt_id:"))
+                .map(|v| v.trim().to_owned())
+        });
     #[allow(clippy::useless_conversion)]
     Ok((u64::from(st.st_dev), u64::from(st.st_ino), mnt_id))
 }

@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -143,11 +144,14 @@ pub(crate) fn check_descriptors(plan: &Plan, listen_fds: Option<&std::ffi::OsStr
         let Ok(target) = std::fs::read_link(&link) else {
             continue;
         };
-        let text = target.to_string_lossy();
-        if !text.starts_with('/') {
+        // By bytes: a place whose name is not UTF-8 must still be matched.
+        let bytes = target.as_os_str().as_bytes();
+        if !bytes.starts_with(b"/") {
             continue;
         }
-        let target = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
+        let target = PathBuf::from(std::ffi::OsStr::from_bytes(
+            bytes.strip_suffix(b" (deleted)").unwrap_or(bytes),
+        ));
         if leads_into(&target, true, &places, &allowed).is_none() {
             continue;
         }

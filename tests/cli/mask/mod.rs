@@ -1214,6 +1214,35 @@ fn a_refusal_part_way_leaves_the_launch_where_it_was_or_stops_it() {
         unmasked(&[("setns", "error=EPERM:when=1")], "setns");
         // The nested mount namespace, once the user namespace is joined.
         stopped(&[("unshare", "error=ENOMEM:when=2")], "locking the masks");
+        // In a chroot (into a bind of `/`: the same directory, another mount) the
+        // kernel refuses the holder its user namespace: the way back must change the
+        // root directory back too, or the command would run outside the jail.
+        let t = plain();
+        let jail = mkdir(&t.path("jail"));
+        let marked = mkdir(&t.path("marked"));
+        let run = t
+            .wrap(&format!(
+                "exec unshare -m --propagation private /bin/sh -c '\
+                 mount --rbind / \"$1\" && mount -t tmpfs jail \"$1$2\" && echo jailed > \"$1$2/marker\" || exit 99; \
+                 j=$1; shift 2; exec /usr/sbin/chroot \"$j\" /bin/sh -c \"cd \\\"\\$0\\\" && exec \\\"\\$@\\\"\" \"$PWD\" \"$@\"' \
+                 sh '{}' '{}' \"$0\" \"$@\"",
+                jail.display(),
+                marked.display()
+            ))
+            .command(["/bin/sh", "-c", "cat \"$0/marker\"; pwd", marked.to_str().unwrap()]);
+        let out = run.run();
+        out.status(0);
+        let err = out.stderr_text();
+        assert!(
+            err.contains("cannot mask the real credentials") && err.lines().count() == 1,
+            "{err}"
+        );
+        let workdir = fs::canonicalize(run.path("work")).unwrap();
+        assert_eq!(
+            out.stdout_text(),
+            format!("jailed\n{}\n", workdir.display()),
+            "the command left the jail"
+        );
     } else {
         stopped(&[("mount", "error=EPERM:when=1")], "making / private");
     }

@@ -684,3 +684,26 @@ fn renaming_the_state_directory_outside_lifts_nothing() {
     // The home was written where it now is, under the renamed directory.
     assert!(moved.join("homes/mine/still-mine").is_file());
 }
+
+/// A hidden place whose name is not UTF-8 (here the caller's `CLAUDE_CONFIG_DIR`) is
+/// matched by its bytes: a descriptor into it is refused like any other.
+#[test]
+fn a_descriptor_into_a_hidden_place_named_in_bytes_that_are_not_utf8_is_refused() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = Test::new();
+    let dir = t.path(std::ffi::OsStr::from_bytes(b"config-\xff"));
+    mkdir(&dir);
+    write_mode(&dir.join(".credentials.json"), OLD, 0o600);
+    let run = Test::new()
+        .env("HOME", t.real_home())
+        .env("CLAUDE_CONFIG_DIR", dir.as_os_str())
+        .env("HIDDEN_DIR", dir.as_os_str())
+        .wrap("exec 3<\"$HIDDEN_DIR\" && exec \"$0\" \"$@\"");
+    let out = run.run();
+    out.status(125)
+        .one_line_error("descriptor 3")
+        .probe_not_run();
+    assert!(out.stderr_text().contains("3<&-"), "{}", out.stderr_text());
+    // --mask off: nothing is hidden, the descriptor passes.
+    run.args(["--mask", "off"]).run().success();
+}

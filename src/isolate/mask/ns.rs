@@ -77,15 +77,7 @@ fn enter_in_place(plan: &Plan) -> Result<(), Refusal> {
         Ok(()) => build(plan, false, uid, gid, true).map_err(|(step, e)| (step, e, true)),
     };
     crate::sys::set_non_dumpable();
-    result.map_err(|(step, errno, in_place)| Refusal {
-        step,
-        errno,
-        path: match step {
-            Step::Mount(i) => plan.ops.get(i).map(|op| op.path().to_owned()),
-            _ => None,
-        },
-        in_place,
-    })
+    result.map_err(|(step, errno, in_place)| refused(plan, step, errno, in_place))
 }
 
 /// The way back to where this process was, for root's launch in place: its mount
@@ -178,14 +170,8 @@ fn enter_in_place_as_root(plan: &Plan, back: &Back) -> Result<(), Refusal> {
     let result = build(plan, false, uid, gid, false)
         .map_err(|(step, e)| (step, e, false))
         .and_then(|()| lock_in_place());
-    result.map_err(|(step, errno, joined)| Refusal {
-        step,
-        errno,
-        path: match step {
-            Step::Mount(i) => plan.ops.get(i).map(|op| op.path().to_owned()),
-            _ => None,
-        },
-        in_place: joined || back.restore().is_err(),
+    result.map_err(|(step, errno, joined)| {
+        refused(plan, step, errno, joined || back.restore().is_err())
     })
 }
 
@@ -286,6 +272,19 @@ pub(crate) fn reap_helpers() {
     }
 }
 
+/// The refusal of `step`, naming the path of the plan's op when a mount was refused.
+fn refused(plan: &Plan, step: Step, errno: Errno, in_place: bool) -> Refusal {
+    Refusal {
+        step,
+        errno,
+        path: match step {
+            Step::Mount(i) => plan.ops.get(i).map(|op| op.path().to_owned()),
+            _ => None,
+        },
+        in_place,
+    }
+}
+
 fn refusal(step: Step, errno: Errno) -> Refusal {
     Refusal {
         step,
@@ -345,15 +344,7 @@ fn decode(msg: &[u8; MSG_LEN], plan: &Plan) -> Result<(), Refusal> {
         12 => Step::Proc,
         _ => Step::Helper,
     };
-    Err(Refusal {
-        step,
-        errno,
-        path: match step {
-            Step::Mount(i) => plan.ops.get(i).map(|op| op.path().to_owned()),
-            _ => None,
-        },
-        in_place: false,
-    })
+    Err(refused(plan, step, errno, false))
 }
 
 fn run(plan: &Plan, join: bool) -> Result<(), Refusal> {

@@ -223,8 +223,12 @@ pub(super) fn apply(
                 Kind::File => staged.file.as_path(),
                 Kind::Dir => staged.dir_for(path),
             };
+            // No remount: a bind mount is born with the flags of the mount it is taken
+            // from (the kernel's `clone_mnt`), and the staging tmpfs is already
+            // read-only, nosuid, nodev and noexec ([`stage`]), its superblock too. So
+            // the mask is all four from the start, and they are locked with the rest
+            // where a user namespace locks the masks.
             bind(source, path, false)?;
-            remount_read_only(path)?;
         }
         MountOp::Reveal { path } => {
             let fd = keep.ok_or(Errno::EBADF)?;

@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+pub(crate) mod fast;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 

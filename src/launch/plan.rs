@@ -122,6 +122,8 @@ pub(crate) fn inspect(
     purpose: Purpose,
     report: &Report,
 ) -> Result<LaunchPlan> {
+    // Nothing changes until `apply`: the same paths need asking only once meanwhile.
+    let _inspecting = crate::sys::fsutil::Inspecting::start();
     let outer_home = in_outer_home(&config);
     let shares = shares(&config, requested_shares, outer_home, report)?;
     let argv = if command.is_empty() {

@@ -310,25 +310,33 @@ pub(crate) fn write_atomic(
     Ok(kept)
 }
 
-/// What one `lstat` (and, for a symlink, one `readlink`) said of a directory on the way
+/// What one `lstat` (and, for a symlink, one `readlink`) said of a component on the way
 /// to a path: kept by [`realpath`] for the rest of the launch.
 #[derive(Clone)]
 enum Step {
     /// An existing directory that is not a symlink: canonical as it is.
     Dir,
+    /// Something else that exists and is not a symlink (a file): the end of a path, never
+    /// a step on the way. Kept only while inspecting ([`Inspecting`]).
+    Other,
     /// A symlink, and where it points.
     Link(std::ffi::OsString),
+    /// `lstat` failed with this error (`ENOENT`, `EACCES`, …). Kept only while
+    /// inspecting.
+    Failed(i32),
 }
 
 thread_local! {
-    /// The directories [`realpath`] has seen on the way to a path, by their canonical
-    /// parent joined with their name. Only what was found to exist, and only directories
-    /// above the last component: the last is always asked again.
+    /// The components [`realpath`] has seen on the way to a path, by their canonical
+    /// parent joined with their name. Only directories found to exist above the last
+    /// component, except while inspecting ([`Inspecting`]): then every answer.
     /// Keyed by the path's bytes: every key is built the same way (names joined onto
     /// `/`), so equal bytes are equal paths, and a byte hash is much cheaper than
     /// `Path`'s, which walks the components.
     static STEPS: std::cell::RefCell<std::collections::HashMap<std::ffi::OsString, Step>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
+    /// Whether an [`Inspecting`] guard is alive.
+    static INSPECTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Forgets what [`realpath`] learnt: a launch calls it before it changes anything, so
@@ -337,11 +345,34 @@ pub(crate) fn forget_paths() {
     STEPS.with(|s| s.borrow_mut().clear());
 }
 
+/// While it lives, [`realpath`] also remembers the last component of each path and what
+/// does not exist (or cannot be searched): an inspection, which changes nothing, asks
+/// about the same few places many times (the passwd home, `~/.config`, each `PATH`
+/// entry), many of them missing. Dropped, it forgets everything it learnt
+/// ([`forget_paths`]): what comes after an inspection may change the paths.
+#[must_use = "the memory lasts as long as the guard"]
+pub(crate) struct Inspecting(());
+
+impl Inspecting {
+    pub(crate) fn start() -> Inspecting {
+        INSPECTING.with(|i| i.set(true));
+        Inspecting(())
+    }
+}
+
+impl Drop for Inspecting {
+    fn drop(&mut self) {
+        INSPECTING.with(|i| i.set(false));
+        forget_paths();
+    }
+}
+
 /// `realpath(3)` (`std::fs::canonicalize`) with the directories on the way remembered:
 /// one launch resolves dozens of paths under the same few directories (each settings
 /// layer, each place the mask hides, `PATH`), and `realpath` asks the kernel about every
-/// component of each again. The last component is always asked (it must exist, as for
-/// `realpath`); a directory above it is asked once per launch ([`forget_paths`]).
+/// component of each again. A directory above the last component is asked once per
+/// launch ([`forget_paths`]); the last component, and what is missing, are asked again
+/// each time, except while inspecting ([`Inspecting`]).
 ///
 /// # Errors
 /// As `realpath`: a component missing (`ENOENT`), not a directory (`ENOTDIR`), too many
@@ -373,9 +404,12 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
             continue;
         }
         let candidate = out.join(&name);
-        // Only directories above the last component are remembered, and nothing under
-        // /proc: its links are per process and per moment (`/proc/self`, `/proc/<pid>/fd/N`).
-        let remembered = !pending.is_empty() && !under_proc(&candidate);
+        let dir = !pending.is_empty();
+        // Only directories above the last component are remembered (every answer while
+        // inspecting), and nothing under /proc: its links are per process and per moment
+        // (`/proc/self`, `/proc/<pid>/fd/N`).
+        let inspecting = INSPECTING.with(std::cell::Cell::get);
+        let remembered = (dir || inspecting) && !under_proc(&candidate);
         let known = if remembered {
             STEPS.with(|s| s.borrow().get(candidate.as_os_str()).cloned())
         } else {
@@ -384,8 +418,12 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
         let step = match known {
             Some(step) => step,
             None => {
-                let step = look(&candidate, !pending.is_empty())?;
-                if remembered {
+                let step = look(&candidate);
+                let keep = match step {
+                    Step::Dir | Step::Link(_) => remembered,
+                    Step::Other | Step::Failed(_) => remembered && inspecting,
+                };
+                if keep {
                     STEPS.with(|s| {
                         s.borrow_mut()
                             .insert(candidate.as_os_str().to_owned(), step.clone())
@@ -395,7 +433,11 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
             }
         };
         match step {
-            Step::Dir => out = candidate,
+            Step::Failed(errno) => return Err(Error::from_raw_os_error(errno)),
+            Step::Other if dir => {
+                return Err(Error::from_raw_os_error(Errno::ENOTDIR as i32));
+            }
+            Step::Dir | Step::Other => out = candidate,
             Step::Link(target) => {
                 links += 1;
                 if links > 40 {
@@ -447,18 +489,22 @@ fn push_components(pending: &mut Vec<std::ffi::OsString>, path: &std::ffi::OsStr
     }
 }
 
-/// One component: a directory, a symlink (read), or — when `dir` is not required — any
-/// other file (`Dir` then only means "canonical as it is").
-fn look(path: &Path, dir: bool) -> std::io::Result<Step> {
-    let meta = std::fs::symlink_metadata(path)?;
-    let kind = meta.file_type();
+/// One component, as `lstat` (and `readlink`) find it: a directory, a symlink and its
+/// target, something else, or the error.
+fn look(path: &Path) -> Step {
+    let failed = |e: std::io::Error| Step::Failed(e.raw_os_error().unwrap_or(Errno::EIO as i32));
+    let kind = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta.file_type(),
+        Err(e) => return failed(e),
+    };
     if kind.is_symlink() {
-        return Ok(Step::Link(std::fs::read_link(path)?.into_os_string()));
+        return std::fs::read_link(path).map_or_else(failed, |t| Step::Link(t.into_os_string()));
     }
-    if dir && !kind.is_dir() {
-        return Err(std::io::Error::from_raw_os_error(Errno::ENOTDIR as i32));
+    if kind.is_dir() {
+        Step::Dir
+    } else {
+        Step::Other
     }
-    Ok(Step::Dir)
 }
 
 /// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it
@@ -704,6 +750,28 @@ mod tests {
         std::fs::rename(r("x/y"), r("x/z")).unwrap();
         forget_paths();
         check("changed tree");
+        // While inspecting, every answer is remembered (files, symlinks and misses at the
+        // end of a path too): the second round is answered from memory, and must agree.
+        {
+            let _inspecting = Inspecting::start();
+            check("inspected tree");
+            let remembered = STEPS.with(|s| s.borrow().len());
+            assert!(
+                STEPS.with(|s| s.borrow().values().any(|v| matches!(v, Step::Failed(_)))),
+                "a miss was not remembered"
+            );
+            assert!(
+                STEPS.with(|s| s.borrow().values().any(|v| matches!(v, Step::Other))),
+                "a file was not remembered"
+            );
+            check("inspected tree, again");
+            assert_eq!(STEPS.with(|s| s.borrow().len()), remembered, "asked again");
+        }
+        // The guard gone, so is what it remembered: a change after it is seen.
+        assert!(STEPS.with(|s| s.borrow().is_empty()));
+        std::fs::rename(r("x/z"), r("x/y")).unwrap();
+        std::fs::write(r("missing"), "").unwrap();
+        check("tree changed after the inspection");
         // Relative paths start at the working directory; the empty path is ENOENT.
         for rel in [".", "./", "./.", "src/..", "src/./lib.rs", "src/lib.rs/."] {
             assert_eq!(

@@ -335,8 +335,8 @@ thread_local! {
     /// `Path`'s, which walks the components.
     static STEPS: std::cell::RefCell<std::collections::HashMap<std::ffi::OsString, Step>> =
         std::cell::RefCell::new(std::collections::HashMap::new());
-    /// Whether an [`Inspecting`] guard is alive.
-    static INSPECTING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// How many [`Inspecting`] guards are alive.
+    static INSPECTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Forgets what [`realpath`] learnt: a launch calls it before it changes anything, so
@@ -348,22 +348,27 @@ pub(crate) fn forget_paths() {
 /// While it lives, [`realpath`] also remembers the last component of each path and what
 /// does not exist (or cannot be searched): an inspection, which changes nothing, asks
 /// about the same few places many times (the passwd home, `~/.config`, each `PATH`
-/// entry), many of them missing. Dropped, it forgets everything it learnt
+/// entry), many of them missing. The last one dropped forgets everything learnt
 /// ([`forget_paths`]): what comes after an inspection may change the paths.
 #[must_use = "the memory lasts as long as the guard"]
 pub(crate) struct Inspecting(());
 
 impl Inspecting {
     pub(crate) fn start() -> Inspecting {
-        INSPECTING.with(|i| i.set(true));
+        INSPECTING.with(|i| i.set(i.get() + 1));
         Inspecting(())
     }
 }
 
 impl Drop for Inspecting {
     fn drop(&mut self) {
-        INSPECTING.with(|i| i.set(false));
-        forget_paths();
+        // The last guard forgets (a nested one leaves the memory to the outer).
+        if INSPECTING.with(|i| {
+            i.set(i.get().saturating_sub(1));
+            i.get() == 0
+        }) {
+            forget_paths();
+        }
     }
 }
 
@@ -408,7 +413,7 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
         // Only directories above the last component are remembered (every answer while
         // inspecting), and nothing under /proc: its links are per process and per moment
         // (`/proc/self`, `/proc/<pid>/fd/N`).
-        let inspecting = INSPECTING.with(std::cell::Cell::get);
+        let inspecting = INSPECTING.with(std::cell::Cell::get) > 0;
         let remembered = (dir || inspecting) && !under_proc(&candidate);
         let known = if remembered {
             STEPS.with(|s| s.borrow().get(candidate.as_os_str()).cloned())
@@ -418,7 +423,7 @@ pub(crate) fn realpath(path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
         let step = match known {
             Some(step) => step,
             None => {
-                let step = look(&candidate);
+                let step = look(&candidate)?;
                 let keep = match step {
                     Step::Dir | Step::Link(_) => remembered,
                     Step::Other | Step::Failed(_) => remembered && inspecting,
@@ -490,21 +495,28 @@ fn push_components(pending: &mut Vec<std::ffi::OsString>, path: &std::ffi::OsStr
 }
 
 /// One component, as `lstat` (and `readlink`) find it: a directory, a symlink and its
-/// target, something else, or the error.
-fn look(path: &Path) -> Step {
-    let failed = |e: std::io::Error| Step::Failed(e.raw_os_error().unwrap_or(Errno::EIO as i32));
+/// target, something else, or the system's error. An error that is not the system's
+/// (a name holding a NUL byte) is returned as it is, and never remembered.
+fn look(path: &Path) -> std::io::Result<Step> {
+    let failed = |e: std::io::Error| match e.raw_os_error() {
+        Some(errno) => Ok(Step::Failed(errno)),
+        None => Err(e),
+    };
     let kind = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta.file_type(),
         Err(e) => return failed(e),
     };
     if kind.is_symlink() {
-        return std::fs::read_link(path).map_or_else(failed, |t| Step::Link(t.into_os_string()));
+        return match std::fs::read_link(path) {
+            Ok(target) => Ok(Step::Link(target.into_os_string())),
+            Err(e) => failed(e),
+        };
     }
-    if kind.is_dir() {
+    Ok(if kind.is_dir() {
         Step::Dir
     } else {
         Step::Other
-    }
+    })
 }
 
 /// Drops `.` components and trailing slashes; `..` is kept (the kernel resolves it
@@ -766,6 +778,9 @@ mod tests {
             );
             check("inspected tree, again");
             assert_eq!(STEPS.with(|s| s.borrow().len()), remembered, "asked again");
+            // A nested guard leaves the memory to the outer one.
+            drop(Inspecting::start());
+            assert_eq!(STEPS.with(|s| s.borrow().len()), remembered);
         }
         // The guard gone, so is what it remembered: a change after it is seen.
         assert!(STEPS.with(|s| s.borrow().is_empty()));
@@ -784,5 +799,20 @@ mod tests {
             realpath("").map_err(|e| e.raw_os_error()),
             std::fs::canonicalize("").map_err(|e| e.raw_os_error())
         );
+        // A name with a NUL byte is not the system's error: passed on as it is (not
+        // EIO), inspecting or not, and never remembered.
+        for inspecting in [false, true] {
+            let _guard = inspecting.then(Inspecting::start);
+            let nul = root.join("a\0b");
+            let (got, want) = (
+                realpath(&nul).unwrap_err(),
+                std::fs::canonicalize(&nul).unwrap_err(),
+            );
+            assert_eq!(
+                (got.kind(), got.raw_os_error()),
+                (want.kind(), want.raw_os_error())
+            );
+            assert!(STEPS.with(|s| s.borrow().keys().all(|k| !k.as_bytes().contains(&0))));
+        }
     }
 }

@@ -1247,3 +1247,43 @@ fn a_refusal_part_way_leaves_the_launch_where_it_was_or_stops_it() {
         stopped(&[("mount", "error=EPERM:when=1")], "making / private");
     }
 }
+
+/// An emptied place (a file, and a directory whose parent cannot be viewed: sticky, as
+/// `/tmp`) is a bind of the staging tmpfs, which is read-only, nosuid, nodev and noexec
+/// before anything is bound from it: the mask carries all four from the start.
+#[test]
+fn an_emptied_place_is_read_only_nosuid_nodev_noexec() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Test::new();
+    let sticky = mkdir(&t.path("sticky"));
+    fs::set_permissions(&sticky, fs::Permissions::from_mode(0o1777)).unwrap();
+    let config = mkdir(&sticky.join("config"));
+    write_mode(&config.join(".credentials.json"), MARKS[2], 0o600);
+    let env_file = t.env_file();
+    let t = t
+        .env("CLAUDE_CONFIG_DIR", &config)
+        .command(["/bin/cat", "/proc/self/mountinfo"]);
+    let out = t.run();
+    out.status(0);
+    let text = out.stdout_text();
+    for (place, root) in [(&env_file, "/empty"), (&config, "/empty")] {
+        let place = fs::canonicalize(place).unwrap();
+        // id parent dev root mount-point options ... - type source super-options
+        let line = text
+            .lines()
+            .rfind(|l| l.split(' ').nth(4) == Some(place.to_str().unwrap()))
+            .unwrap_or_else(|| panic!("{} is not mounted over:\n{text}", place.display()));
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert!(fields[3].starts_with(root), "{line}");
+        let options: Vec<&str> = fields[5].split(',').collect();
+        for want in ["ro", "nosuid", "nodev", "noexec"] {
+            assert!(
+                options.contains(&want),
+                "{} lacks {want}: {line}",
+                place.display()
+            );
+        }
+        let kind = if place.is_dir() { ".d" } else { "" };
+        assert!(fields[3].ends_with(kind), "{line}");
+    }
+}

@@ -379,6 +379,70 @@ mod tests {
         prop_oneof![6 => named, 3 => joined, 1 => raw]
     }
 
+    /// A value for `--name`: mostly one clap takes, sometimes one it refuses.
+    fn value(name: &'static str) -> BoxedStrategy<OsString> {
+        use std::os::unix::ffi::OsStringExt;
+        let text: Vec<&str> = match name {
+            "token-via" => vec!["broker", "fd", "env", "pipe", "ENV"],
+            "mask" | "scrub-tools" => vec!["auto", "on", "off", "On", "sometimes"],
+            _ => vec![
+                "/p", "rel/x", "a b", "work", "x=y", "ü", "default", "A_1", "/q/",
+            ],
+        };
+        let refused = prop::sample::select(vec!["", "-x", "--", "-"]).prop_map(OsString::from);
+        prop_oneof![
+            16 => prop::sample::select(text).prop_map(OsString::from),
+            2 => prop::collection::vec(any::<u8>(), 1..4).prop_map(OsString::from_vec),
+            1 => refused,
+        ]
+        .boxed()
+    }
+
+    /// One option as a fast launch writes it: a flag, or `--name value`, `--name=value`,
+    /// `-C value`.
+    fn option_words() -> impl Strategy<Value = Vec<OsString>> {
+        prop::sample::select(OPTIONS.to_vec()).prop_flat_map(|name| {
+            let flag = FLAGS.contains(&name);
+            (value(name), 0..3u8).prop_map(move |(v, form)| {
+                let long = format!("--{name}");
+                match (flag, form) {
+                    (true, 2) if name == "dry-run" => vec![OsString::from("-n")],
+                    (true, _) => vec![OsString::from(long)],
+                    (false, 0) => vec![OsString::from(long), v],
+                    (false, 1) => {
+                        let mut joined = OsString::from(format!("{long}="));
+                        joined.push(v);
+                        vec![joined]
+                    }
+                    (false, _) if name == "cwd" => vec![OsString::from("-C"), v],
+                    (false, _) => vec![OsString::from(long), v],
+                }
+            })
+        })
+    }
+
+    /// A command line of options, then often `--` and a command: most take the fast path.
+    fn plausible_line() -> impl Strategy<Value = Vec<OsString>> {
+        (
+            prop::collection::vec(option_words(), 0..6),
+            prop::option::of(prop::collection::vec(word(), 0..4)),
+            prop::option::weighted(0.15, (0..8usize, word())),
+        )
+            .prop_map(|(options, command, stray)| {
+                let mut args = vec![OsString::from("claude-iso")];
+                args.extend(options.into_iter().flatten());
+                if let Some((at, w)) = stray {
+                    let at = 1 + at % args.len();
+                    args.insert(at.min(args.len()), w);
+                }
+                if let Some(command) = command {
+                    args.push(OsString::from("--"));
+                    args.extend(command);
+                }
+                args
+            })
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(4000))]
         /// Every command line read fast is read exactly as clap reads it.
@@ -386,6 +450,137 @@ mod tests {
         fn a_fast_reading_is_always_clap_s_reading(words in prop::collection::vec(word(), 0..8)) {
             let args: Vec<OsString> = std::iter::once(OsString::from("claude-iso")).chain(words).collect();
             agrees(&args);
+        }
+
+        /// The same over command lines shaped like a launch's (several options with
+        /// their values, a command after `--`, now and then a stray word).
+        #[test]
+        fn a_launch_shaped_line_read_fast_is_read_as_clap_reads_it(args in plausible_line()) {
+            agrees(&args);
+        }
+    }
+
+    /// Most launch-shaped lines do take the fast path (1,144 of these 2,000), many of
+    /// them long: the property above is not vacuous.
+    #[test]
+    fn most_launch_shaped_lines_take_the_fast_path() {
+        use proptest::strategy::ValueTree;
+        use proptest::test_runner::TestRunner;
+        let mut runner = TestRunner::deterministic();
+        let strategy = plausible_line();
+        let (mut fast, mut long) = (0, 0);
+        for _ in 0..2000 {
+            let args = strategy.new_tree(&mut runner).unwrap().current();
+            if let Some(cli) = parse(&args) {
+                fast += 1;
+                long += usize::from(args.len() >= 6);
+                assert_eq!(Some(format!("{cli:?}")), by_clap(&args), "{args:?}");
+            }
+        }
+        assert!(
+            fast > 1000 && long > 350,
+            "{fast} fast, {long} of 6 words or more"
+        );
+    }
+
+    /// The lists above are clap's definition read back: a flag is a `SetTrue`, a
+    /// repeatable option an `Append`, the conflicting pairs are clap's, no option takes
+    /// its value from the environment or a default, the short names are the four read
+    /// here, and the lists of values are clap's.
+    #[test]
+    fn the_fast_lists_are_clap_s_own() {
+        use clap::{ArgAction, CommandFactory};
+        use std::collections::BTreeSet;
+        let mut cmd = Cli::command();
+        cmd.build();
+        let args: Vec<&clap::Arg> = cmd.get_arguments().collect();
+        let long = |a: &clap::Arg| a.get_long().map(str::to_owned);
+        for name in OPTIONS {
+            let arg = args
+                .iter()
+                .find(|a| a.get_long() == Some(name))
+                .unwrap_or_else(|| panic!("--{name} is not one of clap's options"));
+            assert_eq!(
+                matches!(arg.get_action(), ArgAction::SetTrue),
+                FLAGS.contains(name),
+                "--{name}: a flag?"
+            );
+            assert_eq!(
+                matches!(arg.get_action(), ArgAction::Append),
+                REPEATABLE.contains(name),
+                "--{name}: repeatable?"
+            );
+            if !FLAGS.contains(name) {
+                assert!(
+                    matches!(arg.get_action(), ArgAction::Set | ArgAction::Append),
+                    "--{name}: {:?}",
+                    arg.get_action()
+                );
+                assert_eq!(
+                    arg.get_num_args().map(|r| (r.min_values(), r.max_values())),
+                    Some((1, 1)),
+                    "--{name} takes one value"
+                );
+            }
+            assert!(arg.get_env().is_none(), "--{name} reads a variable");
+            // A flag is false unless given (clap's `SetTrue`); a value has no default.
+            let default: &[&str] = if FLAGS.contains(name) {
+                &["false"]
+            } else {
+                &[]
+            };
+            assert_eq!(
+                arg.get_default_values(),
+                default.iter().map(OsStr::new).collect::<Vec<_>>(),
+                "--{name}: its default"
+            );
+            let short = match *name {
+                "cwd" => Some('C'),
+                "dry-run" => Some('n'),
+                "verbose" => Some('v'),
+                "quiet" => Some('q'),
+                _ => None,
+            };
+            assert_eq!(arg.get_short(), short, "--{name}: its short name");
+            // Conflicts either way round, as clap applies them.
+            let theirs: BTreeSet<String> = args
+                .iter()
+                .filter(|other| {
+                    cmd.get_arg_conflicts_with(arg)
+                        .iter()
+                        .any(|c| c.get_id() == other.get_id())
+                        || cmd
+                            .get_arg_conflicts_with(other)
+                            .iter()
+                            .any(|c| c.get_id() == arg.get_id())
+                })
+                .filter_map(|a| long(a))
+                .collect();
+            let ours: BTreeSet<String> = CONFLICTS
+                .iter()
+                .filter_map(|(a, b)| match (*a == *name, *b == *name) {
+                    (true, _) => Some((*b).to_owned()),
+                    (_, true) => Some((*a).to_owned()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(theirs, ours, "--{name}: conflicts");
+            let values: Vec<String> = arg
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_owned())
+                .collect();
+            let accepted: Vec<String> = ["auto", "on", "off", "broker", "fd", "env"]
+                .into_iter()
+                .filter(|v| {
+                    let mut cli = parse(&argv(&[])).unwrap();
+                    !FLAGS.contains(name)
+                        && set_value(&mut cli, name, OsStr::new(v)).is_some()
+                        && matches!(*name, "mask" | "scrub-tools" | "token-via")
+                })
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(values, accepted, "--{name}: its values");
         }
     }
 }

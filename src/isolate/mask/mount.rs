@@ -38,8 +38,8 @@ impl Staged {
 /// What the views applied so far already show as the mask would: a placeholder of a
 /// kind (an empty file or directory in the view's read-only tmpfs: `Some(kind)`), or an
 /// entry bound back read-only (`None`). A later [`MountOp::Empty`] or file
-/// [`MountOp::ReadOnly`] on such a place would mount over it what it already is (two
-/// mount calls each, and two more to tear down at exit), so it is skipped.
+/// [`MountOp::ReadOnly`] on such a place would mount over it what it already is (a bind,
+/// and for a read-only one its remount, each torn down again at exit), so it is skipped.
 #[derive(Default)]
 pub(super) struct Shown(Vec<(PathBuf, Option<Kind>)>);
 
